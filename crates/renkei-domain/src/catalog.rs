@@ -1,0 +1,260 @@
+//! The catalogue the city keeps: data categories, services and their purposes, providers,
+//! and locators (where a resident's data lives — never the data itself).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CategoryId, ProviderId, PurposeId, ResidentId, ServiceId};
+
+/// Text shown to people, in Japanese (the default) and English.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalizedText {
+    pub ja: String,
+    pub en: String,
+}
+
+impl LocalizedText {
+    pub fn new(ja: impl Into<String>, en: impl Into<String>) -> Self {
+        Self {
+            ja: ja.into(),
+            en: en.into(),
+        }
+    }
+}
+
+/// An entry of the data-category vocabulary (データ項目).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataCategory {
+    pub id: CategoryId,
+    pub name: LocalizedText,
+    /// 要配慮個人情報 (APPI art. 2(3)): medical history, disability and the like. Such data
+    /// needs explicit opt-in consent; opt-out provision to third parties is forbidden.
+    pub special_care: bool,
+}
+
+/// Whether the city lets a service ask for data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Registered, waiting for an operator's review.
+    Pending,
+    Approved,
+    /// Stopped by an operator: every request is denied at once.
+    Suspended,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Suspended => "suspended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "approved" => Some(Self::Approved),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+/// A registered app that consumes resident data (サービス事業者).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub name: LocalizedText,
+    /// Services of one sector share pairwise subjects; different sectors never do.
+    pub sector: String,
+    /// The X25519 public key (base64url, 32 bytes) providers encrypt payloads to (HPKE).
+    pub hpke_public_key: String,
+    /// Where consent events are sent (signed Security Event Tokens).
+    pub webhook_url: Option<String>,
+    pub status: ServiceStatus,
+}
+
+/// The legal ground a purpose relies on (APPI art. 27(1) and its exceptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    /// 本人の同意: the resident opted in.
+    Consent,
+    /// 法令に基づく場合.
+    Law,
+    /// 人の生命、身体又は財産の保護のために必要がある場合 (emergencies).
+    VitalInterest,
+    /// 公衆衛生の向上.
+    PublicHealth,
+}
+
+impl LegalBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consent => "consent",
+            Self::Law => "law",
+            Self::VitalInterest => "vital_interest",
+            Self::PublicHealth => "public_health",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "consent" => Some(Self::Consent),
+            "law" => Some(Self::Law),
+            "vital_interest" => Some(Self::VitalInterest),
+            "public_health" => Some(Self::PublicHealth),
+            _ => None,
+        }
+    }
+}
+
+/// Names one version of one purpose of one service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PurposeRef {
+    pub service: ServiceId,
+    pub purpose: PurposeId,
+    pub version: u32,
+}
+
+/// A purpose (利用目的) a service declared. Versions are immutable: any change to what the
+/// resident is asked makes a new version ([`Purpose::revise`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purpose {
+    pub service: ServiceId,
+    pub id: PurposeId,
+    pub version: u32,
+    pub title: LocalizedText,
+    pub description: LocalizedText,
+    pub categories: BTreeSet<CategoryId>,
+    /// How long the service keeps what it receives.
+    pub retention_days: u32,
+    pub legal_basis: LegalBasis,
+}
+
+impl Purpose {
+    pub fn reference(&self) -> PurposeRef {
+        PurposeRef {
+            service: self.service.clone(),
+            purpose: self.id.clone(),
+            version: self.version,
+        }
+    }
+
+    /// Returns the next version if anything the resident is asked about changed, or `None`
+    /// when the revision is identical (so re-publishing a purpose never voids consents).
+    pub fn revise(
+        &self,
+        title: LocalizedText,
+        description: LocalizedText,
+        categories: BTreeSet<CategoryId>,
+        retention_days: u32,
+        legal_basis: LegalBasis,
+    ) -> Option<Purpose> {
+        let next = Purpose {
+            service: self.service.clone(),
+            id: self.id.clone(),
+            version: self.version.saturating_add(1),
+            title,
+            description,
+            categories,
+            retention_days,
+            legal_basis,
+        };
+        let unchanged = next.title == self.title
+            && next.description == self.description
+            && next.categories == self.categories
+            && next.retention_days == self.retention_days
+            && next.legal_basis == self.legal_basis;
+        (!unchanged).then_some(next)
+    }
+}
+
+/// A system that keeps resident data and answers hub-signed grants (データ保有者).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub name: LocalizedText,
+    /// Base URL; the hub POSTs grants to `<endpoint>/renkei/v1/fetch`.
+    pub endpoint: String,
+    pub categories: BTreeSet<CategoryId>,
+}
+
+/// Where one category of one resident's data lives: the provider and the resident's
+/// reference there. The hub keeps this, never the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locator {
+    pub resident: ResidentId,
+    pub category: CategoryId,
+    pub provider: ProviderId,
+    /// The provider's own key for the resident (e.g. a patient number).
+    pub reference: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purpose() -> Purpose {
+        Purpose {
+            service: ServiceId::new("health-advice").unwrap(),
+            id: PurposeId::new("advice").unwrap(),
+            version: 1,
+            title: LocalizedText::new("健康アドバイス", "Health advice"),
+            description: LocalizedText::new("説明", "Description"),
+            categories: [CategoryId::new("health.checkup").unwrap()].into(),
+            retention_days: 365,
+            legal_basis: LegalBasis::Consent,
+        }
+    }
+
+    #[test]
+    fn revising_a_purpose_with_new_categories_makes_a_new_version() {
+        let p = purpose();
+        let mut cats = p.categories.clone();
+        cats.insert(CategoryId::new("payment.history").unwrap());
+        let next = p
+            .revise(
+                p.title.clone(),
+                p.description.clone(),
+                cats,
+                365,
+                LegalBasis::Consent,
+            )
+            .unwrap();
+        assert_eq!(next.version, 2);
+    }
+
+    #[test]
+    fn republishing_an_identical_purpose_keeps_its_version() {
+        let p = purpose();
+        assert!(
+            p.revise(
+                p.title.clone(),
+                p.description.clone(),
+                p.categories.clone(),
+                365,
+                LegalBasis::Consent
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn changing_only_the_text_still_makes_a_new_version() {
+        let p = purpose();
+        let t = LocalizedText::new("健康助言", "Health advice");
+        assert_eq!(
+            p.revise(
+                t,
+                p.description.clone(),
+                p.categories.clone(),
+                365,
+                LegalBasis::Consent
+            )
+            .map(|n| n.version),
+            Some(2)
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Consent records (同意) and their history, modelled on ISO/IEC TS 27560 and the India
+//! Account Aggregator consent artefact: one record per resident, service and purpose version.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{LegalBasis, PurposeRef};
+use crate::ids::{CategoryId, ConsentId, ResidentId};
+
+/// How the answer was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentChannel {
+    /// The resident portal.
+    Portal,
+    /// The consent screen shown while signing in to a service.
+    SignInScreen,
+    /// An appointed proxy (代理人) acting for the resident.
+    Proxy,
+    /// City counter staff, with the resident present.
+    Counter,
+    /// The demo town's sign-in; never enabled outside demo mode.
+    Demo,
+}
+
+impl ConsentChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Portal => "portal",
+            Self::SignInScreen => "sign_in_screen",
+            Self::Proxy => "proxy",
+            Self::Counter => "counter",
+            Self::Demo => "demo",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "portal" => Some(Self::Portal),
+            "sign_in_screen" => Some(Self::SignInScreen),
+            "proxy" => Some(Self::Proxy),
+            "counter" => Some(Self::Counter),
+            "demo" => Some(Self::Demo),
+            _ => None,
+        }
+    }
+}
+
+/// Who acted: the resident, or someone on their behalf (kept apart so the resident can see it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    Resident,
+    Proxy {
+        proxy: ResidentId,
+    },
+    Staff {
+        staff_id: String,
+    },
+    /// The hub itself (expiry).
+    Hub,
+}
+
+/// Whether a consent is in force, as stored. Expiry is not stored: it follows from time
+/// (see [`Consent::state_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl ConsentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// One consent record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub id: ConsentId,
+    pub resident: ResidentId,
+    pub purpose: PurposeRef,
+    pub categories: BTreeSet<CategoryId>,
+    pub legal_basis: LegalBasis,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub given_via: ConsentChannel,
+    pub given_by: Actor,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Consent {
+    /// The state a reader sees at `now`: revocation wins over expiry.
+    pub fn state_at(&self, now: DateTime<Utc>) -> ConsentState {
+        if self.revoked_at.is_some() {
+            ConsentState::Revoked
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            ConsentState::Expired
+        } else {
+            ConsentState::Active
+        }
+    }
+
+    /// Proof that this consent is in force at `now`; the only way to get an [`ActiveConsent`].
+    pub fn active_at(self, now: DateTime<Utc>) -> Result<ActiveConsent, ConsentState> {
+        match self.state_at(now) {
+            ConsentState::Active => Ok(ActiveConsent(self)),
+            other => Err(other),
+        }
+    }
+}
+
+/// A consent checked to be in force at the moment of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveConsent(Consent);
+
+impl ActiveConsent {
+    pub fn consent(&self) -> &Consent {
+        &self.0
+    }
+    pub fn into_inner(self) -> Consent {
+        self.0
+    }
+}
+
+/// What happened to a consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentEventKind {
+    Granted,
+    Revoked,
+    /// Replaced by a consent to a newer version of the same purpose.
+    Superseded,
+}
+
+impl ConsentEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "granted" => Some(Self::Granted),
+            "revoked" => Some(Self::Revoked),
+            "superseded" => Some(Self::Superseded),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a consent's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    pub consent: ConsentId,
+    pub kind: ConsentEventKind,
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{PurposeId, ServiceId};
+    use chrono::TimeDelta;
+    use uuid::Uuid;
+
+    fn consent(now: DateTime<Utc>) -> Consent {
+        Consent {
+            id: ConsentId::from_uuid(Uuid::nil()),
+            resident: ResidentId::from_uuid(Uuid::nil()),
+            purpose: PurposeRef {
+                service: ServiceId::new("s").unwrap(),
+                purpose: PurposeId::new("p").unwrap(),
+                version: 1,
+            },
+            categories: BTreeSet::new(),
+            legal_basis: LegalBasis::Consent,
+            granted_at: now,
+            expires_at: Some(now + TimeDelta::days(30)),
+            given_via: ConsentChannel::Portal,
+            given_by: Actor::Resident,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_consent_expires_at_its_expiry_instant_not_after() {
+        let now = Utc::now();
+        let c = consent(now);
+        assert_eq!(
+            c.state_at(now + TimeDelta::days(30) - TimeDelta::milliseconds(1)),
+            ConsentState::Active
+        );
+        assert_eq!(c.state_at(now + TimeDelta::days(30)), ConsentState::Expired);
+    }
+
+    #[test]
+    fn revocation_wins_over_expiry() {
+        let now = Utc::now();
+        let mut c = consent(now);
+        c.revoked_at = Some(now);
+        assert_eq!(c.state_at(now + TimeDelta::days(60)), ConsentState::Revoked);
+        assert_eq!(c.active_at(now).unwrap_err(), ConsentState::Revoked);
+    }
+}

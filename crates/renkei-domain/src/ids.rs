@@ -1,0 +1,204 @@
+//! Identities as newtypes, so a resident id can never be passed where a service id belongs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error(
+        "`{0}` is not a valid {1}: use 1 to 64 characters from a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit"
+    )]
+    BadSlug(String, &'static str),
+    #[error("`{0}` is not a valid {1}: expected a UUID")]
+    BadUuid(String, &'static str),
+}
+
+/// Checks the shape shared by operator-chosen identifiers (service, purpose, category, provider).
+fn check_slug(s: &str, what: &'static str) -> Result<(), IdError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::BadSlug(s.to_owned(), what))
+    }
+}
+
+macro_rules! slug_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an identifier.
+            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                check_slug(&s, $what)?;
+                Ok(Self(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Uuid::parse_str(s).map(Self).map_err(|_| IdError::BadUuid(s.to_owned(), $what))
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+slug_id!(
+    /// A registered service (data consumer), e.g. `health-advice`.
+    ServiceId, "service id");
+slug_id!(
+    /// A purpose declared by a service, e.g. `health-advice`; versions are numbered apart.
+    PurposeId, "purpose id");
+slug_id!(
+    /// An entry of the data-category vocabulary, e.g. `health.checkup`.
+    CategoryId, "data category");
+slug_id!(
+    /// A data provider (data holder), e.g. `city-registry`.
+    ProviderId, "provider id");
+
+uuid_id!(
+    /// A resident (data subject) inside the hub. Never shown to services: they see a
+    /// [`ServiceSubject`] instead.
+    ResidentId, "resident id");
+uuid_id!(
+    /// One consent record.
+    ConsentId, "consent id");
+uuid_id!(
+    /// One data request, shared by its access record, its grants and its response.
+    RequestId, "request id");
+
+/// The pseudonymous identifier a service knows a resident by (サービス別仮名ID). It is
+/// different for every service sector, so two services cannot join their records on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceSubject(String);
+
+impl ServiceSubject {
+    /// Accepts the base64url form the hub hands out (43 characters for 32 bytes).
+    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        let ok = (16..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(IdError::BadSlug(s, "subject"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn slugs_accept_the_vocabulary_style() {
+        assert!(CategoryId::new("health.checkup").is_ok());
+        assert!(ServiceId::new("community-bus").is_ok());
+    }
+
+    #[test]
+    fn slugs_reject_upper_case_spaces_and_empty() {
+        for bad in ["", "Health", "a b", "-x", "x/y", &"a".repeat(65)] {
+            assert!(ServiceId::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn slug_errors_quote_the_input() {
+        let err = PurposeId::new("Bad Id").unwrap_err().to_string();
+        assert!(err.contains("`Bad Id`"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn slug_parsing_never_panics_and_round_trips(s in ".{0,80}") {
+            if let Ok(id) = CategoryId::new(s.clone()) {
+                prop_assert_eq!(id.as_str(), s.as_str());
+                let json = serde_json::to_string(&id).unwrap();
+                let back: CategoryId = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(back, id);
+            }
+        }
+
+        #[test]
+        fn uuid_ids_parse_only_uuids(s in ".{0,40}") {
+            let parsed = s.parse::<ConsentId>();
+            prop_assert_eq!(parsed.is_ok(), Uuid::parse_str(&s).is_ok());
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The vocabulary and rules of Renkei, free of I/O.
+//!
+//! This crate owns what a resident, a service, a purpose, a data category, a provider,
+//! a locator, a consent and an access record *are*, and the one decision that matters:
+//! may this service receive these categories of this resident for this purpose now
+//! ([`decision::decide`]). It must not touch storage, the network, clocks or randomness:
+//! callers pass in `now` and identifiers, so every rule here is a plain function that can
+//! be unit- and property-tested.
+
+pub mod access;
+pub mod catalog;
+pub mod consent;
+pub mod decision;
+pub mod ids;
+
+pub use access::{AccessBasis, AccessOutcome, AccessRecord};
+pub use catalog::{
+    DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
+    ServiceStatus,
+};
+pub use consent::{
+    ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
+};
+pub use decision::{DataRequest, Decision, DenialReason, decide};
+pub use ids::{
+    CategoryId, ConsentId, IdError, ProviderId, PurposeId, RequestId, ResidentId, ServiceId,
+    ServiceSubject,
+};
