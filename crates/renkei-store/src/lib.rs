@@ -1,1 +1,219 @@
-//! renkei-store
+//! Durable storage for the hub: the catalogue, consents and their history, the access log,
+//! pairwise subjects, the webhook outbox and the hub's secrets.
+//!
+//! [`Store`] is the one interface the rest of the hub sees. It has one implementation per
+//! backend — [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (for several hub
+//! replicas) — generated from the same SQL in `sql.rs`, and one conformance suite
+//! ([`conformance`]) that both must pass. This crate never decides anything itself: the
+//! consent rule is `renkei_domain::decide`, called inside the transaction that records it.
+//! It must not know about HTTP, tokens or cryptography.
+
+mod codec;
+pub mod conformance;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use renkei_domain::{
+    AccessRecord, Actor, CategoryId, Consent, ConsentEvent, ConsentId, DataCategory, DataRequest,
+    Decision, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeId, PurposeRef,
+    ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
+};
+use serde::{Deserialize, Serialize};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("consent `{0}` to this purpose version is already active")]
+    ConsentAlreadyActive(ConsentId),
+    #[error("consent `{0}` is not active")]
+    ConsentNotActive(ConsentId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A purpose as a service declares it; storage assigns the version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurposeDraft {
+    pub service: ServiceId,
+    pub id: PurposeId,
+    pub title: LocalizedText,
+    pub description: LocalizedText,
+    pub categories: BTreeSet<CategoryId>,
+    pub retention_days: u32,
+    pub legal_basis: LegalBasis,
+}
+
+/// A message for a service's webhook, written in the same transaction as the change it reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: uuid::Uuid,
+    pub service: ServiceId,
+    /// Opaque to storage; the hub signs it when it sends it.
+    pub event: serde_json::Value,
+}
+
+/// A webhook message waiting for (re)delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueMessage {
+    pub message: OutboxMessage,
+    pub attempts: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    RetryAt(DateTime<Utc>),
+    GiveUp,
+}
+
+/// One data request waiting for its decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionInput {
+    pub request: DataRequest,
+    /// How the service names the resident.
+    pub subject: ServiceSubject,
+}
+
+/// A decision as recorded, with where to fetch the data when it was granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDecision {
+    pub decision: Decision,
+    pub record: AccessRecord,
+    /// One per requested category the resident has data for (empty when denied).
+    pub locators: Vec<Locator>,
+}
+
+/// A filter over the access log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessQuery {
+    pub resident: Option<ResidentId>,
+    pub service: Option<ServiceId>,
+    /// Only entries with `seq` greater than this (paging cursor).
+    pub after_seq: Option<u64>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// Everything the hub keeps. See the crate documentation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- catalogue ---
+    async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
+    async fn categories(&self) -> StoreResult<Vec<DataCategory>>;
+    /// Registers or updates a service (its status included).
+    async fn put_service(&self, service: &Service, client_secret_hash: &str) -> StoreResult<()>;
+    async fn service(&self, id: &ServiceId) -> StoreResult<Option<Service>>;
+    async fn services(&self) -> StoreResult<Vec<Service>>;
+    async fn client_secret_hash(&self, id: &ServiceId) -> StoreResult<Option<String>>;
+    async fn set_service_status(&self, id: &ServiceId, status: ServiceStatus) -> StoreResult<()>;
+    /// Publishes a purpose: version 1, a new version if anything changed, or the current one.
+    async fn publish_purpose(
+        &self,
+        draft: &PurposeDraft,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Purpose>;
+    async fn current_purpose(
+        &self,
+        service: &ServiceId,
+        purpose: &PurposeId,
+    ) -> StoreResult<Option<Purpose>>;
+    async fn purpose_version(&self, reference: &PurposeRef) -> StoreResult<Option<Purpose>>;
+    /// The current version of each purpose of a service.
+    async fn purposes(&self, service: &ServiceId) -> StoreResult<Vec<Purpose>>;
+    async fn put_provider(&self, provider: &Provider) -> StoreResult<()>;
+    async fn providers(&self) -> StoreResult<Vec<Provider>>;
+
+    // --- residents ---
+    async fn add_resident(&self, id: ResidentId, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn resident_exists(&self, id: ResidentId) -> StoreResult<bool>;
+    async fn put_locators(&self, locators: &[Locator]) -> StoreResult<()>;
+    async fn locators_of(&self, resident: ResidentId) -> StoreResult<Vec<Locator>>;
+    /// Records that `subject` names `resident` for services of `sector` (idempotent).
+    async fn link_subject(
+        &self,
+        sector: &str,
+        subject: &ServiceSubject,
+        resident: ResidentId,
+    ) -> StoreResult<()>;
+
+    // --- consents ---
+    /// Grants a consent. An active consent to an older version of the same purpose is
+    /// superseded in the same transaction; one to the same version is a conflict.
+    async fn grant_consent(
+        &self,
+        consent: &Consent,
+        notify: Option<&OutboxMessage>,
+    ) -> StoreResult<()>;
+    /// Revokes an active consent of `resident`. Durable when this returns.
+    async fn revoke_consent(
+        &self,
+        resident: ResidentId,
+        id: ConsentId,
+        actor: &Actor,
+        at: DateTime<Utc>,
+        notify: Option<&OutboxMessage>,
+    ) -> StoreResult<Consent>;
+    async fn consent(&self, id: ConsentId) -> StoreResult<Option<Consent>>;
+    /// Every consent of a resident, newest first.
+    async fn consents_of(&self, resident: ResidentId) -> StoreResult<Vec<Consent>>;
+    async fn consent_history(&self, id: ConsentId) -> StoreResult<Vec<ConsentEvent>>;
+
+    // --- the decision and the access log ---
+    /// Decides each request with `renkei_domain::decide` against the stored consents and
+    /// appends its access record, all in one transaction that is durable on return.
+    async fn decide_and_record(
+        &self,
+        batch: &[DecisionInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<RecordedDecision>>;
+    async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;
+    /// Number of entries in the access log.
+    async fn log_size(&self) -> StoreResult<u64>;
+
+    // --- webhook outbox ---
+    /// Takes up to `limit` due messages and leases them until `lease_until`, so another
+    /// replica does not send them at the same time.
+    async fn take_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueMessage>>;
+    async fn record_delivery(
+        &self,
+        id: uuid::Uuid,
+        outcome: DeliveryOutcome,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    // --- secrets ---
+    /// Returns the secret stored under `name`, storing `candidate` first if there is none.
+    /// Every replica thus agrees on one value.
+    async fn ensure_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<u8>>;
+}

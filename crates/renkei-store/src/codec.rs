@@ -1,0 +1,301 @@
+//! Row shapes shared by both backends and their conversion to domain types.
+//!
+//! Rows are read into plain structs of strings and integers (`Raw*`), then converted here,
+//! so the conversion is written once and every malformed row becomes [`StoreError::Corrupt`].
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use renkei_domain::{
+    AccessBasis, AccessOutcome, AccessRecord, Actor, CategoryId, Consent, ConsentChannel,
+    ConsentEvent, ConsentEventKind, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
+    Purpose, PurposeRef, Service, ServiceStatus,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{StoreError, StoreResult};
+
+pub fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn time(ms: i64) -> StoreResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+pub fn opt_time(ms: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(time).transpose()
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode value: {e}")))
+}
+
+pub fn from_json<T: DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub fn parse<T: FromStr>(s: &str, what: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn enum_field<T>(v: Option<T>, s: &str, what: &str) -> StoreResult<T> {
+    v.ok_or_else(|| StoreError::Corrupt(format!("unknown {what} `{s}`")))
+}
+
+fn u32_field(v: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawCategory {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub special_care: bool,
+}
+
+impl RawCategory {
+    pub fn into_domain(self) -> StoreResult<DataCategory> {
+        Ok(DataCategory {
+            id: parse(&self.id, "category id")?,
+            name: LocalizedText::new(self.name_ja, self.name_en),
+            special_care: self.special_care,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawService {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub sector: String,
+    pub hpke_public_key: String,
+    pub webhook_url: Option<String>,
+    pub status: String,
+}
+
+impl RawService {
+    pub fn into_domain(self) -> StoreResult<Service> {
+        Ok(Service {
+            id: parse(&self.id, "service id")?,
+            name: LocalizedText::new(self.name_ja, self.name_en),
+            sector: self.sector,
+            hpke_public_key: self.hpke_public_key,
+            webhook_url: self.webhook_url,
+            status: enum_field(
+                ServiceStatus::parse(&self.status),
+                &self.status,
+                "service status",
+            )?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawPurpose {
+    pub service_id: String,
+    pub purpose_id: String,
+    pub version: i64,
+    pub title_ja: String,
+    pub title_en: String,
+    pub description_ja: String,
+    pub description_en: String,
+    pub categories: String,
+    pub retention_days: i64,
+    pub legal_basis: String,
+}
+
+impl RawPurpose {
+    pub fn into_domain(self) -> StoreResult<Purpose> {
+        Ok(Purpose {
+            service: parse(&self.service_id, "service id")?,
+            id: parse(&self.purpose_id, "purpose id")?,
+            version: u32_field(self.version, "purpose version")?,
+            title: LocalizedText::new(self.title_ja, self.title_en),
+            description: LocalizedText::new(self.description_ja, self.description_en),
+            categories: from_json(&self.categories, "purpose categories")?,
+            retention_days: u32_field(self.retention_days, "retention days")?,
+            legal_basis: enum_field(
+                LegalBasis::parse(&self.legal_basis),
+                &self.legal_basis,
+                "legal basis",
+            )?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawProvider {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub endpoint: String,
+    pub categories: String,
+}
+
+impl RawProvider {
+    pub fn into_domain(self) -> StoreResult<Provider> {
+        Ok(Provider {
+            id: parse(&self.id, "provider id")?,
+            name: LocalizedText::new(self.name_ja, self.name_en),
+            endpoint: self.endpoint,
+            categories: from_json(&self.categories, "provider categories")?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawLocator {
+    pub resident_id: String,
+    pub category_id: String,
+    pub provider_id: String,
+    pub reference: String,
+}
+
+impl RawLocator {
+    pub fn into_domain(self) -> StoreResult<Locator> {
+        Ok(Locator {
+            resident: parse(&self.resident_id, "resident id")?,
+            category: parse(&self.category_id, "category id")?,
+            provider: parse(&self.provider_id, "provider id")?,
+            reference: self.reference,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawConsent {
+    pub id: String,
+    pub resident_id: String,
+    pub service_id: String,
+    pub purpose_id: String,
+    pub purpose_version: i64,
+    pub categories: String,
+    pub legal_basis: String,
+    pub granted_at: i64,
+    pub expires_at: Option<i64>,
+    pub given_via: String,
+    pub given_by: String,
+    pub revoked_at: Option<i64>,
+}
+
+impl RawConsent {
+    pub fn into_domain(self) -> StoreResult<Consent> {
+        Ok(Consent {
+            id: parse(&self.id, "consent id")?,
+            resident: parse(&self.resident_id, "resident id")?,
+            purpose: PurposeRef {
+                service: parse(&self.service_id, "service id")?,
+                purpose: parse(&self.purpose_id, "purpose id")?,
+                version: u32_field(self.purpose_version, "purpose version")?,
+            },
+            categories: from_json::<BTreeSet<CategoryId>>(&self.categories, "consent categories")?,
+            legal_basis: enum_field(
+                LegalBasis::parse(&self.legal_basis),
+                &self.legal_basis,
+                "legal basis",
+            )?,
+            granted_at: time(self.granted_at)?,
+            expires_at: opt_time(self.expires_at)?,
+            given_via: enum_field(
+                ConsentChannel::parse(&self.given_via),
+                &self.given_via,
+                "consent channel",
+            )?,
+            given_by: from_json::<Actor>(&self.given_by, "consent actor")?,
+            revoked_at: opt_time(self.revoked_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawConsentEvent {
+    pub consent_id: String,
+    pub kind: String,
+    pub at: i64,
+    pub actor: String,
+}
+
+impl RawConsentEvent {
+    pub fn into_domain(self) -> StoreResult<ConsentEvent> {
+        Ok(ConsentEvent {
+            consent: parse(&self.consent_id, "consent id")?,
+            kind: enum_field(
+                ConsentEventKind::parse(&self.kind),
+                &self.kind,
+                "consent event",
+            )?,
+            at: time(self.at)?,
+            actor: from_json(&self.actor, "consent event actor")?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawAccessRecord {
+    pub seq: i64,
+    pub request_id: String,
+    pub at: i64,
+    pub service_id: String,
+    pub resident_id: Option<String>,
+    pub purpose_id: String,
+    pub purpose_version: Option<i64>,
+    pub categories: String,
+    pub basis: String,
+    pub outcome: String,
+    pub providers: String,
+}
+
+impl RawAccessRecord {
+    pub fn into_domain(self) -> StoreResult<AccessRecord> {
+        Ok(AccessRecord {
+            seq: u64::try_from(self.seq)
+                .map_err(|_| StoreError::Corrupt(format!("negative seq {}", self.seq)))?,
+            request: parse(&self.request_id, "request id")?,
+            at: time(self.at)?,
+            service: parse(&self.service_id, "service id")?,
+            resident: self
+                .resident_id
+                .as_deref()
+                .map(|r| parse(r, "resident id"))
+                .transpose()?,
+            purpose: parse(&self.purpose_id, "purpose id")?,
+            purpose_version: self
+                .purpose_version
+                .map(|v| u32_field(v, "purpose version"))
+                .transpose()?,
+            categories: from_json(&self.categories, "access categories")?,
+            basis: from_json::<AccessBasis>(&self.basis, "access basis")?,
+            outcome: outcome_from_column(&self.outcome),
+            providers: from_json(&self.providers, "access providers")?,
+        })
+    }
+}
+
+/// `granted`, or the denial's reason code.
+pub fn outcome_column(outcome: &AccessOutcome) -> &str {
+    match outcome {
+        AccessOutcome::Granted => "granted",
+        AccessOutcome::Denied { reason } => reason,
+    }
+}
+
+fn outcome_from_column(s: &str) -> AccessOutcome {
+    if s == "granted" {
+        AccessOutcome::Granted
+    } else {
+        AccessOutcome::Denied {
+            reason: s.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! The store conformance suite: every backend must pass exactly these checks.
+//!
+//! Each check takes a freshly migrated, empty store. A backend's test file instantiates the
+//! whole suite with [`crate::store_conformance_suite!`], one `#[tokio::test]` per check.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use renkei_domain::{
+    AccessOutcome, Actor, CategoryId, Consent, ConsentChannel, ConsentEventKind, ConsentId,
+    DataCategory, DataRequest, Decision, LegalBasis, LocalizedText, Locator, Provider, ProviderId,
+    PurposeId, RequestId, ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
+};
+use uuid::Uuid;
+
+use crate::{
+    AccessQuery, DecisionInput, DeliveryOutcome, OutboxMessage, PurposeDraft, Store, StoreError,
+};
+
+/// Runs every check as its own test. `$factory` is an async fn returning
+/// `Option<impl Store>`; `None` means the backend is not configured here (the test says so
+/// and passes without checking anything).
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($factory:path) => {
+        $crate::store_conformance_suite!(@tests $factory;
+            a_fresh_store_has_an_empty_access_log,
+            purposes_get_a_new_version_only_when_they_change,
+            a_granted_consent_is_listed_with_its_history,
+            granting_the_same_purpose_version_twice_is_a_conflict,
+            consent_to_a_new_purpose_version_supersedes_the_old_one,
+            a_matching_consent_grants_the_request_with_only_the_requested_locators,
+            a_revoked_consent_denies_the_next_request,
+            a_category_outside_the_consent_is_denied_and_recorded,
+            an_unknown_subject_is_denied_and_recorded_without_a_resident,
+            a_suspended_service_is_denied,
+            a_resident_cannot_revoke_another_residents_consent,
+            a_consent_cannot_be_revoked_twice,
+            the_access_log_is_gap_free_under_concurrent_batches,
+            access_records_filter_by_resident_service_and_cursor,
+            webhook_messages_are_leased_once_and_retried_until_delivered,
+            ensure_secret_keeps_the_first_value,
+        );
+    };
+    (@tests $factory:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                match $factory().await {
+                    Some(store) => $crate::conformance::$check(std::sync::Arc::new(store)).await,
+                    None => eprintln!("skipped: backend not configured for {}", stringify!($check)),
+                }
+            }
+        )*
+    };
+}
+
+fn cat(s: &str) -> CategoryId {
+    CategoryId::new(s).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn service_id() -> ServiceId {
+    ServiceId::new("health-advice").unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn purpose_id() -> PurposeId {
+    PurposeId::new("advice").unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+fn draft(categories: &[&str]) -> PurposeDraft {
+    PurposeDraft {
+        service: service_id(),
+        id: purpose_id(),
+        title: LocalizedText::new("健康アドバイス", "Health advice"),
+        description: LocalizedText::new(
+            "健診結果と購買履歴から助言します",
+            "Advice from checkups and purchases",
+        ),
+        categories: categories.iter().map(|c| cat(c)).collect(),
+        retention_days: 365,
+        legal_basis: LegalBasis::Consent,
+    }
+}
+
+/// A tiny town: one service with one purpose, one provider, and `residents` residents
+/// holding both categories there; returns the residents and their subjects.
+async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSubject)> {
+    let now = Utc::now();
+    for (id, special) in [("health.checkup", true), ("payment.history", false)] {
+        store
+            .put_category(&DataCategory {
+                id: cat(id),
+                name: LocalizedText::new(id, id),
+                special_care: special,
+            })
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+    }
+    let service = Service {
+        id: service_id(),
+        name: LocalizedText::new("健康アドバイス", "Health advice"),
+        sector: "health".into(),
+        hpke_public_key: "key".into(),
+        webhook_url: Some("http://127.0.0.1:9/hook".into()),
+        status: ServiceStatus::Approved,
+    };
+    store
+        .put_service(&service, "hash")
+        .await
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    store
+        .publish_purpose(&draft(&["health.checkup", "payment.history"]), now)
+        .await
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let provider = ProviderId::new("clinic").unwrap_or_else(|e| unreachable!("{e}"));
+    store
+        .put_provider(&Provider {
+            id: provider.clone(),
+            name: LocalizedText::new("診療所", "Clinic"),
+            endpoint: "http://127.0.0.1:9".into(),
+            categories: [cat("health.checkup"), cat("payment.history")].into(),
+        })
+        .await
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let mut out = Vec::new();
+    for i in 0..residents {
+        let resident = ResidentId::from_uuid(Uuid::new_v4());
+        store
+            .add_resident(resident, now)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let locators: Vec<Locator> = ["health.checkup", "payment.history"]
+            .iter()
+            .map(|c| Locator {
+                resident,
+                category: cat(c),
+                provider: provider.clone(),
+                reference: format!("P-{i}-{c}"),
+            })
+            .collect();
+        store
+            .put_locators(&locators)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let subject = ServiceSubject::new(format!("subject-{}", Uuid::new_v4().simple()))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        store
+            .link_subject("health", &subject, resident)
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        out.push((resident, subject));
+    }
+    out
+}
+
+fn consent(resident: ResidentId, version: u32, categories: &[&str], at: DateTime<Utc>) -> Consent {
+    Consent {
+        id: ConsentId::from_uuid(Uuid::new_v4()),
+        resident,
+        purpose: renkei_domain::PurposeRef {
+            service: service_id(),
+            purpose: purpose_id(),
+            version,
+        },
+        categories: categories.iter().map(|c| cat(c)).collect(),
+        legal_basis: LegalBasis::Consent,
+        granted_at: at,
+        expires_at: Some(at + TimeDelta::days(365)),
+        given_via: ConsentChannel::Portal,
+        given_by: Actor::Resident,
+        revoked_at: None,
+    }
+}
+
+fn request(subject: &ServiceSubject, categories: &[&str]) -> DecisionInput {
+    DecisionInput {
+        request: DataRequest {
+            id: RequestId::from_uuid(Uuid::new_v4()),
+            service: service_id(),
+            purpose: purpose_id(),
+            categories: categories.iter().map(|c| cat(c)).collect(),
+        },
+        subject: subject.clone(),
+    }
+}
+
+async fn decide_one(store: &dyn Store, input: DecisionInput) -> crate::RecordedDecision {
+    let mut out = store
+        .decide_and_record(&[input], Utc::now())
+        .await
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+fn denial(d: &crate::RecordedDecision) -> Option<&str> {
+    match &d.decision {
+        Decision::Granted(_) => None,
+        Decision::Denied(r) => Some(r.code()),
+    }
+}
+
+pub async fn a_fresh_store_has_an_empty_access_log(store: Arc<dyn Store>) {
+    assert_eq!(store.log_size().await.unwrap(), 0);
+    let q = AccessQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.access_records(&q).await.unwrap().is_empty());
+}
+
+pub async fn purposes_get_a_new_version_only_when_they_change(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let now = Utc::now();
+    let same = store
+        .publish_purpose(&draft(&["health.checkup", "payment.history"]), now)
+        .await
+        .unwrap();
+    assert_eq!(same.version, 1);
+    let changed = store
+        .publish_purpose(&draft(&["health.checkup"]), now)
+        .await
+        .unwrap();
+    assert_eq!(changed.version, 2);
+    let current = store
+        .current_purpose(&service_id(), &purpose_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current, changed);
+    let old = store
+        .purpose_version(&same.reference())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.categories.len(), 2, "old versions stay as they were");
+    assert_eq!(store.purposes(&service_id()).await.unwrap(), vec![changed]);
+}
+
+pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let listed = store.consents_of(people[0].0).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, c.id);
+    assert_eq!(listed[0].categories, c.categories);
+    assert_eq!(
+        listed[0].expires_at.map(|t| t.timestamp_millis()),
+        c.expires_at.map(|t| t.timestamp_millis())
+    );
+    let history = store.consent_history(c.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![ConsentEventKind::Granted]
+    );
+}
+
+pub async fn granting_the_same_purpose_version_twice_is_a_conflict(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let first = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&first, None).await.unwrap();
+    let second = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    match store.grant_consent(&second, None).await {
+        Err(StoreError::ConsentAlreadyActive(id)) => assert_eq!(id, first.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.consents_of(people[0].0).await.unwrap().len(),
+        1,
+        "the rejected grant left nothing behind"
+    );
+}
+
+pub async fn consent_to_a_new_purpose_version_supersedes_the_old_one(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let now = Utc::now();
+    let v1 = consent(people[0].0, 1, &["health.checkup"], now);
+    store.grant_consent(&v1, None).await.unwrap();
+    store
+        .publish_purpose(&draft(&["health.checkup"]), now)
+        .await
+        .unwrap();
+    // The old consent no longer speaks for the purpose.
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("consent-wrong-purpose-version"));
+    let v2 = consent(
+        people[0].0,
+        2,
+        &["health.checkup"],
+        now + TimeDelta::milliseconds(5),
+    );
+    store.grant_consent(&v2, None).await.unwrap();
+    let old = store.consent(v1.id).await.unwrap().unwrap();
+    assert!(old.revoked_at.is_some());
+    let kinds: Vec<_> = store
+        .consent_history(v1.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![ConsentEventKind::Granted, ConsentEventKind::Superseded]
+    );
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), None);
+}
+
+pub async fn a_matching_consent_grants_the_request_with_only_the_requested_locators(
+    store: Arc<dyn Store>,
+) {
+    let people = town(store.as_ref(), 2).await;
+    let c = consent(
+        people[0].0,
+        1,
+        &["health.checkup", "payment.history"],
+        Utc::now(),
+    );
+    store.grant_consent(&c, None).await.unwrap();
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), None);
+    assert_eq!(d.locators.len(), 1);
+    assert_eq!(d.locators[0].category, cat("health.checkup"));
+    assert_eq!(d.locators[0].resident, people[0].0);
+    assert_eq!(d.record.outcome, AccessOutcome::Granted);
+    assert_eq!(
+        d.record.basis,
+        renkei_domain::AccessBasis::Consent { consent: c.id }
+    );
+    let stored = store
+        .access_records(&AccessQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![d.record]);
+}
+
+pub async fn a_revoked_consent_denies_the_next_request(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let notify = OutboxMessage {
+        id: Uuid::new_v4(),
+        service: service_id(),
+        event: serde_json::json!({"kind": "revoked"}),
+    };
+    let revoked = store
+        .revoke_consent(
+            people[0].0,
+            c.id,
+            &Actor::Resident,
+            Utc::now(),
+            Some(&notify),
+        )
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("consent-revoked"));
+    assert!(d.locators.is_empty());
+    let due = store
+        .take_due_messages(Utc::now(), Utc::now() + TimeDelta::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "the revocation's webhook message was written with it"
+    );
+    assert_eq!(due[0].message, notify);
+}
+
+pub async fn a_category_outside_the_consent_is_denied_and_recorded(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    store
+        .grant_consent(
+            &consent(people[0].0, 1, &["health.checkup"], Utc::now()),
+            None,
+        )
+        .await
+        .unwrap();
+    let d = decide_one(
+        store.as_ref(),
+        request(&people[0].1, &["health.checkup", "payment.history"]),
+    )
+    .await;
+    assert_eq!(denial(&d), Some("category-not-covered"));
+    let stored = store
+        .access_records(&AccessQuery {
+            resident: Some(people[0].0),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].outcome,
+        AccessOutcome::Denied {
+            reason: "category-not-covered".into()
+        }
+    );
+    assert!(stored[0].providers.is_empty());
+}
+
+pub async fn an_unknown_subject_is_denied_and_recorded_without_a_resident(store: Arc<dyn Store>) {
+    town(store.as_ref(), 1).await;
+    let stranger = ServiceSubject::new("nobody-knows-this-subject").unwrap();
+    let d = decide_one(store.as_ref(), request(&stranger, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("unknown-subject"));
+    assert_eq!(d.record.resident, None);
+    assert_eq!(store.log_size().await.unwrap(), 1);
+}
+
+pub async fn a_suspended_service_is_denied(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    store
+        .grant_consent(
+            &consent(people[0].0, 1, &["health.checkup"], Utc::now()),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .set_service_status(&service_id(), ServiceStatus::Suspended)
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("service-not-approved"));
+}
+
+pub async fn a_resident_cannot_revoke_another_residents_consent(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 2).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let err = store
+        .revoke_consent(people[1].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(
+        store
+            .consent(c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+}
+
+pub async fn a_consent_cannot_be_revoked_twice(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    store
+        .revoke_consent(people[0].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap();
+    let err = store
+        .revoke_consent(people[0].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConsentNotActive(_)), "{err:?}");
+    assert_eq!(store.consent_history(c.id).await.unwrap().len(), 2);
+}
+
+pub async fn the_access_log_is_gap_free_under_concurrent_batches(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 4).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        let subject = people[i % people.len()].1.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<_> = (0..8)
+                .map(|_| request(&subject, &["health.checkup"]))
+                .collect();
+            store.decide_and_record(&batch, Utc::now()).await.unwrap()
+        }));
+    }
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        for d in t.await.unwrap() {
+            assert!(seqs.insert(d.record.seq), "duplicate seq {}", d.record.seq);
+        }
+    }
+    assert_eq!(seqs, (0..128).collect::<BTreeSet<u64>>());
+    assert_eq!(store.log_size().await.unwrap(), 128);
+    let stored = store
+        .access_records(&AccessQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..128).collect::<Vec<u64>>()
+    );
+}
+
+pub async fn access_records_filter_by_resident_service_and_cursor(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 2).await;
+    for _ in 0..3 {
+        for (_, subject) in &people {
+            decide_one(store.as_ref(), request(subject, &["health.checkup"])).await;
+        }
+    }
+    let mine = AccessQuery {
+        resident: Some(people[0].0),
+        limit: 2,
+        ..Default::default()
+    };
+    let page1 = store.access_records(&mine).await.unwrap();
+    assert_eq!(page1.len(), 2);
+    assert!(page1.iter().all(|r| r.resident == Some(people[0].0)));
+    let page2 = store
+        .access_records(&AccessQuery {
+            after_seq: Some(page1[1].seq),
+            ..mine.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert!(page2[0].seq > page1[1].seq);
+    let other_service = AccessQuery {
+        service: Some(ServiceId::new("community-bus").unwrap()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .access_records(&other_service)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let future = AccessQuery {
+        since: Some(Utc::now() + TimeDelta::hours(1)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.access_records(&future).await.unwrap().is_empty());
+}
+
+pub async fn webhook_messages_are_leased_once_and_retried_until_delivered(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    let m = OutboxMessage {
+        id: Uuid::new_v4(),
+        service: service_id(),
+        event: serde_json::json!({"kind": "granted"}),
+    };
+    store.grant_consent(&c, Some(&m)).await.unwrap();
+    let now = Utc::now() + TimeDelta::seconds(1);
+    let first = store
+        .take_due_messages(now, now + TimeDelta::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let again = store
+        .take_due_messages(now, now + TimeDelta::seconds(30), 10)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "a leased message is not handed out twice");
+    store
+        .record_delivery(
+            m.id,
+            DeliveryOutcome::RetryAt(now + TimeDelta::seconds(2)),
+            Some("503"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .take_due_messages(
+                now + TimeDelta::seconds(1),
+                now + TimeDelta::seconds(30),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry = store
+        .take_due_messages(
+            now + TimeDelta::seconds(2),
+            now + TimeDelta::seconds(30),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 1);
+    store
+        .record_delivery(m.id, DeliveryOutcome::Delivered, None, now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .take_due_messages(now + TimeDelta::days(1), now + TimeDelta::days(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn ensure_secret_keeps_the_first_value(store: Arc<dyn Store>) {
+    let first = store
+        .ensure_secret("pairwise", b"one", Utc::now())
+        .await
+        .unwrap();
+    let second = store
+        .ensure_secret("pairwise", b"two", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(first, b"one");
+    assert_eq!(second, b"one");
+}

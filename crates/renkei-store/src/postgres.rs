@@ -1,0 +1,31 @@
+//! The PostgreSQL backend, for several hub replicas behind a load balancer.
+
+use sqlx::Postgres;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::StoreResult;
+use crate::sql::{consent_columns, impl_store, purpose_columns};
+
+/// A [`crate::Store`] in a PostgreSQL database shared by every hub replica.
+#[derive(Clone)]
+pub struct PostgresStore {
+    read: PgPool,
+    write: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (e.g. `postgres://127.0.0.1/renkei`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}
+
+impl_store!(PostgresStore, Postgres);

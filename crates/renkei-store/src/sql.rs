@@ -1,0 +1,773 @@
+//! The SQL behind [`crate::Store`], written once and stamped out for each backend.
+//!
+//! Both schemas (see `migrations/`) use the same table and column names and `$n`
+//! placeholders, so the statements are identical; what differs per backend (connection
+//! settings, pool sizes, the migration set) lives in `sqlite.rs` and `postgres.rs`.
+//! `write` is the pool for transactions that change data, `read` for plain reads; on
+//! SQLite `write` has one connection, which serialises writers without busy retries.
+
+/// Implements [`crate::Store`] for `$store`, a struct with `read` and `write` pools of `$db`.
+macro_rules! impl_store {
+    ($store:ident, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            async fn put_category(&self, c: &renkei_domain::DataCategory) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO categories (id, name_ja, name_en, special_care) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
+                     special_care = excluded.special_care",
+                )
+                .bind(c.id.as_str())
+                .bind(&c.name.ja)
+                .bind(&c.name.en)
+                .bind(c.special_care)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn categories(&self) -> $crate::StoreResult<Vec<renkei_domain::DataCategory>> {
+                sqlx::query_as::<_, $crate::codec::RawCategory>(
+                    "SELECT id, name_ja, name_en, special_care FROM categories ORDER BY id",
+                )
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn put_service(&self, s: &renkei_domain::Service, client_secret_hash: &str) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO services (id, name_ja, name_en, sector, hpke_public_key, webhook_url, status, client_secret_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
+                     sector = excluded.sector, hpke_public_key = excluded.hpke_public_key,
+                     webhook_url = excluded.webhook_url, status = excluded.status,
+                     client_secret_hash = excluded.client_secret_hash",
+                )
+                .bind(s.id.as_str())
+                .bind(&s.name.ja)
+                .bind(&s.name.en)
+                .bind(&s.sector)
+                .bind(&s.hpke_public_key)
+                .bind(s.webhook_url.as_deref())
+                .bind(s.status.as_str())
+                .bind(client_secret_hash)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn service(&self, id: &renkei_domain::ServiceId) -> $crate::StoreResult<Option<renkei_domain::Service>> {
+                sqlx::query_as::<_, $crate::codec::RawService>(
+                    "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()
+            }
+
+            async fn services(&self) -> $crate::StoreResult<Vec<renkei_domain::Service>> {
+                sqlx::query_as::<_, $crate::codec::RawService>(
+                    "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services ORDER BY id",
+                )
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn client_secret_hash(&self, id: &renkei_domain::ServiceId) -> $crate::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar::<_, String>("SELECT client_secret_hash FROM services WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.read)
+                    .await?)
+            }
+
+            async fn set_service_status(
+                &self,
+                id: &renkei_domain::ServiceId,
+                status: renkei_domain::ServiceStatus,
+            ) -> $crate::StoreResult<()> {
+                let done = sqlx::query("UPDATE services SET status = $1 WHERE id = $2")
+                    .bind(status.as_str())
+                    .bind(id.as_str())
+                    .execute(&self.write)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound(format!("service `{id}`")));
+                }
+                Ok(())
+            }
+
+            async fn publish_purpose(
+                &self,
+                d: &$crate::PurposeDraft,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<renkei_domain::Purpose> {
+                let mut tx = self.write.begin().await?;
+                let current = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                    "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
+                     ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(d.service.as_str())
+                .bind(d.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()?;
+                let next = match current {
+                    None => renkei_domain::Purpose {
+                        service: d.service.clone(),
+                        id: d.id.clone(),
+                        version: 1,
+                        title: d.title.clone(),
+                        description: d.description.clone(),
+                        categories: d.categories.clone(),
+                        retention_days: d.retention_days,
+                        legal_basis: d.legal_basis,
+                    },
+                    Some(current) => match current.revise(
+                        d.title.clone(),
+                        d.description.clone(),
+                        d.categories.clone(),
+                        d.retention_days,
+                        d.legal_basis,
+                    ) {
+                        Some(next) => next,
+                        None => return Ok(current),
+                    },
+                };
+                sqlx::query(
+                    "INSERT INTO purposes (service_id, purpose_id, version, title_ja, title_en, description_ja,
+                     description_en, categories, retention_days, legal_basis, published_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(next.service.as_str())
+                .bind(next.id.as_str())
+                .bind(i64::from(next.version))
+                .bind(&next.title.ja)
+                .bind(&next.title.en)
+                .bind(&next.description.ja)
+                .bind(&next.description.en)
+                .bind($crate::codec::to_json(&next.categories)?)
+                .bind(i64::from(next.retention_days))
+                .bind(next.legal_basis.as_str())
+                .bind($crate::codec::millis(at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(next)
+            }
+
+            async fn current_purpose(
+                &self,
+                service: &renkei_domain::ServiceId,
+                purpose: &renkei_domain::PurposeId,
+            ) -> $crate::StoreResult<Option<renkei_domain::Purpose>> {
+                sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                    "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
+                     ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(service.as_str())
+                .bind(purpose.as_str())
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()
+            }
+
+            async fn purpose_version(
+                &self,
+                r: &renkei_domain::PurposeRef,
+            ) -> $crate::StoreResult<Option<renkei_domain::Purpose>> {
+                sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                    "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2 AND version = $3"
+                ))
+                .bind(r.service.as_str())
+                .bind(r.purpose.as_str())
+                .bind(i64::from(r.version))
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()
+            }
+
+            async fn purposes(&self, service: &renkei_domain::ServiceId) -> $crate::StoreResult<Vec<renkei_domain::Purpose>> {
+                sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                    "SELECT ", purpose_columns!(), " FROM purposes p WHERE service_id = $1 AND version =
+                     (SELECT MAX(version) FROM purposes q WHERE q.service_id = p.service_id AND q.purpose_id = p.purpose_id)
+                     ORDER BY purpose_id"
+                ))
+                .bind(service.as_str())
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn put_provider(&self, p: &renkei_domain::Provider) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO providers (id, name_ja, name_en, endpoint, categories) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
+                     endpoint = excluded.endpoint, categories = excluded.categories",
+                )
+                .bind(p.id.as_str())
+                .bind(&p.name.ja)
+                .bind(&p.name.en)
+                .bind(&p.endpoint)
+                .bind($crate::codec::to_json(&p.categories)?)
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn providers(&self) -> $crate::StoreResult<Vec<renkei_domain::Provider>> {
+                sqlx::query_as::<_, $crate::codec::RawProvider>(
+                    "SELECT id, name_ja, name_en, endpoint, categories FROM providers ORDER BY id",
+                )
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn add_resident(
+                &self,
+                id: renkei_domain::ResidentId,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query("INSERT INTO residents (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(id.to_string())
+                    .bind($crate::codec::millis(at))
+                    .execute(&self.write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn resident_exists(&self, id: renkei_domain::ResidentId) -> $crate::StoreResult<bool> {
+                Ok(sqlx::query_scalar::<_, String>("SELECT id FROM residents WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await?
+                    .is_some())
+            }
+
+            async fn put_locators(&self, locators: &[renkei_domain::Locator]) -> $crate::StoreResult<()> {
+                let mut tx = self.write.begin().await?;
+                for l in locators {
+                    sqlx::query(
+                        "INSERT INTO locators (resident_id, category_id, provider_id, reference) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (resident_id, category_id) DO UPDATE SET provider_id = excluded.provider_id,
+                         reference = excluded.reference",
+                    )
+                    .bind(l.resident.to_string())
+                    .bind(l.category.as_str())
+                    .bind(l.provider.as_str())
+                    .bind(&l.reference)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn locators_of(&self, resident: renkei_domain::ResidentId) -> $crate::StoreResult<Vec<renkei_domain::Locator>> {
+                sqlx::query_as::<_, $crate::codec::RawLocator>(
+                    "SELECT resident_id, category_id, provider_id, reference FROM locators WHERE resident_id = $1
+                     ORDER BY category_id",
+                )
+                .bind(resident.to_string())
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn link_subject(
+                &self,
+                sector: &str,
+                subject: &renkei_domain::ServiceSubject,
+                resident: renkei_domain::ResidentId,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO subjects (sector, subject, resident_id) VALUES ($1, $2, $3)
+                     ON CONFLICT (sector, subject) DO NOTHING",
+                )
+                .bind(sector)
+                .bind(subject.as_str())
+                .bind(resident.to_string())
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn grant_consent(
+                &self,
+                c: &renkei_domain::Consent,
+                notify: Option<&$crate::OutboxMessage>,
+            ) -> $crate::StoreResult<()> {
+                use $crate::codec::{millis, to_json};
+                let mut tx = self.write.begin().await?;
+                // Taking the resident row first serialises consent changes of one resident
+                // across replicas, so two grants cannot both become active.
+                let locked = sqlx::query("UPDATE residents SET consent_changes = consent_changes + 1 WHERE id = $1")
+                    .bind(c.resident.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound(format!("resident `{}`", c.resident)));
+                }
+                let purpose_exists = sqlx::query_scalar::<_, i64>(
+                    "SELECT version FROM purposes WHERE service_id = $1 AND purpose_id = $2 AND version = $3",
+                )
+                .bind(c.purpose.service.as_str())
+                .bind(c.purpose.purpose.as_str())
+                .bind(i64::from(c.purpose.version))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if purpose_exists.is_none() {
+                    return Err($crate::StoreError::NotFound(format!(
+                        "version {} of purpose `{}` of service `{}`",
+                        c.purpose.version, c.purpose.purpose, c.purpose.service
+                    )));
+                }
+                let open = sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents WHERE resident_id = $1 AND service_id = $2
+                     AND purpose_id = $3 AND revoked_at IS NULL"
+                ))
+                .bind(c.resident.to_string())
+                .bind(c.purpose.service.as_str())
+                .bind(c.purpose.purpose.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                for old in open {
+                    let old = old.into_domain()?;
+                    if old.state_at(c.granted_at) != renkei_domain::ConsentState::Active {
+                        continue;
+                    }
+                    if old.purpose.version == c.purpose.version {
+                        return Err($crate::StoreError::ConsentAlreadyActive(old.id));
+                    }
+                    sqlx::query("UPDATE consents SET revoked_at = $1 WHERE id = $2")
+                        .bind(millis(c.granted_at))
+                        .bind(old.id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_consent_event(&mut tx, old.id, renkei_domain::ConsentEventKind::Superseded, c.granted_at, &c.given_by).await?;
+                }
+                sqlx::query(concat!(
+                    "INSERT INTO consents (", consent_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(c.id.to_string())
+                .bind(c.resident.to_string())
+                .bind(c.purpose.service.as_str())
+                .bind(c.purpose.purpose.as_str())
+                .bind(i64::from(c.purpose.version))
+                .bind(to_json(&c.categories)?)
+                .bind(c.legal_basis.as_str())
+                .bind(millis(c.granted_at))
+                .bind(c.expires_at.map(millis))
+                .bind(c.given_via.as_str())
+                .bind(to_json(&c.given_by)?)
+                .bind(c.revoked_at.map(millis))
+                .execute(&mut *tx)
+                .await?;
+                insert_consent_event(&mut tx, c.id, renkei_domain::ConsentEventKind::Granted, c.granted_at, &c.given_by).await?;
+                if let Some(m) = notify {
+                    insert_outbox(&mut tx, m, c.granted_at).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn revoke_consent(
+                &self,
+                resident: renkei_domain::ResidentId,
+                id: renkei_domain::ConsentId,
+                actor: &renkei_domain::Actor,
+                at: chrono::DateTime<chrono::Utc>,
+                notify: Option<&$crate::OutboxMessage>,
+            ) -> $crate::StoreResult<renkei_domain::Consent> {
+                let mut tx = self.write.begin().await?;
+                sqlx::query("UPDATE residents SET consent_changes = consent_changes + 1 WHERE id = $1")
+                    .bind(resident.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                // Another resident's consent is reported as not found, not as forbidden:
+                // its existence is nobody else's business.
+                let consent = sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents WHERE id = $1 AND resident_id = $2"
+                ))
+                .bind(id.to_string())
+                .bind(resident.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| $crate::StoreError::NotFound(format!("consent `{id}`")))?
+                .into_domain()?;
+                if consent.state_at(at) != renkei_domain::ConsentState::Active {
+                    return Err($crate::StoreError::ConsentNotActive(id));
+                }
+                sqlx::query("UPDATE consents SET revoked_at = $1 WHERE id = $2")
+                    .bind($crate::codec::millis(at))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                insert_consent_event(&mut tx, id, renkei_domain::ConsentEventKind::Revoked, at, actor).await?;
+                if let Some(m) = notify {
+                    insert_outbox(&mut tx, m, at).await?;
+                }
+                tx.commit().await?;
+                Ok(renkei_domain::Consent { revoked_at: Some(at), ..consent })
+            }
+
+            async fn consent(&self, id: renkei_domain::ConsentId) -> $crate::StoreResult<Option<renkei_domain::Consent>> {
+                sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents WHERE id = $1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()
+            }
+
+            async fn consents_of(&self, resident: renkei_domain::ResidentId) -> $crate::StoreResult<Vec<renkei_domain::Consent>> {
+                sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents WHERE resident_id = $1
+                     ORDER BY granted_at DESC, purpose_version DESC"
+                ))
+                .bind(resident.to_string())
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn consent_history(&self, id: renkei_domain::ConsentId) -> $crate::StoreResult<Vec<renkei_domain::ConsentEvent>> {
+                sqlx::query_as::<_, $crate::codec::RawConsentEvent>(
+                    "SELECT consent_id, kind, at, actor FROM consent_events WHERE consent_id = $1 ORDER BY seq",
+                )
+                .bind(id.to_string())
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn decide_and_record(
+                &self,
+                batch: &[$crate::DecisionInput],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::RecordedDecision>> {
+                use $crate::codec::{millis, to_json};
+                use renkei_domain::{AccessBasis, AccessOutcome, AccessRecord, Decision, DenialReason};
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Records keep millisecond precision; return them exactly as stored.
+                let now = $crate::codec::time(millis(now))?;
+                let mut tx = self.write.begin().await?;
+                let count = i64::try_from(batch.len()).map_err(|_| $crate::StoreError::Invalid("batch too large".into()))?;
+                // Reserving the sequence numbers first takes the log head's row lock, so
+                // batches from several replicas append one after another, gap-free.
+                let size: i64 = sqlx::query_scalar("UPDATE log_head SET size = size + $1 WHERE id = 1 RETURNING size")
+                    .bind(count)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let first_seq = size - count;
+                let mut out = Vec::with_capacity(batch.len());
+                for (offset, input) in (0_i64..).zip(batch) {
+                    let req = &input.request;
+                    let service = sqlx::query_as::<_, $crate::codec::RawService>(
+                        "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
+                    )
+                    .bind(req.service.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.into_domain())
+                    .transpose()?;
+                    let resident = match &service {
+                        Some(s) => sqlx::query_scalar::<_, String>(
+                            "SELECT resident_id FROM subjects WHERE sector = $1 AND subject = $2",
+                        )
+                        .bind(&s.sector)
+                        .bind(input.subject.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| $crate::codec::parse::<renkei_domain::ResidentId>(&r, "resident id"))
+                        .transpose()?,
+                        None => None,
+                    };
+                    let purpose = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                        "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
+                         ORDER BY version DESC LIMIT 1"
+                    ))
+                    .bind(req.service.as_str())
+                    .bind(req.purpose.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.into_domain())
+                    .transpose()?;
+                    let decision = match (&service, resident) {
+                        (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
+                        (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
+                        (Some(service), Some(resident)) => {
+                            let consent = sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                                "SELECT ", consent_columns!(), " FROM consents WHERE resident_id = $1
+                                 AND service_id = $2 AND purpose_id = $3
+                                 ORDER BY granted_at DESC, purpose_version DESC LIMIT 1"
+                            ))
+                            .bind(resident.to_string())
+                            .bind(req.service.as_str())
+                            .bind(req.purpose.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(|r| r.into_domain())
+                            .transpose()?;
+                            renkei_domain::decide(req, service, purpose.as_ref(), consent, now)
+                        }
+                    };
+                    let locators = match (&decision, resident) {
+                        (Decision::Granted(_), Some(resident)) => sqlx::query_as::<_, $crate::codec::RawLocator>(
+                            "SELECT resident_id, category_id, provider_id, reference FROM locators
+                             WHERE resident_id = $1 ORDER BY category_id",
+                        )
+                        .bind(resident.to_string())
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.into_domain())
+                        .filter(|l| l.as_ref().map_or(true, |l| req.categories.contains(&l.category)))
+                        .collect::<$crate::StoreResult<Vec<_>>>()?,
+                        _ => Vec::new(),
+                    };
+                    let (basis, outcome) = match &decision {
+                        Decision::Granted(active) => (
+                            AccessBasis::Consent { consent: active.consent().id },
+                            AccessOutcome::Granted,
+                        ),
+                        Decision::Denied(reason) => (
+                            AccessBasis::None,
+                            AccessOutcome::Denied { reason: reason.code().to_owned() },
+                        ),
+                    };
+                    let seq = first_seq + offset;
+                    let record = AccessRecord {
+                        seq: u64::try_from(seq).map_err(|_| $crate::StoreError::Corrupt(format!("negative log size {size}")))?,
+                        request: req.id,
+                        at: now,
+                        service: req.service.clone(),
+                        resident,
+                        purpose: req.purpose.clone(),
+                        purpose_version: purpose.as_ref().map(|p| p.version),
+                        categories: req.categories.clone(),
+                        basis,
+                        outcome,
+                        providers: locators.iter().map(|l| l.provider.clone()).collect(),
+                    };
+                    sqlx::query(
+                        "INSERT INTO access_records (seq, request_id, at, service_id, resident_id, purpose_id,
+                         purpose_version, categories, basis, outcome, providers)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(seq)
+                    .bind(record.request.to_string())
+                    .bind(millis(record.at))
+                    .bind(record.service.as_str())
+                    .bind(record.resident.map(|r| r.to_string()))
+                    .bind(record.purpose.as_str())
+                    .bind(record.purpose_version.map(i64::from))
+                    .bind(to_json(&record.categories)?)
+                    .bind(to_json(&record.basis)?)
+                    .bind($crate::codec::outcome_column(&record.outcome))
+                    .bind(to_json(&record.providers)?)
+                    .execute(&mut *tx)
+                    .await?;
+                    out.push($crate::RecordedDecision { decision, record, locators });
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn access_records(&self, q: &$crate::AccessQuery) -> $crate::StoreResult<Vec<renkei_domain::AccessRecord>> {
+                // Optional filters as `($n IS NULL OR col = $n)` keep one statement for all queries.
+                let after = q.after_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
+                sqlx::query_as::<_, $crate::codec::RawAccessRecord>(
+                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
+                     basis, outcome, providers FROM access_records
+                     WHERE seq > $1
+                     AND ($2 IS NULL OR resident_id = $2)
+                     AND ($3 IS NULL OR service_id = $3)
+                     AND ($4 IS NULL OR at >= $4)
+                     AND ($5 IS NULL OR at < $5)
+                     ORDER BY seq LIMIT $6",
+                )
+                .bind(after)
+                .bind(q.resident.map(|r| r.to_string()))
+                .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(q.since.map($crate::codec::millis))
+                .bind(q.until.map($crate::codec::millis))
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn log_size(&self) -> $crate::StoreResult<u64> {
+                let size: i64 = sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1")
+                    .fetch_one(&self.read)
+                    .await?;
+                u64::try_from(size).map_err(|_| $crate::StoreError::Corrupt(format!("negative log size {size}")))
+            }
+
+            async fn take_due_messages(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::DueMessage>> {
+                use $crate::codec::millis;
+                let mut tx = self.write.begin().await?;
+                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, service_id, event, attempts FROM webhook_outbox
+                     WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= $1
+                     ORDER BY next_attempt_at LIMIT $2",
+                )
+                .bind(millis(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut due = Vec::with_capacity(rows.len());
+                for (id, service, event, attempts) in rows {
+                    // Only the replica whose update sees the old lease takes the message.
+                    let taken = sqlx::query(
+                        "UPDATE webhook_outbox SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at <= $3
+                         AND delivered_at IS NULL",
+                    )
+                    .bind(millis(lease_until))
+                    .bind(&id)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if taken.rows_affected() == 1 {
+                        due.push($crate::DueMessage {
+                            message: $crate::OutboxMessage {
+                                id: $crate::codec::parse(&id, "outbox id")?,
+                                service: $crate::codec::parse(&service, "service id")?,
+                                event: $crate::codec::from_json(&event, "outbox event")?,
+                            },
+                            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        });
+                    }
+                }
+                tx.commit().await?;
+                Ok(due)
+            }
+
+            async fn record_delivery(
+                &self,
+                id: uuid::Uuid,
+                outcome: $crate::DeliveryOutcome,
+                error: Option<&str>,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<()> {
+                use $crate::codec::millis;
+                let (delivered, given_up, next) = match outcome {
+                    $crate::DeliveryOutcome::Delivered => (Some(millis(at)), None, millis(at)),
+                    $crate::DeliveryOutcome::GiveUp => (None, Some(millis(at)), millis(at)),
+                    $crate::DeliveryOutcome::RetryAt(t) => (None, None, millis(t)),
+                };
+                sqlx::query(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_at = $1, given_up_at = $2,
+                     next_attempt_at = $3, last_error = $4 WHERE id = $5",
+                )
+                .bind(delivered)
+                .bind(given_up)
+                .bind(next)
+                .bind(error)
+                .bind(id.to_string())
+                .execute(&self.write)
+                .await?;
+                Ok(())
+            }
+
+            async fn ensure_secret(
+                &self,
+                name: &str,
+                candidate: &[u8],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<u8>> {
+                sqlx::query("INSERT INTO hub_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(candidate)
+                    .bind($crate::codec::millis(at))
+                    .execute(&self.write)
+                    .await?;
+                Ok(sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM hub_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.write)
+                    .await?)
+            }
+        }
+
+        async fn insert_consent_event(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            consent: renkei_domain::ConsentId,
+            kind: renkei_domain::ConsentEventKind,
+            at: chrono::DateTime<chrono::Utc>,
+            actor: &renkei_domain::Actor,
+        ) -> $crate::StoreResult<()> {
+            sqlx::query("INSERT INTO consent_events (consent_id, kind, at, actor) VALUES ($1, $2, $3, $4)")
+                .bind(consent.to_string())
+                .bind(kind.as_str())
+                .bind($crate::codec::millis(at))
+                .bind($crate::codec::to_json(actor)?)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_outbox(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            m: &$crate::OutboxMessage,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> $crate::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO webhook_outbox (id, service_id, event, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(m.id.to_string())
+            .bind(m.service.as_str())
+            .bind($crate::codec::to_json(&m.event)?)
+            .bind($crate::codec::millis(at))
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+macro_rules! purpose_columns {
+    () => {
+        "service_id, purpose_id, version, title_ja, title_en, description_ja, description_en, categories, retention_days, legal_basis"
+    };
+}
+
+macro_rules! consent_columns {
+    () => {
+        "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at"
+    };
+}
+
+pub(crate) use {consent_columns, impl_store, purpose_columns};
