@@ -1,1 +1,21 @@
-//! renkei-hub
+//! The hub's HTTP face and the flows behind it: consents (grant, revoke, receipts), the
+//! brokered data request (decide, record, grant, fetch, relay), webhooks to services, and
+//! the access log as residents see it.
+//!
+//! This crate owns orchestration and the API contract (routes, problem+json, OpenAPI). It
+//! must not hold SQL (that is `renkei-store`), decide consent itself (that is
+//! `renkei_domain::decide`), or invent wire formats (those are `renkei-protocol`). It never
+//! keeps or logs a provider's payload: it relays ciphertext.
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod consents;
+mod error;
+pub mod problem;
+mod state;
+pub mod webhooks;
+
+pub use api::{ApiDoc, router};
+pub use error::HubError;
+pub use state::{Hub, HubConfig, HubInner};

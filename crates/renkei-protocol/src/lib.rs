@@ -1,1 +1,41 @@
-//! renkei-protocol
+//! What crosses the wire between the Renkei hub, data providers and services.
+//!
+//! This crate owns the wire formats and their cryptography, and nothing else:
+//!
+//! - [`keys`]: the hub's Ed25519 signing keys, their RFC 7638 key ids and the JWK Set the
+//!   hub publishes at `/.well-known/jwks.json`;
+//! - [`grant`]: the short-lived, audience-bound, single-use access grant (アクセス許可) the
+//!   hub signs for one provider, and the verifier a provider runs;
+//! - [`envelope`]: HPKE (RFC 9180) sealing of a provider's answer to the requesting
+//!   service's key, bound to the request and the provider, so the hub relays ciphertext it
+//!   cannot read;
+//! - [`receipt`]: the signed consent receipt (同意記録) a resident keeps, in the Kantara
+//!   Consent Receipt v1.1 vocabulary;
+//! - [`event`]: the Security Event Token (RFC 8417) a service receives by webhook when a
+//!   consent is granted or revoked.
+//!
+//! A third-party provider or service can depend on this crate alone, without the hub.
+//! It must not touch storage, HTTP servers or clients, or the hub's state: callers pass in
+//! keys, key sets, identifiers and `now`, and get bytes and checked claims back. The only
+//! state kept here is the set of grant ids a [`grant::GrantVerifier`] has already accepted,
+//! which single use requires.
+
+pub mod envelope;
+pub mod event;
+pub mod grant;
+mod jws;
+pub mod keys;
+pub mod receipt;
+
+pub use envelope::{EnvelopeContext, EnvelopeError, SealedPayload, ServiceKeyPair, open, seal};
+pub use event::{
+    ConsentChange, ConsentEventClaims, ConsentEventToken, ConsentEvents, EventError, sign_event,
+    verify_event,
+};
+pub use grant::{GrantClaims, GrantError, GrantVerifier, sign_grant};
+pub use jws::SignError;
+pub use keys::{Jwk, Jwks, KeyError, SigningKey, install_crypto_provider};
+pub use receipt::{
+    ConsentReceipt, PiiController, ReceiptError, ReceiptInput, ReceiptPurpose, ReceiptService,
+    sign_receipt, verify_receipt,
+};

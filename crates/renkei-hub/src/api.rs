@@ -1,0 +1,509 @@
+//! The HTTP API: routes, handlers and the OpenAPI document that describes them.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use renkei_domain::{
+    AccessOutcome, AccessRecord, Actor, ConsentChannel, ConsentId, ResidentId, ServiceId,
+};
+use renkei_store::AccessQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::auth::{ResidentCaller, SERVICE_TOKEN_SECONDS, ServiceCaller, hash_client_secret};
+use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
+use crate::consents::{
+    ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
+};
+use crate::problem::{ApiJson, ApiPath, ApiQuery, CATALOGUE, Problem};
+use crate::{Hub, HubError};
+
+/// Every route of the hub.
+pub fn router(hub: Hub) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/problems/{code}", get(problem_type))
+        .route("/oauth/token", post(token))
+        .route("/v1/categories", get(categories))
+        .route("/v1/services", get(services))
+        .route("/v1/data-requests", post(data_request))
+        .route("/v1/me/consents", get(my_consents).post(grant_consent))
+        .route("/v1/me/consents/{id}", get(my_consent))
+        .route("/v1/me/consents/{id}/receipt", get(my_receipt))
+        .route("/v1/me/consents/{id}/revoke", post(revoke_consent))
+        .route("/v1/me/access-records", get(my_access_records))
+        .route("/demo/sign-in", post(demo_sign_in))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(hub)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Renkei hub", description = "Consent-first personal-data linkage hub: consents, brokered data requests, access records."),
+    paths(
+        healthz, jwks, token, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
+        revoke_consent, my_access_records, demo_sign_in, problem_type
+    ),
+    components(schemas(
+        Problem, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
+        SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
+        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, TokenForm, Health
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        );
+        components.add_security_scheme("service", bearer.clone());
+        components.add_security_scheme("resident", bearer);
+    }
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
+}
+
+/// Liveness: the hub answers and its storage is reachable.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 500, body = Problem)))]
+async fn healthz(State(hub): State<Hub>) -> Result<Json<Health>, HubError> {
+    hub.store.log_size().await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// The hub's public keys: verify receipts, grants and webhook events with them.
+#[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "A JWK set", body = Object)))]
+async fn jwks(State(hub): State<Hub>) -> Response {
+    Json(hub.keys.jwks.clone()).into_response()
+}
+
+/// What a problem `type` means.
+#[utoipa::path(get, path = "/problems/{code}", params(("code" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Problem)))]
+async fn problem_type(ApiPath(code): ApiPath<String>) -> Response {
+    match CATALOGUE.iter().find(|(c, _)| *c == code) {
+        Some((c, description)) => Json(
+            serde_json::json!({ "type": format!("/problems/{c}"), "description": description }),
+        )
+        .into_response(),
+        None => not_found().await,
+    }
+}
+
+async fn not_found() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+        .detail("no such resource")
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "malformed-request",
+        "Method not allowed",
+    )
+    .into_response()
+}
+
+/// The token endpoint's form (RFC 6749 §4.4).
+#[derive(Deserialize, ToSchema)]
+struct TokenForm {
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: i64,
+}
+
+/// OAuth 2.0 client credentials: a service trades its id and secret (form fields or HTTP
+/// Basic) for a short-lived bearer token.
+#[utoipa::path(post, path = "/oauth/token", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn token(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, HubError> {
+    let Form(form) = form.map_err(|r| HubError::Malformed(r.body_text()))?;
+    if form.grant_type != "client_credentials" {
+        return Err(HubError::UnsupportedGrantType(form.grant_type));
+    }
+    let (id, secret) = match (
+        basic_credentials(&headers),
+        form.client_id,
+        form.client_secret,
+    ) {
+        (Some(basic), _, _) => basic,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => return Err(HubError::InvalidClient),
+    };
+    let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
+    let stored = hub
+        .store
+        .client_secret_hash(&id)
+        .await?
+        .ok_or(HubError::InvalidClient)?;
+    if stored != hash_client_secret(&secret) {
+        return Err(HubError::InvalidClient);
+    }
+    hub.approved_service(&id)
+        .await
+        .map_err(|_| HubError::InvalidClient)?;
+    let access_token = hub.keys.issue_service_token(&id, Utc::now())?;
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: SERVICE_TOKEN_SECONDS,
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+#[derive(Serialize, ToSchema)]
+struct CategoryView {
+    id: String,
+    name_ja: String,
+    name_en: String,
+    /// 要配慮個人情報 (special-care personal information).
+    special_care: bool,
+}
+
+/// The data-category vocabulary.
+#[utoipa::path(get, path = "/v1/categories", responses((status = 200, body = Vec<CategoryView>)))]
+async fn categories(State(hub): State<Hub>) -> Result<Json<Vec<CategoryView>>, HubError> {
+    let list = hub.store.categories().await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|c| CategoryView {
+                id: c.id.to_string(),
+                name_ja: c.name.ja,
+                name_en: c.name.en,
+                special_care: c.special_care,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ServiceView {
+    id: String,
+    name_ja: String,
+    name_en: String,
+    /// `pending`, `approved` or `suspended`.
+    status: String,
+    purposes: Vec<PurposeView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PurposeView {
+    id: String,
+    version: u32,
+    title_ja: String,
+    title_en: String,
+    description_ja: String,
+    description_en: String,
+    categories: Vec<String>,
+    retention_days: u32,
+    legal_basis: String,
+}
+
+/// Registered services and the current version of each of their purposes.
+#[utoipa::path(get, path = "/v1/services", responses((status = 200, body = Vec<ServiceView>)))]
+async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubError> {
+    let mut out = Vec::new();
+    for s in hub.store.services().await? {
+        let purposes = hub
+            .store
+            .purposes(&s.id)
+            .await?
+            .into_iter()
+            .map(|p| PurposeView {
+                id: p.id.to_string(),
+                version: p.version,
+                title_ja: p.title.ja,
+                title_en: p.title.en,
+                description_ja: p.description.ja,
+                description_en: p.description.en,
+                categories: p.categories.iter().map(|c| c.to_string()).collect(),
+                retention_days: p.retention_days,
+                legal_basis: p.legal_basis.as_str().to_owned(),
+            })
+            .collect();
+        out.push(ServiceView {
+            id: s.id.to_string(),
+            name_ja: s.name.ja,
+            name_en: s.name.en,
+            status: s.status.as_str().to_owned(),
+            purposes,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// Ask for one resident's data for one purpose. The hub checks the resident's consent,
+/// records the decision, and relays each provider's answer sealed to the service's key.
+#[utoipa::path(post, path = "/v1/data-requests", request_body = DataRequestBody, security(("service" = [])),
+    responses((status = 200, description = "Granted; `complete` is false when some provider failed", body = DataResponse),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, description = "Denied (recorded)", body = Problem),
+        (status = 404, body = Problem), (status = 502, body = Problem)))]
+async fn data_request(
+    State(hub): State<Hub>,
+    ServiceCaller(service): ServiceCaller,
+    ApiJson(body): ApiJson<DataRequestBody>,
+) -> Result<Json<DataResponse>, HubError> {
+    hub.check_categories(&body.categories).await?;
+    Ok(Json(hub.request_data(&service, body).await?))
+}
+
+/// The signed-in resident's consents, newest first.
+#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem)))]
+async fn my_consents(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Json<Vec<ConsentView>>, HubError> {
+    Ok(Json(hub.consents(me).await?))
+}
+
+/// Say yes to one purpose of one service (never several at once).
+#[utoipa::path(post, path = "/v1/me/consents", request_body = GrantConsentBody, security(("resident" = [])),
+    responses((status = 201, body = GrantedConsent), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn grant_consent(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiJson(body): ApiJson<GrantConsentBody>,
+) -> Result<Response, HubError> {
+    let via = if hub.config.demo_mode {
+        ConsentChannel::Demo
+    } else {
+        ConsentChannel::Portal
+    };
+    let granted = hub.grant_consent(me, body, via, Actor::Resident).await?;
+    Ok((StatusCode::CREATED, Json(granted)).into_response())
+}
+
+/// One consent with its history.
+#[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn my_consent(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ConsentDetail>, HubError> {
+    Ok(Json(hub.consent_detail(me, consent_id(&id)?).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReceiptView {
+    /// Compact JWS; verify with `/.well-known/jwks.json`.
+    receipt: String,
+}
+
+/// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
+#[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = ReceiptView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn my_receipt(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ReceiptView>, HubError> {
+    Ok(Json(ReceiptView {
+        receipt: hub.receipt(me, consent_id(&id)?).await?,
+    }))
+}
+
+/// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
+#[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn revoke_consent(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ConsentView>, HubError> {
+    Ok(Json(
+        hub.revoke_consent(me, consent_id(&id)?, Actor::Resident)
+            .await?,
+    ))
+}
+
+fn consent_id(s: &str) -> Result<ConsentId, HubError> {
+    s.parse()
+        .map_err(|e: renkei_domain::IdError| HubError::Malformed(e.to_string()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AccessFilter {
+    /// Only this service's requests.
+    service: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    until: Option<DateTime<Utc>>,
+    /// Paging cursor: `next_after` of the previous page.
+    after: Option<u64>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AccessRecordView {
+    seq: u64,
+    request_id: String,
+    at: DateTime<Utc>,
+    service: String,
+    purpose: String,
+    purpose_version: Option<u32>,
+    categories: Vec<String>,
+    /// `{"kind":"consent","consent":"…"}` or `{"kind":"none"}`.
+    #[schema(value_type = Object)]
+    basis: serde_json::Value,
+    /// `granted` or `denied`.
+    outcome: String,
+    /// The denial's problem code, when denied.
+    reason: Option<String>,
+    providers: Vec<String>,
+}
+
+impl From<AccessRecord> for AccessRecordView {
+    fn from(r: AccessRecord) -> Self {
+        let (outcome, reason) = match r.outcome {
+            AccessOutcome::Granted => ("granted".to_owned(), None),
+            AccessOutcome::Denied { reason } => ("denied".to_owned(), Some(reason)),
+        };
+        Self {
+            seq: r.seq,
+            request_id: r.request.to_string(),
+            at: r.at,
+            service: r.service.to_string(),
+            purpose: r.purpose.to_string(),
+            purpose_version: r.purpose_version,
+            categories: r.categories.iter().map(|c| c.to_string()).collect(),
+            basis: serde_json::to_value(&r.basis).unwrap_or_default(),
+            outcome,
+            reason,
+            providers: r.providers.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct AccessPage {
+    records: Vec<AccessRecordView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<u64>,
+}
+
+/// Who asked for my data: every request naming the signed-in resident, granted or denied.
+#[utoipa::path(get, path = "/v1/me/access-records", params(AccessFilter), security(("resident" = [])),
+    responses((status = 200, body = AccessPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn my_access_records(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiQuery(f): ApiQuery<AccessFilter>,
+) -> Result<Json<AccessPage>, HubError> {
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(HubError::Malformed(format!(
+            "`limit` must be 1 to 500, not `{limit}`"
+        )));
+    }
+    let service = f
+        .service
+        .map(ServiceId::new)
+        .transpose()
+        .map_err(|e| HubError::Malformed(e.to_string()))?;
+    let query = AccessQuery {
+        resident: Some(me),
+        service,
+        after_seq: f.after,
+        since: f.since,
+        until: f.until,
+        limit,
+    };
+    let records: Vec<AccessRecordView> = hub
+        .store
+        .access_records(&query)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let next_after = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(AccessPage {
+        records,
+        next_after,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DemoSignIn {
+    resident: String,
+}
+
+/// Demo mode only: sign in as any resident of the demo town, without proof.
+#[utoipa::path(post, path = "/demo/sign-in", request_body = DemoSignIn,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn demo_sign_in(
+    State(hub): State<Hub>,
+    ApiJson(body): ApiJson<DemoSignIn>,
+) -> Result<Json<TokenResponse>, HubError> {
+    if !hub.config.demo_mode {
+        return Err(HubError::DemoOnly);
+    }
+    let resident: ResidentId = body
+        .resident
+        .parse()
+        .map_err(|e: renkei_domain::IdError| HubError::Malformed(e.to_string()))?;
+    if !hub.store.resident_exists(resident).await? {
+        return Err(HubError::NotFound(format!("resident `{resident}`")));
+    }
+    let access_token = hub.keys.issue_resident_token(resident, Utc::now())?;
+    Ok(Json(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: crate::auth::RESIDENT_TOKEN_SECONDS,
+    }))
+}

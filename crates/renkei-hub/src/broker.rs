@@ -1,0 +1,365 @@
+//! The brokered data request (flow 3): decide and record, sign one grant per provider,
+//! fetch from the providers in parallel, relay their sealed answers.
+//!
+//! Decisions go through [`DecisionBatcher`]: concurrent requests are decided and recorded
+//! together in one storage transaction (group commit), so many share one fsync.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use renkei_domain::{
+    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderId, PurposeId, RequestId,
+    Service, ServiceId, ServiceSubject,
+};
+use renkei_protocol::envelope::SealedPayload;
+use renkei_protocol::grant::{GrantClaims, sign_grant};
+use renkei_store::{DecisionInput, RecordedDecision, Store};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use utoipa::ToSchema;
+
+use crate::{Hub, HubError};
+
+/// The most requests decided in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<RecordedDecision, String>>;
+
+/// Queues decisions for a single task that records them in batches.
+pub(crate) struct DecisionBatcher {
+    queue: mpsc::Sender<(DecisionInput, Reply)>,
+}
+
+impl DecisionBatcher {
+    pub(crate) fn start(store: Arc<dyn Store>) -> Self {
+        let (queue, mut rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
+        tokio::spawn(async move {
+            let mut pending = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+                let (inputs, replies): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+                // INVARIANT: `now` is taken after every request in the batch was queued, so a
+                // request that started after a revocation was answered is decided after it.
+                match store.decide_and_record(&inputs, Utc::now()).await {
+                    Ok(decisions) => {
+                        for (reply, decision) in replies.into_iter().zip(decisions) {
+                            let _ = reply.send(Ok(decision));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        tracing::error!(error = %msg, batch = inputs.len(), "recording decisions failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(msg.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Decides and durably records one request; returns once the record is committed.
+    pub(crate) async fn decide(&self, input: DecisionInput) -> Result<RecordedDecision, HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send((input, tx))
+            .await
+            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?;
+        rx.await
+            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
+            .map_err(HubError::Internal)
+    }
+}
+
+/// A service's request for one resident's data, for one purpose.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataRequestBody {
+    /// The resident, as this service knows them (pairwise subject).
+    pub subject: String,
+    pub purpose: String,
+    /// The data categories wanted; all must be covered by the resident's consent.
+    pub categories: Vec<String>,
+}
+
+/// The answer to a granted data request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DataResponse {
+    pub request_id: String,
+    /// `true` when every provider answered.
+    pub complete: bool,
+    pub results: Vec<ProviderResult>,
+    /// Categories the consent covers but for which no provider holds data on this resident.
+    pub not_held: Vec<String>,
+}
+
+/// One provider's part of the answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProviderResult {
+    pub provider: String,
+    pub categories: Vec<String>,
+    /// `ok`, or why the provider's part is missing: `provider-timeout`,
+    /// `provider-unreachable`, `provider-refused`, `provider-bad-answer`.
+    pub status: String,
+    /// The provider's answer, sealed to the service's key (HPKE): the hub cannot read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<SealedPayloadView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// An HPKE envelope (RFC 9180): `enc` and `ciphertext` in base64url.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SealedPayloadView {
+    pub suite: String,
+    pub enc: String,
+    pub ciphertext: String,
+}
+
+impl From<SealedPayload> for SealedPayloadView {
+    fn from(p: SealedPayload) -> Self {
+        Self {
+            suite: p.suite,
+            enc: p.enc,
+            ciphertext: p.ciphertext,
+        }
+    }
+}
+
+impl Hub {
+    /// Flow 3: decide, record, fetch and relay.
+    pub async fn request_data(
+        &self,
+        service: &ServiceId,
+        body: DataRequestBody,
+    ) -> Result<DataResponse, HubError> {
+        let request = parse_request(service, body)?;
+        let subject = request.1;
+        let request = request.0;
+        let id = request.id;
+        let recorded = self
+            .decisions
+            .decide(DecisionInput {
+                request: request.clone(),
+                subject,
+            })
+            .await?;
+        let active = match recorded.decision {
+            Decision::Granted(active) => active,
+            Decision::Denied(reason) => {
+                return Err(HubError::Denied {
+                    request: id,
+                    reason,
+                });
+            }
+        };
+        let service = self
+            .store
+            .service(service)
+            .await?
+            .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
+        let providers: BTreeMap<ProviderId, String> = self
+            .store
+            .providers()
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.endpoint))
+            .collect();
+        let held: BTreeSet<&CategoryId> = recorded.locators.iter().map(|l| &l.category).collect();
+        let not_held = request
+            .categories
+            .iter()
+            .filter(|c| !held.contains(c))
+            .map(|c| c.to_string())
+            .collect();
+
+        let now = Utc::now();
+        let mut fetches = tokio::task::JoinSet::new();
+        for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
+            let endpoint = providers.get(&provider).cloned();
+            let grant = self.grant(
+                &request,
+                &active,
+                &service,
+                &provider,
+                &reference,
+                &categories,
+                now,
+            )?;
+            let hub = self.clone();
+            fetches.spawn(async move {
+                let outcome = match endpoint {
+                    Some(endpoint) => hub.fetch(&endpoint, &grant).await,
+                    None => Err((
+                        "provider-unreachable",
+                        "the provider has no endpoint".to_owned(),
+                    )),
+                };
+                (provider, categories, outcome)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = fetches.join_next().await {
+            let (provider, categories, outcome) =
+                joined.map_err(|e| HubError::Internal(format!("provider fetch task: {e}")))?;
+            let categories = categories.iter().map(|c| c.to_string()).collect();
+            results.push(match outcome {
+                Ok(payload) => ProviderResult {
+                    provider: provider.to_string(),
+                    categories,
+                    status: "ok".into(),
+                    payload: Some(payload.into()),
+                    detail: None,
+                },
+                Err((status, detail)) => {
+                    tracing::warn!(provider = %provider, status, "provider fetch failed");
+                    ProviderResult {
+                        provider: provider.to_string(),
+                        categories,
+                        status: status.into(),
+                        payload: None,
+                        detail: Some(detail),
+                    }
+                }
+            });
+        }
+        results.sort_by(|a, b| a.provider.cmp(&b.provider));
+        let complete = results.iter().all(|r| r.status == "ok");
+        if !results.is_empty() && results.iter().all(|r| r.status != "ok") {
+            let failures = serde_json::to_value(&results).unwrap_or_default();
+            return Err(HubError::ProviderFailure {
+                request: id,
+                failures,
+            });
+        }
+        Ok(DataResponse {
+            request_id: id.to_string(),
+            complete,
+            results,
+            not_held,
+        })
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "each is one claim of the grant")]
+    fn grant(
+        &self,
+        request: &DataRequest,
+        active: &ActiveConsent,
+        service: &Service,
+        provider: &ProviderId,
+        reference: &str,
+        categories: &[CategoryId],
+        now: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        let lifetime = i64::try_from(self.config.grant_lifetime.as_secs())
+            .unwrap_or(30)
+            .min(60);
+        let claims = GrantClaims {
+            iss: self.config.issuer.clone(),
+            aud: provider.clone(),
+            sub: reference.to_owned(),
+            jti: uuid::Uuid::new_v4(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + lifetime,
+            request_id: request.id,
+            service: request.service.clone(),
+            purpose: request.purpose.clone(),
+            purpose_version: active.consent().purpose.version,
+            categories: categories.to_vec(),
+            service_hpke_key: service.hpke_public_key.clone(),
+            consent: active.consent().id,
+        };
+        sign_grant(&self.keys.signing, &claims)
+            .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
+    }
+
+    async fn fetch(
+        &self,
+        endpoint: &str,
+        grant: &str,
+    ) -> Result<SealedPayload, (&'static str, String)> {
+        let url = format!("{}/renkei/v1/fetch", endpoint.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(grant)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    (
+                        "provider-timeout",
+                        format!(
+                            "no answer within {} ms",
+                            self.config.provider_timeout.as_millis()
+                        ),
+                    )
+                } else {
+                    (
+                        "provider-unreachable",
+                        "could not connect to the provider".to_owned(),
+                    )
+                }
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err((
+                "provider-refused",
+                format!("the provider answered HTTP {}", status.as_u16()),
+            ));
+        }
+        response.json::<SealedPayload>().await.map_err(|e| {
+            if e.is_timeout() {
+                (
+                    "provider-timeout",
+                    "the provider's answer did not arrive in time".to_owned(),
+                )
+            } else {
+                (
+                    "provider-bad-answer",
+                    "the provider's answer is not a sealed payload".to_owned(),
+                )
+            }
+        })
+    }
+}
+
+fn parse_request(
+    service: &ServiceId,
+    body: DataRequestBody,
+) -> Result<(DataRequest, ServiceSubject), HubError> {
+    let subject =
+        ServiceSubject::new(body.subject).map_err(|e| HubError::Malformed(e.to_string()))?;
+    let purpose = PurposeId::new(body.purpose).map_err(|e| HubError::Malformed(e.to_string()))?;
+    if body.categories.is_empty() {
+        return Err(HubError::Malformed(
+            "`categories` must name at least one data category".into(),
+        ));
+    }
+    let categories = body
+        .categories
+        .into_iter()
+        .map(CategoryId::new)
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map_err(|e| HubError::Malformed(e.to_string()))?;
+    let request = DataRequest {
+        id: RequestId::from_uuid(uuid::Uuid::now_v7()),
+        service: service.clone(),
+        purpose,
+        categories,
+    };
+    Ok((request, subject))
+}
+
+/// One grant per provider and resident reference there.
+fn group_by_provider(locators: &[Locator]) -> BTreeMap<(ProviderId, String), Vec<CategoryId>> {
+    let mut groups: BTreeMap<(ProviderId, String), Vec<CategoryId>> = BTreeMap::new();
+    for l in locators {
+        groups
+            .entry((l.provider.clone(), l.reference.clone()))
+            .or_default()
+            .push(l.category.clone());
+    }
+    groups
+}

@@ -1,0 +1,313 @@
+//! Flows 1 and 2: granting a consent per purpose (with its signed receipt) and revoking it.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use renkei_domain::{
+    Actor, Consent, ConsentChannel, ConsentId, PurposeId, ResidentId, Service, ServiceId,
+    ServiceStatus,
+};
+use renkei_protocol::event::ConsentEventClaims;
+use renkei_protocol::receipt::{ConsentReceipt, ReceiptInput, sign_receipt};
+use renkei_store::OutboxMessage;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Hub, HubError};
+
+/// Consents last a year unless the resident chooses otherwise.
+const DEFAULT_CONSENT_DAYS: u32 = 365;
+/// The longest a consent may be given for.
+const MAX_CONSENT_DAYS: u32 = 3 * 365;
+
+/// A resident's yes to one purpose of one service.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConsentBody {
+    pub service: String,
+    pub purpose: String,
+    /// How long the consent lasts (1 to 1095 days; default 365).
+    #[serde(default)]
+    pub valid_days: Option<u32>,
+}
+
+/// A consent as the resident sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentView {
+    pub id: String,
+    pub service: String,
+    pub purpose: String,
+    pub purpose_version: u32,
+    pub categories: Vec<String>,
+    pub legal_basis: String,
+    /// `active`, `revoked` or `expired`.
+    pub state: String,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// `portal`, `sign_in_screen`, `proxy`, `counter` or `demo`.
+    pub given_via: String,
+    #[schema(value_type = Object)]
+    pub given_by: serde_json::Value,
+}
+
+impl ConsentView {
+    pub fn of(c: &Consent, now: DateTime<Utc>) -> Self {
+        Self {
+            id: c.id.to_string(),
+            service: c.purpose.service.to_string(),
+            purpose: c.purpose.purpose.to_string(),
+            purpose_version: c.purpose.version,
+            categories: c.categories.iter().map(|c| c.to_string()).collect(),
+            legal_basis: c.legal_basis.as_str().to_owned(),
+            state: c.state_at(now).as_str().to_owned(),
+            granted_at: c.granted_at,
+            expires_at: c.expires_at,
+            revoked_at: c.revoked_at,
+            given_via: c.given_via.as_str().to_owned(),
+            given_by: serde_json::to_value(&c.given_by).unwrap_or_default(),
+        }
+    }
+}
+
+/// The answer to a grant: the consent, its signed receipt, and how the service will know
+/// the resident.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantedConsent {
+    pub consent: ConsentView,
+    /// A compact JWS (Kantara Consent Receipt v1.1 claims), verifiable with `/.well-known/jwks.json`.
+    pub receipt: String,
+    /// The resident's pairwise subject at this service.
+    pub subject: String,
+}
+
+/// A consent and what happened to it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentDetail {
+    pub consent: ConsentView,
+    pub history: Vec<ConsentEventView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsentEventView {
+    /// `granted`, `revoked` or `superseded`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub actor: serde_json::Value,
+}
+
+/// Both kinds of consent change a service hears about.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Change {
+    Granted,
+    Revoked,
+}
+
+/// What the webhook outbox keeps for one message (signed when sent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct OutboxEvent {
+    pub change: Change,
+    pub claims: ConsentEventClaims,
+}
+
+/// Millisecond precision, as stored, so what a caller is answered equals what is kept.
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+impl Hub {
+    pub async fn grant_consent(
+        &self,
+        resident: ResidentId,
+        body: GrantConsentBody,
+        via: ConsentChannel,
+        by: Actor,
+    ) -> Result<GrantedConsent, HubError> {
+        let service_id =
+            ServiceId::new(body.service).map_err(|e| HubError::Malformed(e.to_string()))?;
+        let purpose_id =
+            PurposeId::new(body.purpose).map_err(|e| HubError::Malformed(e.to_string()))?;
+        let days = body.valid_days.unwrap_or(DEFAULT_CONSENT_DAYS);
+        if !(1..=MAX_CONSENT_DAYS).contains(&days) {
+            return Err(HubError::Malformed(format!(
+                "`valid_days` must be 1 to {MAX_CONSENT_DAYS}, not `{days}`"
+            )));
+        }
+        let service = self.approved_service(&service_id).await?;
+        let purpose = self
+            .store
+            .current_purpose(&service_id, &purpose_id)
+            .await?
+            .ok_or_else(|| {
+                HubError::UnknownPurpose(service_id.to_string(), purpose_id.to_string())
+            })?;
+        let now = now_ms();
+        let consent = Consent {
+            id: ConsentId::from_uuid(uuid::Uuid::new_v4()),
+            resident,
+            purpose: purpose.reference(),
+            categories: purpose.categories.clone(),
+            legal_basis: purpose.legal_basis,
+            granted_at: now,
+            expires_at: Some(now + TimeDelta::days(i64::from(days))),
+            given_via: via,
+            given_by: by,
+            revoked_at: None,
+        };
+        let subject = self.keys.subject(&service.sector, resident);
+        self.store
+            .link_subject(&service.sector, &subject, resident)
+            .await?;
+        let notify = self.outbox_message(&service, Change::Granted, &consent, now);
+        self.store.grant_consent(&consent, notify.as_ref()).await?;
+        self.outbox_written.notify_one();
+        let receipt = self.sign_receipt(&consent, &service, now).await?;
+        Ok(GrantedConsent {
+            consent: ConsentView::of(&consent, now),
+            receipt,
+            subject: subject.to_string(),
+        })
+    }
+
+    /// Revokes at once: when this returns, the revocation is durable and every data request
+    /// decided from then on sees it.
+    pub async fn revoke_consent(
+        &self,
+        resident: ResidentId,
+        id: ConsentId,
+        by: Actor,
+    ) -> Result<ConsentView, HubError> {
+        let consent = self.own_consent(resident, id).await?;
+        let now = now_ms();
+        let service = self.store.service(&consent.purpose.service).await?;
+        let notify = service
+            .as_ref()
+            .and_then(|s| self.outbox_message(s, Change::Revoked, &consent, now));
+        let revoked = self
+            .store
+            .revoke_consent(resident, id, &by, now, notify.as_ref())
+            .await?;
+        self.outbox_written.notify_one();
+        Ok(ConsentView::of(&revoked, now))
+    }
+
+    pub async fn consents(&self, resident: ResidentId) -> Result<Vec<ConsentView>, HubError> {
+        let now = Utc::now();
+        Ok(self
+            .store
+            .consents_of(resident)
+            .await?
+            .iter()
+            .map(|c| ConsentView::of(c, now))
+            .collect())
+    }
+
+    pub async fn consent_detail(
+        &self,
+        resident: ResidentId,
+        id: ConsentId,
+    ) -> Result<ConsentDetail, HubError> {
+        let consent = self.own_consent(resident, id).await?;
+        let history = self
+            .store
+            .consent_history(id)
+            .await?
+            .into_iter()
+            .map(|e| ConsentEventView {
+                kind: e.kind.as_str().to_owned(),
+                at: e.at,
+                actor: serde_json::to_value(&e.actor).unwrap_or_default(),
+            })
+            .collect();
+        Ok(ConsentDetail {
+            consent: ConsentView::of(&consent, Utc::now()),
+            history,
+        })
+    }
+
+    /// The signed receipt of one of the resident's consents, issued anew (same content).
+    pub async fn receipt(&self, resident: ResidentId, id: ConsentId) -> Result<String, HubError> {
+        let consent = self.own_consent(resident, id).await?;
+        let service = self
+            .store
+            .service(&consent.purpose.service)
+            .await?
+            .ok_or_else(|| HubError::UnknownService(consent.purpose.service.to_string()))?;
+        self.sign_receipt(&consent, &service, consent.granted_at)
+            .await
+    }
+
+    async fn own_consent(&self, resident: ResidentId, id: ConsentId) -> Result<Consent, HubError> {
+        match self.store.consent(id).await? {
+            // Another resident's consent is "not found": its existence is theirs alone.
+            Some(c) if c.resident == resident => Ok(c),
+            _ => Err(HubError::NotFound(format!("consent `{id}`"))),
+        }
+    }
+
+    pub(crate) async fn approved_service(&self, id: &ServiceId) -> Result<Service, HubError> {
+        let service = self
+            .store
+            .service(id)
+            .await?
+            .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
+        if service.status != ServiceStatus::Approved {
+            return Err(HubError::ServiceNotApproved(id.to_string()));
+        }
+        Ok(service)
+    }
+
+    async fn sign_receipt(
+        &self,
+        consent: &Consent,
+        service: &Service,
+        at: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        let purpose = self
+            .store
+            .purpose_version(&consent.purpose)
+            .await?
+            .ok_or_else(|| {
+                HubError::Internal("a consent names a purpose version that is not stored".into())
+            })?;
+        let vocabulary = self.store.categories().await?;
+        let receipt = ConsentReceipt::build(&ReceiptInput {
+            issuer: &self.config.issuer,
+            policy_url: &format!("{}/v1/services/{}", self.config.issuer, service.id),
+            consent,
+            service,
+            purpose: &purpose,
+            vocabulary: &vocabulary,
+            issued_at: at,
+        })
+        .map_err(|e| HubError::Internal(format!("receipt: {e}")))?;
+        sign_receipt(&self.keys.signing, &receipt)
+            .map_err(|e| HubError::Internal(format!("receipt signing: {e}")))
+    }
+
+    fn outbox_message(
+        &self,
+        service: &Service,
+        change: Change,
+        consent: &Consent,
+        at: DateTime<Utc>,
+    ) -> Option<OutboxMessage> {
+        service.webhook_url.as_ref()?;
+        let event = OutboxEvent {
+            change,
+            claims: ConsentEventClaims {
+                consent: consent.id,
+                subject: self.keys.subject(&service.sector, consent.resident),
+                purpose: consent.purpose.purpose.clone(),
+                purpose_version: consent.purpose.version,
+                at: at.timestamp(),
+            },
+        };
+        Some(OutboxMessage {
+            id: uuid::Uuid::new_v4(),
+            service: service.id.clone(),
+            event: serde_json::to_value(event).ok()?,
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! What can go wrong in the hub, and how each maps to a problem response.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use renkei_domain::{ConsentId, DenialReason, RequestId};
+use renkei_store::StoreError;
+
+use crate::problem::Problem;
+
+/// An error of the hub's operations (shared by HTTP handlers, the demo and tests).
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("invalid client credentials")]
+    InvalidClient,
+    #[error("grant type `{0}` is not supported")]
+    UnsupportedGrantType(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("unknown service `{0}`")]
+    UnknownService(String),
+    #[error("service `{0}` has no purpose `{1}`")]
+    UnknownPurpose(String, String),
+    #[error("unknown data category `{0}`")]
+    UnknownCategory(String),
+    #[error("service `{0}` is not approved")]
+    ServiceNotApproved(String),
+    #[error("request denied: {}", .reason.code())]
+    Denied {
+        request: RequestId,
+        reason: DenialReason,
+    },
+    #[error("consent `{0}` to this purpose version is already active")]
+    ConsentAlreadyActive(ConsentId),
+    #[error("consent `{0}` is not active")]
+    ConsentNotActive(ConsentId),
+    #[error("no provider answered")]
+    ProviderFailure {
+        request: RequestId,
+        failures: serde_json::Value,
+    },
+    #[error("this endpoint exists only in demo mode")]
+    DemoOnly,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for HubError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::ConsentAlreadyActive(id) => Self::ConsentAlreadyActive(id),
+            StoreError::ConsentNotActive(id) => Self::ConsentNotActive(id),
+            StoreError::Invalid(msg) => Self::Malformed(msg),
+            // The database's own message may quote stored values: log the kind only.
+            other => Self::Internal(format!("storage: {other}")),
+        }
+    }
+}
+
+impl HubError {
+    pub fn to_problem(&self) -> Problem {
+        use StatusCode as S;
+        match self {
+            Self::Malformed(msg) => {
+                Problem::new(S::BAD_REQUEST, "malformed-request", "Malformed request").detail(msg)
+            }
+            Self::Unauthorized => {
+                Problem::new(S::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
+            Self::InvalidClient => {
+                Problem::new(S::UNAUTHORIZED, "invalid-client", "Invalid client")
+            }
+            Self::UnsupportedGrantType(_) => Problem::new(
+                S::BAD_REQUEST,
+                "unsupported-grant-type",
+                "Unsupported grant type",
+            )
+            .detail(self.to_string()),
+            Self::NotFound(_) => {
+                Problem::new(S::NOT_FOUND, "not-found", "Not found").detail(self.to_string())
+            }
+            Self::UnknownService(_) => {
+                Problem::new(S::NOT_FOUND, "unknown-service", "Unknown service")
+                    .detail(self.to_string())
+            }
+            Self::UnknownPurpose(..) => {
+                Problem::new(S::NOT_FOUND, "unknown-purpose", "Unknown purpose")
+                    .detail(self.to_string())
+            }
+            Self::UnknownCategory(_) => {
+                Problem::new(S::BAD_REQUEST, "unknown-category", "Unknown data category")
+                    .detail(self.to_string())
+            }
+            Self::ServiceNotApproved(_) => {
+                Problem::new(S::FORBIDDEN, "service-not-approved", "Service not approved")
+                    .detail(self.to_string())
+            }
+            Self::Denied { request, reason } => denial_problem(reason).request_id(request),
+            Self::ConsentAlreadyActive(id) => Problem::new(
+                S::CONFLICT,
+                "consent-already-active",
+                "Consent already active",
+            )
+            .detail(self.to_string())
+            .extra(serde_json::json!({ "consent_id": id })),
+            Self::ConsentNotActive(_) => {
+                Problem::new(S::CONFLICT, "consent-not-active", "Consent not active")
+                    .detail(self.to_string())
+            }
+            Self::ProviderFailure { request, failures } => {
+                Problem::new(S::BAD_GATEWAY, "provider-failure", "No provider answered")
+                    .detail(
+                        "every provider holding the data failed or timed out; nothing was returned",
+                    )
+                    .request_id(request)
+                    .extra(serde_json::json!({ "providers": failures }))
+            }
+            Self::DemoOnly => {
+                Problem::new(S::NOT_FOUND, "demo-only", "Demo mode only").detail(self.to_string())
+            }
+            Self::Internal(_) => {
+                Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+        }
+    }
+}
+
+fn denial_problem(reason: &DenialReason) -> Problem {
+    use DenialReason as D;
+    let (status, title, detail, extra) = match reason {
+        D::ServiceNotApproved => (
+            StatusCode::FORBIDDEN,
+            "Service not approved",
+            "the service is not approved or is suspended".to_owned(),
+            None,
+        ),
+        D::UnknownPurpose => (
+            StatusCode::NOT_FOUND,
+            "Unknown purpose",
+            "the service declared no such purpose".to_owned(),
+            None,
+        ),
+        D::UnknownSubject => (
+            StatusCode::NOT_FOUND,
+            "Unknown subject",
+            "no resident is known by this subject for this service".to_owned(),
+            None,
+        ),
+        D::CategoryNotInPurpose { categories } => (
+            StatusCode::FORBIDDEN,
+            "Category not in purpose",
+            "the purpose does not declare every category asked for".to_owned(),
+            Some(serde_json::json!({ "categories": categories })),
+        ),
+        D::NoConsent => (
+            StatusCode::FORBIDDEN,
+            "No consent",
+            "the resident has not consented to this purpose".to_owned(),
+            None,
+        ),
+        D::ConsentRevoked => (
+            StatusCode::FORBIDDEN,
+            "Consent revoked",
+            "the resident revoked consent to this purpose".to_owned(),
+            None,
+        ),
+        D::ConsentExpired => (
+            StatusCode::FORBIDDEN,
+            "Consent expired",
+            "the consent to this purpose has expired".to_owned(),
+            None,
+        ),
+        D::PurposeChanged {
+            consented_version,
+            current_version,
+        } => (
+            StatusCode::FORBIDDEN,
+            "Consent to an older purpose version",
+            format!(
+                "the consent was given for version {consented_version}; the purpose is now at version {current_version}"
+            ),
+            None,
+        ),
+        D::CategoryNotCovered { categories } => (
+            StatusCode::FORBIDDEN,
+            "Category not covered by consent",
+            "the consent does not cover every category asked for".to_owned(),
+            Some(serde_json::json!({ "categories": categories })),
+        ),
+    };
+    let p = Problem::new(status, reason.code(), title).detail(detail);
+    match extra {
+        Some(e) => p.extra(e),
+        None => p,
+    }
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(msg) = &self {
+            tracing::error!(error = %msg, "request failed");
+        }
+        self.to_problem().into_response()
+    }
+}

@@ -1,0 +1,122 @@
+//! The hub's shared state and start-up: configuration, keys, storage and background tasks.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use renkei_domain::CategoryId;
+use renkei_store::Store;
+use tokio::sync::Notify;
+
+use crate::HubError;
+use crate::auth::HubKeys;
+use crate::broker::DecisionBatcher;
+
+/// How a hub runs.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The hub's public base URL: the `iss` of everything it signs.
+    pub issuer: String,
+    /// Enables `POST /demo/sign-in`, which signs in any resident without proof. Never on
+    /// outside the demo town.
+    pub demo_mode: bool,
+    /// How long the hub waits for a provider before reporting it failed.
+    pub provider_timeout: Duration,
+    /// Lifetime of a grant (at most 60 s).
+    pub grant_lifetime: Duration,
+}
+
+impl HubConfig {
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            demo_mode: false,
+            provider_timeout: Duration::from_secs(3),
+            grant_lifetime: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The hub: cheap to clone, shared by every request handler and background task.
+#[derive(Clone)]
+pub struct Hub(pub(crate) Arc<HubInner>);
+
+pub struct HubInner {
+    pub config: HubConfig,
+    pub store: Arc<dyn Store>,
+    pub keys: HubKeys,
+    pub http: reqwest::Client,
+    pub(crate) decisions: DecisionBatcher,
+    /// Woken when a webhook message is written, so it goes out at once.
+    pub(crate) outbox_written: Arc<Notify>,
+    /// The category vocabulary as last read; reread whenever a name is not in it.
+    vocabulary: RwLock<BTreeSet<CategoryId>>,
+}
+
+impl std::ops::Deref for Hub {
+    type Target = HubInner;
+    fn deref(&self) -> &HubInner {
+        &self.0
+    }
+}
+
+impl Hub {
+    /// Loads (or creates) the hub's keys and starts its background tasks: the decision
+    /// batcher and the webhook sender. Needs a Tokio runtime.
+    pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
+        let keys = HubKeys::load(store.as_ref(), Utc::now()).await?;
+        let http = reqwest::Client::builder()
+            .timeout(config.provider_timeout)
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| HubError::Internal(format!("http client: {e}")))?;
+        let decisions = DecisionBatcher::start(store.clone());
+        let outbox_written = Arc::new(Notify::new());
+        let vocabulary = RwLock::new(BTreeSet::new());
+        let hub = Self(Arc::new(HubInner {
+            config,
+            store,
+            keys,
+            http,
+            decisions,
+            outbox_written,
+            vocabulary,
+        }));
+        crate::webhooks::start_sender(hub.clone());
+        Ok(hub)
+    }
+}
+
+impl Hub {
+    /// Rejects category names that are not in the vocabulary (`unknown-category`).
+    /// Malformed names are left to the request parser, which says why.
+    pub(crate) async fn check_categories(&self, names: &[String]) -> Result<(), HubError> {
+        let known = |name: &str| {
+            self.vocabulary
+                .read()
+                .map(|v| v.iter().any(|c| c.as_str() == name))
+                .unwrap_or(false)
+        };
+        if names.iter().all(|n| known(n)) {
+            return Ok(());
+        }
+        let fresh: BTreeSet<CategoryId> = self
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if let Ok(mut v) = self.vocabulary.write() {
+            *v = fresh;
+        }
+        match names
+            .iter()
+            .find(|n| CategoryId::new(n.as_str()).is_ok() && !known(n))
+        {
+            Some(unknown) => Err(HubError::UnknownCategory(unknown.clone())),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Tells services about consent changes: signed Security Event Tokens (RFC 8417) POSTed to
+//! the service's webhook, from a durable outbox, retried with exponential backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use renkei_protocol::event::{ConsentChange, ConsentEventToken, sign_event};
+use renkei_store::{DeliveryOutcome, DueMessage};
+
+use crate::Hub;
+use crate::consents::{Change, OutboxEvent};
+
+/// After this many failed attempts (about a day and a half of backoff) a message is dropped.
+const MAX_ATTEMPTS: u32 = 16;
+/// How long one replica holds a message it is sending before another may try.
+const LEASE: TimeDelta = TimeDelta::seconds(30);
+
+/// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s, … capped at one hour.
+pub fn backoff(attempts: u32) -> TimeDelta {
+    TimeDelta::seconds(1_i64 << attempts.min(12)).min(TimeDelta::hours(1))
+}
+
+pub(crate) fn start_sender(hub: Hub) {
+    let weak = Arc::downgrade(&hub.0);
+    let wake = hub.outbox_written.clone();
+    drop(hub);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let hub = Hub(inner);
+            let now = Utc::now();
+            match hub.store.take_due_messages(now, now + LEASE, 32).await {
+                Ok(due) => {
+                    for message in due {
+                        hub.deliver(message).await;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading the webhook outbox failed"),
+            }
+            drop(hub);
+            let _ = tokio::time::timeout(Duration::from_millis(500), wake.notified()).await;
+        }
+    });
+}
+
+impl Hub {
+    async fn deliver(&self, due: DueMessage) {
+        let id = due.message.id;
+        let (outcome, error) = match self.try_deliver(&due).await {
+            Ok(()) => (DeliveryOutcome::Delivered, None),
+            Err(error) if due.attempts + 1 >= MAX_ATTEMPTS => {
+                (DeliveryOutcome::GiveUp, Some(error))
+            }
+            Err(error) => (
+                DeliveryOutcome::RetryAt(Utc::now() + backoff(due.attempts)),
+                Some(error),
+            ),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(message = %id, service = %due.message.service, attempt = due.attempts + 1, error = %e, "webhook delivery failed");
+        }
+        if let Err(e) = self
+            .store
+            .record_delivery(id, outcome, error.as_deref(), Utc::now())
+            .await
+        {
+            tracing::error!(error = %e, "recording a webhook delivery failed");
+        }
+    }
+
+    async fn try_deliver(&self, due: &DueMessage) -> Result<(), String> {
+        let service = self
+            .store
+            .service(&due.message.service)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the service is gone")?;
+        let url = service.webhook_url.ok_or("the service has no webhook")?;
+        let event: OutboxEvent =
+            serde_json::from_value(due.message.event.clone()).map_err(|e| e.to_string())?;
+        let change = match event.change {
+            Change::Granted => ConsentChange::Granted,
+            Change::Revoked => ConsentChange::Revoked,
+        };
+        let token = ConsentEventToken::new(
+            self.config.issuer.clone(),
+            service.id.clone(),
+            change,
+            event.claims,
+            Utc::now(),
+        );
+        let jws = sign_event(&self.keys.signing, &token).map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/secevent+jwt")
+            .body(jws)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    "could not connect".to_owned()
+                }
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", response.status().as_u16()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stops_at_an_hour() {
+        assert_eq!(backoff(0), TimeDelta::seconds(1));
+        assert_eq!(backoff(3), TimeDelta::seconds(8));
+        assert_eq!(backoff(30), TimeDelta::hours(1));
+    }
+}

@@ -1,0 +1,206 @@
+//! The consent receipt a resident keeps (DESIGN.md flow 1): anyone with the hub's published
+//! keys can check it, and nobody can change it unnoticed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+use common::*;
+use renkei_domain::{
+    Actor, CategoryId, Consent, ConsentChannel, ConsentId, DataCategory, LegalBasis, LocalizedText,
+    Purpose, PurposeId, ResidentId, Service, ServiceStatus,
+};
+use renkei_protocol::{
+    ConsentReceipt, GrantVerifier, Jwks, ReceiptError, ReceiptInput, ServiceKeyPair, SigningKey,
+    sign_grant, sign_receipt, verify_receipt,
+};
+use uuid::Uuid;
+
+struct World {
+    service: Service,
+    purpose: Purpose,
+    vocabulary: Vec<DataCategory>,
+    consent: Consent,
+}
+
+fn world() -> World {
+    let categories: BTreeSet<CategoryId> = [
+        CategoryId::new("health.checkup").unwrap(),
+        CategoryId::new("payment.history").unwrap(),
+    ]
+    .into();
+    let purpose = Purpose {
+        service: service(),
+        id: PurposeId::new("advice").unwrap(),
+        version: 1,
+        title: LocalizedText::new("健康アドバイス", "Health advice"),
+        description: LocalizedText::new(
+            "健診結果と決済データから生活習慣の助言をします",
+            "Lifestyle advice from checkups and payments",
+        ),
+        categories: categories.clone(),
+        retention_days: 365,
+        legal_basis: LegalBasis::Consent,
+    };
+    World {
+        service: Service {
+            id: service(),
+            name: LocalizedText::new("けんこう相談", "Health advice"),
+            sector: "health".into(),
+            hpke_public_key: ServiceKeyPair::generate().unwrap().public_b64(),
+            webhook_url: Some("https://health.example.jp/renkei/events".into()),
+            status: ServiceStatus::Approved,
+        },
+        consent: Consent {
+            id: ConsentId::from_uuid(Uuid::new_v4()),
+            resident: ResidentId::from_uuid(Uuid::new_v4()),
+            purpose: purpose.reference(),
+            categories,
+            legal_basis: LegalBasis::Consent,
+            granted_at: now(),
+            expires_at: Some(now() + TimeDelta::days(365)),
+            given_via: ConsentChannel::SignInScreen,
+            given_by: Actor::Resident,
+            revoked_at: None,
+        },
+        purpose,
+        vocabulary: vec![
+            DataCategory {
+                id: CategoryId::new("health.checkup").unwrap(),
+                name: LocalizedText::new("健診結果", "Checkup results"),
+                special_care: true,
+            },
+            DataCategory {
+                id: CategoryId::new("payment.history").unwrap(),
+                name: LocalizedText::new("決済履歴", "Payment history"),
+                special_care: false,
+            },
+        ],
+    }
+}
+
+fn receipt(w: &World) -> ConsentReceipt {
+    ConsentReceipt::build(&ReceiptInput {
+        issuer: HUB,
+        policy_url: "https://health.example.jp/privacy",
+        consent: &w.consent,
+        service: &w.service,
+        purpose: &w.purpose,
+        vocabulary: &w.vocabulary,
+        issued_at: now(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_receipt_verifies_with_nothing_but_the_published_key_set() {
+    let hub = hub();
+    let w = world();
+    let token = sign_receipt(&hub.key, &receipt(&w)).unwrap();
+    let published: Jwks = serde_json::from_str(&serde_json::to_string(&hub.jwks).unwrap()).unwrap();
+    let checked = verify_receipt(&token, &published).unwrap();
+    assert_eq!(checked.consent_id, w.consent.id);
+    assert_eq!(checked.purpose_version, 1);
+    assert_eq!(checked.collection_method, "sign_in_screen");
+    assert_eq!(checked.pii_principal_id, w.consent.resident.to_string());
+    assert_eq!(checked.consent_timestamp, NOW);
+    assert_eq!(checked.expires, Some(NOW + 365 * 86_400));
+    assert!(checked.sensitive);
+}
+
+#[test]
+fn a_tampered_receipt_is_rejected() {
+    let hub = hub();
+    let token = sign_receipt(&hub.key, &receipt(&world())).unwrap();
+    let mut payload = json_of(&parts(&token).1);
+    payload["services"][0]["purposes"][0]["thirdPartyDisclosure"] = serde_json::json!(true);
+    let err = verify_receipt(&with_payload(&token, &payload), &hub.jwks).unwrap_err();
+    assert_eq!(err, ReceiptError::BadSignature);
+    assert_eq!(err.code(), "receipt-bad-signature");
+
+    // Dropping a category is tampering too.
+    let mut payload = json_of(&parts(&token).1);
+    payload["categories"] = serde_json::json!(["payment.history"]);
+    assert_eq!(
+        verify_receipt(&with_payload(&token, &payload), &hub.jwks).unwrap_err(),
+        ReceiptError::BadSignature
+    );
+}
+
+#[test]
+fn a_receipt_signed_by_another_key_is_rejected() {
+    let hub = hub();
+    let forger = SigningKey::generate().unwrap();
+    let token = sign_receipt(&forger, &receipt(&world())).unwrap();
+    assert!(matches!(
+        verify_receipt(&token, &hub.jwks),
+        Err(ReceiptError::UnknownKey(_))
+    ));
+}
+
+#[test]
+fn a_receipt_with_alg_none_is_rejected() {
+    let hub = hub();
+    let token = sign_receipt(&hub.key, &receipt(&world())).unwrap();
+    let (_, payload, _) = parts(&token);
+    let header = b64(format!(
+        r#"{{"alg":"none","typ":"renkei-receipt+jwt","kid":"{}"}}"#,
+        hub.key.kid()
+    ));
+    assert_eq!(
+        verify_receipt(&format!("{header}.{payload}."), &hub.jwks).unwrap_err(),
+        ReceiptError::BadSignature
+    );
+}
+
+#[test]
+fn a_grant_is_not_a_receipt() {
+    let hub = hub();
+    let token = sign_grant(
+        &hub.key,
+        &grant_claims(&ServiceKeyPair::generate().unwrap()),
+    )
+    .unwrap();
+    assert!(matches!(
+        verify_receipt(&token, &hub.jwks),
+        Err(ReceiptError::Malformed(_))
+    ));
+    // And a receipt is not a grant.
+    let receipt_token = sign_receipt(&hub.key, &receipt(&world())).unwrap();
+    assert!(
+        GrantVerifier::new(hospital(), hub.jwks.clone())
+            .verify(&receipt_token, now())
+            .is_err()
+    );
+}
+
+#[test]
+fn a_receipt_of_another_version_is_refused() {
+    let hub = hub();
+    let mut payload = serde_json::to_value(receipt(&world())).unwrap();
+    payload["version"] = serde_json::json!("KI-CR-v1.0.0");
+    let token = sign_raw(&hub.key, "renkei-receipt+jwt", &payload);
+    assert_eq!(
+        verify_receipt(&token, &hub.jwks).unwrap_err(),
+        ReceiptError::UnsupportedVersion("KI-CR-v1.0.0".into())
+    );
+}
+
+#[test]
+fn a_receipt_for_a_consent_to_another_purpose_is_not_built() {
+    let mut w = world();
+    w.consent.purpose.purpose = PurposeId::new("marketing").unwrap();
+    let err = ConsentReceipt::build(&ReceiptInput {
+        issuer: HUB,
+        policy_url: "https://health.example.jp/privacy",
+        consent: &w.consent,
+        service: &w.service,
+        purpose: &w.purpose,
+        vocabulary: &w.vocabulary,
+        issued_at: now(),
+    })
+    .unwrap_err();
+    assert_eq!(err.code(), "receipt-inconsistent");
+}
