@@ -13,6 +13,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::excerpt;
 use crate::merkle::Hash;
 use crate::note::{self, NoteError, Signer, Verifier};
 
@@ -40,7 +41,7 @@ pub enum CheckpointError {
     /// The root hash line is not the base64 of 32 bytes.
     #[error("root hash `{0}` is not the base64 of 32 bytes")]
     InvalidRoot(String),
-    /// An extension line is empty.
+    /// An extension line is empty or has a control character.
     #[error("extension line {0} is empty or has a control character")]
     InvalidExtension(usize),
     /// The checkpoint is for another log.
@@ -215,15 +216,6 @@ fn parse_root(line: &str) -> Result<Hash, CheckpointError> {
         .ok()
         .and_then(|bytes| Hash::from_slice(&bytes).ok())
         .ok_or_else(|| CheckpointError::InvalidRoot(excerpt(line)))
-}
-
-/// The input for an error message, cut to a readable length.
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 64;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
 }
 
 #[cfg(test)]

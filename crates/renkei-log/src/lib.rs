@@ -20,3 +20,12 @@ pub mod note;
 pub mod tile;
 
 pub use merkle::Hash;
+
+/// User input for an error message, cut to a readable length.
+fn excerpt(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}

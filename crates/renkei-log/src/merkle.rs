@@ -6,7 +6,7 @@
 //! # Stored hashes
 //!
 //! A storage layer keeps every node hash of the tree in one append-only sequence, in the
-//! order of the C2SP tlog-tiles / Go `sumdb/tlog` "stored hash" numbering: appending leaf
+//! order of Go's `golang.org/x/mod/sumdb/tlog` "stored hash" numbering: appending leaf
 //! `m` writes its leaf hash, then the hash of every perfect subtree that the leaf completes,
 //! lowest first ([`stored_hashes_for_append`]). The node at `level` covering leaves
 //! `[n·2^level, (n+1)·2^level)` lives at [`stored_hash_index`]`(level, n)`. Stored hashes

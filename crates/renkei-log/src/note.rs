@@ -348,18 +348,9 @@ pub fn open(msg: &[u8], verifiers: &[Verifier]) -> Result<Note, NoteError> {
         if i >= MAX_SIGNATURES {
             return Err(NoteError::TooManySignatures);
         }
-        let malformed = NoteError::MalformedSignature { line: i + 1 };
-        let (name, b64) = line
-            .strip_prefix(SIG_PREFIX)
-            .and_then(|rest| rest.split_once(' '))
-            .ok_or(malformed)?;
-        let bytes = BASE64
-            .decode(b64)
-            .ok()
-            .filter(|b| b.len() >= 5 && check_name(name).is_ok())
-            .ok_or(NoteError::MalformedSignature { line: i + 1 })?;
-        let (id, signature) = bytes.split_at(4);
-        let key_id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+        let (name, b64, key_id, signature) =
+            parse_signature_line(line).ok_or(NoteError::MalformedSignature { line: i + 1 })?;
+        let signature = signature.as_slice();
         let sig = Signature {
             name: name.to_owned(),
             key_id,
@@ -394,6 +385,19 @@ pub fn open(msg: &[u8], verifiers: &[Verifier]) -> Result<Note, NoteError> {
     Ok(note)
 }
 
+/// `— <name> <base64(key id || signature)>` as (name, base64, key id, signature); the
+/// signature has at least one byte.
+fn parse_signature_line(line: &str) -> Option<(&str, &str, u32, Vec<u8>)> {
+    let (name, b64) = line.strip_prefix(SIG_PREFIX)?.split_once(' ')?;
+    check_name(name).ok()?;
+    let bytes = BASE64.decode(b64).ok()?;
+    let (id, signature) = bytes.split_first_chunk::<4>()?;
+    if signature.is_empty() {
+        return None;
+    }
+    Some((name, b64, u32::from_be_bytes(*id), signature.to_vec()))
+}
+
 /// `SHA-256(name || 0x0A || 0x01 || public key)[:4]` as a big-endian integer.
 fn key_id(name: &str, public_key: &[u8; ED25519_KEY_LEN]) -> u32 {
     let digest = Sha256::new()
@@ -401,7 +405,9 @@ fn key_id(name: &str, public_key: &[u8; ED25519_KEY_LEN]) -> u32 {
         .chain_update([b'\n'])
         .chain_update(typed_key(public_key))
         .finalize();
-    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    let mut id = [0u8; 4];
+    id.copy_from_slice(&digest[..4]);
+    u32::from_be_bytes(id)
 }
 
 /// `0x01 || key`.

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::excerpt;
 use crate::merkle::{HASH_SIZE, HashReader, MerkleError, stored_hash_index};
 
 /// Tile height: each tile spans 8 levels of the tree.
@@ -228,15 +229,6 @@ fn parse_decimal(s: &str, min: u64, max: u64) -> Option<u64> {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     let n: u64 = canonical.then(|| s.parse().ok()).flatten()?;
     (min..=max).contains(&n).then_some(n)
-}
-
-/// The input for an error message, cut to a readable length.
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 80;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
 }
 
 #[cfg(test)]

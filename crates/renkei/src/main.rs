@@ -1,1 +1,105 @@
-fn main() {}
+//! `renkei`: run the hub, the demo town, or open a data response with a service's key.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use renkei::demo::{self, DemoOptions};
+use renkei::run;
+use renkei_hub::HubConfig;
+use renkei_hub::broker::DataResponse;
+use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
+
+#[derive(Parser)]
+#[command(name = "renkei", version, about = "Consent-first personal-data linkage hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the demo town ひかり台市: the hub, three providers, 1,000 residents.
+    Demo {
+        /// Where the demo keeps its database and the services' private keys.
+        #[arg(long, default_value = "renkei-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The registry, clinic and payment provider listen on this port and the next two.
+        #[arg(long, default_value_t = 8081)]
+        provider_port: u16,
+        #[arg(long, default_value_t = 1000)]
+        residents: usize,
+    },
+    /// Run the hub.
+    Serve {
+        /// A SQLite file path, or a `postgres://` URL.
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        #[arg(long, env = "RENKEI_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The hub's public base URL (the issuer of everything it signs).
+        #[arg(long, env = "RENKEI_ISSUER")]
+        issuer: String,
+        /// How long to wait for a provider, in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        provider_timeout_ms: u64,
+    },
+    /// Open the sealed payloads of a data response (read from standard input) with a
+    /// service's private key, as the service would.
+    Decrypt {
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo { data_dir, listen, provider_port, residents } => {
+            let options = DemoOptions { data_dir, hub: listen, first_provider_port: provider_port, residents };
+            std::fs::create_dir_all(&options.data_dir).with_context(|| format!("creating {}", options.data_dir.display()))?;
+            let database = options.data_dir.join("renkei.db");
+            let store = run::open_store(&database.to_string_lossy()).await?;
+            let town = demo::build(&options, store).await?;
+            demo::start_providers(&options, &town.hub, &town.people).await?;
+            let listener = tokio::net::TcpListener::bind(options.hub).await.with_context(|| format!("binding {}", options.hub))?;
+            println!("{}", demo::guide(&options, &town));
+            axum::serve(listener, renkei_hub::router(town.hub)).await?;
+        }
+        Command::Serve { database, listen, issuer, provider_timeout_ms } => {
+            let mut config = HubConfig::new(issuer);
+            config.provider_timeout = Duration::from_millis(provider_timeout_ms);
+            let store = run::open_store(&database).await?;
+            run::serve(listen, config, store).await?;
+        }
+        Command::Decrypt { key } => {
+            let key_text = std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
+            let keys = ServiceKeyPair::from_private_b64(key_text.trim()).context("reading the private key")?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let response: DataResponse = serde_json::from_str(&input).context("standard input is not a data response")?;
+            let request = response.request_id.parse().context("request_id")?;
+            for result in response.results {
+                let Some(payload) = result.payload else {
+                    println!("{}: {}", result.provider, result.status);
+                    continue;
+                };
+                let context = EnvelopeContext { provider: result.provider.parse().context("provider id")?, request };
+                let sealed = SealedPayload { suite: payload.suite, enc: payload.enc, ciphertext: payload.ciphertext };
+                let plain = open(&keys, &context, &sealed).with_context(|| format!("opening {}'s payload", result.provider))?;
+                let value: serde_json::Value = serde_json::from_slice(&plain)?;
+                println!("{}:\n{}", result.provider, serde_json::to_string_pretty(&value)?);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! The demo town: seeds a fresh hub with ひかり台市, runs its three data providers as real
+//! HTTP servers, and prints what to try next.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use renkei_domain::{
+    Actor, CategoryId, ConsentChannel, DataCategory, LegalBasis, LocalizedText, Locator, Provider, ProviderId,
+    Service, ServiceId, ServiceStatus,
+};
+use renkei_hub::consents::GrantConsentBody;
+use renkei_hub::{Hub, HubConfig};
+use renkei_protocol::envelope::ServiceKeyPair;
+use renkei_provider::MemoryRecords;
+use renkei_store::{PurposeDraft, Store};
+
+use crate::town::{self, Person};
+
+/// Same seed, same town.
+pub const SEED: u64 = 2026_11_23;
+
+/// Where the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub data_dir: PathBuf,
+    pub hub: SocketAddr,
+    /// The registry, clinic and payment provider listen on the next three ports.
+    pub first_provider_port: u16,
+    pub residents: usize,
+}
+
+struct ProviderSpec {
+    id: &'static str,
+    name: (&'static str, &'static str),
+    categories: &'static [&'static str],
+}
+
+const PROVIDERS: [ProviderSpec; 3] = [
+    ProviderSpec {
+        id: "city-registry",
+        name: ("ひかり台市 住民基本台帳・避難行動要支援者名簿", "Hikaridai City registry and evacuation-support register"),
+        categories: &["resident.name", "resident.address", "resident.birth_date", "resident.sex", "evacuation.support"],
+    },
+    ProviderSpec { id: "hikari-clinic", name: ("ひかり台クリニック", "Hikaridai Clinic"), categories: &["health.checkup"] },
+    ProviderSpec { id: "hikari-pay", name: ("ひかりペイ", "Hikari Pay"), categories: &["payment.history"] },
+];
+
+/// `(id, ja, en, special care)`.
+const CATEGORIES: &[(&str, &str, &str, bool)] = &[
+    ("resident.name", "氏名", "Name", false),
+    ("resident.address", "住所", "Address", false),
+    ("resident.birth_date", "生年月日", "Date of birth", false),
+    ("resident.sex", "性別", "Sex", false),
+    ("evacuation.support", "避難行動要支援者名簿の記載事項", "Evacuation-support register entry", true),
+    ("health.checkup", "健康診断結果", "Health check results", true),
+    ("payment.history", "決済履歴", "Payment history", false),
+];
+
+struct ServiceSpec {
+    id: &'static str,
+    name: (&'static str, &'static str),
+    sector: &'static str,
+    purpose: &'static str,
+    title: (&'static str, &'static str),
+    description: (&'static str, &'static str),
+    categories: &'static [&'static str],
+    retention_days: u32,
+}
+
+const SERVICES: [ServiceSpec; 3] = [
+    ServiceSpec {
+        id: "health-advice",
+        name: ("ひかり台けんこうナビ", "Hikaridai Health Navi"),
+        sector: "health",
+        purpose: "health-advice",
+        title: ("健康アドバイス", "Health advice"),
+        description: (
+            "健康診断結果と決済履歴（食品の購入傾向）から、生活習慣の改善アドバイスをお届けします。",
+            "We send lifestyle advice based on your health check results and payment history (what food you buy).",
+        ),
+        categories: &["payment.history", "health.checkup"],
+        retention_days: 365,
+    },
+    ServiceSpec {
+        id: "bousai-app",
+        name: ("ひかり台防災アプリ", "Hikaridai Disaster Preparedness"),
+        sector: "disaster",
+        purpose: "evacuation-support",
+        title: ("避難支援", "Evacuation support"),
+        description: (
+            "災害時に支援が必要な方の避難を地域の支援者が手伝えるよう、基本4情報と避難行動要支援者名簿の記載事項を使います。",
+            "So that local supporters can help you evacuate in a disaster, we use your basic four details and your evacuation-support register entry.",
+        ),
+        categories: &["resident.name", "resident.address", "resident.birth_date", "resident.sex", "evacuation.support"],
+        retention_days: 90,
+    },
+    ServiceSpec {
+        id: "community-bus",
+        name: ("ひかり台オンデマンドバス", "Hikaridai On-demand Bus"),
+        sector: "mobility",
+        purpose: "bus-pickup",
+        title: ("自宅前での乗車", "Pick-up at your door"),
+        description: ("予約したバスが自宅前まで迎えに行くために、住所だけを使います。", "We use your address only, so the bus you booked can pick you up at your door."),
+        categories: &["resident.address"],
+        retention_days: 30,
+    },
+];
+
+fn cat(id: &str) -> anyhow::Result<CategoryId> {
+    CategoryId::new(id).with_context(|| format!("category {id}"))
+}
+
+/// What the demo prints so a newcomer can try it.
+pub struct DemoTown {
+    pub hub: Hub,
+    pub people: Vec<Person>,
+    /// `(service id, client secret)`.
+    pub clients: Vec<(String, String)>,
+}
+
+/// The demo's client secret for a service: fixed, so the README's commands work as written.
+/// Demo only: real services get random secrets from `renkei_hub::auth::new_client_secret`.
+pub fn demo_client_secret(service: &str) -> String {
+    format!("demo-secret-{service}")
+}
+
+/// Seeds storage with the town (once; later runs find it there) and starts the hub.
+pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
+    let people = town::people(options.residents, SEED);
+    let mut config = HubConfig::new(format!("http://{}", options.hub));
+    config.demo_mode = true;
+    let hub = Hub::start(config, store.clone()).await?;
+    let clients: Vec<(String, String)> = SERVICES.iter().map(|s| (s.id.to_owned(), demo_client_secret(s.id))).collect();
+    if store.services().await?.is_empty() {
+        seed(options, store.as_ref(), &hub, &people).await?;
+    }
+    Ok(DemoTown { hub, people, clients })
+}
+
+async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
+    let now = Utc::now();
+    for (id, ja, en, special_care) in CATEGORIES {
+        store.put_category(&DataCategory { id: cat(id)?, name: LocalizedText::new(*ja, *en), special_care: *special_care }).await?;
+    }
+    for (i, p) in PROVIDERS.iter().enumerate() {
+        let port = options.first_provider_port + u16::try_from(i)?;
+        store
+            .put_provider(&Provider {
+                id: ProviderId::new(p.id)?,
+                name: LocalizedText::new(p.name.0, p.name.1),
+                endpoint: format!("http://127.0.0.1:{port}"),
+                categories: p.categories.iter().map(|c| cat(c)).collect::<anyhow::Result<_>>()?,
+            })
+            .await?;
+    }
+    let keys_dir = options.data_dir.join("service-keys");
+    std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+    for s in &SERVICES {
+        let keys = ServiceKeyPair::generate()?;
+        write_private_key(&keys_dir.join(format!("{}.key", s.id)), &keys.private_b64())?;
+        let service = Service {
+            id: ServiceId::new(s.id)?,
+            name: LocalizedText::new(s.name.0, s.name.1),
+            sector: s.sector.to_owned(),
+            hpke_public_key: keys.public_b64(),
+            webhook_url: None,
+            status: ServiceStatus::Approved,
+        };
+        store.put_service(&service, &renkei_hub::auth::hash_client_secret(&demo_client_secret(s.id))).await?;
+        store
+            .publish_purpose(
+                &PurposeDraft {
+                    service: service.id.clone(),
+                    id: renkei_domain::PurposeId::new(s.purpose)?,
+                    title: LocalizedText::new(s.title.0, s.title.1),
+                    description: LocalizedText::new(s.description.0, s.description.1),
+                    categories: s.categories.iter().map(|c| cat(c)).collect::<anyhow::Result<BTreeSet<_>>>()?,
+                    retention_days: s.retention_days,
+                    legal_basis: LegalBasis::Consent,
+                },
+                now,
+            )
+            .await?;
+    }
+    let mut locators = Vec::new();
+    for (i, p) in people.iter().enumerate() {
+        store.add_resident(p.resident, now).await?;
+        let mut put = |category: &str, provider: &str, reference: String| -> anyhow::Result<()> {
+            locators.push(Locator { resident: p.resident, category: cat(category)?, provider: ProviderId::new(provider)?, reference });
+            Ok(())
+        };
+        for c in ["resident.name", "resident.address", "resident.birth_date", "resident.sex"] {
+            put(c, "city-registry", p.registry_ref(i))?;
+        }
+        if p.evacuation_support.is_some() {
+            put("evacuation.support", "city-registry", p.registry_ref(i))?;
+        }
+        if p.has_clinic_record {
+            put("health.checkup", "hikari-clinic", p.clinic_ref(i))?;
+        }
+        if p.has_payment_record {
+            put("payment.history", "hikari-pay", p.payment_ref(i))?;
+        }
+    }
+    store.put_locators(&locators).await?;
+    // Some residents already said yes; the guide's resident is left for the walk-through.
+    let guide = guide_resident(people).map(|p| p.resident);
+    let mut rng = StdRng::seed_from_u64(SEED ^ 0xC0DE);
+    for p in people.iter().filter(|p| Some(p.resident) != guide) {
+        for (service, purpose, chance) in [
+            ("community-bus", "bus-pickup", 0.3),
+            ("health-advice", "health-advice", 0.1),
+            ("bousai-app", "evacuation-support", if p.evacuation_support.is_some() { 0.6 } else { 0.02 }),
+        ] {
+            if rng.random_bool(chance) {
+                let body = GrantConsentBody { service: service.into(), purpose: purpose.into(), valid_days: None };
+                hub.grant_consent(p.resident, body, ConsentChannel::Demo, Actor::Resident).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_private_key(path: &Path, key: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{key}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Starts the three providers of the town on their ports.
+pub async fn start_providers(options: &DemoOptions, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
+    let records = [
+        town::registry_records(people),
+        town::clinic_records(people, SEED),
+        town::payment_records(people, SEED),
+    ];
+    for ((i, spec), records) in PROVIDERS.iter().enumerate().zip(records) {
+        let provider = renkei_provider::Provider::new(ProviderId::new(spec.id)?, hub.keys.jwks.clone(), Arc::new(MemoryRecords(records)));
+        let addr = SocketAddr::from(([127, 0, 0, 1], options.first_provider_port + u16::try_from(i)?));
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding provider {} on {addr}", spec.id))?;
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, renkei_provider::router(provider)).await {
+                tracing::error!(error = %e, "provider stopped");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The resident the printed walk-through signs in as: the first with records at every provider.
+pub fn guide_resident(people: &[Person]) -> Option<&Person> {
+    people.iter().find(|p| p.has_clinic_record && p.has_payment_record)
+}
+
+/// What to try next, printed when the demo starts.
+pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
+    let hub = format!("http://{}", options.hub);
+    let first = guide_resident(&town.people);
+    let resident = first.map(|p| p.resident.to_string()).unwrap_or_default();
+    let name = first.map(|p| p.name.clone()).unwrap_or_default();
+    let secret = demo_client_secret("health-advice");
+    let keys = options.data_dir.join("service-keys");
+    let mut out = String::new();
+    out.push_str(&format!("\nRenkei demo town ひかり台市 is running.\n  hub:        {hub}  (OpenAPI: {hub}/openapi.json)\n"));
+    for (i, p) in PROVIDERS.iter().enumerate() {
+        out.push_str(&format!("  provider:   http://127.0.0.1:{}  {}\n", options.first_provider_port as usize + i, p.id));
+    }
+    out.push_str(&format!("  residents:  {}\n  data:       {}\n\nServices (client id / secret):\n", town.people.len(), options.data_dir.display()));
+    for (id, secret) in &town.clients {
+        out.push_str(&format!("  {id:<15} {secret}\n"));
+    }
+    out.push_str(&format!(
+        "\nTry it (resident {name}, id {resident}):\n\
+  R=$(curl -s -X POST {hub}/demo/sign-in -H 'content-type: application/json' -d '{{\"resident\":\"{resident}\"}}' | jq -r .access_token)\n\
+  curl -s -X POST {hub}/v1/me/consents -H \"authorization: Bearer $R\" -H 'content-type: application/json' \\\n\
+       -d '{{\"service\":\"health-advice\",\"purpose\":\"health-advice\"}}' | tee consent.json | jq .consent\n\
+  S=$(curl -s -u health-advice:{secret} -d grant_type=client_credentials {hub}/oauth/token | jq -r .access_token)\n\
+  curl -s -X POST {hub}/v1/data-requests -H \"authorization: Bearer $S\" -H 'content-type: application/json' \\\n\
+       -d \"{{\\\"subject\\\":\\\"$(jq -r .subject consent.json)\\\",\\\"purpose\\\":\\\"health-advice\\\",\\\"categories\\\":[\\\"health.checkup\\\",\\\"payment.history\\\"]}}\" | tee data.json | jq .\n\
+  cargo run --release -- decrypt --key {keys}/health-advice.key < data.json\n\
+  curl -s -X POST {hub}/v1/me/consents/$(jq -r .consent.id consent.json)/revoke -H \"authorization: Bearer $R\" | jq .state\n\
+  (repeat the data request: now 403 /problems/consent-revoked)\n\
+  curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n",
+        keys = keys.display()
+    ));
+    out
+}

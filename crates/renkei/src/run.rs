@@ -1,0 +1,33 @@
+//! Opening storage from a URL and serving a hub on a socket.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use renkei_hub::{Hub, HubConfig};
+use renkei_store::{PostgresStore, SqliteStore, Store};
+
+/// Opens `postgres://…` URLs as PostgreSQL and anything else as a SQLite file path.
+pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let store = PostgresStore::connect(database).await.context("connecting to PostgreSQL")?;
+        Ok(Arc::new(store))
+    } else {
+        let path = Path::new(database);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store = SqliteStore::open(path).await.with_context(|| format!("opening {}", path.display()))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Starts the hub and serves it on `listen` until the process ends.
+pub async fn serve(listen: SocketAddr, config: HubConfig, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let hub = Hub::start(config, store).await.context("starting the hub")?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, "hub listening");
+    axum::serve(listener, renkei_hub::router(hub)).await.context("serving")?;
+    Ok(())
+}
