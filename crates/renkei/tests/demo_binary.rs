@@ -1,0 +1,165 @@
+//! End-to-end: the real `renkei` binary running the demo town, driven over HTTP like the
+//! README's walk-through, including a crash (kill -9) in the middle.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn free_port_block(n: u16) -> u16 {
+    // Find `n` consecutive free ports (the demo puts its providers after the hub's).
+    for _ in 0..100 {
+        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port block");
+}
+
+struct Demo {
+    child: Child,
+    hub: String,
+}
+
+impl Demo {
+    fn start(data_dir: &Path, port: u16) -> Demo {
+        let child = Command::new(env!("CARGO_BIN_EXE_renkei"))
+            .args(["demo", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--provider-port", &(port + 1).to_string(), "--residents", "200"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let hub = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::blocking::get(format!("{hub}/healthz")) {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the demo did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Demo { child, hub }
+    }
+
+    fn kill_9(mut self) {
+        // SIGKILL: no shutdown code runs, as in a crash.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+fn get(url: &str, token: &str) -> Value {
+    reqwest::blocking::Client::new().get(url).bearer_auth(token).send().unwrap().json().unwrap()
+}
+
+fn service_token(hub: &str) -> String {
+    let r: Value = reqwest::blocking::Client::new()
+        .post(format!("{hub}/oauth/token"))
+        .basic_auth("health-advice", Some("demo-secret-health-advice"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    r["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The walk-through resident: the first with records at every provider (see `demo::guide_resident`).
+fn guide_resident() -> String {
+    let people = renkei::town::people(200, renkei::demo::SEED);
+    renkei::demo::guide_resident(&people).unwrap().resident.to_string()
+}
+
+#[test]
+fn the_demo_walk_through_works_and_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port_block(4);
+    let demo = Demo::start(dir.path(), port);
+    let hub = demo.hub.clone();
+
+    let resident = guide_resident();
+    let (status, signed_in) = post(&format!("{hub}/demo/sign-in"), None, json!({ "resident": resident }));
+    assert_eq!(status, 200);
+    let me = signed_in["access_token"].as_str().unwrap().to_owned();
+
+    let (status, granted) = post(
+        &format!("{hub}/v1/me/consents"),
+        Some(&me),
+        json!({ "service": "health-advice", "purpose": "health-advice" }),
+    );
+    assert_eq!(status, 201, "{granted}");
+    let consent_id = granted["consent"]["id"].as_str().unwrap().to_owned();
+    let subject = granted["subject"].as_str().unwrap().to_owned();
+
+    let svc = service_token(&hub);
+    let request = json!({ "subject": subject, "purpose": "health-advice", "categories": ["health.checkup", "payment.history"] });
+    let (status, data) = post(&format!("{hub}/v1/data-requests"), Some(&svc), request.clone());
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["complete"], json!(true));
+    assert_eq!(data["results"].as_array().unwrap().len(), 2);
+
+    // The service opens the payloads with its key, as `renkei decrypt` does.
+    let key = dir.path().join("service-keys/health-advice.key");
+    let mut decrypt = Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(["decrypt", "--key"])
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    decrypt.stdin.take().unwrap().write_all(data.to_string().as_bytes()).unwrap();
+    let out = decrypt.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("hba1c_percent") && text.contains("amount_jpy"), "{text}");
+    assert!(!data.to_string().contains("hba1c_percent"), "the hub relayed plaintext");
+
+    // Crash right after the revocation was acknowledged: it must still hold.
+    let (status, revoked) = post(&format!("{hub}/v1/me/consents/{consent_id}/revoke"), Some(&me), json!({}));
+    assert_eq!(status, 200, "{revoked}");
+    demo.kill_9();
+
+    let demo = Demo::start(dir.path(), port);
+    let hub = demo.hub.clone();
+    let svc = service_token(&hub);
+    let (status, denied) = post(&format!("{hub}/v1/data-requests"), Some(&svc), request);
+    assert_eq!(status, 403);
+    assert_eq!(denied["type"], json!("/problems/consent-revoked"));
+
+    let (_, signed_in) = post(&format!("{hub}/demo/sign-in"), None, json!({ "resident": resident }));
+    let me = signed_in["access_token"].as_str().unwrap().to_owned();
+    let records = get(&format!("{hub}/v1/me/access-records"), &me);
+    let outcomes: Vec<&str> = records["records"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["granted", "denied"], "both decisions survived the crash, in order");
+    let consents = get(&format!("{hub}/v1/me/consents"), &me);
+    assert_eq!(consents[0]["state"], json!("revoked"));
+}
