@@ -44,3 +44,58 @@ pub struct AccessRecord {
     /// The providers the hub sent grants to (empty when denied).
     pub providers: BTreeSet<ProviderId>,
 }
+
+/// A consent change as the access log records it (grant, revocation, supersession).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentLogEntry {
+    /// Position in the log (shared with access records).
+    pub seq: u64,
+    pub consent: ConsentId,
+    pub resident: ResidentId,
+    pub service: ServiceId,
+    pub purpose: PurposeId,
+    pub purpose_version: u32,
+    pub change: crate::consent::ConsentEventKind,
+    pub at: DateTime<Utc>,
+    pub actor: crate::consent::Actor,
+}
+
+/// One entry of the transparency log: its canonical encoding (see [`LogEntry::canonical`])
+/// is what the Merkle leaf commits to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LogEntry {
+    Access(AccessRecord),
+    Consent(ConsentLogEntry),
+}
+
+impl LogEntry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Access(r) => r.seq,
+            Self::Consent(c) => c.seq,
+        }
+    }
+
+    pub fn resident(&self) -> Option<ResidentId> {
+        match self {
+            Self::Access(r) => r.resident,
+            Self::Consent(c) => Some(c.resident),
+        }
+    }
+
+    /// The bytes a leaf commits to: JSON with fields in declaration order and sets sorted,
+    /// so the same entry always encodes the same way.
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The Merkle leaf data: a per-entry random salt, then the canonical encoding. The salt
+    /// makes the public leaf hash a hiding commitment: it reveals nothing about the entry.
+    pub fn leaf_data(&self, salt: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(salt.len() + 256);
+        data.extend_from_slice(salt);
+        data.extend_from_slice(&self.canonical());
+        data
+    }
+}

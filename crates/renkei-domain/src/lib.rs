@@ -13,7 +13,7 @@ pub mod consent;
 pub mod decision;
 pub mod ids;
 
-pub use access::{AccessBasis, AccessOutcome, AccessRecord};
+pub use access::{AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, LogEntry};
 pub use catalog::{
     DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
     ServiceStatus,

@@ -40,6 +40,13 @@ pub fn router(hub: Hub) -> Router {
         .route("/v1/me/consents/{id}/receipt", get(my_receipt))
         .route("/v1/me/consents/{id}/revoke", post(revoke_consent))
         .route("/v1/me/access-records", get(my_access_records))
+        .route("/v1/me/log", get(my_log))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/checkpoints/{size}", get(log_checkpoint_at))
+        .route("/log/key", get(log_key))
+        .route("/log/tile/{*path}", get(log_tile))
+        .route("/log/proof/inclusion", get(log_inclusion))
+        .route("/log/proof/consistency", get(log_consistency))
         .route("/demo/sign-in", post(demo_sign_in))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -50,13 +57,14 @@ pub fn router(hub: Hub) -> Router {
 #[openapi(
     info(title = "Renkei hub", description = "Consent-first personal-data linkage hub: consents, brokered data requests, access records."),
     paths(
-        healthz, jwks, token, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
-        revoke_consent, my_access_records, demo_sign_in, problem_type
+        healthz, openapi_json, jwks, token, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
+        revoke_consent, my_access_records, my_log, log_checkpoint, log_checkpoint_at, log_key, log_tile, log_inclusion,
+        log_consistency, demo_sign_in, problem_type
     ),
     components(schemas(
         Problem, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
         SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
-        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, TokenForm, Health
+        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, TokenForm, Health, LogPage, LogEntryView, ProofView
     )),
     modifiers(&BearerAuth)
 )]
@@ -79,6 +87,8 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// This document: the hub's API in OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "An OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -506,4 +516,219 @@ async fn demo_sign_in(
         token_type: "Bearer".into(),
         expires_in: crate::auth::RESIDENT_TOKEN_SECONDS,
     }))
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// The latest signed checkpoint of the access log (C2SP tlog-checkpoint in a signed note).
+#[utoipa::path(get, path = "/log/checkpoint", responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = Problem)))]
+async fn log_checkpoint(State(hub): State<Hub>) -> Result<Response, HubError> {
+    let latest = hub
+        .store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| HubError::NotFound("checkpoint".into()))?;
+    Ok(([(header::CACHE_CONTROL, "no-cache")], text(latest.note)).into_response())
+}
+
+/// A checkpoint the hub signed earlier, by tree size (for consistency checks).
+#[utoipa::path(get, path = "/log/checkpoints/{size}", params(("size" = u64, Path)),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn log_checkpoint_at(
+    State(hub): State<Hub>,
+    ApiPath(size): ApiPath<u64>,
+) -> Result<Response, HubError> {
+    let c = hub
+        .store
+        .checkpoint(size)
+        .await?
+        .ok_or_else(|| HubError::NotFound(format!("checkpoint of size `{size}`")))?;
+    Ok(text(c.note))
+}
+
+/// The log's verifier key (C2SP signed-note form): checkpoints verify with it.
+#[utoipa::path(get, path = "/log/key", responses((status = 200, content_type = "text/plain", body = String)))]
+async fn log_key(State(hub): State<Hub>) -> Response {
+    text(format!("{}\n", hub.keys.log.verifier_key()))
+}
+
+/// A hash tile (C2SP tlog-tiles), e.g. `/log/tile/0/000` or `/log/tile/0/x001/234.p/5`.
+#[utoipa::path(get, path = "/log/tile/{path}", params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]`")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn log_tile(
+    State(hub): State<Hub>,
+    ApiPath(path): ApiPath<String>,
+) -> Result<Response, HubError> {
+    let full = format!("tile/{path}");
+    let bytes = crate::log::tile(hub.store.as_ref(), &full).await?;
+    let cache = if full.contains(".p/") {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct InclusionQuery {
+    /// The leaf index (the entry's `seq`).
+    index: u64,
+    /// The tree size of a signed checkpoint.
+    size: u64,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+/// A Merkle proof: base64 SHA-256 hashes, RFC 9162 order.
+#[derive(Serialize, ToSchema)]
+struct ProofView {
+    proof: Vec<String>,
+}
+
+async fn signed_size(hub: &Hub, size: u64) -> Result<(), HubError> {
+    let latest = hub.store.latest_checkpoint().await?.map_or(0, |c| c.size);
+    if size > latest {
+        return Err(HubError::Malformed(format!(
+            "size `{size}` is beyond the latest checkpoint ({latest})"
+        )));
+    }
+    Ok(())
+}
+
+/// An inclusion proof of entry `index` in the tree of `size` entries.
+#[utoipa::path(get, path = "/log/proof/inclusion", params(InclusionQuery),
+    responses((status = 200, body = ProofView), (status = 400, body = Problem)))]
+async fn log_inclusion(
+    State(hub): State<Hub>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> Result<Json<ProofView>, HubError> {
+    signed_size(&hub, q.size).await?;
+    let proof = crate::log::inclusion_proof(hub.store.as_ref(), q.index, q.size).await?;
+    Ok(Json(ProofView {
+        proof: proof.iter().map(crate::log::b64).collect(),
+    }))
+}
+
+/// A consistency proof that the tree of `from` entries is a prefix of the tree of `to`.
+#[utoipa::path(get, path = "/log/proof/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ProofView), (status = 400, body = Problem)))]
+async fn log_consistency(
+    State(hub): State<Hub>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ProofView>, HubError> {
+    signed_size(&hub, q.to).await?;
+    let proof = crate::log::consistency_proof(hub.store.as_ref(), q.from, q.to).await?;
+    Ok(Json(ProofView {
+        proof: proof.iter().map(crate::log::b64).collect(),
+    }))
+}
+
+/// One of my log entries, with what a client needs to check it is in the signed log:
+/// leaf hash = SHA-256(0x00 ‖ salt ‖ entry), and the inclusion proof against `checkpoint`.
+#[derive(Serialize, ToSchema)]
+struct LogEntryView {
+    seq: u64,
+    /// `access` or `consent`.
+    kind: String,
+    /// The entry's canonical JSON, exactly the bytes the leaf commits to.
+    entry: String,
+    /// Base64.
+    salt: String,
+    /// Base64.
+    leaf_hash: String,
+    /// Inclusion proof against the page's checkpoint; absent while the entry is newer than it
+    /// (checkpoints follow within a second).
+    proof: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LogPage {
+    /// The signed checkpoint the proofs are against.
+    checkpoint: String,
+    /// The log's verifier key.
+    verifier_key: String,
+    entries: Vec<LogEntryView>,
+    next_after: Option<u64>,
+}
+
+/// My history in the tamper-evident log: every access record naming me and every change to my
+/// consents, each with its inclusion proof, filterable by service and time, paged.
+#[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
+    responses((status = 200, body = LogPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn my_log(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiQuery(f): ApiQuery<AccessFilter>,
+) -> Result<Json<LogPage>, HubError> {
+    let query = access_query(me, f)?;
+    let checkpoint = hub
+        .store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| HubError::Internal("no checkpoint yet".into()))?;
+    let rows = hub.store.resident_log(me, &query).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (entry, leaf) in rows {
+        let proof = if leaf.seq < checkpoint.size {
+            let proof =
+                crate::log::inclusion_proof(hub.store.as_ref(), leaf.seq, checkpoint.size).await?;
+            Some(proof.iter().map(crate::log::b64).collect())
+        } else {
+            None
+        };
+        entries.push(LogEntryView {
+            seq: leaf.seq,
+            kind: leaf.kind,
+            entry: String::from_utf8(entry.canonical()).unwrap_or_default(),
+            salt: STANDARD.encode(&leaf.salt),
+            leaf_hash: STANDARD.encode(&leaf.leaf_hash),
+            proof,
+        });
+    }
+    let next_after = (entries.len() == query.limit as usize)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(LogPage {
+        checkpoint: checkpoint.note,
+        verifier_key: hub.keys.log.verifier_key(),
+        entries,
+        next_after,
+    }))
+}
+
+fn access_query(me: ResidentId, f: AccessFilter) -> Result<AccessQuery, HubError> {
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(HubError::Malformed(format!(
+            "`limit` must be 1 to 500, not `{limit}`"
+        )));
+    }
+    let service = f
+        .service
+        .map(ServiceId::new)
+        .transpose()
+        .map_err(|e| HubError::Malformed(e.to_string()))?;
+    Ok(AccessQuery {
+        resident: Some(me),
+        service,
+        after_seq: f.after,
+        since: f.since,
+        until: f.until,
+        limit,
+    })
 }

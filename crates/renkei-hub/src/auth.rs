@@ -36,10 +36,16 @@ pub struct HubKeys {
     token_encoding: EncodingKey,
     token_decoding: DecodingKey,
     pairwise: Vec<u8>,
+    /// Signs the transparency log's checkpoints.
+    pub log: crate::log::LogIdentity,
 }
 
 impl HubKeys {
-    pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Self, HubError> {
+    pub async fn load(
+        store: &dyn Store,
+        issuer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, HubError> {
         renkei_protocol::keys::install_crypto_provider();
         let candidate = SigningKey::generate()
             .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
@@ -55,7 +61,12 @@ impl HubKeys {
             .ensure_secret("pairwise-subject-key", &random_bytes(), now)
             .await?;
         let jwks = Jwks::from_signing_keys([&signing]);
+        let log_seed = store
+            .ensure_secret("log-signing-seed", &random_bytes(), now)
+            .await?;
+        let log = crate::log::LogIdentity::new(issuer, &log_seed)?;
         Ok(Self {
+            log,
             signing,
             jwks,
             token_encoding: EncodingKey::from_secret(&token),

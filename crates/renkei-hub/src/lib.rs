@@ -12,6 +12,7 @@ pub mod auth;
 pub mod broker;
 pub mod consents;
 mod error;
+pub mod log;
 pub mod problem;
 mod state;
 pub mod webhooks;

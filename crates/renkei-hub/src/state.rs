@@ -65,7 +65,7 @@ impl Hub {
     /// Loads (or creates) the hub's keys and starts its background tasks: the decision
     /// batcher and the webhook sender. Needs a Tokio runtime.
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
-        let keys = HubKeys::load(store.as_ref(), Utc::now()).await?;
+        let keys = HubKeys::load(store.as_ref(), &config.issuer, Utc::now()).await?;
         let http = reqwest::Client::builder()
             .timeout(config.provider_timeout)
             .pool_max_idle_per_host(256)
@@ -83,6 +83,8 @@ impl Hub {
             outbox_written,
             vocabulary,
         }));
+        crate::log::integrate_once(hub.store.as_ref(), &hub.keys.log).await?;
+        crate::log::start_integrator(&hub);
         crate::webhooks::start_sender(hub.clone());
         Ok(hub)
     }

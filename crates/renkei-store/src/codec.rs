@@ -299,3 +299,142 @@ fn outcome_from_column(s: &str) -> AccessOutcome {
         }
     }
 }
+
+pub fn seq_u64(seq: i64) -> StoreResult<u64> {
+    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative log position {seq}")))
+}
+
+pub fn seq_i64(seq: u64) -> StoreResult<i64> {
+    i64::try_from(seq)
+        .map_err(|_| StoreError::Invalid(format!("log position `{seq}` is out of range")))
+}
+
+/// 32 random bytes: the salt that hides a log entry behind its public leaf hash.
+pub fn fresh_salt() -> [u8; 32] {
+    use rand::RngCore;
+    let mut salt = [0u8; 32];
+    rand::rng().fill_bytes(&mut salt);
+    salt
+}
+
+pub fn hash32(bytes: &[u8], what: &str) -> StoreResult<renkei_log::Hash> {
+    renkei_log::Hash::from_slice(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub fn checkpoint(
+    (size, root, note, signed_at): (i64, Vec<u8>, String, i64),
+) -> StoreResult<crate::StoredCheckpoint> {
+    Ok(crate::StoredCheckpoint {
+        size: seq_u64(size)?,
+        root: hash32(&root, "checkpoint root")?,
+        note,
+        signed_at: time(signed_at)?,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub struct RawConsentLogEntry {
+    pub log_seq: Option<i64>,
+    pub consent_id: String,
+    pub resident_id: String,
+    pub service_id: String,
+    pub purpose_id: String,
+    pub purpose_version: i64,
+    pub kind: String,
+    pub at: i64,
+    pub actor: String,
+}
+
+impl RawConsentLogEntry {
+    pub fn into_domain(self) -> StoreResult<renkei_domain::ConsentLogEntry> {
+        let seq = self
+            .log_seq
+            .ok_or_else(|| StoreError::Corrupt("a consent event has no log position".into()))?;
+        Ok(renkei_domain::ConsentLogEntry {
+            seq: seq_u64(seq)?,
+            consent: parse(&self.consent_id, "consent id")?,
+            resident: parse(&self.resident_id, "resident id")?,
+            service: parse(&self.service_id, "service id")?,
+            purpose: parse(&self.purpose_id, "purpose id")?,
+            purpose_version: u32_field(self.purpose_version, "purpose version")?,
+            change: enum_field(
+                ConsentEventKind::parse(&self.kind),
+                &self.kind,
+                "consent event",
+            )?,
+            at: time(self.at)?,
+            actor: from_json(&self.actor, "consent event actor")?,
+        })
+    }
+}
+
+/// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
+/// or unreadable visible (verification must name it, not stop at it).
+pub fn assemble_range(
+    start: i64,
+    end: i64,
+    leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)>,
+    access: Vec<RawAccessRecord>,
+    consents: Vec<RawConsentLogEntry>,
+) -> Vec<crate::StoredEntry> {
+    use std::collections::BTreeMap;
+    let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
+    for (seq, kind, salt, leaf_hash) in leaves {
+        if let Ok(s) = seq_u64(seq) {
+            leaf_at.insert(
+                seq,
+                crate::StoredLeaf {
+                    seq: s,
+                    kind,
+                    salt,
+                    leaf_hash,
+                },
+            );
+        }
+    }
+    let mut entry_at: BTreeMap<i64, Result<renkei_domain::LogEntry, String>> = BTreeMap::new();
+    for raw in access {
+        let seq = raw.seq;
+        let entry = raw
+            .into_domain()
+            .map(renkei_domain::LogEntry::Access)
+            .map_err(|e| e.to_string());
+        // A duplicated position is itself tampering: keep it as unreadable.
+        let slot = if entry_at.contains_key(&seq) {
+            Err("two rows claim this position".to_owned())
+        } else {
+            entry
+        };
+        entry_at.insert(seq, slot);
+    }
+    for raw in consents {
+        let Some(seq) = raw.log_seq else { continue };
+        let entry = raw
+            .into_domain()
+            .map(renkei_domain::LogEntry::Consent)
+            .map_err(|e| e.to_string());
+        let slot = if entry_at.contains_key(&seq) {
+            Err("two rows claim this position".to_owned())
+        } else {
+            entry
+        };
+        entry_at.insert(seq, slot);
+    }
+    let last = leaf_at
+        .keys()
+        .chain(entry_at.keys())
+        .copied()
+        .max()
+        .map_or(start, |m| m + 1)
+        .min(end);
+    (start..last)
+        .filter_map(|seq| {
+            Some(crate::StoredEntry {
+                seq: seq_u64(seq).ok()?,
+                leaf: leaf_at.remove(&seq),
+                entry: entry_at.remove(&seq),
+            })
+        })
+        .collect()
+}

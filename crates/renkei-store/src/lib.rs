@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     AccessRecord, Actor, CategoryId, Consent, ConsentEvent, ConsentId, DataCategory, DataRequest,
-    Decision, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeId, PurposeRef,
-    ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
+    Decision, LegalBasis, LocalizedText, Locator, LogEntry, Provider, Purpose, PurposeId,
+    PurposeRef, ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +114,36 @@ pub struct AccessQuery {
     pub limit: u32,
 }
 
+/// A checkpoint the hub signed, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: renkei_log::Hash,
+    /// The C2SP signed note.
+    pub note: String,
+    pub signed_at: DateTime<Utc>,
+}
+
+/// The Merkle leaf of one log entry, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLeaf {
+    pub seq: u64,
+    /// `access` or `consent`.
+    pub kind: String,
+    pub salt: Vec<u8>,
+    pub leaf_hash: Vec<u8>,
+}
+
+/// One log position as storage holds it, read back for verification: either half may be
+/// missing or unreadable when someone tampered with the tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub leaf: Option<StoredLeaf>,
+    /// The entry rebuilt from its table row; `Err` says why the row is unreadable.
+    pub entry: Option<Result<LogEntry, String>>,
+}
+
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -189,6 +219,31 @@ pub trait Store: Send + Sync + 'static {
     async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;
     /// Number of entries in the access log.
     async fn log_size(&self) -> StoreResult<u64>;
+
+    // --- transparency log ---
+    /// Leaf hashes of entries `from..`, at most `limit`, in log order.
+    async fn log_leaf_hashes(&self, from: u64, limit: u32) -> StoreResult<Vec<renkei_log::Hash>>;
+    /// Stored Merkle node hashes (tlog numbering), in the order asked; a missing one is `NotFound`.
+    async fn read_log_hashes(&self, indexes: &[u64]) -> StoreResult<Vec<renkei_log::Hash>>;
+    /// Stores newly computed node hashes and the checkpoint that covers them, together.
+    async fn integrate(
+        &self,
+        hashes: &[(u64, renkei_log::Hash)],
+        checkpoint: &StoredCheckpoint,
+    ) -> StoreResult<()>;
+    async fn latest_checkpoint(&self) -> StoreResult<Option<StoredCheckpoint>>;
+    async fn checkpoint(&self, size: u64) -> StoreResult<Option<StoredCheckpoint>>;
+    /// Every checkpoint ever signed, oldest first.
+    async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
+    /// Log positions `from..from + limit` with their leaves and rows, for verification.
+    async fn log_range(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredEntry>>;
+    /// A resident's log entries (access records naming them and their consent changes)
+    /// with their leaves, filtered like [`Store::access_records`], in log order.
+    async fn resident_log(
+        &self,
+        resident: ResidentId,
+        query: &AccessQuery,
+    ) -> StoreResult<Vec<(LogEntry, StoredLeaf)>>;
 
     // --- webhook outbox ---
     /// Takes up to `limit` due messages and leases them until `lease_until`, so another

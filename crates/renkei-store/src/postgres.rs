@@ -4,7 +4,7 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::StoreResult;
-use crate::sql::{consent_columns, impl_store, purpose_columns};
+use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 
 /// A [`crate::Store`] in a PostgreSQL database shared by every hub replica.
 #[derive(Clone)]

@@ -361,7 +361,7 @@ macro_rules! impl_store {
                         .bind(old.id.to_string())
                         .execute(&mut *tx)
                         .await?;
-                    insert_consent_event(&mut tx, old.id, renkei_domain::ConsentEventKind::Superseded, c.granted_at, &c.given_by).await?;
+                    insert_consent_event(&mut tx, &old, renkei_domain::ConsentEventKind::Superseded, c.granted_at, &c.given_by).await?;
                 }
                 sqlx::query(concat!(
                     "INSERT INTO consents (", consent_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -380,7 +380,7 @@ macro_rules! impl_store {
                 .bind(c.revoked_at.map(millis))
                 .execute(&mut *tx)
                 .await?;
-                insert_consent_event(&mut tx, c.id, renkei_domain::ConsentEventKind::Granted, c.granted_at, &c.given_by).await?;
+                insert_consent_event(&mut tx, c, renkei_domain::ConsentEventKind::Granted, c.granted_at, &c.given_by).await?;
                 if let Some(m) = notify {
                     insert_outbox(&mut tx, m, c.granted_at).await?;
                 }
@@ -420,7 +420,7 @@ macro_rules! impl_store {
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
-                insert_consent_event(&mut tx, id, renkei_domain::ConsentEventKind::Revoked, at, actor).await?;
+                insert_consent_event(&mut tx, &consent, renkei_domain::ConsentEventKind::Revoked, at, actor).await?;
                 if let Some(m) = notify {
                     insert_outbox(&mut tx, m, at).await?;
                 }
@@ -480,11 +480,7 @@ macro_rules! impl_store {
                 let count = i64::try_from(batch.len()).map_err(|_| $crate::StoreError::Invalid("batch too large".into()))?;
                 // Reserving the sequence numbers first takes the log head's row lock, so
                 // batches from several replicas append one after another, gap-free.
-                let size: i64 = sqlx::query_scalar("UPDATE log_head SET size = size + $1 WHERE id = 1 RETURNING size")
-                    .bind(count)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let first_seq = size - count;
+                let first_seq = reserve_log_seqs(&mut tx, count).await?;
                 let mut out = Vec::with_capacity(batch.len());
                 for (offset, input) in (0_i64..).zip(batch) {
                     let req = &input.request;
@@ -563,7 +559,7 @@ macro_rules! impl_store {
                     };
                     let seq = first_seq + offset;
                     let record = AccessRecord {
-                        seq: u64::try_from(seq).map_err(|_| $crate::StoreError::Corrupt(format!("negative log size {size}")))?,
+                        seq: $crate::codec::seq_u64(seq)?,
                         request: req.id,
                         at: now,
                         service: req.service.clone(),
@@ -593,6 +589,9 @@ macro_rules! impl_store {
                     .bind(to_json(&record.providers)?)
                     .execute(&mut *tx)
                     .await?;
+                    let entry = renkei_domain::LogEntry::Access(record);
+                    insert_leaf(&mut tx, seq, &entry).await?;
+                    let renkei_domain::LogEntry::Access(record) = entry else { unreachable!("built as an access entry") };
                     out.push($crate::RecordedDecision { decision, record, locators });
                 }
                 tx.commit().await?;
@@ -630,6 +629,173 @@ macro_rules! impl_store {
                     .fetch_one(&self.read)
                     .await?;
                 u64::try_from(size).map_err(|_| $crate::StoreError::Corrupt(format!("negative log size {size}")))
+            }
+
+            async fn log_leaf_hashes(&self, from: u64, limit: u32) -> $crate::StoreResult<Vec<renkei_log::Hash>> {
+                let from = $crate::codec::seq_i64(from)?;
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT seq, leaf_hash FROM log_leaves WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(from)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (expected, (seq, hash)) in (from..).zip(rows) {
+                    if seq != expected {
+                        return Err($crate::StoreError::Corrupt(format!("log leaf {expected} is missing")));
+                    }
+                    out.push($crate::codec::hash32(&hash, "leaf hash")?);
+                }
+                Ok(out)
+            }
+
+            async fn read_log_hashes(&self, indexes: &[u64]) -> $crate::StoreResult<Vec<renkei_log::Hash>> {
+                let mut found = std::collections::HashMap::with_capacity(indexes.len());
+                // Chunks keep the statement's parameter count well under every backend's limit.
+                for chunk in indexes.chunks(500) {
+                    let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+                    let sql = format!("SELECT idx, hash FROM log_hashes WHERE idx IN ({list})");
+                    // INVARIANT: `list` is made of u64 numbers only.
+                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.read).await?;
+                    for (idx, hash) in rows {
+                        found.insert($crate::codec::seq_u64(idx)?, $crate::codec::hash32(&hash, "node hash")?);
+                    }
+                }
+                indexes
+                    .iter()
+                    .map(|i| found.get(i).copied().ok_or_else(|| $crate::StoreError::NotFound(format!("log hash {i}"))))
+                    .collect()
+            }
+
+            async fn integrate(
+                &self,
+                hashes: &[(u64, renkei_log::Hash)],
+                checkpoint: &$crate::StoredCheckpoint,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.write.begin().await?;
+                for (idx, hash) in hashes {
+                    sqlx::query("INSERT INTO log_hashes (idx, hash) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING")
+                        .bind($crate::codec::seq_i64(*idx)?)
+                        .bind(&hash.as_bytes()[..])
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (size) DO NOTHING",
+                )
+                .bind($crate::codec::seq_i64(checkpoint.size)?)
+                .bind(&checkpoint.root.as_bytes()[..])
+                .bind(&checkpoint.note)
+                .bind($crate::codec::millis(checkpoint.signed_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn latest_checkpoint(&self) -> $crate::StoreResult<Option<$crate::StoredCheckpoint>> {
+                let row: Option<(i64, Vec<u8>, String, i64)> = sqlx::query_as(
+                    "SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+                )
+                .fetch_optional(&self.read)
+                .await?;
+                row.map($crate::codec::checkpoint).transpose()
+            }
+
+            async fn checkpoint(&self, size: u64) -> $crate::StoreResult<Option<$crate::StoredCheckpoint>> {
+                let row: Option<(i64, Vec<u8>, String, i64)> = sqlx::query_as(
+                    "SELECT size, root, note, signed_at FROM log_checkpoints WHERE size = $1",
+                )
+                .bind($crate::codec::seq_i64(size)?)
+                .fetch_optional(&self.read)
+                .await?;
+                row.map($crate::codec::checkpoint).transpose()
+            }
+
+            async fn checkpoints(&self) -> $crate::StoreResult<Vec<$crate::StoredCheckpoint>> {
+                let rows: Vec<(i64, Vec<u8>, String, i64)> = sqlx::query_as(
+                    "SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size",
+                )
+                .fetch_all(&self.read)
+                .await?;
+                rows.into_iter().map($crate::codec::checkpoint).collect()
+            }
+
+            async fn log_range(&self, from: u64, limit: u32) -> $crate::StoreResult<Vec<$crate::StoredEntry>> {
+                let start = $crate::codec::seq_i64(from)?;
+                let end = start.saturating_add(i64::from(limit));
+                let leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT seq, kind, salt, leaf_hash FROM log_leaves WHERE seq >= $1 AND seq < $2",
+                )
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                let access = sqlx::query_as::<_, $crate::codec::RawAccessRecord>(
+                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
+                     basis, outcome, providers FROM access_records WHERE seq >= $1 AND seq < $2",
+                )
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                let consents = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(concat!(
+                    consent_log_select!(), " WHERE e.log_seq >= $1 AND e.log_seq < $2"
+                ))
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                Ok($crate::codec::assemble_range(start, end, leaves, access, consents))
+            }
+
+            async fn resident_log(
+                &self,
+                resident: renkei_domain::ResidentId,
+                q: &$crate::AccessQuery,
+            ) -> $crate::StoreResult<Vec<(renkei_domain::LogEntry, $crate::StoredLeaf)>> {
+                let scoped = $crate::AccessQuery { resident: Some(resident), ..q.clone() };
+                let access = self.access_records(&scoped).await?;
+                let after = q.after_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
+                let consents = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(concat!(
+                    consent_log_select!(),
+                    " WHERE c.resident_id = $1 AND e.log_seq > $2
+                     AND ($3 IS NULL OR c.service_id = $3)
+                     AND ($4 IS NULL OR e.at >= $4)
+                     AND ($5 IS NULL OR e.at < $5)
+                     ORDER BY e.log_seq LIMIT $6"
+                ))
+                .bind(resident.to_string())
+                .bind(after)
+                .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(q.since.map($crate::codec::millis))
+                .bind(q.until.map($crate::codec::millis))
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect::<$crate::StoreResult<Vec<_>>>()?;
+                let mut entries: Vec<renkei_domain::LogEntry> = access
+                    .into_iter()
+                    .map(renkei_domain::LogEntry::Access)
+                    .chain(consents.into_iter().map(renkei_domain::LogEntry::Consent))
+                    .collect();
+                entries.sort_by_key(|e| e.seq());
+                entries.truncate(q.limit as usize);
+                let mut out = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let (kind, salt, leaf_hash): (String, Vec<u8>, Vec<u8>) =
+                        sqlx::query_as("SELECT kind, salt, leaf_hash FROM log_leaves WHERE seq = $1")
+                            .bind($crate::codec::seq_i64(entry.seq())?)
+                            .fetch_one(&self.read)
+                            .await?;
+                    let leaf = $crate::StoredLeaf { seq: entry.seq(), kind, salt, leaf_hash };
+                    out.push((entry, leaf));
+                }
+                Ok(out)
             }
 
             async fn take_due_messages(
@@ -724,16 +890,61 @@ macro_rules! impl_store {
 
         async fn insert_consent_event(
             tx: &mut sqlx::Transaction<'_, $db>,
-            consent: renkei_domain::ConsentId,
+            consent: &renkei_domain::Consent,
             kind: renkei_domain::ConsentEventKind,
             at: chrono::DateTime<chrono::Utc>,
             actor: &renkei_domain::Actor,
         ) -> $crate::StoreResult<()> {
-            sqlx::query("INSERT INTO consent_events (consent_id, kind, at, actor) VALUES ($1, $2, $3, $4)")
-                .bind(consent.to_string())
+            let seq = reserve_log_seqs(tx, 1).await?;
+            sqlx::query("INSERT INTO consent_events (consent_id, kind, at, actor, log_seq) VALUES ($1, $2, $3, $4, $5)")
+                .bind(consent.id.to_string())
                 .bind(kind.as_str())
                 .bind($crate::codec::millis(at))
                 .bind($crate::codec::to_json(actor)?)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            let entry = renkei_domain::LogEntry::Consent(renkei_domain::ConsentLogEntry {
+                seq: $crate::codec::seq_u64(seq)?,
+                consent: consent.id,
+                resident: consent.resident,
+                service: consent.purpose.service.clone(),
+                purpose: consent.purpose.purpose.clone(),
+                purpose_version: consent.purpose.version,
+                change: kind,
+                at: $crate::codec::time($crate::codec::millis(at))?,
+                actor: actor.clone(),
+            });
+            insert_leaf(tx, seq, &entry).await
+        }
+
+        /// Takes `count` positions in the log. The `log_head` row lock this takes is held to
+        /// commit, so appends from every replica are serialised and the sequence has no gaps.
+        async fn reserve_log_seqs(tx: &mut sqlx::Transaction<'_, $db>, count: i64) -> $crate::StoreResult<i64> {
+            let size: i64 = sqlx::query_scalar("UPDATE log_head SET size = size + $1 WHERE id = 1 RETURNING size")
+                .bind(count)
+                .fetch_one(&mut **tx)
+                .await?;
+            Ok(size - count)
+        }
+
+        /// Writes the Merkle leaf of a log entry, with a fresh random salt.
+        async fn insert_leaf(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            seq: i64,
+            entry: &renkei_domain::LogEntry,
+        ) -> $crate::StoreResult<()> {
+            let salt = $crate::codec::fresh_salt();
+            let leaf = renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt));
+            let kind = match entry {
+                renkei_domain::LogEntry::Access(_) => "access",
+                renkei_domain::LogEntry::Consent(_) => "consent",
+            };
+            sqlx::query("INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES ($1, $2, $3, $4)")
+                .bind(seq)
+                .bind(kind)
+                .bind(&salt[..])
+                .bind(&leaf.as_bytes()[..])
                 .execute(&mut **tx)
                 .await?;
             Ok(())
@@ -764,10 +975,17 @@ macro_rules! purpose_columns {
     };
 }
 
+macro_rules! consent_log_select {
+    () => {
+        "SELECT e.log_seq, e.consent_id, c.resident_id, c.service_id, c.purpose_id, c.purpose_version, e.kind, e.at, e.actor
+         FROM consent_events e JOIN consents c ON c.id = e.consent_id"
+    };
+}
+
 macro_rules! consent_columns {
     () => {
         "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at"
     };
 }
 
-pub(crate) use {consent_columns, impl_store, purpose_columns};
+pub(crate) use {consent_columns, consent_log_select, impl_store, purpose_columns};

@@ -11,8 +11,8 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use renkei_domain::{
-    Actor, CategoryId, ConsentChannel, DataCategory, LegalBasis, LocalizedText, Locator, Provider, ProviderId,
-    Service, ServiceId, ServiceStatus,
+    Actor, CategoryId, ConsentChannel, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
+    ProviderId, Service, ServiceId, ServiceStatus,
 };
 use renkei_hub::consents::GrantConsentBody;
 use renkei_hub::{Hub, HubConfig};
@@ -44,11 +44,28 @@ struct ProviderSpec {
 const PROVIDERS: [ProviderSpec; 3] = [
     ProviderSpec {
         id: "city-registry",
-        name: ("ひかり台市 住民基本台帳・避難行動要支援者名簿", "Hikaridai City registry and evacuation-support register"),
-        categories: &["resident.name", "resident.address", "resident.birth_date", "resident.sex", "evacuation.support"],
+        name: (
+            "ひかり台市 住民基本台帳・避難行動要支援者名簿",
+            "Hikaridai City registry and evacuation-support register",
+        ),
+        categories: &[
+            "resident.name",
+            "resident.address",
+            "resident.birth_date",
+            "resident.sex",
+            "evacuation.support",
+        ],
     },
-    ProviderSpec { id: "hikari-clinic", name: ("ひかり台クリニック", "Hikaridai Clinic"), categories: &["health.checkup"] },
-    ProviderSpec { id: "hikari-pay", name: ("ひかりペイ", "Hikari Pay"), categories: &["payment.history"] },
+    ProviderSpec {
+        id: "hikari-clinic",
+        name: ("ひかり台クリニック", "Hikaridai Clinic"),
+        categories: &["health.checkup"],
+    },
+    ProviderSpec {
+        id: "hikari-pay",
+        name: ("ひかりペイ", "Hikari Pay"),
+        categories: &["payment.history"],
+    },
 ];
 
 /// `(id, ja, en, special care)`.
@@ -57,8 +74,18 @@ const CATEGORIES: &[(&str, &str, &str, bool)] = &[
     ("resident.address", "住所", "Address", false),
     ("resident.birth_date", "生年月日", "Date of birth", false),
     ("resident.sex", "性別", "Sex", false),
-    ("evacuation.support", "避難行動要支援者名簿の記載事項", "Evacuation-support register entry", true),
-    ("health.checkup", "健康診断結果", "Health check results", true),
+    (
+        "evacuation.support",
+        "避難行動要支援者名簿の記載事項",
+        "Evacuation-support register entry",
+        true,
+    ),
+    (
+        "health.checkup",
+        "健康診断結果",
+        "Health check results",
+        true,
+    ),
     ("payment.history", "決済履歴", "Payment history", false),
 ];
 
@@ -97,7 +124,13 @@ const SERVICES: [ServiceSpec; 3] = [
             "災害時に支援が必要な方の避難を地域の支援者が手伝えるよう、基本4情報と避難行動要支援者名簿の記載事項を使います。",
             "So that local supporters can help you evacuate in a disaster, we use your basic four details and your evacuation-support register entry.",
         ),
-        categories: &["resident.name", "resident.address", "resident.birth_date", "resident.sex", "evacuation.support"],
+        categories: &[
+            "resident.name",
+            "resident.address",
+            "resident.birth_date",
+            "resident.sex",
+            "evacuation.support",
+        ],
         retention_days: 90,
     },
     ServiceSpec {
@@ -106,7 +139,10 @@ const SERVICES: [ServiceSpec; 3] = [
         sector: "mobility",
         purpose: "bus-pickup",
         title: ("自宅前での乗車", "Pick-up at your door"),
-        description: ("予約したバスが自宅前まで迎えに行くために、住所だけを使います。", "We use your address only, so the bus you booked can pick you up at your door."),
+        description: (
+            "予約したバスが自宅前まで迎えに行くために、住所だけを使います。",
+            "We use your address only, so the bus you booked can pick you up at your door.",
+        ),
         categories: &["resident.address"],
         retention_days: 30,
     },
@@ -136,17 +172,35 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     let mut config = HubConfig::new(format!("http://{}", options.hub));
     config.demo_mode = true;
     let hub = Hub::start(config, store.clone()).await?;
-    let clients: Vec<(String, String)> = SERVICES.iter().map(|s| (s.id.to_owned(), demo_client_secret(s.id))).collect();
+    let clients: Vec<(String, String)> = SERVICES
+        .iter()
+        .map(|s| (s.id.to_owned(), demo_client_secret(s.id)))
+        .collect();
     if store.services().await?.is_empty() {
         seed(options, store.as_ref(), &hub, &people).await?;
     }
-    Ok(DemoTown { hub, people, clients })
+    Ok(DemoTown {
+        hub,
+        people,
+        clients,
+    })
 }
 
-async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
+async fn seed(
+    options: &DemoOptions,
+    store: &dyn Store,
+    hub: &Hub,
+    people: &[Person],
+) -> anyhow::Result<()> {
     let now = Utc::now();
     for (id, ja, en, special_care) in CATEGORIES {
-        store.put_category(&DataCategory { id: cat(id)?, name: LocalizedText::new(*ja, *en), special_care: *special_care }).await?;
+        store
+            .put_category(&DataCategory {
+                id: cat(id)?,
+                name: LocalizedText::new(*ja, *en),
+                special_care: *special_care,
+            })
+            .await?;
     }
     for (i, p) in PROVIDERS.iter().enumerate() {
         let port = options.first_provider_port + u16::try_from(i)?;
@@ -155,12 +209,17 @@ async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Per
                 id: ProviderId::new(p.id)?,
                 name: LocalizedText::new(p.name.0, p.name.1),
                 endpoint: format!("http://127.0.0.1:{port}"),
-                categories: p.categories.iter().map(|c| cat(c)).collect::<anyhow::Result<_>>()?,
+                categories: p
+                    .categories
+                    .iter()
+                    .map(|c| cat(c))
+                    .collect::<anyhow::Result<_>>()?,
             })
             .await?;
     }
     let keys_dir = options.data_dir.join("service-keys");
-    std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+    std::fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("creating {}", keys_dir.display()))?;
     for s in &SERVICES {
         let keys = ServiceKeyPair::generate()?;
         write_private_key(&keys_dir.join(format!("{}.key", s.id)), &keys.private_b64())?;
@@ -172,7 +231,12 @@ async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Per
             webhook_url: None,
             status: ServiceStatus::Approved,
         };
-        store.put_service(&service, &renkei_hub::auth::hash_client_secret(&demo_client_secret(s.id))).await?;
+        store
+            .put_service(
+                &service,
+                &renkei_hub::auth::hash_client_secret(&demo_client_secret(s.id)),
+            )
+            .await?;
         store
             .publish_purpose(
                 &PurposeDraft {
@@ -180,7 +244,11 @@ async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Per
                     id: renkei_domain::PurposeId::new(s.purpose)?,
                     title: LocalizedText::new(s.title.0, s.title.1),
                     description: LocalizedText::new(s.description.0, s.description.1),
-                    categories: s.categories.iter().map(|c| cat(c)).collect::<anyhow::Result<BTreeSet<_>>>()?,
+                    categories: s
+                        .categories
+                        .iter()
+                        .map(|c| cat(c))
+                        .collect::<anyhow::Result<BTreeSet<_>>>()?,
                     retention_days: s.retention_days,
                     legal_basis: LegalBasis::Consent,
                 },
@@ -192,10 +260,20 @@ async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Per
     for (i, p) in people.iter().enumerate() {
         store.add_resident(p.resident, now).await?;
         let mut put = |category: &str, provider: &str, reference: String| -> anyhow::Result<()> {
-            locators.push(Locator { resident: p.resident, category: cat(category)?, provider: ProviderId::new(provider)?, reference });
+            locators.push(Locator {
+                resident: p.resident,
+                category: cat(category)?,
+                provider: ProviderId::new(provider)?,
+                reference,
+            });
             Ok(())
         };
-        for c in ["resident.name", "resident.address", "resident.birth_date", "resident.sex"] {
+        for c in [
+            "resident.name",
+            "resident.address",
+            "resident.birth_date",
+            "resident.sex",
+        ] {
             put(c, "city-registry", p.registry_ref(i))?;
         }
         if p.evacuation_support.is_some() {
@@ -216,11 +294,24 @@ async fn seed(options: &DemoOptions, store: &dyn Store, hub: &Hub, people: &[Per
         for (service, purpose, chance) in [
             ("community-bus", "bus-pickup", 0.3),
             ("health-advice", "health-advice", 0.1),
-            ("bousai-app", "evacuation-support", if p.evacuation_support.is_some() { 0.6 } else { 0.02 }),
+            (
+                "bousai-app",
+                "evacuation-support",
+                if p.evacuation_support.is_some() {
+                    0.6
+                } else {
+                    0.02
+                },
+            ),
         ] {
             if rng.random_bool(chance) {
-                let body = GrantConsentBody { service: service.into(), purpose: purpose.into(), valid_days: None };
-                hub.grant_consent(p.resident, body, ConsentChannel::Demo, Actor::Resident).await?;
+                let body = GrantConsentBody {
+                    service: service.into(),
+                    purpose: purpose.into(),
+                    valid_days: None,
+                };
+                hub.grant_consent(p.resident, body, ConsentChannel::Demo, Actor::Resident)
+                    .await?;
             }
         }
     }
@@ -233,23 +324,38 @@ fn write_private_key(path: &Path, key: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     writeln!(file, "{key}")?;
     file.sync_all()?;
     Ok(())
 }
 
 /// Starts the three providers of the town on their ports.
-pub async fn start_providers(options: &DemoOptions, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
+pub async fn start_providers(
+    options: &DemoOptions,
+    hub: &Hub,
+    people: &[Person],
+) -> anyhow::Result<()> {
     let records = [
         town::registry_records(people),
         town::clinic_records(people, SEED),
         town::payment_records(people, SEED),
     ];
     for ((i, spec), records) in PROVIDERS.iter().enumerate().zip(records) {
-        let provider = renkei_provider::Provider::new(ProviderId::new(spec.id)?, hub.keys.jwks.clone(), Arc::new(MemoryRecords(records)));
-        let addr = SocketAddr::from(([127, 0, 0, 1], options.first_provider_port + u16::try_from(i)?));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding provider {} on {addr}", spec.id))?;
+        let provider = renkei_provider::Provider::new(
+            ProviderId::new(spec.id)?,
+            hub.keys.jwks.clone(),
+            Arc::new(MemoryRecords(records)),
+        );
+        let addr = SocketAddr::from((
+            [127, 0, 0, 1],
+            options.first_provider_port + u16::try_from(i)?,
+        ));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding provider {} on {addr}", spec.id))?;
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, renkei_provider::router(provider)).await {
                 tracing::error!(error = %e, "provider stopped");
@@ -261,7 +367,9 @@ pub async fn start_providers(options: &DemoOptions, hub: &Hub, people: &[Person]
 
 /// The resident the printed walk-through signs in as: the first with records at every provider.
 pub fn guide_resident(people: &[Person]) -> Option<&Person> {
-    people.iter().find(|p| p.has_clinic_record && p.has_payment_record)
+    people
+        .iter()
+        .find(|p| p.has_clinic_record && p.has_payment_record)
 }
 
 /// What to try next, printed when the demo starts.
@@ -275,9 +383,17 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
     let mut out = String::new();
     out.push_str(&format!("\nRenkei demo town ひかり台市 is running.\n  hub:        {hub}  (OpenAPI: {hub}/openapi.json)\n"));
     for (i, p) in PROVIDERS.iter().enumerate() {
-        out.push_str(&format!("  provider:   http://127.0.0.1:{}  {}\n", options.first_provider_port as usize + i, p.id));
+        out.push_str(&format!(
+            "  provider:   http://127.0.0.1:{}  {}\n",
+            options.first_provider_port as usize + i,
+            p.id
+        ));
     }
-    out.push_str(&format!("  residents:  {}\n  data:       {}\n\nServices (client id / secret):\n", town.people.len(), options.data_dir.display()));
+    out.push_str(&format!(
+        "  residents:  {}\n  data:       {}\n\nServices (client id / secret):\n",
+        town.people.len(),
+        options.data_dir.display()
+    ));
     for (id, secret) in &town.clients {
         out.push_str(&format!("  {id:<15} {secret}\n"));
     }

@@ -14,7 +14,11 @@ use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
 
 #[derive(Parser)]
-#[command(name = "renkei", version, about = "Consent-first personal-data linkage hub")]
+#[command(
+    name = "renkei",
+    version,
+    about = "Consent-first personal-data linkage hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,6 +53,11 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         provider_timeout_ms: u64,
     },
+    /// The tamper-evident access log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Open the sealed payloads of a data response (read from standard input) with a
     /// service's private key, as the service would.
     Decrypt {
@@ -57,47 +66,124 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Re-derive the whole Merkle tree from storage, check it against every signed checkpoint,
+    /// and name the first entry that was altered, removed or reordered. Exits 1 if any was.
+    Verify {
+        /// A SQLite file path, or a `postgres://` URL.
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        /// The log's verifier key (`GET /log/key`); by default the one in storage.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo { data_dir, listen, provider_port, residents } => {
-            let options = DemoOptions { data_dir, hub: listen, first_provider_port: provider_port, residents };
-            std::fs::create_dir_all(&options.data_dir).with_context(|| format!("creating {}", options.data_dir.display()))?;
+        Command::Demo {
+            data_dir,
+            listen,
+            provider_port,
+            residents,
+        } => {
+            let options = DemoOptions {
+                data_dir,
+                hub: listen,
+                first_provider_port: provider_port,
+                residents,
+            };
+            std::fs::create_dir_all(&options.data_dir)
+                .with_context(|| format!("creating {}", options.data_dir.display()))?;
             let database = options.data_dir.join("renkei.db");
             let store = run::open_store(&database.to_string_lossy()).await?;
             let town = demo::build(&options, store).await?;
             demo::start_providers(&options, &town.hub, &town.people).await?;
-            let listener = tokio::net::TcpListener::bind(options.hub).await.with_context(|| format!("binding {}", options.hub))?;
+            let listener = tokio::net::TcpListener::bind(options.hub)
+                .await
+                .with_context(|| format!("binding {}", options.hub))?;
             println!("{}", demo::guide(&options, &town));
             axum::serve(listener, renkei_hub::router(town.hub)).await?;
         }
-        Command::Serve { database, listen, issuer, provider_timeout_ms } => {
+        Command::Serve {
+            database,
+            listen,
+            issuer,
+            provider_timeout_ms,
+        } => {
             let mut config = HubConfig::new(issuer);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             let store = run::open_store(&database).await?;
             run::serve(listen, config, store).await?;
         }
+        Command::Log {
+            command: LogCommand::Verify { database, key },
+        } => {
+            let store = run::open_store(&database).await?;
+            let verifier = match key {
+                Some(k) => k
+                    .trim()
+                    .parse()
+                    .context("--key is not a signed-note verifier key")?,
+                None => run::stored_log_verifier(store.as_ref()).await?,
+            };
+            let report = renkei_hub::log::verify(store.as_ref(), &verifier).await?;
+            println!(
+                "entries: {}  checkpoints: {}",
+                report.entries, report.checkpoints
+            );
+            for c in &report.bad_checkpoints {
+                println!("BAD CHECKPOINT: {c}");
+            }
+            match &report.first_bad_entry {
+                Some((seq, why)) => {
+                    println!("FIRST BAD ENTRY: {seq}: {why}");
+                    std::process::exit(1);
+                }
+                None if !report.ok() => std::process::exit(1),
+                None => println!("OK: every entry matches every signed checkpoint"),
+            }
+        }
         Command::Decrypt { key } => {
-            let key_text = std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
-            let keys = ServiceKeyPair::from_private_b64(key_text.trim()).context("reading the private key")?;
+            let key_text = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let keys = ServiceKeyPair::from_private_b64(key_text.trim())
+                .context("reading the private key")?;
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
-            let response: DataResponse = serde_json::from_str(&input).context("standard input is not a data response")?;
+            let response: DataResponse =
+                serde_json::from_str(&input).context("standard input is not a data response")?;
             let request = response.request_id.parse().context("request_id")?;
             for result in response.results {
                 let Some(payload) = result.payload else {
                     println!("{}: {}", result.provider, result.status);
                     continue;
                 };
-                let context = EnvelopeContext { provider: result.provider.parse().context("provider id")?, request };
-                let sealed = SealedPayload { suite: payload.suite, enc: payload.enc, ciphertext: payload.ciphertext };
-                let plain = open(&keys, &context, &sealed).with_context(|| format!("opening {}'s payload", result.provider))?;
+                let context = EnvelopeContext {
+                    provider: result.provider.parse().context("provider id")?,
+                    request,
+                };
+                let sealed = SealedPayload {
+                    suite: payload.suite,
+                    enc: payload.enc,
+                    ciphertext: payload.ciphertext,
+                };
+                let plain = open(&keys, &context, &sealed)
+                    .with_context(|| format!("opening {}'s payload", result.provider))?;
                 let value: serde_json::Value = serde_json::from_slice(&plain)?;
-                println!("{}:\n{}", result.provider, serde_json::to_string_pretty(&value)?);
+                println!(
+                    "{}:\n{}",
+                    result.provider,
+                    serde_json::to_string_pretty(&value)?
+                );
             }
         }
     }

@@ -11,23 +11,64 @@ use renkei_store::{PostgresStore, SqliteStore, Store};
 /// Opens `postgres://…` URLs as PostgreSQL and anything else as a SQLite file path.
 pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        let store = PostgresStore::connect(database).await.context("connecting to PostgreSQL")?;
+        let store = PostgresStore::connect(database)
+            .await
+            .context("connecting to PostgreSQL")?;
         Ok(Arc::new(store))
     } else {
         let path = Path::new(database);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let store = SqliteStore::open(path).await.with_context(|| format!("opening {}", path.display()))?;
+        let store = SqliteStore::open(path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(Arc::new(store))
     }
 }
 
 /// Starts the hub and serves it on `listen` until the process ends.
-pub async fn serve(listen: SocketAddr, config: HubConfig, store: Arc<dyn Store>) -> anyhow::Result<()> {
-    let hub = Hub::start(config, store).await.context("starting the hub")?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+pub async fn serve(
+    listen: SocketAddr,
+    config: HubConfig,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<()> {
+    let hub = Hub::start(config, store)
+        .await
+        .context("starting the hub")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "hub listening");
-    axum::serve(listener, renkei_hub::router(hub)).await.context("serving")?;
+    axum::serve(listener, renkei_hub::router(hub))
+        .await
+        .context("serving")?;
     Ok(())
+}
+
+/// The log's verifier key as the hub that wrote `store` signs with it: the origin from its
+/// first checkpoint, the key from its stored seed.
+pub async fn stored_log_verifier(store: &dyn Store) -> anyhow::Result<renkei_log::note::Verifier> {
+    let first = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .next()
+        .context("the log has no checkpoint yet")?;
+    let origin = first
+        .note
+        .lines()
+        .next()
+        .context("empty checkpoint")?
+        .to_owned();
+    // A store with a checkpoint always holds the seed (it is created first), so this reads it
+    // and never writes the placeholder.
+    let seed = store
+        .ensure_secret("log-signing-seed", &[0u8; 32], chrono::Utc::now())
+        .await?;
+    let identity = renkei_hub::log::LogIdentity::new(
+        &format!("x://{}", origin.trim_end_matches("/log")),
+        &seed,
+    )?;
+    Ok(identity.signer.verifier())
 }

@@ -10,19 +10,85 @@ use renkei_domain::ResidentId;
 use serde_json::{Map, Value, json};
 
 const SURNAMES: &[&str] = &[
-    "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木", "山口",
-    "松本", "井上", "木村", "林", "斎藤", "清水", "山崎", "森", "池田", "橋本", "阿部", "石川", "山下", "中島", "石井",
-    "小川", "前田", "岡田", "長谷川", "藤田", "後藤", "近藤", "村上", "遠藤", "青木", "坂本",
+    "佐藤",
+    "鈴木",
+    "高橋",
+    "田中",
+    "伊藤",
+    "渡辺",
+    "山本",
+    "中村",
+    "小林",
+    "加藤",
+    "吉田",
+    "山田",
+    "佐々木",
+    "山口",
+    "松本",
+    "井上",
+    "木村",
+    "林",
+    "斎藤",
+    "清水",
+    "山崎",
+    "森",
+    "池田",
+    "橋本",
+    "阿部",
+    "石川",
+    "山下",
+    "中島",
+    "石井",
+    "小川",
+    "前田",
+    "岡田",
+    "長谷川",
+    "藤田",
+    "後藤",
+    "近藤",
+    "村上",
+    "遠藤",
+    "青木",
+    "坂本",
 ];
 const GIVEN_FEMALE: &[&str] = &[
-    "陽子", "恵子", "美咲", "さくら", "花子", "由美", "結衣", "真由美", "千尋", "葵", "久美子", "明美", "美穂", "彩", "愛",
-    "智子", "幸子", "和子", "陽菜", "凛",
+    "陽子",
+    "恵子",
+    "美咲",
+    "さくら",
+    "花子",
+    "由美",
+    "結衣",
+    "真由美",
+    "千尋",
+    "葵",
+    "久美子",
+    "明美",
+    "美穂",
+    "彩",
+    "愛",
+    "智子",
+    "幸子",
+    "和子",
+    "陽菜",
+    "凛",
 ];
 const GIVEN_MALE: &[&str] = &[
-    "大輔", "翔太", "健一", "拓也", "誠", "浩", "隆", "蓮", "悠真", "湊", "一郎", "茂", "博", "勇", "直樹", "和也", "修",
-    "聡", "陽翔", "大和",
+    "大輔", "翔太", "健一", "拓也", "誠", "浩", "隆", "蓮", "悠真", "湊", "一郎", "茂", "博", "勇",
+    "直樹", "和也", "修", "聡", "陽翔", "大和",
 ];
-const CHOME: &[&str] = &["桜町", "緑が丘", "本町", "港町", "若葉", "旭町", "松風", "泉台", "光が丘", "北野"];
+const CHOME: &[&str] = &[
+    "桜町",
+    "緑が丘",
+    "本町",
+    "港町",
+    "若葉",
+    "旭町",
+    "松風",
+    "泉台",
+    "光が丘",
+    "北野",
+];
 
 /// Who the town's people are, as the city registry (住民基本台帳) knows them.
 #[derive(Debug, Clone)]
@@ -107,7 +173,10 @@ pub fn registry_records(people: &[Person]) -> HashMap<String, Map<String, Value>
             let mut m = Map::new();
             m.insert("resident.name".into(), json!(p.name));
             m.insert("resident.address".into(), json!(p.address));
-            m.insert("resident.birth_date".into(), json!(p.birth_date.to_string()));
+            m.insert(
+                "resident.birth_date".into(),
+                json!(p.birth_date.to_string()),
+            );
             m.insert("resident.sex".into(), json!(p.sex));
             if let Some(e) = &p.evacuation_support {
                 m.insert("evacuation.support".into(), e.clone());
@@ -145,7 +214,13 @@ pub fn clinic_records(people: &[Person], seed: u64) -> HashMap<String, Map<Strin
 /// The payment provider's recent purchases.
 pub fn payment_records(people: &[Person], seed: u64) -> HashMap<String, Map<String, Value>> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xBA7);
-    let shops = ["ひかり台スーパー", "ドラッグストアみなと", "ひかり台駅売店", "青空ベーカリー", "コミュニティバス"];
+    let shops = [
+        "ひかり台スーパー",
+        "ドラッグストアみなと",
+        "ひかり台駅売店",
+        "青空ベーカリー",
+        "コミュニティバス",
+    ];
     people
         .iter()
         .enumerate()
@@ -175,7 +250,10 @@ mod tests {
     fn the_same_seed_makes_the_same_town() {
         let a = people(50, 7);
         let b = people(50, 7);
-        assert_eq!(a.iter().map(|p| p.resident).collect::<Vec<_>>(), b.iter().map(|p| p.resident).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|p| p.resident).collect::<Vec<_>>(),
+            b.iter().map(|p| p.resident).collect::<Vec<_>>()
+        );
         assert_eq!(a[3].name, b[3].name);
     }
 
@@ -184,7 +262,10 @@ mod tests {
         let town = people(1000, 1);
         let registry = registry_records(&town);
         assert_eq!(registry.len(), 1000);
-        let supported = town.iter().filter(|p| p.evacuation_support.is_some()).count();
+        let supported = town
+            .iter()
+            .filter(|p| p.evacuation_support.is_some())
+            .count();
         assert!((20..300).contains(&supported), "{supported}");
     }
 }

@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 fn free_port_block(n: u16) -> u16 {
     // Find `n` consecutive free ports (the demo puts its providers after the hub's).
     for _ in 0..100 {
-        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if base > 60000 {
             continue;
         }
@@ -32,7 +36,14 @@ impl Demo {
         let child = Command::new(env!("CARGO_BIN_EXE_renkei"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--provider-port", &(port + 1).to_string(), "--residents", "200"])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--provider-port",
+                &(port + 1).to_string(),
+                "--residents",
+                "200",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -77,7 +88,13 @@ fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
 }
 
 fn get(url: &str, token: &str) -> Value {
-    reqwest::blocking::Client::new().get(url).bearer_auth(token).send().unwrap().json().unwrap()
+    reqwest::blocking::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
 }
 
 fn service_token(hub: &str) -> String {
@@ -95,7 +112,10 @@ fn service_token(hub: &str) -> String {
 /// The walk-through resident: the first with records at every provider (see `demo::guide_resident`).
 fn guide_resident() -> String {
     let people = renkei::town::people(200, renkei::demo::SEED);
-    renkei::demo::guide_resident(&people).unwrap().resident.to_string()
+    renkei::demo::guide_resident(&people)
+        .unwrap()
+        .resident
+        .to_string()
 }
 
 #[test]
@@ -106,7 +126,11 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     let hub = demo.hub.clone();
 
     let resident = guide_resident();
-    let (status, signed_in) = post(&format!("{hub}/demo/sign-in"), None, json!({ "resident": resident }));
+    let (status, signed_in) = post(
+        &format!("{hub}/demo/sign-in"),
+        None,
+        json!({ "resident": resident }),
+    );
     assert_eq!(status, 200);
     let me = signed_in["access_token"].as_str().unwrap().to_owned();
 
@@ -121,7 +145,11 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
 
     let svc = service_token(&hub);
     let request = json!({ "subject": subject, "purpose": "health-advice", "categories": ["health.checkup", "payment.history"] });
-    let (status, data) = post(&format!("{hub}/v1/data-requests"), Some(&svc), request.clone());
+    let (status, data) = post(
+        &format!("{hub}/v1/data-requests"),
+        Some(&svc),
+        request.clone(),
+    );
     assert_eq!(status, 200, "{data}");
     assert_eq!(data["complete"], json!(true));
     assert_eq!(data["results"].as_array().unwrap().len(), 2);
@@ -136,15 +164,30 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    decrypt.stdin.take().unwrap().write_all(data.to_string().as_bytes()).unwrap();
+    decrypt
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.to_string().as_bytes())
+        .unwrap();
     let out = decrypt.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("hba1c_percent") && text.contains("amount_jpy"), "{text}");
-    assert!(!data.to_string().contains("hba1c_percent"), "the hub relayed plaintext");
+    assert!(
+        text.contains("hba1c_percent") && text.contains("amount_jpy"),
+        "{text}"
+    );
+    assert!(
+        !data.to_string().contains("hba1c_percent"),
+        "the hub relayed plaintext"
+    );
 
     // Crash right after the revocation was acknowledged: it must still hold.
-    let (status, revoked) = post(&format!("{hub}/v1/me/consents/{consent_id}/revoke"), Some(&me), json!({}));
+    let (status, revoked) = post(
+        &format!("{hub}/v1/me/consents/{consent_id}/revoke"),
+        Some(&me),
+        json!({}),
+    );
     assert_eq!(status, 200, "{revoked}");
     demo.kill_9();
 
@@ -155,11 +198,24 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     assert_eq!(status, 403);
     assert_eq!(denied["type"], json!("/problems/consent-revoked"));
 
-    let (_, signed_in) = post(&format!("{hub}/demo/sign-in"), None, json!({ "resident": resident }));
+    let (_, signed_in) = post(
+        &format!("{hub}/demo/sign-in"),
+        None,
+        json!({ "resident": resident }),
+    );
     let me = signed_in["access_token"].as_str().unwrap().to_owned();
     let records = get(&format!("{hub}/v1/me/access-records"), &me);
-    let outcomes: Vec<&str> = records["records"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["granted", "denied"], "both decisions survived the crash, in order");
+    let outcomes: Vec<&str> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["granted", "denied"],
+        "both decisions survived the crash, in order"
+    );
     let consents = get(&format!("{hub}/v1/me/consents"), &me);
     assert_eq!(consents[0]["state"], json!("revoked"));
 }

@@ -1,0 +1,416 @@
+//! The transparency log, hub side (flow 4): the integrator that turns new leaves into stored
+//! Merkle hashes and a signed checkpoint at least once a second, refusing to sign one that is
+//! not consistent with the last, and the public log endpoints (checkpoints, tiles, proofs).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use renkei_log::checkpoint::Checkpoint;
+use renkei_log::merkle::{self, Hash};
+use renkei_log::note::Signer;
+use renkei_store::{Store, StoredCheckpoint};
+
+use crate::{Hub, HubError};
+
+/// The most leaves folded into one checkpoint.
+const MAX_LEAVES_PER_CHECKPOINT: u32 = 65_536;
+/// How often the integrator looks for new leaves: well inside the one-second promise.
+const INTEGRATE_EVERY: Duration = Duration::from_millis(200);
+
+/// The log's identity: its origin line and the key that signs its checkpoints.
+pub struct LogIdentity {
+    pub origin: String,
+    pub signer: Signer,
+}
+
+impl LogIdentity {
+    /// The origin is the issuer without its scheme, plus `/log` (C2SP checkpoints name the
+    /// log by a schema-less URL).
+    pub fn new(issuer: &str, seed: &[u8]) -> Result<Self, HubError> {
+        let host = issuer
+            .split_once("://")
+            .map_or(issuer, |(_, rest)| rest)
+            .trim_end_matches('/');
+        let origin = format!("{host}/log");
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| HubError::Internal("the log signing seed is not 32 bytes".into()))?;
+        let signer = Signer::from_seed(&origin, &seed)
+            .map_err(|e| HubError::Internal(format!("log signer: {e}")))?;
+        Ok(Self { origin, signer })
+    }
+
+    /// The verifier key in C2SP signed-note text form.
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier().to_string()
+    }
+}
+
+fn merkle_error(e: impl std::fmt::Display) -> HubError {
+    HubError::Internal(format!("log: {e}"))
+}
+
+/// Reads the stored hashes among `indexes` that `known` lacks into `known`.
+async fn fetch_missing(
+    store: &dyn Store,
+    known: &mut BTreeMap<u64, Hash>,
+    indexes: &[u64],
+) -> Result<(), HubError> {
+    let missing: Vec<u64> = indexes
+        .iter()
+        .copied()
+        .filter(|i| !known.contains_key(i))
+        .collect();
+    if !missing.is_empty() {
+        let hashes = store.read_log_hashes(&missing).await?;
+        known.extend(missing.into_iter().zip(hashes));
+    }
+    Ok(())
+}
+
+/// Folds the leaves appended since the last checkpoint into the tree and signs a new
+/// checkpoint. Returns its size, or `None` when there was nothing new.
+pub async fn integrate_once(
+    store: &dyn Store,
+    identity: &LogIdentity,
+) -> Result<Option<u64>, HubError> {
+    let latest = store.latest_checkpoint().await?;
+    let old_size = latest.as_ref().map_or(0, |c| c.size);
+    let leaves = store
+        .log_leaf_hashes(old_size, MAX_LEAVES_PER_CHECKPOINT)
+        .await?;
+    if leaves.is_empty() && latest.is_some() {
+        return Ok(None);
+    }
+    let mut known = BTreeMap::new();
+    fetch_missing(
+        store,
+        &mut known,
+        &merkle::tree_hash_indexes(old_size).map_err(merkle_error)?,
+    )
+    .await?;
+    let mut new_hashes = Vec::new();
+    for (n, leaf) in (old_size..).zip(&leaves) {
+        let hashes = merkle::stored_hashes_for_append(n, *leaf, &known).map_err(merkle_error)?;
+        let first = merkle::stored_hash_index(0, n).map_err(merkle_error)?;
+        for (idx, hash) in (first..).zip(hashes) {
+            known.insert(idx, hash);
+            new_hashes.push((idx, hash));
+        }
+    }
+    let new_size = old_size + leaves.len() as u64;
+    fetch_missing(
+        store,
+        &mut known,
+        &merkle::tree_hash_indexes(new_size).map_err(merkle_error)?,
+    )
+    .await?;
+    let root = merkle::tree_hash(new_size, &known).map_err(merkle_error)?;
+    // The consistency monitor: never sign a tree that does not extend the last signed one.
+    if let Some(previous) = &latest {
+        if previous.size > 0 {
+            let indexes =
+                merkle::consistency_proof_indexes(previous.size, new_size).map_err(merkle_error)?;
+            fetch_missing(store, &mut known, &indexes).await?;
+            let proof =
+                merkle::consistency_proof(previous.size, new_size, &known).map_err(merkle_error)?;
+            merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root).map_err(|e| {
+                HubError::Internal(format!("refusing to sign checkpoint {new_size}: not consistent with checkpoint {}: {e}", previous.size))
+            })?;
+        }
+    }
+    let note = Checkpoint::new(&identity.origin, new_size, root)
+        .and_then(|c| c.sign(&[&identity.signer]))
+        .map_err(merkle_error)?;
+    store
+        .integrate(
+            &new_hashes,
+            &StoredCheckpoint {
+                size: new_size,
+                root,
+                note,
+                signed_at: Utc::now(),
+            },
+        )
+        .await?;
+    Ok(Some(new_size))
+}
+
+pub(crate) fn start_integrator(hub: &Hub) {
+    let weak = Arc::downgrade(&hub.0);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let result = integrate_once(inner.store.as_ref(), &inner.keys.log).await;
+            drop(inner);
+            match result {
+                // More may be waiting: go on at once.
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "log integration failed"),
+            }
+            tokio::time::sleep(INTEGRATE_EVERY).await;
+        }
+    });
+}
+
+/// An inclusion proof of leaf `index` in the tree of `size` (≤ the latest checkpoint).
+pub async fn inclusion_proof(
+    store: &dyn Store,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, HubError> {
+    let indexes = merkle::inclusion_proof_indexes(index, size)
+        .map_err(|e| HubError::Malformed(e.to_string()))?;
+    let mut known = BTreeMap::new();
+    fetch_missing(store, &mut known, &indexes).await?;
+    merkle::inclusion_proof(index, size, &known).map_err(merkle_error)
+}
+
+/// A consistency proof between the trees of `from` and `to` leaves.
+pub async fn consistency_proof(
+    store: &dyn Store,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Hash>, HubError> {
+    let indexes = merkle::consistency_proof_indexes(from, to)
+        .map_err(|e| HubError::Malformed(e.to_string()))?;
+    let mut known = BTreeMap::new();
+    fetch_missing(store, &mut known, &indexes).await?;
+    merkle::consistency_proof(from, to, &known).map_err(merkle_error)
+}
+
+/// A hash tile's bytes (C2SP tlog-tiles), if the latest checkpoint covers it.
+pub async fn tile(store: &dyn Store, path: &str) -> Result<Vec<u8>, HubError> {
+    let tile: renkei_log::tile::Tile = path
+        .parse()
+        .map_err(|e: renkei_log::tile::TileError| HubError::Malformed(e.to_string()))?;
+    let size = store.latest_checkpoint().await?.map_or(0, |c| c.size);
+    if !tile.is_within(size) {
+        return Err(HubError::NotFound(format!("tile `{path}`")));
+    }
+    let indexes = tile.stored_hash_indexes().map_err(merkle_error)?;
+    let mut known = BTreeMap::new();
+    fetch_missing(store, &mut known, &indexes).await?;
+    tile.read_data(&known).map_err(merkle_error)
+}
+
+pub fn b64(hash: &Hash) -> String {
+    STANDARD.encode(hash.as_bytes())
+}
+
+/// What `renkei log verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// The first entry that was altered, removed or reordered, and how it shows.
+    pub first_bad_entry: Option<(u64, String)>,
+    /// Checkpoints that do not match the entries or are not validly signed.
+    pub bad_checkpoints: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_bad_entry.is_none() && self.bad_checkpoints.is_empty()
+    }
+}
+
+/// Roots of a growing tree from its leaves alone, in O(log n) memory (the tree's frontier).
+#[derive(Default)]
+struct Frontier(Vec<(u32, Hash)>);
+
+impl Frontier {
+    fn push(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some(&(height, left)) = self.0.last() {
+            if height != node.0 {
+                break;
+            }
+            self.0.pop();
+            node = (height + 1, merkle::node_hash(&left, &node.1));
+        }
+        self.0.push(node);
+    }
+
+    fn root(&self) -> Hash {
+        let mut nodes = self.0.iter().rev();
+        match nodes.next() {
+            None => merkle::empty_root(),
+            Some(&(_, last)) => {
+                nodes.fold(last, |right, &(_, left)| merkle::node_hash(&left, &right))
+            }
+        }
+    }
+}
+
+/// Re-derives the whole tree from the stored entries and checks it against every checkpoint
+/// the hub signed (signature, size, root) and against the stored leaf and node hashes. Names
+/// the first entry that was altered, removed or reordered.
+pub async fn verify(
+    store: &dyn Store,
+    verifier: &renkei_log::note::Verifier,
+) -> Result<VerifyReport, HubError> {
+    const CHUNK: u32 = 10_000;
+    let mut report = VerifyReport::default();
+    let checkpoints = store.checkpoints().await?;
+    report.checkpoints = checkpoints.len() as u64;
+    let integrated = checkpoints.last().map_or(0, |c| c.size);
+    let mut pending = checkpoints.iter().peekable();
+    let size = store.log_size().await?;
+    report.entries = size;
+    let mut frontier = Frontier::default();
+    let mut last_good_checkpoint = 0;
+    let mut note_bad = |report: &mut VerifyReport, seq: u64, why: String| {
+        if report.first_bad_entry.is_none() {
+            report.first_bad_entry = Some((seq, why));
+        }
+    };
+    // A checkpoint of size 0 covers nothing.
+    while let Some(c) = pending.next_if(|c| c.size == 0) {
+        check_checkpoint(&mut report, c, merkle::empty_root(), verifier);
+    }
+    let mut seq = 0;
+    while seq < size.max(integrated) {
+        let range = store.log_range(seq, CHUNK).await?;
+        let level0: Vec<u64> = (seq..(seq + u64::from(CHUNK)).min(integrated)).collect();
+        let level0_indexes: Vec<u64> = level0
+            .iter()
+            .map(|&n| merkle::stored_hash_index(0, n))
+            .collect::<Result<_, _>>()
+            .map_err(merkle_error)?;
+        let stored_level0 = store.read_log_hashes(&level0_indexes).await.ok();
+        let mut by_seq: BTreeMap<u64, renkei_store::StoredEntry> =
+            range.into_iter().map(|e| (e.seq, e)).collect();
+        let end = (seq + u64::from(CHUNK)).min(size.max(integrated));
+        for n in seq..end {
+            let derived = match by_seq.remove(&n) {
+                None => {
+                    note_bad(
+                        &mut report,
+                        n,
+                        "the entry and its leaf are missing (removed)".into(),
+                    );
+                    None
+                }
+                Some(stored) => derive_leaf(&stored, n, &mut report, &mut note_bad),
+            };
+            if let (Some(leaf), Some(level0)) = (derived, stored_level0.as_ref()) {
+                if let Some(node) = usize::try_from(n - seq).ok().and_then(|i| level0.get(i)) {
+                    if *node != leaf {
+                        note_bad(
+                            &mut report,
+                            n,
+                            "the entry does not match the leaf hash the log integrated".into(),
+                        );
+                    }
+                }
+            }
+            // A missing or unreadable entry still takes its place in the tree: use the stored
+            // leaf so later checkpoints are still checked against the rest.
+            frontier.push(derived.unwrap_or_else(|| {
+                stored_level0
+                    .as_ref()
+                    .and_then(|l| l.get(usize::try_from(n - seq).ok()?).copied())
+                    .unwrap_or(merkle::empty_root())
+            }));
+            while let Some(c) = pending.next_if(|c| c.size == n + 1) {
+                if check_checkpoint(&mut report, c, frontier.root(), verifier)
+                    && report.first_bad_entry.is_none()
+                {
+                    last_good_checkpoint = c.size;
+                }
+            }
+        }
+        seq = end;
+    }
+    for c in pending {
+        report.bad_checkpoints.push(format!(
+            "checkpoint {} is beyond the log's {} entries (entries removed)",
+            c.size, size
+        ));
+    }
+    if report.first_bad_entry.is_none() && !report.bad_checkpoints.is_empty() {
+        report.first_bad_entry = Some((
+            last_good_checkpoint,
+            format!("an entry from {last_good_checkpoint} on differs from what was signed"),
+        ));
+    }
+    Ok(report)
+}
+
+fn derive_leaf(
+    stored: &renkei_store::StoredEntry,
+    n: u64,
+    report: &mut VerifyReport,
+    note_bad: &mut impl FnMut(&mut VerifyReport, u64, String),
+) -> Option<Hash> {
+    let Some(leaf) = &stored.leaf else {
+        note_bad(report, n, "the entry's leaf is missing".into());
+        return None;
+    };
+    let entry = match &stored.entry {
+        None => {
+            note_bad(report, n, "the entry is missing (removed)".into());
+            return None;
+        }
+        Some(Err(why)) => {
+            note_bad(
+                report,
+                n,
+                format!("the entry is unreadable (altered): {why}"),
+            );
+            return None;
+        }
+        Some(Ok(entry)) => entry,
+    };
+    let derived = merkle::leaf_hash(&entry.leaf_data(&leaf.salt));
+    if derived.as_bytes()[..] != leaf.leaf_hash[..] {
+        note_bad(
+            report,
+            n,
+            "the entry does not match its leaf hash (altered or reordered)".into(),
+        );
+    }
+    Some(derived)
+}
+
+/// Checks one signed checkpoint against the root re-derived at its size.
+fn check_checkpoint(
+    report: &mut VerifyReport,
+    c: &StoredCheckpoint,
+    derived_root: Hash,
+    verifier: &renkei_log::note::Verifier,
+) -> bool {
+    let origin = verifier.name().to_owned();
+    match Checkpoint::open(c.note.as_bytes(), &origin, verifier) {
+        Ok(signed) if signed.size() == c.size && *signed.root() == c.root => {
+            if c.root != derived_root {
+                report.bad_checkpoints.push(format!(
+                    "checkpoint {} was signed over other entries than are stored now",
+                    c.size
+                ));
+                false
+            } else {
+                true
+            }
+        }
+        Ok(_) => {
+            report.bad_checkpoints.push(format!(
+                "checkpoint {}: the signed note disagrees with the stored size or root",
+                c.size
+            ));
+            false
+        }
+        Err(e) => {
+            report
+                .bad_checkpoints
+                .push(format!("checkpoint {}: {e}", c.size));
+            false
+        }
+    }
+}
