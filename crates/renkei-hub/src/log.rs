@@ -111,17 +111,17 @@ pub async fn integrate_once(
     .await?;
     let root = merkle::tree_hash(new_size, &known).map_err(merkle_error)?;
     // The consistency monitor: never sign a tree that does not extend the last signed one.
-    if let Some(previous) = &latest {
-        if previous.size > 0 {
-            let indexes =
-                merkle::consistency_proof_indexes(previous.size, new_size).map_err(merkle_error)?;
-            fetch_missing(store, &mut known, &indexes).await?;
-            let proof =
-                merkle::consistency_proof(previous.size, new_size, &known).map_err(merkle_error)?;
-            merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root).map_err(|e| {
+    if let Some(previous) = &latest
+        && previous.size > 0
+    {
+        let indexes =
+            merkle::consistency_proof_indexes(previous.size, new_size).map_err(merkle_error)?;
+        fetch_missing(store, &mut known, &indexes).await?;
+        let proof =
+            merkle::consistency_proof(previous.size, new_size, &known).map_err(merkle_error)?;
+        merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root).map_err(|e| {
                 HubError::Internal(format!("refusing to sign checkpoint {new_size}: not consistent with checkpoint {}: {e}", previous.size))
             })?;
-        }
     }
     let note = Checkpoint::new(&identity.origin, new_size, root)
         .and_then(|c| c.sign(&[&identity.signer]))
@@ -299,25 +299,21 @@ pub async fn verify(
                 }
                 Some(stored) => derive_leaf(&stored, n, &mut report, &mut note_bad),
             };
-            if let (Some(leaf), Some(level0)) = (derived, stored_level0.as_ref()) {
-                if let Some(node) = usize::try_from(n - seq).ok().and_then(|i| level0.get(i)) {
-                    if *node != leaf {
-                        note_bad(
-                            &mut report,
-                            n,
-                            "the entry does not match the leaf hash the log integrated".into(),
-                        );
-                    }
-                }
+            let integrated_leaf = stored_level0
+                .as_ref()
+                .and_then(|l| l.get(usize::try_from(n - seq).ok()?).copied());
+            if let (Some(leaf), Some(node)) = (derived, integrated_leaf)
+                && node != leaf
+            {
+                note_bad(
+                    &mut report,
+                    n,
+                    "the entry does not match the leaf hash the log integrated".into(),
+                );
             }
             // A missing or unreadable entry still takes its place in the tree: use the stored
             // leaf so later checkpoints are still checked against the rest.
-            frontier.push(derived.unwrap_or_else(|| {
-                stored_level0
-                    .as_ref()
-                    .and_then(|l| l.get(usize::try_from(n - seq).ok()?).copied())
-                    .unwrap_or(merkle::empty_root())
-            }));
+            frontier.push(derived.or(integrated_leaf).unwrap_or(merkle::empty_root()));
             while let Some(c) = pending.next_if(|c| c.size == n + 1) {
                 if check_checkpoint(&mut report, c, frontier.root(), verifier)
                     && report.first_bad_entry.is_none()

@@ -3,6 +3,10 @@
 //! Each check takes a freshly migrated, empty store. A backend's test file instantiates the
 //! whole suite with [`crate::store_conformance_suite!`], one `#[tokio::test]` per check.
 
+// Test code compiled into the library (so both backends' test files can share it): it
+// unwraps and panics like any test does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

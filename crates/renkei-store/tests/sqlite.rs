@@ -1,4 +1,10 @@
 //! The store conformance suite against the embedded SQLite backend, plus SQLite-only checks.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
 
 use renkei_store::{SqliteStore, Store};
 

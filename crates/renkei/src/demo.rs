@@ -23,7 +23,7 @@ use renkei_store::{PurposeDraft, Store};
 use crate::town::{self, Person};
 
 /// Same seed, same town.
-pub const SEED: u64 = 2026_11_23;
+pub const SEED: u64 = 20_261_123;
 
 /// Where the demo runs.
 #[derive(Debug, Clone)]

@@ -1,4 +1,10 @@
 //! End-to-end: the real `renkei` binary running the demo town, driven over HTTP like the
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
 //! README's walk-through, including a crash (kill -9) in the middle.
 
 use std::net::TcpListener;
@@ -51,10 +57,10 @@ impl Demo {
         let hub = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = reqwest::blocking::get(format!("{hub}/healthz")) {
-                if r.status().is_success() {
-                    break;
-                }
+            if reqwest::blocking::get(format!("{hub}/healthz"))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "the demo did not come up");
             std::thread::sleep(Duration::from_millis(100));
