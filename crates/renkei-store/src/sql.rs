@@ -482,16 +482,31 @@ macro_rules! impl_store {
                 // batches from several replicas append one after another, gap-free.
                 let first_seq = reserve_log_seqs(&mut tx, count).await?;
                 let mut out = Vec::with_capacity(batch.len());
+                let mut services: std::collections::HashMap<renkei_domain::ServiceId, Option<renkei_domain::Service>> =
+                    std::collections::HashMap::new();
+                let mut purposes: std::collections::HashMap<
+                    (renkei_domain::ServiceId, renkei_domain::PurposeId),
+                    Option<renkei_domain::Purpose>,
+                > = std::collections::HashMap::new();
                 for (offset, input) in (0_i64..).zip(batch) {
                     let req = &input.request;
-                    let service = sqlx::query_as::<_, $crate::codec::RawService>(
-                        "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
-                    )
-                    .bind(req.service.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.into_domain())
-                    .transpose()?;
+                    // Requests of one batch mostly share a service and purpose: read each once
+                    // per transaction (still inside it, so a suspension is seen at once).
+                    let service = match services.get(&req.service) {
+                        Some(cached) => cached.clone(),
+                        None => {
+                            let read = sqlx::query_as::<_, $crate::codec::RawService>(
+                                "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
+                            )
+                            .bind(req.service.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(|r| r.into_domain())
+                            .transpose()?;
+                            services.insert(req.service.clone(), read.clone());
+                            read
+                        }
+                    };
                     let resident = match &service {
                         Some(s) => sqlx::query_scalar::<_, String>(
                             "SELECT resident_id FROM subjects WHERE sector = $1 AND subject = $2",
@@ -504,16 +519,24 @@ macro_rules! impl_store {
                         .transpose()?,
                         None => None,
                     };
-                    let purpose = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
-                        "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
-                         ORDER BY version DESC LIMIT 1"
-                    ))
-                    .bind(req.service.as_str())
-                    .bind(req.purpose.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.into_domain())
-                    .transpose()?;
+                    let purpose_key = (req.service.clone(), req.purpose.clone());
+                    let purpose = match purposes.get(&purpose_key) {
+                        Some(cached) => cached.clone(),
+                        None => {
+                            let read = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                                "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
+                                 ORDER BY version DESC LIMIT 1"
+                            ))
+                            .bind(req.service.as_str())
+                            .bind(req.purpose.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(|r| r.into_domain())
+                            .transpose()?;
+                            purposes.insert(purpose_key, read.clone());
+                            read
+                        }
+                    };
                     let decision = match (&service, resident) {
                         (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
                         (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
