@@ -1,0 +1,634 @@
+//! The API contract: problem+json with stable types (and nothing changed by a rejected
+//! request), the OpenAPI document, demo mode, and durability across a restart.
+
+// Tests may unwrap and panic (clippy.toml allows it in #[test] functions; this covers helpers).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::header;
+use common::{
+    HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
+};
+use renkei_protocol::receipt::verify_receipt;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_problem_json_with_stable_types() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let bob = town.sign_in(town.bob).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    // Bob is known to the health sector (he said yes to reminders), but not to advice.
+    let bobs = town.grant(&bob, "health-advice", "reminders").await;
+    let mut kinds = BTreeSet::new();
+
+    // --- Things a resident can get wrong; none of them changes Alice's consents. ---
+    let consents_before = serde_json::to_value(town.consents(&alice).await).unwrap();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body("{\"service\": \"health-advice\", \"purpose\": "),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(r#"{"service":"health-advice","purpose":"advice"}"#),
+            415,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/me/consents").bearer_auth(&alice).json(
+                &json!({ "service": "health-advice", "purpose": "advice", "everything": true }),
+            ),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .json(&json!({ "service": "health-advice", "purpose": "advice", "valid_days": 0 })),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .json(&json!({ "service": "no-such-service", "purpose": "advice" })),
+            404,
+            "/problems/unknown-service",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .json(&json!({ "service": "health-advice", "purpose": "no-such-purpose" })),
+            404,
+            "/problems/unknown-purpose",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .bearer_auth(&alice)
+                .json(&json!({ "service": "health-advice", "purpose": "advice" })),
+            409,
+            "/problems/consent-already-active",
+        ),
+        (
+            town.post("/v1/me/consents")
+                .json(&json!({ "service": "health-advice", "purpose": "rides" })),
+            401,
+            "/problems/unauthorized",
+        ),
+        (
+            // A service's token is not a resident's.
+            town.post("/v1/me/consents")
+                .bearer_auth(&token)
+                .json(&json!({ "service": "health-advice", "purpose": "reminders" })),
+            401,
+            "/problems/unauthorized",
+        ),
+        (
+            town.post(&format!("/v1/me/consents/{}/revoke", granted.consent.id))
+                .bearer_auth("not.a.token"),
+            401,
+            "/problems/unauthorized",
+        ),
+        (
+            town.post("/v1/me/consents/not-a-uuid/revoke")
+                .bearer_auth(&alice),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post(&format!("/v1/me/consents/{}/revoke", uuid::Uuid::new_v4()))
+                .bearer_auth(&alice),
+            404,
+            "/problems/not-found",
+        ),
+        (
+            town.get("/v1/me/access-records?limit=0")
+                .bearer_auth(&alice),
+            400,
+            "/problems/malformed-request",
+        ),
+    ];
+    for (request, status, kind) in cases {
+        let body = expect_problem(request.send().await.unwrap(), status, kind).await;
+        if kind == "/problems/consent-already-active" {
+            assert_eq!(body["consent_id"], granted.consent.id.as_str());
+        }
+        kinds.insert(kind.to_owned());
+    }
+    assert_eq!(
+        serde_json::to_value(town.consents(&alice).await).unwrap(),
+        consents_before,
+        "a rejected request changed Alice's consents"
+    );
+
+    // --- Things a service can get wrong before any decision: not logged, nothing fetched. ---
+    let log_before = town.access_record_count().await;
+    let records_before = town.access_records(&alice).await;
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(&token)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body("{\"subject\": "),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(&token)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body("subject=x"),
+            415,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(&token)
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": ["health.genome"] })),
+            400,
+            "/problems/unknown-category",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(&token)
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": [] })),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(&token)
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": ["Health Checkup"] })),
+            400,
+            "/problems/malformed-request",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": [HEALTH_CHECKUP] })),
+            401,
+            "/problems/unauthorized",
+        ),
+        (
+            town.post("/v1/data-requests")
+                .bearer_auth(format!("{token}x"))
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": [HEALTH_CHECKUP] })),
+            401,
+            "/problems/unauthorized",
+        ),
+        (
+            // A resident's token is not a service's.
+            town.post("/v1/data-requests")
+                .bearer_auth(&alice)
+                .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": [HEALTH_CHECKUP] })),
+            401,
+            "/problems/unauthorized",
+        ),
+    ];
+    for (request, status, kind) in cases {
+        expect_problem(request.send().await.unwrap(), status, kind).await;
+        kinds.insert(kind.to_owned());
+    }
+    assert_eq!(town.access_record_count().await, log_before);
+    assert_eq!(town.access_records(&alice).await, records_before);
+    for p in [&town.clinic, &town.payments, &town.registry] {
+        assert!(p.captured_grants().is_empty(), "{} got a grant", p.id);
+    }
+
+    // --- Decisions that deny: each is answered and recorded, nothing is fetched. ---
+    let response = town
+        .request_data(&token, &bobs.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    expect_problem(response, 403, "/problems/consent-missing").await;
+    let response = town
+        .request_data(
+            &token,
+            &granted.subject,
+            "no-such-purpose",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    expect_problem(response, 404, "/problems/unknown-purpose").await;
+    assert_eq!(town.revoke(&alice, &granted.consent.id).await.status(), 200);
+    let response = town
+        .request_data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    expect_problem(response, 403, "/problems/consent-revoked").await;
+    // Revoking twice is a conflict, and changes nothing.
+    let revoked = serde_json::to_value(town.consents(&alice).await).unwrap();
+    let response = town.revoke(&alice, &granted.consent.id).await;
+    expect_problem(response, 409, "/problems/consent-not-active").await;
+    assert_eq!(
+        serde_json::to_value(town.consents(&alice).await).unwrap(),
+        revoked
+    );
+    for kind in [
+        "/problems/consent-missing",
+        "/problems/unknown-purpose",
+        "/problems/consent-revoked",
+        "/problems/consent-not-active",
+    ] {
+        kinds.insert(kind.to_owned());
+    }
+    assert_eq!(town.access_record_count().await, log_before + 3);
+    let reasons: Vec<Value> = town
+        .access_records(&alice)
+        .await
+        .iter()
+        .map(|r| r["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        [json!("unknown-purpose"), json!("consent-revoked")]
+    );
+    for p in [&town.clinic, &town.payments, &town.registry] {
+        assert!(p.captured_grants().is_empty(), "{} got a grant", p.id);
+    }
+
+    // --- The token endpoint. ---
+    let form = |body: String| {
+        town.post("/oauth/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let wrong_secret = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for body in [
+        format!(
+            "grant_type=client_credentials&client_id=health-advice&client_secret={wrong_secret}"
+        ),
+        format!("grant_type=client_credentials&client_id=nobody&client_secret={wrong_secret}"),
+        // One service's secret does not open another.
+        format!(
+            "grant_type=client_credentials&client_id=health-advice&client_secret={}",
+            town.mobility.secret
+        ),
+        "grant_type=client_credentials".to_owned(),
+    ] {
+        let response = form(body).send().await.unwrap();
+        let raw = response.text().await.unwrap();
+        assert!(!raw.contains(wrong_secret) && !raw.contains(&town.mobility.secret));
+        let body: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(
+            (body["status"].clone(), body["type"].clone()),
+            (json!(401), json!("/problems/invalid-client"))
+        );
+    }
+    let response = town
+        .post("/oauth/token")
+        .basic_auth("health-advice", Some(wrong_secret))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 401, "/problems/invalid-client").await;
+    let response = form(format!(
+        "grant_type=password&client_id=health-advice&client_secret={}",
+        town.health.secret
+    ))
+    .send()
+    .await
+    .unwrap();
+    expect_problem(response, 400, "/problems/unsupported-grant-type").await;
+    let response = town
+        .post("/oauth/token")
+        .json(&json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = problem(response).await;
+    assert!(status == 400 || status == 415, "{status}");
+    kinds.extend(
+        [
+            "/problems/invalid-client",
+            "/problems/unsupported-grant-type",
+        ]
+        .map(str::to_owned),
+    );
+
+    // --- Routes that do not exist, or do not take this method. ---
+    let response = town.get("/v1/nothing-here").send().await.unwrap();
+    expect_problem(response, 404, "/problems/not-found").await;
+    let response = town.get("/v1/data-requests").send().await.unwrap();
+    let (status, _) = problem(response).await;
+    assert_eq!(status, 405);
+    let response = town.get("/problems/no-such-problem").send().await.unwrap();
+    expect_problem(response, 404, "/problems/not-found").await;
+    let response = town
+        .post("/demo/sign-in")
+        .json(&json!({ "resident": uuid::Uuid::new_v4() }))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 404, "/problems/not-found").await;
+    kinds.insert("/problems/not-found".to_owned());
+
+    // --- Every type answered is described at its own URI. ---
+    for kind in &kinds {
+        let response = town.get(kind).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{kind} is not described");
+        let described: Value = response.json().await.unwrap();
+        assert_eq!(described["type"], kind.as_str());
+        assert!(
+            described["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_service_is_shut_out_even_with_a_token_it_already_holds() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    town.data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+
+    // An operator suspends the service.
+    town.store
+        .set_service_status(&town.health.id, renkei_domain::ServiceStatus::Suspended)
+        .await
+        .unwrap();
+
+    // Its token, still unexpired, gets nothing, and the refusal is recorded.
+    let response = town
+        .request_data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    expect_problem(response, 403, "/problems/service-not-approved").await;
+    assert_eq!(town.clinic.captured_grants().len(), 1);
+    let records = town.access_records(&alice).await;
+    assert_eq!(records.last().unwrap()["reason"], "service-not-approved");
+    // It cannot get a new token, and residents cannot say yes to it.
+    let response = town.service_token_basic(&town.health).await;
+    expect_problem(response, 401, "/problems/invalid-client").await;
+    let response = town.try_grant(&alice, "health-advice", "reminders").await;
+    expect_problem(response, 403, "/problems/service-not-approved").await;
+    // Alice can still withdraw her consent from it.
+    assert_eq!(town.revoke(&alice, &granted.consent.id).await.status(), 200);
+
+    // Other services are not affected.
+    let bob = town.sign_in(town.bob).await;
+    let rides = town.grant(&bob, "town-mobility", "rides").await;
+    let mobility = town.service_token(&town.mobility).await;
+    let answer = town
+        .data(&mobility, &rides.subject, "rides", &[PAYMENT_HISTORY])
+        .await;
+    assert!(answer.complete);
+}
+
+/// Routes the hub has always served: the route list read from the source must include them.
+const KNOWN_ROUTES: &[(&str, &[&str])] = &[
+    ("/healthz", &["get"]),
+    ("/openapi.json", &["get"]),
+    ("/.well-known/jwks.json", &["get"]),
+    ("/problems/{code}", &["get"]),
+    ("/oauth/token", &["post"]),
+    ("/v1/categories", &["get"]),
+    ("/v1/services", &["get"]),
+    ("/v1/data-requests", &["post"]),
+    ("/v1/me/consents", &["get", "post"]),
+    ("/v1/me/consents/{id}", &["get"]),
+    ("/v1/me/consents/{id}/receipt", &["get"]),
+    ("/v1/me/consents/{id}/revoke", &["post"]),
+    ("/v1/me/access-records", &["get"]),
+    ("/demo/sign-in", &["post"]),
+];
+
+/// Every `.route("<path>", <methods>)` of the router in `src/api.rs`, with its methods, and
+/// axum's `{*rest}` written the OpenAPI way, `{rest}`.
+fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api.rs")).unwrap();
+    let body = &source[source.find("pub fn router(").unwrap()..];
+    let body = &body[..body.find("\n}").unwrap()];
+    let mut routes = BTreeMap::new();
+    for chunk in body.split(".route(\"").skip(1) {
+        let (path, rest) = chunk.split_once('"').unwrap();
+        // The method router runs to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let methods: BTreeSet<String> = ["get", "post", "put", "patch", "delete"]
+            .into_iter()
+            .filter(|m| {
+                rest[..end].contains(&format!(" {m}(")) || rest[..end].contains(&format!(".{m}("))
+            })
+            .map(str::to_owned)
+            .collect();
+        assert!(!methods.is_empty(), "no method found for {path}");
+        routes.insert(path.replace("{*", "{"), methods);
+    }
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_every_route() {
+    let routes = router_routes();
+    for (path, methods) in KNOWN_ROUTES {
+        let expected: BTreeSet<String> = methods.iter().map(|m| (*m).to_owned()).collect();
+        assert_eq!(
+            routes.get(*path),
+            Some(&expected),
+            "reading the router: {path}"
+        );
+    }
+
+    let town = Town::new().await;
+    let response = town.get("/openapi.json").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    let version = doc["openapi"].as_str().unwrap();
+    assert!(version.starts_with("3.1."), "OpenAPI {version}");
+    assert!(doc["info"]["title"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+
+    // Every route is described, with each of its methods and their responses...
+    for (path, methods) in &routes {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not in the OpenAPI document"));
+        for method in methods {
+            let op = &item[method.as_str()];
+            assert!(op.is_object(), "{method} {path} is not described");
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+        }
+    }
+    // ...and nothing is described that the hub does not serve.
+    for (path, item) in paths {
+        let served = routes
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is documented but not served"));
+        for method in item.as_object().unwrap().keys() {
+            if ["parameters", "summary", "description"].contains(&method.as_str()) {
+                continue;
+            }
+            assert!(
+                served.contains(method),
+                "{method} {path} is documented but not served"
+            );
+            // And the hub really takes it: never "method not allowed", never a crash.
+            let concrete = path
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{code}", "consent-missing")
+                .split('/')
+                .map(|part| if part.starts_with('{') { "0" } else { part })
+                .collect::<Vec<_>>()
+                .join("/");
+            let request = match method.as_str() {
+                "get" => town.get(&concrete),
+                "post" => town.post(&concrete),
+                other => panic!("unexpected method {other}"),
+            };
+            let status = request.send().await.unwrap().status().as_u16();
+            assert_ne!(status, 405, "{method} {concrete}");
+            assert!(status < 500, "{method} {concrete} answered {status}");
+        }
+    }
+    // The problem schema and both bearer schemes are there for clients.
+    let components = &doc["components"];
+    assert!(components["schemas"]["Problem"].is_object());
+    assert!(components["securitySchemes"]["service"].is_object());
+    assert!(components["securitySchemes"]["resident"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sign_in_is_off_outside_demo_mode() {
+    let town = Town::with(TownOptions {
+        demo_mode: false,
+        ..TownOptions::default()
+    })
+    .await;
+    let response = town
+        .post("/demo/sign-in")
+        .json(&json!({ "resident": town.alice.to_string() }))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_problem(response, 404, "/problems/demo-only").await;
+    assert!(body.get("access_token").is_none());
+
+    // Outside demo mode a consent is recorded as given at the portal, not in the demo.
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    assert_eq!(granted.consent.given_via, "portal");
+
+    // In demo mode the same request signs Alice in, and the token is hers.
+    let demo = Town::new().await;
+    let response = demo
+        .post("/demo/sign-in")
+        .json(&json!({ "resident": demo.alice.to_string() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let response = demo
+        .get("/v1/me/consents")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // But not as somebody who does not live in the town.
+    let response = demo
+        .post("/demo/sign-in")
+        .json(&json!({ "resident": uuid::Uuid::new_v4().to_string() }))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 404, "/problems/not-found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_consents_survive_a_restart() {
+    let mut town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let reminders = town.grant(&alice, "health-advice", "reminders").await;
+    assert_eq!(
+        town.revoke(&alice, &reminders.consent.id).await.status(),
+        200
+    );
+    town.data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    let response = town
+        .request_data(&token, &granted.subject, "reminders", &[HEALTH_CHECKUP])
+        .await;
+    expect_problem(response, 403, "/problems/consent-revoked").await;
+
+    let jwks_before = town.published_jwks().await;
+    let consents_before = serde_json::to_value(town.consents(&alice).await).unwrap();
+    let records_before = town.access_records(&alice).await;
+    assert_eq!(records_before.len(), 2);
+
+    town.restart_hub().await;
+
+    // The same keys: receipts, grants and events keep verifying, and tokens stay valid.
+    assert_eq!(town.published_jwks().await, jwks_before);
+    verify_receipt(&granted.receipt, &town.published_jwks().await).unwrap();
+    // Everything acknowledged is still there, exactly as it was.
+    assert_eq!(
+        serde_json::to_value(town.consents(&alice).await).unwrap(),
+        consents_before
+    );
+    assert_eq!(town.access_records(&alice).await, records_before);
+    assert_eq!(
+        town.hub.keys.subject("health", town.alice).to_string(),
+        granted.subject
+    );
+    // The consent still lets data through (providers trust the same keys), and the
+    // revoked one still does not.
+    let answer = town
+        .data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    assert!(answer.complete);
+    assert_eq!(open_all(&town.health, &answer).len(), 2);
+    let response = town
+        .request_data(&token, &granted.subject, "reminders", &[HEALTH_CHECKUP])
+        .await;
+    expect_problem(response, 403, "/problems/consent-revoked").await;
+    let records = town.access_records(&alice).await;
+    assert_eq!(records.len(), 4);
+    // The log goes on from where it was: the old entries keep their places, new ones follow.
+    assert_eq!(records[..2], records_before[..]);
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // Granting the same purpose again is still a conflict: the hub remembers.
+    let response = town.try_grant(&alice, "health-advice", "advice").await;
+    expect_problem(response, 409, "/problems/consent-already-active").await;
+}

@@ -1,0 +1,319 @@
+//! The hub ↔ provider contract seen from outside: audience-bound, single-use, short-lived
+//! grants, and clear partial failures when a provider is slow or down.
+
+// Tests may unwrap and panic (clippy.toml allows it in #[test] functions; this covers helpers).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::{
+    HEALTH_CHECKUP, PAYMENT_HISTORY, ProviderMode, Town, TownOptions, expect_problem, grant_claims,
+    open_all, present_grant,
+};
+use renkei_protocol::grant::sign_grant;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_never_sees_a_grant_meant_for_another_provider() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let bob = town.sign_in(town.bob).await;
+    let alices = town.grant(&alice, "health-advice", "advice").await;
+    let bobs = town.grant(&bob, "health-advice", "advice").await;
+
+    let mut request_ids = Vec::new();
+    for subject in [&alices.subject, &bobs.subject, &alices.subject] {
+        let answer = town
+            .data(
+                &token,
+                subject,
+                "advice",
+                &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+            )
+            .await;
+        assert!(answer.complete);
+        assert_eq!(open_all(&town.health, &answer).len(), 2);
+        request_ids.push(answer.request_id);
+    }
+
+    // Each provider served every request it was part of, and refused nothing.
+    for p in [&town.clinic, &town.payments] {
+        assert_eq!(p.served(), 3, "{}", p.id);
+        assert_eq!(p.refused(), 0, "{}", p.id);
+        assert_eq!(p.wrong_audience(), 0, "{}", p.id);
+    }
+    assert!(town.registry.captured_grants().is_empty());
+
+    // Every grant a provider received names it, only its own categories, and one of the
+    // requests the service made.
+    for (p, category) in [
+        (&town.clinic, HEALTH_CHECKUP),
+        (&town.payments, PAYMENT_HISTORY),
+    ] {
+        let grants = p.captured_grants();
+        assert_eq!(grants.len(), 3);
+        for grant in &grants {
+            let claims = grant_claims(grant);
+            assert_eq!(claims.aud, p.id);
+            assert_eq!(
+                claims
+                    .categories
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>(),
+                [category]
+            );
+            assert_eq!(claims.service.as_str(), "health-advice");
+            assert!(request_ids.contains(&claims.request_id.to_string()));
+            assert!(claims.exp - claims.iat <= 60);
+        }
+        let mut jtis: Vec<_> = grants.iter().map(|g| grant_claims(g).jti).collect();
+        jtis.sort();
+        jtis.dedup();
+        assert_eq!(jtis.len(), 3, "grant ids are never reused");
+    }
+
+    // A clinic grant, still fresh and never shown to the payment provider, taken there
+    // directly: refused, and nothing is served.
+    let clinic_grant = town.clinic.captured_grants()[0].clone();
+    let response = present_grant(&town.http, &town.payments.url, &clinic_grant).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/grant-wrong-audience");
+    assert_eq!(town.payments.wrong_audience(), 1);
+    assert_eq!(town.payments.served(), 3);
+
+    // A grant the hub signs for the payment provider is refused by the clinic as well.
+    let mut claims = grant_claims(&town.payments.captured_grants()[0]);
+    claims.jti = uuid::Uuid::new_v4();
+    let now = Utc::now().timestamp();
+    claims.iat = now;
+    claims.exp = now + 30;
+    let forged_for_payments = sign_grant(&town.hub.keys.signing, &claims).unwrap();
+    let response = present_grant(&town.http, &town.clinic.url, &forged_for_payments).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(town.clinic.wrong_audience(), 1);
+    assert_eq!(town.clinic.served(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_grant_is_refused_by_the_provider() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    town.data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+
+    // Someone who saw the grant on its way to the clinic sends it again, well within its
+    // lifetime: the clinic refuses it and hands out nothing.
+    let grants = town.clinic.captured_grants();
+    assert_eq!(grants.len(), 1);
+    let claims = grant_claims(&grants[0]);
+    assert!(
+        Utc::now().timestamp() < claims.exp,
+        "the grant is still fresh"
+    );
+    let response = present_grant(&town.http, &town.clinic.url, &grants[0]).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/grant-replayed");
+    assert_eq!(town.clinic.replayed(), 1);
+    assert_eq!(town.clinic.served(), 1);
+
+    // Even a grant that was never used works only once.
+    let mut fresh = claims.clone();
+    fresh.jti = uuid::Uuid::new_v4();
+    let once = sign_grant(&town.hub.keys.signing, &fresh).unwrap();
+    assert_eq!(
+        present_grant(&town.http, &town.clinic.url, &once)
+            .await
+            .status(),
+        200
+    );
+    let response = present_grant(&town.http, &town.clinic.url, &once).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/grant-replayed");
+    assert_eq!(town.clinic.replayed(), 2);
+    assert_eq!(town.clinic.served(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_grant_is_refused() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    town.data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+
+    // The same grant, re-signed by the hub's own key, but issued a minute ago and expired
+    // ten seconds ago (beyond the providers' 5 s clock-skew allowance).
+    let mut claims = grant_claims(&town.clinic.captured_grants()[0]);
+    let now = Utc::now().timestamp();
+    claims.jti = uuid::Uuid::new_v4();
+    claims.iat = now - 60;
+    claims.exp = now - 10;
+    let stale = sign_grant(&town.hub.keys.signing, &claims).unwrap();
+    let response = present_grant(&town.http, &town.clinic.url, &stale).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/grant-expired");
+    assert_eq!(town.clinic.expired(), 1);
+    assert_eq!(town.clinic.served(), 1);
+
+    // A grant signed by anyone but the hub is no grant at all.
+    let stranger = renkei_protocol::keys::SigningKey::generate().unwrap();
+    claims.iat = now;
+    claims.exp = now + 30;
+    let forged = sign_grant(&stranger, &claims).unwrap();
+    let response = present_grant(&town.http, &town.clinic.url, &forged).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(town.clinic.served(), 1);
+    // And no grant at all gets nothing.
+    let response = town
+        .http
+        .post(format!("{}/renkei/v1/fetch", town.clinic.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(town.clinic.served(), 1);
+}
+
+fn result<'a>(
+    answer: &'a renkei_hub::broker::DataResponse,
+    provider: &str,
+) -> &'a renkei_hub::broker::ProviderResult {
+    answer
+        .results
+        .iter()
+        .find(|r| r.provider == provider)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_request() {
+    let timeout = Duration::from_millis(300);
+    let slow = Duration::from_millis(2_000);
+    // The answer must come soon after the hub's provider timeout, long before the slow
+    // provider would have answered.
+    let bound = Duration::from_millis(1_500);
+
+    // The clinic is slow: its part times out, the payments part arrives.
+    let town = Town::with(TownOptions {
+        provider_timeout: timeout,
+        clinic: ProviderMode::Slow(slow),
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let started = Instant::now();
+    let answer = town
+        .data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(took >= timeout && took < bound, "took {took:?}");
+    assert!(!answer.complete);
+    let clinic = result(&answer, "clinic");
+    assert_eq!(clinic.status, "provider-timeout");
+    assert!(clinic.payload.is_none());
+    assert!(clinic.detail.as_deref().unwrap().contains("300 ms"));
+    assert_eq!(clinic.categories, [HEALTH_CHECKUP]);
+    let payments = result(&answer, "payments");
+    assert_eq!(payments.status, "ok");
+    let opened = open_all(&town.health, &answer);
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        opened["payments"]["data"][PAYMENT_HISTORY],
+        common::alice_payments()
+    );
+
+    // The payment provider is down: its part is unreachable, the clinic's arrives.
+    let town = Town::with(TownOptions {
+        provider_timeout: timeout,
+        payments: ProviderMode::Down,
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let started = Instant::now();
+    let answer = town
+        .data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    assert!(!answer.complete);
+    assert_eq!(result(&answer, "payments").status, "provider-unreachable");
+    assert_eq!(result(&answer, "clinic").status, "ok");
+    assert_eq!(
+        open_all(&town.health, &answer)["clinic"]["data"][HEALTH_CHECKUP],
+        common::alice_checkup()
+    );
+
+    // Both fail: a 502 problem naming each failure, and no data.
+    let town = Town::with(TownOptions {
+        provider_timeout: timeout,
+        clinic: ProviderMode::Slow(slow),
+        payments: ProviderMode::Down,
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let started = Instant::now();
+    let response = town
+        .request_data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let problem = expect_problem(response, 502, "/problems/provider-failure").await;
+    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    assert!(problem["request_id"].is_string());
+    let statuses: Vec<(String, String)> = problem["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert!(p.get("payload").is_none(), "{p}");
+            (
+                p["provider"].as_str().unwrap().to_owned(),
+                p["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("clinic".to_owned(), "provider-timeout".to_owned()),
+            ("payments".to_owned(), "provider-unreachable".to_owned())
+        ]
+    );
+    // The hub still answers other requests at once: one slow provider does not hold it up.
+    let started = Instant::now();
+    let response = town.get("/healthz").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
