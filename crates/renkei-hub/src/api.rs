@@ -99,7 +99,7 @@ struct Health {
 }
 
 /// Liveness: the hub answers and its storage is reachable.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 500, body = Problem)))]
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 500, body = Problem, content_type = "application/problem+json")))]
 async fn healthz(State(hub): State<Hub>) -> Result<Json<Health>, HubError> {
     hub.store.log_size().await?;
     Ok(Json(Health {
@@ -114,7 +114,7 @@ async fn jwks(State(hub): State<Hub>) -> Response {
 }
 
 /// What a problem `type` means.
-#[utoipa::path(get, path = "/problems/{code}", params(("code" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/problems/{code}", params(("code" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn problem_type(ApiPath(code): ApiPath<String>) -> Response {
     match CATALOGUE.iter().find(|(c, _)| *c == code) {
         Some((c, description)) => Json(
@@ -158,7 +158,7 @@ struct TokenResponse {
 /// OAuth 2.0 client credentials: a service trades its id and secret (form fields or HTTP
 /// Basic) for a short-lived bearer token.
 #[utoipa::path(post, path = "/oauth/token", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn token(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -293,9 +293,9 @@ async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubE
 /// Ask for one resident's data for one purpose. The hub checks the resident's consent,
 /// records the decision, and relays each provider's answer sealed to the service's key.
 #[utoipa::path(post, path = "/v1/data-requests", request_body = DataRequestBody, security(("service" = [])),
-    responses((status = 200, description = "Granted; `complete` is false when some provider failed", body = DataResponse),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, description = "Denied (recorded)", body = Problem),
-        (status = 404, body = Problem), (status = 502, body = Problem)))]
+    responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 200, description = "Granted; `complete` is false when some provider failed", body = DataResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, description = "Denied (recorded)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json")))]
 async fn data_request(
     State(hub): State<Hub>,
     ServiceCaller(service): ServiceCaller,
@@ -306,7 +306,7 @@ async fn data_request(
 }
 
 /// The signed-in resident's consents, newest first.
-#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn my_consents(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -316,8 +316,8 @@ async fn my_consents(
 
 /// Say yes to one purpose of one service (never several at once).
 #[utoipa::path(post, path = "/v1/me/consents", request_body = GrantConsentBody, security(("resident" = [])),
-    responses((status = 201, body = GrantedConsent), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 201, body = GrantedConsent), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn grant_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -334,7 +334,7 @@ async fn grant_consent(
 
 /// One consent with its history.
 #[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -351,7 +351,7 @@ struct ReceiptView {
 
 /// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
 #[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ReceiptView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_receipt(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -364,7 +364,7 @@ async fn my_receipt(
 
 /// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
 #[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -446,7 +446,7 @@ struct AccessPage {
 
 /// Who asked for my data: every request naming the signed-in resident, granted or denied.
 #[utoipa::path(get, path = "/v1/me/access-records", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = AccessPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn my_access_records(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -495,7 +495,7 @@ struct DemoSignIn {
 
 /// Demo mode only: sign in as any resident of the demo town, without proof.
 #[utoipa::path(post, path = "/demo/sign-in", request_body = DemoSignIn,
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 200, body = TokenResponse), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn demo_sign_in(
     State(hub): State<Hub>,
     ApiJson(body): ApiJson<DemoSignIn>,
@@ -523,7 +523,7 @@ fn text(body: String) -> Response {
 }
 
 /// The latest signed checkpoint of the access log (C2SP tlog-checkpoint in a signed note).
-#[utoipa::path(get, path = "/log/checkpoint", responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/log/checkpoint", responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn log_checkpoint(State(hub): State<Hub>) -> Result<Response, HubError> {
     let latest = hub
         .store
@@ -535,7 +535,7 @@ async fn log_checkpoint(State(hub): State<Hub>) -> Result<Response, HubError> {
 
 /// A checkpoint the hub signed earlier, by tree size (for consistency checks).
 #[utoipa::path(get, path = "/log/checkpoints/{size}", params(("size" = u64, Path)),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn log_checkpoint_at(
     State(hub): State<Hub>,
     ApiPath(size): ApiPath<u64>,
@@ -556,7 +556,7 @@ async fn log_key(State(hub): State<Hub>) -> Response {
 
 /// A hash tile (C2SP tlog-tiles), e.g. `/log/tile/0/000` or `/log/tile/0/x001/234.p/5`.
 #[utoipa::path(get, path = "/log/tile/{path}", params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]`")),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn log_tile(
     State(hub): State<Hub>,
     ApiPath(path): ApiPath<String>,
@@ -612,7 +612,7 @@ async fn signed_size(hub: &Hub, size: u64) -> Result<(), HubError> {
 
 /// An inclusion proof of entry `index` in the tree of `size` entries.
 #[utoipa::path(get, path = "/log/proof/inclusion", params(InclusionQuery),
-    responses((status = 200, body = ProofView), (status = 400, body = Problem)))]
+    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn log_inclusion(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<InclusionQuery>,
@@ -626,7 +626,7 @@ async fn log_inclusion(
 
 /// A consistency proof that the tree of `from` entries is a prefix of the tree of `to`.
 #[utoipa::path(get, path = "/log/proof/consistency", params(ConsistencyQuery),
-    responses((status = 200, body = ProofView), (status = 400, body = Problem)))]
+    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn log_consistency(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
@@ -669,7 +669,7 @@ struct LogPage {
 /// My history in the tamper-evident log: every access record naming me and every change to my
 /// consents, each with its inclusion proof, filterable by service and time, paged.
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = LogPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn my_log(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
