@@ -56,22 +56,44 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> Arc<Self> {
-        Arc::new(Self { verifier: GrantVerifier::new(id, hub_keys), records, delay: Duration::ZERO, stats: ProviderStats::default() })
+        Arc::new(Self {
+            verifier: GrantVerifier::new(id, hub_keys),
+            records,
+            delay: Duration::ZERO,
+            stats: ProviderStats::default(),
+        })
     }
 
-    pub fn with_delay(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>, delay: Duration) -> Arc<Self> {
-        Arc::new(Self { verifier: GrantVerifier::new(id, hub_keys), records, delay, stats: ProviderStats::default() })
+    pub fn with_delay(
+        id: ProviderId,
+        hub_keys: Jwks,
+        records: Arc<dyn Records>,
+        delay: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            verifier: GrantVerifier::new(id, hub_keys),
+            records,
+            delay,
+            stats: ProviderStats::default(),
+        })
     }
 }
 
 /// `POST /renkei/v1/fetch` with `Authorization: Bearer <grant>`.
 pub fn router(provider: Arc<Provider>) -> Router {
-    Router::new().route("/renkei/v1/fetch", post(fetch)).with_state(provider)
+    Router::new()
+        .route("/renkei/v1/fetch", post(fetch))
+        .with_state(provider)
 }
 
 fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = serde_json::json!({ "type": format!("/problems/{code}"), "title": code, "status": status.as_u16(), "detail": detail });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
@@ -81,14 +103,21 @@ async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
         p.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return refuse(StatusCode::UNAUTHORIZED, "grant-missing", "a hub-signed grant is required");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "grant-missing",
+            "a hub-signed grant is required",
+        );
     };
     let claims = match p.verifier.verify(token.trim(), chrono::Utc::now()) {
         Ok(claims) => claims,
         Err(e) => {
             p.stats.refused.fetch_add(1, Ordering::Relaxed);
             match e {
-                GrantError::WrongAudience => p.stats.refused_wrong_audience.fetch_add(1, Ordering::Relaxed),
+                GrantError::WrongAudience => p
+                    .stats
+                    .refused_wrong_audience
+                    .fetch_add(1, Ordering::Relaxed),
                 GrantError::Replayed => p.stats.refused_replayed.fetch_add(1, Ordering::Relaxed),
                 GrantError::Expired => p.stats.refused_expired.fetch_add(1, Ordering::Relaxed),
                 _ => 0,
@@ -101,9 +130,16 @@ async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     }
     let Some(record) = p.records.lookup(&claims.sub, &claims.categories) else {
         p.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return refuse(StatusCode::NOT_FOUND, "record-not-found", "no record for this reference");
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "record-not-found",
+            "no record for this reference",
+        );
     };
-    let context = EnvelopeContext { provider: p.verifier.provider().clone(), request: claims.request_id };
+    let context = EnvelopeContext {
+        provider: p.verifier.provider().clone(),
+        request: claims.request_id,
+    };
     let plaintext = record.to_string();
     match seal(&claims.service_hpke_key, &context, plaintext.as_bytes()) {
         Ok(sealed) => {
@@ -115,7 +151,9 @@ async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
 }
 
 /// Records held in memory as `reference → {category → value}`.
-pub struct MemoryRecords(pub std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>);
+pub struct MemoryRecords(
+    pub std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
+);
 
 impl Records for MemoryRecords {
     fn lookup(&self, reference: &str, categories: &[CategoryId]) -> Option<serde_json::Value> {
