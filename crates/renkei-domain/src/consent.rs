@@ -139,6 +139,8 @@ pub enum ConsentEventKind {
     Revoked,
     /// Replaced by a consent to a newer version of the same purpose.
     Superseded,
+    /// Reached its expiry time (recorded by the hub shortly after).
+    Expired,
 }
 
 impl ConsentEventKind {
@@ -147,6 +149,7 @@ impl ConsentEventKind {
             Self::Granted => "granted",
             Self::Revoked => "revoked",
             Self::Superseded => "superseded",
+            Self::Expired => "expired",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -154,6 +157,7 @@ impl ConsentEventKind {
             "granted" => Some(Self::Granted),
             "revoked" => Some(Self::Revoked),
             "superseded" => Some(Self::Superseded),
+            "expired" => Some(Self::Expired),
             _ => None,
         }
     }

@@ -304,10 +304,18 @@ impl Hub {
             })?;
         let status = response.status();
         if !status.is_success() {
-            return Err((
-                "provider-refused",
-                format!("the provider answered HTTP {}", status.as_u16()),
-            ));
+            // A provider refusing a grant says why in a problem `type` (e.g. grant-replayed).
+            let kind = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
+                .filter(|t| t.len() < 100 && t.starts_with("/problems/"));
+            let detail = match kind {
+                Some(kind) => format!("the provider answered HTTP {}: {kind}", status.as_u16()),
+                None => format!("the provider answered HTTP {}", status.as_u16()),
+            };
+            return Err(("provider-refused", detail));
         }
         response.json::<SealedPayload>().await.map_err(|e| {
             if e.is_timeout() {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use renkei_log::checkpoint::Checkpoint;
 use renkei_log::merkle::{self, Hash};
 use renkei_log::note::Signer;
-use renkei_store::{Store, StoredCheckpoint};
+use renkei_store::{Store, StoreError, StoredCheckpoint};
 
 use crate::{Hub, HubError};
 
@@ -265,6 +265,8 @@ pub async fn verify(
     report.entries = size;
     let mut frontier = Frontier::default();
     let mut last_good_checkpoint = 0;
+    // The first checkpoint validly signed over other entries than are stored now.
+    let mut first_mismatch: Option<u64> = None;
     let mut note_bad = |report: &mut VerifyReport, seq: u64, why: String| {
         if report.first_bad_entry.is_none() {
             report.first_bad_entry = Some((seq, why));
@@ -283,7 +285,7 @@ pub async fn verify(
             .map(|&n| merkle::stored_hash_index(0, n))
             .collect::<Result<_, _>>()
             .map_err(merkle_error)?;
-        let stored_level0 = store.read_log_hashes(&level0_indexes).await.ok();
+        let stored_level0 = integrated_leaves(store, &level0_indexes).await?;
         let mut by_seq: BTreeMap<u64, renkei_store::StoredEntry> =
             range.into_iter().map(|e| (e.seq, e)).collect();
         let end = (seq + u64::from(CHUNK)).min(size.max(integrated));
@@ -299,9 +301,16 @@ pub async fn verify(
                 }
                 Some(stored) => derive_leaf(&stored, n, &mut report, &mut note_bad),
             };
-            let integrated_leaf = stored_level0
-                .as_ref()
-                .and_then(|l| l.get(usize::try_from(n - seq).ok()?).copied());
+            let integrated_leaf = usize::try_from(n - seq)
+                .ok()
+                .and_then(|i| stored_level0.get(i).copied().flatten());
+            if n < integrated && integrated_leaf.is_none() {
+                note_bad(
+                    &mut report,
+                    n,
+                    "the leaf hash the log integrated is missing or unreadable (removed)".into(),
+                );
+            }
             if let (Some(leaf), Some(node)) = (derived, integrated_leaf)
                 && node != leaf
             {
@@ -315,10 +324,15 @@ pub async fn verify(
             // leaf so later checkpoints are still checked against the rest.
             frontier.push(derived.or(integrated_leaf).unwrap_or(merkle::empty_root()));
             while let Some(c) = pending.next_if(|c| c.size == n + 1) {
-                if check_checkpoint(&mut report, c, frontier.root(), verifier)
-                    && report.first_bad_entry.is_none()
-                {
-                    last_good_checkpoint = c.size;
+                match check_checkpoint(&mut report, c, frontier.root(), verifier) {
+                    Some(true) if report.first_bad_entry.is_none() && first_mismatch.is_none() => {
+                        last_good_checkpoint = c.size;
+                    }
+                    Some(false) => {
+                        first_mismatch.get_or_insert(c.size);
+                    }
+                    // Not validly signed: it says nothing about the entries.
+                    _ => {}
                 }
             }
         }
@@ -329,11 +343,17 @@ pub async fn verify(
             "checkpoint {} is beyond the log's {} entries (entries removed)",
             c.size, size
         ));
+        first_mismatch.get_or_insert(c.size);
     }
-    if report.first_bad_entry.is_none() && !report.bad_checkpoints.is_empty() {
+    if report.first_bad_entry.is_none()
+        && let Some(signed) = first_mismatch
+    {
         report.first_bad_entry = Some((
             last_good_checkpoint,
-            format!("an entry from {last_good_checkpoint} on differs from what was signed"),
+            format!(
+                "an entry from {last_good_checkpoint} to {} differs from what checkpoint {signed} signed",
+                signed.saturating_sub(1)
+            ),
         ));
     }
     Ok(report)
@@ -375,38 +395,67 @@ fn derive_leaf(
     Some(derived)
 }
 
-/// Checks one signed checkpoint against the root re-derived at its size.
+/// The level-0 hashes the log integrated at `indexes`, `None` where one was removed or is
+/// unreadable (the rest are still checked).
+async fn integrated_leaves(
+    store: &dyn Store,
+    indexes: &[u64],
+) -> Result<Vec<Option<Hash>>, HubError> {
+    match store.read_log_hashes(indexes).await {
+        Ok(hashes) => Ok(hashes.into_iter().map(Some).collect()),
+        Err(StoreError::NotFound(_) | StoreError::Corrupt(_)) => {
+            let mut out = Vec::with_capacity(indexes.len());
+            for &i in indexes {
+                out.push(match store.read_log_hashes(&[i]).await {
+                    Ok(hashes) => hashes.first().copied(),
+                    Err(StoreError::NotFound(_) | StoreError::Corrupt(_)) => None,
+                    Err(e) => return Err(e.into()),
+                });
+            }
+            Ok(out)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks one signed checkpoint against the root re-derived at its size, adding what is wrong
+/// to the report: `Some(true)` when the stored entries are what it signed, `Some(false)` when
+/// it was signed over other entries, `None` when it cannot tell (not validly signed).
 fn check_checkpoint(
     report: &mut VerifyReport,
     c: &StoredCheckpoint,
     derived_root: Hash,
     verifier: &renkei_log::note::Verifier,
-) -> bool {
+) -> Option<bool> {
     let origin = verifier.name().to_owned();
-    match Checkpoint::open(c.note.as_bytes(), &origin, verifier) {
-        Ok(signed) if signed.size() == c.size && *signed.root() == c.root => {
-            if c.root != derived_root {
-                report.bad_checkpoints.push(format!(
-                    "checkpoint {} was signed over other entries than are stored now",
-                    c.size
-                ));
-                false
-            } else {
-                true
-            }
-        }
+    let signed = match Checkpoint::open(c.note.as_bytes(), &origin, verifier) {
+        Ok(signed) if signed.size() == c.size => signed,
         Ok(_) => {
             report.bad_checkpoints.push(format!(
-                "checkpoint {}: the signed note disagrees with the stored size or root",
+                "checkpoint {}: the signed note is of another size",
                 c.size
             ));
-            false
+            return None;
         }
         Err(e) => {
             report
                 .bad_checkpoints
                 .push(format!("checkpoint {}: {e}", c.size));
-            false
+            return None;
         }
+    };
+    if *signed.root() != c.root {
+        report.bad_checkpoints.push(format!(
+            "checkpoint {}: the stored root is not the one signed",
+            c.size
+        ));
     }
+    if *signed.root() != derived_root {
+        report.bad_checkpoints.push(format!(
+            "checkpoint {} was signed over other entries than are stored now",
+            c.size
+        ));
+        return Some(false);
+    }
+    Some(true)
 }

@@ -86,6 +86,7 @@ impl Hub {
         crate::log::integrate_once(hub.store.as_ref(), &hub.keys.log).await?;
         crate::log::start_integrator(&hub);
         crate::webhooks::start_sender(hub.clone());
+        start_expiry_recorder(&hub);
         Ok(hub)
     }
 }
@@ -121,4 +122,26 @@ impl Hub {
             None => Ok(()),
         }
     }
+}
+
+/// Writes an `expired` log entry for each consent shortly after it expires, so the log shows
+/// every consent change (its effect needs no such entry: decisions compare times).
+fn start_expiry_recorder(hub: &Hub) {
+    let weak = Arc::downgrade(&hub.0);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let result = inner.store.record_expiries(Utc::now(), 1000).await;
+            drop(inner);
+            let pause = match result {
+                Ok(1000) => Duration::ZERO,
+                Ok(_) => Duration::from_secs(30),
+                Err(e) => {
+                    tracing::error!(error = %e, "recording consent expiries failed");
+                    Duration::from_secs(30)
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    });
 }

@@ -207,6 +207,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every consent of a resident, newest first.
     async fn consents_of(&self, resident: ResidentId) -> StoreResult<Vec<Consent>>;
     async fn consent_history(&self, id: ConsentId) -> StoreResult<Vec<ConsentEvent>>;
+    /// Writes an `expired` event (a log entry) for up to `limit` consents that reached their
+    /// expiry by `now` and have none yet; returns how many.
+    async fn record_expiries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u32>;
 
     // --- the decision and the access log ---
     /// Decides each request with `renkei_domain::decide` against the stored consents and

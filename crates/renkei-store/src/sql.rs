@@ -464,6 +464,28 @@ macro_rules! impl_store {
                 .collect()
             }
 
+            async fn record_expiries(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> $crate::StoreResult<u32> {
+                let mut tx = self.write.begin().await?;
+                let due = sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents c WHERE revoked_at IS NULL AND expires_at <= $1
+                     AND NOT EXISTS (SELECT 1 FROM consent_events e WHERE e.consent_id = c.id AND e.kind = 'expired')
+                     ORDER BY expires_at LIMIT $2"
+                ))
+                .bind($crate::codec::millis(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut count = 0;
+                for raw in due {
+                    let consent = raw.into_domain()?;
+                    let at = consent.expires_at.unwrap_or(now);
+                    insert_consent_event(&mut tx, &consent, renkei_domain::ConsentEventKind::Expired, at, &renkei_domain::Actor::Hub).await?;
+                    count += 1;
+                }
+                tx.commit().await?;
+                Ok(count)
+            }
+
             async fn decide_and_record(
                 &self,
                 batch: &[$crate::DecisionInput],
