@@ -1,0 +1,930 @@
+//! Brokerage throughput and latency: the same data fetched straight from a provider and
+//! through the hub (consent check, grant, durable access record, relay), 64 requests in flight.
+//!
+//! Everything runs in this one process on one Tokio multi-thread runtime, over loopback:
+//! the hub (SQLite in a temporary directory under the target dir, `synchronous=FULL`, so
+//! every access record is really fsynced), two providers (one answering after 5 ms, one at
+//! once) and a closed-loop load generator (reqwest, one pooled connection per in-flight
+//! request). Each phase warms up for 1 s and then runs `RENKEI_BENCH_SECS` seconds
+//! (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
+//! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::routing::post;
+use chrono::Utc;
+use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use renkei_domain::{
+    Actor, CategoryId, ConsentChannel, ConsentId, DataCategory, LegalBasis, LocalizedText, Locator,
+    ProviderId, PurposeId, RequestId, ResidentId, Service, ServiceId, ServiceStatus,
+};
+use renkei_hub::broker::{DataRequestBody, DataResponse};
+use renkei_hub::consents::GrantConsentBody;
+use renkei_hub::{Hub, HubConfig};
+use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
+use renkei_protocol::grant::{GrantClaims, MAX_GRANT_LIFETIME_SECS, sign_grant};
+use renkei_provider::MemoryRecords;
+use renkei_store::{PurposeDraft, SqliteStore, Store};
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// Requests held in flight by the load generator, always.
+const IN_FLIGHT: usize = 64;
+/// Residents, each with a consent and records at the provider.
+const RESIDENTS: usize = 1_000;
+const WARM_UP: Duration = Duration::from_secs(1);
+/// The "database-backed" provider's answer time.
+const SLOW_PROVIDER: Duration = Duration::from_millis(5);
+/// Targets with the 5 ms provider: hub throughput at least this fraction of direct ...
+const TARGET_THROUGHPUT_RATIO: f64 = 0.8;
+/// ... and at most this much added latency at p99.
+const TARGET_ADDED_P99_MS: f64 = 1.0;
+/// More failed requests than this fraction aborts the run.
+const MAX_ERROR_RATE: f64 = 0.01;
+/// Service tokens last 300 s; workers take a new one well before.
+const TOKEN_REFRESH: Duration = Duration::from_secs(240);
+/// Pre-signed grants must all be used within their lifetime; longer phases sign on the fly.
+const MAX_PRESIGNED_PHASE_SECS: u64 = 45;
+
+const SERVICE: &str = "bench-service";
+const PURPOSE: &str = "bench-purpose";
+const PROVIDER: &str = "bench-provider";
+const CATEGORIES: [&str; 2] = ["health.checkup", "payment.history"];
+
+fn main() -> anyhow::Result<()> {
+    let secs = match std::env::var("RENKEI_BENCH_SECS") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .with_context(|| format!("RENKEI_BENCH_SECS={v} is not a positive whole number"))?,
+        Err(_) => 10,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(run(Duration::from_secs(secs)))
+}
+
+/// One resident as the benchmark knows them.
+struct Resident {
+    reference: String,
+    consent: ConsentId,
+    /// The service's request for this resident's data, as JSON.
+    hub_body: String,
+}
+
+/// Everything the phases share.
+struct Bench {
+    hub: Hub,
+    store: Arc<dyn Store>,
+    hub_url: String,
+    service: ServiceId,
+    service_keys: ServiceKeyPair,
+    provider: ProviderId,
+    purpose: PurposeId,
+    purpose_version: u32,
+    categories: Vec<CategoryId>,
+    residents: Vec<Resident>,
+    client: reqwest::Client,
+}
+
+impl Bench {
+    /// A grant for one random resident, signed with the hub's key as the hub would.
+    fn sign_grant(&self, rng: &mut impl Rng) -> anyhow::Result<String> {
+        self.sign_grant_for(rng).map(|(grant, _)| grant)
+    }
+
+    /// A grant and the request id it names.
+    fn sign_grant_for(&self, rng: &mut impl Rng) -> anyhow::Result<(String, RequestId)> {
+        let request_id = RequestId::from_uuid(uuid::Uuid::now_v7());
+        let resident = &self.residents[rng.random_range(0..self.residents.len())];
+        let now = Utc::now().timestamp();
+        let claims = GrantClaims {
+            iss: self.hub_url.clone(),
+            aud: self.provider.clone(),
+            sub: resident.reference.clone(),
+            jti: uuid::Uuid::new_v4(),
+            iat: now,
+            exp: now + MAX_GRANT_LIFETIME_SECS,
+            request_id,
+            service: self.service.clone(),
+            purpose: self.purpose.clone(),
+            purpose_version: self.purpose_version,
+            categories: self.categories.clone(),
+            service_hpke_key: self.service_keys.public_b64(),
+            consent: resident.consent,
+        };
+        let grant = sign_grant(&self.hub.keys.signing, &claims).context("signing a grant")?;
+        Ok((grant, request_id))
+    }
+}
+
+/// Grants for the direct phase: pre-signed, then signed on the fly if they run out.
+struct GrantPool {
+    grants: Vec<String>,
+    next: AtomicUsize,
+    signed_on_the_fly: AtomicUsize,
+}
+
+impl GrantPool {
+    fn new(grants: Vec<String>) -> Self {
+        Self {
+            grants,
+            next: AtomicUsize::new(0),
+            signed_on_the_fly: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self, bench: &Bench) -> anyhow::Result<String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.grants.get(i) {
+            Some(g) => Ok(g.clone()),
+            None => {
+                self.signed_on_the_fly.fetch_add(1, Ordering::Relaxed);
+                bench.sign_grant(&mut rand::rng())
+            }
+        }
+    }
+}
+
+/// What a phase sends.
+enum Load {
+    /// An empty handler: what the load generator and loopback HTTP can do at most.
+    Ceiling(String),
+    /// `POST /renkei/v1/fetch` at the provider with a fresh grant each time.
+    Direct(String, GrantPool),
+    /// `POST /v1/data-requests` at the hub.
+    Hub(String),
+}
+
+/// One worker's (and then one phase's) count.
+struct Tally {
+    latency_us: Histogram<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
+                .context("creating a histogram")?,
+            ok: 0,
+            errors: BTreeMap::new(),
+        })
+    }
+
+    fn add(&mut self, other: &Tally) -> anyhow::Result<()> {
+        self.latency_us
+            .add(&other.latency_us)
+            .context("merging histograms")?;
+        self.ok += other.ok;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        Ok(())
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// A finished phase.
+struct PhaseResult {
+    tally: Tally,
+    elapsed: Duration,
+    /// Process CPU time used during the phase (all threads: hub, provider, load generator).
+    cpu: Option<Duration>,
+}
+
+impl PhaseResult {
+    fn rate(&self) -> f64 {
+        self.tally.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn p50_ms(&self) -> f64 {
+        self.tally.latency_us.value_at_quantile(0.50) as f64 / 1000.0
+    }
+    fn p99_ms(&self) -> f64 {
+        self.tally.latency_us.value_at_quantile(0.99) as f64 / 1000.0
+    }
+    fn max_ms(&self) -> f64 {
+        self.tally.latency_us.max() as f64 / 1000.0
+    }
+    fn cores(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| c.as_secs_f64() / self.elapsed.as_secs_f64())
+    }
+}
+
+/// User + system CPU time of this process so far (Linux; `None` elsewhere).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5) (utime, stime), counted from `state` (field 3).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// A short label for why a request failed: the HTTP status and problem type, or the
+/// transport error's kind.
+fn failure(status: StatusCode, body: &[u8]) -> String {
+    let kind = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    format!("HTTP {} {kind}", status.as_u16()).trim().to_owned()
+}
+
+fn transport_failure(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    };
+    format!("transport error ({kind})")
+}
+
+/// One in-flight slot: sends, waits for the whole answer, records, repeats until `deadline`.
+async fn worker(bench: Arc<Bench>, load: Arc<Load>, deadline: Instant) -> anyhow::Result<Tally> {
+    let mut tally = Tally::new()?;
+    let mut token: Option<(String, Instant)> = None;
+    while Instant::now() < deadline {
+        let request = match load.as_ref() {
+            Load::Ceiling(url) => bench.client.post(url),
+            Load::Direct(url, pool) => bench.client.post(url).bearer_auth(pool.take(&bench)?),
+            Load::Hub(url) => {
+                let current = match &token {
+                    Some((t, at)) if at.elapsed() < TOKEN_REFRESH => t.clone(),
+                    _ => {
+                        let t = bench
+                            .hub
+                            .keys
+                            .issue_service_token(&bench.service, Utc::now())
+                            .context("issuing a service token")?;
+                        token = Some((t.clone(), Instant::now()));
+                        t
+                    }
+                };
+                let resident = &bench.residents[rand::random_range(0..bench.residents.len())];
+                bench
+                    .client
+                    .post(url)
+                    .bearer_auth(current)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(resident.hub_body.clone())
+            }
+        };
+        let started = Instant::now();
+        let outcome = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.bytes().await {
+                    Ok(_) if status == StatusCode::OK => Ok(()),
+                    Ok(body) => Err(failure(status, &body)),
+                    Err(e) => Err(transport_failure(&e)),
+                }
+            }
+            Err(e) => Err(transport_failure(&e)),
+        };
+        match outcome {
+            Ok(()) => {
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tally.latency_us.saturating_record(us.max(1));
+                tally.ok += 1;
+            }
+            Err(why) => *tally.errors.entry(why).or_default() += 1,
+        }
+    }
+    Ok(tally)
+}
+
+/// Holds `IN_FLIGHT` requests in flight for `duration`.
+async fn drive(
+    bench: &Arc<Bench>,
+    load: &Arc<Load>,
+    duration: Duration,
+) -> anyhow::Result<PhaseResult> {
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        workers.spawn(worker(bench.clone(), load.clone(), deadline));
+    }
+    let mut tally = Tally::new()?;
+    while let Some(done) = workers.join_next().await {
+        tally.add(&done.context("a load worker stopped")??)?;
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_before
+        .zip(process_cpu())
+        .map(|(a, b)| b.saturating_sub(a));
+    Ok(PhaseResult {
+        tally,
+        elapsed,
+        cpu,
+    })
+}
+
+/// Warms up, then measures; aborts if more than 1% of the measured requests failed.
+async fn phase(
+    name: &str,
+    bench: &Arc<Bench>,
+    load: &Arc<Load>,
+    duration: Duration,
+) -> anyhow::Result<PhaseResult> {
+    progress(name, "warming up");
+    let warm = drive(bench, load, WARM_UP).await?;
+    if warm.tally.ok == 0 {
+        bail!(
+            "{name}: no request succeeded during the warm-up: {:?}",
+            warm.tally.errors
+        );
+    }
+    progress(name, "measuring");
+    let result = drive(bench, load, duration).await?;
+    check_errors(name, &result)?;
+    Ok(result)
+}
+
+/// Progress on stderr, so a long run shows where it is (stdout keeps the tables).
+fn progress(name: &str, what: &str) {
+    eprintln!("[{}] {name}: {what}", Utc::now().format("%H:%M:%S%.3f"));
+}
+
+fn check_errors(name: &str, result: &PhaseResult) -> anyhow::Result<()> {
+    let errors = result.tally.error_count();
+    let total = result.tally.ok + errors;
+    if errors > 0 {
+        println!("  {name}: {errors} of {total} requests failed:");
+        for (why, n) in &result.tally.errors {
+            println!("    {n:>8}  {why}");
+        }
+    }
+    if total == 0 || errors as f64 > MAX_ERROR_RATE * total as f64 {
+        bail!(
+            "{name}: {errors} of {total} requests failed (more than {:.0}%); the figures would be meaningless",
+            MAX_ERROR_RATE * 100.0
+        );
+    }
+    Ok(())
+}
+
+fn cat(s: &str) -> anyhow::Result<CategoryId> {
+    CategoryId::new(s).with_context(|| format!("category {s}"))
+}
+
+/// What the provider holds about resident `i`: a health check and a few payments.
+fn record(rng: &mut StdRng, i: usize) -> Map<String, Value> {
+    let shops = [
+        "ひかり台スーパー",
+        "ドラッグストアみなと",
+        "ひかり台駅売店",
+        "青空ベーカリー",
+    ];
+    let purchases: Vec<Value> = (0..rng.random_range(2..6))
+        .map(|_| {
+            json!({
+                "date": format!("2026-11-{:02}", rng.random_range(1..=22)),
+                "shop": shops[rng.random_range(0..shops.len())],
+                "amount_jpy": rng.random_range(150..8000),
+            })
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert(
+        "health.checkup".into(),
+        json!({
+            "date": format!("2026-{:02}-{:02}", rng.random_range(4..=10), rng.random_range(1..=28)),
+            "height_cm": rng.random_range(145..185),
+            "weight_kg": rng.random_range(40..95),
+            "systolic_mmHg": rng.random_range(100..170),
+            "hba1c_percent": f64::from(rng.random_range(48..75)) / 10.0,
+            "patient": format!("BENCH-{:06}", i + 1),
+        }),
+    );
+    m.insert("payment.history".into(), json!(purchases));
+    m
+}
+
+async fn serve(router: axum::Router) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("server on {addr} stopped: {e}");
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// The hub, its catalogue, the residents and their consents; returns the bench and the
+/// providers' URLs (5 ms, immediate).
+async fn set_up(dir: &std::path::Path) -> anyhow::Result<(Arc<Bench>, String, String)> {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.join("hub.db"))
+            .await
+            .context("opening the hub's SQLite store")?,
+    );
+    let hub_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the hub's port")?;
+    let hub_url = format!("http://{}", hub_listener.local_addr()?);
+    let hub = Hub::start(HubConfig::new(hub_url.clone()), store.clone())
+        .await
+        .context("starting the hub")?;
+    let router = renkei_hub::router(hub.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(hub_listener, router).await {
+            eprintln!("hub stopped: {e}");
+        }
+    });
+
+    let provider = ProviderId::new(PROVIDER)?;
+    let mut rng = StdRng::seed_from_u64(20_261_123);
+    let references: Vec<String> = (0..RESIDENTS)
+        .map(|i| format!("BENCH-{:06}", i + 1))
+        .collect();
+    let records: HashMap<String, Map<String, Value>> = references
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.clone(), record(&mut rng, i)))
+        .collect();
+    let records = Arc::new(MemoryRecords(records));
+    let slow = renkei_provider::Provider::with_delay(
+        provider.clone(),
+        hub.keys.jwks.clone(),
+        records.clone(),
+        SLOW_PROVIDER,
+    );
+    let fast = renkei_provider::Provider::with_delay(
+        provider.clone(),
+        hub.keys.jwks.clone(),
+        records,
+        Duration::ZERO,
+    );
+    let slow_url = serve(renkei_provider::router(slow)).await?;
+    let fast_url = serve(renkei_provider::router(fast)).await?;
+
+    let now = Utc::now();
+    let categories: Vec<CategoryId> = CATEGORIES
+        .iter()
+        .map(|c| cat(c))
+        .collect::<anyhow::Result<_>>()?;
+    for (c, ja, en) in [
+        (&categories[0], "健康診断結果", "Health check results"),
+        (&categories[1], "決済履歴", "Payment history"),
+    ] {
+        store
+            .put_category(&DataCategory {
+                id: c.clone(),
+                name: LocalizedText::new(ja, en),
+                special_care: c.as_str() == "health.checkup",
+            })
+            .await?;
+    }
+    store
+        .put_provider(&renkei_domain::Provider {
+            id: provider.clone(),
+            name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
+            endpoint: slow_url.clone(),
+            categories: categories.iter().cloned().collect(),
+        })
+        .await?;
+    let service_keys = ServiceKeyPair::generate()?;
+    let service = ServiceId::new(SERVICE)?;
+    store
+        .put_service(
+            &Service {
+                id: service.clone(),
+                name: LocalizedText::new("ベンチサービス", "Bench service"),
+                sector: "health".into(),
+                hpke_public_key: service_keys.public_b64(),
+                webhook_url: None,
+                status: ServiceStatus::Approved,
+            },
+            &renkei_hub::auth::hash_client_secret("bench-secret"),
+        )
+        .await?;
+    let purpose_id = PurposeId::new(PURPOSE)?;
+    let purpose = store
+        .publish_purpose(
+            &PurposeDraft {
+                service: service.clone(),
+                id: purpose_id.clone(),
+                title: LocalizedText::new("健康アドバイス", "Health advice"),
+                description: LocalizedText::new(
+                    "健康診断結果と決済履歴から助言します。",
+                    "Advice from your health check and payments.",
+                ),
+                categories: categories.iter().cloned().collect::<BTreeSet<_>>(),
+                retention_days: 365,
+                legal_basis: LegalBasis::Consent,
+            },
+            now,
+        )
+        .await?;
+
+    let ids: Vec<ResidentId> = (0..RESIDENTS)
+        .map(|_| ResidentId::from_uuid(uuid::Uuid::new_v4()))
+        .collect();
+    let mut locators = Vec::with_capacity(RESIDENTS * categories.len());
+    for (id, reference) in ids.iter().zip(&references) {
+        store.add_resident(*id, now).await?;
+        for c in &categories {
+            locators.push(Locator {
+                resident: *id,
+                category: c.clone(),
+                provider: provider.clone(),
+                reference: reference.clone(),
+            });
+        }
+    }
+    store.put_locators(&locators).await?;
+
+    // Every resident says yes, through the hub's own flow (receipt and pairwise subject).
+    let mut grants = JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let hub = hub.clone();
+        let id = *id;
+        grants.spawn(async move {
+            let body = GrantConsentBody {
+                service: SERVICE.into(),
+                purpose: PURPOSE.into(),
+                valid_days: None,
+            };
+            let granted = hub
+                .grant_consent(id, body, ConsentChannel::Portal, Actor::Resident)
+                .await;
+            (i, granted)
+        });
+    }
+    let mut consents: Vec<Option<(ConsentId, String)>> = vec![None; RESIDENTS];
+    while let Some(joined) = grants.join_next().await {
+        let (i, granted) = joined.context("a consent task stopped")?;
+        let granted = granted.context("granting a consent")?;
+        let consent: ConsentId = granted.consent.id.parse()?;
+        consents[i] = Some((consent, granted.subject));
+    }
+    let mut residents = Vec::with_capacity(RESIDENTS);
+    for (reference, consent) in references.into_iter().zip(consents) {
+        let (consent, subject) = consent.context("a consent was not granted")?;
+        let hub_body = serde_json::to_string(&DataRequestBody {
+            subject,
+            purpose: PURPOSE.into(),
+            categories: CATEGORIES.iter().map(|c| (*c).to_owned()).collect(),
+        })?;
+        residents.push(Resident {
+            reference,
+            consent,
+            hub_body,
+        });
+    }
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(IN_FLIGHT * 2)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the load generator's HTTP client")?;
+    let bench = Arc::new(Bench {
+        hub,
+        store,
+        hub_url,
+        service,
+        service_keys,
+        provider,
+        purpose: purpose_id,
+        purpose_version: purpose.version,
+        categories,
+        residents,
+        client,
+    });
+    Ok((bench, slow_url, fast_url))
+}
+
+/// Points the hub at one of the two provider servers (same provider id and records).
+async fn use_provider(bench: &Bench, url: &str) -> anyhow::Result<()> {
+    bench
+        .store
+        .put_provider(&renkei_domain::Provider {
+            id: bench.provider.clone(),
+            name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
+            endpoint: url.to_owned(),
+            categories: bench.categories.iter().cloned().collect(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// One request each way, opened with the service's key: the data really flows.
+async fn check_answers(bench: &Bench, provider_url: &str) -> anyhow::Result<()> {
+    let (grant, request) = bench.sign_grant_for(&mut rand::rng())?;
+    let response = bench
+        .client
+        .post(format!("{provider_url}/renkei/v1/fetch"))
+        .bearer_auth(&grant)
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status != StatusCode::OK {
+        bail!(
+            "the provider refused a direct fetch: {}",
+            failure(status, &body)
+        );
+    }
+    let sealed: SealedPayload = serde_json::from_slice(&body)?;
+    let context = EnvelopeContext {
+        provider: bench.provider.clone(),
+        request,
+    };
+    let plain = open(&bench.service_keys, &context, &sealed).context("opening a direct answer")?;
+    let plain: Value = serde_json::from_slice(&plain)?;
+    if plain["data"]["health.checkup"].is_null() || plain["data"]["payment.history"].is_null() {
+        bail!("a direct answer lacks the requested data: {plain}");
+    }
+
+    let token = bench
+        .hub
+        .keys
+        .issue_service_token(&bench.service, Utc::now())?;
+    let response = bench
+        .client
+        .post(format!("{}/v1/data-requests", bench.hub_url))
+        .bearer_auth(token)
+        .header(CONTENT_TYPE, "application/json")
+        .body(bench.residents[0].hub_body.clone())
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if status != StatusCode::OK {
+        bail!("the hub refused a data request: {}", failure(status, &body));
+    }
+    let answer: DataResponse = serde_json::from_slice(&body)?;
+    let view = answer
+        .results
+        .first()
+        .and_then(|r| r.payload.clone())
+        .with_context(|| format!("the hub's answer has no payload: {answer:?}"))?;
+    let sealed = SealedPayload {
+        suite: view.suite,
+        enc: view.enc,
+        ciphertext: view.ciphertext,
+    };
+    let context = EnvelopeContext {
+        provider: bench.provider.clone(),
+        request: answer.request_id.parse()?,
+    };
+    let plain = open(&bench.service_keys, &context, &sealed).context("opening a hub answer")?;
+    let plain: Value = serde_json::from_slice(&plain)?;
+    if plain["reference"] != json!(bench.residents[0].reference) || !answer.complete {
+        bail!("the hub relayed the wrong resident's data or an incomplete answer");
+    }
+    Ok(())
+}
+
+/// Signs `n` grants on both cores.
+fn presign(bench: &Bench, n: usize) -> anyhow::Result<Vec<String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(t as u64);
+                    (0..per)
+                        .map(|_| bench.sign_grant(&mut rng))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(per * threads);
+        for h in handles {
+            match h.join() {
+                Ok(grants) => all.extend(grants?),
+                Err(_) => bail!("a signing thread stopped"),
+            }
+        }
+        Ok(all)
+    })
+}
+
+/// The direct phase: warm up signing on the fly, size the pre-signed pool from that rate,
+/// then measure with the pool.
+async fn direct_phase(
+    name: &str,
+    bench: &Arc<Bench>,
+    provider_url: &str,
+    duration: Duration,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PhaseResult> {
+    let url = format!("{provider_url}/renkei/v1/fetch");
+    let warm_load = Arc::new(Load::Direct(url.clone(), GrantPool::new(Vec::new())));
+    progress(name, "warming up");
+    let warm = drive(bench, &warm_load, WARM_UP).await?;
+    if warm.tally.ok == 0 {
+        bail!(
+            "{name}: no request succeeded during the warm-up: {:?}",
+            warm.tally.errors
+        );
+    }
+    let pool = if duration.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
+        // Pre-signed grants run faster than the warm-up (which signed on the fly): 2x margin.
+        let wanted = (warm.rate() * 2.0 * duration.as_secs_f64()) as usize + IN_FLIGHT;
+        let started = Instant::now();
+        let bench2 = bench.clone();
+        let grants = tokio::task::spawn_blocking(move || presign(&bench2, wanted))
+            .await
+            .context("the signing task stopped")??;
+        notes.push(format!(
+            "{name}: {} grants pre-signed in {:.1} s ({:.1} us each on {} threads)",
+            grants.len(),
+            started.elapsed().as_secs_f64(),
+            started.elapsed().as_secs_f64() * 1e6 / grants.len() as f64
+                * std::thread::available_parallelism().map_or(1.0, |p| p.get() as f64),
+            std::thread::available_parallelism().map_or(1, |p| p.get()),
+        ));
+        grants
+    } else {
+        notes.push(format!(
+            "{name}: phases over {MAX_PRESIGNED_PHASE_SECS} s outlive a grant, so every grant is signed on the fly by the load generator"
+        ));
+        Vec::new()
+    };
+    let load = Arc::new(Load::Direct(url, GrantPool::new(pool)));
+    progress(name, "measuring");
+    let result = drive(bench, &load, duration).await?;
+    if let Load::Direct(_, pool) = load.as_ref() {
+        let on_the_fly = pool.signed_on_the_fly.load(Ordering::Relaxed);
+        if on_the_fly > 0 && duration.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
+            notes.push(format!(
+                "{name}: the pool ran out; {on_the_fly} grants were signed on the fly"
+            ));
+        }
+    }
+    check_errors(name, &result)?;
+    Ok(result)
+}
+
+async fn hub_phase(
+    name: &str,
+    bench: &Arc<Bench>,
+    duration: Duration,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PhaseResult> {
+    let load = Arc::new(Load::Hub(format!("{}/v1/data-requests", bench.hub_url)));
+    progress(name, "warming up");
+    let warm = drive(bench, &load, WARM_UP).await?;
+    if warm.tally.ok == 0 {
+        bail!(
+            "{name}: no request succeeded during the warm-up: {:?}",
+            warm.tally.errors
+        );
+    }
+    let before = bench.store.log_size().await?;
+    progress(name, "measuring");
+    let result = drive(bench, &load, duration).await?;
+    let after = bench.store.log_size().await?;
+    notes.push(format!(
+        "{name}: {} access records appended durably for {} requests answered",
+        after - before,
+        result.tally.ok + result.tally.error_count()
+    ));
+    check_errors(name, &result)?;
+    Ok(result)
+}
+
+fn print_row(name: &str, r: &PhaseResult) {
+    let cores = r.cores().map_or("-".to_owned(), |c| format!("{c:.2}"));
+    println!(
+        "  {name:<28} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>6}",
+        r.rate(),
+        r.p50_ms(),
+        r.p99_ms(),
+        r.max_ms(),
+        r.tally.error_count(),
+        r.tally.ok + r.tally.error_count(),
+        cores,
+    );
+}
+
+async fn run(duration: Duration) -> anyhow::Result<()> {
+    let parent = match std::env::var_os("RENKEI_BENCH_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let dir = tempfile::Builder::new()
+        .prefix("renkei-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating the hub's data directory in {}", parent.display()))?;
+
+    println!("Renkei brokerage benchmark");
+    println!(
+        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
+        duration.as_secs(),
+        WARM_UP.as_secs()
+    );
+    println!(
+        "  2 categories per request from 1 provider; hub on SQLite (WAL, synchronous=FULL) in {}",
+        dir.path().display()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    println!("  hub, providers and load generator share one process and {cores} cores");
+    let started = Instant::now();
+    let (bench, slow_url, fast_url) = set_up(dir.path()).await?;
+    println!(
+        "  seeded {RESIDENTS} residents and consents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    check_answers(&bench, &slow_url).await?;
+    println!("  checked: one direct and one brokered answer open with the service's key");
+    println!();
+
+    let mut notes = Vec::new();
+    let ceiling_time = duration.min(Duration::from_secs(3));
+    let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
+    let ceiling = phase(
+        "ceiling",
+        &bench,
+        &Arc::new(Load::Ceiling(format!("{ceiling_url}/"))),
+        ceiling_time,
+    )
+    .await?;
+
+    use_provider(&bench, &slow_url).await?;
+    let slow_direct = direct_phase("5 ms direct", &bench, &slow_url, duration, &mut notes).await?;
+    let slow_hub = hub_phase("5 ms via hub", &bench, duration, &mut notes).await?;
+    use_provider(&bench, &fast_url).await?;
+    check_answers(&bench, &fast_url).await?;
+    let fast_direct = direct_phase("0 ms direct", &bench, &fast_url, duration, &mut notes).await?;
+    let fast_hub = hub_phase("0 ms via hub", &bench, duration, &mut notes).await?;
+
+    println!(
+        "  {:<28} {:>10} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6}",
+        "phase", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "requests", "cores"
+    );
+    print_row(
+        &format!("empty handler ({} s)", ceiling_time.as_secs()),
+        &ceiling,
+    );
+    print_row("5 ms provider, direct", &slow_direct);
+    print_row("5 ms provider, via hub", &slow_hub);
+    print_row("0 ms provider, direct", &fast_direct);
+    print_row("0 ms provider, via hub", &fast_hub);
+    println!();
+    println!(
+        "  {:<14} {:>16} {:>11} {:>11}   target",
+        "provider", "hub/direct req/s", "added p50", "added p99"
+    );
+    let compare = |name: &str, direct: &PhaseResult, hub: &PhaseResult, target: bool| {
+        let ratio = hub.rate() / direct.rate();
+        let p50 = hub.p50_ms() - direct.p50_ms();
+        let p99 = hub.p99_ms() - direct.p99_ms();
+        let verdict = if !target {
+            "none (CPU-bound worst case)".to_owned()
+        } else {
+            let met = ratio >= TARGET_THROUGHPUT_RATIO && p99 < TARGET_ADDED_P99_MS;
+            format!(
+                ">= {TARGET_THROUGHPUT_RATIO:.2}x and < {TARGET_ADDED_P99_MS:.0} ms added at p99: {}",
+                if met { "MET" } else { "NOT MET" }
+            )
+        };
+        println!("  {name:<14} {ratio:>15.2}x {p50:>+8.2} ms {p99:>+8.2} ms   {verdict}");
+    };
+    compare("5 ms", &slow_direct, &slow_hub, true);
+    compare("0 ms", &fast_direct, &fast_hub, false);
+    println!();
+    println!("Notes:");
+    println!(
+        "  latencies are of successful requests, measured by the load generator (send to last byte)"
+    );
+    println!("  cores = process CPU time / wall time (hub + providers + load generator together)");
+    for n in &notes {
+        println!("  {n}");
+    }
+    Ok(())
+}
