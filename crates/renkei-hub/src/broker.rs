@@ -27,12 +27,13 @@ const MAX_BATCH: usize = 256;
 type Reply = oneshot::Sender<Result<RecordedDecision, String>>;
 
 /// Queues decisions for a single task that records them in batches.
-pub(crate) struct DecisionBatcher {
+pub struct DecisionBatcher {
     queue: mpsc::Sender<(DecisionInput, Reply)>,
 }
 
 impl DecisionBatcher {
-    pub(crate) fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the recording task (needs a Tokio runtime).
+    pub fn start(store: Arc<dyn Store>) -> Self {
         let (queue, mut rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
         tokio::spawn(async move {
             let mut pending = Vec::with_capacity(MAX_BATCH);
@@ -60,7 +61,7 @@ impl DecisionBatcher {
     }
 
     /// Decides and durably records one request; returns once the record is committed.
-    pub(crate) async fn decide(&self, input: DecisionInput) -> Result<RecordedDecision, HubError> {
+    pub async fn decide(&self, input: DecisionInput) -> Result<RecordedDecision, HubError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .send((input, tx))
@@ -154,17 +155,15 @@ impl Hub {
                 });
             }
         };
-        let service = self
-            .store
-            .service(service)
-            .await?
+        // The decision read the service and providers in its transaction: no second look-up.
+        let service = recorded
+            .service
+            .clone()
             .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
-        let providers: BTreeMap<ProviderId, String> = self
-            .store
-            .providers()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.endpoint))
+        let providers: BTreeMap<ProviderId, String> = recorded
+            .providers
+            .iter()
+            .map(|p| (p.id.clone(), p.endpoint.clone()))
             .collect();
         let held: BTreeSet<&CategoryId> = recorded.locators.iter().map(|l| &l.category).collect();
         let not_held = request

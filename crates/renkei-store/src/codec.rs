@@ -438,3 +438,30 @@ pub fn assemble_range(
         })
         .collect()
 }
+
+/// `$first, $first+1, …` for `count` parameters (numbers only, safe to splice into SQL).
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $width), ($width+1, …), …` for a multi-row `VALUES` of `rows` rows.
+pub fn row_placeholders(width: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_consecutively() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(row_placeholders(2, 2), "($1, $2), ($3, $4)");
+    }
+}

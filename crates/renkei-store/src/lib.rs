@@ -100,6 +100,10 @@ pub struct RecordedDecision {
     pub record: AccessRecord,
     /// One per requested category the resident has data for (empty when denied).
     pub locators: Vec<Locator>,
+    /// The requesting service as the decision saw it (`None` if it is not registered).
+    pub service: Option<Service>,
+    /// The providers the locators name, as the decision saw them.
+    pub providers: Vec<Provider>,
 }
 
 /// A filter over the access log.

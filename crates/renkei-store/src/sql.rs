@@ -491,8 +491,12 @@ macro_rules! impl_store {
                 batch: &[$crate::DecisionInput],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Vec<$crate::RecordedDecision>> {
-                use $crate::codec::{millis, to_json};
-                use renkei_domain::{AccessBasis, AccessOutcome, AccessRecord, Decision, DenialReason};
+                use std::collections::HashMap;
+                use $crate::codec::{millis, placeholders, to_json};
+                use renkei_domain::{
+                    AccessBasis, AccessOutcome, AccessRecord, Consent, Decision, DenialReason, Locator, LogEntry,
+                    Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
+                };
                 if batch.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -503,150 +507,248 @@ macro_rules! impl_store {
                 // Reserving the sequence numbers first takes the log head's row lock, so
                 // batches from several replicas append one after another, gap-free.
                 let first_seq = reserve_log_seqs(&mut tx, count).await?;
-                let mut out = Vec::with_capacity(batch.len());
-                let mut services: std::collections::HashMap<renkei_domain::ServiceId, Option<renkei_domain::Service>> =
-                    std::collections::HashMap::new();
-                let mut purposes: std::collections::HashMap<
-                    (renkei_domain::ServiceId, renkei_domain::PurposeId),
-                    Option<renkei_domain::Purpose>,
-                > = std::collections::HashMap::new();
-                for (offset, input) in (0_i64..).zip(batch) {
+
+                // Every read is one statement per batch, not per request: the batch shares
+                // the transaction, so all decisions see the same committed state.
+                let mut services: HashMap<ServiceId, Option<Service>> = HashMap::new();
+                let mut purposes: HashMap<(ServiceId, PurposeId), Option<Purpose>> = HashMap::new();
+                for input in batch {
                     let req = &input.request;
-                    // Requests of one batch mostly share a service and purpose: read each once
-                    // per transaction (still inside it, so a suspension is seen at once).
-                    let service = match services.get(&req.service) {
-                        Some(cached) => cached.clone(),
-                        None => {
-                            let read = sqlx::query_as::<_, $crate::codec::RawService>(
-                                "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
-                            )
-                            .bind(req.service.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(|r| r.into_domain())
-                            .transpose()?;
-                            services.insert(req.service.clone(), read.clone());
-                            read
-                        }
-                    };
-                    let resident = match &service {
-                        Some(s) => sqlx::query_scalar::<_, String>(
-                            "SELECT resident_id FROM subjects WHERE sector = $1 AND subject = $2",
+                    if !services.contains_key(&req.service) {
+                        let read = sqlx::query_as::<_, $crate::codec::RawService>(
+                            "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
                         )
-                        .bind(&s.sector)
-                        .bind(input.subject.as_str())
+                        .bind(req.service.as_str())
                         .fetch_optional(&mut *tx)
                         .await?
-                        .map(|r| $crate::codec::parse::<renkei_domain::ResidentId>(&r, "resident id"))
-                        .transpose()?,
-                        None => None,
-                    };
-                    let purpose_key = (req.service.clone(), req.purpose.clone());
-                    let purpose = match purposes.get(&purpose_key) {
-                        Some(cached) => cached.clone(),
-                        None => {
-                            let read = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
-                                "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
-                                 ORDER BY version DESC LIMIT 1"
-                            ))
-                            .bind(req.service.as_str())
-                            .bind(req.purpose.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(|r| r.into_domain())
-                            .transpose()?;
-                            purposes.insert(purpose_key, read.clone());
-                            read
+                        .map(|r| r.into_domain())
+                        .transpose()?;
+                        services.insert(req.service.clone(), read);
+                    }
+                    let key = (req.service.clone(), req.purpose.clone());
+                    if !purposes.contains_key(&key) {
+                        let read = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
+                            "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
+                             ORDER BY version DESC LIMIT 1"
+                        ))
+                        .bind(req.service.as_str())
+                        .bind(req.purpose.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.into_domain())
+                        .transpose()?;
+                        purposes.insert(key, read);
+                    }
+                }
+
+                // Subjects → residents, per sector.
+                let mut residents: HashMap<(String, String), ResidentId> = HashMap::new();
+                let mut by_sector: HashMap<String, Vec<String>> = HashMap::new();
+                for input in batch {
+                    if let Some(Some(service)) = services.get(&input.request.service) {
+                        by_sector.entry(service.sector.clone()).or_default().push(input.subject.as_str().to_owned());
+                    }
+                }
+                for (sector, subjects) in by_sector {
+                    for chunk in subjects.chunks(500) {
+                        let sql = format!(
+                            "SELECT subject, resident_id FROM subjects WHERE sector = $1 AND subject IN ({})",
+                            placeholders(2, chunk.len())
+                        );
+                        let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(sector.clone());
+                        for subject in chunk {
+                            query = query.bind(subject.clone());
                         }
-                    };
-                    let decision = match (&service, resident) {
-                        (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
-                        (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
-                        (Some(service), Some(resident)) => {
-                            let consent = sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
-                                "SELECT ", consent_columns!(), " FROM consents WHERE resident_id = $1
-                                 AND service_id = $2 AND purpose_id = $3
-                                 ORDER BY granted_at DESC, purpose_version DESC LIMIT 1"
-                            ))
-                            .bind(resident.to_string())
-                            .bind(req.service.as_str())
-                            .bind(req.purpose.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(|r| r.into_domain())
-                            .transpose()?;
-                            renkei_domain::decide(req, service, purpose.as_ref(), consent, now)
+                        for (subject, resident) in query.fetch_all(&mut *tx).await? {
+                            let resident = $crate::codec::parse::<ResidentId>(&resident, "resident id")?;
+                            residents.insert((sector.clone(), subject), resident);
                         }
-                    };
-                    let locators = match (&decision, resident) {
-                        (Decision::Granted(_), Some(resident)) => sqlx::query_as::<_, $crate::codec::RawLocator>(
-                            "SELECT resident_id, category_id, provider_id, reference FROM locators
-                             WHERE resident_id = $1 ORDER BY category_id",
-                        )
-                        .bind(resident.to_string())
+                    }
+                }
+                let resident_of = |input: &$crate::DecisionInput| -> Option<ResidentId> {
+                    let service = services.get(&input.request.service)?.as_ref()?;
+                    residents.get(&(service.sector.clone(), input.subject.as_str().to_owned())).copied()
+                };
+
+                // Every consent of the residents concerned; the latest per purpose decides.
+                let mut wanted: Vec<String> = batch.iter().filter_map(|i| resident_of(i)).map(|r| r.to_string()).collect();
+                wanted.sort();
+                wanted.dedup();
+                let mut latest: HashMap<(ResidentId, ServiceId, PurposeId), Consent> = HashMap::new();
+                for chunk in wanted.chunks(500) {
+                    let sql = format!(
+                        concat!("SELECT ", consent_columns!(), " FROM consents WHERE resident_id IN ({})"),
+                        placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query_as::<_, $crate::codec::RawConsent>(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        query = query.bind(r.clone());
+                    }
+                    for raw in query.fetch_all(&mut *tx).await? {
+                        let c = raw.into_domain()?;
+                        let key = (c.resident, c.purpose.service.clone(), c.purpose.purpose.clone());
+                        let newer = latest
+                            .get(&key)
+                            .is_none_or(|old| (c.granted_at, c.purpose.version) > (old.granted_at, old.purpose.version));
+                        if newer {
+                            latest.insert(key, c);
+                        }
+                    }
+                }
+
+                let decisions: Vec<(Decision, Option<ResidentId>)> = batch
+                    .iter()
+                    .map(|input| {
+                        let req = &input.request;
+                        let service = services.get(&req.service).cloned().flatten();
+                        let resident = resident_of(input);
+                        let decision = match (&service, resident) {
+                            (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
+                            (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
+                            (Some(service), Some(resident)) => {
+                                let purpose = purposes.get(&(req.service.clone(), req.purpose.clone())).cloned().flatten();
+                                let consent = latest.get(&(resident, req.service.clone(), req.purpose.clone())).cloned();
+                                renkei_domain::decide(req, service, purpose.as_ref(), consent, now)
+                            }
+                        };
+                        (decision, resident)
+                    })
+                    .collect();
+
+                // Where the granted residents' data lives, and the providers holding it.
+                let mut granted: Vec<String> = decisions
+                    .iter()
+                    .filter(|(d, _)| matches!(d, Decision::Granted(_)))
+                    .filter_map(|(_, r)| r.map(|r| r.to_string()))
+                    .collect();
+                granted.sort();
+                granted.dedup();
+                let mut locators_of: HashMap<ResidentId, Vec<Locator>> = HashMap::new();
+                for chunk in granted.chunks(500) {
+                    let sql = format!(
+                        "SELECT resident_id, category_id, provider_id, reference FROM locators WHERE resident_id IN ({})
+                         ORDER BY resident_id, category_id",
+                        placeholders(1, chunk.len())
+                    );
+                    let mut query = sqlx::query_as::<_, $crate::codec::RawLocator>(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        query = query.bind(r.clone());
+                    }
+                    for raw in query.fetch_all(&mut *tx).await? {
+                        let l = raw.into_domain()?;
+                        locators_of.entry(l.resident).or_default().push(l);
+                    }
+                }
+                let providers: HashMap<ProviderId, Provider> = if granted.is_empty() {
+                    HashMap::new()
+                } else {
+                    sqlx::query_as::<_, $crate::codec::RawProvider>("SELECT id, name_ja, name_en, endpoint, categories FROM providers")
                         .fetch_all(&mut *tx)
                         .await?
                         .into_iter()
-                        .map(|r| r.into_domain())
-                        .filter(|l| l.as_ref().map_or(true, |l| req.categories.contains(&l.category)))
-                        .collect::<$crate::StoreResult<Vec<_>>>()?,
+                        .map(|r| r.into_domain().map(|p| (p.id.clone(), p)))
+                        .collect::<$crate::StoreResult<_>>()?
+                };
+
+                let mut out = Vec::with_capacity(batch.len());
+                for ((offset, input), (decision, resident)) in (0_i64..).zip(batch).zip(decisions) {
+                    let req = &input.request;
+                    let locators: Vec<Locator> = match (&decision, resident) {
+                        (Decision::Granted(_), Some(r)) => locators_of
+                            .get(&r)
+                            .map(|ls| ls.iter().filter(|l| req.categories.contains(&l.category)).cloned().collect())
+                            .unwrap_or_default(),
                         _ => Vec::new(),
                     };
                     let (basis, outcome) = match &decision {
-                        Decision::Granted(active) => (
-                            AccessBasis::Consent { consent: active.consent().id },
-                            AccessOutcome::Granted,
-                        ),
-                        Decision::Denied(reason) => (
-                            AccessBasis::None,
-                            AccessOutcome::Denied { reason: reason.code().to_owned() },
-                        ),
+                        Decision::Granted(active) => (AccessBasis::Consent { consent: active.consent().id }, AccessOutcome::Granted),
+                        Decision::Denied(reason) => (AccessBasis::None, AccessOutcome::Denied { reason: reason.code().to_owned() }),
                     };
-                    let seq = first_seq + offset;
+                    let purpose_version = purposes
+                        .get(&(req.service.clone(), req.purpose.clone()))
+                        .and_then(|p| p.as_ref().map(|p| p.version));
                     let record = AccessRecord {
-                        seq: $crate::codec::seq_u64(seq)?,
+                        seq: $crate::codec::seq_u64(first_seq + offset)?,
                         request: req.id,
                         at: now,
                         service: req.service.clone(),
                         resident,
                         purpose: req.purpose.clone(),
-                        purpose_version: purpose.as_ref().map(|p| p.version),
+                        purpose_version,
                         categories: req.categories.clone(),
                         basis,
                         outcome,
                         providers: locators.iter().map(|l| l.provider.clone()).collect(),
                     };
-                    sqlx::query(
+                    let named: Vec<Provider> = record.providers.iter().filter_map(|p| providers.get(p).cloned()).collect();
+                    out.push($crate::RecordedDecision {
+                        decision,
+                        record,
+                        locators,
+                        service: services.get(&req.service).cloned().flatten(),
+                        providers: named,
+                    });
+                }
+
+                // The records and their leaves, a few multi-row statements per batch.
+                for chunk in out.chunks(100) {
+                    let sql = format!(
                         "INSERT INTO access_records (seq, request_id, at, service_id, resident_id, purpose_id,
-                         purpose_version, categories, basis, outcome, providers)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(seq)
-                    .bind(record.request.to_string())
-                    .bind(millis(record.at))
-                    .bind(record.service.as_str())
-                    .bind(record.resident.map(|r| r.to_string()))
-                    .bind(record.purpose.as_str())
-                    .bind(record.purpose_version.map(i64::from))
-                    .bind(to_json(&record.categories)?)
-                    .bind(to_json(&record.basis)?)
-                    .bind($crate::codec::outcome_column(&record.outcome))
-                    .bind(to_json(&record.providers)?)
-                    .execute(&mut *tx)
-                    .await?;
-                    let entry = renkei_domain::LogEntry::Access(record);
-                    insert_leaf(&mut tx, seq, &entry).await?;
-                    let renkei_domain::LogEntry::Access(record) = entry else { unreachable!("built as an access entry") };
-                    out.push($crate::RecordedDecision { decision, record, locators });
+                         purpose_version, categories, basis, outcome, providers) VALUES {}",
+                        $crate::codec::row_placeholders(11, chunk.len())
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for d in chunk {
+                        let r = &d.record;
+                        query = query
+                            .bind($crate::codec::seq_i64(r.seq)?)
+                            .bind(r.request.to_string())
+                            .bind(millis(r.at))
+                            .bind(r.service.as_str().to_owned())
+                            .bind(r.resident.map(|x| x.to_string()))
+                            .bind(r.purpose.as_str().to_owned())
+                            .bind(r.purpose_version.map(i64::from))
+                            .bind(to_json(&r.categories)?)
+                            .bind(to_json(&r.basis)?)
+                            .bind($crate::codec::outcome_column(&r.outcome).to_owned())
+                            .bind(to_json(&r.providers)?);
+                    }
+                    query.execute(&mut *tx).await?;
+                    let sql = format!(
+                        "INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
+                        $crate::codec::row_placeholders(4, chunk.len())
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for d in chunk {
+                        let salt = $crate::codec::fresh_salt();
+                        let entry = LogEntry::Access(d.record.clone());
+                        let leaf = renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt));
+                        query = query
+                            .bind($crate::codec::seq_i64(d.record.seq)?)
+                            .bind("access")
+                            .bind(salt.to_vec())
+                            .bind(leaf.as_bytes().to_vec());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(out)
             }
 
             async fn access_records(&self, q: &$crate::AccessQuery) -> $crate::StoreResult<Vec<renkei_domain::AccessRecord>> {
-                // Optional filters as `($n IS NULL OR col = $n)` keep one statement for all queries.
+                // Optional filters as `($n IS NULL OR col = $n)` keep one statement for all queries,
+                // except the resident: hidden in such a filter, the `(resident_id, seq)` index is not
+                // used and a resident's page scans the log from `after_seq` on.
                 let after = q.after_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
-                sqlx::query_as::<_, $crate::codec::RawAccessRecord>(
+                let sql = if q.resident.is_some() {
+                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
+                     basis, outcome, providers FROM access_records
+                     WHERE resident_id = $2 AND seq > $1
+                     AND ($3 IS NULL OR service_id = $3)
+                     AND ($4 IS NULL OR at >= $4)
+                     AND ($5 IS NULL OR at < $5)
+                     ORDER BY seq LIMIT $6"
+                } else {
                     "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
                      basis, outcome, providers FROM access_records
                      WHERE seq > $1
@@ -654,8 +756,9 @@ macro_rules! impl_store {
                      AND ($3 IS NULL OR service_id = $3)
                      AND ($4 IS NULL OR at >= $4)
                      AND ($5 IS NULL OR at < $5)
-                     ORDER BY seq LIMIT $6",
-                )
+                     ORDER BY seq LIMIT $6"
+                };
+                sqlx::query_as::<_, $crate::codec::RawAccessRecord>(sql)
                 .bind(after)
                 .bind(q.resident.map(|r| r.to_string()))
                 .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
