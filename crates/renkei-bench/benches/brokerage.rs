@@ -21,8 +21,9 @@ use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use renkei_domain::{
-    Actor, CategoryId, ConsentChannel, ConsentId, DataCategory, LegalBasis, LocalizedText, Locator,
-    ProviderId, PurposeId, RequestId, ResidentId, Service, ServiceId, ServiceStatus,
+    Actor, CategoryId, ConsentChannel, ConsentId, DataCategory, DataRequest, LegalBasis,
+    LocalizedText, Locator, ProviderId, PurposeId, RequestId, ResidentId, Service, ServiceId,
+    ServiceStatus, ServiceSubject,
 };
 use renkei_hub::broker::{DataRequestBody, DataResponse};
 use renkei_hub::consents::GrantConsentBody;
@@ -30,7 +31,7 @@ use renkei_hub::{Hub, HubConfig};
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
 use renkei_protocol::grant::{GrantClaims, MAX_GRANT_LIFETIME_SECS, sign_grant};
 use renkei_provider::MemoryRecords;
-use renkei_store::{PurposeDraft, SqliteStore, Store};
+use renkei_store::{DecisionInput, PurposeDraft, SqliteStore, Store};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Map, Value, json};
@@ -81,6 +82,8 @@ fn main() -> anyhow::Result<()> {
 struct Resident {
     reference: String,
     consent: ConsentId,
+    /// How the service knows the resident.
+    subject: ServiceSubject,
     /// The service's request for this resident's data, as JSON.
     hub_body: String,
 }
@@ -592,13 +595,14 @@ async fn set_up(dir: &std::path::Path) -> anyhow::Result<(Arc<Bench>, String, St
     for (reference, consent) in references.into_iter().zip(consents) {
         let (consent, subject) = consent.context("a consent was not granted")?;
         let hub_body = serde_json::to_string(&DataRequestBody {
-            subject,
+            subject: subject.clone(),
             purpose: PURPOSE.into(),
             categories: CATEGORIES.iter().map(|c| (*c).to_owned()).collect(),
         })?;
         residents.push(Resident {
             reference,
             consent,
+            subject: ServiceSubject::new(subject)?,
             hub_body,
         });
     }
@@ -810,11 +814,101 @@ async fn hub_phase(
     let after = bench.store.log_size().await?;
     notes.push(format!(
         "{name}: {} access records appended durably for {} requests answered",
-        after - before,
+        after.saturating_sub(before),
         result.tally.ok + result.tally.error_count()
     ));
     check_errors(name, &result)?;
     Ok(result)
+}
+
+/// The hub's own steps, each timed alone on the otherwise idle process, to show where a
+/// brokered request's time goes.
+async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut inputs = |n: usize| -> Vec<DecisionInput> {
+        (0..n)
+            .map(|_| {
+                let r = &bench.residents[rng.random_range(0..bench.residents.len())];
+                DecisionInput {
+                    request: DataRequest {
+                        id: RequestId::from_uuid(uuid::Uuid::now_v7()),
+                        service: bench.service.clone(),
+                        purpose: bench.purpose.clone(),
+                        categories: bench.categories.iter().cloned().collect(),
+                    },
+                    subject: r.subject.clone(),
+                }
+            })
+            .collect()
+    };
+    let row = |what: &str, per_request_us: f64, note: String| {
+        println!("  {what:<58} {per_request_us:>9.1} us  {note}");
+    };
+    println!("Where a brokered request's time goes (each step timed alone, after the phases):");
+    println!("  {:<58} {:>12}", "step", "per request");
+
+    const BATCH: usize = IN_FLIGHT;
+    const BATCHES: usize = 30;
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..BATCHES {
+        let batch = inputs(BATCH);
+        let started = Instant::now();
+        let decided = bench.store.decide_and_record(&batch, Utc::now()).await?;
+        elapsed += started.elapsed();
+        if decided.len() != BATCH {
+            bail!("decide_and_record answered {} of {BATCH}", decided.len());
+        }
+    }
+    let per_batch = elapsed.as_secs_f64() / BATCHES as f64;
+    let per_decision = per_batch / BATCH as f64;
+    row(
+        &format!("decide + record, batches of {BATCH} (one writer, one commit)"),
+        per_decision * 1e6,
+        format!(
+            "{:.1} ms per batch; ceiling {:.0} decisions/s",
+            per_batch * 1e3,
+            1.0 / per_decision
+        ),
+    );
+
+    const SINGLES: usize = 200;
+    let started = Instant::now();
+    for _ in 0..SINGLES {
+        bench
+            .store
+            .decide_and_record(&inputs(1), Utc::now())
+            .await?;
+    }
+    let single = started.elapsed().as_secs_f64() / SINGLES as f64;
+    row(
+        "decide + record, one per commit",
+        single * 1e6,
+        format!("ceiling {:.0} decisions/s", 1.0 / single),
+    );
+
+    const READS: usize = 2_000;
+    let started = Instant::now();
+    for _ in 0..READS {
+        bench.store.service(&bench.service).await?;
+        bench.store.providers().await?;
+    }
+    row(
+        "catalogue reads per request (service + providers)",
+        started.elapsed().as_secs_f64() * 1e6 / READS as f64,
+        String::new(),
+    );
+
+    const SIGNS: usize = 2_000;
+    let started = Instant::now();
+    for _ in 0..SIGNS {
+        bench.sign_grant(&mut rng)?;
+    }
+    row(
+        "signing the grant (Ed25519 JWS)",
+        started.elapsed().as_secs_f64() * 1e6 / SIGNS as f64,
+        String::new(),
+    );
+    Ok(())
 }
 
 fn print_row(name: &str, r: &PhaseResult) {
@@ -918,11 +1012,16 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     compare("5 ms", &slow_direct, &slow_hub, true);
     compare("0 ms", &fast_direct, &fast_hub, false);
     println!();
+    hub_costs(&bench).await?;
+    println!();
     println!("Notes:");
     println!(
         "  latencies are of successful requests, measured by the load generator (send to last byte)"
     );
     println!("  cores = process CPU time / wall time (hub + providers + load generator together)");
+    println!(
+        "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
+    );
     for n in &notes {
         println!("  {n}");
     }

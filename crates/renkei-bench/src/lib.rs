@@ -1,3 +1,3 @@
-//! Benchmarks of the Renkei hub (no library code): `benches/brokerage.rs` measures brokered
-//! requests against direct provider fetches, `benches/consent_check.rs` the consent check
-//! against Cedar. Run them with `cargo bench -p renkei-bench`.
+//! Benchmarks of the Renkei hub; no library code. See `benches/`: `brokerage.rs` (brokered
+//! requests against direct provider fetches), `consent_check.rs` (the consent check against
+//! Cedar) and `log.rs` (the transparency log). Run them with `cargo bench -p renkei-bench`.
