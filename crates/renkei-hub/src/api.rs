@@ -682,12 +682,20 @@ async fn my_log(
         .await?
         .ok_or_else(|| HubError::Internal("no checkpoint yet".into()))?;
     let rows = hub.store.resident_log(me, &query).await?;
+    let indexes: Vec<u64> = rows
+        .iter()
+        .filter(|(_, l)| l.seq < checkpoint.size)
+        .map(|(_, l)| l.seq)
+        .collect();
+    let mut proofs = crate::log::inclusion_proofs(hub.store.as_ref(), &indexes, checkpoint.size)
+        .await?
+        .into_iter();
     let mut entries = Vec::with_capacity(rows.len());
     for (entry, leaf) in rows {
         let proof = if leaf.seq < checkpoint.size {
-            let proof =
-                crate::log::inclusion_proof(hub.store.as_ref(), leaf.seq, checkpoint.size).await?;
-            Some(proof.iter().map(crate::log::b64).collect())
+            proofs
+                .next()
+                .map(|p| p.iter().map(crate::log::b64).collect())
         } else {
             None
         };

@@ -171,6 +171,30 @@ pub async fn inclusion_proof(
     merkle::inclusion_proof(index, size, &known).map_err(merkle_error)
 }
 
+/// Inclusion proofs of several leaves in the tree of `size`, reading every hash they need
+/// in one go (a history page needs fifty).
+pub async fn inclusion_proofs(
+    store: &dyn Store,
+    leaves: &[u64],
+    size: u64,
+) -> Result<Vec<Vec<Hash>>, HubError> {
+    let mut needed = Vec::new();
+    for &index in leaves {
+        needed.extend(
+            merkle::inclusion_proof_indexes(index, size)
+                .map_err(|e| HubError::Malformed(e.to_string()))?,
+        );
+    }
+    needed.sort_unstable();
+    needed.dedup();
+    let mut known = BTreeMap::new();
+    fetch_missing(store, &mut known, &needed).await?;
+    leaves
+        .iter()
+        .map(|&index| merkle::inclusion_proof(index, size, &known).map_err(merkle_error))
+        .collect()
+}
+
 /// A consistency proof between the trees of `from` and `to` leaves.
 pub async fn consistency_proof(
     store: &dyn Store,

@@ -934,12 +934,25 @@ macro_rules! impl_store {
                 entries.sort_by_key(|e| e.seq());
                 entries.truncate(q.limit as usize);
                 let mut out = Vec::with_capacity(entries.len());
+                // The page's leaves in one statement.
+                let mut leaves: std::collections::HashMap<i64, (String, Vec<u8>, Vec<u8>)> = std::collections::HashMap::new();
+                if !entries.is_empty() {
+                    let sql = format!(
+                        "SELECT seq, kind, salt, leaf_hash FROM log_leaves WHERE seq IN ({})",
+                        $crate::codec::placeholders(1, entries.len())
+                    );
+                    let mut query = sqlx::query_as::<_, (i64, String, Vec<u8>, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
+                    for e in &entries {
+                        query = query.bind($crate::codec::seq_i64(e.seq())?);
+                    }
+                    for (seq, kind, salt, leaf_hash) in query.fetch_all(&self.read).await? {
+                        leaves.insert(seq, (kind, salt, leaf_hash));
+                    }
+                }
                 for entry in entries {
-                    let (kind, salt, leaf_hash): (String, Vec<u8>, Vec<u8>) =
-                        sqlx::query_as("SELECT kind, salt, leaf_hash FROM log_leaves WHERE seq = $1")
-                            .bind($crate::codec::seq_i64(entry.seq())?)
-                            .fetch_one(&self.read)
-                            .await?;
+                    let (kind, salt, leaf_hash) = leaves
+                        .remove(&$crate::codec::seq_i64(entry.seq())?)
+                        .ok_or_else(|| $crate::StoreError::Corrupt(format!("log entry {} has no leaf", entry.seq())))?;
                     let leaf = $crate::StoredLeaf { seq: entry.seq(), kind, salt, leaf_hash };
                     out.push((entry, leaf));
                 }

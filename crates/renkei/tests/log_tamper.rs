@@ -355,12 +355,16 @@ impl Log {
             Backend::Sqlite => {
                 "DROP TRIGGER access_records_no_update; DROP TRIGGER access_records_no_delete;
                  DROP TRIGGER consent_events_no_delete; DROP TRIGGER log_leaves_no_update;
-                 DROP TRIGGER log_leaves_no_delete;"
+                 DROP TRIGGER log_leaves_no_delete; DROP TRIGGER consent_events_no_update;
+                 DROP TRIGGER log_checkpoints_no_delete; DROP TRIGGER log_hashes_no_update;
+                 DROP TRIGGER log_hashes_no_delete;"
             }
             Backend::Postgres => {
                 "DROP TRIGGER access_records_no_update ON access_records;
                  DROP TRIGGER consent_events_no_delete ON consent_events;
-                 DROP TRIGGER log_leaves_no_update ON log_leaves;"
+                 DROP TRIGGER log_leaves_no_update ON log_leaves;
+                 DROP TRIGGER consent_events_no_update ON consent_events;
+                 DROP TRIGGER log_hashes_no_update ON log_hashes;"
             }
         };
         self.sql(sql).await;
