@@ -822,12 +822,17 @@ macro_rules! impl_store {
                 checkpoint: &$crate::StoredCheckpoint,
             ) -> $crate::StoreResult<()> {
                 let mut tx = self.write.begin().await?;
-                for (idx, hash) in hashes {
-                    sqlx::query("INSERT INTO log_hashes (idx, hash) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING")
-                        .bind($crate::codec::seq_i64(*idx)?)
-                        .bind(&hash.as_bytes()[..])
-                        .execute(&mut *tx)
-                        .await?;
+                // Multi-row inserts: the integrator shares the one writer with the decisions.
+                for chunk in hashes.chunks(500) {
+                    let sql = format!(
+                        "INSERT INTO log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
+                        $crate::codec::row_placeholders(2, chunk.len())
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (idx, hash) in chunk {
+                        query = query.bind($crate::codec::seq_i64(*idx)?).bind(hash.as_bytes().to_vec());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 sqlx::query(
                     "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)
