@@ -77,6 +77,10 @@ enum LogCommand {
         /// The log's verifier key (`GET /log/key`); by default the one in storage.
         #[arg(long)]
         key: Option<String>,
+        /// A file holding a checkpoint note kept from `GET /log/checkpoint` earlier; the log
+        /// must still match it (repeatable).
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
     },
 }
 
@@ -125,7 +129,12 @@ async fn main() -> anyhow::Result<()> {
             run::serve(listen, config, store).await?;
         }
         Command::Log {
-            command: LogCommand::Verify { database, key },
+            command:
+                LogCommand::Verify {
+                    database,
+                    key,
+                    checkpoint,
+                },
         } => {
             let store = run::open_store(&database).await?;
             let verifier = match key {
@@ -135,7 +144,13 @@ async fn main() -> anyhow::Result<()> {
                     .context("--key is not a signed-note verifier key")?,
                 None => run::stored_log_verifier(store.as_ref()).await?,
             };
-            let report = renkei_hub::log::verify(store.as_ref(), &verifier).await?;
+            let pinned = checkpoint
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let report = renkei_hub::log::verify(store.as_ref(), &verifier, &pinned).await?;
             println!(
                 "entries: {}  checkpoints: {}",
                 report.entries, report.checkpoints

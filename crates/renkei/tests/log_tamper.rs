@@ -364,7 +364,8 @@ impl Log {
                  DROP TRIGGER consent_events_no_delete ON consent_events;
                  DROP TRIGGER log_leaves_no_update ON log_leaves;
                  DROP TRIGGER consent_events_no_update ON consent_events;
-                 DROP TRIGGER log_hashes_no_update ON log_hashes;"
+                 DROP TRIGGER log_hashes_no_update ON log_hashes;
+                 DROP TRIGGER log_checkpoints_no_update ON log_checkpoints;"
             }
         };
         self.sql(sql).await;
@@ -702,6 +703,56 @@ async fn an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_ch
     log.remove().await;
 }
 
+async fn cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_checkpoint(
+    backend: Backend,
+) {
+    let Some(log) = Log::build(backend).await else {
+        return;
+    };
+    // The auditor kept the latest checkpoint earlier.
+    let kept = log.store.latest_checkpoint().await.unwrap().unwrap();
+    let pinned = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pinned.path(), &kept.note).unwrap();
+    // The tamperer removes the newest entry and every checkpoint that covered it.
+    let last = log.size - 1;
+    log.drop_append_only_triggers().await;
+    log.sql(&format!(
+        "DELETE FROM access_records WHERE seq = {last};
+         DELETE FROM consent_events WHERE log_seq = {last};
+         DELETE FROM log_leaves WHERE seq = {last};
+         DELETE FROM log_checkpoints WHERE size > {last};
+         UPDATE log_head SET size = size - 1 WHERE id = 1;"
+    ))
+    .await;
+    let unpinned = log.verify(Some(&log.key)).await;
+    assert_eq!(
+        unpinned.code,
+        Some(0),
+        "storage alone cannot tell: {unpinned}"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args([
+            "log",
+            "verify",
+            "--database",
+            &log.database,
+            "--key",
+            &log.key,
+            "--checkpoint",
+        ])
+        .arg(pinned.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("checkpoint {}", kept.size)),
+        "{stdout}"
+    );
+    log.remove().await;
+}
+
 /// Every case, as one test per backend.
 macro_rules! tamper_tests {
     ($($case:ident),* $(,)?) => {
@@ -736,4 +787,5 @@ tamper_tests!(
     an_edit_with_a_rewritten_leaf_hash_is_caught_by_the_integrated_level_0_hash,
     an_edit_with_a_rewritten_leaf_hash_and_its_level_0_hash_removed_is_named_by_its_seq,
     an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_checkpoints,
+    cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_checkpoint,
 );
