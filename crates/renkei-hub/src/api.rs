@@ -452,25 +452,8 @@ async fn my_access_records(
     ResidentCaller(me): ResidentCaller,
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<AccessPage>, HubError> {
-    let limit = f.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(HubError::Malformed(format!(
-            "`limit` must be 1 to 500, not `{limit}`"
-        )));
-    }
-    let service = f
-        .service
-        .map(ServiceId::new)
-        .transpose()
-        .map_err(|e| HubError::Malformed(e.to_string()))?;
-    let query = AccessQuery {
-        resident: Some(me),
-        service,
-        after_seq: f.after,
-        since: f.since,
-        until: f.until,
-        limit,
-    };
+    let query = access_query(me, f)?;
+    let limit = query.limit;
     let records: Vec<AccessRecordView> = hub
         .store
         .access_records(&query)

@@ -394,32 +394,22 @@ pub fn assemble_range(
         }
     }
     let mut entry_at: BTreeMap<i64, Result<renkei_domain::LogEntry, String>> = BTreeMap::new();
-    for raw in access {
-        let seq = raw.seq;
-        let entry = raw
-            .into_domain()
-            .map(renkei_domain::LogEntry::Access)
-            .map_err(|e| e.to_string());
+    let mut place = |seq: i64, entry: StoreResult<renkei_domain::LogEntry>| {
         // A duplicated position is itself tampering: keep it as unreadable.
         let slot = if entry_at.contains_key(&seq) {
             Err("two rows claim this position".to_owned())
         } else {
-            entry
+            entry.map_err(|e| e.to_string())
         };
         entry_at.insert(seq, slot);
+    };
+    for raw in access {
+        let seq = raw.seq;
+        place(seq, raw.into_domain().map(renkei_domain::LogEntry::Access));
     }
     for raw in consents {
         let Some(seq) = raw.log_seq else { continue };
-        let entry = raw
-            .into_domain()
-            .map(renkei_domain::LogEntry::Consent)
-            .map_err(|e| e.to_string());
-        let slot = if entry_at.contains_key(&seq) {
-            Err("two rows claim this position".to_owned())
-        } else {
-            entry
-        };
-        entry_at.insert(seq, slot);
+        place(seq, raw.into_domain().map(renkei_domain::LogEntry::Consent));
     }
     let last = leaf_at
         .keys()
