@@ -429,20 +429,36 @@ pub fn assemble_range(
         .collect()
 }
 
-/// `$first, $first+1, …` for `count` parameters (numbers only, safe to splice into SQL).
-pub fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How a backend writes the parameters of statements built at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite): its numbered parameters cost a name look-up per bind, which is
+    /// quadratic in a multi-row insert.
+    Anonymous,
 }
 
-/// `($1, …, $width), ($width+1, …), …` for a multi-row `VALUES` of `rows` rows.
-pub fn row_placeholders(width: usize, rows: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(r * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Placeholders {
+    /// Parameters `first..first + count` (numbers only, safe to splice into SQL). Anonymous
+    /// ones take their position from the order of binding.
+    pub fn list(self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|i| match self {
+                Self::Numbered => format!("${i}"),
+                Self::Anonymous => "?".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(…), (…)` for a multi-row `VALUES` of `rows` rows of `width` parameters.
+    pub fn rows(self, width: usize, rows: usize) -> String {
+        (0..rows)
+            .map(|r| format!("({})", self.list(r * width + 1, width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -451,7 +467,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_consecutively() {
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(row_placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Placeholders::Numbered.list(2, 3), "$2, $3, $4");
+        assert_eq!(Placeholders::Numbered.rows(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(Placeholders::Anonymous.rows(2, 2), "(?, ?), (?, ?)");
     }
 }

@@ -4,6 +4,7 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::StoreResult;
+use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 
 /// A [`crate::Store`] in a PostgreSQL database shared by every hub replica.
@@ -27,5 +28,7 @@ impl PostgresStore {
         })
     }
 }
+
+const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
 impl_store!(PostgresStore, Postgres);

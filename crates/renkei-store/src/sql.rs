@@ -6,7 +6,8 @@
 //! `write` is the pool for transactions that change data, `read` for plain reads; on
 //! SQLite `write` has one connection, which serialises writers without busy retries.
 
-/// Implements [`crate::Store`] for `$store`, a struct with `read` and `write` pools of `$db`.
+/// Implements [`crate::Store`] for `$store`, a struct with `read` and `write` pools of `$db`,
+/// in a module that also defines `PLACEHOLDERS` (how the backend writes run-time parameters).
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
@@ -492,7 +493,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Vec<$crate::RecordedDecision>> {
                 use std::collections::HashMap;
-                use $crate::codec::{millis, placeholders, to_json};
+                use $crate::codec::{millis, to_json};
                 use renkei_domain::{
                     AccessBasis, AccessOutcome, AccessRecord, Consent, Decision, DenialReason, Locator, LogEntry,
                     Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
@@ -552,8 +553,10 @@ macro_rules! impl_store {
                 for (sector, subjects) in by_sector {
                     for chunk in subjects.chunks(500) {
                         let sql = format!(
-                            "SELECT subject, resident_id FROM subjects WHERE sector = $1 AND subject IN ({})",
-                            placeholders(2, chunk.len())
+                            // Every parameter of a run-time statement in the backend's own style.
+                            "SELECT subject, resident_id FROM subjects WHERE sector = {} AND subject IN ({})",
+                            PLACEHOLDERS.list(1, 1),
+                            PLACEHOLDERS.list(2, chunk.len())
                         );
                         let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(sector.clone());
                         for subject in chunk {
@@ -578,7 +581,7 @@ macro_rules! impl_store {
                 for chunk in wanted.chunks(500) {
                     let sql = format!(
                         concat!("SELECT ", consent_columns!(), " FROM consents WHERE resident_id IN ({})"),
-                        placeholders(1, chunk.len())
+                        PLACEHOLDERS.list(1, chunk.len())
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawConsent>(sqlx::AssertSqlSafe(sql));
                     for r in chunk {
@@ -628,7 +631,7 @@ macro_rules! impl_store {
                     let sql = format!(
                         "SELECT resident_id, category_id, provider_id, reference FROM locators WHERE resident_id IN ({})
                          ORDER BY resident_id, category_id",
-                        placeholders(1, chunk.len())
+                        PLACEHOLDERS.list(1, chunk.len())
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawLocator>(sqlx::AssertSqlSafe(sql));
                     for r in chunk {
@@ -695,7 +698,7 @@ macro_rules! impl_store {
                     let sql = format!(
                         "INSERT INTO access_records (seq, request_id, at, service_id, resident_id, purpose_id,
                          purpose_version, categories, basis, outcome, providers) VALUES {}",
-                        $crate::codec::row_placeholders(11, chunk.len())
+                        PLACEHOLDERS.rows(11, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for d in chunk {
@@ -716,7 +719,7 @@ macro_rules! impl_store {
                     query.execute(&mut *tx).await?;
                     let sql = format!(
                         "INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
-                        $crate::codec::row_placeholders(4, chunk.len())
+                        PLACEHOLDERS.rows(4, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for d in chunk {
@@ -826,7 +829,7 @@ macro_rules! impl_store {
                 for chunk in hashes.chunks(500) {
                     let sql = format!(
                         "INSERT INTO log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
-                        $crate::codec::row_placeholders(2, chunk.len())
+                        PLACEHOLDERS.rows(2, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for (idx, hash) in chunk {
@@ -944,7 +947,7 @@ macro_rules! impl_store {
                 if !entries.is_empty() {
                     let sql = format!(
                         "SELECT seq, kind, salt, leaf_hash FROM log_leaves WHERE seq IN ({})",
-                        $crate::codec::placeholders(1, entries.len())
+                        PLACEHOLDERS.list(1, entries.len())
                     );
                     let mut query = sqlx::query_as::<_, (i64, String, Vec<u8>, Vec<u8>)>(sqlx::AssertSqlSafe(sql));
                     for e in &entries {

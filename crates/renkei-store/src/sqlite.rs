@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use crate::StoreResult;
+use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 
 /// A [`crate::Store`] in one SQLite file (WAL mode, `synchronous=FULL`, so an acknowledged
@@ -43,5 +44,7 @@ impl SqliteStore {
         Ok(Self { read, write })
     }
 }
+
+const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 
 impl_store!(SqliteStore, Sqlite);
