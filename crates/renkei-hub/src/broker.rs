@@ -135,9 +135,7 @@ impl Hub {
         service: &ServiceId,
         body: DataRequestBody,
     ) -> Result<DataResponse, HubError> {
-        let request = parse_request(service, body)?;
-        let subject = request.1;
-        let request = request.0;
+        let (request, subject) = parse_request(service, body)?;
         let id = request.id;
         let recorded = self
             .decisions

@@ -239,6 +239,13 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Records why entry `seq` is bad, unless an earlier one was named already.
+    fn blame(&mut self, seq: u64, why: impl Into<String>) {
+        if self.first_bad_entry.is_none() {
+            self.first_bad_entry = Some((seq, why.into()));
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.first_bad_entry.is_none() && self.bad_checkpoints.is_empty()
     }
@@ -310,11 +317,6 @@ pub async fn verify(
     let mut last_good_checkpoint = 0;
     // The first checkpoint validly signed over other entries than are stored now.
     let mut first_mismatch: Option<u64> = None;
-    let mut note_bad = |report: &mut VerifyReport, seq: u64, why: String| {
-        if report.first_bad_entry.is_none() {
-            report.first_bad_entry = Some((seq, why));
-        }
-    };
     // A checkpoint of size 0 covers nothing.
     while let Some(c) = pending.next_if(|c| c.size == 0) {
         check_checkpoint(&mut report, c, merkle::empty_root(), verifier);
@@ -335,32 +337,26 @@ pub async fn verify(
         for n in seq..end {
             let derived = match by_seq.remove(&n) {
                 None => {
-                    note_bad(
-                        &mut report,
-                        n,
-                        "the entry and its leaf are missing (removed)".into(),
-                    );
+                    report.blame(n, "the entry and its leaf are missing (removed)");
                     None
                 }
-                Some(stored) => derive_leaf(&stored, n, &mut report, &mut note_bad),
+                Some(stored) => derive_leaf(&stored, n, &mut report),
             };
             let integrated_leaf = usize::try_from(n - seq)
                 .ok()
                 .and_then(|i| stored_level0.get(i).copied().flatten());
             if n < integrated && integrated_leaf.is_none() {
-                note_bad(
-                    &mut report,
+                report.blame(
                     n,
-                    "the leaf hash the log integrated is missing or unreadable (removed)".into(),
+                    "the leaf hash the log integrated is missing or unreadable (removed)",
                 );
             }
             if let (Some(leaf), Some(node)) = (derived, integrated_leaf)
                 && node != leaf
             {
-                note_bad(
-                    &mut report,
+                report.blame(
                     n,
-                    "the entry does not match the leaf hash the log integrated".into(),
+                    "the entry does not match the leaf hash the log integrated",
                 );
             }
             // A missing or unreadable entry still takes its place in the tree: use the stored
@@ -406,33 +402,27 @@ fn derive_leaf(
     stored: &renkei_store::StoredEntry,
     n: u64,
     report: &mut VerifyReport,
-    note_bad: &mut impl FnMut(&mut VerifyReport, u64, String),
 ) -> Option<Hash> {
     let Some(leaf) = &stored.leaf else {
-        note_bad(report, n, "the entry's leaf is missing".into());
+        report.blame(n, "the entry's leaf is missing");
         return None;
     };
     let entry = match &stored.entry {
         None => {
-            note_bad(report, n, "the entry is missing (removed)".into());
+            report.blame(n, "the entry is missing (removed)");
             return None;
         }
         Some(Err(why)) => {
-            note_bad(
-                report,
-                n,
-                format!("the entry is unreadable (altered): {why}"),
-            );
+            report.blame(n, format!("the entry is unreadable (altered): {why}"));
             return None;
         }
         Some(Ok(entry)) => entry,
     };
     let derived = merkle::leaf_hash(&entry.leaf_data(&leaf.salt));
     if derived.as_bytes()[..] != leaf.leaf_hash[..] {
-        note_bad(
-            report,
+        report.blame(
             n,
-            "the entry does not match its leaf hash (altered or reordered)".into(),
+            "the entry does not match its leaf hash (altered or reordered)",
         );
     }
     Some(derived)

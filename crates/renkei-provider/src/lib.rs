@@ -56,12 +56,7 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> Arc<Self> {
-        Arc::new(Self {
-            verifier: GrantVerifier::new(id, hub_keys),
-            records,
-            delay: Duration::ZERO,
-            stats: ProviderStats::default(),
-        })
+        Self::with_delay(id, hub_keys, records, Duration::ZERO)
     }
 
     pub fn with_delay(

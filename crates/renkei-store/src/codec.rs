@@ -309,12 +309,28 @@ pub fn seq_i64(seq: u64) -> StoreResult<i64> {
         .map_err(|_| StoreError::Invalid(format!("log position `{seq}` is out of range")))
 }
 
-/// 32 random bytes: the salt that hides a log entry behind its public leaf hash.
-pub fn fresh_salt() -> [u8; 32] {
+/// The Merkle leaf of a new log entry, as `log_leaves` keeps it.
+pub struct NewLeaf {
+    pub kind: &'static str,
+    /// 32 random bytes: they hide the entry behind its public leaf hash.
+    pub salt: [u8; 32],
+    pub hash: renkei_log::Hash,
+}
+
+/// Salts and hashes a new log entry.
+pub fn new_leaf(entry: &renkei_domain::LogEntry) -> NewLeaf {
     use rand::RngCore;
     let mut salt = [0u8; 32];
     rand::rng().fill_bytes(&mut salt);
-    salt
+    let kind = match entry {
+        renkei_domain::LogEntry::Access(_) => "access",
+        renkei_domain::LogEntry::Consent(_) => "consent",
+    };
+    NewLeaf {
+        kind,
+        salt,
+        hash: renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt)),
+    }
 }
 
 pub fn hash32(bytes: &[u8], what: &str) -> StoreResult<renkei_log::Hash> {

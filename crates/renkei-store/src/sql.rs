@@ -723,14 +723,12 @@ macro_rules! impl_store {
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for d in chunk {
-                        let salt = $crate::codec::fresh_salt();
-                        let entry = LogEntry::Access(d.record.clone());
-                        let leaf = renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt));
+                        let leaf = $crate::codec::new_leaf(&LogEntry::Access(d.record.clone()));
                         query = query
                             .bind($crate::codec::seq_i64(d.record.seq)?)
-                            .bind("access")
-                            .bind(salt.to_vec())
-                            .bind(leaf.as_bytes().to_vec());
+                            .bind(leaf.kind)
+                            .bind(leaf.salt.to_vec())
+                            .bind(leaf.hash.as_bytes().to_vec());
                     }
                     query.execute(&mut *tx).await?;
                 }
@@ -1103,17 +1101,12 @@ macro_rules! impl_store {
             seq: i64,
             entry: &renkei_domain::LogEntry,
         ) -> $crate::StoreResult<()> {
-            let salt = $crate::codec::fresh_salt();
-            let leaf = renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt));
-            let kind = match entry {
-                renkei_domain::LogEntry::Access(_) => "access",
-                renkei_domain::LogEntry::Consent(_) => "consent",
-            };
+            let leaf = $crate::codec::new_leaf(entry);
             sqlx::query("INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES ($1, $2, $3, $4)")
                 .bind(seq)
-                .bind(kind)
-                .bind(&salt[..])
-                .bind(&leaf.as_bytes()[..])
+                .bind(leaf.kind)
+                .bind(&leaf.salt[..])
+                .bind(&leaf.hash.as_bytes()[..])
                 .execute(&mut **tx)
                 .await?;
             Ok(())
