@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod consent;
 pub mod decision;
 pub mod ids;
+pub mod review;
 
 pub use access::{AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, LogEntry};
 pub use catalog::{
@@ -26,3 +27,4 @@ pub use ids::{
     CategoryId, ConsentId, IdError, ProviderId, PurposeId, RequestId, ResidentId, ServiceId,
     ServiceSubject,
 };
+pub use review::RiskFlag;
