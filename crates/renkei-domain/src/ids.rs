@@ -129,6 +129,15 @@ uuid_id!(
 uuid_id!(
     /// One data request, shared by its access record, its grants and its response.
     RequestId, "request id");
+uuid_id!(
+    /// One proxy appointment (代理人の選任).
+    ProxyId, "proxy appointment id");
+uuid_id!(
+    /// One disclosure, correction, deletion or suspension request (開示・訂正・削除・利用停止請求).
+    ResidentRequestId, "resident request id");
+slug_id!(
+    /// A city operator's account, e.g. `tanaka`.
+    OperatorId, "operator id");
 
 /// The pseudonymous identifier a service knows a resident by (サービス別仮名ID). It is
 /// different for every service sector, so two services cannot join their records on it.

@@ -11,6 +11,7 @@ pub mod access;
 pub mod catalog;
 pub mod consent;
 pub mod decision;
+pub mod identity;
 pub mod ids;
 pub mod review;
 
@@ -23,8 +24,12 @@ pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
 };
 pub use decision::{DataRequest, Decision, DenialReason, decide};
+pub use identity::{
+    Enrolment, Operator, ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestKind,
+    ResidentRequestStatus, ServiceClient,
+};
 pub use ids::{
-    CategoryId, ConsentId, IdError, ProviderId, PurposeId, RequestId, ResidentId, ServiceId,
-    ServiceSubject,
+    CategoryId, ConsentId, IdError, OperatorId, ProviderId, ProxyId, PurposeId, RequestId,
+    ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
 };
 pub use review::RiskFlag;

@@ -18,6 +18,9 @@ use renkei_domain::{
 };
 use uuid::Uuid;
 
+mod identity;
+pub use identity::*;
+
 use crate::{
     AccessQuery, DecisionInput, DeliveryOutcome, OutboxMessage, PurposeDraft, Store, StoreError,
 };
@@ -49,6 +52,17 @@ macro_rules! store_conformance_suite {
             integrated_node_hashes_read_back_as_stored_and_are_never_rewritten,
             checkpoints_are_listed_in_order_of_size_and_never_replaced,
             a_residents_log_holds_only_their_entries_and_pages_by_after_seq,
+            an_enrolment_challenge_can_be_taken_once_and_not_after_it_expires,
+            enrolling_the_same_key_again_finds_the_same_resident,
+            a_webauthn_ceremony_can_be_finished_once_and_only_as_its_kind,
+            passkeys_are_kept_per_resident_and_a_credential_registers_once,
+            an_authorization_code_redeems_once_and_reuse_revokes_its_tokens,
+            an_expired_authorization_code_is_refused,
+            a_revoked_token_reads_back_as_revoked,
+            a_service_client_registration_reads_back,
+            only_the_appointing_resident_ends_a_proxy_appointment,
+            an_operator_is_found_by_the_identity_they_sign_in_with,
+            resident_requests_are_listed_and_their_status_updated,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

@@ -1,5 +1,5 @@
 //! Durable storage for the hub: the catalogue, consents and their history, the access log,
-//! pairwise subjects, the webhook outbox and the hub's secrets.
+//! pairwise subjects, the webhook outbox, the hub's secrets, and identity ([`IdentityStore`]).
 //!
 //! [`Store`] is the one interface the rest of the hub sees. It has one implementation per
 //! backend — [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (for several hub
@@ -10,8 +10,10 @@
 
 mod codec;
 pub mod conformance;
+pub mod identity;
 mod postgres;
 mod sql;
+mod sql_identity;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -25,6 +27,9 @@ use renkei_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use identity::{
+    AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -150,7 +155,7 @@ pub struct StoredEntry {
 
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
     async fn categories(&self) -> StoreResult<Vec<DataCategory>>;

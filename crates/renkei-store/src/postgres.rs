@@ -32,3 +32,4 @@ impl PostgresStore {
 const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
 impl_store!(PostgresStore, Postgres);
+crate::sql_identity::impl_identity_store!(PostgresStore);

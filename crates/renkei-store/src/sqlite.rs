@@ -48,3 +48,4 @@ impl SqliteStore {
 const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 
 impl_store!(SqliteStore, Sqlite);
+crate::sql_identity::impl_identity_store!(SqliteStore);

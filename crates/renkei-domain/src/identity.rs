@@ -1,0 +1,169 @@
+//! Who a resident is to the hub once proven (enrolment), who may act for them (proxies),
+//! who runs the platform (operators), and what residents may ask of it (requests).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::consent::Actor;
+use crate::ids::{OperatorId, ProxyId, ResidentId, ResidentRequestId, ServiceId};
+
+/// A proven identity: what the hub keeps of the certificate a resident enrolled with.
+/// Never the certificate itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    pub resident: ResidentId,
+    /// SHA-256 of the certificate's public key (hex): how a later enrolment with the same
+    /// card finds the same resident.
+    pub key_hash: String,
+    /// The verified attributes the city needs (name, and what else the certificate proves).
+    pub attributes: serde_json::Value,
+    pub enrolled_at: DateTime<Utc>,
+    pub certificate_not_after: DateTime<Utc>,
+}
+
+/// What a proxy may do for the resident who appointed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyScope {
+    /// The services the proxy may act on; empty means all.
+    #[serde(default)]
+    pub services: BTreeSet<ServiceId>,
+    /// May grant and revoke consents.
+    pub manage_consents: bool,
+    /// May read the resident's access history.
+    pub view_history: bool,
+    /// May file disclosure, correction, deletion or suspension requests.
+    pub file_requests: bool,
+}
+
+impl ProxyScope {
+    /// Whether the scope covers acting on `service` (consents for it, requests about it).
+    pub fn covers_service(&self, service: &ServiceId) -> bool {
+        self.services.is_empty() || self.services.contains(service)
+    }
+}
+
+/// A resident's appointment of a proxy (代理人): a family member or counter staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyAppointment {
+    pub id: ProxyId,
+    pub resident: ResidentId,
+    pub proxy: ResidentId,
+    /// What the resident calls them ("娘", "窓口 田中").
+    pub label: String,
+    pub scope: ProxyScope,
+    pub appointed_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl ProxyAppointment {
+    pub fn is_active(&self) -> bool {
+        self.ended_at.is_none()
+    }
+}
+
+/// A city operator (自治体職員), an enrolled person given the operator role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    pub id: OperatorId,
+    pub name: String,
+    /// The enrolled identity the operator signs in with.
+    pub identity: ResidentId,
+    pub added_at: DateTime<Utc>,
+}
+
+/// The rights a resident exercises under the APPI (開示・訂正・削除・利用停止).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidentRequestKind {
+    Disclosure,
+    Correction,
+    Deletion,
+    Suspension,
+}
+
+impl ResidentRequestKind {
+    pub const ALL: [Self; 4] = [
+        Self::Disclosure,
+        Self::Correction,
+        Self::Deletion,
+        Self::Suspension,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disclosure => "disclosure",
+            Self::Correction => "correction",
+            Self::Deletion => "deletion",
+            Self::Suspension => "suspension",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a resident request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResidentRequestStatus {
+    Received,
+    InProgress,
+    Completed,
+    Rejected,
+}
+
+impl ResidentRequestStatus {
+    pub const ALL: [Self; 4] = [
+        Self::Received,
+        Self::InProgress,
+        Self::Completed,
+        Self::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A disclosure, correction, deletion or suspension request and its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidentRequest {
+    pub id: ResidentRequestId,
+    pub resident: ResidentId,
+    pub kind: ResidentRequestKind,
+    /// The service it concerns; `None` for the hub itself.
+    pub service: Option<ServiceId>,
+    /// The resident's own words.
+    pub details: String,
+    pub status: ResidentRequestStatus,
+    /// Who filed it: the resident or their proxy.
+    pub filed_by: Actor,
+    pub filed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The city's answer, once there is one.
+    pub response: Option<String>,
+}
+
+/// A service's OpenID Connect registration and its privacy-impact answers, kept beside the
+/// catalogue entry ([`crate::Service`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceClient {
+    pub service: ServiceId,
+    /// Exact redirect URIs; an authorization request must name one of them.
+    pub redirect_uris: Vec<String>,
+    /// The service's answers to the privacy-impact questions, question id → answer.
+    pub privacy_impact: std::collections::BTreeMap<String, String>,
+    pub registered_at: DateTime<Utc>,
+}

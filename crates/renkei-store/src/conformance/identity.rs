@@ -1,0 +1,354 @@
+//! Conformance checks for [`crate::IdentityStore`]: single-use challenges, ceremonies and
+//! codes, enrolment recovery, proxies, operators and resident requests.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use renkei_domain::{
+    Actor, ConsentId, Operator, OperatorId, ProxyAppointment, ProxyId, ProxyScope, ResidentId,
+    ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus, ServiceClient,
+};
+use uuid::Uuid;
+
+use super::{service_id, town};
+use crate::identity::{AuthorizationCodeRecord, Ceremony, CodeRedemption, StoredPasskey};
+use crate::{Store, StoreError};
+
+pub async fn an_enrolment_challenge_can_be_taken_once_and_not_after_it_expires(
+    store: Arc<dyn Store>,
+) {
+    let now = Utc::now();
+    let fresh = Uuid::new_v4();
+    store
+        .put_enrolment_challenge(fresh, b"fresh", now + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    let stale = Uuid::new_v4();
+    store
+        .put_enrolment_challenge(stale, b"stale", now - TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_enrolment_challenge(fresh, now).await.unwrap(),
+        Some(b"fresh".to_vec())
+    );
+    assert_eq!(
+        store.take_enrolment_challenge(fresh, now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_enrolment_challenge(stale, now).await.unwrap(),
+        None
+    );
+}
+
+pub async fn enrolling_the_same_key_again_finds_the_same_resident(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let until = now + TimeDelta::days(365);
+    let first = store
+        .enrol(
+            "ab12",
+            &serde_json::json!({"name": "山田 花子"}),
+            until,
+            ResidentId::from_uuid(Uuid::new_v4()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(first.new_resident);
+    assert!(
+        store
+            .resident_exists(first.enrolment.resident)
+            .await
+            .unwrap()
+    );
+    let again = store
+        .enrol(
+            "ab12",
+            &serde_json::json!({"name": "山田 花子"}),
+            until,
+            ResidentId::from_uuid(Uuid::new_v4()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(!again.new_resident);
+    assert_eq!(again.enrolment.resident, first.enrolment.resident);
+    let other = store
+        .enrol(
+            "cd34",
+            &serde_json::json!({"name": "佐藤 一郎"}),
+            until,
+            ResidentId::from_uuid(Uuid::new_v4()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_ne!(other.enrolment.resident, first.enrolment.resident);
+    let kept = store
+        .enrolment_of(first.enrolment.resident)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.key_hash, "ab12");
+    assert_eq!(kept.attributes["name"], "山田 花子");
+    assert_eq!(
+        store
+            .enrolment_by_key("cd34")
+            .await
+            .unwrap()
+            .unwrap()
+            .resident,
+        other.enrolment.resident
+    );
+}
+
+pub async fn a_webauthn_ceremony_can_be_finished_once_and_only_as_its_kind(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let resident = town(store.as_ref(), 1).await[0].0;
+    let id = Uuid::new_v4();
+    let ceremony = Ceremony {
+        resident: Some(resident),
+        state: serde_json::json!({"challenge": "x"}),
+    };
+    store
+        .put_ceremony(id, "register", &ceremony, now + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(store.take_ceremony(id, "sign-in", now).await.unwrap(), None);
+    assert_eq!(
+        store.take_ceremony(id, "register", now).await.unwrap(),
+        Some(ceremony)
+    );
+    assert_eq!(
+        store.take_ceremony(id, "register", now).await.unwrap(),
+        None
+    );
+}
+
+pub async fn passkeys_are_kept_per_resident_and_a_credential_registers_once(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    let people = town(store.as_ref(), 2).await;
+    let (alice, bob) = (people[0].0, people[1].0);
+    let key = |id: &str, resident| StoredPasskey {
+        credential_id: id.into(),
+        resident,
+        name: "phone".into(),
+        passkey: serde_json::json!({"counter": 0}),
+        created_at: now,
+        last_used_at: None,
+    };
+    store.add_passkey(&key("cred-a", alice)).await.unwrap();
+    store.add_passkey(&key("cred-b", alice)).await.unwrap();
+    assert!(matches!(
+        store.add_passkey(&key("cred-a", bob)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.passkeys_of(alice).await.unwrap().len(), 2);
+    assert!(store.passkeys_of(bob).await.unwrap().is_empty());
+    store
+        .update_passkey("cred-a", &serde_json::json!({"counter": 7}), now)
+        .await
+        .unwrap();
+    let updated = store.passkey("cred-a").await.unwrap().unwrap();
+    assert_eq!(updated.passkey["counter"], 7);
+    assert!(updated.last_used_at.is_some());
+    assert!(!store.remove_passkey(bob, "cred-a").await.unwrap());
+    assert!(store.remove_passkey(alice, "cred-a").await.unwrap());
+    assert_eq!(store.passkey("cred-a").await.unwrap(), None);
+}
+
+fn code(hash: &str, resident: ResidentId, expires_in: TimeDelta) -> AuthorizationCodeRecord {
+    let now = Utc::now();
+    AuthorizationCodeRecord {
+        code_hash: hash.into(),
+        service: service_id(),
+        resident,
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: "challenge".into(),
+        nonce: Some("n-1".into()),
+        scope: "openid".into(),
+        consents: vec![ConsentId::from_uuid(Uuid::new_v4())],
+        acting_proxy: None,
+        auth_time: now,
+        expires_at: now + expires_in,
+    }
+}
+
+pub async fn an_authorization_code_redeems_once_and_reuse_revokes_its_tokens(
+    store: Arc<dyn Store>,
+) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    let stored = code("h1", resident, TimeDelta::minutes(1));
+    store.put_authorization_code(&stored).await.unwrap();
+    let now = Utc::now();
+    let first = store.redeem_authorization_code("h1", now).await.unwrap();
+    assert!(
+        matches!(&first, CodeRedemption::Redeemed(c) if c.consents == stored.consents && c.nonce == stored.nonce)
+    );
+    assert!(!store.token_revoked("jti-1", Some("h1")).await.unwrap());
+    assert_eq!(
+        store.redeem_authorization_code("h1", now).await.unwrap(),
+        CodeRedemption::Reused
+    );
+    assert!(store.token_revoked("jti-1", Some("h1")).await.unwrap());
+    assert_eq!(
+        store.redeem_authorization_code("nope", now).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+pub async fn an_expired_authorization_code_is_refused(store: Arc<dyn Store>) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    store
+        .put_authorization_code(&code("h2", resident, TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_authorization_code("h2", Utc::now())
+            .await
+            .unwrap(),
+        CodeRedemption::Expired
+    );
+}
+
+pub async fn a_revoked_token_reads_back_as_revoked(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    assert!(!store.token_revoked("jti-9", None).await.unwrap());
+    store
+        .revoke_token("jti-9", now + TimeDelta::minutes(5), now)
+        .await
+        .unwrap();
+    store
+        .revoke_token("jti-9", now + TimeDelta::minutes(5), now)
+        .await
+        .unwrap();
+    assert!(store.token_revoked("jti-9", None).await.unwrap());
+    assert!(!store.token_revoked("jti-8", None).await.unwrap());
+}
+
+pub async fn a_service_client_registration_reads_back(store: Arc<dyn Store>) {
+    town(store.as_ref(), 1).await;
+    let client = ServiceClient {
+        service: service_id(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        privacy_impact: [("retention".to_owned(), "90 days".to_owned())].into(),
+        registered_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+            .unwrap(),
+    };
+    store.put_service_client(&client).await.unwrap();
+    assert_eq!(
+        store.service_client(&service_id()).await.unwrap(),
+        Some(client)
+    );
+}
+
+pub async fn only_the_appointing_resident_ends_a_proxy_appointment(store: Arc<dyn Store>) {
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let people = town(store.as_ref(), 3).await;
+    let (resident, proxy, stranger) = (people[0].0, people[1].0, people[2].0);
+    let appointment = ProxyAppointment {
+        id: ProxyId::from_uuid(Uuid::new_v4()),
+        resident,
+        proxy,
+        label: "娘".into(),
+        scope: ProxyScope {
+            manage_consents: true,
+            ..ProxyScope::default()
+        },
+        appointed_at: now,
+        ended_at: None,
+    };
+    store.appoint_proxy(&appointment).await.unwrap();
+    assert_eq!(
+        store.proxy_for(proxy).await.unwrap(),
+        vec![appointment.clone()]
+    );
+    assert!(matches!(
+        store.end_proxy(stranger, appointment.id, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ended = store
+        .end_proxy(resident, appointment.id, now)
+        .await
+        .unwrap();
+    assert_eq!(ended.ended_at, Some(now));
+    assert!(store.proxy_for(proxy).await.unwrap().is_empty());
+    assert_eq!(store.proxies_of(resident).await.unwrap(), vec![ended]);
+    assert!(matches!(
+        store.end_proxy(resident, appointment.id, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn an_operator_is_found_by_the_identity_they_sign_in_with(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 2).await;
+    let operator = Operator {
+        id: OperatorId::new("tanaka").unwrap(),
+        name: "田中".into(),
+        identity: people[0].0,
+        added_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+    };
+    store.put_operator(&operator).await.unwrap();
+    assert_eq!(
+        store.operator_by_identity(people[0].0).await.unwrap(),
+        Some(operator)
+    );
+    assert_eq!(store.operator_by_identity(people[1].0).await.unwrap(), None);
+}
+
+pub async fn resident_requests_are_listed_and_their_status_updated(store: Arc<dyn Store>) {
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let people = town(store.as_ref(), 2).await;
+    let request = ResidentRequest {
+        id: ResidentRequestId::from_uuid(Uuid::new_v4()),
+        resident: people[0].0,
+        kind: ResidentRequestKind::Correction,
+        service: Some(service_id()),
+        details: "住所が古い".into(),
+        status: ResidentRequestStatus::Received,
+        filed_by: Actor::Resident,
+        filed_at: now,
+        updated_at: now,
+        response: None,
+    };
+    store.file_request(&request).await.unwrap();
+    assert_eq!(
+        store.requests_of(people[0].0).await.unwrap(),
+        vec![request.clone()]
+    );
+    assert!(store.requests_of(people[1].0).await.unwrap().is_empty());
+    let later = now + TimeDelta::minutes(1);
+    let done = store
+        .update_request(
+            request.id,
+            ResidentRequestStatus::Completed,
+            Some("更新しました"),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, ResidentRequestStatus::Completed);
+    assert_eq!(done.response.as_deref(), Some("更新しました"));
+    assert_eq!(done.updated_at, later);
+    assert!(
+        store
+            .requests(Some(ResidentRequestStatus::Received))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.requests(None).await.unwrap(), vec![done]);
+    assert!(matches!(
+        store
+            .update_request(
+                ResidentRequestId::from_uuid(Uuid::new_v4()),
+                ResidentRequestStatus::Completed,
+                None,
+                later
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -1,0 +1,195 @@
+//! Storage for identity: enrolments, passkeys and their ceremonies, OpenID Connect codes and
+//! revoked tokens, service clients, proxies, operators and resident requests.
+//!
+//! A supertrait of [`crate::Store`], so every backend implements it and the hub reaches it
+//! through the same `Arc<dyn Store>`. Like the rest of this crate it decides nothing: the
+//! hub checks certificates, WebAuthn responses and PKCE; storage keeps their outcome and
+//! makes single-use things single-use.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use renkei_domain::{
+    ConsentId, Enrolment, Operator, ProxyAppointment, ProxyId, ResidentId, ResidentRequest,
+    ResidentRequestId, ResidentRequestStatus, ServiceClient, ServiceId,
+};
+
+use crate::StoreResult;
+
+/// A registered passkey. `passkey` is webauthn-rs's serialised credential, opaque here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPasskey {
+    pub credential_id: String,
+    pub resident: ResidentId,
+    pub name: String,
+    pub passkey: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// One half-finished WebAuthn ceremony.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    /// The resident registering a passkey; `None` while signing in (not known yet).
+    pub resident: Option<ResidentId>,
+    /// webauthn-rs's ceremony state, opaque here.
+    pub state: serde_json::Value,
+}
+
+/// The outcome of an enrolment: the resident the certificate's key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    pub enrolment: Enrolment,
+    /// `false` when the key was enrolled before (recovery: same resident as then).
+    pub new_resident: bool,
+}
+
+/// An authorization code as stored (by the hash of the code, never the code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    pub code_hash: String,
+    pub service: ServiceId,
+    pub resident: ResidentId,
+    pub redirect_uri: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub scope: String,
+    /// The consents the resident gave or confirmed on the consent screen: tokens issued for
+    /// this code are bound to them.
+    pub consents: Vec<ConsentId>,
+    /// Set when a proxy signed in for the resident.
+    pub acting_proxy: Option<ResidentId>,
+    pub auth_time: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First redemption, before expiry: the caller may issue tokens.
+    Redeemed(AuthorizationCodeRecord),
+    /// Redeemed before: storage has now revoked the tokens issued for it (RFC 6749 §4.1.2).
+    Reused,
+    Expired,
+    Unknown,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    // --- enrolment ---
+    async fn put_enrolment_challenge(
+        &self,
+        id: uuid::Uuid,
+        challenge: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes and returns the challenge if it exists and has not expired: single use.
+    async fn take_enrolment_challenge(
+        &self,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// Records a proven identity. A key enrolled before maps to its resident (attributes
+    /// refreshed); a new key makes `candidate` a new resident.
+    async fn enrol(
+        &self,
+        key_hash: &str,
+        attributes: &serde_json::Value,
+        certificate_not_after: DateTime<Utc>,
+        candidate: ResidentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enrolled>;
+    /// The resident's latest enrolment.
+    async fn enrolment_of(&self, resident: ResidentId) -> StoreResult<Option<Enrolment>>;
+    async fn enrolment_by_key(&self, key_hash: &str) -> StoreResult<Option<Enrolment>>;
+
+    // --- passkeys ---
+    async fn put_ceremony(
+        &self,
+        id: uuid::Uuid,
+        kind: &str,
+        ceremony: &Ceremony,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes and returns an unexpired ceremony of `kind`: single use.
+    async fn take_ceremony(
+        &self,
+        id: uuid::Uuid,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Ceremony>>;
+    async fn add_passkey(&self, passkey: &StoredPasskey) -> StoreResult<()>;
+    async fn passkeys_of(&self, resident: ResidentId) -> StoreResult<Vec<StoredPasskey>>;
+    async fn passkey(&self, credential_id: &str) -> StoreResult<Option<StoredPasskey>>;
+    /// Stores the credential's new state (its signature counter) after a sign-in.
+    async fn update_passkey(
+        &self,
+        credential_id: &str,
+        passkey: &serde_json::Value,
+        used_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Returns whether the resident had that passkey.
+    async fn remove_passkey(&self, resident: ResidentId, credential_id: &str) -> StoreResult<bool>;
+
+    // --- OpenID Connect ---
+    async fn put_service_client(&self, client: &ServiceClient) -> StoreResult<()>;
+    async fn service_client(&self, service: &ServiceId) -> StoreResult<Option<ServiceClient>>;
+    async fn put_authorization_code(&self, code: &AuthorizationCodeRecord) -> StoreResult<()>;
+    /// The stored code, redeemed or not (what its tokens are bound to).
+    async fn authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> StoreResult<Option<AuthorizationCodeRecord>>;
+    /// Marks the code redeemed, atomically; see [`CodeRedemption`].
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CodeRedemption>;
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Revokes every token issued for a code (on code reuse, or when one of them is revoked).
+    async fn revoke_code_tokens(&self, code_hash: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Whether the token `jti`, or the code it was issued for, was revoked.
+    async fn token_revoked(&self, jti: &str, code_hash: Option<&str>) -> StoreResult<bool>;
+
+    // --- proxies ---
+    async fn appoint_proxy(&self, appointment: &ProxyAppointment) -> StoreResult<()>;
+    /// Ends an active appointment the resident made; `NotFound` otherwise.
+    async fn end_proxy(
+        &self,
+        resident: ResidentId,
+        id: ProxyId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ProxyAppointment>;
+    async fn proxy_appointment(&self, id: ProxyId) -> StoreResult<Option<ProxyAppointment>>;
+    /// Appointments the resident made, newest first, ended ones too.
+    async fn proxies_of(&self, resident: ResidentId) -> StoreResult<Vec<ProxyAppointment>>;
+    /// Active appointments in which `proxy` acts for someone.
+    async fn proxy_for(&self, proxy: ResidentId) -> StoreResult<Vec<ProxyAppointment>>;
+
+    // --- operators ---
+    async fn put_operator(&self, operator: &Operator) -> StoreResult<()>;
+    async fn operator_by_identity(&self, identity: ResidentId) -> StoreResult<Option<Operator>>;
+
+    // --- resident requests ---
+    async fn file_request(&self, request: &ResidentRequest) -> StoreResult<()>;
+    /// A resident's requests, newest first.
+    async fn requests_of(&self, resident: ResidentId) -> StoreResult<Vec<ResidentRequest>>;
+    /// Every request, optionally of one status, oldest first (the operators' queue).
+    async fn requests(
+        &self,
+        status: Option<ResidentRequestStatus>,
+    ) -> StoreResult<Vec<ResidentRequest>>;
+    async fn update_request(
+        &self,
+        id: ResidentRequestId,
+        status: ResidentRequestStatus,
+        response: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ResidentRequest>;
+}
