@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", options.hub))?;
             println!("{}", demo::guide(&options, &town));
-            axum::serve(listener, renkei_hub::router(town.hub)).await?;
+            axum::serve(listener, run::app(town.hub)).await?;
         }
         Command::Serve {
             database,

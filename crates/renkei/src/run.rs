@@ -40,10 +40,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "hub listening");
-    axum::serve(listener, renkei_hub::router(hub))
-        .await
-        .context("serving")?;
+    axum::serve(listener, app(hub)).await.context("serving")?;
     Ok(())
+}
+
+/// Everything a hub serves: the API and, beside it, the resident portal and operator console.
+pub fn app(hub: Hub) -> axum::Router {
+    renkei_hub::router(hub.clone()).merge(renkei_portal::router(hub))
 }
 
 /// The log's verifier key as the hub that wrote `store` signs with it: the origin from its

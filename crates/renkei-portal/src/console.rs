@@ -1,0 +1,442 @@
+//! The operator console: services and their status, the review of a service waiting for
+//! approval (declared purposes, categories, privacy-impact answers and the risk checklist of
+//! `renkei_domain::review`, each flag to be ticked before approval), the category
+//! vocabulary, suspension, and the audit search.
+
+use std::collections::BTreeSet;
+
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use renkei_domain::review::{RiskFlag, review, unacknowledged};
+use renkei_domain::{
+    CategoryId, DataCategory, LegalBasis, LocalizedText, Purpose, PurposeId, ServiceId,
+};
+use serde::Deserialize;
+
+use crate::PortalState;
+use crate::ctx::Ctx;
+use crate::error::PortalError;
+use crate::hubapi::{CategoryView, PurposeView, ServiceView};
+use crate::i18n::{Lang, Tr};
+use crate::resident::{CategoryChip, chips};
+use crate::security::{OPERATOR_COOKIE, set_cookie};
+use crate::session::{OPERATOR_SESSION_SECONDS, OperatorSession, issue_operator_token, operator};
+
+fn render(t: &impl Template) -> Result<Response, PortalError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+fn signed_in(state: &PortalState, headers: &HeaderMap) -> Result<OperatorSession, PortalError> {
+    operator(&state.hub, headers).ok_or(PortalError::OperatorSignedOut)
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage {
+    ctx: Ctx,
+    demo: bool,
+}
+
+pub async fn sign_in_page(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+) -> Result<Response, PortalError> {
+    render(&SignInPage {
+        ctx: ctx.console("console-sign-in-title", "", false),
+        demo: state.hub.config.demo_mode,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DemoOperatorForm {
+    name: String,
+}
+
+/// Demo mode only: sign in to the console under a name (audited as that name).
+pub async fn demo_sign_in(
+    State(state): State<PortalState>,
+    Form(form): Form<DemoOperatorForm>,
+) -> Result<Response, PortalError> {
+    if !state.hub.config.demo_mode {
+        return Err(PortalError::NotFound);
+    }
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Ok(Redirect::to("/console/sign-in").into_response());
+    }
+    let token = issue_operator_token(&state.hub, name)
+        .ok_or_else(|| PortalError::Internal("operator token".into()))?;
+    let mut response = Redirect::to("/console").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(OPERATOR_COOKIE, &token, Some(OPERATOR_SESSION_SECONDS)),
+    );
+    Ok(response)
+}
+
+pub async fn sign_out() -> Response {
+    let mut response = Redirect::to("/console/sign-in").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(OPERATOR_COOKIE, "", Some(0)));
+    response
+}
+
+// ---------------------------------------------------------------- services
+
+pub struct ServiceRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub status_class: String,
+    pub purposes: usize,
+    pub pending: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/services.html")]
+struct ServicesPage {
+    ctx: Ctx,
+    operator: String,
+    pending: Vec<ServiceRow>,
+    others: Vec<ServiceRow>,
+}
+
+fn status_text(t: &Tr, status: &str) -> String {
+    t.get_or(&format!("status-{status}"), "status-other")
+}
+
+pub async fn services(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    let op = signed_in(&state, &headers)?;
+    let t = ctx.t;
+    let rows: Vec<ServiceRow> = state
+        .api
+        .services()
+        .await?
+        .iter()
+        .map(|s| ServiceRow {
+            id: s.id.clone(),
+            name: t.pick(&s.name_ja, &s.name_en).to_owned(),
+            status: status_text(&t, &s.status),
+            status_class: s.status.clone(),
+            purposes: s.purposes.len(),
+            pending: s.status == "pending",
+        })
+        .collect();
+    let (pending, others) = rows.into_iter().partition(|r| r.pending);
+    render(&ServicesPage {
+        ctx: ctx.console("console-services-title", "/console", true),
+        operator: op.name,
+        pending,
+        others,
+    })
+}
+
+// ---------------------------------------------------------------- review
+
+pub struct PurposeDetail {
+    pub title: String,
+    pub description: String,
+    pub categories: Vec<CategoryChip>,
+    pub retention: String,
+    pub basis: String,
+    pub version: u32,
+}
+
+pub struct FlagRow {
+    pub key: String,
+    pub text: String,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/review.html")]
+struct ReviewPage {
+    ctx: Ctx,
+    id: String,
+    name: String,
+    status: String,
+    pending: bool,
+    approved: bool,
+    purposes: Vec<PurposeDetail>,
+    flags: Vec<FlagRow>,
+    missing: bool,
+    message: Option<String>,
+}
+
+/// The domain's purposes and vocabulary from the hub's catalogue views.
+fn domain_view(
+    service: &ServiceView,
+    vocabulary: &[CategoryView],
+) -> (Vec<Purpose>, Vec<DataCategory>) {
+    let purposes = service
+        .purposes
+        .iter()
+        .filter_map(|p| domain_purpose(&service.id, p))
+        .collect();
+    let vocabulary = vocabulary
+        .iter()
+        .filter_map(|c| {
+            Some(DataCategory {
+                id: CategoryId::new(c.id.as_str()).ok()?,
+                name: LocalizedText::new(c.name_ja.as_str(), c.name_en.as_str()),
+                special_care: c.special_care,
+            })
+        })
+        .collect();
+    (purposes, vocabulary)
+}
+
+fn domain_purpose(service: &str, p: &PurposeView) -> Option<Purpose> {
+    Some(Purpose {
+        service: ServiceId::new(service).ok()?,
+        id: PurposeId::new(p.id.as_str()).ok()?,
+        version: p.version,
+        title: LocalizedText::new(p.title_ja.as_str(), p.title_en.as_str()),
+        description: LocalizedText::new(p.description_ja.as_str(), p.description_en.as_str()),
+        categories: p
+            .categories
+            .iter()
+            .filter_map(|c| CategoryId::new(c.as_str()).ok())
+            .collect(),
+        retention_days: p.retention_days,
+        legal_basis: LegalBasis::parse(&p.legal_basis)?,
+    })
+}
+
+/// A flag in words, for the checklist.
+pub fn flag_text(flag: &RiskFlag, vocabulary: &[CategoryView], t: &Tr) -> String {
+    let names = |ids: &BTreeSet<CategoryId>| {
+        let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
+        chips(&ids, vocabulary, t.lang)
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(t.pick("、", ", "))
+    };
+    match flag {
+        RiskFlag::SpecialCare {
+            purpose,
+            categories,
+        } => t.arg2(
+            "flag-special-care",
+            ("purpose", purpose),
+            ("categories", &names(categories)),
+        ),
+        RiskFlag::LocationForMarketing {
+            purpose,
+            categories,
+            ..
+        } => t.arg2(
+            "flag-location-marketing",
+            ("purpose", purpose),
+            ("categories", &names(categories)),
+        ),
+        RiskFlag::LongRetention {
+            purpose,
+            retention_days,
+            limit_days,
+            ..
+        } => {
+            let days = format!("{retention_days} / {limit_days}");
+            t.arg2("flag-long-retention", ("purpose", purpose), ("days", &days))
+        }
+        RiskFlag::UnknownCategory {
+            purpose,
+            categories,
+        } => t.arg2(
+            "flag-unknown-category",
+            ("purpose", purpose),
+            ("categories", &names(categories)),
+        ),
+    }
+}
+
+async fn review_page(
+    state: &PortalState,
+    ctx: Ctx,
+    id: &str,
+    acknowledged: &BTreeSet<String>,
+    missing: bool,
+    message: Option<String>,
+) -> Result<Response, PortalError> {
+    let t = ctx.t;
+    let lang: Lang = ctx.lang;
+    let catalogue = state.api.services().await?;
+    let service = catalogue
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or(PortalError::NotFound)?;
+    let vocabulary = state.api.categories().await?;
+    let (purposes, domain_vocabulary) = domain_view(service, &vocabulary);
+    let flags = review(&purposes, &domain_vocabulary)
+        .iter()
+        .map(|f| FlagRow {
+            key: f.key(),
+            text: flag_text(f, &vocabulary, &t),
+            checked: acknowledged.contains(&f.key()),
+        })
+        .collect();
+    let details = service
+        .purposes
+        .iter()
+        .map(|p| PurposeDetail {
+            title: lang.pick(&p.title_ja, &p.title_en).to_owned(),
+            description: lang.pick(&p.description_ja, &p.description_en).to_owned(),
+            categories: chips(&p.categories, &vocabulary, lang),
+            retention: t.count("retention-days", "days", p.retention_days as usize),
+            basis: t.get_or(
+                &format!("legal-basis-{}", p.legal_basis.replace('_', "-")),
+                "basis-other",
+            ),
+            version: p.version,
+        })
+        .collect();
+    let page = ReviewPage {
+        ctx: ctx.console("console-review-title", "/console", true),
+        id: service.id.clone(),
+        name: lang.pick(&service.name_ja, &service.name_en).to_owned(),
+        status: status_text(&t, &service.status),
+        pending: service.status == "pending",
+        approved: service.status == "approved",
+        purposes: details,
+        flags,
+        missing,
+        message,
+    };
+    let status = if missing {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+pub async fn service(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
+    signed_in(&state, &headers)?;
+    review_page(&state, ctx, &id, &BTreeSet::new(), false, None).await
+}
+
+/// Approval: refused (422, the page again with what is missing) until every risk flag of the
+/// service's current purposes is ticked.
+pub async fn approve(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PortalError> {
+    signed_in(&state, &headers)?;
+    let acknowledged: BTreeSet<String> = form
+        .into_iter()
+        .filter(|(k, _)| k == "ack")
+        .map(|(_, v)| v)
+        .collect();
+    let catalogue = state.api.services().await?;
+    let service = catalogue
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or(PortalError::NotFound)?;
+    let vocabulary = state.api.categories().await?;
+    let (purposes, domain_vocabulary) = domain_view(service, &vocabulary);
+    let flags = review(&purposes, &domain_vocabulary);
+    if !unacknowledged(&flags, &acknowledged).is_empty() {
+        return review_page(&state, ctx, &id, &acknowledged, true, None).await;
+    }
+    // The hub's approve-service operation is not part of this build yet: say so plainly.
+    let message = Some(ctx.t.get("console-approve-unavailable"));
+    review_page(&state, ctx, &id, &acknowledged, false, message).await
+}
+
+/// Suspension: not yet offered by the hub in this build; the page says so.
+pub async fn suspend(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
+    signed_in(&state, &headers)?;
+    let message = Some(ctx.t.get("console-suspend-unavailable"));
+    review_page(&state, ctx, &id, &BTreeSet::new(), false, message).await
+}
+
+// ---------------------------------------------------------------- vocabulary
+
+pub struct CategoryRow {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub special_care: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/categories.html")]
+struct CategoriesPage {
+    ctx: Ctx,
+    categories: Vec<CategoryRow>,
+}
+
+pub async fn categories(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    signed_in(&state, &headers)?;
+    let categories = state
+        .api
+        .categories()
+        .await?
+        .into_iter()
+        .map(|c| CategoryRow {
+            id: c.id,
+            name_ja: c.name_ja,
+            name_en: c.name_en,
+            special_care: c.special_care,
+        })
+        .collect();
+    render(&CategoriesPage {
+        ctx: ctx.console("console-categories-title", "/console/categories", true),
+        categories,
+    })
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    ctx: Ctx,
+    services: Vec<(String, String)>,
+}
+
+pub async fn audit(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    signed_in(&state, &headers)?;
+    let services = state
+        .api
+        .services()
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), ctx.t.pick(&s.name_ja, &s.name_en).to_owned()))
+        .collect();
+    render(&AuditPage {
+        ctx: ctx.console("console-audit-title", "/console/audit", true),
+        services,
+    })
+}

@@ -1,0 +1,73 @@
+//! What can go wrong while serving a page, and the page each error shows. Messages never
+//! quote personal data; internal details go to the log as a kind, not to the browser.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use renkei_hub::HubError;
+
+/// An error of a portal or console page.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// No valid session: back to the sign-in page.
+    #[error("not signed in")]
+    SignedOut,
+    /// No valid operator session: back to the console's sign-in page.
+    #[error("operator not signed in")]
+    OperatorSignedOut,
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The hub refused an operation; the code is its problem type.
+    #[error("the hub refused: {0}")]
+    Refused(String),
+    #[error("page rendering failed: {0}")]
+    Render(#[from] askama::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<HubError> for PortalError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Unauthorized => Self::SignedOut,
+            HubError::NotFound(_) => Self::NotFound,
+            HubError::Internal(msg) => Self::Internal(msg),
+            other => Self::Refused(other.to_problem().code().to_owned()),
+        }
+    }
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let (status, text) = match &self {
+            Self::SignedOut => return Redirect::to("/portal/sign-in").into_response(),
+            Self::OperatorSignedOut => return Redirect::to("/console/sign-in").into_response(),
+            Self::NotFound => (StatusCode::NOT_FOUND, "Not found / 見つかりません"),
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "Bad request / 入力に誤りがあります",
+            ),
+            Self::Refused(_) => (StatusCode::CONFLICT, "Not possible / できませんでした"),
+            Self::Render(_) | Self::Internal(_) => {
+                tracing::error!(error = %self, "portal page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong / エラーが発生しました",
+                )
+            }
+        };
+        let body = format!(
+            "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{text}</title>\
+             <link rel=\"stylesheet\" href=\"/static/portal.css\"></head><body><main id=\"main\">\
+             <h1>{text}</h1><p><a href=\"/portal\">ポータルへ戻る / Back to the portal</a></p>\
+             </main></body></html>"
+        );
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}

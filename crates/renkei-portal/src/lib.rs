@@ -1,0 +1,69 @@
+//! The resident portal and the operator console: server-rendered HTML pages (askama
+//! templates, Fluent translations, Japanese by default and English by a visible switch,
+//! times in Asia/Tokyo) over the hub's operations.
+//!
+//! This crate owns the pages, their forms and the little JavaScript they carry (passkeys,
+//! checking history entries against the signed log), and the web security around them:
+//! CSRF tokens on every form, `Secure; HttpOnly; SameSite=Lax` cookies, a strict
+//! Content-Security-Policy. It renders and calls `Hub` methods (or the hub's own API,
+//! in-process, where an operation exists only as an endpoint). It must not talk to storage,
+//! re-implement consent rules (those are `renkei_domain::decide` and the hub's consent
+//! operations) or check tokens itself (the hub's extractors and keys do).
+//!
+//! [`router`] serves `/` (a redirect to the portal), `/portal/...` for residents,
+//! `/console/...` for operators and `/static/...`; the binary merges it beside the API.
+
+mod assets;
+mod console;
+mod ctx;
+mod error;
+mod hubapi;
+pub mod i18n;
+mod resident;
+pub mod security;
+mod session;
+pub mod time;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use renkei_hub::Hub;
+
+pub use error::PortalError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct PortalState {
+    pub hub: Hub,
+    api: hubapi::HubApi,
+}
+
+/// The portal's and console's routes, behind the portal's security middleware.
+pub fn router(hub: Hub) -> Router {
+    let state = PortalState {
+        api: hubapi::HubApi::new(hub.clone()),
+        hub,
+    };
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/portal") }))
+        .route("/portal", get(resident::home))
+        .route("/portal/sign-in", get(resident::sign_in_page))
+        .route("/portal/sign-in/demo", post(resident::demo_sign_in))
+        .route("/portal/sign-out", post(resident::sign_out))
+        .route("/portal/services", get(resident::services))
+        .route("/portal/services/switch", post(resident::switch))
+        .route("/portal/consents/{id}/receipt", get(resident::receipt))
+        .route("/portal/history", get(resident::history))
+        .route("/console", get(console::services))
+        .route("/console/sign-in", get(console::sign_in_page))
+        .route("/console/sign-in/demo", post(console::demo_sign_in))
+        .route("/console/sign-out", post(console::sign_out))
+        .route("/console/services/{id}", get(console::service))
+        .route("/console/services/{id}/approve", post(console::approve))
+        .route("/console/services/{id}/suspend", post(console::suspend))
+        .route("/console/categories", get(console::categories))
+        .route("/console/audit", get(console::audit))
+        .route("/static/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn(security::protect))
+        .with_state(state)
+}

@@ -1,0 +1,586 @@
+//! The resident portal: sign-in, "my services" (one switch per purpose, receipts, past
+//! consents) and "who used my data" (the signed history, checked in the page).
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use renkei_domain::{Actor, ConsentChannel, ConsentId, ResidentId};
+use renkei_hub::consents::{ConsentView, GrantConsentBody};
+use serde::Deserialize;
+
+use crate::PortalState;
+use crate::ctx::Ctx;
+use crate::error::PortalError;
+use crate::hubapi::{CategoryView, LogEntryView, ServiceView};
+use crate::i18n::{Lang, Tr};
+use crate::security::{SESSION_COOKIE, set_cookie};
+use crate::session::{ResidentSession, resident};
+use crate::time::{tokyo, tokyo_date, tokyo_iso};
+
+fn render(t: &impl Template) -> Result<Response, PortalError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+async fn signed_in(
+    state: &PortalState,
+    headers: &HeaderMap,
+) -> Result<ResidentSession, PortalError> {
+    resident(&state.hub, headers)
+        .await
+        .ok_or(PortalError::SignedOut)
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "portal/sign_in.html")]
+struct SignInPage {
+    ctx: Ctx,
+    demo: bool,
+    error: bool,
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    error: Option<String>,
+}
+
+pub async fn sign_in_page(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    Query(q): Query<SignInQuery>,
+) -> Result<Response, PortalError> {
+    render(&SignInPage {
+        ctx: ctx.portal("sign-in-title", "", false),
+        demo: state.hub.config.demo_mode,
+        error: q.error.is_some(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DemoSignInForm {
+    resident: String,
+}
+
+/// Demo mode only: signs in as any resident of the demo town, as `POST /demo/sign-in` does.
+pub async fn demo_sign_in(
+    State(state): State<PortalState>,
+    Form(form): Form<DemoSignInForm>,
+) -> Result<Response, PortalError> {
+    if !state.hub.config.demo_mode {
+        return Err(PortalError::NotFound);
+    }
+    let Ok(resident) = form.resident.trim().parse::<ResidentId>() else {
+        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+    };
+    let Some(token) = state.api.demo_sign_in(resident).await? else {
+        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+    };
+    Ok(session_response(&token, "/portal"))
+}
+
+/// Sets the session cookie and goes to `to`.
+pub fn session_response(token: &str, to: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            token,
+            Some(renkei_hub::auth::RESIDENT_TOKEN_SECONDS),
+        ),
+    );
+    response
+}
+
+pub async fn sign_out() -> Response {
+    let mut response = Redirect::to("/portal/sign-in").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+    response
+}
+
+// ---------------------------------------------------------------- home
+
+#[derive(Template)]
+#[template(path = "portal/home.html")]
+struct HomePage {
+    ctx: Ctx,
+    counts: String,
+}
+
+pub async fn home(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    let Some(me) = resident(&state.hub, &headers).await else {
+        return Ok(Redirect::to("/portal/sign-in").into_response());
+    };
+    let consents = state.hub.consents(me.id).await?;
+    let active = consents.iter().filter(|c| c.state == "active").count();
+    let services = state
+        .api
+        .services()
+        .await?
+        .iter()
+        .filter(|s| s.status == "approved")
+        .count();
+    let counts = ctx.t.arg2(
+        "home-services-count",
+        ("active", &active),
+        ("services", &services),
+    );
+    render(&HomePage {
+        ctx: ctx.portal("home-title", "/portal", true),
+        counts,
+    })
+}
+
+// ---------------------------------------------------------------- my services
+
+pub struct CategoryChip {
+    pub name: String,
+    pub special_care: bool,
+}
+
+pub struct PurposeCard {
+    pub anchor: String,
+    pub service: String,
+    pub purpose: String,
+    pub title: String,
+    pub description: String,
+    pub categories: Vec<CategoryChip>,
+    pub on: bool,
+    /// An active consent to an older version of this purpose.
+    pub outdated: bool,
+    pub consent: Option<String>,
+    pub since: String,
+    pub since_iso: String,
+    pub until: String,
+    pub retention: String,
+    pub can_start: bool,
+}
+
+pub struct ServiceCard {
+    pub name: String,
+    pub suspended: bool,
+    pub purposes: Vec<PurposeCard>,
+}
+
+pub struct PastConsent {
+    pub id: String,
+    pub service: String,
+    pub purpose: String,
+    pub state: String,
+    pub granted: String,
+    pub ended: String,
+    pub via: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/services.html")]
+struct ServicesPage {
+    ctx: Ctx,
+    done: Option<String>,
+    services: Vec<ServiceCard>,
+    past: Vec<PastConsent>,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// Category names in the page's language, special-care ones marked.
+pub fn chips(ids: &[String], vocabulary: &[CategoryView], lang: Lang) -> Vec<CategoryChip> {
+    ids.iter()
+        .map(|id| match vocabulary.iter().find(|c| &c.id == id) {
+            Some(c) => CategoryChip {
+                name: lang.pick(&c.name_ja, &c.name_en).to_owned(),
+                special_care: c.special_care,
+            },
+            None => CategoryChip {
+                name: id.clone(),
+                special_care: false,
+            },
+        })
+        .collect()
+}
+
+fn service_name(services: &[ServiceView], id: &str, lang: Lang) -> String {
+    services.iter().find(|s| s.id == id).map_or_else(
+        || id.to_owned(),
+        |s| lang.pick(&s.name_ja, &s.name_en).to_owned(),
+    )
+}
+
+fn purpose_title(services: &[ServiceView], service: &str, purpose: &str, lang: Lang) -> String {
+    services
+        .iter()
+        .find(|s| s.id == service)
+        .and_then(|s| s.purposes.iter().find(|p| p.id == purpose))
+        .map_or_else(
+            || purpose.to_owned(),
+            |p| lang.pick(&p.title_ja, &p.title_en).to_owned(),
+        )
+}
+
+fn via_text(t: &Tr, via: &str) -> String {
+    t.get_or(&format!("via-{}", via.replace('_', "-")), "via-other")
+}
+
+fn consent_state_text(t: &Tr, c: &ConsentView) -> String {
+    t.get_or(&format!("state-{}", c.state), "state-other")
+}
+
+pub async fn services(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, PortalError> {
+    let me = signed_in(&state, &headers).await?;
+    let lang = ctx.lang;
+    let t = ctx.t;
+    let catalogue = state.api.services().await?;
+    let vocabulary = state.api.categories().await?;
+    let consents = state.hub.consents(me.id).await?;
+    // Newest first: the first consent per (service, purpose) is the one that counts.
+    let mut latest: BTreeMap<(&str, &str), &ConsentView> = BTreeMap::new();
+    for c in &consents {
+        latest.entry((&c.service, &c.purpose)).or_insert(c);
+    }
+    let mut cards = Vec::new();
+    for s in catalogue.iter().filter(|s| s.status != "pending") {
+        let suspended = s.status != "approved";
+        let purposes = s
+            .purposes
+            .iter()
+            .map(|p| {
+                let current = latest.get(&(s.id.as_str(), p.id.as_str()));
+                let active = current.filter(|c| c.state == "active");
+                let on = active.is_some_and(|c| c.purpose_version == p.version);
+                PurposeCard {
+                    anchor: format!("p-{}-{}", s.id, p.id),
+                    service: s.id.clone(),
+                    purpose: p.id.clone(),
+                    title: lang.pick(&p.title_ja, &p.title_en).to_owned(),
+                    description: lang.pick(&p.description_ja, &p.description_en).to_owned(),
+                    categories: chips(&p.categories, &vocabulary, lang),
+                    on,
+                    outdated: active.is_some() && !on,
+                    consent: active.map(|c| c.id.clone()),
+                    since: active
+                        .map(|c| tokyo_date(c.granted_at, lang))
+                        .unwrap_or_default(),
+                    since_iso: active.map(|c| tokyo_iso(c.granted_at)).unwrap_or_default(),
+                    until: active
+                        .and_then(|c| c.expires_at)
+                        .map(|at| tokyo_date(at, lang))
+                        .unwrap_or_default(),
+                    retention: t.count("retention-days", "days", p.retention_days as usize),
+                    can_start: !suspended,
+                }
+            })
+            .collect();
+        cards.push(ServiceCard {
+            name: lang.pick(&s.name_ja, &s.name_en).to_owned(),
+            suspended,
+            purposes,
+        });
+    }
+    let past = consents
+        .iter()
+        .filter(|c| c.state != "active")
+        .map(|c| PastConsent {
+            id: c.id.clone(),
+            service: service_name(&catalogue, &c.service, lang),
+            purpose: purpose_title(&catalogue, &c.service, &c.purpose, lang),
+            state: consent_state_text(&t, c),
+            granted: tokyo(c.granted_at, lang),
+            ended: c
+                .revoked_at
+                .or(c.expires_at)
+                .map(|at| tokyo(at, lang))
+                .unwrap_or_default(),
+            via: via_text(&t, &c.given_via),
+        })
+        .collect();
+    let done = q
+        .done
+        .filter(|d| matches!(d.as_str(), "stopped" | "started" | "failed"))
+        .map(|d| t.get(&format!("done-{d}")));
+    render(&ServicesPage {
+        ctx: ctx.portal("services-title", "/portal/services", true),
+        done,
+        services: cards,
+        past,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    service: String,
+    purpose: String,
+    /// `stop` or `start`.
+    action: String,
+    #[serde(default)]
+    consent: Option<String>,
+}
+
+/// One purpose's switch: revoke at once, or grant again (a new consent, via the portal).
+pub async fn switch(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+    Form(form): Form<SwitchForm>,
+) -> Result<Response, PortalError> {
+    let me = signed_in(&state, &headers).await?;
+    let anchor = format!("#p-{}-{}", form.service, form.purpose);
+    let result = match form.action.as_str() {
+        "stop" => {
+            let id: ConsentId = form
+                .consent
+                .as_deref()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| PortalError::BadRequest("consent id".into()))?;
+            state
+                .hub
+                .revoke_consent(me.id, id, Actor::Resident)
+                .await
+                .map(|_| "stopped")
+        }
+        "start" => state
+            .hub
+            .grant_consent(
+                me.id,
+                GrantConsentBody {
+                    service: form.service.clone(),
+                    purpose: form.purpose.clone(),
+                    valid_days: None,
+                },
+                ConsentChannel::Portal,
+                Actor::Resident,
+            )
+            .await
+            .map(|_| "started"),
+        _ => return Err(PortalError::BadRequest("action".into())),
+    };
+    let done = match result {
+        Ok(done) => done,
+        Err(renkei_hub::HubError::Unauthorized) => return Err(PortalError::SignedOut),
+        Err(e) => {
+            tracing::warn!(code = e.to_problem().code(), "a consent switch was refused");
+            "failed"
+        }
+    };
+    Ok(Redirect::to(&format!("/portal/services?done={done}{anchor}")).into_response())
+}
+
+/// The consent's signed receipt (JWS), as a file to keep.
+pub async fn receipt(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
+    let me = signed_in(&state, &headers).await?;
+    let id: ConsentId = id.parse().map_err(|_| PortalError::NotFound)?;
+    let jws = state.hub.receipt(me.id, id).await?;
+    let mut response = jws.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jose"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"consent-receipt-{id}.jws\""
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+// ---------------------------------------------------------------- who used my data
+
+pub struct HistoryRow {
+    pub seq: u64,
+    pub kind: String,
+    pub when: String,
+    pub when_iso: String,
+    pub service: String,
+    pub service_id: String,
+    pub purpose: String,
+    /// What happened, in words (granted / denied: reason / consent given …).
+    pub what: String,
+    /// `granted`, `denied` or `consent`.
+    pub outcome: String,
+    pub basis: String,
+    pub emergency: bool,
+    pub categories: Vec<CategoryChip>,
+    pub entry: String,
+    pub salt: String,
+    pub leaf_hash: String,
+    pub proof: String,
+    pub has_proof: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/history.html")]
+struct HistoryPage {
+    ctx: Ctx,
+    rows: Vec<HistoryRow>,
+    checkpoint: String,
+    verifier_key: String,
+    more: bool,
+    services: Vec<(String, String)>,
+    filter: String,
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    service: Option<String>,
+}
+
+fn text_of(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One log entry as the page shows it; `None` if the entry is not one the page knows.
+pub fn history_row(
+    e: &LogEntryView,
+    catalogue: &[ServiceView],
+    vocabulary: &[CategoryView],
+    t: &Tr,
+) -> Option<HistoryRow> {
+    let lang = t.lang;
+    let v: serde_json::Value = serde_json::from_str(&e.entry).ok()?;
+    let at: DateTime<Utc> = serde_json::from_value(v.get("at")?.clone()).ok()?;
+    let service_id = text_of(&v, "service");
+    let purpose_id = text_of(&v, "purpose");
+    let basis_kind = v
+        .get("basis")
+        .and_then(|b| b.get("kind"))
+        .and_then(|k| k.as_str())
+        .unwrap_or("none")
+        .to_owned();
+    let emergency = basis_kind.contains("emergency");
+    let (what, outcome, basis, categories) = match text_of(&v, "kind").as_str() {
+        "access" => {
+            let cats: Vec<String> = v
+                .get("categories")
+                .and_then(|c| serde_json::from_value(c.clone()).ok())
+                .unwrap_or_default();
+            let outcome = text_of(&v, "outcome");
+            let what = if outcome == "granted" {
+                t.get("history-granted")
+            } else {
+                let reason = text_of(&v, "reason");
+                t.arg(
+                    "history-denied",
+                    "reason",
+                    &t.get_or(&format!("reason-{reason}"), "reason-other"),
+                )
+            };
+            let basis = t.get_or(
+                &format!("basis-{}", basis_kind.replace('_', "-")),
+                "basis-other",
+            );
+            (what, outcome, basis, chips(&cats, vocabulary, lang))
+        }
+        "consent" => {
+            let change = text_of(&v, "change");
+            let actor = v
+                .get("actor")
+                .and_then(|a| a.get("kind"))
+                .and_then(|k| k.as_str())
+                .unwrap_or("resident");
+            let what = t.get_or(&format!("consent-change-{change}"), "consent-change-other");
+            let basis = t.get_or(&format!("actor-{actor}"), "actor-other");
+            (what, "consent".to_owned(), basis, Vec::new())
+        }
+        _ => return None,
+    };
+    Some(HistoryRow {
+        seq: e.seq,
+        kind: e.kind.clone(),
+        when: tokyo(at, lang),
+        when_iso: tokyo_iso(at),
+        service: service_name(catalogue, &service_id, lang),
+        service_id,
+        purpose: purpose_title(catalogue, &text_of(&v, "service"), &purpose_id, lang),
+        what,
+        outcome,
+        basis,
+        emergency,
+        categories,
+        entry: e.entry.clone(),
+        salt: e.salt.clone(),
+        leaf_hash: e.leaf_hash.clone(),
+        proof: e.proof.clone().unwrap_or_default().join(","),
+        has_proof: e.proof.is_some(),
+    })
+}
+
+/// The most entries one history page shows.
+const HISTORY_LIMIT: u32 = 500;
+
+pub async fn history(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, PortalError> {
+    let me = signed_in(&state, &headers).await?;
+    let catalogue = state.api.services().await?;
+    let vocabulary = state.api.categories().await?;
+    let filter = q
+        .service
+        .filter(|s| catalogue.iter().any(|c| &c.id == s))
+        .unwrap_or_default();
+    let page = state
+        .api
+        .my_log(
+            &me.token,
+            (!filter.is_empty()).then_some(filter.as_str()),
+            None,
+            HISTORY_LIMIT,
+        )
+        .await?;
+    let t = ctx.t;
+    let mut rows: Vec<HistoryRow> = page
+        .entries
+        .iter()
+        .filter_map(|e| history_row(e, &catalogue, &vocabulary, &t))
+        .collect();
+    rows.reverse();
+    let services = catalogue
+        .iter()
+        .map(|s| {
+            (
+                s.id.clone(),
+                ctx.lang.pick(&s.name_ja, &s.name_en).to_owned(),
+            )
+        })
+        .collect();
+    render(&HistoryPage {
+        ctx: ctx.portal("history-title", "/portal/history", true),
+        rows,
+        checkpoint: page.checkpoint,
+        verifier_key: page.verifier_key,
+        more: page.next_after.is_some(),
+        services,
+        filter,
+    })
+}
