@@ -1,7 +1,6 @@
 //! The HTTP API: routes, handlers and the OpenAPI document that describes them.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,13 +9,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    AccessOutcome, AccessRecord, Actor, ConsentChannel, ConsentId, ResidentId, ServiceId,
+    AccessOutcome, AccessRecord, ConsentChannel, ConsentId, ResidentId, ServiceId,
 };
 use renkei_store::AccessQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::auth::{ResidentCaller, SERVICE_TOKEN_SECONDS, ServiceCaller, hash_client_secret};
+use crate::api_identity as id;
+use crate::auth::{ProxyPermission, ResidentCaller, ServiceCaller};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
@@ -31,7 +31,59 @@ pub fn router(hub: Hub) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/problems/{code}", get(problem_type))
-        .route("/oauth/token", post(token))
+        .route(
+            "/.well-known/openid-configuration",
+            get(id::openid_configuration),
+        )
+        .route("/oauth/token", post(id::token))
+        .route(
+            "/oauth/userinfo",
+            get(id::userinfo_get).post(id::userinfo_post),
+        )
+        .route("/oauth/introspect", post(id::introspect))
+        .route("/oauth/revoke", post(id::revoke))
+        .route("/v1/enrolment/challenges", post(id::enrolment_challenge))
+        .route("/v1/enrolment", post(id::enrol))
+        .route("/v1/passkeys/sign-in", post(id::passkey_sign_in_start))
+        .route(
+            "/v1/passkeys/sign-in/{ceremony}",
+            post(id::passkey_sign_in_finish),
+        )
+        .route("/v1/me/passkeys", get(id::my_passkeys))
+        .route(
+            "/v1/me/passkeys/registrations",
+            post(id::passkey_registration_start),
+        )
+        .route(
+            "/v1/me/passkeys/registrations/{ceremony}",
+            post(id::passkey_registration_finish),
+        )
+        .route("/v1/me/passkeys/{id}/remove", post(id::remove_passkey))
+        .route("/v1/me/proxies", get(id::my_proxies).post(id::invite_proxy))
+        .route("/v1/me/proxies/{id}/end", post(id::end_proxy))
+        .route(
+            "/v1/proxy-invitations/{code}/accept",
+            post(id::accept_invitation),
+        )
+        .route("/v1/me/acting-for", get(id::acting_for))
+        .route("/v1/me/acting-for/{id}/session", post(id::proxy_session))
+        .route(
+            "/v1/me/requests",
+            get(id::my_requests).post(id::file_request),
+        )
+        .route("/v1/operator/session", post(id::operator_session))
+        .route("/v1/operator/services", post(id::register_service))
+        .route("/v1/operator/services/{id}/review", get(id::review_service))
+        .route(
+            "/v1/operator/services/{id}/approve",
+            post(id::approve_service),
+        )
+        .route(
+            "/v1/operator/services/{id}/suspend",
+            post(id::suspend_service),
+        )
+        .route("/v1/operator/requests", get(id::operator_requests))
+        .route("/v1/operator/requests/{id}", post(id::answer_request))
         .route("/v1/categories", get(categories))
         .route("/v1/services", get(services))
         .route("/v1/data-requests", post(data_request))
@@ -57,14 +109,14 @@ pub fn router(hub: Hub) -> Router {
 #[openapi(
     info(title = "Renkei hub", description = "Consent-first personal-data linkage hub: consents, brokered data requests, access records."),
     paths(
-        healthz, openapi_json, jwks, token, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
+        healthz, openapi_json, jwks, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
         revoke_consent, my_access_records, my_log, log_checkpoint, log_checkpoint_at, log_key, log_tile, log_inclusion,
         log_consistency, demo_sign_in, problem_type
     ),
     components(schemas(
         Problem, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
         SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
-        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, TokenForm, Health, LogPage, LogEntryView, ProofView
+        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, Health, LogPage, LogEntryView, ProofView
     )),
     modifiers(&BearerAuth)
 )]
@@ -83,14 +135,23 @@ impl utoipa::Modify for BearerAuth {
                 .build(),
         );
         components.add_security_scheme("service", bearer.clone());
-        components.add_security_scheme("resident", bearer);
+        components.add_security_scheme("resident", bearer.clone());
+        components.add_security_scheme("operator", bearer.clone());
+        components.add_security_scheme("user", bearer);
     }
 }
 
 /// This document: the hub's API in OpenAPI 3.1.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "An OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(openapi())
+}
+
+/// The whole API's OpenAPI document: the core and identity.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::api_identity::IdentityApiDoc::openapi());
+    doc
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,14 +201,6 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// The token endpoint's form (RFC 6749 §4.4).
-#[derive(Deserialize, ToSchema)]
-struct TokenForm {
-    grant_type: String,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 struct TokenResponse {
     access_token: String,
@@ -155,50 +208,7 @@ struct TokenResponse {
     expires_in: i64,
 }
 
-/// OAuth 2.0 client credentials: a service trades its id and secret (form fields or HTTP
-/// Basic) for a short-lived bearer token.
-#[utoipa::path(post, path = "/oauth/token", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn token(
-    State(hub): State<Hub>,
-    headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, HubError> {
-    let Form(form) = form.map_err(|r| HubError::Malformed(r.body_text()))?;
-    if form.grant_type != "client_credentials" {
-        return Err(HubError::UnsupportedGrantType(form.grant_type));
-    }
-    let (id, secret) = match (
-        basic_credentials(&headers),
-        form.client_id,
-        form.client_secret,
-    ) {
-        (Some(basic), _, _) => basic,
-        (None, Some(id), Some(secret)) => (id, secret),
-        _ => return Err(HubError::InvalidClient),
-    };
-    let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
-    let stored = hub
-        .store
-        .client_secret_hash(&id)
-        .await?
-        .ok_or(HubError::InvalidClient)?;
-    if stored != hash_client_secret(&secret) {
-        return Err(HubError::InvalidClient);
-    }
-    hub.approved_service(&id)
-        .await
-        .map_err(|_| HubError::InvalidClient)?;
-    let access_token = hub.keys.issue_service_token(&id, Utc::now())?;
-    let body = TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in: SERVICE_TOKEN_SECONDS,
-    };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -298,9 +308,17 @@ async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubE
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json")))]
 async fn data_request(
     State(hub): State<Hub>,
-    ServiceCaller(service): ServiceCaller,
+    caller: ServiceCaller,
     ApiJson(body): ApiJson<DataRequestBody>,
 ) -> Result<Json<DataResponse>, HubError> {
+    let service = caller.service;
+    if let Some(subject) = &caller.on_behalf_of
+        && *subject != body.subject
+    {
+        return Err(HubError::Forbidden(
+            "this access token was issued for another resident".into(),
+        ));
+    }
     hub.check_categories(&body.categories).await?;
     Ok(Json(hub.request_data(&service, body).await?))
 }
@@ -311,7 +329,7 @@ async fn my_consents(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
 ) -> Result<Json<Vec<ConsentView>>, HubError> {
-    Ok(Json(hub.consents(me).await?))
+    Ok(Json(hub.consents(me.resident).await?))
 }
 
 /// Say yes to one purpose of one service (never several at once).
@@ -328,7 +346,12 @@ async fn grant_consent(
     } else {
         ConsentChannel::Portal
     };
-    let granted = hub.grant_consent(me, body, via, Actor::Resident).await?;
+    if let Ok(service) = ServiceId::new(body.service.clone()) {
+        me.require(ProxyPermission::ManageConsents, Some(&service))?;
+    }
+    let granted = hub
+        .grant_consent(me.resident, body, me.channel(via), me.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(granted)).into_response())
 }
 
@@ -340,7 +363,9 @@ async fn my_consent(
     ResidentCaller(me): ResidentCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConsentDetail>, HubError> {
-    Ok(Json(hub.consent_detail(me, consent_id(&id)?).await?))
+    Ok(Json(
+        hub.consent_detail(me.resident, consent_id(&id)?).await?,
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -358,7 +383,7 @@ async fn my_receipt(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReceiptView>, HubError> {
     Ok(Json(ReceiptView {
-        receipt: hub.receipt(me, consent_id(&id)?).await?,
+        receipt: hub.receipt(me.resident, consent_id(&id)?).await?,
     }))
 }
 
@@ -370,10 +395,13 @@ async fn revoke_consent(
     ResidentCaller(me): ResidentCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConsentView>, HubError> {
-    Ok(Json(
-        hub.revoke_consent(me, consent_id(&id)?, Actor::Resident)
-            .await?,
-    ))
+    let id = consent_id(&id)?;
+    if me.proxy.is_some() {
+        let service = hub.consent_detail(me.resident, id).await?.consent.service;
+        let service = ServiceId::new(service).map_err(|e| HubError::Internal(e.to_string()))?;
+        me.require(ProxyPermission::ManageConsents, Some(&service))?;
+    }
+    Ok(Json(hub.revoke_consent(me.resident, id, me.actor()).await?))
 }
 
 fn consent_id(s: &str) -> Result<ConsentId, HubError> {
@@ -452,7 +480,8 @@ async fn my_access_records(
     ResidentCaller(me): ResidentCaller,
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<AccessPage>, HubError> {
-    let query = access_query(me, f)?;
+    me.require(ProxyPermission::ViewHistory, None)?;
+    let query = access_query(me.resident, f)?;
     let limit = query.limit;
     let records: Vec<AccessRecordView> = hub
         .store
@@ -658,7 +687,9 @@ async fn my_log(
     ResidentCaller(me): ResidentCaller,
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<LogPage>, HubError> {
-    let query = access_query(me, f)?;
+    me.require(ProxyPermission::ViewHistory, None)?;
+    let query = access_query(me.resident, f)?;
+    let me = me.resident;
     let checkpoint = hub
         .store
         .latest_checkpoint()

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use renkei_domain::{ResidentId, ServiceId, ServiceSubject};
+use renkei_domain::{
+    Actor, ConsentChannel, ConsentId, OperatorId, ProxyAppointment, ResidentId, ServiceId,
+    ServiceSubject,
+};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_store::Store;
 use serde::{Deserialize, Serialize};
@@ -26,8 +29,13 @@ pub const SERVICE_TOKEN_SECONDS: i64 = 300;
 /// How long a resident's (demo) session token lasts.
 pub const RESIDENT_TOKEN_SECONDS: i64 = 3600;
 
-const SERVICE_AUDIENCE: &str = "renkei:service";
+/// How long a code-flow access token lasts (what it may do is checked on every use).
+pub const USER_TOKEN_SECONDS: i64 = 300;
+
+pub(crate) const SERVICE_AUDIENCE: &str = "renkei:service";
 const RESIDENT_AUDIENCE: &str = "renkei:resident";
+const OPERATOR_AUDIENCE: &str = "renkei:operator";
+pub(crate) const USER_AUDIENCE: &str = "renkei:user";
 
 /// The keys every replica shares (kept in storage, created on first start).
 pub struct HubKeys {
@@ -93,12 +101,12 @@ impl HubKeys {
         service: &ServiceId,
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
-        self.issue(
+        self.issue(&AccessClaims::new(
             service.as_str(),
             SERVICE_AUDIENCE,
             now,
             SERVICE_TOKEN_SECONDS,
-        )
+        ))
     }
 
     pub fn issue_resident_token(
@@ -106,53 +114,123 @@ impl HubKeys {
         resident: ResidentId,
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
-        self.issue(
+        self.issue(&AccessClaims::new(
             &resident.to_string(),
             RESIDENT_AUDIENCE,
             now,
             RESIDENT_TOKEN_SECONDS,
-        )
+        ))
     }
 
-    fn issue(
+    /// A session in which `appointment.proxy` acts for `appointment.resident`.
+    pub fn issue_proxy_token(
         &self,
-        sub: &str,
-        aud: &str,
+        appointment: &ProxyAppointment,
         now: DateTime<Utc>,
-        seconds: i64,
     ) -> Result<String, HubError> {
-        let claims = AccessClaims {
+        let mut claims = AccessClaims::new(
+            &appointment.resident.to_string(),
+            RESIDENT_AUDIENCE,
+            now,
+            RESIDENT_TOKEN_SECONDS,
+        );
+        claims.act = Some(appointment.id.to_string());
+        self.issue(&claims)
+    }
+
+    pub fn issue_operator_token(
+        &self,
+        operator: &OperatorId,
+        now: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        self.issue(&AccessClaims::new(
+            operator.as_str(),
+            OPERATOR_AUDIENCE,
+            now,
+            RESIDENT_TOKEN_SECONDS,
+        ))
+    }
+
+    /// An access token a service holds for one resident after the code flow: bound to the
+    /// consents given on the consent screen and to the code it was issued for.
+    pub fn issue_user_token(
+        &self,
+        grant: &UserGrant,
+        now: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        let mut claims = AccessClaims::new(&grant.subject, USER_AUDIENCE, now, USER_TOKEN_SECONDS);
+        claims.client_id = Some(grant.service.to_string());
+        claims.scope = Some(grant.scope.clone());
+        claims.consents = Some(grant.consents.clone());
+        claims.cid = Some(grant.code_hash.clone());
+        self.issue(&claims)
+    }
+
+    fn issue(&self, claims: &AccessClaims) -> Result<String, HubError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.token_encoding)
+            .map_err(|e| HubError::Internal(format!("token signing: {e}")))
+    }
+
+    /// The claims of a token this hub issued for `aud`, if its signature and times hold.
+    pub(crate) fn check(&self, token: &str, aud: &str) -> Result<AccessClaims, HubError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[aud]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<AccessClaims>(token, &self.token_decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| HubError::Unauthorized)
+    }
+}
+
+/// What a code-flow access token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    pub service: ServiceId,
+    /// The resident's pairwise subject for the service's sector.
+    pub subject: String,
+    pub scope: String,
+    pub consents: Vec<ConsentId>,
+    /// The hash of the authorization code the token was issued for.
+    pub code_hash: String,
+}
+
+/// The claims of every bearer token the hub issues; which optional members are set
+/// depends on the audience.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccessClaims {
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// The proxy appointment a resident session acts under (RFC 8693's `act`, by reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consents: Option<Vec<ConsentId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+}
+
+impl AccessClaims {
+    fn new(sub: &str, aud: &str, now: DateTime<Utc>, seconds: i64) -> Self {
+        Self {
             sub: sub.to_owned(),
             aud: aud.to_owned(),
             iat: now.timestamp(),
             exp: now.timestamp() + seconds,
             jti: uuid::Uuid::new_v4().to_string(),
-        };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.token_encoding,
-        )
-        .map_err(|e| HubError::Internal(format!("token signing: {e}")))
+            act: None,
+            client_id: None,
+            scope: None,
+            consents: None,
+            cid: None,
+        }
     }
-
-    fn check(&self, token: &str, aud: &str) -> Result<String, HubError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[aud]);
-        validation.leeway = 5;
-        jsonwebtoken::decode::<AccessClaims>(token, &self.token_decoding, &validation)
-            .map(|data| data.claims.sub)
-            .map_err(|_| HubError::Unauthorized)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct AccessClaims {
-    sub: String,
-    aud: String,
-    iat: i64,
-    exp: i64,
-    jti: String,
 }
 
 fn random_bytes() -> [u8; 32] {
@@ -188,28 +266,154 @@ fn bearer(parts: &Parts) -> Result<&str, HubError> {
         .ok_or(HubError::Unauthorized)
 }
 
-/// The service a request comes from, proven by its bearer token.
-pub struct ServiceCaller(pub ServiceId);
+/// The service a request comes from, proven by its bearer token: a client-credentials token,
+/// or a code-flow token it holds for one resident (then still active, see
+/// [`Hub::user_token_active`]).
+pub struct ServiceCaller {
+    pub service: ServiceId,
+    /// For a code-flow token: the resident's pairwise subject it was issued for.
+    pub on_behalf_of: Option<String>,
+}
 
 impl FromRequestParts<Hub> for ServiceCaller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        let sub = hub.keys.check(bearer(parts)?, SERVICE_AUDIENCE)?;
-        ServiceId::new(sub)
-            .map(Self)
-            .map_err(|_| HubError::Unauthorized)
+        let token = bearer(parts)?;
+        if let Ok(claims) = hub.keys.check(token, SERVICE_AUDIENCE) {
+            // One indexed read: a token the service revoked (RFC 7009) stops at once.
+            if hub.store.token_revoked(&claims.jti, None).await? {
+                return Err(HubError::TokenInactive);
+            }
+            let service = ServiceId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
+            return Ok(Self {
+                service,
+                on_behalf_of: None,
+            });
+        }
+        let claims = hub.keys.check(token, USER_AUDIENCE)?;
+        let grant = hub.user_token_active(&claims).await?;
+        Ok(Self {
+            service: grant.service,
+            on_behalf_of: Some(grant.subject),
+        })
     }
 }
 
-/// The resident a request comes from, proven by their bearer token.
-pub struct ResidentCaller(pub ResidentId);
+/// What a proxy may be asked to do; residents themselves may do all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyPermission {
+    ManageConsents,
+    ViewHistory,
+    FileRequests,
+    /// Passkeys and proxy appointments: never delegated.
+    ManageAccount,
+}
+
+/// A signed-in resident, or a proxy acting for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResidentSession {
+    /// Whose data and consents the session acts on.
+    pub resident: ResidentId,
+    /// Set when a proxy acts for the resident; still active when the session was checked.
+    pub proxy: Option<ProxyAppointment>,
+}
+
+impl ResidentSession {
+    pub fn resident(resident: ResidentId) -> Self {
+        Self {
+            resident,
+            proxy: None,
+        }
+    }
+
+    /// Who is acting, as consent records and access records name them.
+    pub fn actor(&self) -> Actor {
+        match &self.proxy {
+            Some(a) => Actor::Proxy { proxy: a.proxy },
+            None => Actor::Resident,
+        }
+    }
+
+    /// The channel a consent given in this session came through.
+    pub fn channel(&self, own: ConsentChannel) -> ConsentChannel {
+        if self.proxy.is_some() {
+            ConsentChannel::Proxy
+        } else {
+            own
+        }
+    }
+
+    /// Refuses what the resident did not entrust to their proxy.
+    pub fn require(
+        &self,
+        permission: ProxyPermission,
+        service: Option<&ServiceId>,
+    ) -> Result<(), HubError> {
+        let Some(appointment) = &self.proxy else {
+            return Ok(());
+        };
+        let scope = &appointment.scope;
+        let allowed = match permission {
+            ProxyPermission::ManageConsents => scope.manage_consents,
+            ProxyPermission::ViewHistory => scope.view_history,
+            ProxyPermission::FileRequests => scope.file_requests,
+            ProxyPermission::ManageAccount => false,
+        } && service.is_none_or(|s| scope.covers_service(s));
+        if allowed {
+            Ok(())
+        } else {
+            Err(HubError::Forbidden(
+                "the resident did not entrust this to their proxy".into(),
+            ))
+        }
+    }
+}
+
+impl Hub {
+    /// The session a resident token stands for. A proxy's session ends the moment the
+    /// resident ends the appointment.
+    pub async fn resident_session(&self, token: &str) -> Result<ResidentSession, HubError> {
+        let claims = self.keys.check(token, RESIDENT_AUDIENCE)?;
+        let resident: ResidentId = claims.sub.parse().map_err(|_| HubError::Unauthorized)?;
+        let Some(act) = claims.act else {
+            return Ok(ResidentSession::resident(resident));
+        };
+        let id = act.parse().map_err(|_| HubError::Unauthorized)?;
+        match self.store.proxy_appointment(id).await? {
+            Some(a) if a.is_active() && a.resident == resident => Ok(ResidentSession {
+                resident,
+                proxy: Some(a),
+            }),
+            _ => Err(HubError::TokenInactive),
+        }
+    }
+
+    /// The operator an operator token stands for.
+    pub async fn operator_session(&self, token: &str) -> Result<OperatorId, HubError> {
+        let claims = self.keys.check(token, OPERATOR_AUDIENCE)?;
+        OperatorId::new(claims.sub).map_err(|_| HubError::Unauthorized)
+    }
+}
+
+/// The resident a request comes from (or a proxy acting for them), proven by their bearer token.
+pub struct ResidentCaller(pub ResidentSession);
 
 impl FromRequestParts<Hub> for ResidentCaller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        let sub = hub.keys.check(bearer(parts)?, RESIDENT_AUDIENCE)?;
-        sub.parse().map(Self).map_err(|_| HubError::Unauthorized)
+        hub.resident_session(bearer(parts)?).await.map(Self)
+    }
+}
+
+/// A city operator, proven by their bearer token.
+pub struct OperatorCaller(pub OperatorId);
+
+impl FromRequestParts<Hub> for OperatorCaller {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
+        hub.operator_session(bearer(parts)?).await.map(Self)
     }
 }

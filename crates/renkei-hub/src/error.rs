@@ -44,6 +44,26 @@ pub enum HubError {
     },
     #[error("this endpoint exists only in demo mode")]
     DemoOnly,
+    #[error("{0}")]
+    Forbidden(String),
+    /// An OAuth 2.0 error (RFC 6749 §5.2): `error` is the registered code.
+    #[error("{description}")]
+    OAuth {
+        error: &'static str,
+        description: String,
+    },
+    /// The bearer token was revoked, or a consent it was issued under no longer holds.
+    #[error("the token is no longer active")]
+    TokenInactive,
+    #[error("enrolment refused: {detail}")]
+    EnrolmentRefused {
+        reason: &'static str,
+        detail: String,
+    },
+    #[error("passkey refused: {0}")]
+    PasskeyRefused(String),
+    #[error("passkeys need the hub's issuer to be a domain name, not `{0}`")]
+    PasskeysUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,6 +82,22 @@ impl From<StoreError> for HubError {
 }
 
 impl HubError {
+    /// An OAuth `invalid_request` with what was wrong.
+    pub fn oauth_request(description: impl Into<String>) -> Self {
+        Self::OAuth {
+            error: "invalid_request",
+            description: description.into(),
+        }
+    }
+
+    /// An OAuth `invalid_grant`: the code, its verifier or its redirect URI does not hold.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::OAuth {
+            error: "invalid_grant",
+            description: description.into(),
+        }
+    }
+
     pub fn to_problem(&self) -> Problem {
         use StatusCode as S;
         match self {
@@ -73,13 +109,15 @@ impl HubError {
             }
             Self::InvalidClient => {
                 Problem::new(S::UNAUTHORIZED, "invalid-client", "Invalid client")
+                    .extra(serde_json::json!({ "error": "invalid_client" }))
             }
             Self::UnsupportedGrantType(_) => Problem::new(
                 S::BAD_REQUEST,
                 "unsupported-grant-type",
                 "Unsupported grant type",
             )
-            .detail(self.to_string()),
+            .detail(self.to_string())
+            .extra(serde_json::json!({ "error": "unsupported_grant_type" })),
             Self::NotFound(_) => {
                 Problem::new(S::NOT_FOUND, "not-found", "Not found").detail(self.to_string())
             }
@@ -121,6 +159,36 @@ impl HubError {
             }
             Self::DemoOnly => {
                 Problem::new(S::NOT_FOUND, "demo-only", "Demo mode only").detail(self.to_string())
+            }
+            Self::Forbidden(msg) => {
+                Problem::new(S::FORBIDDEN, "forbidden", "Forbidden").detail(msg)
+            }
+            Self::OAuth { error, description } => {
+                let status = if *error == "invalid_client" {
+                    S::UNAUTHORIZED
+                } else {
+                    S::BAD_REQUEST
+                };
+                Problem::new(status, "oauth-error", "OAuth error")
+                    .detail(description)
+                    .extra(serde_json::json!({ "error": error, "error_description": description }))
+            }
+            Self::TokenInactive => {
+                Problem::new(S::UNAUTHORIZED, "token-inactive", "Token no longer active")
+                    .detail(self.to_string())
+            }
+            Self::EnrolmentRefused { reason, .. } => {
+                Problem::new(S::FORBIDDEN, "enrolment-refused", "Enrolment refused")
+                    .detail(self.to_string())
+                    .extra(serde_json::json!({ "reason": reason }))
+            }
+            Self::PasskeyRefused(_) => {
+                Problem::new(S::FORBIDDEN, "passkey-refused", "Passkey refused")
+                    .detail(self.to_string())
+            }
+            Self::PasskeysUnavailable(_) => {
+                Problem::new(S::FORBIDDEN, "passkeys-unavailable", "Passkeys unavailable")
+                    .detail(self.to_string())
             }
             Self::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")

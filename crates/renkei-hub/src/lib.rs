@@ -7,12 +7,17 @@
 //! `renkei_domain::decide`), or invent wire formats (those are `renkei-protocol`). It never
 //! keeps or logs a provider's payload: it relays ciphertext.
 
+pub mod accounts;
 pub mod api;
+mod api_identity;
 pub mod auth;
 pub mod broker;
 pub mod consents;
+pub mod enrolment;
 mod error;
 pub mod log;
+pub mod oidc;
+pub mod passkeys;
 pub mod problem;
 mod state;
 pub mod webhooks;

@@ -87,13 +87,37 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     (
         "unsupported-grant-type",
-        "The token endpoint only issues tokens for the client_credentials grant here.",
+        "The token endpoint issues tokens for the authorization_code and client_credentials grants only.",
     ),
     (
         "not-found",
         "The named thing does not exist, or is not yours to see.",
     ),
     ("unknown-service", "No service with this id is registered."),
+    (
+        "forbidden",
+        "You are signed in, but may not do this: a proxy acting outside the scope the resident set, or a resident on an operator's page.",
+    ),
+    (
+        "oauth-error",
+        "An OAuth 2.0 or OpenID Connect request failed; the `error` member holds the RFC 6749 error code (invalid_request, invalid_grant, invalid_scope, ...).",
+    ),
+    (
+        "token-inactive",
+        "The token was revoked, its service was suspended, or a consent it was issued under was revoked or expired.",
+    ),
+    (
+        "enrolment-refused",
+        "The certificate or the signature over the challenge was not accepted; the `reason` member says why (unknown-issuer, expired, revoked, bad-signature, ...).",
+    ),
+    (
+        "passkey-refused",
+        "The passkey response did not verify: unknown credential, a ceremony that expired or was already finished, or a replayed assertion.",
+    ),
+    (
+        "passkeys-unavailable",
+        "Passkeys need the hub's issuer URL to name a domain (WebAuthn relying-party id), and it does not.",
+    ),
     (
         "unknown-purpose",
         "The service declared no purpose with this id.",

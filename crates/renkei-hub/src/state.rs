@@ -25,6 +25,8 @@ pub struct HubConfig {
     pub provider_timeout: Duration,
     /// Lifetime of a grant (at most 60 s).
     pub grant_lifetime: Duration,
+    /// The roots (and CRLs) enrolment certificates must chain to; enrolment is off without.
+    pub trust_anchors: Option<Arc<renkei_identity::TrustAnchors>>,
 }
 
 impl HubConfig {
@@ -34,6 +36,7 @@ impl HubConfig {
             demo_mode: false,
             provider_timeout: Duration::from_secs(3),
             grant_lifetime: Duration::from_secs(30),
+            trust_anchors: None,
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct HubInner {
     pub(crate) decisions: DecisionBatcher,
     /// Woken when a webhook message is written, so it goes out at once.
     pub(crate) outbox_written: Arc<Notify>,
+    /// The WebAuthn relying party, or the issuer that cannot be one (not a domain name).
+    pub(crate) webauthn: Result<webauthn_rs::Webauthn, String>,
     /// The category vocabulary as last read; reread whenever a name is not in it.
     vocabulary: RwLock<BTreeSet<CategoryId>>,
 }
@@ -74,10 +79,12 @@ impl Hub {
         let decisions = DecisionBatcher::start(store.clone());
         let outbox_written = Arc::new(Notify::new());
         let vocabulary = RwLock::new(BTreeSet::new());
+        let webauthn = crate::passkeys::relying_party(&config.issuer);
         let hub = Self(Arc::new(HubInner {
             config,
             store,
             keys,
+            webauthn,
             http,
             decisions,
             outbox_written,

@@ -67,7 +67,7 @@ pub struct AuthorizationCodeRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First redemption, before expiry: the caller may issue tokens.
-    Redeemed(AuthorizationCodeRecord),
+    Redeemed(Box<AuthorizationCodeRecord>),
     /// Redeemed before: storage has now revoked the tokens issued for it (RFC 6749 §4.1.2).
     Reused,
     Expired,

@@ -550,7 +550,7 @@ macro_rules! impl_identity_store {
                         .bind(code_hash)
                         .execute(&mut *tx)
                         .await?;
-                    CodeRedemption::Redeemed(row.into_domain()?)
+                    CodeRedemption::Redeemed(Box::new(row.into_domain()?))
                 };
                 tx.commit().await?;
                 Ok(outcome)

@@ -280,6 +280,13 @@ pub struct Town {
     pub bob: ResidentId,
     /// Has data only at the clinic.
     pub carol: ResidentId,
+    /// The town's stand-in for JPKI: the hub's enrolment trust anchor.
+    pub dev_ca: renkei_identity::DevCa,
+}
+
+/// Where the town's services get residents back after sign-in.
+pub fn redirect_uri(service: &ServiceId) -> String {
+    format!("https://{service}.example/callback")
 }
 
 pub fn cat(s: &str) -> CategoryId {
@@ -473,6 +480,15 @@ impl Town {
                 status: ServiceStatus::Approved,
             };
             store.put_service(&service, &hash).await.unwrap();
+            store
+                .put_service_client(&renkei_domain::ServiceClient {
+                    service: service.id.clone(),
+                    redirect_uris: vec![redirect_uri(&service.id)],
+                    privacy_impact: Default::default(),
+                    registered_at: now,
+                })
+                .await
+                .unwrap();
             services.push(TownService {
                 id: service.id,
                 sector: sector.to_owned(),
@@ -526,7 +542,14 @@ impl Town {
             }
         }
 
+        let dev_ca =
+            renkei_identity::DevCa::generate(renkei_identity::KeyAlgorithm::EcdsaP256).unwrap();
+        let anchors = renkei_identity::TrustAnchors::new(&[dev_ca.root_der()])
+            .unwrap()
+            .with_crls(&[dev_ca.crl_der().unwrap()])
+            .unwrap();
         let mut config = HubConfig::new(ISSUER);
+        config.trust_anchors = Some(Arc::new(anchors));
         config.demo_mode = options.demo_mode;
         config.provider_timeout = options.provider_timeout;
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
@@ -643,6 +666,7 @@ impl Town {
             alice,
             bob,
             carol,
+            dev_ca,
         }
     }
 

@@ -1,0 +1,455 @@
+//! The people around a resident's data: proxies (代理人) a resident appoints, operators who
+//! register, approve and suspend services, and the disclosure, correction, deletion and
+//! suspension requests (開示・訂正・削除・利用停止) residents file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use renkei_domain::review::{self, RiskFlag};
+use renkei_domain::{
+    CategoryId, LegalBasis, LocalizedText, Operator, OperatorId, ProxyAppointment, ProxyId,
+    ProxyScope, PurposeId, ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
+    ResidentRequestStatus, Service, ServiceClient, ServiceId, ServiceStatus,
+};
+use renkei_store::{Ceremony, PurposeDraft};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{ProxyPermission, ResidentSession, new_client_secret};
+use crate::{Hub, HubError};
+
+/// How long a proxy invitation waits to be accepted.
+pub const INVITATION_HOURS: i64 = 72;
+const INVITATION: &str = "proxy-invitation";
+
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// What a resident asks of a new proxy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProxyInvitationBody {
+    /// What the resident calls them ("娘", "窓口 田中").
+    pub label: String,
+    #[schema(value_type = Object)]
+    pub scope: ProxyScope,
+}
+
+/// A one-time code the resident hands to the person they appoint.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProxyInvitation {
+    pub code: uuid::Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingAppointment {
+    resident: ResidentId,
+    label: String,
+    scope: ProxyScope,
+}
+
+/// A service as an operator registers it, with its OpenID client and purposes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceRegistration {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    /// Services of one sector share pairwise subjects.
+    pub sector: String,
+    /// X25519 public key, base64url (32 bytes): providers encrypt to it.
+    pub hpke_public_key: String,
+    pub webhook_url: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub purposes: Vec<PurposeDeclaration>,
+    /// Privacy-impact answers, question id → answer.
+    #[serde(default)]
+    pub privacy_impact: BTreeMap<String, String>,
+}
+
+/// One purpose as a service declares it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PurposeDeclaration {
+    pub id: String,
+    pub title_ja: String,
+    pub title_en: String,
+    pub description_ja: String,
+    pub description_en: String,
+    pub categories: Vec<String>,
+    pub retention_days: u32,
+    #[schema(value_type = String)]
+    pub legal_basis: LegalBasis,
+}
+
+/// A registered service and, once, its client secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisteredService {
+    pub id: String,
+    pub status: String,
+    /// Shown once; the hub keeps only its hash.
+    pub client_secret: String,
+}
+
+/// A resident's request as filed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResidentRequestBody {
+    /// `disclosure`, `correction`, `deletion` or `suspension`.
+    pub kind: String,
+    /// The service it concerns; none for the hub itself.
+    pub service: Option<String>,
+    pub details: String,
+}
+
+fn malformed(e: impl std::fmt::Display) -> HubError {
+    HubError::Malformed(e.to_string())
+}
+
+impl Hub {
+    // --- proxies ---
+
+    /// A resident (never a proxy) invites someone to act for them.
+    pub async fn invite_proxy(
+        &self,
+        session: &ResidentSession,
+        body: ProxyInvitationBody,
+    ) -> Result<ProxyInvitation, HubError> {
+        session.require(ProxyPermission::ManageAccount, None)?;
+        let label = body.label.trim().to_owned();
+        if label.is_empty() || label.chars().count() > 64 {
+            return Err(HubError::Malformed(
+                "`label` must be 1 to 64 characters".into(),
+            ));
+        }
+        let code = uuid::Uuid::new_v4();
+        let expires_at = now_ms() + TimeDelta::hours(INVITATION_HOURS);
+        let pending = PendingAppointment {
+            resident: session.resident,
+            label,
+            scope: body.scope,
+        };
+        let state = serde_json::to_value(&pending)
+            .map_err(|e| HubError::Internal(format!("invitation: {e}")))?;
+        self.store
+            .put_ceremony(
+                code,
+                INVITATION,
+                &Ceremony {
+                    resident: Some(session.resident),
+                    state,
+                },
+                expires_at,
+            )
+            .await?;
+        Ok(ProxyInvitation { code, expires_at })
+    }
+
+    /// The invited person, signed in as themselves, accepts: the appointment starts.
+    pub async fn accept_proxy_invitation(
+        &self,
+        proxy: &ResidentSession,
+        code: uuid::Uuid,
+    ) -> Result<ProxyAppointment, HubError> {
+        proxy.require(ProxyPermission::ManageAccount, None)?;
+        let ceremony = self
+            .store
+            .take_ceremony(code, INVITATION, Utc::now())
+            .await?
+            .ok_or_else(|| HubError::NotFound("proxy invitation (used or expired)".into()))?;
+        let pending: PendingAppointment = serde_json::from_value(ceremony.state)
+            .map_err(|e| HubError::Internal(format!("invitation: {e}")))?;
+        if pending.resident == proxy.resident {
+            return Err(HubError::Malformed(
+                "a resident cannot be their own proxy".into(),
+            ));
+        }
+        let appointment = ProxyAppointment {
+            id: ProxyId::from_uuid(uuid::Uuid::new_v4()),
+            resident: pending.resident,
+            proxy: proxy.resident,
+            label: pending.label,
+            scope: pending.scope,
+            appointed_at: now_ms(),
+            ended_at: None,
+        };
+        self.store.appoint_proxy(&appointment).await?;
+        Ok(appointment)
+    }
+
+    /// The appointments a resident made, ended ones too.
+    pub async fn proxies(
+        &self,
+        session: &ResidentSession,
+    ) -> Result<Vec<ProxyAppointment>, HubError> {
+        session.require(ProxyPermission::ManageAccount, None)?;
+        Ok(self.store.proxies_of(session.resident).await?)
+    }
+
+    /// The residents someone may act for.
+    pub async fn acting_for(&self, proxy: ResidentId) -> Result<Vec<ProxyAppointment>, HubError> {
+        Ok(self.store.proxy_for(proxy).await?)
+    }
+
+    /// A session token in which `proxy` acts for the resident of `appointment`.
+    pub async fn proxy_session_token(
+        &self,
+        proxy: &ResidentSession,
+        appointment: ProxyId,
+    ) -> Result<String, HubError> {
+        proxy.require(ProxyPermission::ManageAccount, None)?;
+        match self.store.proxy_appointment(appointment).await? {
+            Some(a) if a.is_active() && a.proxy == proxy.resident => {
+                self.keys.issue_proxy_token(&a, Utc::now())
+            }
+            _ => Err(HubError::NotFound(format!(
+                "proxy appointment `{appointment}`"
+            ))),
+        }
+    }
+
+    /// Ends an appointment at once: the proxy's sessions stop working with it.
+    pub async fn end_proxy(
+        &self,
+        session: &ResidentSession,
+        id: ProxyId,
+    ) -> Result<ProxyAppointment, HubError> {
+        session.require(ProxyPermission::ManageAccount, None)?;
+        Ok(self.store.end_proxy(session.resident, id, now_ms()).await?)
+    }
+
+    // --- resident requests ---
+
+    pub async fn file_request(
+        &self,
+        session: &ResidentSession,
+        body: ResidentRequestBody,
+    ) -> Result<ResidentRequest, HubError> {
+        let kind = ResidentRequestKind::parse(&body.kind).ok_or_else(|| {
+            HubError::Malformed(format!(
+                "`kind` must be disclosure, correction, deletion or suspension, not `{}`",
+                body.kind
+            ))
+        })?;
+        let service = body
+            .service
+            .map(ServiceId::new)
+            .transpose()
+            .map_err(malformed)?;
+        session.require(ProxyPermission::FileRequests, service.as_ref())?;
+        if let Some(s) = &service
+            && self.store.service(s).await?.is_none()
+        {
+            return Err(HubError::UnknownService(s.to_string()));
+        }
+        let details = body.details.trim().to_owned();
+        if details.chars().count() > 2000 {
+            return Err(HubError::Malformed(
+                "`details` must be at most 2000 characters".into(),
+            ));
+        }
+        let now = now_ms();
+        let request = ResidentRequest {
+            id: ResidentRequestId::from_uuid(uuid::Uuid::new_v4()),
+            resident: session.resident,
+            kind,
+            service,
+            details,
+            status: ResidentRequestStatus::Received,
+            filed_by: session.actor(),
+            filed_at: now,
+            updated_at: now,
+            response: None,
+        };
+        self.store.file_request(&request).await?;
+        Ok(request)
+    }
+
+    pub async fn requests_of(
+        &self,
+        session: &ResidentSession,
+    ) -> Result<Vec<ResidentRequest>, HubError> {
+        session.require(ProxyPermission::FileRequests, None)?;
+        Ok(self.store.requests_of(session.resident).await?)
+    }
+
+    /// An operator answers a request.
+    pub async fn answer_request(
+        &self,
+        _operator: &OperatorId,
+        id: ResidentRequestId,
+        status: ResidentRequestStatus,
+        response: Option<&str>,
+    ) -> Result<ResidentRequest, HubError> {
+        Ok(self
+            .store
+            .update_request(id, status, response, now_ms())
+            .await?)
+    }
+
+    // --- operators and services ---
+
+    /// The operator account of an enrolled identity, if it has one.
+    pub async fn operator_of(&self, identity: ResidentId) -> Result<Option<Operator>, HubError> {
+        Ok(self.store.operator_by_identity(identity).await?)
+    }
+
+    /// An operator token for a signed-in identity that is an operator.
+    pub async fn operator_token(&self, identity: &ResidentSession) -> Result<String, HubError> {
+        identity.require(ProxyPermission::ManageAccount, None)?;
+        let operator = self
+            .operator_of(identity.resident)
+            .await?
+            .ok_or_else(|| HubError::Forbidden("this identity is not an operator".into()))?;
+        self.keys.issue_operator_token(&operator.id, Utc::now())
+    }
+
+    /// Registers a service as pending review; returns its client secret, once.
+    pub async fn register_service(
+        &self,
+        _operator: &OperatorId,
+        registration: ServiceRegistration,
+    ) -> Result<RegisteredService, HubError> {
+        let id = ServiceId::new(registration.id).map_err(malformed)?;
+        if self.store.service(&id).await?.is_some() {
+            return Err(HubError::Malformed(format!(
+                "service `{id}` is already registered"
+            )));
+        }
+        for uri in &registration.redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        if registration.purposes.is_empty() {
+            return Err(HubError::Malformed(
+                "a service declares at least one purpose".into(),
+            ));
+        }
+        let mut drafts = Vec::new();
+        for p in registration.purposes {
+            let categories = p
+                .categories
+                .into_iter()
+                .map(CategoryId::new)
+                .collect::<Result<BTreeSet<_>, _>>()
+                .map_err(malformed)?;
+            self.check_categories(&categories.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+                .await?;
+            drafts.push(PurposeDraft {
+                service: id.clone(),
+                id: PurposeId::new(p.id).map_err(malformed)?,
+                title: LocalizedText::new(p.title_ja, p.title_en),
+                description: LocalizedText::new(p.description_ja, p.description_en),
+                categories,
+                retention_days: p.retention_days,
+                legal_basis: p.legal_basis,
+            });
+        }
+        let service = Service {
+            id: id.clone(),
+            name: LocalizedText::new(registration.name_ja, registration.name_en),
+            sector: registration.sector,
+            hpke_public_key: registration.hpke_public_key,
+            webhook_url: registration.webhook_url,
+            status: ServiceStatus::Pending,
+        };
+        let (secret, hash) = new_client_secret();
+        self.store.put_service(&service, &hash).await?;
+        let now = now_ms();
+        for draft in &drafts {
+            self.store.publish_purpose(draft, now).await?;
+        }
+        self.store
+            .put_service_client(&ServiceClient {
+                service: id.clone(),
+                redirect_uris: registration.redirect_uris,
+                privacy_impact: registration.privacy_impact,
+                registered_at: now,
+            })
+            .await?;
+        Ok(RegisteredService {
+            id: id.to_string(),
+            status: ServiceStatus::Pending.as_str().to_owned(),
+            client_secret: secret,
+        })
+    }
+
+    /// The approval checklist of a service: the risks an operator must confirm.
+    pub async fn review_service(&self, id: &ServiceId) -> Result<Vec<RiskFlag>, HubError> {
+        self.store
+            .service(id)
+            .await?
+            .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
+        let purposes = self.store.purposes(id).await?;
+        let vocabulary = self.store.categories().await?;
+        Ok(review::review(&purposes, &vocabulary))
+    }
+
+    /// Approves a service once every flagged risk is acknowledged (by its key).
+    pub async fn approve_service(
+        &self,
+        _operator: &OperatorId,
+        id: &ServiceId,
+        acknowledged: &BTreeSet<String>,
+    ) -> Result<(), HubError> {
+        let flags = self.review_service(id).await?;
+        let open = review::unacknowledged(&flags, acknowledged);
+        if !open.is_empty() {
+            let keys: Vec<String> = open.iter().map(|f| f.key()).collect();
+            return Err(HubError::Forbidden(format!(
+                "confirm every flagged risk before approval: {}",
+                keys.join(", ")
+            )));
+        }
+        self.store
+            .set_service_status(id, ServiceStatus::Approved)
+            .await?;
+        Ok(())
+    }
+
+    /// Suspends a service: its tokens, codes and data requests stop at once, because
+    /// every one of them reads the service's status from storage.
+    pub async fn suspend_service(
+        &self,
+        _operator: &OperatorId,
+        id: &ServiceId,
+    ) -> Result<(), HubError> {
+        self.store
+            .set_service_status(id, ServiceStatus::Suspended)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds an operator account for an enrolled identity (the `renkei operator add` command).
+    pub async fn add_operator(
+        &self,
+        id: OperatorId,
+        name: String,
+        identity: ResidentId,
+    ) -> Result<Operator, HubError> {
+        if !self.store.resident_exists(identity).await? {
+            return Err(HubError::NotFound(format!("identity `{identity}`")));
+        }
+        let operator = Operator {
+            id,
+            name,
+            identity,
+            added_at: now_ms(),
+        };
+        self.store.put_operator(&operator).await?;
+        Ok(operator)
+    }
+}
+
+/// Redirect URIs are absolute, without fragment, and https unless they point at this machine.
+fn check_redirect_uri(uri: &str) -> Result<(), HubError> {
+    let parsed = webauthn_rs::prelude::Url::parse(uri)
+        .map_err(|_| HubError::Malformed(format!("redirect URI `{uri}` is not an absolute URL")))?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if parsed.fragment().is_some()
+        || !(parsed.scheme() == "https" || (parsed.scheme() == "http" && local))
+    {
+        return Err(HubError::Malformed(format!(
+            "redirect URI `{uri}` must be https (or http on localhost) without a fragment"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! The HTTP API of identity: OpenID Connect endpoints, enrolment, passkeys, proxies,
+//! resident requests and the operators' service registry. Routes are listed in `api.rs`'s
+//! router; the handlers and their OpenAPI descriptions live here.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use renkei_domain::{
+    ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestStatus, ServiceId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+use crate::accounts::{
+    ProxyInvitation, ProxyInvitationBody, PurposeDeclaration, RegisteredService,
+    ResidentRequestBody, ServiceRegistration,
+};
+use crate::auth::{
+    OperatorCaller, ProxyPermission, RESIDENT_TOKEN_SECONDS, ResidentCaller, SERVICE_TOKEN_SECONDS,
+    hash_client_secret,
+};
+use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
+use crate::oidc::{CodeTokens, Introspection};
+use crate::passkeys::PasskeyView;
+use crate::problem::{ApiJson, ApiPath, Problem};
+use crate::{Hub, HubError};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        openid_configuration,
+        token,
+        userinfo_get,
+        userinfo_post,
+        introspect,
+        revoke,
+        enrolment_challenge,
+        enrol,
+        passkey_sign_in_start,
+        passkey_sign_in_finish,
+        my_passkeys,
+        passkey_registration_start,
+        passkey_registration_finish,
+        remove_passkey,
+        invite_proxy,
+        my_proxies,
+        end_proxy,
+        accept_invitation,
+        acting_for,
+        proxy_session,
+        my_requests,
+        file_request,
+        operator_session,
+        register_service,
+        review_service,
+        approve_service,
+        suspend_service,
+        operator_requests,
+        answer_request
+    ),
+    components(schemas(
+        OAuthForm,
+        TokenResponse,
+        CodeTokens,
+        Introspection,
+        TokenForm,
+        EnrolmentChallenge,
+        EnrolmentBody,
+        SessionToken,
+        PasskeyView,
+        PasskeyFinish,
+        ProxyInvitationBody,
+        ProxyInvitation,
+        AppointmentView,
+        ResidentRequestBody,
+        RequestView,
+        ServiceRegistration,
+        PurposeDeclaration,
+        RegisteredService,
+        RiskView,
+        Approval,
+        RequestAnswer
+    ))
+)]
+pub struct IdentityApiDoc;
+
+const PROBLEM: &str = "application/problem+json";
+
+fn no_store(body: impl Serialize) -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(serde_json::to_value(body).unwrap_or_default()),
+    )
+        .into_response()
+}
+
+// --- OAuth 2.0 / OpenID Connect ---
+
+/// OpenID Provider metadata (OpenID Connect Discovery 1.0).
+#[utoipa::path(get, path = "/.well-known/openid-configuration", responses((status = 200, body = Object)))]
+pub(crate) async fn openid_configuration(State(hub): State<Hub>) -> Json<serde_json::Value> {
+    Json(hub.openid_configuration())
+}
+
+/// The token endpoint's form (RFC 6749 §4.1.3 and §4.4).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct OAuthForm {
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// Checks a client's credentials (HTTP Basic or form fields); the service must be approved.
+async fn authenticate_client(
+    hub: &Hub,
+    headers: &HeaderMap,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+) -> Result<ServiceId, HubError> {
+    let (id, secret) = match (
+        crate::api::basic_credentials(headers),
+        client_id,
+        client_secret,
+    ) {
+        (Some(basic), _, _) => basic,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => return Err(HubError::InvalidClient),
+    };
+    let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
+    let stored = hub
+        .store
+        .client_secret_hash(&id)
+        .await?
+        .ok_or(HubError::InvalidClient)?;
+    if stored != hash_client_secret(&secret) {
+        return Err(HubError::InvalidClient);
+    }
+    hub.approved_service(&id)
+        .await
+        .map_err(|_| HubError::InvalidClient)?;
+    Ok(id)
+}
+
+/// OAuth 2.0 token endpoint: `client_credentials` (a service's own token) or
+/// `authorization_code` with its PKCE verifier (tokens for one resident, and an ID token).
+#[utoipa::path(post, path = "/oauth/token", request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = CodeTokens), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn token(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    form: Result<Form<OAuthForm>, FormRejection>,
+) -> Result<Response, HubError> {
+    let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
+    match form.grant_type.as_str() {
+        "client_credentials" => {
+            let id =
+                authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+            let access_token = hub.keys.issue_service_token(&id, Utc::now())?;
+            Ok(no_store(TokenResponse {
+                access_token,
+                token_type: "Bearer".into(),
+                expires_in: SERVICE_TOKEN_SECONDS,
+            }))
+        }
+        "authorization_code" => {
+            let id =
+                authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+            let tokens = hub
+                .redeem_code(
+                    &id,
+                    form.code.as_deref(),
+                    form.redirect_uri.as_deref(),
+                    form.code_verifier.as_deref(),
+                )
+                .await?;
+            Ok(no_store(tokens))
+        }
+        other => Err(HubError::UnsupportedGrantType(other.to_owned())),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, HubError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(HubError::Unauthorized)
+}
+
+/// OpenID Connect userinfo: `sub`, and the verified name only if the resident shared it.
+#[utoipa::path(get, path = "/oauth/userinfo", security(("user" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn userinfo_get(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, HubError> {
+    Ok(Json(hub.userinfo(bearer(&headers)?).await?))
+}
+
+/// The same as `GET /oauth/userinfo`.
+#[utoipa::path(post, path = "/oauth/userinfo", security(("user" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn userinfo_post(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, HubError> {
+    Ok(Json(hub.userinfo(bearer(&headers)?).await?))
+}
+
+/// Introspection and revocation forms (RFC 7662, RFC 7009).
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct TokenForm {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 7662 token introspection, for the service that holds the token.
+#[utoipa::path(post, path = "/oauth/introspect", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = Introspection), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn introspect(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, HubError> {
+    let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
+    let _ = form.token_type_hint;
+    let caller = authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+    Ok(no_store(hub.introspect(&caller, &form.token).await?))
+}
+
+/// RFC 7009 token revocation: the token stops working at once.
+#[utoipa::path(post, path = "/oauth/revoke", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn revoke(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, HubError> {
+    let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
+    let caller = authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+    hub.revoke_token(&caller, &form.token).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+// --- enrolment and passkeys ---
+
+/// A session token for the portal or an app acting for the resident.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct SessionToken {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    /// Set by enrolment: `false` when this certificate enrolled before (same resident).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_resident: Option<bool>,
+}
+
+fn session_token(access_token: String, new_resident: Option<bool>) -> Response {
+    no_store(SessionToken {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: RESIDENT_TOKEN_SECONDS,
+        new_resident,
+    })
+}
+
+/// A fresh challenge to sign with the certificate's key (single use, 5 minutes).
+#[utoipa::path(post, path = "/v1/enrolment/challenges",
+    responses((status = 201, body = EnrolmentChallenge), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn enrolment_challenge(State(hub): State<Hub>) -> Result<Response, HubError> {
+    Ok((
+        StatusCode::CREATED,
+        no_store(hub.enrolment_challenge().await?),
+    )
+        .into_response())
+}
+
+/// Enrol with a certificate chaining to the city's trust anchor and a signature over a
+/// challenge; answers a resident session. Enrolling again with the same card is how a
+/// resident who lost every passkey gets back in.
+#[utoipa::path(post, path = "/v1/enrolment", request_body = EnrolmentBody,
+    responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn enrol(
+    State(hub): State<Hub>,
+    ApiJson(body): ApiJson<EnrolmentBody>,
+) -> Result<Response, HubError> {
+    let outcome = hub.enrol(&body).await?;
+    let token = hub
+        .keys
+        .issue_resident_token(outcome.resident, Utc::now())?;
+    Ok(session_token(token, Some(outcome.new_resident)))
+}
+
+/// Start signing in with a passkey: options for `navigator.credentials.get()`.
+#[utoipa::path(post, path = "/v1/passkeys/sign-in",
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn passkey_sign_in_start(State(hub): State<Hub>) -> Result<Response, HubError> {
+    Ok(no_store(hub.start_passkey_sign_in().await?))
+}
+
+/// Finish signing in: the assertion the browser returned; answers a resident session.
+#[utoipa::path(post, path = "/v1/passkeys/sign-in/{ceremony}", params(("ceremony" = String, Path)), request_body = Object,
+    responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn passkey_sign_in_finish(
+    State(hub): State<Hub>,
+    ApiPath(ceremony): ApiPath<String>,
+    ApiJson(credential): ApiJson<PublicKeyCredential>,
+) -> Result<Response, HubError> {
+    let ceremony = ceremony_id(&ceremony)?;
+    let resident = hub.finish_passkey_sign_in(ceremony, &credential).await?;
+    let token = hub.keys.issue_resident_token(resident, Utc::now())?;
+    Ok(session_token(token, None))
+}
+
+fn ceremony_id(s: &str) -> Result<uuid::Uuid, HubError> {
+    s.parse()
+        .map_err(|_| HubError::Malformed(format!("`{s}` is not a ceremony id")))
+}
+
+/// My passkeys.
+#[utoipa::path(get, path = "/v1/me/passkeys", security(("resident" = [])),
+    responses((status = 200, body = Vec<PasskeyView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn my_passkeys(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Json<Vec<PasskeyView>>, HubError> {
+    me.require(ProxyPermission::ManageAccount, None)?;
+    Ok(Json(hub.passkeys(me.resident).await?))
+}
+
+/// Start registering a passkey: options for `navigator.credentials.create()`.
+#[utoipa::path(post, path = "/v1/me/passkeys/registrations", security(("resident" = [])),
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn passkey_registration_start(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Response, HubError> {
+    me.require(ProxyPermission::ManageAccount, None)?;
+    Ok(no_store(hub.start_passkey_registration(me.resident).await?))
+}
+
+/// The browser's answer to a registration, and a name for the passkey.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct PasskeyFinish {
+    name: Option<String>,
+    #[schema(value_type = Object)]
+    credential: RegisterPublicKeyCredential,
+}
+
+/// Finish registering a passkey.
+#[utoipa::path(post, path = "/v1/me/passkeys/registrations/{ceremony}", params(("ceremony" = String, Path)), request_body = PasskeyFinish, security(("resident" = [])),
+    responses((status = 201, body = PasskeyView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn passkey_registration_finish(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(ceremony): ApiPath<String>,
+    ApiJson(body): ApiJson<PasskeyFinish>,
+) -> Result<Response, HubError> {
+    me.require(ProxyPermission::ManageAccount, None)?;
+    let ceremony = ceremony_id(&ceremony)?;
+    let view = hub
+        .finish_passkey_registration(me.resident, ceremony, body.name, &body.credential)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Remove one of my passkeys (a lost phone).
+#[utoipa::path(post, path = "/v1/me/passkeys/{id}/remove", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 204, description = "Removed"), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn remove_passkey(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, HubError> {
+    me.require(ProxyPermission::ManageAccount, None)?;
+    hub.remove_passkey(me.resident, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- proxies ---
+
+/// A proxy appointment as the resident or the proxy sees it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppointmentView {
+    id: String,
+    label: String,
+    #[schema(value_type = Object)]
+    scope: ProxyScope,
+    appointed_at: chrono::DateTime<Utc>,
+    ended_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl From<ProxyAppointment> for AppointmentView {
+    fn from(a: ProxyAppointment) -> Self {
+        Self {
+            id: a.id.to_string(),
+            label: a.label,
+            scope: a.scope,
+            appointed_at: a.appointed_at,
+            ended_at: a.ended_at,
+        }
+    }
+}
+
+/// Invite someone to act for me within a scope; they accept with the code.
+#[utoipa::path(post, path = "/v1/me/proxies", request_body = ProxyInvitationBody, security(("resident" = [])),
+    responses((status = 201, body = ProxyInvitation), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn invite_proxy(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiJson(body): ApiJson<ProxyInvitationBody>,
+) -> Result<Response, HubError> {
+    let invitation = hub.invite_proxy(&me, body).await?;
+    Ok((StatusCode::CREATED, Json(invitation)).into_response())
+}
+
+/// The proxies I appointed, ended ones too.
+#[utoipa::path(get, path = "/v1/me/proxies", security(("resident" = [])),
+    responses((status = 200, body = Vec<AppointmentView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn my_proxies(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Json<Vec<AppointmentView>>, HubError> {
+    Ok(Json(
+        hub.proxies(&me)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// End an appointment now: the proxy's sessions stop at once.
+#[utoipa::path(post, path = "/v1/me/proxies/{id}/end", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn end_proxy(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AppointmentView>, HubError> {
+    let id = id
+        .parse()
+        .map_err(|_| HubError::Malformed(format!("`{id}` is not an appointment id")))?;
+    Ok(Json(hub.end_proxy(&me, id).await?.into()))
+}
+
+/// Accept an invitation to act for someone (signed in as myself).
+#[utoipa::path(post, path = "/v1/proxy-invitations/{code}/accept", params(("code" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn accept_invitation(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<AppointmentView>, HubError> {
+    let code = code
+        .parse()
+        .map_err(|_| HubError::Malformed(format!("`{code}` is not an invitation code")))?;
+    Ok(Json(hub.accept_proxy_invitation(&me, code).await?.into()))
+}
+
+/// The residents I may act for.
+#[utoipa::path(get, path = "/v1/me/acting-for", security(("resident" = [])),
+    responses((status = 200, body = Vec<AppointmentView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn acting_for(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Json<Vec<AppointmentView>>, HubError> {
+    me.require(ProxyPermission::ManageAccount, None)?;
+    Ok(Json(
+        hub.acting_for(me.resident)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// A session acting for the resident of one appointment; everything done in it is marked
+/// as done by a proxy.
+#[utoipa::path(post, path = "/v1/me/acting-for/{id}/session", params(("id" = String, Path)), security(("resident" = [])),
+    responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn proxy_session(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, HubError> {
+    let id = id
+        .parse()
+        .map_err(|_| HubError::Malformed(format!("`{id}` is not an appointment id")))?;
+    Ok(session_token(hub.proxy_session_token(&me, id).await?, None))
+}
+
+// --- resident requests ---
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RequestView {
+    id: String,
+    kind: String,
+    service: Option<String>,
+    details: String,
+    status: String,
+    /// `resident`, or `proxy` when a proxy filed it.
+    filed_by: String,
+    filed_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+    response: Option<String>,
+}
+
+impl From<ResidentRequest> for RequestView {
+    fn from(r: ResidentRequest) -> Self {
+        Self {
+            id: r.id.to_string(),
+            kind: r.kind.as_str().to_owned(),
+            service: r.service.map(|s| s.to_string()),
+            details: r.details,
+            status: r.status.as_str().to_owned(),
+            filed_by: match r.filed_by {
+                renkei_domain::Actor::Proxy { .. } => "proxy".into(),
+                _ => "resident".into(),
+            },
+            filed_at: r.filed_at,
+            updated_at: r.updated_at,
+            response: r.response,
+        }
+    }
+}
+
+/// My disclosure, correction, deletion and suspension requests, with their status.
+#[utoipa::path(get, path = "/v1/me/requests", security(("resident" = [])),
+    responses((status = 200, body = Vec<RequestView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn my_requests(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Json<Vec<RequestView>>, HubError> {
+    Ok(Json(
+        hub.requests_of(&me)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// File a disclosure, correction, deletion or suspension request (開示・訂正・削除・利用停止).
+#[utoipa::path(post, path = "/v1/me/requests", request_body = ResidentRequestBody, security(("resident" = [])),
+    responses((status = 201, body = RequestView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn file_request(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+    ApiJson(body): ApiJson<ResidentRequestBody>,
+) -> Result<Response, HubError> {
+    let request = hub.file_request(&me, body).await?;
+    Ok((StatusCode::CREATED, Json(RequestView::from(request))).into_response())
+}
+
+// --- operators ---
+
+/// Trade a signed-in identity's session for an operator session, if it is an operator.
+#[utoipa::path(post, path = "/v1/operator/session", security(("resident" = [])),
+    responses((status = 200, body = SessionToken), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn operator_session(
+    State(hub): State<Hub>,
+    ResidentCaller(me): ResidentCaller,
+) -> Result<Response, HubError> {
+    Ok(session_token(hub.operator_token(&me).await?, None))
+}
+
+/// Register a service (pending until approved); the client secret is shown once.
+#[utoipa::path(post, path = "/v1/operator/services", request_body = ServiceRegistration, security(("operator" = [])),
+    responses((status = 201, body = RegisteredService), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn register_service(
+    State(hub): State<Hub>,
+    OperatorCaller(operator): OperatorCaller,
+    ApiJson(body): ApiJson<ServiceRegistration>,
+) -> Result<Response, HubError> {
+    let registered = hub.register_service(&operator, body).await?;
+    Ok((StatusCode::CREATED, no_store(registered)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RiskView {
+    /// Acknowledge with this key.
+    key: String,
+    kind: String,
+    purpose: String,
+    #[schema(value_type = Object)]
+    detail: serde_json::Value,
+}
+
+fn service_id(s: &str) -> Result<ServiceId, HubError> {
+    ServiceId::new(s).map_err(|e| HubError::Malformed(e.to_string()))
+}
+
+/// The approval checklist: risks an operator must confirm before approving.
+#[utoipa::path(get, path = "/v1/operator/services/{id}/review", params(("id" = String, Path)), security(("operator" = [])),
+    responses((status = 200, body = Vec<RiskView>), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn review_service(
+    State(hub): State<Hub>,
+    OperatorCaller(_operator): OperatorCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<RiskView>>, HubError> {
+    let flags = hub.review_service(&service_id(&id)?).await?;
+    Ok(Json(
+        flags
+            .into_iter()
+            .map(|f| RiskView {
+                key: f.key(),
+                kind: f.kind().to_owned(),
+                purpose: f.purpose().to_string(),
+                detail: serde_json::to_value(&f).unwrap_or_default(),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct Approval {
+    /// The keys of every flagged risk, confirmed.
+    #[serde(default)]
+    acknowledged: BTreeSet<String>,
+}
+
+/// Approve a service; refused until every flagged risk is acknowledged.
+#[utoipa::path(post, path = "/v1/operator/services/{id}/approve", params(("id" = String, Path)), request_body = Approval, security(("operator" = [])),
+    responses((status = 204, description = "Approved"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn approve_service(
+    State(hub): State<Hub>,
+    OperatorCaller(operator): OperatorCaller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Approval>,
+) -> Result<Response, HubError> {
+    hub.approve_service(&operator, &service_id(&id)?, &body.acknowledged)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Suspend a service: its tokens and data requests stop at once.
+#[utoipa::path(post, path = "/v1/operator/services/{id}/suspend", params(("id" = String, Path)), security(("operator" = [])),
+    responses((status = 204, description = "Suspended"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn suspend_service(
+    State(hub): State<Hub>,
+    OperatorCaller(operator): OperatorCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, HubError> {
+    hub.suspend_service(&operator, &service_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Residents' requests waiting for an answer (or all of them).
+#[utoipa::path(get, path = "/v1/operator/requests", security(("operator" = [])),
+    responses((status = 200, body = Vec<RequestView>), (status = 401, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn operator_requests(
+    State(hub): State<Hub>,
+    OperatorCaller(_operator): OperatorCaller,
+) -> Result<Json<Vec<RequestView>>, HubError> {
+    Ok(Json(
+        hub.store
+            .requests(None)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RequestAnswer {
+    /// `received`, `in_progress`, `completed` or `rejected`.
+    status: String,
+    response: Option<String>,
+}
+
+/// Answer a resident's request.
+#[utoipa::path(post, path = "/v1/operator/requests/{id}", params(("id" = String, Path)), request_body = RequestAnswer, security(("operator" = [])),
+    responses((status = 200, body = RequestView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn answer_request(
+    State(hub): State<Hub>,
+    OperatorCaller(operator): OperatorCaller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RequestAnswer>,
+) -> Result<Json<RequestView>, HubError> {
+    let id = id
+        .parse()
+        .map_err(|_| HubError::Malformed(format!("`{id}` is not a request id")))?;
+    let status = ResidentRequestStatus::parse(&body.status)
+        .ok_or_else(|| HubError::Malformed(format!("unknown status `{}`", body.status)))?;
+    Ok(Json(
+        hub.answer_request(&operator, id, status, body.response.as_deref())
+            .await?
+            .into(),
+    ))
+}

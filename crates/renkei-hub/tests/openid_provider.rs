@@ -1,0 +1,759 @@
+//! The OpenID provider driven by the `openidconnect` crate as the relying party: discovery,
+//! code + PKCE, ID token checks (signature, `iss`, `aud`, `nonce`, `at_hash`), userinfo,
+//! pairwise subjects, and the negative cases of RFC 6749 / 7636 / 7009 / 7662.
+//!
+//! The consent screen is a page of the portal; here the resident's answers are given by
+//! calling the same hub operations the page calls.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{TimeDelta, Utc};
+use common::{HEALTH_CHECKUP, ISSUER, Town, TownService, redirect_uri};
+use openidconnect::core::{
+    CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+use renkei_domain::{PurposeId, ResidentId, ServiceStatus};
+use renkei_hub::auth::ResidentSession;
+use renkei_hub::oidc::{AuthorizationParams, AuthorizeError, ConsentAnswers};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+type HttpFuture =
+    Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, reqwest::Error>> + Send>>;
+
+/// The relying party's HTTP client: requests to the issuer's URL go to the test hub.
+fn http_client(hub_url: String) -> impl Fn(openidconnect::HttpRequest) -> HttpFuture {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    move |request: openidconnect::HttpRequest| {
+        let client = client.clone();
+        let url = request.uri().to_string().replacen(ISSUER, &hub_url, 1);
+        Box::pin(async move {
+            let mut builder = client.request(request.method().clone(), url);
+            for (name, value) in request.headers() {
+                builder = builder.header(name, value);
+            }
+            let response = builder.body(request.body().clone()).send().await?;
+            let mut out = openidconnect::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                out = out.header(name, value);
+            }
+            Ok(out.body(response.bytes().await?.to_vec()).unwrap())
+        })
+    }
+}
+
+type Client = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+async fn relying_party(town: &Town, service: &TownService) -> Client {
+    let http = http_client(town.hub_url.clone());
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(ISSUER.into()).unwrap(), &http)
+            .await
+            .unwrap();
+    CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(service.id.to_string()),
+        Some(ClientSecret::new(service.secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect_uri(&service.id)).unwrap())
+}
+
+/// One authorization request as the relying party builds it.
+struct Started {
+    params: AuthorizationParams,
+    csrf: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn start(client: &Client, scopes: &[&str]) -> Started {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client.authorize_url(
+        AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+        CsrfToken::new_random,
+        Nonce::new_random,
+    );
+    for scope in scopes {
+        request = request.add_scope(Scope::new((*scope).to_owned()));
+    }
+    let (url, csrf, nonce) = request.set_pkce_challenge(challenge).url();
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{ISSUER}/oauth/authorize?"))
+    );
+    let params: AuthorizationParams = serde_urlencoded::from_str(url.query().unwrap()).unwrap();
+    Started {
+        params,
+        csrf,
+        nonce,
+        verifier,
+    }
+}
+
+/// The resident answers the consent screen: yes to `yes`, name shared or not.
+async fn consent_screen(
+    town: &Town,
+    resident: ResidentId,
+    params: &AuthorizationParams,
+    yes: &[&str],
+    share_profile: bool,
+) -> String {
+    let request = match town.hub.check_authorization_request(params).await {
+        Ok(r) => r,
+        Err(AuthorizeError::Show(e)) => panic!("authorization request refused: {e}"),
+        Err(AuthorizeError::Redirect(url)) => panic!("authorization request refused: {url}"),
+    };
+    let answers = ConsentAnswers {
+        yes: yes.iter().map(|p| PurposeId::new(*p).unwrap()).collect(),
+        share_profile,
+    };
+    town.hub
+        .complete_authorization(&ResidentSession::resident(resident), &request, &answers)
+        .await
+        .unwrap()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// A resident enrolled with a certificate, so the hub holds a verified name.
+async fn enrolled_resident(town: &Town, name: &str) -> ResidentId {
+    let now = Utc::now();
+    let card = town
+        .dev_ca
+        .issue_resident(
+            &renkei_identity::IdentityAttributes::new(name),
+            renkei_identity::Validity::days_from(now, 365),
+            renkei_identity::KeyAlgorithm::EcdsaP256,
+        )
+        .unwrap();
+    let challenge = town.hub.enrolment_challenge().await.unwrap();
+    let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
+    let signature = renkei_identity::sign_challenge(&card.key_pem, &bytes).unwrap();
+    town.hub
+        .enrol(&renkei_hub::enrolment::EnrolmentBody {
+            challenge_id: challenge.id,
+            certificate_chain: card.cert_pem,
+            signature: URL_SAFE_NO_PAD.encode(signature),
+        })
+        .await
+        .unwrap()
+        .resident
+}
+
+struct SignedIn {
+    access_token: String,
+    subject: String,
+    id_token_name: Option<String>,
+}
+
+/// The whole code flow, checked the way a relying party checks it.
+async fn sign_in(
+    town: &Town,
+    service: &TownService,
+    resident: ResidentId,
+    scopes: &[&str],
+    yes: &[&str],
+) -> SignedIn {
+    let client = relying_party(town, service).await;
+    let started = start(&client, scopes);
+    let back = consent_screen(town, resident, &started.params, yes, true).await;
+    assert!(back.starts_with(&redirect_uri(&service.id)));
+    assert_eq!(
+        query_param(&back, "state").as_deref(),
+        Some(started.csrf.secret().as_str())
+    );
+    assert_eq!(query_param(&back, "iss").as_deref(), Some(ISSUER));
+    let code = query_param(&back, "code").unwrap();
+    let http = http_client(town.hub_url.clone());
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID token");
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    let claims = id_token.claims(&verifier, &started.nonce).unwrap();
+    assert_eq!(claims.issuer().as_str(), ISSUER);
+    assert_eq!(claims.audiences()[0].as_str(), service.id.as_str());
+    let expected_hash = claims.access_token_hash().expect("at_hash");
+    let actual_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&actual_hash, expected_hash);
+    SignedIn {
+        access_token: tokens.access_token().secret().clone(),
+        subject: claims.subject().to_string(),
+        id_token_name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_signs_a_resident_in_with_code_pkce_and_a_verified_id_token() {
+    let town = Town::new().await;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    let signed = sign_in(
+        &town,
+        &town.health,
+        hanako,
+        &["profile", "advice"],
+        &["advice"],
+    )
+    .await;
+    assert_eq!(signed.id_token_name.as_deref(), Some("山田 花子"));
+
+    // Userinfo, through the library, names the same subject and the shared name.
+    let client = relying_party(&town, &town.health).await;
+    let http = http_client(town.hub_url.clone());
+    let info: CoreUserInfoClaims = client
+        .user_info(
+            openidconnect::AccessToken::new(signed.access_token.clone()),
+            None,
+        )
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(info.subject().as_str(), signed.subject);
+    assert_eq!(
+        info.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
+        Some("山田 花子")
+    );
+
+    // The yes on the consent screen is a consent of the core, given through the sign-in screen.
+    let consents = town.hub.consents(hanako).await.unwrap();
+    assert_eq!(consents.len(), 1);
+    assert_eq!(consents[0].purpose, "advice");
+    assert_eq!(consents[0].given_via, "sign_in_screen");
+
+    // The code-flow token fetches the resident's data for that purpose.
+    let response = town
+        .request_data(
+            &signed.access_token,
+            &signed.subject,
+            "advice",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    // Hanako has no data at the providers, but the decision granted: no problem `type`.
+    let status = response.status().as_u16();
+    assert!(status == 200 || status == 502, "status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_withholds_the_name_when_the_resident_did_not_share_it() {
+    let town = Town::new().await;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    let client = relying_party(&town, &town.health).await;
+    let started = start(&client, &["profile"]);
+    let back = consent_screen(&town, hanako, &started.params, &[], false).await;
+    let http = http_client(town.hub_url.clone());
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query_param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let info: Value = town
+        .get("/oauth/userinfo")
+        .bearer_auth(tokens.access_token().secret())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info["sub"].is_string());
+    assert!(info.get("name").is_none(), "{info}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_are_pairwise_per_sector_and_stable_within_one() {
+    let town = Town::new().await;
+    let alice = town.alice;
+    let health = sign_in(&town, &town.health, alice, &["advice"], &["advice"]).await;
+    let again = sign_in(&town, &town.health, alice, &["advice"], &["advice"]).await;
+    let reminder = sign_in(&town, &town.reminder, alice, &["reminders"], &["reminders"]).await;
+    let mobility = sign_in(&town, &town.mobility, alice, &["rides"], &["rides"]).await;
+    let bob = sign_in(&town, &town.health, town.bob, &["advice"], &["advice"]).await;
+    assert_eq!(health.subject, again.subject, "stable within a service");
+    assert_eq!(
+        health.subject, reminder.subject,
+        "shared within the health sector"
+    );
+    assert_ne!(health.subject, mobility.subject, "different across sectors");
+    assert_ne!(health.subject, bob.subject);
+    // The hub's internal resident id is never what a service sees.
+    assert!(!health.subject.contains(&alice.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_redirect_uri_is_shown_an_error_and_never_redirected_to() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let mut started = start(&client, &["advice"]);
+    started.params.redirect_uri = Some("https://attacker.example/callback".into());
+    assert!(matches!(
+        town.hub.check_authorization_request(&started.params).await,
+        Err(AuthorizeError::Show(_))
+    ));
+    started.params.redirect_uri = None;
+    assert!(matches!(
+        town.hub.check_authorization_request(&started.params).await,
+        Err(AuthorizeError::Show(_))
+    ));
+    started.params.redirect_uri = Some(redirect_uri(&town.health.id));
+    started.params.client_id = Some("no-such-service".into());
+    assert!(matches!(
+        town.hub.check_authorization_request(&started.params).await,
+        Err(AuthorizeError::Show(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_pkce_s256_is_sent_back_with_invalid_request() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    for method in [None, Some("plain")] {
+        let mut started = start(&client, &["advice"]);
+        started.params.code_challenge_method = method.map(str::to_owned);
+        if method.is_none() {
+            started.params.code_challenge = None;
+        }
+        match town.hub.check_authorization_request(&started.params).await {
+            Err(AuthorizeError::Redirect(url)) => {
+                assert!(url.starts_with(&redirect_uri(&town.health.id)));
+                assert_eq!(
+                    query_param(&url, "error").as_deref(),
+                    Some("invalid_request")
+                );
+                assert_eq!(
+                    query_param(&url, "state").as_deref(),
+                    Some(started.csrf.secret().as_str())
+                );
+            }
+            other => panic!("expected a redirect with an error, got {:?}", other.is_ok()),
+        }
+    }
+    let mut started = start(&client, &["no-such-purpose"]);
+    started.params.scope = Some("openid no-such-purpose".into());
+    match town.hub.check_authorization_request(&started.params).await {
+        Err(AuthorizeError::Redirect(url)) => {
+            assert_eq!(query_param(&url, "error").as_deref(), Some("invalid_scope"));
+        }
+        _ => panic!("an unknown purpose scope is invalid_scope"),
+    }
+}
+
+/// Trades a code at the token endpoint by hand (the library would refuse to send bad input).
+async fn redeem(
+    town: &Town,
+    service: &TownService,
+    code: &str,
+    verifier: Option<&str>,
+    redirect: &str,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.to_owned()),
+        ("redirect_uri", redirect.to_owned()),
+        ("client_id", service.id.to_string()),
+        ("client_secret", service.secret.clone()),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v.to_owned()));
+    }
+    let response = town
+        .post("/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(&form).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_pkce_verifier_gets_no_tokens() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let redirect = redirect_uri(&town.health.id);
+    for verifier in [None, Some("x".repeat(43)), Some("too-short".to_owned())] {
+        let started = start(&client, &["advice"]);
+        let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+        let code = query_param(&back, "code").unwrap();
+        let (status, body) =
+            redeem(&town, &town.health, &code, verifier.as_deref(), &redirect).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+        assert!(body.get("access_token").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_is_redeemed_once_and_its_reuse_revokes_the_tokens_it_issued() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let redirect = redirect_uri(&town.health.id);
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+    let code = query_param(&back, "code").unwrap();
+    let verifier = started.verifier.secret().clone();
+    let (status, first) = redeem(&town, &town.health, &code, Some(&verifier), &redirect).await;
+    assert_eq!(status, 200, "{first}");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        introspect(&town, &town.health, &access).await["active"]
+            .as_bool()
+            .unwrap()
+    );
+
+    let (status, second) = redeem(&town, &town.health, &code, Some(&verifier), &redirect).await;
+    assert_eq!(status, 400);
+    assert_eq!(second["error"], "invalid_grant");
+    // RFC 6749 §4.1.2: the tokens issued for the code are revoked.
+    assert_eq!(
+        introspect(&town, &town.health, &access).await["active"],
+        false
+    );
+    let (status, body) = common::problem(
+        town.get("/oauth/userinfo")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_for_another_redirect_uri_or_client_is_refused() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+    let code = query_param(&back, "code").unwrap();
+    let verifier = started.verifier.secret().clone();
+    let (status, body) = redeem(
+        &town,
+        &town.reminder,
+        &code,
+        Some(&verifier),
+        &redirect_uri(&town.health.id),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+    let code = query_param(&back, "code").unwrap();
+    let (status, body) = redeem(
+        &town,
+        &town.health,
+        &code,
+        Some(started.verifier.secret()),
+        "https://health-advice.example/other",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_code_is_refused() {
+    let town = Town::new().await;
+    let code = "an-expired-code-known-to-the-test-0123456789";
+    let verifier = "v".repeat(43);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let now = Utc::now();
+    town.store
+        .put_authorization_code(&renkei_store::AuthorizationCodeRecord {
+            code_hash: URL_SAFE_NO_PAD.encode(Sha256::digest(code.as_bytes())),
+            service: town.health.id.clone(),
+            resident: town.alice,
+            redirect_uri: redirect_uri(&town.health.id),
+            code_challenge: challenge,
+            nonce: None,
+            scope: "openid".into(),
+            consents: vec![],
+            acting_proxy: None,
+            auth_time: now - TimeDelta::minutes(5),
+            expires_at: now - TimeDelta::minutes(4),
+        })
+        .await
+        .unwrap();
+    let (status, body) = redeem(
+        &town,
+        &town.health,
+        code,
+        Some(&verifier),
+        &redirect_uri(&town.health.id),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_another_nonce_is_rejected_by_the_relying_party() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+    let http = http_client(town.hub_url.clone());
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query_param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    let id_token = tokens.id_token().unwrap();
+    assert!(id_token.claims(&verifier, &started.nonce).is_ok());
+    assert!(
+        id_token
+            .claims(&verifier, &Nonce::new("another-nonce".into()))
+            .is_err()
+    );
+}
+
+async fn introspect(town: &Town, service: &TownService, token: &str) -> Value {
+    let form = [
+        ("token", token),
+        ("client_id", service.id.as_str()),
+        ("client_secret", service.secret.as_str()),
+    ];
+    let response = town
+        .post("/oauth/introspect")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_consent_makes_the_token_inactive_at_once_whatever_its_expiry() {
+    let town = Town::new().await;
+    let signed = sign_in(&town, &town.health, town.alice, &["advice"], &["advice"]).await;
+    let status = introspect(&town, &town.health, &signed.access_token).await;
+    assert_eq!(status["active"], true);
+    assert_eq!(status["sub"], signed.subject.as_str());
+    assert!(status["scope"].as_str().unwrap().contains("advice"));
+    // Another service cannot learn anything about the token.
+    assert_eq!(
+        introspect(&town, &town.mobility, &signed.access_token).await,
+        serde_json::json!({ "active": false })
+    );
+    let granted = town
+        .request_data(
+            &signed.access_token,
+            &signed.subject,
+            "advice",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    assert_eq!(granted.status(), 200);
+
+    // Revocation answered: the very next introspection and data request see it (zero staleness).
+    let consent = town.hub.consents(town.alice).await.unwrap()[0].id.clone();
+    let resident_token = town.sign_in(town.alice).await;
+    assert_eq!(town.revoke(&resident_token, &consent).await.status(), 200);
+    assert_eq!(
+        introspect(&town, &town.health, &signed.access_token).await["active"],
+        false
+    );
+    let refused = town
+        .request_data(
+            &signed.access_token,
+            &signed.subject,
+            "advice",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    common::expect_problem(refused, 401, "/problems/token-inactive").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_access_token_stops_working_and_revocation_of_unknown_tokens_is_quiet() {
+    let town = Town::new().await;
+    let signed = sign_in(&town, &town.health, town.alice, &["advice"], &["advice"]).await;
+    let revoke = |token: String| {
+        let form = [
+            ("token", token),
+            ("client_id", town.health.id.to_string()),
+            ("client_secret", town.health.secret.clone()),
+        ];
+        town.post("/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+    };
+    assert_eq!(revoke("not-a-token".into()).await.unwrap().status(), 200);
+    assert_eq!(
+        introspect(&town, &town.health, &signed.access_token).await["active"],
+        true
+    );
+    assert_eq!(
+        revoke(signed.access_token.clone()).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        introspect(&town, &town.health, &signed.access_token).await["active"],
+        false
+    );
+    // A client-credentials token the service revokes is refused at the data endpoint too.
+    let service_token = town.service_token(&town.health).await;
+    assert_eq!(revoke(service_token.clone()).await.unwrap().status(), 200);
+    let refused = town
+        .request_data(&service_token, &signed.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    common::expect_problem(refused, 401, "/problems/token-inactive").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_services_code_flow_tokens_stop_at_once() {
+    let town = Town::new().await;
+    let signed = sign_in(&town, &town.health, town.alice, &["advice"], &["advice"]).await;
+    town.store
+        .set_service_status(&town.health.id, ServiceStatus::Suspended)
+        .await
+        .unwrap();
+    let refused = town
+        .request_data(
+            &signed.access_token,
+            &signed.subject,
+            "advice",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    common::expect_problem(refused, 401, "/problems/token-inactive").await;
+    // It cannot even authenticate to introspect any more.
+    let form = [
+        ("token", signed.access_token.as_str()),
+        ("client_id", town.health.id.as_str()),
+        ("client_secret", town.health.secret.as_str()),
+    ];
+    let response = town
+        .post("/oauth/introspect")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_flow_token_cannot_fetch_another_residents_data() {
+    let town = Town::new().await;
+    let alice = sign_in(&town, &town.health, town.alice, &["advice"], &["advice"]).await;
+    let bob = sign_in(&town, &town.health, town.bob, &["advice"], &["advice"]).await;
+    let refused = town
+        .request_data(
+            &alice.access_token,
+            &bob.subject,
+            "advice",
+            &[HEALTH_CHECKUP],
+        )
+        .await;
+    common::expect_problem(refused, 403, "/problems/forbidden").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_advertises_pkce_s256_pairwise_subjects_and_every_endpoint() {
+    let town = Town::new().await;
+    let doc: Value = town
+        .get("/.well-known/openid-configuration")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], ISSUER);
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        doc["subject_types_supported"],
+        serde_json::json!(["pairwise"])
+    );
+    for endpoint in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+    ] {
+        assert!(
+            doc[endpoint].as_str().unwrap().starts_with(ISSUER),
+            "{endpoint}"
+        );
+    }
+}
