@@ -98,6 +98,8 @@ pub enum DevCaError {
     Crypto(String),
     #[error("not a certificate: {0}")]
     Certificate(String),
+    #[error("the certificate was not issued by this development CA")]
+    NotIssuedHere,
     #[error("`{}` does not hold a development CA: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot access `{}`: {source}", path.display())]
@@ -279,9 +281,15 @@ impl DevCa {
         }
     }
 
-    /// Revokes the certificate `cert` (PEM or DER); returns its serial.
+    /// Revokes the certificate `cert` (PEM or DER) if this CA issued it; returns its serial.
     pub fn revoke_certificate(&mut self, cert: &[u8]) -> Result<Vec<u8>, DevCaError> {
-        let serial = serial_of(cert)?;
+        let cert = first_certificate(cert)?;
+        let root = Certificate::from_der(&self.cert_der)
+            .map_err(|_| DevCaError::Certificate("the root is unreadable".into()))?;
+        if cert.tbs_certificate().issuer() != root.tbs_certificate().subject() {
+            return Err(DevCaError::NotIssuedHere);
+        }
+        let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
         self.revoke(&serial);
         Ok(serial)
     }
@@ -438,14 +446,18 @@ pub fn sign_challenge(key_pem: &str, challenge: &[u8]) -> Result<Vec<u8>, DevCaE
 
 /// The serial number of a certificate (PEM or DER), as [`DevCa::revoke`] takes it.
 pub fn serial_of(cert: &[u8]) -> Result<Vec<u8>, DevCaError> {
+    let cert = first_certificate(cert)?;
+    Ok(cert.tbs_certificate().serial_number().as_bytes().to_vec())
+}
+
+fn first_certificate(cert: &[u8]) -> Result<Certificate, DevCaError> {
     let der = der_items(cert, SectionKind::Certificate, "CERTIFICATE")
         .map_err(DevCaError::Certificate)?
         .into_iter()
         .next()
         .ok_or_else(|| DevCaError::Certificate("it is empty".into()))?;
-    let cert = Certificate::from_der(&der)
-        .map_err(|_| DevCaError::Certificate("it is not a DER X.509 certificate".into()))?;
-    Ok(cert.tbs_certificate().serial_number().as_bytes().to_vec())
+    Certificate::from_der(&der)
+        .map_err(|_| DevCaError::Certificate("it is not a DER X.509 certificate".into()))
 }
 
 fn root_common_name(key: &KeyPair) -> String {

@@ -255,6 +255,15 @@ pub fn verify_enrolment(
     })
 }
 
+/// The key hash of a certificate (DER), as [`verify_enrolment`] records it: how an operator
+/// account is tied to the identity its holder enrolled with. Checks nothing else.
+pub fn key_hash_of_certificate(der: &[u8]) -> Result<KeyHash, EnrolmentError> {
+    let der = CertificateDer::from(der);
+    let cert = EndEntityCert::try_from(&der)
+        .map_err(|e| EnrolmentError::Malformed(format!("certificate: {e}")))?;
+    Ok(KeyHash::of_spki(cert.subject_public_key_info().as_ref()))
+}
+
 /// The end-entity must carry keyUsage with digitalSignature. An absent keyUsage means "any use"
 /// under RFC 5280, but a signing certificate (JPKI's included) always states it, so its absence
 /// is refused rather than guessed at.

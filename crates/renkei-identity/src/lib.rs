@@ -21,5 +21,5 @@ pub use chain::{MAX_CHAIN_LEN, parse_chain, parse_chain_base64};
 pub use dev_ca::{DevCa, DevCaError, IssuedCertificate, KeyAlgorithm, Validity, sign_challenge};
 pub use enrolment::{
     EnrolmentError, KeyHash, KeyHashParseError, MAX_CHALLENGE_LEN, VerifiedIdentity,
-    verify_enrolment,
+    key_hash_of_certificate, verify_enrolment,
 };

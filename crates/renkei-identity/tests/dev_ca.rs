@@ -230,3 +230,19 @@ fn key_algorithms_read_from_their_cli_names() {
         "unknown key algorithm `dsa` (use `rsa` or `ecdsa`)"
     );
 }
+
+#[test]
+fn revoking_a_certificate_another_ca_issued_is_refused() {
+    let mut ca = DevCa::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let other = DevCa::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let foreign = resident(&other, KeyAlgorithm::EcdsaP256);
+    assert!(matches!(
+        ca.revoke_certificate(foreign.cert_pem.as_bytes()),
+        Err(DevCaError::NotIssuedHere)
+    ));
+    assert!(matches!(
+        ca.revoke_certificate(b"not a certificate"),
+        Err(DevCaError::Certificate(_))
+    ));
+    assert_eq!(ca.revoked_serials().count(), 0);
+}

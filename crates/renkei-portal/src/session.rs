@@ -2,13 +2,11 @@
 //! operator (demo mode: a short-lived token signed with the hub's key for the console).
 //! Tokens are checked by the hub's own extractors and keys, never re-implemented here.
 
-use axum::extract::FromRequestParts;
-use axum::http::{HeaderMap, Request, header};
+use axum::http::HeaderMap;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use renkei_domain::ResidentId;
 use renkei_hub::Hub;
-use renkei_hub::auth::ResidentCaller;
 use serde::{Deserialize, Serialize};
 
 use crate::security::{OPERATOR_COOKIE, SESSION_COOKIE, cookie};
@@ -23,16 +21,9 @@ pub struct ResidentSession {
 /// The resident the request's session cookie names, if its token still holds.
 pub async fn resident(hub: &Hub, headers: &HeaderMap) -> Option<ResidentSession> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let (mut parts, ()) = Request::builder()
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(())
-        .ok()?
-        .into_parts();
-    let ResidentCaller(id) = ResidentCaller::from_request_parts(&mut parts, hub)
-        .await
-        .ok()?;
+    let session = hub.resident_session(token).await.ok()?;
     Some(ResidentSession {
-        id,
+        id: session.resident,
         token: token.to_owned(),
     })
 }

@@ -166,11 +166,51 @@ pub fn demo_client_secret(service: &str) -> String {
     format!("demo-secret-{service}")
 }
 
+/// The demo's issuer: `localhost` for a loopback address, since passkeys (WebAuthn) need a
+/// domain name as their relying-party id.
+pub fn demo_issuer(listen: SocketAddr) -> String {
+    if listen.ip().is_loopback() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    }
+}
+
+/// Where the demo keeps its development CA (the stand-in for JPKI).
+pub fn dev_ca_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("dev-ca")
+}
+
+/// The demo's trust anchor: a development CA made on first run and kept in the data dir, so
+/// `renkei dev-ca issue --dir <data dir>/dev-ca` makes cards the demo hub accepts.
+fn demo_trust_anchors(data_dir: &std::path::Path) -> anyhow::Result<renkei_identity::TrustAnchors> {
+    let dir = dev_ca_dir(data_dir);
+    let ca = if dir.join("root.pem").exists() {
+        renkei_identity::DevCa::load(&dir)?
+    } else {
+        let ca = renkei_identity::DevCa::generate(renkei_identity::KeyAlgorithm::EcdsaP256)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        ca.save(&dir)?;
+        ca
+    };
+    Ok(renkei_identity::TrustAnchors::new(&[ca.root_der()])?.with_crls(&[ca.crl_der()?])?)
+}
+
+/// Where a demo service gets residents back after OpenID Connect sign-in (nothing listens
+/// there: a developer trying the flow reads the code off the browser's address bar).
+pub fn demo_redirect_uri(service: &str) -> String {
+    format!("http://localhost:8090/{service}/callback")
+}
+
+/// The demo operator's identity: fixed, so the console's demo sign-in finds it.
+pub const DEMO_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0de";
+
 /// Seeds storage with the town (once; later runs find it there) and starts the hub.
 pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
     let people = town::people(options.residents, SEED);
-    let mut config = HubConfig::new(format!("http://{}", options.hub));
+    let mut config = HubConfig::new(demo_issuer(options.hub));
     config.demo_mode = true;
+    config.trust_anchors = Some(Arc::new(demo_trust_anchors(&options.data_dir)?));
     let hub = Hub::start(config, store.clone()).await?;
     let clients: Vec<(String, String)> = SERVICES
         .iter()
@@ -178,6 +218,14 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
         .collect();
     if store.services().await?.is_empty() {
         seed(options, store.as_ref(), &hub, &people).await?;
+        let identity: renkei_domain::ResidentId = DEMO_OPERATOR_IDENTITY.parse()?;
+        store.add_resident(identity, Utc::now()).await?;
+        hub.add_operator(
+            renkei_domain::OperatorId::new("demo-operator")?,
+            "デモ職員 / Demo operator".into(),
+            identity,
+        )
+        .await?;
     }
     Ok(DemoTown {
         hub,
@@ -236,6 +284,14 @@ async fn seed(
                 &service,
                 &renkei_hub::auth::hash_client_secret(&demo_client_secret(s.id)),
             )
+            .await?;
+        store
+            .put_service_client(&renkei_domain::ServiceClient {
+                service: service.id.clone(),
+                redirect_uris: vec![demo_redirect_uri(s.id)],
+                privacy_impact: Default::default(),
+                registered_at: now,
+            })
             .await?;
         store
             .publish_purpose(

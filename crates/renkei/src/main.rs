@@ -13,6 +13,8 @@ use renkei_hub::HubConfig;
 use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
 
+mod dev_ca;
+
 #[derive(Parser)]
 #[command(
     name = "renkei",
@@ -52,17 +54,52 @@ enum Command {
         /// How long to wait for a provider, in milliseconds.
         #[arg(long, default_value_t = 3000)]
         provider_timeout_ms: u64,
+        /// A root certificate (PEM or DER) enrolment certificates must chain to, e.g. JPKI's
+        /// signing-certificate root. Repeatable; without one, enrolment is off.
+        #[arg(long)]
+        trust_anchor: Vec<PathBuf>,
+        /// A certificate revocation list (PEM or DER) the operator supplies. Repeatable.
+        #[arg(long)]
+        crl: Vec<PathBuf>,
+    },
+    /// City operator accounts.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
     },
     /// The tamper-evident access log.
     Log {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// A development certificate authority standing in for JPKI, to try enrolment without a
+    /// My Number card (never for production).
+    DevCa {
+        #[command(subcommand)]
+        command: dev_ca::DevCaCommand,
+    },
     /// Open the sealed payloads of a data response (read from standard input) with a
     /// service's private key, as the service would.
     Decrypt {
         #[arg(long)]
         key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Give the operator role to the person who enrolled with this certificate.
+    Add {
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        /// A short id, e.g. `tanaka`.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The certificate (PEM) they enrolled with.
+        #[arg(long)]
+        certificate: PathBuf,
     },
 }
 
@@ -122,9 +159,13 @@ async fn main() -> anyhow::Result<()> {
             listen,
             issuer,
             provider_timeout_ms,
+            trust_anchor,
+            crl,
         } => {
             let mut config = HubConfig::new(issuer);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
+            config.trust_anchors =
+                run::trust_anchors(&trust_anchor, &crl)?.map(std::sync::Arc::new);
             let store = run::open_store(&database).await?;
             run::serve(listen, config, store).await?;
         }
@@ -166,6 +207,23 @@ async fn main() -> anyhow::Result<()> {
                 None if !report.ok() => std::process::exit(1),
                 None => println!("OK: every entry matches every signed checkpoint"),
             }
+        }
+        Command::DevCa { command } => dev_ca::run(command)?,
+        Command::Operator {
+            command:
+                OperatorCommand::Add {
+                    database,
+                    id,
+                    name,
+                    certificate,
+                },
+        } => {
+            let store = run::open_store(&database).await?;
+            let operator = run::add_operator(store.as_ref(), &id, &name, &certificate).await?;
+            println!(
+                "operator `{}` added: they sign in to the console as themselves",
+                operator.id
+            );
         }
         Command::Decrypt { key } => {
             let key_text = std::fs::read_to_string(&key)

@@ -75,3 +75,48 @@ pub async fn stored_log_verifier(store: &dyn Store) -> anyhow::Result<renkei_log
     )?;
     Ok(identity.signer.verifier())
 }
+
+/// The enrolment trust anchors from files (PEM or DER), or `None` when none is given.
+pub fn trust_anchors(
+    roots: &[std::path::PathBuf],
+    crls: &[std::path::PathBuf],
+) -> anyhow::Result<Option<renkei_identity::TrustAnchors>> {
+    if roots.is_empty() {
+        anyhow::ensure!(crls.is_empty(), "--crl needs a --trust-anchor");
+        return Ok(None);
+    }
+    let read = |p: &std::path::PathBuf| {
+        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let roots = roots.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
+    let crls = crls.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(
+        renkei_identity::TrustAnchors::new(&roots)?.with_crls(&crls)?,
+    ))
+}
+
+/// Gives the operator role to the identity enrolled with `certificate` (it must have enrolled).
+pub async fn add_operator(
+    store: &dyn Store,
+    id: &str,
+    name: &str,
+    certificate: &Path,
+) -> anyhow::Result<renkei_domain::Operator> {
+    let text = std::fs::read_to_string(certificate)
+        .with_context(|| format!("reading {}", certificate.display()))?;
+    let chain = renkei_identity::parse_chain(&text)?;
+    let leaf = chain.first().context("no certificate in the file")?;
+    let key_hash = renkei_identity::key_hash_of_certificate(leaf)?;
+    let enrolment = store
+        .enrolment_by_key(&key_hash.to_string())
+        .await?
+        .context("nobody has enrolled with this certificate yet: enrol in the portal first")?;
+    let operator = renkei_domain::Operator {
+        id: renkei_domain::OperatorId::new(id)?,
+        name: name.to_owned(),
+        identity: enrolment.resident,
+        added_at: chrono::Utc::now(),
+    };
+    store.put_operator(&operator).await?;
+    Ok(operator)
+}
