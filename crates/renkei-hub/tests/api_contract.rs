@@ -414,7 +414,9 @@ fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
     let body = &source[source.find("pub fn router(").unwrap()..];
     let body = &body[..body.find("\n}").unwrap()];
     let mut routes = BTreeMap::new();
-    for chunk in body.split(".route(\"").skip(1) {
+    // `cargo fmt` may put the path on the line after `.route(`.
+    for chunk in body.split(".route(").skip(1) {
+        let chunk = chunk.trim_start().strip_prefix('"').unwrap();
         let (path, rest) = chunk.split_once('"').unwrap();
         // The method router runs to the parenthesis that closes `.route(`.
         let mut depth = 1;
