@@ -6,30 +6,33 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use renkei_domain::review::{RiskFlag, review, unacknowledged};
-use renkei_domain::{
-    CategoryId, DataCategory, LegalBasis, LocalizedText, Purpose, PurposeId, ServiceId,
-};
+use renkei_domain::review::{RiskFlag, unacknowledged};
+use renkei_domain::{CategoryId, ServiceId};
 use serde::Deserialize;
 
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
-use crate::hubapi::{CategoryView, PurposeView, ServiceView};
+use crate::hubapi::CategoryView;
 use crate::i18n::{Lang, Tr};
 use crate::resident::{CategoryChip, chips};
 use crate::security::{OPERATOR_COOKIE, set_cookie};
-use crate::session::{OPERATOR_SESSION_SECONDS, OperatorSession, issue_operator_token, operator};
+use crate::session::{OPERATOR_SESSION_SECONDS, OperatorSession, operator, resident};
 
 fn render(t: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(t.render()?).into_response())
 }
 
-fn signed_in(state: &PortalState, headers: &HeaderMap) -> Result<OperatorSession, PortalError> {
-    operator(&state.hub, headers).ok_or(PortalError::OperatorSignedOut)
+async fn signed_in(
+    state: &PortalState,
+    headers: &HeaderMap,
+) -> Result<OperatorSession, PortalError> {
+    operator(&state.hub, headers)
+        .await
+        .ok_or(PortalError::OperatorSignedOut)
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -39,24 +42,63 @@ fn signed_in(state: &PortalState, headers: &HeaderMap) -> Result<OperatorSession
 struct SignInPage {
     ctx: Ctx,
     demo: bool,
+    error: bool,
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    error: Option<String>,
 }
 
 pub async fn sign_in_page(
     State(state): State<PortalState>,
     ctx: Ctx,
+    Query(q): Query<SignInQuery>,
 ) -> Result<Response, PortalError> {
     render(&SignInPage {
         ctx: ctx.console("console-sign-in-title", "", false),
         demo: state.hub.config.demo_mode,
+        error: q.error.is_some(),
     })
 }
 
 #[derive(Deserialize)]
 pub struct DemoOperatorForm {
-    name: String,
+    identity: String,
 }
 
-/// Demo mode only: sign in to the console under a name (audited as that name).
+/// The console opens for an identity that has an operator account: the operator token comes
+/// from the hub (`Hub::operator_token`) for the signed-in identity.
+async fn operator_cookie(
+    state: &PortalState,
+    resident_token: &str,
+) -> Result<Response, PortalError> {
+    let session = state.hub.resident_session(resident_token).await?;
+    let token = match state.hub.operator_token(&session).await {
+        Ok(token) => token,
+        Err(_) => return Ok(Redirect::to("/console/sign-in?error=1").into_response()),
+    };
+    let mut response = Redirect::to("/console").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(OPERATOR_COOKIE, &token, Some(OPERATOR_SESSION_SECONDS)),
+    );
+    Ok(response)
+}
+
+/// Opens the console for the identity signed in to the portal (passkey), if it is an operator.
+pub async fn sign_in_with_portal_session(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    let Some(me) = resident(&state.hub, &headers).await else {
+        return Ok(Redirect::to("/console/sign-in?error=1").into_response());
+    };
+    operator_cookie(&state, &me.token).await
+}
+
+/// Demo mode only: sign in as an operator identity of the demo town, without proof.
 pub async fn demo_sign_in(
     State(state): State<PortalState>,
     Form(form): Form<DemoOperatorForm>,
@@ -64,18 +106,13 @@ pub async fn demo_sign_in(
     if !state.hub.config.demo_mode {
         return Err(PortalError::NotFound);
     }
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Ok(Redirect::to("/console/sign-in").into_response());
-    }
-    let token = issue_operator_token(&state.hub, name)
-        .ok_or_else(|| PortalError::Internal("operator token".into()))?;
-    let mut response = Redirect::to("/console").into_response();
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(OPERATOR_COOKIE, &token, Some(OPERATOR_SESSION_SECONDS)),
-    );
-    Ok(response)
+    let Ok(identity) = form.identity.trim().parse::<renkei_domain::ResidentId>() else {
+        return Ok(Redirect::to("/console/sign-in?error=1").into_response());
+    };
+    let Some(token) = state.api.demo_sign_in(identity).await? else {
+        return Ok(Redirect::to("/console/sign-in?error=1").into_response());
+    };
+    operator_cookie(&state, &token).await
 }
 
 pub async fn sign_out() -> Response {
@@ -115,7 +152,7 @@ pub async fn services(
     ctx: Ctx,
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
-    let op = signed_in(&state, &headers)?;
+    let op = signed_in(&state, &headers).await?;
     let t = ctx.t;
     let rows: Vec<ServiceRow> = state
         .api
@@ -134,7 +171,7 @@ pub async fn services(
     let (pending, others) = rows.into_iter().partition(|r| r.pending);
     render(&ServicesPage {
         ctx: ctx.console("console-services-title", "/console", true),
-        operator: op.name,
+        operator: op.id.to_string(),
         pending,
         others,
     })
@@ -172,48 +209,17 @@ struct ReviewPage {
     message: Option<String>,
 }
 
-/// The domain's purposes and vocabulary from the hub's catalogue views.
-fn domain_view(
-    service: &ServiceView,
-    vocabulary: &[CategoryView],
-) -> (Vec<Purpose>, Vec<DataCategory>) {
-    let purposes = service
-        .purposes
-        .iter()
-        .filter_map(|p| domain_purpose(&service.id, p))
-        .collect();
-    let vocabulary = vocabulary
-        .iter()
-        .filter_map(|c| {
-            Some(DataCategory {
-                id: CategoryId::new(c.id.as_str()).ok()?,
-                name: LocalizedText::new(c.name_ja.as_str(), c.name_en.as_str()),
-                special_care: c.special_care,
-            })
-        })
-        .collect();
-    (purposes, vocabulary)
-}
-
-fn domain_purpose(service: &str, p: &PurposeView) -> Option<Purpose> {
-    Some(Purpose {
-        service: ServiceId::new(service).ok()?,
-        id: PurposeId::new(p.id.as_str()).ok()?,
-        version: p.version,
-        title: LocalizedText::new(p.title_ja.as_str(), p.title_en.as_str()),
-        description: LocalizedText::new(p.description_ja.as_str(), p.description_en.as_str()),
-        categories: p
-            .categories
-            .iter()
-            .filter_map(|c| CategoryId::new(c.as_str()).ok())
-            .collect(),
-        retention_days: p.retention_days,
-        legal_basis: LegalBasis::parse(&p.legal_basis)?,
-    })
-}
-
 /// A flag in words, for the checklist.
-pub fn flag_text(flag: &RiskFlag, vocabulary: &[CategoryView], t: &Tr) -> String {
+pub fn flag_text(
+    flag: &RiskFlag,
+    vocabulary: &[CategoryView],
+    titles: &std::collections::BTreeMap<String, String>,
+    t: &Tr,
+) -> String {
+    let title = titles
+        .get(flag.purpose().as_str())
+        .cloned()
+        .unwrap_or_else(|| flag.purpose().to_string());
     let names = |ids: &BTreeSet<CategoryId>| {
         let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
         chips(&ids, vocabulary, t.lang)
@@ -224,37 +230,37 @@ pub fn flag_text(flag: &RiskFlag, vocabulary: &[CategoryView], t: &Tr) -> String
     };
     match flag {
         RiskFlag::SpecialCare {
-            purpose,
+            purpose: _,
             categories,
         } => t.arg2(
             "flag-special-care",
-            ("purpose", purpose),
+            ("purpose", &title),
             ("categories", &names(categories)),
         ),
         RiskFlag::LocationForMarketing {
-            purpose,
+            purpose: _,
             categories,
             ..
         } => t.arg2(
             "flag-location-marketing",
-            ("purpose", purpose),
+            ("purpose", &title),
             ("categories", &names(categories)),
         ),
         RiskFlag::LongRetention {
-            purpose,
+            purpose: _,
             retention_days,
             limit_days,
             ..
         } => {
             let days = format!("{retention_days} / {limit_days}");
-            t.arg2("flag-long-retention", ("purpose", purpose), ("days", &days))
+            t.arg2("flag-long-retention", ("purpose", &title), ("days", &days))
         }
         RiskFlag::UnknownCategory {
-            purpose,
+            purpose: _,
             categories,
         } => t.arg2(
             "flag-unknown-category",
-            ("purpose", purpose),
+            ("purpose", &title),
             ("categories", &names(categories)),
         ),
     }
@@ -276,12 +282,20 @@ async fn review_page(
         .find(|s| s.id == id)
         .ok_or(PortalError::NotFound)?;
     let vocabulary = state.api.categories().await?;
-    let (purposes, domain_vocabulary) = domain_view(service, &vocabulary);
-    let flags = review(&purposes, &domain_vocabulary)
+    let service_id = ServiceId::new(service.id.as_str()).map_err(|_| PortalError::NotFound)?;
+    let titles: std::collections::BTreeMap<String, String> = service
+        .purposes
+        .iter()
+        .map(|p| (p.id.clone(), lang.pick(&p.title_ja, &p.title_en).to_owned()))
+        .collect();
+    let flags = state
+        .hub
+        .review_service(&service_id)
+        .await?
         .iter()
         .map(|f| FlagRow {
             key: f.key(),
-            text: flag_text(f, &vocabulary, &t),
+            text: flag_text(f, &vocabulary, &titles, &t),
             checked: acknowledged.contains(&f.key()),
         })
         .collect();
@@ -326,7 +340,7 @@ pub async fn service(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, PortalError> {
-    signed_in(&state, &headers)?;
+    signed_in(&state, &headers).await?;
     review_page(&state, ctx, &id, &BTreeSet::new(), false, None).await
 }
 
@@ -339,37 +353,38 @@ pub async fn approve(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PortalError> {
-    signed_in(&state, &headers)?;
+    let op = signed_in(&state, &headers).await?;
     let acknowledged: BTreeSet<String> = form
         .into_iter()
         .filter(|(k, _)| k == "ack")
         .map(|(_, v)| v)
         .collect();
-    let catalogue = state.api.services().await?;
-    let service = catalogue
-        .iter()
-        .find(|s| s.id == id)
-        .ok_or(PortalError::NotFound)?;
-    let vocabulary = state.api.categories().await?;
-    let (purposes, domain_vocabulary) = domain_view(service, &vocabulary);
-    let flags = review(&purposes, &domain_vocabulary);
+    let service = ServiceId::new(id.as_str()).map_err(|_| PortalError::NotFound)?;
+    // The hub refuses approval while a flag is unticked; ask it which ones first so the page
+    // can say what is missing.
+    let flags = state.hub.review_service(&service).await?;
     if !unacknowledged(&flags, &acknowledged).is_empty() {
         return review_page(&state, ctx, &id, &acknowledged, true, None).await;
     }
-    // The hub's approve-service operation is not part of this build yet: say so plainly.
-    let message = Some(ctx.t.get("console-approve-unavailable"));
+    state
+        .hub
+        .approve_service(&op.id, &service, &acknowledged)
+        .await?;
+    let message = Some(ctx.t.get("console-approved"));
     review_page(&state, ctx, &id, &acknowledged, false, message).await
 }
 
-/// Suspension: not yet offered by the hub in this build; the page says so.
+/// Suspends a service at once: every token, code and data request of it stops.
 pub async fn suspend(
     State(state): State<PortalState>,
     ctx: Ctx,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, PortalError> {
-    signed_in(&state, &headers)?;
-    let message = Some(ctx.t.get("console-suspend-unavailable"));
+    let op = signed_in(&state, &headers).await?;
+    let service = ServiceId::new(id.as_str()).map_err(|_| PortalError::NotFound)?;
+    state.hub.suspend_service(&op.id, &service).await?;
+    let message = Some(ctx.t.get("console-suspended"));
     review_page(&state, ctx, &id, &BTreeSet::new(), false, message).await
 }
 
@@ -394,7 +409,7 @@ pub async fn categories(
     ctx: Ctx,
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
-    signed_in(&state, &headers)?;
+    signed_in(&state, &headers).await?;
     let categories = state
         .api
         .categories()
@@ -427,7 +442,7 @@ pub async fn audit(
     ctx: Ctx,
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
-    signed_in(&state, &headers)?;
+    signed_in(&state, &headers).await?;
     let services = state
         .api
         .services()

@@ -57,6 +57,10 @@ pub fn router(hub: Hub) -> Router {
         .route("/console", get(console::services))
         .route("/console/sign-in", get(console::sign_in_page))
         .route("/console/sign-in/demo", post(console::demo_sign_in))
+        .route(
+            "/console/sign-in/portal",
+            post(console::sign_in_with_portal_session),
+        )
         .route("/console/sign-out", post(console::sign_out))
         .route("/console/services/{id}", get(console::service))
         .route("/console/services/{id}/approve", post(console::approve))

@@ -8,7 +8,8 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
-use renkei_domain::{Actor, ConsentChannel, ConsentId, ResidentId};
+use renkei_domain::{ConsentChannel, ConsentId, ResidentId};
+use renkei_hub::auth::ProxyPermission;
 use renkei_hub::consents::{ConsentView, GrantConsentBody};
 use serde::Deserialize;
 
@@ -344,6 +345,17 @@ pub async fn switch(
 ) -> Result<Response, PortalError> {
     let me = signed_in(&state, &headers).await?;
     let anchor = format!("#p-{}-{}", form.service, form.purpose);
+    // A proxy may switch only what the resident entrusted to them.
+    let service = renkei_domain::ServiceId::new(form.service.as_str())
+        .map_err(|_| PortalError::BadRequest("service".into()))?;
+    if me
+        .hub
+        .require(ProxyPermission::ManageConsents, Some(&service))
+        .is_err()
+    {
+        return Ok(Redirect::to(&format!("/portal/services?done=failed{anchor}")).into_response());
+    }
+    let actor = me.hub.actor();
     let result = match form.action.as_str() {
         "stop" => {
             let id: ConsentId = form
@@ -354,7 +366,7 @@ pub async fn switch(
                 .map_err(|_| PortalError::BadRequest("consent id".into()))?;
             state
                 .hub
-                .revoke_consent(me.id, id, Actor::Resident)
+                .revoke_consent(me.id, id, actor)
                 .await
                 .map(|_| "stopped")
         }
@@ -367,8 +379,8 @@ pub async fn switch(
                     purpose: form.purpose.clone(),
                     valid_days: None,
                 },
-                ConsentChannel::Portal,
-                Actor::Resident,
+                me.hub.channel(ConsentChannel::Portal),
+                actor,
             )
             .await
             .map(|_| "started"),
@@ -482,11 +494,13 @@ pub fn history_row(
                 .get("categories")
                 .and_then(|c| serde_json::from_value(c.clone()).ok())
                 .unwrap_or_default();
-            let outcome = text_of(&v, "outcome");
+            // `{"outcome": {"outcome": "denied", "reason": "…"}}` (a tagged enum in a field).
+            let detail = v.get("outcome").cloned().unwrap_or_default();
+            let outcome = text_of(&detail, "outcome");
             let what = if outcome == "granted" {
                 t.get("history-granted")
             } else {
-                let reason = text_of(&v, "reason");
+                let reason = text_of(&detail, "reason");
                 t.arg(
                     "history-denied",
                     "reason",

@@ -8,7 +8,8 @@
 //! can neither read the cookie nor plant one (the `__Host-` prefix forbids a `Domain`), and a
 //! token minted for one session is worthless in another. Every POST without the right token
 //! (form field `csrf` or header `x-csrf-token`) is refused with 403 before any handler runs;
-//! a POST whose `Origin` names another site is refused too.
+//! a POST whose `Origin` names another site is refused too (the `Referrer-Policy` is
+//! `same-origin`, so browsers send a real `Origin` on same-site form posts, not `null`).
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
@@ -228,7 +229,7 @@ fn secure(mut response: Response, page: bool) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

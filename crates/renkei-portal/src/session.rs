@@ -1,13 +1,11 @@
-//! Who is signed in: a resident (the cookie holds the bearer token the hub issued them) or an
-//! operator (demo mode: a short-lived token signed with the hub's key for the console).
-//! Tokens are checked by the hub's own extractors and keys, never re-implemented here.
+//! Who is signed in: a resident, or a proxy acting for one (the cookie holds the bearer token
+//! the hub issued), or a city operator (the cookie holds the hub's operator token). Tokens are
+//! checked by the hub's own operations (`Hub::resident_session`, `Hub::operator_session`),
+//! never re-implemented here.
 
 use axum::http::HeaderMap;
-use chrono::Utc;
-use jsonwebtoken::{Algorithm, Header, Validation};
-use renkei_domain::ResidentId;
+use renkei_domain::{OperatorId, ResidentId};
 use renkei_hub::Hub;
-use serde::{Deserialize, Serialize};
 
 use crate::security::{OPERATOR_COOKIE, SESSION_COOKIE, cookie};
 
@@ -16,6 +14,8 @@ use crate::security::{OPERATOR_COOKIE, SESSION_COOKIE, cookie};
 pub struct ResidentSession {
     pub id: ResidentId,
     pub token: String,
+    /// The hub's view of the session: who acts (the resident or their proxy), and may.
+    pub hub: renkei_hub::auth::ResidentSession,
 }
 
 /// The resident the request's session cookie names, if its token still holds.
@@ -25,56 +25,22 @@ pub async fn resident(hub: &Hub, headers: &HeaderMap) -> Option<ResidentSession>
     Some(ResidentSession {
         id: session.resident,
         token: token.to_owned(),
+        hub: session,
     })
 }
 
-/// The audience of the console's operator tokens.
-const OPERATOR_AUDIENCE: &str = "renkei:portal-operator";
-/// How long an operator stays signed in.
-pub const OPERATOR_SESSION_SECONDS: i64 = 8 * 3600;
-
-#[derive(Serialize, Deserialize)]
-struct OperatorClaims {
-    sub: String,
-    aud: String,
-    iss: String,
-    iat: i64,
-    exp: i64,
-}
+/// How long an operator stays signed in to the console (the hub's token lasts as long).
+pub const OPERATOR_SESSION_SECONDS: i64 = renkei_hub::auth::RESIDENT_TOKEN_SECONDS;
 
 /// A signed-in city operator.
 #[derive(Debug, Clone)]
 pub struct OperatorSession {
-    /// The operator's name as shown and audited.
-    pub name: String,
-}
-
-/// A token for an operator session, signed with the hub's key (EdDSA).
-pub fn issue_operator_token(hub: &Hub, name: &str) -> Option<String> {
-    let now = Utc::now().timestamp();
-    let claims = OperatorClaims {
-        sub: name.to_owned(),
-        aud: OPERATOR_AUDIENCE.to_owned(),
-        iss: hub.config.issuer.clone(),
-        iat: now,
-        exp: now + OPERATOR_SESSION_SECONDS,
-    };
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(hub.keys.signing.kid().to_owned());
-    jsonwebtoken::encode(&header, &claims, hub.keys.signing.encoding_key()).ok()
+    pub id: OperatorId,
 }
 
 /// The operator the request's console cookie names, if its token still holds.
-pub fn operator(hub: &Hub, headers: &HeaderMap) -> Option<OperatorSession> {
+pub async fn operator(hub: &Hub, headers: &HeaderMap) -> Option<OperatorSession> {
     let token = cookie(headers, OPERATOR_COOKIE)?;
-    let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-    let key = hub.keys.jwks.decoding_key(&kid).ok()?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_audience(&[OPERATOR_AUDIENCE]);
-    validation.set_issuer(&[hub.config.issuer.as_str()]);
-    validation.leeway = 5;
-    let data = jsonwebtoken::decode::<OperatorClaims>(token, &key, &validation).ok()?;
-    Some(OperatorSession {
-        name: data.claims.sub,
-    })
+    let id = hub.operator_session(token).await.ok()?;
+    Some(OperatorSession { id })
 }

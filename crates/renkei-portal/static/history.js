@@ -103,7 +103,7 @@
     if (entry.kind !== li.getAttribute('data-kind')) return false;
     if (entry.service !== li.getAttribute('data-service')) return false;
     const outcome = li.getAttribute('data-outcome');
-    if (entry.kind === 'access' && entry.outcome !== outcome) return false;
+    if (entry.kind === 'access' && (entry.outcome || {}).outcome !== outcome) return false;
     if (entry.kind === 'consent' && outcome !== 'consent') return false;
     return true;
   }
