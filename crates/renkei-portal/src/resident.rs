@@ -167,6 +167,8 @@ pub struct PurposeCard {
     pub until: String,
     pub retention: String,
     pub can_start: bool,
+    /// Whether the resident ever agreed to this purpose (restart rather than start).
+    pub had_consent: bool,
 }
 
 pub struct ServiceCard {
@@ -289,6 +291,7 @@ pub async fn services(
                         .unwrap_or_default(),
                     retention: t.count("retention-days", "days", p.retention_days as usize),
                     can_start: !suspended,
+                    had_consent: current.is_some(),
                 }
             })
             .collect();

@@ -43,4 +43,4 @@ console-portal-help = City staff with an operator account sign in to the portal 
 console-portal-button = Open the console
 console-approved = Approved. The service may now ask for the data of residents who agree.
 console-suspended = Suspended. From now on no data goes to this service.
-console-footer-note = Approvals, suspensions, vocabulary changes: everything done in the console is recorded in the access log.
+console-footer-note = Approvals and suspensions are made under each operator's own account.

@@ -89,3 +89,4 @@ verify-pending = Awaiting signature
 verify-summary-js = With JavaScript on, the entries on this page are checked against the signed log.
 verify-summary-ok = Every entry matches the city's signed log.
 verify-summary-bad = Some entries do not match. Please contact the city.
+switch-first = Start this use

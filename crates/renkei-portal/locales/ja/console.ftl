@@ -43,4 +43,4 @@ console-portal-help = 職員として登録された方は、ポータルにパ�
 console-portal-button = 管理コンソールを開く
 console-approved = 承認しました。このサービスは同意した住民のデータを求められるようになりました。
 console-suspended = 一時停止しました。このサービスへのデータ提供は、今からすべて止まります。
-console-footer-note = 承認・停止・語彙の変更など、管理コンソールでの操作はすべてアクセスログに記録されます。
+console-footer-note = 管理コンソールでの承認・停止は、職員ごとのアカウントで行います。

@@ -89,3 +89,4 @@ verify-pending = 署名待ち
 verify-summary-js = このページの記録は、JavaScript が有効なときに署名付きログと照合されます。
 verify-summary-ok = すべての記録が、市の署名付きログと一致しました。
 verify-summary-bad = 一致しない記録があります。市の窓口にお問い合わせください。
+switch-first = この目的での利用を始める
