@@ -16,16 +16,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{ProxyPermission, ResidentSession, new_client_secret};
+use crate::consents::now_ms;
 use crate::{Hub, HubError};
 
 /// How long a proxy invitation waits to be accepted.
 pub const INVITATION_HOURS: i64 = 72;
 const INVITATION: &str = "proxy-invitation";
-
-fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
-}
 
 /// What a resident asks of a new proxy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

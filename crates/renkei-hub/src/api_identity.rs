@@ -23,7 +23,7 @@ use crate::accounts::{
 };
 use crate::auth::{
     OperatorCaller, ProxyPermission, RESIDENT_TOKEN_SECONDS, ResidentCaller, SERVICE_TOKEN_SECONDS,
-    hash_client_secret,
+    bearer, hash_client_secret,
 };
 use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
 use crate::oidc::{CodeTokens, Introspection};
@@ -196,15 +196,6 @@ pub(crate) async fn token(
         }
         other => Err(HubError::UnsupportedGrantType(other.to_owned())),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Result<&str, HubError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(HubError::Unauthorized)
 }
 
 /// OpenID Connect userinfo: `sub`, and the verified name only if the resident shared it.

@@ -233,7 +233,8 @@ impl AccessClaims {
     }
 }
 
-fn random_bytes() -> [u8; 32] {
+/// 256 random bits: secrets, codes and challenges.
+pub(crate) fn random_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     bytes
@@ -256,9 +257,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn bearer(parts: &Parts) -> Result<&str, HubError> {
-    parts
-        .headers
+/// The bearer token of an `Authorization` header.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, HubError> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -279,7 +280,7 @@ impl FromRequestParts<Hub> for ServiceCaller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        let token = bearer(parts)?;
+        let token = bearer(&parts.headers)?;
         if let Ok(claims) = hub.keys.check(token, SERVICE_AUDIENCE) {
             // One indexed read: a token the service revoked (RFC 7009) stops at once.
             if hub.store.token_revoked(&claims.jti, None).await? {
@@ -403,7 +404,9 @@ impl FromRequestParts<Hub> for ResidentCaller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        hub.resident_session(bearer(parts)?).await.map(Self)
+        hub.resident_session(bearer(&parts.headers)?)
+            .await
+            .map(Self)
     }
 }
 
@@ -414,6 +417,8 @@ impl FromRequestParts<Hub> for OperatorCaller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        hub.operator_session(bearer(parts)?).await.map(Self)
+        hub.operator_session(bearer(&parts.headers)?)
+            .await
+            .map(Self)
     }
 }

@@ -111,7 +111,8 @@ pub(crate) struct OutboxEvent {
 }
 
 /// Millisecond precision, as stored, so what a caller is answered equals what is kept.
-fn now_ms() -> DateTime<Utc> {
+/// Now, to the millisecond storage keeps, so what is returned equals what is read back.
+pub(crate) fn now_ms() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }

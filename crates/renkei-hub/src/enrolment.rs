@@ -9,7 +9,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::RngCore;
 use renkei_domain::ResidentId;
 use renkei_identity::{
     EnrolmentError, TrustAnchors, VerifiedIdentity, parse_chain, verify_enrolment,
@@ -98,8 +97,7 @@ impl Hub {
     /// A fresh single-use challenge, stored so any replica can check the answer.
     pub async fn enrolment_challenge(&self) -> Result<EnrolmentChallenge, HubError> {
         self.trust_anchors()?;
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
+        let bytes = crate::auth::random_bytes();
         let id = uuid::Uuid::new_v4();
         let now = Utc::now();
         let expires_at = now + TimeDelta::seconds(CHALLENGE_SECONDS);

@@ -13,7 +13,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, Header};
-use rand::RngCore;
 use renkei_domain::{
     ConsentChannel, ConsentId, ConsentState, Purpose, PurposeId, Service, ServiceId, ServiceStatus,
 };
@@ -26,6 +25,7 @@ use crate::auth::{
     AccessClaims, ProxyPermission, ResidentSession, USER_AUDIENCE, USER_TOKEN_SECONDS, UserGrant,
 };
 use crate::consents::GrantConsentBody;
+use crate::consents::now_ms;
 use crate::{Hub, HubError};
 
 /// How long an authorization code may wait before it is redeemed.
@@ -173,11 +173,6 @@ fn urlencode(v: &str) -> String {
             }
         })
         .collect()
-}
-
-fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 impl Hub {
@@ -381,7 +376,7 @@ impl Hub {
         self.store
             .link_subject(&request.service.sector, &subject, resident)
             .await?;
-        let code = random_token();
+        let code = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes());
         self.store
             .put_authorization_code(&AuthorizationCodeRecord {
                 code_hash: code_hash(&code),
@@ -617,12 +612,6 @@ impl Hub {
 
 fn has_scope(scope: &str, word: &str) -> bool {
     scope.split(' ').any(|w| w == word)
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ impl Hub {
             resident,
             name,
             passkey: stored_state(&passkey)?,
-            created_at: DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
+            created_at: crate::consents::now_ms(),
             last_used_at: None,
         };
         self.store.add_passkey(&stored).await?;

@@ -6,6 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::StoreResult;
 use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
+use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 
 /// A [`crate::Store`] in a PostgreSQL database shared by every hub replica.
 #[derive(Clone)]

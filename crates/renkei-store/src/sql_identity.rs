@@ -203,6 +203,23 @@ pub const RESIDENT_REQUEST_COLUMNS: &str =
     "id, resident_id, kind, service_id, details, status, filed_by, filed_at, updated_at, response";
 pub const PROXY_COLUMNS: &str = "id, resident_id, proxy_id, label, scope, appointed_at, ended_at";
 
+/// The columns each row shape above reads, in its field order.
+macro_rules! code_columns {
+    () => {
+        "code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope, consents, acting_proxy, auth_time, expires_at, redeemed_at"
+    };
+}
+macro_rules! enrolment_columns {
+    () => {
+        "key_hash, resident_id, attributes, enrolled_at, certificate_not_after"
+    };
+}
+macro_rules! passkey_columns {
+    () => {
+        "credential_id, resident_id, name, passkey, created_at, last_used_at"
+    };
+}
+
 /// Implements [`crate::IdentityStore`] for `$store` (see `impl_store!` for its shape).
 macro_rules! impl_identity_store {
     ($store:ident) => {
@@ -297,8 +314,7 @@ macro_rules! impl_identity_store {
                 resident: renkei_domain::ResidentId,
             ) -> $crate::StoreResult<Option<renkei_domain::Enrolment>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawEnrolment>(
-                    "SELECT key_hash, resident_id, attributes, enrolled_at, certificate_not_after
-                     FROM enrolments WHERE resident_id = $1 ORDER BY enrolled_at DESC LIMIT 1",
+                    concat!("SELECT ", enrolment_columns!(), " FROM enrolments WHERE resident_id = $1 ORDER BY enrolled_at DESC LIMIT 1"),
                 )
                 .bind(resident.to_string())
                 .fetch_optional(&self.read)
@@ -312,8 +328,7 @@ macro_rules! impl_identity_store {
                 key_hash: &str,
             ) -> $crate::StoreResult<Option<renkei_domain::Enrolment>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawEnrolment>(
-                    "SELECT key_hash, resident_id, attributes, enrolled_at, certificate_not_after
-                     FROM enrolments WHERE key_hash = $1",
+                    concat!("SELECT ", enrolment_columns!(), " FROM enrolments WHERE key_hash = $1"),
                 )
                 .bind(key_hash)
                 .fetch_optional(&self.read)
@@ -392,8 +407,7 @@ macro_rules! impl_identity_store {
                 resident: renkei_domain::ResidentId,
             ) -> $crate::StoreResult<Vec<$crate::identity::StoredPasskey>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawPasskey>(
-                    "SELECT credential_id, resident_id, name, passkey, created_at, last_used_at
-                     FROM passkeys WHERE resident_id = $1 ORDER BY created_at, credential_id",
+                    concat!("SELECT ", passkey_columns!(), " FROM passkeys WHERE resident_id = $1 ORDER BY created_at, credential_id"),
                 )
                 .bind(resident.to_string())
                 .fetch_all(&self.read)
@@ -408,8 +422,7 @@ macro_rules! impl_identity_store {
                 credential_id: &str,
             ) -> $crate::StoreResult<Option<$crate::identity::StoredPasskey>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawPasskey>(
-                    "SELECT credential_id, resident_id, name, passkey, created_at, last_used_at
-                     FROM passkeys WHERE credential_id = $1",
+                    concat!("SELECT ", passkey_columns!(), " FROM passkeys WHERE credential_id = $1"),
                 )
                 .bind(credential_id)
                 .fetch_optional(&self.read)
@@ -506,9 +519,7 @@ macro_rules! impl_identity_store {
                 code_hash: &str,
             ) -> $crate::StoreResult<Option<$crate::identity::AuthorizationCodeRecord>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawAuthorizationCode>(
-                    "SELECT code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope,
-                     consents, acting_proxy, auth_time, expires_at, redeemed_at
-                     FROM authorization_codes WHERE code_hash = $1",
+                    concat!("SELECT ", code_columns!(), " FROM authorization_codes WHERE code_hash = $1"),
                 )
                 .bind(code_hash)
                 .fetch_optional(&self.read)
@@ -525,9 +536,7 @@ macro_rules! impl_identity_store {
                 use $crate::identity::CodeRedemption;
                 let mut tx = self.write.begin().await?;
                 let row = sqlx::query_as::<_, $crate::sql_identity::RawAuthorizationCode>(
-                    "SELECT code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope,
-                     consents, acting_proxy, auth_time, expires_at, redeemed_at
-                     FROM authorization_codes WHERE code_hash = $1",
+                    concat!("SELECT ", code_columns!(), " FROM authorization_codes WHERE code_hash = $1"),
                 )
                 .bind(code_hash)
                 .fetch_optional(&mut *tx)
@@ -788,4 +797,4 @@ macro_rules! impl_identity_store {
     };
 }
 
-pub(crate) use impl_identity_store;
+pub(crate) use {code_columns, enrolment_columns, impl_identity_store, passkey_columns};

@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 use crate::StoreResult;
 use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
+use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 
 /// A [`crate::Store`] in one SQLite file (WAL mode, `synchronous=FULL`, so an acknowledged
 /// write survives a crash and a power cut).
