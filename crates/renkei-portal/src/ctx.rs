@@ -45,6 +45,7 @@ impl Ctx {
                 ("/portal", "nav-home"),
                 ("/portal/services", "nav-services"),
                 ("/portal/history", "nav-history"),
+                ("/portal/passkeys", "nav-passkeys"),
             ]
             .into_iter()
             .map(|(href, id)| NavItem {
