@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod api;
 mod api_identity;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod consents;

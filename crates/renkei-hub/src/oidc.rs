@@ -480,7 +480,8 @@ impl Hub {
         })
     }
 
-    async fn verified_name(
+    /// The name a resident's enrolment proved, if they enrolled with a card.
+    pub async fn verified_name(
         &self,
         resident: renkei_domain::ResidentId,
     ) -> Result<Option<String>, HubError> {
