@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::review::{self, RiskFlag};
 use renkei_domain::{
-    Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorId,
-    ProxyAppointment, ProxyId, ProxyScope, PurposeId, ResidentId, ResidentRequest,
-    ResidentRequestId, ResidentRequestKind, ResidentRequestStatus, Service, ServiceClient,
-    ServiceId, ServiceStatus,
+    Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorAction,
+    OperatorActor, OperatorId, OperatorLogEntry, ProxyAppointment, ProxyId, ProxyScope, PurposeId,
+    ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus,
+    Service, ServiceClient, ServiceId, ServiceStatus,
 };
 use renkei_store::{Ceremony, PurposeDraft};
 use serde::{Deserialize, Serialize};
@@ -353,15 +353,45 @@ impl Hub {
     /// An operator answers a request.
     pub async fn answer_request(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: ResidentRequestId,
         status: ResidentRequestStatus,
         response: Option<&str>,
     ) -> Result<ResidentRequest, HubError> {
-        Ok(self
+        let answered = self
             .store
             .update_request(id, status, response, now_ms())
-            .await?)
+            .await?;
+        self.audit(
+            operator,
+            OperatorAction::AnswerRequest {
+                request: id,
+                status: status.as_str().to_owned(),
+            },
+        )
+        .await?;
+        Ok(answered)
+    }
+
+    /// Appends an operator's act to the log (DESIGN: operators are audited too), right after
+    /// it took effect.
+    async fn audit(&self, operator: &OperatorId, action: OperatorAction) -> Result<(), HubError> {
+        let actor = OperatorActor::Operator {
+            id: operator.clone(),
+        };
+        self.store
+            .record_operator_action(&actor, &action, now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Operators' acts, newest first (before log position `before`, if given).
+    pub async fn operator_log(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<OperatorLogEntry>, HubError> {
+        Ok(self.store.operator_log(before, limit.min(500)).await?)
     }
 
     // --- operators and services ---
@@ -384,7 +414,7 @@ impl Hub {
     /// Registers a service as pending review; returns its client secret, once.
     pub async fn register_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         registration: ServiceRegistration,
     ) -> Result<RegisteredService, HubError> {
         let id = ServiceId::new(registration.id).map_err(malformed)?;
@@ -443,6 +473,13 @@ impl Hub {
                 registered_at: now,
             })
             .await?;
+        self.audit(
+            operator,
+            OperatorAction::RegisterService {
+                service: id.clone(),
+            },
+        )
+        .await?;
         Ok(RegisteredService {
             id: id.to_string(),
             status: ServiceStatus::Pending.as_str().to_owned(),
@@ -464,7 +501,7 @@ impl Hub {
     /// Approves a service once every flagged risk is acknowledged (by its key).
     pub async fn approve_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: &ServiceId,
         acknowledged: &BTreeSet<String>,
     ) -> Result<(), HubError> {
@@ -480,20 +517,34 @@ impl Hub {
         self.store
             .set_service_status(id, ServiceStatus::Approved)
             .await?;
-        Ok(())
+        let acknowledged = flags.iter().map(|f| f.key()).collect();
+        self.audit(
+            operator,
+            OperatorAction::ApproveService {
+                service: id.clone(),
+                acknowledged,
+            },
+        )
+        .await
     }
 
     /// Suspends a service: its tokens, codes and data requests stop at once, because
     /// every one of them reads the service's status from storage.
     pub async fn suspend_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: &ServiceId,
     ) -> Result<(), HubError> {
         self.store
             .set_service_status(id, ServiceStatus::Suspended)
             .await?;
-        Ok(())
+        self.audit(
+            operator,
+            OperatorAction::SuspendService {
+                service: id.clone(),
+            },
+        )
+        .await
     }
 
     /// Adds an operator account for an enrolled identity (the `renkei operator add` command).
@@ -513,6 +564,15 @@ impl Hub {
             added_at: now_ms(),
         };
         self.store.put_operator(&operator).await?;
+        self.store
+            .record_operator_action(
+                &OperatorActor::CommandLine,
+                &OperatorAction::AddOperator {
+                    operator: operator.id.clone(),
+                },
+                operator.added_at,
+            )
+            .await?;
         Ok(operator)
     }
 }

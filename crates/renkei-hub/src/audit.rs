@@ -1,12 +1,12 @@
 //! The operators' audit search over the access log (access entries and consent changes), and
 //! what the review of a service shows beside its checklist (its privacy-impact answers).
 //!
-//! Operators' own actions (approvals, suspensions, these searches) are not yet entries of any
-//! log: the hub has no record of operator actions to append them to.
+//! Every search is itself an operator action in the log (which resident or service was
+//! looked at), like approvals and suspensions.
 
 use std::collections::BTreeMap;
 
-use renkei_domain::{LogEntry, OperatorId, ServiceId};
+use renkei_domain::{LogEntry, OperatorAction, OperatorActor, OperatorId, ServiceId};
 pub use renkei_store::{AuditOutcome, AuditQuery};
 
 use crate::{Hub, HubError};
@@ -19,7 +19,7 @@ impl Hub {
     /// `before_seq` set to the last entry's position.
     pub async fn audit_search(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         query: &AuditQuery,
     ) -> Result<Vec<LogEntry>, HubError> {
         if !(1..=AUDIT_LIMIT).contains(&query.limit) {
@@ -28,7 +28,18 @@ impl Hub {
                 query.limit
             )));
         }
-        Ok(self.store.audit_search(query).await?)
+        let found = self.store.audit_search(query).await?;
+        let actor = OperatorActor::Operator {
+            id: operator.clone(),
+        };
+        let action = OperatorAction::SearchAccessLog {
+            resident: query.resident,
+            service: query.service.clone(),
+        };
+        self.store
+            .record_operator_action(&actor, &action, crate::consents::now_ms())
+            .await?;
+        Ok(found)
     }
 
     /// A service's answers to the privacy-impact questions (question id → answer), as it

@@ -11,6 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use renkei_domain::{OperatorAction, OperatorActor};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_store::{Store, StoredSigningKey};
 use serde::Serialize;
@@ -165,6 +166,13 @@ pub async fn rotate(
             "a fresh key collided with a stored one".into(),
         ));
     }
+    let action = OperatorAction::RotateSigningKey {
+        kid: stored.kid.clone(),
+        active_from: stored.active_from,
+    };
+    store
+        .record_operator_action(&OperatorActor::CommandLine, &action, now)
+        .await?;
     Ok(SigningKeyView::from(&stored))
 }
 
@@ -198,6 +206,13 @@ pub async fn retire(store: &dyn Store, kid: &str, now: DateTime<Utc>) -> Result<
     {
         return Err(RetireError::Unknown(kid.to_owned()));
     }
+    let action = OperatorAction::RetireSigningKey {
+        kid: kid.to_owned(),
+    };
+    store
+        .record_operator_action(&OperatorActor::CommandLine, &action, now)
+        .await
+        .map_err(HubError::from)?;
     Ok(())
 }
 

@@ -530,6 +530,8 @@ impl AuditForm {
             outcome: opt(&self.outcome, |s| match s {
                 "granted" => Some(renkei_hub::audit::AuditOutcome::Granted),
                 "denied" => Some(renkei_hub::audit::AuditOutcome::Denied),
+                // Read by the handler from the operators' log, not the store's search.
+                "operator" => Some(renkei_hub::audit::AuditOutcome::Granted),
                 _ => None,
             })?,
             basis: opt(&self.basis, |s| {
@@ -634,6 +636,40 @@ fn audit_row(
                 actor,
             }
         }
+        LogEntry::Operator(o) => {
+            use renkei_domain::{OperatorAction, OperatorActor};
+            let (what, service) = match &o.action {
+                OperatorAction::RegisterService { service } => ("register-service", Some(service)),
+                OperatorAction::ApproveService { service, .. } => {
+                    ("approve-service", Some(service))
+                }
+                OperatorAction::SuspendService { service } => ("suspend-service", Some(service)),
+                OperatorAction::AnswerRequest { .. } => ("answer-request", None),
+                OperatorAction::AddOperator { .. } => ("add-operator", None),
+                OperatorAction::RotateSigningKey { .. } => ("rotate-signing-key", None),
+                OperatorAction::RetireSigningKey { .. } => ("retire-signing-key", None),
+                OperatorAction::SearchAccessLog { service, .. } => {
+                    ("search-access-log", service.as_ref())
+                }
+            };
+            let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
+            let actor = match &o.actor {
+                OperatorActor::Operator { id } => t.arg("audit-actor-operator", "id", id),
+                OperatorActor::CommandLine => t.get("audit-actor-command-line"),
+            };
+            AuditRow {
+                seq: o.seq,
+                when: crate::time::tokyo(o.at, lang),
+                when_iso: crate::time::tokyo_iso(o.at),
+                resident: "—".into(),
+                service,
+                purpose: "—".into(),
+                outcome: "operator".into(),
+                what: t.get(&format!("operator-action-{what}")),
+                basis: "—".into(),
+                actor,
+            }
+        }
     }
 }
 
@@ -662,6 +698,17 @@ pub async fn audit(
     let mut older = None;
     if searched {
         match form.query() {
+            // Operators' own acts are a search of their own.
+            Some(_) if form.outcome == "operator" => {
+                let entries = state.hub.operator_log(form.before, AUDIT_PAGE).await?;
+                if entries.len() == AUDIT_PAGE as usize {
+                    older = entries.last().map(|e| form.href(Some(e.seq)));
+                }
+                rows = entries
+                    .into_iter()
+                    .map(|e| audit_row(&renkei_domain::LogEntry::Operator(e), &catalogue, &t))
+                    .collect();
+            }
             Some(query) => {
                 let entries = state.hub.audit_search(&op.id, &query).await?;
                 if entries.len() == AUDIT_PAGE as usize {

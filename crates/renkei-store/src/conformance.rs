@@ -65,6 +65,7 @@ macro_rules! store_conformance_suite {
             an_operator_is_found_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
             signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
+            operator_actions_take_log_positions_with_leaves_and_list_newest_first,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };
@@ -713,6 +714,7 @@ fn kind_of(entry: &renkei_domain::LogEntry) -> &'static str {
     match entry {
         renkei_domain::LogEntry::Access(_) => "access",
         renkei_domain::LogEntry::Consent(_) => "consent",
+        renkei_domain::LogEntry::Operator(_) => "operator",
     }
 }
 
@@ -1125,4 +1127,57 @@ pub async fn the_audit_search_filters_access_and_consent_entries_and_pages_newes
         store.audit_search(&basis("con%")).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+pub async fn operator_actions_take_log_positions_with_leaves_and_list_newest_first(
+    store: Arc<dyn Store>,
+) {
+    use renkei_domain::{OperatorAction, OperatorActor, OperatorId};
+    let (before, _, _) = mixed_log(store.as_ref()).await;
+    let operator = OperatorActor::Operator {
+        id: OperatorId::new("tanaka").unwrap(),
+    };
+    let approve = OperatorAction::ApproveService {
+        service: service_id(),
+        acknowledged: vec!["special_care".into()],
+    };
+    let rotate = OperatorAction::RotateSigningKey {
+        kid: "k2".into(),
+        active_from: Utc::now(),
+    };
+    let first = store
+        .record_operator_action(&operator, &approve, Utc::now())
+        .await
+        .unwrap();
+    let second = store
+        .record_operator_action(&OperatorActor::CommandLine, &rotate, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.seq, second.seq),
+        (before.len() as u64, before.len() as u64 + 1),
+        "operator acts take the next positions of the one log"
+    );
+    assert_eq!(store.log_size().await.unwrap(), before.len() as u64 + 2);
+
+    let listed = store.operator_log(None, 10).await.unwrap();
+    assert_eq!(listed, [second.clone(), first.clone()]);
+    assert_eq!(
+        store.operator_log(Some(second.seq), 10).await.unwrap(),
+        [first.clone()]
+    );
+
+    let range = store.log_range(first.seq, 2).await.unwrap();
+    for (stored, want) in range.iter().zip([&first, &second]) {
+        let leaf = stored.leaf.as_ref().unwrap();
+        let entry = stored.entry.clone().unwrap().unwrap();
+        assert_eq!(entry, renkei_domain::LogEntry::Operator(want.clone()));
+        assert_eq!(leaf.kind, "operator");
+        assert_eq!(
+            entry.resident(),
+            None,
+            "an operator's act names no resident"
+        );
+        assert_eq!(leaf.leaf_hash, leaf_of(&entry, &leaf.salt));
+    }
 }

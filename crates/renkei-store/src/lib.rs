@@ -277,6 +277,19 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
     /// Log positions `from..from + limit` with their leaves and rows, for verification.
     async fn log_range(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredEntry>>;
+    /// Appends an operator's act to the log (its own transaction, durable on return).
+    async fn record_operator_action(
+        &self,
+        actor: &renkei_domain::OperatorActor,
+        action: &renkei_domain::OperatorAction,
+        at: DateTime<Utc>,
+    ) -> StoreResult<renkei_domain::OperatorLogEntry>;
+    /// Operators' acts, newest first, before log position `before` if given.
+    async fn operator_log(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<renkei_domain::OperatorLogEntry>>;
     /// A resident's log entries (access records naming them and their consent changes)
     /// with their leaves, filtered like [`Store::access_records`], in log order.
     async fn resident_log(

@@ -996,7 +996,62 @@ macro_rules! impl_store {
                 .bind(end)
                 .fetch_all(&self.read)
                 .await?;
-                Ok($crate::codec::assemble_range(start, end, leaves, access, consents))
+                let operators = sqlx::query_as::<_, $crate::codec::RawOperatorLogEntry>(
+                    "SELECT log_seq, at, actor, action FROM operator_actions WHERE log_seq >= $1 AND log_seq < $2",
+                )
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                Ok($crate::codec::assemble_range(start, end, leaves, access, consents, operators))
+            }
+
+            async fn record_operator_action(
+                &self,
+                actor: &renkei_domain::OperatorActor,
+                action: &renkei_domain::OperatorAction,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<renkei_domain::OperatorLogEntry> {
+                let mut tx = self.write.begin().await?;
+                let seq = reserve_log_seqs(&mut tx, 1).await?;
+                sqlx::query("INSERT INTO operator_actions (log_seq, at, actor, action) VALUES ($1, $2, $3, $4)")
+                    .bind(seq)
+                    .bind($crate::codec::millis(at))
+                    .bind($crate::codec::to_json(actor)?)
+                    .bind($crate::codec::to_json(action)?)
+                    .execute(&mut *tx)
+                    .await?;
+                let entry = renkei_domain::OperatorLogEntry {
+                    seq: $crate::codec::seq_u64(seq)?,
+                    at: $crate::codec::time($crate::codec::millis(at))?,
+                    actor: actor.clone(),
+                    action: action.clone(),
+                };
+                insert_leaf(&mut tx, seq, &renkei_domain::LogEntry::Operator(entry.clone())).await?;
+                tx.commit().await?;
+                Ok(entry)
+            }
+
+            async fn operator_log(
+                &self,
+                before: Option<u64>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<renkei_domain::OperatorLogEntry>> {
+                let before = match before {
+                    Some(b) => $crate::codec::seq_i64(b)?,
+                    None => i64::MAX,
+                };
+                sqlx::query_as::<_, $crate::codec::RawOperatorLogEntry>(
+                    "SELECT log_seq, at, actor, action FROM operator_actions WHERE log_seq < $1
+                     ORDER BY log_seq DESC LIMIT $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
             }
 
             async fn resident_log(

@@ -43,3 +43,15 @@ console-portal-button = Open the console
 console-approved = Approved. The service may now ask for the data of residents who agree.
 console-suspended = Suspended. From now on no data goes to this service.
 console-footer-note = Approvals and suspensions are made under each operator's own account.
+
+audit-outcome-operator = operators' actions
+audit-actor-operator = operator ({ $id })
+audit-actor-command-line = the renkei command on the hub's host
+operator-action-register-service = registered the service
+operator-action-approve-service = approved the service
+operator-action-suspend-service = suspended the service
+operator-action-answer-request = answered a resident's request
+operator-action-add-operator = added an operator
+operator-action-rotate-signing-key = rotated the signing key
+operator-action-retire-signing-key = retired a signing key
+operator-action-search-access-log = searched the access log

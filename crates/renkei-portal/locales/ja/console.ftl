@@ -43,3 +43,15 @@ console-portal-button = 管理コンソールを開く
 console-approved = 承認しました。このサービスは同意した住民のデータを求められるようになりました。
 console-suspended = 一時停止しました。このサービスへのデータ提供は、今からすべて止まります。
 console-footer-note = 管理コンソールでの承認・停止は、職員ごとのアカウントで行います。
+
+audit-outcome-operator = 運用者の操作
+audit-actor-operator = 運用者（{ $id }）
+audit-actor-command-line = ハブのサーバー上の renkei コマンド
+operator-action-register-service = サービスを登録
+operator-action-approve-service = サービスを承認
+operator-action-suspend-service = サービスを停止
+operator-action-answer-request = 住民の請求に回答
+operator-action-add-operator = 運用者を追加
+operator-action-rotate-signing-key = 署名鍵を更新
+operator-action-retire-signing-key = 署名鍵を失効
+operator-action-search-access-log = アクセスログを検索
