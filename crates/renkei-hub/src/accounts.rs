@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::review::{self, RiskFlag};
 use renkei_domain::{
-    CategoryId, LegalBasis, LocalizedText, Operator, OperatorId, ProxyAppointment, ProxyId,
-    ProxyScope, PurposeId, ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
-    ResidentRequestStatus, Service, ServiceClient, ServiceId, ServiceStatus,
+    Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorId,
+    ProxyAppointment, ProxyId, ProxyScope, PurposeId, ResidentId, ResidentRequest,
+    ResidentRequestId, ResidentRequestKind, ResidentRequestStatus, Service, ServiceClient,
+    ServiceId, ServiceStatus,
 };
 use renkei_store::{Ceremony, PurposeDraft};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,32 @@ pub struct ResidentRequestBody {
     /// The service it concerns; none for the hub itself.
     pub service: Option<String>,
     pub details: String,
+}
+
+/// One thing a proxy did for the resident, as the hub recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyAction {
+    /// A consent the proxy gave, revoked or replaced.
+    Consent {
+        at: DateTime<Utc>,
+        service: ServiceId,
+        purpose: PurposeId,
+        change: ConsentEventKind,
+    },
+    /// A request the proxy filed.
+    Request {
+        at: DateTime<Utc>,
+        kind: ResidentRequestKind,
+        service: Option<ServiceId>,
+    },
+}
+
+impl ProxyAction {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Consent { at, .. } | Self::Request { at, .. } => *at,
+        }
+    }
 }
 
 fn malformed(e: impl std::fmt::Display) -> HubError {
@@ -213,6 +240,52 @@ impl Hub {
         Ok(self.store.end_proxy(session.resident, id, now_ms()).await?)
     }
 
+    /// What the proxy of one of the resident's appointments did under it (consent changes
+    /// and requests recorded with the proxy as actor, while it lasted), newest first.
+    pub async fn proxy_actions(
+        &self,
+        session: &ResidentSession,
+        id: ProxyId,
+    ) -> Result<Vec<ProxyAction>, HubError> {
+        session.require(ProxyPermission::ManageAccount, None)?;
+        let appointment = self
+            .store
+            .proxy_appointment(id)
+            .await?
+            .filter(|a| a.resident == session.resident)
+            .ok_or_else(|| HubError::NotFound(format!("proxy appointment `{id}`")))?;
+        // The same person may be appointed again later: only acts inside this appointment count.
+        let during = |at: DateTime<Utc>| {
+            at >= appointment.appointed_at && appointment.ended_at.is_none_or(|end| at <= end)
+        };
+        let by_proxy =
+            |actor: &Actor| matches!(actor, Actor::Proxy { proxy } if *proxy == appointment.proxy);
+        let mut actions = Vec::new();
+        for consent in self.store.consents_of(session.resident).await? {
+            for event in self.store.consent_history(consent.id).await? {
+                if by_proxy(&event.actor) && during(event.at) {
+                    actions.push(ProxyAction::Consent {
+                        at: event.at,
+                        service: consent.purpose.service.clone(),
+                        purpose: consent.purpose.purpose.clone(),
+                        change: event.kind,
+                    });
+                }
+            }
+        }
+        for request in self.store.requests_of(session.resident).await? {
+            if by_proxy(&request.filed_by) && during(request.filed_at) {
+                actions.push(ProxyAction::Request {
+                    at: request.filed_at,
+                    kind: request.kind,
+                    service: request.service,
+                });
+            }
+        }
+        actions.sort_by_key(|a| std::cmp::Reverse(a.at()));
+        Ok(actions)
+    }
+
     // --- resident requests ---
 
     pub async fn file_request(
@@ -266,6 +339,15 @@ impl Hub {
     ) -> Result<Vec<ResidentRequest>, HubError> {
         session.require(ProxyPermission::FileRequests, None)?;
         Ok(self.store.requests_of(session.resident).await?)
+    }
+
+    /// The operators' queue: every resident request, or those of one status, oldest first.
+    pub async fn resident_requests(
+        &self,
+        _operator: &OperatorId,
+        status: Option<ResidentRequestStatus>,
+    ) -> Result<Vec<ResidentRequest>, HubError> {
+        Ok(self.store.requests(status).await?)
     }
 
     /// An operator answers a request.

@@ -22,6 +22,8 @@ mod error;
 mod hubapi;
 pub mod i18n;
 mod identity;
+mod proxies;
+mod requests;
 mod resident;
 pub mod security;
 mod session;
@@ -83,6 +85,17 @@ pub fn router(hub: Hub) -> Router {
         .route("/portal/services/switch", post(resident::switch))
         .route("/portal/consents/{id}/receipt", get(resident::receipt))
         .route("/portal/history", get(resident::history))
+        .route(
+            "/portal/requests",
+            get(requests::requests).post(requests::file),
+        )
+        .route("/portal/proxies", get(proxies::proxies))
+        .route("/portal/proxies/invite", post(proxies::invite))
+        .route("/portal/proxies/{id}/end", post(proxies::end))
+        .route("/portal/acting/accept", post(proxies::accept))
+        .route("/portal/acting/start", post(proxies::start))
+        .route("/portal/acting/stop", post(proxies::stop))
+        .route("/portal/acting/ended", get(proxies::ended))
         .route("/console", get(console::services))
         .route("/console/sign-in", get(console::sign_in_page))
         .route("/console/sign-in/demo", post(console::demo_sign_in))
@@ -96,6 +109,8 @@ pub fn router(hub: Hub) -> Router {
         .route("/console/services/{id}/suspend", post(console::suspend))
         .route("/console/categories", get(console::categories))
         .route("/console/audit", get(console::audit))
+        .route("/console/requests", get(requests::queue))
+        .route("/console/requests/{id}/answer", post(requests::answer))
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(security::protect))
         .with_state(state)

@@ -27,6 +27,8 @@ use crate::i18n::{Lang, Tr};
 pub const CSRF_COOKIE: &str = "__Host-renkei-csrf";
 pub const SESSION_COOKIE: &str = "__Host-renkei-session";
 pub const OPERATOR_COOKIE: &str = "__Host-renkei-operator";
+/// A proxy's own session, kept aside while they act for someone (the way back).
+pub const OWN_SESSION_COOKIE: &str = "__Host-renkei-own-session";
 pub const LANG_COOKIE: &str = "lang";
 /// The form field and header that carry the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";

@@ -445,6 +445,13 @@ pub fn assemble_range(
         .collect()
 }
 
+/// A parameter of a statement built at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlParam {
+    Int(i64),
+    Text(String),
+}
+
 /// How a backend writes the parameters of statements built at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholders {

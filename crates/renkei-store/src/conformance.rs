@@ -22,7 +22,8 @@ mod identity;
 pub use identity::*;
 
 use crate::{
-    AccessQuery, DecisionInput, DeliveryOutcome, OutboxMessage, PurposeDraft, Store, StoreError,
+    AccessQuery, AuditOutcome, AuditQuery, DecisionInput, DeliveryOutcome, OutboxMessage,
+    PurposeDraft, Store, StoreError,
 };
 
 /// Runs every check as its own test. `$factory` is an async fn returning
@@ -63,6 +64,8 @@ macro_rules! store_conformance_suite {
             only_the_appointing_resident_ends_a_proxy_appointment,
             an_operator_is_found_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
+            signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
+            the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -1011,4 +1014,115 @@ pub async fn an_expired_consent_gets_one_expiry_entry_in_the_log(store: Arc<dyn 
         kinds,
         vec![ConsentEventKind::Granted, ConsentEventKind::Expired]
     );
+}
+
+pub async fn the_audit_search_filters_access_and_consent_entries_and_pages_newest_first(
+    store: Arc<dyn Store>,
+) {
+    let (_, p0, p1) = mixed_log(store.as_ref()).await;
+    let search = |q: AuditQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_search(&AuditQuery { limit: 100, ..q })
+                .await
+                .unwrap()
+                .iter()
+                .map(renkei_domain::LogEntry::seq)
+                .collect::<Vec<u64>>()
+        }
+    };
+    assert_eq!(
+        search(AuditQuery::default()).await,
+        (0..10).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        search(AuditQuery {
+            resident: Some(p0),
+            ..Default::default()
+        })
+        .await,
+        vec![6, 5, 1, 0],
+        "the resident's access entries and consent changes"
+    );
+    let granted = AuditQuery {
+        outcome: Some(AuditOutcome::Granted),
+        ..Default::default()
+    };
+    assert_eq!(search(granted).await, vec![9, 1], "access entries only");
+    let denied = AuditQuery {
+        outcome: Some(AuditOutcome::Denied),
+        ..Default::default()
+    };
+    assert_eq!(search(denied.clone()).await, vec![6, 3, 2]);
+    assert_eq!(
+        search(AuditQuery {
+            resident: Some(p1),
+            ..denied
+        })
+        .await,
+        vec![2]
+    );
+    let basis = |kind: &str| AuditQuery {
+        basis: Some(kind.to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(search(basis("consent")).await, vec![9, 1]);
+    assert_eq!(search(basis("none")).await, vec![6, 3, 2]);
+    assert_eq!(
+        search(AuditQuery {
+            service: Some(service_id()),
+            purpose: Some(purpose_id()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        10
+    );
+    for q in [
+        AuditQuery {
+            service: Some(ServiceId::new("community-bus").unwrap()),
+            ..Default::default()
+        },
+        AuditQuery {
+            purpose: Some(PurposeId::new("marketing").unwrap()),
+            ..Default::default()
+        },
+        AuditQuery {
+            since: Some(Utc::now() + TimeDelta::hours(1)),
+            ..Default::default()
+        },
+        AuditQuery {
+            until: Some(Utc::now() - TimeDelta::hours(1)),
+            ..Default::default()
+        },
+    ] {
+        assert!(search(q.clone()).await.is_empty(), "{q:?}");
+    }
+    // Pages of four, each before the last one's final position.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page: Vec<u64> = store
+            .audit_search(&AuditQuery {
+                before_seq: before,
+                limit: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(renkei_domain::LogEntry::seq)
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().copied();
+        pages.push(page);
+    }
+    assert_eq!(pages, vec![vec![9, 8, 7, 6], vec![5, 4, 3, 2], vec![1, 0]]);
+    assert!(matches!(
+        store.audit_search(&basis("con%")).await,
+        Err(StoreError::Invalid(_))
+    ));
 }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
+    StoredSigningKey,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -120,6 +121,31 @@ pub struct AccessQuery {
     pub after_seq: Option<u64>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// Granted or denied, as the operators' audit search filters access entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Granted,
+    Denied,
+}
+
+/// The operators' audit search over the log: access entries and consent changes, newest
+/// first. An outcome or basis filter keeps access entries only (consent changes have
+/// neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub resident: Option<ResidentId>,
+    pub service: Option<ServiceId>,
+    pub purpose: Option<PurposeId>,
+    pub outcome: Option<AuditOutcome>,
+    /// The access basis's kind (`consent`, `none`), as `AccessBasis` serialises it.
+    pub basis: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries with `seq` below this (paging cursor, newest first).
+    pub before_seq: Option<u64>,
     pub limit: u32,
 }
 
@@ -229,6 +255,8 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RecordedDecision>>;
     async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;
+    /// The operators' audit search: matching log entries, newest first, at most `limit`.
+    async fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<LogEntry>>;
     /// Number of entries in the access log.
     async fn log_size(&self) -> StoreResult<u64>;
 

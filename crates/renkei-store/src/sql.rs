@@ -7,7 +7,8 @@
 //! SQLite `write` has one connection, which serialises writers without busy retries.
 
 /// Implements [`crate::Store`] for `$store`, a struct with `read` and `write` pools of `$db`,
-/// in a module that also defines `PLACEHOLDERS` (how the backend writes run-time parameters).
+/// in a module that also defines `PLACEHOLDERS` (how the backend writes run-time parameters) and
+/// `INSERT_ROWS` (how a multi-row append begins).
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
@@ -696,7 +697,7 @@ macro_rules! impl_store {
                 // The records and their leaves, a few multi-row statements per batch.
                 for chunk in out.chunks(100) {
                     let sql = format!(
-                        "INSERT INTO access_records (seq, request_id, at, service_id, resident_id, purpose_id,
+                        "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
                          purpose_version, categories, basis, outcome, providers) VALUES {}",
                         PLACEHOLDERS.rows(11, chunk.len())
                     );
@@ -718,7 +719,7 @@ macro_rules! impl_store {
                     }
                     query.execute(&mut *tx).await?;
                     let sql = format!(
-                        "INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
+                        "{INSERT_ROWS} log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
                         PLACEHOLDERS.rows(4, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -771,6 +772,99 @@ macro_rules! impl_store {
                 .into_iter()
                 .map(|r| r.into_domain())
                 .collect()
+            }
+
+            async fn audit_search(&self, q: &$crate::AuditQuery) -> $crate::StoreResult<Vec<renkei_domain::LogEntry>> {
+                // Only the filters given become conditions, so each query can use the index
+                // that fits it (`(resident_id, seq)`, `(service_id, purpose_id, seq)`, `at`).
+                let before = q.before_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(i64::MAX);
+                let mut access_params = vec![$crate::codec::SqlParam::Int(before)];
+                let mut consent_params = access_params.clone();
+                let mut access_where = format!("seq < {}", PLACEHOLDERS.list(1, 1));
+                let mut consent_where = format!("e.log_seq < {}", PLACEHOLDERS.list(1, 1));
+                let text = |s: &str| $crate::codec::SqlParam::Text(s.to_owned());
+                let mut filters: Vec<(Option<&str>, Option<&str>, $crate::codec::SqlParam)> = Vec::new();
+                if let Some(r) = q.resident {
+                    filters.push((Some("resident_id ="), Some("c.resident_id ="), text(&r.to_string())));
+                }
+                if let Some(s) = &q.service {
+                    filters.push((Some("service_id ="), Some("c.service_id ="), text(s.as_str())));
+                }
+                if let Some(p) = &q.purpose {
+                    filters.push((Some("purpose_id ="), Some("c.purpose_id ="), text(p.as_str())));
+                }
+                // An outcome or basis is a property of access entries only.
+                let access_only = q.outcome.is_some() || q.basis.is_some();
+                match q.outcome {
+                    Some($crate::AuditOutcome::Granted) => filters.push((Some("outcome ="), None, text("granted"))),
+                    Some($crate::AuditOutcome::Denied) => filters.push((Some("outcome <>"), None, text("granted"))),
+                    None => {}
+                }
+                if let Some(kind) = &q.basis {
+                    // `AccessBasis` is stored as JSON with its tag first: `{"kind":"consent",…}`.
+                    // INVARIANT: the kind is letters and underscores only (no LIKE wildcards).
+                    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        return Err($crate::StoreError::Invalid(format!("basis kind `{kind}`")));
+                    }
+                    filters.push((Some("basis LIKE"), None, $crate::codec::SqlParam::Text(format!("{{\"kind\":\"{kind}\"%"))));
+                }
+                if let Some(t) = q.since {
+                    filters.push((Some("at >="), Some("e.at >="), $crate::codec::SqlParam::Int($crate::codec::millis(t))));
+                }
+                if let Some(t) = q.until {
+                    filters.push((Some("at <"), Some("e.at <"), $crate::codec::SqlParam::Int($crate::codec::millis(t))));
+                }
+                for (access, consent, value) in filters {
+                    if let Some(c) = consent {
+                        consent_params.push(value.clone());
+                        consent_where.push_str(&format!(" AND {c} {}", PLACEHOLDERS.list(consent_params.len(), 1)));
+                    }
+                    if let Some(c) = access {
+                        access_params.push(value);
+                        access_where.push_str(&format!(" AND {c} {}", PLACEHOLDERS.list(access_params.len(), 1)));
+                    }
+                }
+                access_params.push($crate::codec::SqlParam::Int(i64::from(q.limit)));
+                let sql = format!(
+                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
+                     basis, outcome, providers FROM access_records WHERE {access_where} ORDER BY seq DESC LIMIT {}",
+                    PLACEHOLDERS.list(access_params.len(), 1)
+                );
+                // INVARIANT: `sql` is made of fixed column names and placeholders; values are bound.
+                let mut query = sqlx::query_as::<_, $crate::codec::RawAccessRecord>(sqlx::AssertSqlSafe(sql));
+                for p in access_params {
+                    query = match p {
+                        $crate::codec::SqlParam::Int(i) => query.bind(i),
+                        $crate::codec::SqlParam::Text(s) => query.bind(s),
+                    };
+                }
+                let mut entries: Vec<renkei_domain::LogEntry> = query
+                    .fetch_all(&self.read)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_domain().map(renkei_domain::LogEntry::Access))
+                    .collect::<$crate::StoreResult<_>>()?;
+                if !access_only {
+                    consent_params.push($crate::codec::SqlParam::Int(i64::from(q.limit)));
+                    let sql = format!(
+                        "{} WHERE {consent_where} ORDER BY e.log_seq DESC LIMIT {}",
+                        consent_log_select!(),
+                        PLACEHOLDERS.list(consent_params.len(), 1)
+                    );
+                    let mut query = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(sqlx::AssertSqlSafe(sql));
+                    for p in consent_params {
+                        query = match p {
+                            $crate::codec::SqlParam::Int(i) => query.bind(i),
+                            $crate::codec::SqlParam::Text(s) => query.bind(s),
+                        };
+                    }
+                    for r in query.fetch_all(&self.read).await? {
+                        entries.push(renkei_domain::LogEntry::Consent(r.into_domain()?));
+                    }
+                }
+                entries.sort_by_key(|e| std::cmp::Reverse(e.seq()));
+                entries.truncate(q.limit as usize);
+                Ok(entries)
             }
 
             async fn log_size(&self) -> $crate::StoreResult<u64> {
@@ -826,7 +920,7 @@ macro_rules! impl_store {
                 // Multi-row inserts: the integrator shares the one writer with the decisions.
                 for chunk in hashes.chunks(500) {
                     let sql = format!(
-                        "INSERT INTO log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
+                        "{INSERT_ROWS} log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
                         PLACEHOLDERS.rows(2, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

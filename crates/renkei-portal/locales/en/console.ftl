@@ -33,7 +33,6 @@ console-audit-resident = Resident ID
 console-audit-since = From (Japan time)
 console-audit-until = Until (Japan time)
 console-audit-search = Search
-console-audit-unavailable = The staff search over access entries becomes available when the hub's audit operation is in.
 console-demo-help = In the demo town a staff identity is enough to sign in. What you do is recorded under this operator.
 console-operator-identity = Staff identity
 console-operator-identity-hint = The demo operator: 00000000-0000-4000-8000-00000000c0de

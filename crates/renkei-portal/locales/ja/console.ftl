@@ -33,7 +33,6 @@ console-audit-resident = 住民ID
 console-audit-since = 開始日時（日本時間）
 console-audit-until = 終了日時（日本時間）
 console-audit-search = 検索する
-console-audit-unavailable = 職員向けのアクセス記録の検索は、ハブの監査機能が入るまで利用できません。
 console-demo-help = デモの町では、職員のIDだけでサインインできます。操作はこの職員の名前で記録されます。
 console-operator-identity = 職員のID
 console-operator-identity-hint = デモ職員のID：00000000-0000-4000-8000-00000000c0de
