@@ -494,27 +494,74 @@ impl Placeholders {
     /// Parameters `first..first + count` (numbers only, safe to splice into SQL). Anonymous
     /// ones take their position from the order of binding.
     pub fn list(self, first: usize, count: usize) -> String {
-        (first..first + count)
-            .map(|i| match self {
-                Self::Numbered => format!("${i}"),
-                Self::Anonymous => "?".to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut out = String::with_capacity(count * 4);
+        self.push_list(&mut out, first, count);
+        out
     }
 
     /// `(…), (…)` for a multi-row `VALUES` of `rows` rows of `width` parameters.
     pub fn rows(self, width: usize, rows: usize) -> String {
-        (0..rows)
-            .map(|r| format!("({})", self.list(r * width + 1, width)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut out = String::with_capacity(rows * (width * 4 + 4));
+        for r in 0..rows {
+            if r > 0 {
+                out.push_str(", ");
+            }
+            out.push('(');
+            self.push_list(&mut out, r * width + 1, width);
+            out.push(')');
+        }
+        out
     }
+
+    fn push_list(self, out: &mut String, first: usize, count: usize) {
+        use std::fmt::Write;
+        for i in first..first + count {
+            if i > first {
+                out.push_str(", ");
+            }
+            match self {
+                // Writing to a String cannot fail.
+                Self::Numbered => {
+                    let _ = write!(out, "${i}");
+                }
+                Self::Anonymous => out.push('?'),
+            }
+        }
+    }
+}
+
+/// The most entries appended by one multi-row `INSERT` (11 parameters each).
+pub const APPEND_CHUNK: usize = 128;
+
+/// The most values in one `IN (…)` list of a batch's reads.
+pub const IN_LIST_MAX: usize = 512;
+
+/// How many parameters an `IN (…)` list of `n` values is written with: the next power of two,
+/// so that a handful of statement texts serve every batch size and stay prepared in the
+/// connection's statement cache instead of being parsed again for each batch.
+pub fn in_list_len(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
+/// The values of an `IN (…)` list padded to [`in_list_len`] by repeating the last one (a
+/// repeated value does not change what `IN` matches).
+pub fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
+    let pad = in_list_len(values.len()) - values.len();
+    values.iter().chain(values.last().into_iter().cycle().take(pad))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two_with_the_last_value() {
+        let list: Vec<_> = padded(&[1, 2, 3, 4, 5]).copied().collect();
+        assert_eq!(list, [1, 2, 3, 4, 5, 5, 5, 5]);
+        assert_eq!(list.len(), in_list_len(5));
+        assert_eq!(padded(&[7]).count(), 1);
+        assert_eq!(padded::<u8>(&[]).count(), 0);
+    }
 
     #[test]
     fn placeholders_number_rows_consecutively() {

@@ -552,15 +552,15 @@ macro_rules! impl_store {
                     }
                 }
                 for (sector, subjects) in by_sector {
-                    for chunk in subjects.chunks(500) {
+                    for chunk in subjects.chunks($crate::codec::IN_LIST_MAX) {
                         let sql = format!(
                             // Every parameter of a run-time statement in the backend's own style.
                             "SELECT subject, resident_id FROM subjects WHERE sector = {} AND subject IN ({})",
                             PLACEHOLDERS.list(1, 1),
-                            PLACEHOLDERS.list(2, chunk.len())
+                            PLACEHOLDERS.list(2, $crate::codec::in_list_len(chunk.len()))
                         );
                         let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(sector.clone());
-                        for subject in chunk {
+                        for subject in $crate::codec::padded(chunk) {
                             query = query.bind(subject.clone());
                         }
                         for (subject, resident) in query.fetch_all(&mut *tx).await? {
@@ -579,13 +579,13 @@ macro_rules! impl_store {
                 wanted.sort();
                 wanted.dedup();
                 let mut latest: HashMap<(ResidentId, ServiceId, PurposeId), Consent> = HashMap::new();
-                for chunk in wanted.chunks(500) {
+                for chunk in wanted.chunks($crate::codec::IN_LIST_MAX) {
                     let sql = format!(
                         concat!("SELECT ", consent_columns!(), " FROM consents WHERE resident_id IN ({})"),
-                        PLACEHOLDERS.list(1, chunk.len())
+                        PLACEHOLDERS.list(1, $crate::codec::in_list_len(chunk.len()))
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawConsent>(sqlx::AssertSqlSafe(sql));
-                    for r in chunk {
+                    for r in $crate::codec::padded(chunk) {
                         query = query.bind(r.clone());
                     }
                     for raw in query.fetch_all(&mut *tx).await? {
@@ -628,14 +628,14 @@ macro_rules! impl_store {
                 granted.sort();
                 granted.dedup();
                 let mut locators_of: HashMap<ResidentId, Vec<Locator>> = HashMap::new();
-                for chunk in granted.chunks(500) {
+                for chunk in granted.chunks($crate::codec::IN_LIST_MAX) {
                     let sql = format!(
                         "SELECT resident_id, category_id, provider_id, reference FROM locators WHERE resident_id IN ({})
                          ORDER BY resident_id, category_id",
-                        PLACEHOLDERS.list(1, chunk.len())
+                        PLACEHOLDERS.list(1, $crate::codec::in_list_len(chunk.len()))
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawLocator>(sqlx::AssertSqlSafe(sql));
-                    for r in chunk {
+                    for r in $crate::codec::padded(chunk) {
                         query = query.bind(r.clone());
                     }
                     for raw in query.fetch_all(&mut *tx).await? {
@@ -695,7 +695,7 @@ macro_rules! impl_store {
                 }
 
                 // The records and their leaves, a few multi-row statements per batch.
-                for chunk in out.chunks(100) {
+                for chunk in out.chunks($crate::codec::APPEND_CHUNK) {
                     let sql = format!(
                         "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
                          purpose_version, categories, basis, outcome, providers) VALUES {}",

@@ -30,6 +30,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL pages at which the writer checkpoints by itself, should the background checkpointer
 /// fall behind (SQLite's default is 1,000).
 const WRITER_CHECKPOINT_PAGES: &str = "20000";
+/// Prepared statements the writer keeps: two multi-row appends of each size up to
+/// `APPEND_CHUNK` rows, the batch reads' power-of-two `IN` lists, and the rest.
+const WRITER_STATEMENTS: usize = 512;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -49,7 +52,9 @@ impl SqliteStore {
             .connect_with(
                 options
                     .clone()
-                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                    // Every size of a batch's multi-row appends stays prepared (a few MB).
+                    .statement_cache_capacity(WRITER_STATEMENTS),
             )
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
