@@ -167,6 +167,8 @@ const RESIDENT_PAGES = [
   ['portal-home', '/portal', true],
   ['portal-services', '/portal/services', true],
   ['portal-history', '/portal/history', true],
+  ['portal-requests', '/portal/requests', true],
+  ['portal-proxies', '/portal/proxies', true],
 ];
 const CONSOLE_PAGES = [
   ['console-sign-in', '/console/sign-in', false],
@@ -174,6 +176,8 @@ const CONSOLE_PAGES = [
   ['console-review', '/console/services/health-advice', true],
   ['console-categories', '/console/categories', true],
   ['console-audit', '/console/audit', true],
+  ['console-audit-results', '/console/audit?outcome=granted', true],
+  ['console-requests', '/console/requests', true],
 ];
 
 for (const [width, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
