@@ -20,6 +20,7 @@ pub mod log;
 pub mod oidc;
 pub mod passkeys;
 pub mod problem;
+pub mod signing_keys;
 mod state;
 pub mod webhooks;
 

@@ -467,8 +467,9 @@ impl Hub {
             name,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.keys.signing.kid().to_owned());
-        let id_token = jsonwebtoken::encode(&header, &claims, self.keys.signing.encoding_key())
+        let key = self.keys.signing_key();
+        header.kid = Some(key.kid().to_owned());
+        let id_token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
             .map_err(|e| HubError::Internal(format!("id token signing: {e}")))?;
         Ok(CodeTokens {
             access_token,

@@ -49,6 +49,7 @@ impl Ctx {
                 ("/portal", "nav-home"),
                 ("/portal/services", "nav-services"),
                 ("/portal/history", "nav-history"),
+                ("/portal/passkeys", "nav-passkeys"),
                 ("/portal/requests", "nav-requests"),
                 ("/portal/proxies", "nav-proxies"),
             ]

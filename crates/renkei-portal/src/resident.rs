@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::hubapi::{CategoryView, LogEntryView, ServiceView};
 use crate::i18n::{Lang, Tr};
+use crate::identity::{safe_next, with_next};
 use crate::security::{SESSION_COOKIE, set_cookie};
 use crate::session::{ResidentSession, resident};
 use crate::time::{tokyo, tokyo_date, tokyo_iso};
@@ -47,12 +48,19 @@ struct SignInPage {
     ctx: Ctx,
     demo: bool,
     error: bool,
+    /// Where to go after signing in (a path on this site).
+    next: Option<String>,
+    /// Sign-in was asked for by a service's OpenID request.
+    for_service: bool,
+    enrol_href: String,
 }
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 pub async fn sign_in_page(
@@ -60,16 +68,24 @@ pub async fn sign_in_page(
     ctx: Ctx,
     Query(q): Query<SignInQuery>,
 ) -> Result<Response, PortalError> {
+    let next = safe_next(q.next.as_deref());
     render(&SignInPage {
         ctx: ctx.portal("sign-in-title", "", false),
         demo: state.hub.config.demo_mode,
         error: q.error.is_some(),
+        for_service: next
+            .as_deref()
+            .is_some_and(|n| n.starts_with("/oauth/authorize")),
+        enrol_href: with_next("/portal/enrol", next.as_deref()),
+        next,
     })
 }
 
 #[derive(Deserialize)]
 pub struct DemoSignInForm {
     resident: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// Demo mode only: signs in as any resident of the demo town, as `POST /demo/sign-in` does.
@@ -80,13 +96,18 @@ pub async fn demo_sign_in(
     if !state.hub.config.demo_mode {
         return Err(PortalError::NotFound);
     }
+    let next = safe_next(form.next.as_deref());
+    let again = with_next("/portal/sign-in?error=1", next.as_deref());
     let Ok(resident) = form.resident.trim().parse::<ResidentId>() else {
-        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+        return Ok(Redirect::to(&again).into_response());
     };
     let Some(token) = state.api.demo_sign_in(resident).await? else {
-        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+        return Ok(Redirect::to(&again).into_response());
     };
-    Ok(session_response(&token, "/portal"))
+    Ok(session_response(
+        &token,
+        next.as_deref().unwrap_or("/portal"),
+    ))
 }
 
 /// Sets the session cookie and goes to `to`.

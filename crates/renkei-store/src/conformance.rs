@@ -64,6 +64,7 @@ macro_rules! store_conformance_suite {
             only_the_appointing_resident_ends_a_proxy_appointment,
             an_operator_is_found_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
+            signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
+    StoredSigningKey,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

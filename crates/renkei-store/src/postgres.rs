@@ -31,6 +31,7 @@ impl PostgresStore {
 }
 
 const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
+const INSERT_ROWS: &str = "INSERT INTO";
 
 impl_store!(PostgresStore, Postgres);
 crate::sql_identity::impl_identity_store!(PostgresStore);

@@ -7,7 +7,8 @@
 //! SQLite `write` has one connection, which serialises writers without busy retries.
 
 /// Implements [`crate::Store`] for `$store`, a struct with `read` and `write` pools of `$db`,
-/// in a module that also defines `PLACEHOLDERS` (how the backend writes run-time parameters).
+/// in a module that also defines `PLACEHOLDERS` (how the backend writes run-time parameters) and
+/// `INSERT_ROWS` (how a multi-row append begins).
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         #[async_trait::async_trait]
@@ -696,7 +697,7 @@ macro_rules! impl_store {
                 // The records and their leaves, a few multi-row statements per batch.
                 for chunk in out.chunks(100) {
                     let sql = format!(
-                        "INSERT INTO access_records (seq, request_id, at, service_id, resident_id, purpose_id,
+                        "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
                          purpose_version, categories, basis, outcome, providers) VALUES {}",
                         PLACEHOLDERS.rows(11, chunk.len())
                     );
@@ -718,7 +719,7 @@ macro_rules! impl_store {
                     }
                     query.execute(&mut *tx).await?;
                     let sql = format!(
-                        "INSERT INTO log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
+                        "{INSERT_ROWS} log_leaves (seq, kind, salt, leaf_hash) VALUES {}",
                         PLACEHOLDERS.rows(4, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -919,7 +920,7 @@ macro_rules! impl_store {
                 // Multi-row inserts: the integrator shares the one writer with the decisions.
                 for chunk in hashes.chunks(500) {
                     let sql = format!(
-                        "INSERT INTO log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
+                        "{INSERT_ROWS} log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
                         PLACEHOLDERS.rows(2, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

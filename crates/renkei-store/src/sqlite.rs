@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::Sqlite;
@@ -20,7 +21,15 @@ use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The background checkpointer stops once every clone of the store is dropped.
+    _alive: Arc<()>,
 }
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL pages at which the writer checkpoints by itself, should the background checkpointer
+/// fall behind (SQLite's default is 1,000).
+const WRITER_CHECKPOINT_PAGES: &str = "20000";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -33,20 +42,58 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // INVARIANT: exactly one writing connection, so write transactions never contend.
+        // Checkpoints (copying the WAL into the database file and syncing it) are left to a
+        // connection of their own, so a commit pays only for its WAL frames and their fsync.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
+            )
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { read, write })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint_in_background(
+            checkpointer,
+            Arc::downgrade(&alive),
+        ));
+        Ok(Self {
+            read,
+            write,
+            _alive: alive,
+        })
     }
 }
 
+/// Copies committed WAL frames into the database file, beside the writer: a PASSIVE
+/// checkpoint never waits for or blocks a writer or a reader.
+async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>) {
+    while alive.strong_count() > 0 {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "background WAL checkpoint failed");
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+    pool.close().await;
+}
+
 const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
+/// How multi-row appends begin. `OR FAIL` spares SQLite the statement journal (a copy of
+/// every page the statement changes) that the default `ABORT` keeps to undo a half-done
+/// statement: a failed append fails, and rolls back, its whole transaction anyway.
+const INSERT_ROWS: &str = "INSERT OR FAIL INTO";
 
 impl_store!(SqliteStore, Sqlite);
 crate::sql_identity::impl_identity_store!(SqliteStore);
