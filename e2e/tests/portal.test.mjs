@@ -177,6 +177,8 @@ const RESIDENT_PAGES = [
   ['portal-history', '/portal/history', true],
   ['portal-passkeys', '/portal/passkeys', true],
   ['portal-authorize', AUTHORIZE, true],
+  ['portal-requests', '/portal/requests', true],
+  ['portal-proxies', '/portal/proxies', true],
 ];
 const CONSOLE_PAGES = [
   ['console-sign-in', '/console/sign-in', false],
@@ -184,6 +186,8 @@ const CONSOLE_PAGES = [
   ['console-review', '/console/services/health-advice', true],
   ['console-categories', '/console/categories', true],
   ['console-audit', '/console/audit', true],
+  ['console-audit-results', '/console/audit?outcome=granted', true],
+  ['console-requests', '/console/requests', true],
 ];
 
 for (const [width, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {

@@ -581,13 +581,13 @@ fn audit_row(
         LogEntry::Access(r) => {
             let (service, purpose) = names(&r.service, r.purpose.as_str());
             let (outcome, what) = match &r.outcome {
-                AccessOutcome::Granted => ("granted", t.get("history-granted")),
+                AccessOutcome::Granted => ("granted", t.get("audit-outcome-granted")),
                 AccessOutcome::Denied { reason } => (
                     "denied",
-                    t.arg(
-                        "history-denied",
-                        "reason",
-                        &t.get_or(&format!("reason-{reason}"), "reason-other"),
+                    format!(
+                        "{}: {}",
+                        t.get("audit-outcome-denied"),
+                        t.get_or(&format!("reason-{reason}"), "reason-other")
                     ),
                 ),
             };

@@ -396,6 +396,418 @@ fn every_message_exists_in_both_languages() {
     assert_eq!(message_ids(Lang::Ja), message_ids(Lang::En));
 }
 
+// ------------------------------------------------ requests, proxies, audit, paging
+
+/// A second person of the town, who may be appointed as a proxy (or be an operator).
+async fn another_resident(town: &Town) -> ResidentId {
+    let id = ResidentId::from_uuid(uuid::Uuid::new_v4());
+    town.hub.store.add_resident(id, Utc::now()).await.unwrap();
+    id
+}
+
+impl Browser {
+    async fn sign_in_as(&mut self, town: &Town, resident: ResidentId) {
+        let page = self.get(&town.app, "/portal/sign-in").await;
+        let csrf = Self::csrf(&page);
+        let answer = self
+            .post(
+                &town.app,
+                "/portal/sign-in/demo",
+                &[("csrf", &csrf), ("resident", &resident.to_string())],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    }
+
+    /// Signs in to the console as a new operator.
+    async fn operator(&mut self, town: &Town) {
+        let identity = another_resident(town).await;
+        town.hub
+            .add_operator(
+                renkei_domain::OperatorId::new("tanaka").unwrap(),
+                "田中".into(),
+                identity,
+            )
+            .await
+            .unwrap();
+        let page = self.get(&town.app, "/console/sign-in").await;
+        let csrf = Self::csrf(&page);
+        let answer = self
+            .post(
+                &town.app,
+                "/console/sign-in/demo",
+                &[("csrf", &csrf), ("identity", &identity.to_string())],
+            )
+            .await;
+        assert_eq!(answer.headers[header::LOCATION], "/console");
+    }
+}
+
+/// The resident appoints a proxy with `scope` (form fields) on the proxies page; the proxy,
+/// signed in as themselves in `proxy`, accepts the code and acts for the resident.
+async fn appoint(
+    town: &Town,
+    resident: &mut Browser,
+    proxy: &mut Browser,
+    scope: &[(&str, &str)],
+) -> ResidentId {
+    let page = resident.get(&town.app, "/portal/proxies").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let mut form = vec![("csrf", csrf.as_str()), ("label", "娘")];
+    form.extend_from_slice(scope);
+    let shown = resident
+        .post(&town.app, "/portal/proxies/invite", &form)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let at = shown
+        .body
+        .find("one-time-code\">")
+        .expect("the code is shown")
+        + 15;
+    let code = shown.body[at..].split('<').next().unwrap().to_owned();
+    let someone = another_resident(town).await;
+    proxy.sign_in_as(town, someone).await;
+    let page = proxy.get(&town.app, "/portal/proxies").await;
+    let csrf = Browser::csrf(&page);
+    let accepted = proxy
+        .post(
+            &town.app,
+            "/portal/acting/accept",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    let home = proxy.get(&town.app, "/portal").await;
+    assert!(
+        home.body.contains("class=\"acting-banner\""),
+        "{}",
+        home.body
+    );
+    someone
+}
+
+#[tokio::test]
+async fn a_resident_files_a_disclosure_request_and_reads_the_operators_answer() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let page = browser.get(&town.app, "/portal/requests").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let file = |csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("kind", "disclosure".to_owned()),
+            ("service", "health-advice".to_owned()),
+            ("details", "健診結果の保有内容を見せてください".to_owned()),
+        ]
+    };
+    async fn post(browser: &mut Browser, app: &Router, form: Vec<(&str, String)>) -> Answer {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        browser.post(app, "/portal/requests", &pairs).await
+    }
+    // Without its CSRF token the request is refused and nothing is filed.
+    let refused = post(&mut browser, &town.app, file(String::new())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let me = renkei_hub::auth::ResidentSession::resident(town.resident);
+    assert!(town.hub.requests_of(&me).await.unwrap().is_empty());
+    let filed = post(&mut browser, &town.app, file(Browser::csrf(&page))).await;
+    assert_eq!(filed.status, StatusCode::SEE_OTHER, "{}", filed.body);
+    let page = browser.get(&town.app, "/portal/requests?done=filed").await;
+    assert!(
+        page.body.contains("data-status=\"received\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("健診結果の保有内容を見せてください"));
+    assert!(page.body.contains("まだ回答はありません"));
+
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let queue = operator.get(&town.app, "/console/requests").await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    let id = town.hub.requests_of(&me).await.unwrap()[0].id.to_string();
+    assert!(queue.body.contains(&format!("id=\"r-{id}\"")));
+    let csrf = Browser::csrf(&queue);
+    let answered = operator
+        .post(
+            &town.app,
+            &format!("/console/requests/{id}/answer"),
+            &[
+                ("csrf", &csrf),
+                ("status", "completed"),
+                ("response", "保有内容を郵送しました"),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.body);
+    let page = browser.get(&town.app, "/portal/requests").await;
+    assert!(page.body.contains("data-status=\"completed\""));
+    assert!(page.body.contains("保有内容を郵送しました"));
+    let queue = operator.get(&town.app, "/console/requests").await;
+    assert!(
+        !queue.body.contains(&format!("id=\"r-{id}\"")),
+        "no longer open"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_without_a_permission_neither_sees_nor_may_use_it() {
+    let town = town().await;
+    grant(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(&town, &mut resident, &mut proxy, &[("view_history", "on")]).await;
+    let home = proxy.get(&town.app, "/portal").await;
+    assert!(home.body.contains("href=\"/portal/history\""));
+    assert!(!home.body.contains("href=\"/portal/requests\""));
+    assert!(!home.body.contains("href=\"/portal/proxies\""));
+    let requests = proxy.get(&town.app, "/portal/requests").await;
+    assert_eq!(requests.status, StatusCode::FORBIDDEN);
+    let services = proxy.get(&town.app, "/portal/services").await;
+    assert!(!services.body.contains("name=\"action\""), "no switch");
+    let csrf = Browser::csrf(&services);
+    let filed = proxy
+        .post(
+            &town.app,
+            "/portal/requests",
+            &[("csrf", &csrf), ("kind", "deletion"), ("details", "x")],
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::FORBIDDEN);
+    let me = renkei_hub::auth::ResidentSession::resident(town.resident);
+    assert!(town.hub.requests_of(&me).await.unwrap().is_empty());
+    assert_eq!(
+        proxy.get(&town.app, "/portal/proxies").await.status,
+        StatusCode::FORBIDDEN,
+        "appointing is never delegated"
+    );
+    assert_eq!(
+        proxy.get(&town.app, "/portal/history").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn ending_an_appointment_stops_the_proxys_session_at_once() {
+    let town = town().await;
+    let consent = grant(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(
+        &town,
+        &mut resident,
+        &mut proxy,
+        &[("manage_consents", "on"), ("file_requests", "on")],
+    )
+    .await;
+    // The proxy turns the purpose off; the resident sees it as done by their proxy.
+    let services = proxy.get(&town.app, "/portal/services").await;
+    let csrf = Browser::csrf(&services);
+    let answer = proxy
+        .post(
+            &town.app,
+            "/portal/services/switch",
+            &[
+                ("csrf", &csrf),
+                ("service", "health-advice"),
+                ("purpose", "advice"),
+                ("action", "stop"),
+                ("consent", &consent),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        "/portal/services?done=stopped#p-health-advice-advice"
+    );
+    let page = resident.get(&town.app, "/portal/proxies").await;
+    assert!(page.body.contains("同意を撤回しました"), "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let id = town.hub.store.proxies_of(town.resident).await.unwrap()[0].id;
+    let ended = resident
+        .post(
+            &town.app,
+            &format!("/portal/proxies/{id}/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    // The proxy's very next page load no longer acts for the resident.
+    let next = proxy.get(&town.app, "/portal/services").await;
+    assert_eq!(next.headers[header::LOCATION], "/portal/acting/ended");
+    let back = proxy.get(&town.app, "/portal/acting/ended").await;
+    assert_eq!(
+        back.headers[header::LOCATION],
+        "/portal/proxies?done=acting-ended"
+    );
+    let own = proxy
+        .get(&town.app, "/portal/proxies?done=acting-ended")
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(!own.body.contains("class=\"acting-banner\""));
+    assert!(own.body.contains("代理を依頼した方が依頼を終了しました"));
+}
+
+#[tokio::test]
+async fn the_audit_search_returns_only_entries_that_match_its_filters() {
+    let town = town().await;
+    let store = &town.hub.store;
+    let subject = renkei_domain::ServiceSubject::new("subject-of-the-resident").unwrap();
+    store
+        .link_subject("health", &subject, town.resident)
+        .await
+        .unwrap();
+    let ask = || renkei_store::DecisionInput {
+        request: renkei_domain::DataRequest {
+            id: renkei_domain::RequestId::from_uuid(uuid::Uuid::new_v4()),
+            service: ServiceId::new("health-advice").unwrap(),
+            purpose: PurposeId::new("advice").unwrap(),
+            categories: BTreeSet::from([CategoryId::new("health.checkup").unwrap()]),
+        },
+        subject: subject.clone(),
+    };
+    store.decide_and_record(&[ask()], Utc::now()).await.unwrap(); // denied: no consent
+    grant(&town).await;
+    store.decide_and_record(&[ask()], Utc::now()).await.unwrap(); // granted
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let rows = |page: &Answer, outcome: &str| {
+        page.body
+            .matches(&format!("data-outcome=\"{outcome}\""))
+            .count()
+    };
+    let all = operator
+        .get(&town.app, "/console/audit?service=health-advice")
+        .await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(
+        (
+            rows(&all, "granted"),
+            rows(&all, "denied"),
+            rows(&all, "consent")
+        ),
+        (1, 1, 1)
+    );
+    let denied = operator
+        .get(&town.app, "/console/audit?outcome=denied")
+        .await;
+    assert_eq!(
+        (
+            rows(&denied, "granted"),
+            rows(&denied, "denied"),
+            rows(&denied, "consent")
+        ),
+        (0, 1, 0)
+    );
+    let by_consent = operator
+        .get(&town.app, "/console/audit?basis=consent")
+        .await;
+    assert_eq!(
+        (rows(&by_consent, "granted"), rows(&by_consent, "denied")),
+        (1, 0)
+    );
+    let mine = operator
+        .get(
+            &town.app,
+            &format!("/console/audit?resident={}", town.resident),
+        )
+        .await;
+    assert_eq!(
+        rows(&mine, "granted") + rows(&mine, "denied") + rows(&mine, "consent"),
+        3
+    );
+    let stranger = ResidentId::from_uuid(uuid::Uuid::new_v4());
+    let nobody = operator
+        .get(&town.app, &format!("/console/audit?resident={stranger}"))
+        .await;
+    assert_eq!(
+        rows(&nobody, "granted") + rows(&nobody, "denied") + rows(&nobody, "consent"),
+        0
+    );
+    let later = operator
+        .get(&town.app, "/console/audit?since=2099-01-01T00%3A00")
+        .await;
+    assert_eq!(
+        rows(&later, "granted") + rows(&later, "denied") + rows(&later, "consent"),
+        0
+    );
+    let bad = operator
+        .get(&town.app, "/console/audit?resident=not-an-id")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_history_pages_forward_and_back_and_every_page_can_be_checked() {
+    let town = town().await;
+    // 102 consent changes: more than one page of 100.
+    for _ in 0..51 {
+        let id: renkei_domain::ConsentId = grant(&town).await.parse().unwrap();
+        town.hub
+            .revoke_consent(town.resident, id, Actor::Resident)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let first = browser.get(&town.app, "/portal/history").await;
+    assert_eq!(first.body.matches("class=\"entry ").count(), 100);
+    assert!(!first.body.contains("rel=\"prev\""));
+    let at = first.body.find("rel=\"next\"").expect("a next link");
+    let href_at = first.body[..at].rfind("href=\"").unwrap() + 6;
+    let next = first.body[href_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let second = browser.get(&town.app, &next).await;
+    assert_eq!(second.body.matches("class=\"entry ").count(), 2, "{next}");
+    assert!(second.body.contains("data-has-proof=\"true\""));
+    assert!(second.body.contains("data-checkpoint=\""));
+    assert!(!second.body.contains("rel=\"next\""));
+    let at = second.body.find("rel=\"prev\"").expect("a previous link");
+    let href_at = second.body[..at].rfind("href=\"").unwrap() + 6;
+    let prev = second.body[href_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    assert_eq!(prev, "/portal/history");
+    let again = browser.get(&town.app, &prev).await;
+    assert_eq!(again.body.matches("class=\"entry ").count(), 100);
+}
+
+#[tokio::test]
+async fn the_review_page_shows_the_privacy_impact_answers() {
+    let town = town().await;
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let registration: renkei_hub::accounts::ServiceRegistration =
+        serde_json::from_value(serde_json::json!({
+            "id": "town-walk", "name_ja": "まち歩き", "name_en": "Town walk", "sector": "walk",
+            "hpke_public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "webhook_url": null, "redirect_uris": [],
+            "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
+              "description_ja": "説明", "description_en": "Description",
+              "categories": ["health.checkup"], "retention_days": 30, "legal_basis": "consent"}],
+            "privacy_impact": {"third-party-sharing": "第三者提供はしません"}
+        }))
+        .unwrap();
+    town.hub
+        .register_service(
+            &renkei_domain::OperatorId::new("tanaka").unwrap(),
+            registration,
+        )
+        .await
+        .unwrap();
+    let page = operator.get(&town.app, "/console/services/town-walk").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("第三者提供はしません"), "{}", page.body);
+    assert!(page.body.contains("third-party-sharing"));
+}
+
 // ---------------------------------------------------------------- identity: enrolment
 
 /// A resident's card under `ca`, valid from `start` for `days` days.

@@ -101,4 +101,4 @@ audit-pages = Pages of results
 audit-older = Older entries
 audit-newest = Newest entries
 audit-error = A field could not be read: the resident ID must be a UUID, times as shown.
-audit-not-recorded = Searches are not yet recorded in a log: the hub keeps no record of operators' actions.
+audit-recorded = Each search is recorded in the access log as an action of yours (which resident or service you looked at).

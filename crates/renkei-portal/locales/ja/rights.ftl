@@ -101,4 +101,4 @@ audit-pages = 検索結果のページ
 audit-older = さらに古い記録
 audit-newest = 最新の記録
 audit-error = 読み取れない項目があります。住民IDはUUID、日時は表示どおりの形式で入力してください。
-audit-not-recorded = 検索はまだログに記録されません（基盤に職員操作の記録がないため）。
+audit-recorded = 検索のたびに、誰（どの住民・サービス）を調べたかが運用者の操作としてアクセスログに記録されます。
