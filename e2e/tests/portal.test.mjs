@@ -187,6 +187,7 @@ const CONSOLE_PAGES = [
   ['console-categories', '/console/categories', true],
   ['console-audit', '/console/audit', true],
   ['console-audit-results', '/console/audit?outcome=granted', true],
+  ['console-audit-operators', '/console/audit?outcome=operator', true],
   ['console-requests', '/console/requests', true],
 ];
 
