@@ -1162,10 +1162,8 @@ pub async fn operator_actions_take_log_positions_with_leaves_and_list_newest_fir
 
     let listed = store.operator_log(None, 10).await.unwrap();
     assert_eq!(listed, [second.clone(), first.clone()]);
-    assert_eq!(
-        store.operator_log(Some(second.seq), 10).await.unwrap(),
-        [first.clone()]
-    );
+    let older = store.operator_log(Some(second.seq), 10).await.unwrap();
+    assert_eq!(older, std::slice::from_ref(&first));
 
     let range = store.log_range(first.seq, 2).await.unwrap();
     for (stored, want) in range.iter().zip([&first, &second]) {
