@@ -512,7 +512,9 @@ pub fn in_list_len(n: usize) -> usize {
 /// repeated value does not change what `IN` matches).
 pub fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
     let pad = in_list_len(values.len()) - values.len();
-    values.iter().chain(values.last().into_iter().cycle().take(pad))
+    values
+        .iter()
+        .chain(values.last().into_iter().cycle().take(pad))
 }
 
 #[cfg(test)]

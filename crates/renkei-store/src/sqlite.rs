@@ -67,7 +67,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let alive = Arc::new(());
-        tokio::spawn(checkpoint_in_background(checkpointer, Arc::downgrade(&alive)));
+        tokio::spawn(checkpoint_in_background(
+            checkpointer,
+            Arc::downgrade(&alive),
+        ));
         Ok(Self {
             read,
             write,
