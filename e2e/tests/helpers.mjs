@@ -1,7 +1,7 @@
 // Shared set-up of the browser tests: start the real `renkei` binary in demo mode on free
 // ports with its own data folder, launch Debian's chromium through playwright-core, take
 // screenshots, run axe-core in the page, and act as a demo service from Node (fetch).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,7 +76,7 @@ export async function startDemo() {
     await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, resident, stop, output: () => out };
+  return { url, resident, stop, dataDir, output: () => out };
 }
 
 export async function launch() {
@@ -157,4 +157,22 @@ export async function dataRequest(url, token, subject, purpose, categories) {
     body: JSON.stringify({ subject, purpose, categories }),
   });
   return { status: r.status, body: await r.json() };
+}
+
+/** Runs the `renkei` binary (e.g. `dev-ca issue`) and resolves with what it printed. */
+export function renkei(...args) {
+  return execFileSync(process.env.RENKEI_BIN, args, { encoding: 'utf8' }).trim();
+}
+
+/** A virtual platform authenticator (Chromium DevTools' WebAuthn domain) for this page. */
+export async function virtualAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, authenticatorId };
 }

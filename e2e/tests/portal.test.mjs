@@ -162,11 +162,23 @@ test('an operator approves a service whose checklist flagged risks only after co
   await page.context().close();
 });
 
+// The consent page of a demo service's OpenID request (PKCE challenge of RFC 7636 appendix B).
+const AUTHORIZE = `/oauth/authorize?${new URLSearchParams({
+  response_type: 'code', client_id: 'health-advice',
+  redirect_uri: 'http://localhost:8090/health-advice/callback',
+  scope: 'openid profile health-advice', state: 'screenshot',
+  code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+})}`;
 const RESIDENT_PAGES = [
   ['portal-sign-in', '/portal/sign-in', false],
+  ['portal-enrol', '/portal/enrol', false],
   ['portal-home', '/portal', true],
   ['portal-services', '/portal/services', true],
   ['portal-history', '/portal/history', true],
+  ['portal-passkeys', '/portal/passkeys', true],
+  ['portal-authorize', AUTHORIZE, true],
+  ['portal-requests', '/portal/requests', true],
+  ['portal-proxies', '/portal/proxies', true],
 ];
 const CONSOLE_PAGES = [
   ['console-sign-in', '/console/sign-in', false],
@@ -174,6 +186,9 @@ const CONSOLE_PAGES = [
   ['console-review', '/console/services/health-advice', true],
   ['console-categories', '/console/categories', true],
   ['console-audit', '/console/audit', true],
+  ['console-audit-results', '/console/audit?outcome=granted', true],
+  ['console-audit-operators', '/console/audit?outcome=operator', true],
+  ['console-requests', '/console/requests', true],
 ];
 
 for (const [width, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {

@@ -129,7 +129,7 @@ impl Bench {
             service_hpke_key: self.service_keys.public_b64(),
             consent: resident.consent,
         };
-        let grant = sign_grant(&self.hub.keys.signing, &claims).context("signing a grant")?;
+        let grant = sign_grant(&self.hub.keys.signing_key(), &claims).context("signing a grant")?;
         Ok((grant, request_id))
     }
 }
@@ -478,13 +478,13 @@ async fn set_up(dir: &std::path::Path) -> anyhow::Result<(Arc<Bench>, String, St
     let records = Arc::new(MemoryRecords(records));
     let slow = renkei_provider::Provider::with_delay(
         provider.clone(),
-        hub.keys.jwks.clone(),
+        hub.keys.jwks(),
         records.clone(),
         SLOW_PROVIDER,
     );
     let fast = renkei_provider::Provider::with_delay(
         provider.clone(),
-        hub.keys.jwks.clone(),
+        hub.keys.jwks(),
         records,
         Duration::ZERO,
     );

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CategoryId, ConsentId, ProviderId, PurposeId, RequestId, ResidentId, ServiceId};
+use crate::ids::{
+    CategoryId, ConsentId, OperatorId, ProviderId, PurposeId, RequestId, ResidentId,
+    ResidentRequestId, ServiceId,
+};
 
 /// On what ground data was (or would have been) released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +63,62 @@ pub struct ConsentLogEntry {
     pub actor: crate::consent::Actor,
 }
 
+/// Who did an operator's act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum OperatorActor {
+    /// A city operator signed in to the console or the API.
+    Operator { id: OperatorId },
+    /// Someone with the hub's database at hand, through the `renkei` command.
+    CommandLine,
+}
+
+/// An operator's act that changes what the hub does (DESIGN: operators are audited too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OperatorAction {
+    RegisterService {
+        service: ServiceId,
+    },
+    /// Approval, with the review checklist's risks the operator confirmed.
+    ApproveService {
+        service: ServiceId,
+        acknowledged: Vec<String>,
+    },
+    SuspendService {
+        service: ServiceId,
+    },
+    AnswerRequest {
+        request: ResidentRequestId,
+        status: String,
+    },
+    AddOperator {
+        operator: OperatorId,
+    },
+    RotateSigningKey {
+        kid: String,
+        active_from: DateTime<Utc>,
+    },
+    RetireSigningKey {
+        kid: String,
+    },
+    /// A search of the access log (whose entries were looked at is itself audited).
+    SearchAccessLog {
+        resident: Option<ResidentId>,
+        service: Option<ServiceId>,
+    },
+}
+
+/// An operator's act as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorLogEntry {
+    /// Position in the log (shared with access records and consent changes).
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub actor: OperatorActor,
+    pub action: OperatorAction,
+}
+
 /// One entry of the transparency log: its canonical encoding (see [`LogEntry::canonical`])
 /// is what the Merkle leaf commits to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +126,7 @@ pub struct ConsentLogEntry {
 pub enum LogEntry {
     Access(AccessRecord),
     Consent(ConsentLogEntry),
+    Operator(OperatorLogEntry),
 }
 
 impl LogEntry {
@@ -74,6 +134,7 @@ impl LogEntry {
         match self {
             Self::Access(r) => r.seq,
             Self::Consent(c) => c.seq,
+            Self::Operator(o) => o.seq,
         }
     }
 
@@ -81,6 +142,7 @@ impl LogEntry {
         match self {
             Self::Access(r) => r.resident,
             Self::Consent(c) => Some(c.resident),
+            Self::Operator(_) => None,
         }
     }
 

@@ -15,7 +15,10 @@ pub mod identity;
 pub mod ids;
 pub mod review;
 
-pub use access::{AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, LogEntry};
+pub use access::{
+    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, LogEntry, OperatorAction,
+    OperatorActor, OperatorLogEntry,
+};
 pub use catalog::{
     DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
     ServiceStatus,

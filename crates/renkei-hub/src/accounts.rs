@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::review::{self, RiskFlag};
 use renkei_domain::{
-    CategoryId, LegalBasis, LocalizedText, Operator, OperatorId, ProxyAppointment, ProxyId,
-    ProxyScope, PurposeId, ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
-    ResidentRequestStatus, Service, ServiceClient, ServiceId, ServiceStatus,
+    Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorAction,
+    OperatorActor, OperatorId, OperatorLogEntry, ProxyAppointment, ProxyId, ProxyScope, PurposeId,
+    ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus,
+    Service, ServiceClient, ServiceId, ServiceStatus,
 };
 use renkei_store::{Ceremony, PurposeDraft};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,32 @@ pub struct ResidentRequestBody {
     /// The service it concerns; none for the hub itself.
     pub service: Option<String>,
     pub details: String,
+}
+
+/// One thing a proxy did for the resident, as the hub recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyAction {
+    /// A consent the proxy gave, revoked or replaced.
+    Consent {
+        at: DateTime<Utc>,
+        service: ServiceId,
+        purpose: PurposeId,
+        change: ConsentEventKind,
+    },
+    /// A request the proxy filed.
+    Request {
+        at: DateTime<Utc>,
+        kind: ResidentRequestKind,
+        service: Option<ServiceId>,
+    },
+}
+
+impl ProxyAction {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Consent { at, .. } | Self::Request { at, .. } => *at,
+        }
+    }
 }
 
 fn malformed(e: impl std::fmt::Display) -> HubError {
@@ -213,6 +240,52 @@ impl Hub {
         Ok(self.store.end_proxy(session.resident, id, now_ms()).await?)
     }
 
+    /// What the proxy of one of the resident's appointments did under it (consent changes
+    /// and requests recorded with the proxy as actor, while it lasted), newest first.
+    pub async fn proxy_actions(
+        &self,
+        session: &ResidentSession,
+        id: ProxyId,
+    ) -> Result<Vec<ProxyAction>, HubError> {
+        session.require(ProxyPermission::ManageAccount, None)?;
+        let appointment = self
+            .store
+            .proxy_appointment(id)
+            .await?
+            .filter(|a| a.resident == session.resident)
+            .ok_or_else(|| HubError::NotFound(format!("proxy appointment `{id}`")))?;
+        // The same person may be appointed again later: only acts inside this appointment count.
+        let during = |at: DateTime<Utc>| {
+            at >= appointment.appointed_at && appointment.ended_at.is_none_or(|end| at <= end)
+        };
+        let by_proxy =
+            |actor: &Actor| matches!(actor, Actor::Proxy { proxy } if *proxy == appointment.proxy);
+        let mut actions = Vec::new();
+        for consent in self.store.consents_of(session.resident).await? {
+            for event in self.store.consent_history(consent.id).await? {
+                if by_proxy(&event.actor) && during(event.at) {
+                    actions.push(ProxyAction::Consent {
+                        at: event.at,
+                        service: consent.purpose.service.clone(),
+                        purpose: consent.purpose.purpose.clone(),
+                        change: event.kind,
+                    });
+                }
+            }
+        }
+        for request in self.store.requests_of(session.resident).await? {
+            if by_proxy(&request.filed_by) && during(request.filed_at) {
+                actions.push(ProxyAction::Request {
+                    at: request.filed_at,
+                    kind: request.kind,
+                    service: request.service,
+                });
+            }
+        }
+        actions.sort_by_key(|a| std::cmp::Reverse(a.at()));
+        Ok(actions)
+    }
+
     // --- resident requests ---
 
     pub async fn file_request(
@@ -268,18 +341,57 @@ impl Hub {
         Ok(self.store.requests_of(session.resident).await?)
     }
 
+    /// The operators' queue: every resident request, or those of one status, oldest first.
+    pub async fn resident_requests(
+        &self,
+        _operator: &OperatorId,
+        status: Option<ResidentRequestStatus>,
+    ) -> Result<Vec<ResidentRequest>, HubError> {
+        Ok(self.store.requests(status).await?)
+    }
+
     /// An operator answers a request.
     pub async fn answer_request(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: ResidentRequestId,
         status: ResidentRequestStatus,
         response: Option<&str>,
     ) -> Result<ResidentRequest, HubError> {
-        Ok(self
+        let answered = self
             .store
             .update_request(id, status, response, now_ms())
-            .await?)
+            .await?;
+        self.audit(
+            operator,
+            OperatorAction::AnswerRequest {
+                request: id,
+                status: status.as_str().to_owned(),
+            },
+        )
+        .await?;
+        Ok(answered)
+    }
+
+    /// Appends an operator's act to the log (DESIGN: operators are audited too), right after
+    /// it took effect.
+    async fn audit(&self, operator: &OperatorId, action: OperatorAction) -> Result<(), HubError> {
+        let actor = OperatorActor::Operator {
+            id: operator.clone(),
+        };
+        self.store
+            .record_operator_action(&actor, &action, now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Operators' acts, newest first (before log position `before`, if given).
+    pub async fn operator_log(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<OperatorLogEntry>, HubError> {
+        Ok(self.store.operator_log(before, limit.min(500)).await?)
     }
 
     // --- operators and services ---
@@ -302,7 +414,7 @@ impl Hub {
     /// Registers a service as pending review; returns its client secret, once.
     pub async fn register_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         registration: ServiceRegistration,
     ) -> Result<RegisteredService, HubError> {
         let id = ServiceId::new(registration.id).map_err(malformed)?;
@@ -361,6 +473,13 @@ impl Hub {
                 registered_at: now,
             })
             .await?;
+        self.audit(
+            operator,
+            OperatorAction::RegisterService {
+                service: id.clone(),
+            },
+        )
+        .await?;
         Ok(RegisteredService {
             id: id.to_string(),
             status: ServiceStatus::Pending.as_str().to_owned(),
@@ -382,7 +501,7 @@ impl Hub {
     /// Approves a service once every flagged risk is acknowledged (by its key).
     pub async fn approve_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: &ServiceId,
         acknowledged: &BTreeSet<String>,
     ) -> Result<(), HubError> {
@@ -398,20 +517,34 @@ impl Hub {
         self.store
             .set_service_status(id, ServiceStatus::Approved)
             .await?;
-        Ok(())
+        let acknowledged = flags.iter().map(|f| f.key()).collect();
+        self.audit(
+            operator,
+            OperatorAction::ApproveService {
+                service: id.clone(),
+                acknowledged,
+            },
+        )
+        .await
     }
 
     /// Suspends a service: its tokens, codes and data requests stop at once, because
     /// every one of them reads the service's status from storage.
     pub async fn suspend_service(
         &self,
-        _operator: &OperatorId,
+        operator: &OperatorId,
         id: &ServiceId,
     ) -> Result<(), HubError> {
         self.store
             .set_service_status(id, ServiceStatus::Suspended)
             .await?;
-        Ok(())
+        self.audit(
+            operator,
+            OperatorAction::SuspendService {
+                service: id.clone(),
+            },
+        )
+        .await
     }
 
     /// Adds an operator account for an enrolled identity (the `renkei operator add` command).
@@ -431,6 +564,15 @@ impl Hub {
             added_at: now_ms(),
         };
         self.store.put_operator(&operator).await?;
+        self.store
+            .record_operator_action(
+                &OperatorActor::CommandLine,
+                &OperatorAction::AddOperator {
+                    operator: operator.id.clone(),
+                },
+                operator.added_at,
+            )
+            .await?;
         Ok(operator)
     }
 }

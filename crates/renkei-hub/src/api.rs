@@ -171,7 +171,7 @@ async fn healthz(State(hub): State<Hub>) -> Result<Json<Health>, HubError> {
 /// The hub's public keys: verify receipts, grants and webhook events with them.
 #[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "A JWK set", body = Object)))]
 async fn jwks(State(hub): State<Hub>) -> Response {
-    Json(hub.keys.jwks.clone()).into_response()
+    Json(hub.keys.jwks()).into_response()
 }
 
 /// What a problem `type` means.

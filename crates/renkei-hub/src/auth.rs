@@ -4,6 +4,8 @@
 //! key every replica shares through storage: cheap to check on every request. What a token
 //! may do is decided afresh each time (consents, service status), never from the token.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use base64::Engine;
@@ -23,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Hub;
 use crate::HubError;
+use crate::signing_keys::LoadedKeys;
 
 /// How long a service's access token lasts.
 pub const SERVICE_TOKEN_SECONDS: i64 = 300;
@@ -39,8 +42,8 @@ pub(crate) const USER_AUDIENCE: &str = "renkei:user";
 
 /// The keys every replica shares (kept in storage, created on first start).
 pub struct HubKeys {
-    pub signing: SigningKey,
-    pub jwks: Jwks,
+    /// The Ed25519 keys that sign what others verify (rotated; see `signing_keys`).
+    pub signing: LoadedKeys,
     token_encoding: EncodingKey,
     token_decoding: DecodingKey,
     pairwise: Vec<u8>,
@@ -55,20 +58,13 @@ impl HubKeys {
         now: DateTime<Utc>,
     ) -> Result<Self, HubError> {
         renkei_protocol::keys::install_crypto_provider();
-        let candidate = SigningKey::generate()
-            .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
-        let der = store
-            .ensure_secret("jws-signing-key", candidate.pkcs8_der(), now)
-            .await?;
-        let signing = SigningKey::from_pkcs8_der(&der)
-            .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
+        let signing = LoadedKeys::load(store, now).await?;
         let token = store
             .ensure_secret("access-token-key", &random_bytes(), now)
             .await?;
         let pairwise = store
             .ensure_secret("pairwise-subject-key", &random_bytes(), now)
             .await?;
-        let jwks = Jwks::from_signing_keys([&signing]);
         let log_seed = store
             .ensure_secret("log-signing-seed", &random_bytes(), now)
             .await?;
@@ -76,11 +72,20 @@ impl HubKeys {
         Ok(Self {
             log,
             signing,
-            jwks,
             token_encoding: EncodingKey::from_secret(&token),
             token_decoding: DecodingKey::from_secret(&token),
             pairwise,
         })
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.signing.ring().signing_key(Utc::now())
+    }
+
+    /// The published keys (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> Jwks {
+        self.signing.ring().jwks().clone()
     }
 
     /// The resident's pairwise subject for services of `sector`: stable within a sector,

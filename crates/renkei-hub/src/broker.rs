@@ -267,7 +267,7 @@ impl Hub {
             service_hpke_key: service.hpke_public_key.clone(),
             consent: active.consent().id,
         };
-        sign_grant(&self.keys.signing, &claims)
+        sign_grant(&self.keys.signing_key(), &claims)
             .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
     }
 

@@ -283,7 +283,7 @@ impl Hub {
             issued_at: at,
         })
         .map_err(|e| HubError::Internal(format!("receipt: {e}")))?;
-        sign_receipt(&self.keys.signing, &receipt)
+        sign_receipt(&self.keys.signing_key(), &receipt)
             .map_err(|e| HubError::Internal(format!("receipt signing: {e}")))
     }
 

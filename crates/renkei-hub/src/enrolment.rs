@@ -21,6 +21,10 @@ use crate::{Hub, HubError};
 /// How long a challenge may wait for its signature.
 pub const CHALLENGE_SECONDS: i64 = 300;
 
+/// The detail of the refusal when the challenge was used, never issued or has expired (the
+/// portal tells this case apart to offer a fresh challenge in plain words).
+pub const CHALLENGE_GONE: &str = "unknown or expired challenge; ask for a new one";
+
 /// A challenge to sign with the certificate's key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnrolmentChallenge {
@@ -120,11 +124,7 @@ impl Hub {
             .store
             .take_enrolment_challenge(body.challenge_id, now)
             .await?
-            .ok_or_else(|| {
-                refused(EnrolmentError::Malformed(
-                    "unknown or expired challenge; ask for a new one".into(),
-                ))
-            })?;
+            .ok_or_else(|| refused(EnrolmentError::Malformed(CHALLENGE_GONE.into())))?;
         let chain = parse_chain(&body.certificate_chain).map_err(refused)?;
         let signature = decode_signature(&body.signature)?;
         let identity =

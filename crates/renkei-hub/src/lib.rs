@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod api;
 mod api_identity;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod consents;
@@ -19,6 +20,7 @@ pub mod log;
 pub mod oidc;
 pub mod passkeys;
 pub mod problem;
+pub mod signing_keys;
 mod state;
 pub mod webhooks;
 

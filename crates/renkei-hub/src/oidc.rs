@@ -467,8 +467,9 @@ impl Hub {
             name,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.keys.signing.kid().to_owned());
-        let id_token = jsonwebtoken::encode(&header, &claims, self.keys.signing.encoding_key())
+        let key = self.keys.signing_key();
+        header.kid = Some(key.kid().to_owned());
+        let id_token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
             .map_err(|e| HubError::Internal(format!("id token signing: {e}")))?;
         Ok(CodeTokens {
             access_token,
@@ -479,7 +480,8 @@ impl Hub {
         })
     }
 
-    async fn verified_name(
+    /// The name a resident's enrolment proved, if they enrolled with a card.
+    pub async fn verified_name(
         &self,
         resident: renkei_domain::ResidentId,
     ) -> Result<Option<String>, HubError> {

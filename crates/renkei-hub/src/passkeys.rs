@@ -13,6 +13,11 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+/// The browser's answers, as the portal receives them (so it needs no WebAuthn crate of its own).
+pub use webauthn_rs::prelude::{
+    PublicKeyCredential as PasskeyAssertion, RegisterPublicKeyCredential as PasskeyAttestation,
+};
+
 use crate::{Hub, HubError};
 
 /// How long a ceremony may take between its two halves.

@@ -94,6 +94,7 @@ impl Hub {
         crate::log::start_integrator(&hub);
         crate::webhooks::start_sender(hub.clone());
         start_expiry_recorder(&hub);
+        start_key_reloader(&hub);
         Ok(hub)
     }
 }
@@ -149,6 +150,21 @@ fn start_expiry_recorder(hub: &Hub) {
                 }
             };
             tokio::time::sleep(pause).await;
+        }
+    });
+}
+
+/// Re-reads the signing keys now and then, so a rotation made elsewhere (`renkei keys
+/// rotate`, another replica) is published and used here without a restart.
+fn start_key_reloader(hub: &Hub) {
+    let weak = Arc::downgrade(&hub.0);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(crate::signing_keys::KEY_RELOAD_INTERVAL).await;
+            let Some(inner) = weak.upgrade() else { return };
+            if let Err(e) = inner.keys.signing.reload(inner.store.as_ref()).await {
+                tracing::error!(error = %e, "re-reading the signing keys failed");
+            }
         }
     });
 }

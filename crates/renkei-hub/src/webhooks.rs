@@ -90,7 +90,7 @@ impl Hub {
             event.claims,
             Utc::now(),
         );
-        let jws = sign_event(&self.keys.signing, &token).map_err(|e| e.to_string())?;
+        let jws = sign_event(&self.keys.signing_key(), &token).map_err(|e| e.to_string())?;
         let response = self
             .http
             .post(url)

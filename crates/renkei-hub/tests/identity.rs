@@ -587,6 +587,39 @@ async fn a_proxy_acts_within_the_scope_set_and_their_acts_are_marked_as_a_proxys
         .await
         .unwrap();
     assert_eq!(mine[0]["status"], "received");
+
+    // The resident can list what the proxy did under this appointment, newest first.
+    let session = renkei_hub::auth::ResidentSession::resident(town.alice);
+    let appointment = town.hub.proxies(&session).await.unwrap()[0].id;
+    let actions = town.hub.proxy_actions(&session, appointment).await.unwrap();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [
+                renkei_hub::accounts::ProxyAction::Request { .. },
+                renkei_hub::accounts::ProxyAction::Consent {
+                    change: renkei_domain::ConsentEventKind::Granted,
+                    ..
+                }
+            ]
+        ),
+        "{actions:?}"
+    );
+    // Nobody else may read it, not even the proxy acting for her.
+    let as_proxy = town.hub.resident_session(&proxy).await.unwrap();
+    assert!(
+        town.hub
+            .proxy_actions(&as_proxy, appointment)
+            .await
+            .is_err()
+    );
+    let bob_session = renkei_hub::auth::ResidentSession::resident(town.bob);
+    assert!(
+        town.hub
+            .proxy_actions(&bob_session, appointment)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,6 +177,8 @@ struct SignedIn {
     access_token: String,
     subject: String,
     id_token_name: Option<String>,
+    /// The key id in the ID token's header (after the library verified it).
+    id_token_kid: Option<String>,
 }
 
 /// The whole code flow, checked the way a relying party checks it.
@@ -220,7 +222,10 @@ async fn sign_in(
     )
     .unwrap();
     assert_eq!(&actual_hash, expected_hash);
+    let jwt = serde_json::to_value(id_token).unwrap();
+    let header = jsonwebtoken::decode_header(jwt.as_str().unwrap()).unwrap();
     SignedIn {
+        id_token_kid: header.kid,
         access_token: tokens.access_token().secret().clone(),
         subject: claims.subject().to_string(),
         id_token_name: claims
@@ -756,4 +761,97 @@ async fn discovery_advertises_pkce_s256_pairwise_subjects_and_every_endpoint() {
             "{endpoint}"
         );
     }
+}
+
+fn kids(jwks: &renkei_protocol::keys::Jwks) -> Vec<String> {
+    jwks.keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_still_verifies() {
+    use renkei_hub::signing_keys::{self, RetireError};
+    let town = Town::new().await;
+    let alice = town.sign_in(town.alice).await;
+    let receipt = town.grant(&alice, "health-advice", "advice").await.receipt;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    let first = kids(&town.published_jwks().await);
+    assert_eq!(first.len(), 1);
+    let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(signed.id_token_kid.as_ref(), Some(&first[0]));
+
+    // Rotation with a delay: the next key is published at once but does not sign yet.
+    let next = signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::hours(1))
+        .await
+        .unwrap();
+    town.hub
+        .keys
+        .signing
+        .reload(town.store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(
+        kids(&town.published_jwks().await),
+        [first[0].clone(), next.kid.clone()]
+    );
+    let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(signed.id_token_kid.as_ref(), Some(&first[0]));
+
+    // An immediate rotation (as after a compromise): the newest key signs ID tokens the
+    // relying party verifies from the published set, and grants providers that re-fetched
+    // the set accept.
+    let now_key = signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::zero())
+        .await
+        .unwrap();
+    town.hub
+        .keys
+        .signing
+        .reload(town.store.as_ref())
+        .await
+        .unwrap();
+    for provider in [&town.clinic, &town.payments] {
+        let p = provider.provider.as_ref().unwrap();
+        p.verifier.replace_jwks(town.published_jwks().await);
+    }
+    let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(signed.id_token_kid, Some(now_key.kid.clone()));
+    let token = town.service_token(&town.health).await;
+    let subject = town.hub.keys.subject("health", town.alice).to_string();
+    let answer = town
+        .data(&token, &subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    assert_eq!(answer.results[0].status, "ok", "{:?}", answer.results);
+
+    // The receipt signed by the first key still verifies, until that key is retired.
+    renkei_protocol::receipt::verify_receipt(&receipt, &town.published_jwks().await).unwrap();
+    signing_keys::retire(town.store.as_ref(), &first[0], Utc::now())
+        .await
+        .unwrap();
+    town.hub
+        .keys
+        .signing
+        .reload(town.store.as_ref())
+        .await
+        .unwrap();
+    let published = town.published_jwks().await;
+    // In the order they sign: the immediate key now, the delayed one from its time on.
+    assert_eq!(kids(&published), [now_key.kid.clone(), next.kid.clone()]);
+    assert!(renkei_protocol::receipt::verify_receipt(&receipt, &published).is_err());
+
+    // The last published key cannot be retired: the hub must always be able to sign.
+    signing_keys::retire(town.store.as_ref(), &next.kid, Utc::now())
+        .await
+        .unwrap();
+    let refused = signing_keys::retire(town.store.as_ref(), &now_key.kid, Utc::now()).await;
+    assert!(
+        matches!(refused, Err(RetireError::LastKey(_))),
+        "{refused:?}"
+    );
+    let unknown = signing_keys::retire(town.store.as_ref(), &first[0], Utc::now()).await;
+    assert!(
+        matches!(unknown, Err(RetireError::Unknown(_))),
+        "{unknown:?}"
+    );
 }

@@ -93,7 +93,7 @@ async fn a_provider_never_sees_a_grant_meant_for_another_provider() {
     let now = Utc::now().timestamp();
     claims.iat = now;
     claims.exp = now + 30;
-    let forged_for_payments = sign_grant(&town.hub.keys.signing, &claims).unwrap();
+    let forged_for_payments = sign_grant(&town.hub.keys.signing_key(), &claims).unwrap();
     let response = present_grant(&town.http, &town.clinic.url, &forged_for_payments).await;
     assert_eq!(response.status(), 401);
     assert_eq!(town.clinic.wrong_audience(), 1);
@@ -128,7 +128,7 @@ async fn a_replayed_grant_is_refused_by_the_provider() {
     // Even a grant that was never used works only once.
     let mut fresh = claims.clone();
     fresh.jti = uuid::Uuid::new_v4();
-    let once = sign_grant(&town.hub.keys.signing, &fresh).unwrap();
+    let once = sign_grant(&town.hub.keys.signing_key(), &fresh).unwrap();
     assert_eq!(
         present_grant(&town.http, &town.clinic.url, &once)
             .await
@@ -159,7 +159,7 @@ async fn an_expired_grant_is_refused() {
     claims.jti = uuid::Uuid::new_v4();
     claims.iat = now - 60;
     claims.exp = now - 10;
-    let stale = sign_grant(&town.hub.keys.signing, &claims).unwrap();
+    let stale = sign_grant(&town.hub.keys.signing_key(), &claims).unwrap();
     let response = present_grant(&town.http, &town.clinic.url, &stale).await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();

@@ -484,3 +484,69 @@ async fn public_checkpoints_keys_proofs_and_tiles_reveal_no_resident_or_category
         }
     }
 }
+
+#[tokio::test]
+async fn an_operators_suspension_and_audit_search_are_entries_of_the_signed_log() {
+    use renkei_domain::{LogEntry, OperatorAction, OperatorActor, OperatorId};
+    let town = Town::new().await;
+    some_history(&town).await;
+    let key = published_key(&town).await;
+    let operator = OperatorId::new("tanaka").unwrap();
+    let before = town.store.log_size().await.unwrap();
+
+    town.hub
+        .suspend_service(&operator, &town.mobility.id)
+        .await
+        .unwrap();
+    let query = renkei_hub::audit::AuditQuery {
+        resident: Some(town.alice),
+        limit: 10,
+        ..Default::default()
+    };
+    let found = town.hub.audit_search(&operator, &query).await.unwrap();
+    assert!(!found.is_empty(), "alice has entries to find");
+
+    let acts = town.hub.operator_log(None, 10).await.unwrap();
+    let by_tanaka = OperatorActor::Operator {
+        id: operator.clone(),
+    };
+    assert_eq!(acts.len(), 2);
+    assert_eq!(
+        acts[1].seq, before,
+        "the suspension took the next log position"
+    );
+    assert_eq!(acts[1].actor, by_tanaka);
+    assert_eq!(
+        acts[1].action,
+        OperatorAction::SuspendService {
+            service: town.mobility.id.clone()
+        }
+    );
+    assert_eq!(
+        acts[0].action,
+        OperatorAction::SearchAccessLog {
+            resident: Some(town.alice),
+            service: None
+        },
+        "looking at a resident's entries is itself recorded"
+    );
+
+    // Both are leaves of the signed tree like any access: the signed root covers them.
+    let (_, checkpoint) = everything_signed(&town, &key).await;
+    assert!(checkpoint.size() >= before + 2);
+    let leaves = town
+        .store
+        .log_leaf_hashes(0, u32::try_from(checkpoint.size()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(merkle::root_hash(&leaves), *checkpoint.root());
+    for act in &acts {
+        let stored = &town.store.log_range(act.seq, 1).await.unwrap()[0];
+        let leaf = stored.leaf.as_ref().unwrap();
+        let entry = LogEntry::Operator(act.clone());
+        assert_eq!(
+            merkle::leaf_hash(&entry.leaf_data(&leaf.salt)),
+            leaves[usize::try_from(act.seq).unwrap()]
+        );
+    }
+}

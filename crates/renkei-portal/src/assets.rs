@@ -1,4 +1,4 @@
-//! The static files, compiled into the binary: one stylesheet and two small scripts.
+//! The static files, compiled into the binary: one stylesheet and a few small scripts.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "passkey.js",
         "text/javascript; charset=utf-8",
         include_str!("../static/passkey.js"),
+    ),
+    (
+        "enrol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/enrol.js"),
     ),
 ];
 

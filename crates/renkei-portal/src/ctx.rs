@@ -7,6 +7,8 @@ use axum::http::request::Parts;
 use crate::error::PortalError;
 use crate::i18n::{Lang, Tr};
 use crate::security::RequestContext;
+use crate::session::ResidentSession;
+use renkei_hub::auth::ProxyPermission;
 
 /// One navigation link.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Ctx {
     pub sign_out: Option<&'static str>,
     /// `portal` or `console`: the header says which.
     pub area: &'static str,
+    /// Set while a proxy acts for a resident: that resident's name, said on every page.
+    pub acting_for: Option<String>,
 }
 
 impl Ctx {
@@ -45,6 +49,9 @@ impl Ctx {
                 ("/portal", "nav-home"),
                 ("/portal/services", "nav-services"),
                 ("/portal/history", "nav-history"),
+                ("/portal/passkeys", "nav-passkeys"),
+                ("/portal/requests", "nav-requests"),
+                ("/portal/proxies", "nav-proxies"),
             ]
             .into_iter()
             .map(|(href, id)| NavItem {
@@ -57,6 +64,21 @@ impl Ctx {
         self
     }
 
+    /// [`Ctx::portal`] for a signed-in session: a proxy sees only the pages of what the
+    /// resident entrusted to them, and every page says for whom they act.
+    pub fn portal_for(self, title_id: &str, current: &str, me: &ResidentSession) -> Self {
+        let mut ctx = self.portal(title_id, current, true);
+        let may = |p| me.hub.require(p, None).is_ok();
+        ctx.nav.retain(|item| match item.href {
+            "/portal/history" => may(ProxyPermission::ViewHistory),
+            "/portal/requests" => may(ProxyPermission::FileRequests),
+            "/portal/proxies" => may(ProxyPermission::ManageAccount),
+            _ => true,
+        });
+        ctx.acting_for = me.acting_for.clone();
+        ctx
+    }
+
     /// Sets the title and the operator console's navigation.
     pub fn console(mut self, title_id: &str, current: &str, signed_in: bool) -> Self {
         self.title = self.t.get(title_id);
@@ -66,6 +88,7 @@ impl Ctx {
             self.nav = [
                 ("/console", "nav-console-services"),
                 ("/console/categories", "nav-console-categories"),
+                ("/console/requests", "nav-console-requests"),
                 ("/console/audit", "nav-console-audit"),
             ]
             .into_iter()
@@ -115,6 +138,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             nav: Vec::new(),
             sign_out: None,
             area: "portal",
+            acting_for: None,
         })
     }
 }

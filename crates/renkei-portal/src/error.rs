@@ -14,6 +14,13 @@ pub enum PortalError {
     /// No valid operator session: back to the console's sign-in page.
     #[error("operator not signed in")]
     OperatorSignedOut,
+    /// A proxy's session for someone ended (the resident ended the appointment): back to
+    /// the proxy's own session.
+    #[error("acting for a resident ended")]
+    ActingEnded,
+    /// A proxy asked for what the resident did not entrust to them.
+    #[error("not entrusted to this proxy")]
+    NotEntrusted,
     #[error("not found")]
     NotFound,
     #[error("bad request: {0}")]
@@ -32,6 +39,7 @@ impl From<HubError> for PortalError {
         match e {
             HubError::Unauthorized => Self::SignedOut,
             HubError::NotFound(_) => Self::NotFound,
+            HubError::Forbidden(_) => Self::NotEntrusted,
             HubError::Internal(msg) => Self::Internal(msg),
             other => Self::Refused(other.to_problem().code().to_owned()),
         }
@@ -43,6 +51,11 @@ impl IntoResponse for PortalError {
         let (status, text) = match &self {
             Self::SignedOut => return Redirect::to("/portal/sign-in").into_response(),
             Self::OperatorSignedOut => return Redirect::to("/console/sign-in").into_response(),
+            Self::ActingEnded => return Redirect::to("/portal/acting/ended").into_response(),
+            Self::NotEntrusted => (
+                StatusCode::FORBIDDEN,
+                "Not permitted / 許可されていない操作です",
+            ),
             Self::NotFound => (StatusCode::NOT_FOUND, "Not found / 見つかりません"),
             Self::BadRequest(_) => (
                 StatusCode::BAD_REQUEST,

@@ -6,7 +6,6 @@
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use chrono::{DateTime, Utc};
 use renkei_hub::Hub;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -117,20 +116,21 @@ impl HubApi {
         self.get("/v1/services", None).await
     }
 
-    /// The resident's signed history (newest last), with proofs against the latest checkpoint.
+    /// The resident's signed history (newest last), from after log position `after`, with
+    /// proofs against the latest checkpoint.
     pub async fn my_log(
         &self,
         token: &str,
         service: Option<&str>,
-        since: Option<DateTime<Utc>>,
+        after: Option<u64>,
         limit: u32,
     ) -> Result<LogPage, PortalError> {
         let mut query = vec![("limit".to_owned(), limit.to_string())];
         if let Some(s) = service {
             query.push(("service".into(), s.to_owned()));
         }
-        if let Some(t) = since {
-            query.push(("since".into(), t.to_rfc3339()));
+        if let Some(a) = after {
+            query.push(("after".into(), a.to_string()));
         }
         let query = serde_urlencoded::to_string(&query)
             .map_err(|e| PortalError::Internal(format!("query: {e}")))?;

@@ -46,11 +46,15 @@ const JA: &[&str] = &[
     include_str!("../locales/ja/common.ftl"),
     include_str!("../locales/ja/portal.ftl"),
     include_str!("../locales/ja/console.ftl"),
+    include_str!("../locales/ja/identity.ftl"),
+    include_str!("../locales/ja/rights.ftl"),
 ];
 const EN: &[&str] = &[
     include_str!("../locales/en/common.ftl"),
     include_str!("../locales/en/portal.ftl"),
     include_str!("../locales/en/console.ftl"),
+    include_str!("../locales/en/identity.ftl"),
+    include_str!("../locales/en/rights.ftl"),
 ];
 
 struct Bundles {

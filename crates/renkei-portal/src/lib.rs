@@ -11,14 +11,19 @@
 //! operations) or check tokens itself (the hub's extractors and keys do).
 //!
 //! [`router`] serves `/` (a redirect to the portal), `/portal/...` for residents,
+//! `/oauth/authorize` (the OpenID consent page; the hub serves the other OAuth endpoints),
 //! `/console/...` for operators and `/static/...`; the binary merges it beside the API.
 
 mod assets;
+mod authorize;
 mod console;
 mod ctx;
 mod error;
 mod hubapi;
 pub mod i18n;
+mod identity;
+mod proxies;
+mod requests;
 mod resident;
 pub mod security;
 mod session;
@@ -49,11 +54,48 @@ pub fn router(hub: Hub) -> Router {
         .route("/portal", get(resident::home))
         .route("/portal/sign-in", get(resident::sign_in_page))
         .route("/portal/sign-in/demo", post(resident::demo_sign_in))
+        .route(
+            "/portal/sign-in/passkey/start",
+            post(identity::passkey_sign_in_start),
+        )
+        .route(
+            "/portal/sign-in/passkey/finish",
+            post(identity::passkey_sign_in_finish),
+        )
+        .route(
+            "/portal/enrol",
+            get(identity::enrol_form).post(identity::enrol),
+        )
+        .route("/portal/passkeys", get(identity::passkeys))
+        .route(
+            "/portal/passkeys/register/start",
+            post(identity::passkey_register_start),
+        )
+        .route(
+            "/portal/passkeys/register/finish",
+            post(identity::passkey_register_finish),
+        )
+        .route("/portal/passkeys/remove", post(identity::passkey_remove))
+        .route(
+            "/oauth/authorize",
+            get(authorize::authorize_page).post(authorize::authorize_answer),
+        )
         .route("/portal/sign-out", post(resident::sign_out))
         .route("/portal/services", get(resident::services))
         .route("/portal/services/switch", post(resident::switch))
         .route("/portal/consents/{id}/receipt", get(resident::receipt))
         .route("/portal/history", get(resident::history))
+        .route(
+            "/portal/requests",
+            get(requests::requests).post(requests::file),
+        )
+        .route("/portal/proxies", get(proxies::proxies))
+        .route("/portal/proxies/invite", post(proxies::invite))
+        .route("/portal/proxies/{id}/end", post(proxies::end))
+        .route("/portal/acting/accept", post(proxies::accept))
+        .route("/portal/acting/start", post(proxies::start))
+        .route("/portal/acting/stop", post(proxies::stop))
+        .route("/portal/acting/ended", get(proxies::ended))
         .route("/console", get(console::services))
         .route("/console/sign-in", get(console::sign_in_page))
         .route("/console/sign-in/demo", post(console::demo_sign_in))
@@ -67,6 +109,8 @@ pub fn router(hub: Hub) -> Router {
         .route("/console/services/{id}/suspend", post(console::suspend))
         .route("/console/categories", get(console::categories))
         .route("/console/audit", get(console::audit))
+        .route("/console/requests", get(requests::queue))
+        .route("/console/requests/{id}/answer", post(requests::answer))
         .route("/static/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(security::protect))
         .with_state(state)

@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::hubapi::{CategoryView, LogEntryView, ServiceView};
 use crate::i18n::{Lang, Tr};
+use crate::identity::{safe_next, with_next};
 use crate::security::{SESSION_COOKIE, set_cookie};
 use crate::session::{ResidentSession, resident};
 use crate::time::{tokyo, tokyo_date, tokyo_iso};
@@ -26,13 +27,17 @@ fn render(t: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(t.render()?).into_response())
 }
 
-async fn signed_in(
+pub async fn signed_in(
     state: &PortalState,
     headers: &HeaderMap,
 ) -> Result<ResidentSession, PortalError> {
-    resident(&state.hub, headers)
-        .await
-        .ok_or(PortalError::SignedOut)
+    match resident(&state.hub, headers).await {
+        Some(me) => Ok(me),
+        None if crate::session::acting_ended(&state.hub, headers).await => {
+            Err(PortalError::ActingEnded)
+        }
+        None => Err(PortalError::SignedOut),
+    }
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -43,12 +48,19 @@ struct SignInPage {
     ctx: Ctx,
     demo: bool,
     error: bool,
+    /// Where to go after signing in (a path on this site).
+    next: Option<String>,
+    /// Sign-in was asked for by a service's OpenID request.
+    for_service: bool,
+    enrol_href: String,
 }
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 pub async fn sign_in_page(
@@ -56,16 +68,24 @@ pub async fn sign_in_page(
     ctx: Ctx,
     Query(q): Query<SignInQuery>,
 ) -> Result<Response, PortalError> {
+    let next = safe_next(q.next.as_deref());
     render(&SignInPage {
         ctx: ctx.portal("sign-in-title", "", false),
         demo: state.hub.config.demo_mode,
         error: q.error.is_some(),
+        for_service: next
+            .as_deref()
+            .is_some_and(|n| n.starts_with("/oauth/authorize")),
+        enrol_href: with_next("/portal/enrol", next.as_deref()),
+        next,
     })
 }
 
 #[derive(Deserialize)]
 pub struct DemoSignInForm {
     resident: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// Demo mode only: signs in as any resident of the demo town, as `POST /demo/sign-in` does.
@@ -76,13 +96,18 @@ pub async fn demo_sign_in(
     if !state.hub.config.demo_mode {
         return Err(PortalError::NotFound);
     }
+    let next = safe_next(form.next.as_deref());
+    let again = with_next("/portal/sign-in?error=1", next.as_deref());
     let Ok(resident) = form.resident.trim().parse::<ResidentId>() else {
-        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+        return Ok(Redirect::to(&again).into_response());
     };
     let Some(token) = state.api.demo_sign_in(resident).await? else {
-        return Ok(Redirect::to("/portal/sign-in?error=1").into_response());
+        return Ok(Redirect::to(&again).into_response());
     };
-    Ok(session_response(&token, "/portal"))
+    Ok(session_response(
+        &token,
+        next.as_deref().unwrap_or("/portal"),
+    ))
 }
 
 /// Sets the session cookie and goes to `to`.
@@ -121,8 +146,12 @@ pub async fn home(
     ctx: Ctx,
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
-    let Some(me) = resident(&state.hub, &headers).await else {
-        return Ok(Redirect::to("/portal/sign-in").into_response());
+    let me = match signed_in(&state, &headers).await {
+        Ok(me) => me,
+        Err(PortalError::SignedOut) => {
+            return Ok(Redirect::to("/portal/sign-in").into_response());
+        }
+        Err(e) => return Err(e),
     };
     let consents = state.hub.consents(me.id).await?;
     let active = consents.iter().filter(|c| c.state == "active").count();
@@ -139,7 +168,7 @@ pub async fn home(
         ("services", &services),
     );
     render(&HomePage {
-        ctx: ctx.portal("home-title", "/portal", true),
+        ctx: ctx.portal_for("home-title", "/portal", &me),
         counts,
     })
 }
@@ -167,6 +196,8 @@ pub struct PurposeCard {
     pub until: String,
     pub retention: String,
     pub can_start: bool,
+    /// Whether this session may switch it (a proxy only what the resident entrusted).
+    pub can_switch: bool,
     /// Whether the resident ever agreed to this purpose (restart rather than start).
     pub had_consent: bool,
 }
@@ -264,6 +295,7 @@ pub async fn services(
     let mut cards = Vec::new();
     for s in catalogue.iter().filter(|s| s.status != "pending") {
         let suspended = s.status != "approved";
+        let service_id = renkei_domain::ServiceId::new(s.id.as_str()).ok();
         let purposes = s
             .purposes
             .iter()
@@ -291,6 +323,10 @@ pub async fn services(
                         .unwrap_or_default(),
                     retention: t.count("retention-days", "days", p.retention_days as usize),
                     can_start: !suspended,
+                    can_switch: me
+                        .hub
+                        .require(ProxyPermission::ManageConsents, service_id.as_ref())
+                        .is_ok(),
                     had_consent: current.is_some(),
                 }
             })
@@ -323,7 +359,7 @@ pub async fn services(
         .filter(|d| matches!(d.as_str(), "stopped" | "started" | "failed"))
         .map(|d| t.get(&format!("done-{d}")));
     render(&ServicesPage {
-        ctx: ctx.portal("services-title", "/portal/services", true),
+        ctx: ctx.portal_for("services-title", "/portal/services", &me),
         done,
         services: cards,
         past,
@@ -454,7 +490,9 @@ struct HistoryPage {
     rows: Vec<HistoryRow>,
     checkpoint: String,
     verifier_key: String,
-    more: bool,
+    /// Links to the next (later) and previous (earlier) page, when there is one.
+    next: Option<String>,
+    previous: Option<String>,
     services: Vec<(String, String)>,
     filter: String,
 }
@@ -463,6 +501,55 @@ struct HistoryPage {
 pub struct HistoryQuery {
     #[serde(default)]
     service: Option<String>,
+    /// The page starts after this log position (the API's `next_after` of the page before).
+    #[serde(default)]
+    after: Option<u64>,
+    /// The cursors of the pages before, oldest first (`s` for the first page), so that
+    /// "previous" works without JavaScript or server-side state.
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// A cursor as the `back` list writes it.
+fn cursor_text(after: Option<u64>) -> String {
+    after.map_or_else(|| "s".to_owned(), |a| a.to_string())
+}
+
+/// The history page at cursor `after` with the cursors `back` before it.
+fn history_href(service: &str, after: Option<u64>, back: &[Option<u64>]) -> String {
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if !service.is_empty() {
+        q.push(("service", service.to_owned()));
+    }
+    if let Some(a) = after {
+        q.push(("after", a.to_string()));
+    }
+    if !back.is_empty() {
+        let list: Vec<String> = back.iter().map(|c| cursor_text(*c)).collect();
+        q.push(("back", list.join(",")));
+    }
+    let q = serde_urlencoded::to_string(&q).unwrap_or_default();
+    if q.is_empty() {
+        "/portal/history".to_owned()
+    } else {
+        format!("/portal/history?{q}")
+    }
+}
+
+/// The `back` list as cursors; anything unreadable ends it (a hand-edited URL).
+fn parse_back(back: Option<&str>) -> Vec<Option<u64>> {
+    back.unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map_while(|s| {
+            if s == "s" {
+                Some(None)
+            } else {
+                s.parse().ok().map(Some)
+            }
+        })
+        .take(10_000)
+        .collect()
 }
 
 fn text_of(v: &serde_json::Value, key: &str) -> String {
@@ -551,7 +638,7 @@ pub fn history_row(
 }
 
 /// The most entries one history page shows.
-const HISTORY_LIMIT: u32 = 500;
+const HISTORY_LIMIT: u32 = 100;
 
 pub async fn history(
     State(state): State<PortalState>,
@@ -560,6 +647,9 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, PortalError> {
     let me = signed_in(&state, &headers).await?;
+    if me.hub.require(ProxyPermission::ViewHistory, None).is_err() {
+        return Err(PortalError::NotEntrusted);
+    }
     let catalogue = state.api.services().await?;
     let vocabulary = state.api.categories().await?;
     let filter = q
@@ -571,10 +661,11 @@ pub async fn history(
         .my_log(
             &me.token,
             (!filter.is_empty()).then_some(filter.as_str()),
-            None,
+            q.after,
             HISTORY_LIMIT,
         )
         .await?;
+    let back = parse_back(q.back.as_deref());
     let t = ctx.t;
     let mut rows: Vec<HistoryRow> = page
         .entries
@@ -592,11 +683,18 @@ pub async fn history(
         })
         .collect();
     render(&HistoryPage {
-        ctx: ctx.portal("history-title", "/portal/history", true),
+        ctx: ctx.portal_for("history-title", "/portal/history", &me),
         rows,
         checkpoint: page.checkpoint,
         verifier_key: page.verifier_key,
-        more: page.next_after.is_some(),
+        next: page.next_after.map(|n| {
+            let mut back = back.clone();
+            back.push(q.after);
+            history_href(&filter, Some(n), &back)
+        }),
+        previous: back
+            .split_last()
+            .map(|(last, rest)| history_href(&filter, *last, rest)),
         services,
         filter,
     })

@@ -27,6 +27,8 @@ use crate::i18n::{Lang, Tr};
 pub const CSRF_COOKIE: &str = "__Host-renkei-csrf";
 pub const SESSION_COOKIE: &str = "__Host-renkei-session";
 pub const OPERATOR_COOKIE: &str = "__Host-renkei-operator";
+/// A proxy's own session, kept aside while they act for someone (the way back).
+pub const OWN_SESSION_COOKIE: &str = "__Host-renkei-own-session";
 pub const LANG_COOKIE: &str = "lang";
 /// The form field and header that carry the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -216,13 +218,36 @@ pub async fn protect(request: Request, next: Next) -> Response {
     secure(response, !is_static)
 }
 
-/// Adds the security headers; pages (not static files) are never cached.
+/// The policy of a page whose form may end at `origin` (a checked `scheme://host[:port]`):
+/// Chromium applies `form-action` to the redirects after a form's submission too, so the
+/// OpenID consent page must name the service it sends the resident back to. `None` when the
+/// origin is not one a policy can safely name.
+pub fn policy_with_form_target(origin: &str) -> Option<HeaderValue> {
+    let (scheme, host) = origin.split_once("://")?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !matches!(scheme, "http" | "https") || !host_ok {
+        return None;
+    }
+    let policy = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {scheme}://{host}"),
+    );
+    HeaderValue::from_str(&policy).ok()
+}
+
+/// Adds the security headers; pages (not static files) are never cached. A page that set
+/// its own policy (only ever [`policy_with_form_target`]) keeps it.
 fn secure(mut response: Response, page: bool) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -271,6 +296,17 @@ mod tests {
         );
         assert_eq!(cookie(&headers, "lang"), Some("en"));
         assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn a_form_target_widens_only_form_action_and_only_for_a_plain_origin() {
+        let policy = policy_with_form_target("https://app.example:8443").unwrap();
+        let policy = policy.to_str().unwrap();
+        assert!(policy.contains("form-action 'self' https://app.example:8443;"));
+        assert!(policy.contains("script-src 'self';"));
+        assert!(policy_with_form_target("https://a.example; script-src *").is_none());
+        assert!(policy_with_form_target("javascript://x").is_none());
+        assert!(policy_with_form_target("https://").is_none());
     }
 
     #[test]

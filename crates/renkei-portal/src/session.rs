@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use renkei_domain::{OperatorId, ResidentId};
 use renkei_hub::Hub;
 
-use crate::security::{OPERATOR_COOKIE, SESSION_COOKIE, cookie};
+use crate::security::{OPERATOR_COOKIE, OWN_SESSION_COOKIE, SESSION_COOKIE, cookie};
 
 /// A signed-in resident and the token that proves it (passed on to the hub's API).
 #[derive(Debug, Clone)]
@@ -16,17 +16,46 @@ pub struct ResidentSession {
     pub token: String,
     /// The hub's view of the session: who acts (the resident or their proxy), and may.
     pub hub: renkei_hub::auth::ResidentSession,
+    /// When a proxy acts for the resident: how the pages name that resident.
+    pub acting_for: Option<String>,
 }
 
 /// The resident the request's session cookie names, if its token still holds.
 pub async fn resident(hub: &Hub, headers: &HeaderMap) -> Option<ResidentSession> {
     let token = cookie(headers, SESSION_COOKIE)?;
     let session = hub.resident_session(token).await.ok()?;
+    let acting_for = match &session.proxy {
+        Some(_) => Some(resident_name(hub, session.resident).await),
+        None => None,
+    };
     Some(ResidentSession {
         id: session.resident,
         token: token.to_owned(),
         hub: session,
+        acting_for,
     })
+}
+
+/// How pages name a resident to someone else (their proxy): the name their card proved, or
+/// the start of their id when they never enrolled with a card (the demo town's residents).
+pub async fn resident_name(hub: &Hub, resident: ResidentId) -> String {
+    match hub.verified_name(resident).await {
+        Ok(Some(name)) => name,
+        _ => {
+            let id = resident.to_string();
+            format!("{}…", &id[..8.min(id.len())])
+        }
+    }
+}
+
+/// Whether a proxy's session for someone stopped holding (the appointment ended) while the
+/// proxy's own session, kept aside, still does: the pages then return them to it.
+pub async fn acting_ended(hub: &Hub, headers: &HeaderMap) -> bool {
+    let Some(own) = cookie(headers, OWN_SESSION_COOKIE) else {
+        return false;
+    };
+    let acting = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    hub.resident_session(acting).await.is_err() && hub.resident_session(own).await.is_ok()
 }
 
 /// How long an operator stays signed in to the console (the hub's token lasts as long).

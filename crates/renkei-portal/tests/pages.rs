@@ -27,8 +27,15 @@ struct Town {
     app: Router,
     hub: Hub,
     resident: ResidentId,
+    /// The development CA the hub trusts (as JPKI's root), and a card it revoked.
+    ca: renkei_identity::DevCa,
+    revoked_card: renkei_identity::IssuedCertificate,
     _dir: tempfile::TempDir,
 }
+
+/// The OpenID client of `health-advice`: its secret and its one registered redirect URI.
+const CLIENT_SECRET: &str = "health-advice-secret";
+const REDIRECT_URI: &str = "https://navi.example/callback";
 
 async fn town() -> Town {
     let dir = tempfile::tempdir().unwrap();
@@ -51,7 +58,46 @@ async fn town() -> Town {
         webhook_url: None,
         status: ServiceStatus::Approved,
     };
-    store.put_service(&service, "x").await.unwrap();
+    store
+        .put_service(
+            &service,
+            &renkei_hub::auth::hash_client_secret(CLIENT_SECRET),
+        )
+        .await
+        .unwrap();
+    store
+        .put_service_client(&renkei_domain::ServiceClient {
+            service: service.id.clone(),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            privacy_impact: Default::default(),
+            registered_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let payments = CategoryId::new("payment.history").unwrap();
+    store
+        .put_category(&DataCategory {
+            id: payments.clone(),
+            name: LocalizedText::new("支払い履歴", "Payment history"),
+            special_care: false,
+        })
+        .await
+        .unwrap();
+    store
+        .publish_purpose(
+            &PurposeDraft {
+                service: service.id.clone(),
+                id: PurposeId::new("coupons").unwrap(),
+                title: LocalizedText::new("クーポン", "Coupons"),
+                description: LocalizedText::new("説明", "Description"),
+                categories: BTreeSet::from([payments]),
+                retention_days: 30,
+                legal_basis: LegalBasis::Consent,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
     store
         .publish_purpose(
             &PurposeDraft {
@@ -69,13 +115,24 @@ async fn town() -> Town {
         .unwrap();
     let resident = ResidentId::from_uuid(uuid::Uuid::new_v4());
     store.add_resident(resident, Utc::now()).await.unwrap();
+    let mut ca =
+        renkei_identity::DevCa::generate(renkei_identity::KeyAlgorithm::EcdsaP256).unwrap();
+    let revoked_card = card(&ca, Utc::now(), 365);
+    ca.revoke(&revoked_card.serial);
+    let anchors = renkei_identity::TrustAnchors::new(&[ca.root_der()])
+        .unwrap()
+        .with_crls(&[ca.crl_der().unwrap()])
+        .unwrap();
     let mut config = HubConfig::new("http://localhost:8080");
     config.demo_mode = true;
+    config.trust_anchors = Some(Arc::new(anchors));
     let hub = Hub::start(config, store).await.unwrap();
     Town {
         app: renkei_portal::router(hub.clone()),
         hub,
         resident,
+        ca,
+        revoked_card,
         _dir: dir,
     }
 }
@@ -337,4 +394,922 @@ fn every_message_exists_in_both_languages() {
     use renkei_portal::i18n::{Lang, message_ids};
     assert!(renkei_portal::i18n::all_files_parse());
     assert_eq!(message_ids(Lang::Ja), message_ids(Lang::En));
+}
+
+// ------------------------------------------------ requests, proxies, audit, paging
+
+/// A second person of the town, who may be appointed as a proxy (or be an operator).
+async fn another_resident(town: &Town) -> ResidentId {
+    let id = ResidentId::from_uuid(uuid::Uuid::new_v4());
+    town.hub.store.add_resident(id, Utc::now()).await.unwrap();
+    id
+}
+
+impl Browser {
+    async fn sign_in_as(&mut self, town: &Town, resident: ResidentId) {
+        let page = self.get(&town.app, "/portal/sign-in").await;
+        let csrf = Self::csrf(&page);
+        let answer = self
+            .post(
+                &town.app,
+                "/portal/sign-in/demo",
+                &[("csrf", &csrf), ("resident", &resident.to_string())],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    }
+
+    /// Signs in to the console as a new operator.
+    async fn operator(&mut self, town: &Town) {
+        let identity = another_resident(town).await;
+        town.hub
+            .add_operator(
+                renkei_domain::OperatorId::new("tanaka").unwrap(),
+                "田中".into(),
+                identity,
+            )
+            .await
+            .unwrap();
+        let page = self.get(&town.app, "/console/sign-in").await;
+        let csrf = Self::csrf(&page);
+        let answer = self
+            .post(
+                &town.app,
+                "/console/sign-in/demo",
+                &[("csrf", &csrf), ("identity", &identity.to_string())],
+            )
+            .await;
+        assert_eq!(answer.headers[header::LOCATION], "/console");
+    }
+}
+
+/// The resident appoints a proxy with `scope` (form fields) on the proxies page; the proxy,
+/// signed in as themselves in `proxy`, accepts the code and acts for the resident.
+async fn appoint(
+    town: &Town,
+    resident: &mut Browser,
+    proxy: &mut Browser,
+    scope: &[(&str, &str)],
+) -> ResidentId {
+    let page = resident.get(&town.app, "/portal/proxies").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let mut form = vec![("csrf", csrf.as_str()), ("label", "娘")];
+    form.extend_from_slice(scope);
+    let shown = resident
+        .post(&town.app, "/portal/proxies/invite", &form)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let at = shown
+        .body
+        .find("one-time-code\">")
+        .expect("the code is shown")
+        + 15;
+    let code = shown.body[at..].split('<').next().unwrap().to_owned();
+    let someone = another_resident(town).await;
+    proxy.sign_in_as(town, someone).await;
+    let page = proxy.get(&town.app, "/portal/proxies").await;
+    let csrf = Browser::csrf(&page);
+    let accepted = proxy
+        .post(
+            &town.app,
+            "/portal/acting/accept",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    let home = proxy.get(&town.app, "/portal").await;
+    assert!(
+        home.body.contains("class=\"acting-banner\""),
+        "{}",
+        home.body
+    );
+    someone
+}
+
+#[tokio::test]
+async fn a_resident_files_a_disclosure_request_and_reads_the_operators_answer() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let page = browser.get(&town.app, "/portal/requests").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let file = |csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("kind", "disclosure".to_owned()),
+            ("service", "health-advice".to_owned()),
+            ("details", "健診結果の保有内容を見せてください".to_owned()),
+        ]
+    };
+    async fn post(browser: &mut Browser, app: &Router, form: Vec<(&str, String)>) -> Answer {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        browser.post(app, "/portal/requests", &pairs).await
+    }
+    // Without its CSRF token the request is refused and nothing is filed.
+    let refused = post(&mut browser, &town.app, file(String::new())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let me = renkei_hub::auth::ResidentSession::resident(town.resident);
+    assert!(town.hub.requests_of(&me).await.unwrap().is_empty());
+    let filed = post(&mut browser, &town.app, file(Browser::csrf(&page))).await;
+    assert_eq!(filed.status, StatusCode::SEE_OTHER, "{}", filed.body);
+    let page = browser.get(&town.app, "/portal/requests?done=filed").await;
+    assert!(
+        page.body.contains("data-status=\"received\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("健診結果の保有内容を見せてください"));
+    assert!(page.body.contains("まだ回答はありません"));
+
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let queue = operator.get(&town.app, "/console/requests").await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    let id = town.hub.requests_of(&me).await.unwrap()[0].id.to_string();
+    assert!(queue.body.contains(&format!("id=\"r-{id}\"")));
+    let csrf = Browser::csrf(&queue);
+    let answered = operator
+        .post(
+            &town.app,
+            &format!("/console/requests/{id}/answer"),
+            &[
+                ("csrf", &csrf),
+                ("status", "completed"),
+                ("response", "保有内容を郵送しました"),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.body);
+    let page = browser.get(&town.app, "/portal/requests").await;
+    assert!(page.body.contains("data-status=\"completed\""));
+    assert!(page.body.contains("保有内容を郵送しました"));
+    let queue = operator.get(&town.app, "/console/requests").await;
+    assert!(
+        !queue.body.contains(&format!("id=\"r-{id}\"")),
+        "no longer open"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_without_a_permission_neither_sees_nor_may_use_it() {
+    let town = town().await;
+    grant(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(&town, &mut resident, &mut proxy, &[("view_history", "on")]).await;
+    let home = proxy.get(&town.app, "/portal").await;
+    assert!(home.body.contains("href=\"/portal/history\""));
+    assert!(!home.body.contains("href=\"/portal/requests\""));
+    assert!(!home.body.contains("href=\"/portal/proxies\""));
+    let requests = proxy.get(&town.app, "/portal/requests").await;
+    assert_eq!(requests.status, StatusCode::FORBIDDEN);
+    let services = proxy.get(&town.app, "/portal/services").await;
+    assert!(!services.body.contains("name=\"action\""), "no switch");
+    let csrf = Browser::csrf(&services);
+    let filed = proxy
+        .post(
+            &town.app,
+            "/portal/requests",
+            &[("csrf", &csrf), ("kind", "deletion"), ("details", "x")],
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::FORBIDDEN);
+    let me = renkei_hub::auth::ResidentSession::resident(town.resident);
+    assert!(town.hub.requests_of(&me).await.unwrap().is_empty());
+    assert_eq!(
+        proxy.get(&town.app, "/portal/proxies").await.status,
+        StatusCode::FORBIDDEN,
+        "appointing is never delegated"
+    );
+    assert_eq!(
+        proxy.get(&town.app, "/portal/history").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn ending_an_appointment_stops_the_proxys_session_at_once() {
+    let town = town().await;
+    let consent = grant(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(
+        &town,
+        &mut resident,
+        &mut proxy,
+        &[("manage_consents", "on"), ("file_requests", "on")],
+    )
+    .await;
+    // The proxy turns the purpose off; the resident sees it as done by their proxy.
+    let services = proxy.get(&town.app, "/portal/services").await;
+    let csrf = Browser::csrf(&services);
+    let answer = proxy
+        .post(
+            &town.app,
+            "/portal/services/switch",
+            &[
+                ("csrf", &csrf),
+                ("service", "health-advice"),
+                ("purpose", "advice"),
+                ("action", "stop"),
+                ("consent", &consent),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        "/portal/services?done=stopped#p-health-advice-advice"
+    );
+    let page = resident.get(&town.app, "/portal/proxies").await;
+    assert!(page.body.contains("同意を撤回しました"), "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let id = town.hub.store.proxies_of(town.resident).await.unwrap()[0].id;
+    let ended = resident
+        .post(
+            &town.app,
+            &format!("/portal/proxies/{id}/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    // The proxy's very next page load no longer acts for the resident.
+    let next = proxy.get(&town.app, "/portal/services").await;
+    assert_eq!(next.headers[header::LOCATION], "/portal/acting/ended");
+    let back = proxy.get(&town.app, "/portal/acting/ended").await;
+    assert_eq!(
+        back.headers[header::LOCATION],
+        "/portal/proxies?done=acting-ended"
+    );
+    let own = proxy
+        .get(&town.app, "/portal/proxies?done=acting-ended")
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(!own.body.contains("class=\"acting-banner\""));
+    assert!(own.body.contains("代理を依頼した方が依頼を終了しました"));
+}
+
+#[tokio::test]
+async fn the_audit_search_returns_only_entries_that_match_its_filters() {
+    let town = town().await;
+    let store = &town.hub.store;
+    let subject = renkei_domain::ServiceSubject::new("subject-of-the-resident").unwrap();
+    store
+        .link_subject("health", &subject, town.resident)
+        .await
+        .unwrap();
+    let ask = || renkei_store::DecisionInput {
+        request: renkei_domain::DataRequest {
+            id: renkei_domain::RequestId::from_uuid(uuid::Uuid::new_v4()),
+            service: ServiceId::new("health-advice").unwrap(),
+            purpose: PurposeId::new("advice").unwrap(),
+            categories: BTreeSet::from([CategoryId::new("health.checkup").unwrap()]),
+        },
+        subject: subject.clone(),
+    };
+    store.decide_and_record(&[ask()], Utc::now()).await.unwrap(); // denied: no consent
+    grant(&town).await;
+    store.decide_and_record(&[ask()], Utc::now()).await.unwrap(); // granted
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let rows = |page: &Answer, outcome: &str| {
+        page.body
+            .matches(&format!("data-outcome=\"{outcome}\""))
+            .count()
+    };
+    let all = operator
+        .get(&town.app, "/console/audit?service=health-advice")
+        .await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(
+        (
+            rows(&all, "granted"),
+            rows(&all, "denied"),
+            rows(&all, "consent")
+        ),
+        (1, 1, 1)
+    );
+    let denied = operator
+        .get(&town.app, "/console/audit?outcome=denied")
+        .await;
+    assert_eq!(
+        (
+            rows(&denied, "granted"),
+            rows(&denied, "denied"),
+            rows(&denied, "consent")
+        ),
+        (0, 1, 0)
+    );
+    let by_consent = operator
+        .get(&town.app, "/console/audit?basis=consent")
+        .await;
+    assert_eq!(
+        (rows(&by_consent, "granted"), rows(&by_consent, "denied")),
+        (1, 0)
+    );
+    let mine = operator
+        .get(
+            &town.app,
+            &format!("/console/audit?resident={}", town.resident),
+        )
+        .await;
+    assert_eq!(
+        rows(&mine, "granted") + rows(&mine, "denied") + rows(&mine, "consent"),
+        3
+    );
+    let stranger = ResidentId::from_uuid(uuid::Uuid::new_v4());
+    let nobody = operator
+        .get(&town.app, &format!("/console/audit?resident={stranger}"))
+        .await;
+    assert_eq!(
+        rows(&nobody, "granted") + rows(&nobody, "denied") + rows(&nobody, "consent"),
+        0
+    );
+    let later = operator
+        .get(&town.app, "/console/audit?since=2099-01-01T00%3A00")
+        .await;
+    assert_eq!(
+        rows(&later, "granted") + rows(&later, "denied") + rows(&later, "consent"),
+        0
+    );
+    let bad = operator
+        .get(&town.app, "/console/audit?resident=not-an-id")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_history_pages_forward_and_back_and_every_page_can_be_checked() {
+    let town = town().await;
+    // 102 consent changes: more than one page of 100.
+    for _ in 0..51 {
+        let id: renkei_domain::ConsentId = grant(&town).await.parse().unwrap();
+        town.hub
+            .revoke_consent(town.resident, id, Actor::Resident)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let first = browser.get(&town.app, "/portal/history").await;
+    assert_eq!(first.body.matches("class=\"entry ").count(), 100);
+    assert!(!first.body.contains("rel=\"prev\""));
+    let at = first.body.find("rel=\"next\"").expect("a next link");
+    let href_at = first.body[..at].rfind("href=\"").unwrap() + 6;
+    let next = first.body[href_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let second = browser.get(&town.app, &next).await;
+    assert_eq!(second.body.matches("class=\"entry ").count(), 2, "{next}");
+    assert!(second.body.contains("data-has-proof=\"true\""));
+    assert!(second.body.contains("data-checkpoint=\""));
+    assert!(!second.body.contains("rel=\"next\""));
+    let at = second.body.find("rel=\"prev\"").expect("a previous link");
+    let href_at = second.body[..at].rfind("href=\"").unwrap() + 6;
+    let prev = second.body[href_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    assert_eq!(prev, "/portal/history");
+    let again = browser.get(&town.app, &prev).await;
+    assert_eq!(again.body.matches("class=\"entry ").count(), 100);
+}
+
+#[tokio::test]
+async fn the_review_page_shows_the_privacy_impact_answers() {
+    let town = town().await;
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let registration: renkei_hub::accounts::ServiceRegistration =
+        serde_json::from_value(serde_json::json!({
+            "id": "town-walk", "name_ja": "まち歩き", "name_en": "Town walk", "sector": "walk",
+            "hpke_public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "webhook_url": null, "redirect_uris": [],
+            "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
+              "description_ja": "説明", "description_en": "Description",
+              "categories": ["health.checkup"], "retention_days": 30, "legal_basis": "consent"}],
+            "privacy_impact": {"third-party-sharing": "第三者提供はしません"}
+        }))
+        .unwrap();
+    town.hub
+        .register_service(
+            &renkei_domain::OperatorId::new("tanaka").unwrap(),
+            registration,
+        )
+        .await
+        .unwrap();
+    let page = operator.get(&town.app, "/console/services/town-walk").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("第三者提供はしません"), "{}", page.body);
+    assert!(page.body.contains("third-party-sharing"));
+}
+
+// ---------------------------------------------------------------- identity: enrolment
+
+/// A resident's card under `ca`, valid from `start` for `days` days.
+fn card(
+    ca: &renkei_identity::DevCa,
+    start: chrono::DateTime<Utc>,
+    days: i64,
+) -> renkei_identity::IssuedCertificate {
+    ca.issue_resident(
+        &renkei_identity::IdentityAttributes::new("山田 花子"),
+        renkei_identity::Validity::days_from(start, days),
+        renkei_identity::KeyAlgorithm::EcdsaP256,
+    )
+    .unwrap()
+}
+
+/// The enrolment page's challenge id and challenge.
+fn challenge_of(page: &Answer) -> (String, String) {
+    let field = |marker: &str, end: char| {
+        let at = page.body.find(marker).expect(marker) + marker.len();
+        page.body[at..].split(end).next().unwrap().to_owned()
+    };
+    (
+        field("name=\"challenge_id\" value=\"", '"'),
+        field("<code id=\"challenge\">", '<'),
+    )
+}
+
+fn sign(card: &renkei_identity::IssuedCertificate, challenge: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = URL_SAFE_NO_PAD.decode(challenge).unwrap();
+    URL_SAFE_NO_PAD.encode(renkei_identity::sign_challenge(&card.key_pem, &bytes).unwrap())
+}
+
+/// Opens the enrolment page and sends `card`'s chain with a signature by `signer`.
+async fn enrol(
+    browser: &mut Browser,
+    town: &Town,
+    card: &renkei_identity::IssuedCertificate,
+    signer: &renkei_identity::IssuedCertificate,
+) -> (Answer, String) {
+    let page = browser.get(&town.app, "/portal/enrol?lang=en").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let (id, challenge) = challenge_of(&page);
+    let csrf = Browser::csrf(&page);
+    let answer = browser
+        .post(
+            &town.app,
+            "/portal/enrol",
+            &[
+                ("csrf", &csrf),
+                ("challenge_id", &id),
+                ("certificate_chain", &card.cert_pem),
+                ("signature", &sign(signer, &challenge)),
+            ],
+        )
+        .await;
+    (answer, id)
+}
+
+#[tokio::test]
+async fn enrolling_with_a_card_of_the_trusted_root_signs_in_and_offers_a_passkey() {
+    let town = town().await;
+    let hanako = card(&town.ca, Utc::now(), 365);
+    let mut browser = Browser::new();
+    let (answer, _) = enrol(&mut browser, &town, &hanako, &hanako).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        "/portal/passkeys?done=enrolled"
+    );
+    let page = browser.get(&town.app, "/portal/passkeys").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"passkey-register-button\""));
+    assert!(page.body.contains("src=\"/static/passkey.js\""));
+    assert!(page.body.contains("Register a passkey on this device"));
+    // The same card again finds the same resident.
+    let mut other = Browser::new();
+    let (again, _) = enrol(&mut other, &town, &hanako, &hanako).await;
+    assert_eq!(
+        again.headers[header::LOCATION],
+        "/portal/passkeys?done=again"
+    );
+}
+
+#[tokio::test]
+async fn enrolment_refusals_say_why_in_plain_words_and_keep_nothing() {
+    let town = town().await;
+    let other_root =
+        renkei_identity::DevCa::generate(renkei_identity::KeyAlgorithm::EcdsaP256).unwrap();
+    let stranger = card(&other_root, Utc::now(), 365);
+    let expired = card(&town.ca, Utc::now() - chrono::TimeDelta::days(400), 30);
+    let hanako = card(&town.ca, Utc::now(), 365);
+    let taro = card(&town.ca, Utc::now(), 365);
+    let cases = [
+        (
+            &stranger,
+            &stranger,
+            "not issued by the authority the city trusts",
+        ),
+        (&expired, &expired, "The certificate has expired"),
+        (&town.revoked_card, &town.revoked_card, "has been revoked"),
+        (&hanako, &taro, "The signature does not match"),
+    ];
+    for (presented, signer, reason) in cases {
+        let mut browser = Browser::new();
+        let (answer, used) = enrol(&mut browser, &town, presented, signer).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{reason}");
+        assert!(answer.body.contains("role=\"alert\""), "{reason}");
+        assert!(answer.body.contains(reason), "{reason}: {}", answer.body);
+        let no_session = answer
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .all(|c| !c.to_str().unwrap().contains("renkei-session"));
+        assert!(no_session, "{reason}");
+        // A fresh challenge, and nothing of what was sent comes back in the form.
+        let (fresh, _) = challenge_of(&answer);
+        assert_ne!(fresh, used);
+        assert!(
+            answer
+                .body
+                .contains("aria-describedby=\"certificate-hint\"></textarea>"),
+            "{reason}: the chain box is empty"
+        );
+        assert!(
+            !answer.body.contains(&presented.cert_pem[30..90]),
+            "{reason}"
+        );
+    }
+    // A used challenge: refused as used, with a new one.
+    let mut browser = Browser::new();
+    let (first, used) = enrol(&mut browser, &town, &stranger, &stranger).await;
+    let csrf = Browser::csrf(&first);
+    let (_, fresh_challenge) = challenge_of(&first);
+    let answer = browser
+        .post(
+            &town.app,
+            "/portal/enrol",
+            &[
+                ("csrf", &csrf),
+                ("challenge_id", &used),
+                ("certificate_chain", &hanako.cert_pem),
+                ("signature", &sign(&hanako, &fresh_challenge)),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        answer.body.contains("already used or has expired"),
+        "{}",
+        answer.body
+    );
+    // Nobody was signed in by any of it.
+    let home = browser.get(&town.app, "/portal").await;
+    assert_eq!(home.headers[header::LOCATION], "/portal/sign-in");
+}
+
+// ---------------------------------------------------------------- identity: OpenID consent page
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn authorize_params(redirect_uri: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", "health-advice".into()),
+        ("redirect_uri", redirect_uri.into()),
+        ("scope", "openid profile advice coupons".into()),
+        ("state", "st-123".into()),
+        ("nonce", "n-456".into()),
+        ("code_challenge", CHALLENGE.into()),
+        ("code_challenge_method", "S256".into()),
+    ]
+}
+
+fn authorize_url(redirect_uri: &str) -> String {
+    format!(
+        "/oauth/authorize?{}",
+        serde_urlencoded::to_string(authorize_params(redirect_uri)).unwrap()
+    )
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(url.split_once('?')?.1)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Posts the consent page's form: its parameters, versions, and `answers`.
+async fn answer_consent_page(
+    browser: &mut Browser,
+    town: &Town,
+    answers: &[(&str, &str)],
+) -> Answer {
+    let page = browser.get(&town.app, &authorize_url(REDIRECT_URI)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = Browser::csrf(&page);
+    let params = authorize_params(REDIRECT_URI);
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+    form.extend([("version-advice", "1"), ("version-coupons", "1")]);
+    form.extend_from_slice(answers);
+    browser.post(&town.app, "/oauth/authorize", &form).await
+}
+
+#[tokio::test]
+async fn the_consent_page_asks_each_purpose_on_its_own_with_its_data_named() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let page = browser
+        .get(
+            &town.app,
+            &format!("{}&lang=en", authorize_url(REDIRECT_URI)),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(
+        "For <strong>Health advice</strong>, may we receive your <strong>Health check results</strong>?"
+    ));
+    assert!(page.body.contains(
+        "For <strong>Coupons</strong>, may we receive your <strong>Payment history</strong>?"
+    ));
+    for name in ["answer-advice", "answer-coupons", "share_profile"] {
+        assert_eq!(
+            page.body.matches(&format!("name=\"{name}\"")).count(),
+            2,
+            "one yes and one no for {name}"
+        );
+    }
+    assert!(
+        page.body
+            .contains("<span class=\"tag\">Special-care data</span>")
+    );
+    assert!(page.body.contains("Health Navi"));
+    assert!(page.body.contains("value=\"deny\""));
+    // Its form may end at the service (the redirect after posting), and nowhere else.
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://navi.example;"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn signed_out_the_consent_page_sends_the_resident_to_sign_in_and_back() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    let url = authorize_url(REDIRECT_URI);
+    let answer = browser.get(&town.app, &url).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let to = answer.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(to.starts_with("/portal/sign-in?next="), "{to}");
+    let next = query_param(&to, "next").unwrap();
+    assert_eq!(next, url);
+    let page = browser.get(&town.app, &to).await;
+    let csrf = Browser::csrf(&page);
+    let resident = town.resident.to_string();
+    let signed = browser
+        .post(
+            &town.app,
+            "/portal/sign-in/demo",
+            &[("csrf", &csrf), ("resident", &resident), ("next", &next)],
+        )
+        .await;
+    assert_eq!(signed.headers[header::LOCATION].to_str().unwrap(), url);
+    // A return path to another site is dropped.
+    let page = browser.get(&town.app, "/portal/sign-in").await;
+    let csrf = Browser::csrf(&page);
+    let elsewhere = browser
+        .post(
+            &town.app,
+            "/portal/sign-in/demo",
+            &[
+                ("csrf", &csrf),
+                ("resident", &resident),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.headers[header::LOCATION], "/portal");
+}
+
+#[tokio::test]
+async fn answers_posted_without_javascript_complete_and_the_code_redeems_at_the_token_endpoint() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let answer = answer_consent_page(
+        &mut browser,
+        &town,
+        &[
+            ("answer-advice", "yes"),
+            ("answer-coupons", "no"),
+            ("share_profile", "no"),
+            ("decision", "continue"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let back = answer.headers[header::LOCATION].to_str().unwrap();
+    assert!(back.starts_with(&format!("{REDIRECT_URI}?code=")), "{back}");
+    assert_eq!(query_param(back, "state").as_deref(), Some("st-123"));
+    assert_eq!(
+        query_param(back, "iss").as_deref(),
+        Some("http://localhost:8080")
+    );
+    let code = query_param(back, "code").unwrap();
+
+    // The service redeems the code at the hub's token endpoint.
+    let body = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", VERIFIER),
+        ("client_id", "health-advice"),
+        ("client_secret", CLIENT_SECRET),
+    ])
+    .unwrap();
+    let request = Request::post("/oauth/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    let response = renkei_hub::router(town.hub.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(tokens["scope"], "openid advice");
+    assert!(tokens["id_token"].is_string());
+
+    // One consent, to the purpose answered yes, given on the sign-in screen.
+    let consents = town.hub.consents(town.resident).await.unwrap();
+    assert_eq!(consents.len(), 1);
+    assert_eq!(consents[0].purpose, "advice");
+    assert_eq!(consents[0].given_via, "sign_in_screen");
+}
+
+#[tokio::test]
+async fn deny_all_sends_access_denied_to_the_service_and_records_nothing() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let answer = answer_consent_page(
+        &mut browser,
+        &town,
+        &[("answer-advice", "yes"), ("decision", "deny")],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let back = answer.headers[header::LOCATION].to_str().unwrap();
+    assert!(back.starts_with(REDIRECT_URI), "{back}");
+    assert_eq!(query_param(back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(back, "state").as_deref(), Some("st-123"));
+    assert!(query_param(back, "code").is_none());
+    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unanswered_purpose_is_asked_again_not_taken_as_an_answer() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let answer = answer_consent_page(
+        &mut browser,
+        &town,
+        &[
+            ("answer-advice", "yes"),
+            ("share_profile", "no"),
+            ("decision", "continue"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.body.contains("role=\"alert\""));
+    assert!(!answer.headers.contains_key(header::LOCATION));
+    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_as_a_page_never_redirected() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let bad_redirect = authorize_url("https://evil.example/steal");
+    let unknown_client = bad_redirect.replace("client_id=health-advice", "client_id=nobody");
+    for url in [bad_redirect, unknown_client] {
+        let page = browser.get(&town.app, &url).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}");
+        assert!(!page.headers.contains_key(header::LOCATION), "{url}");
+        assert!(
+            page.body.contains("このサインイン要求は使えません"),
+            "{url}"
+        );
+        assert!(!page.body.contains("action=\"/oauth/authorize\""));
+    }
+    // A form whose parameters were changed after the page was shown is checked again.
+    let page = browser.get(&town.app, &authorize_url(REDIRECT_URI)).await;
+    let csrf = Browser::csrf(&page);
+    let params = authorize_params("https://evil.example/steal");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+    form.extend([
+        ("version-advice", "1"),
+        ("version-coupons", "1"),
+        ("answer-advice", "yes"),
+        ("answer-coupons", "yes"),
+        ("share_profile", "yes"),
+        ("decision", "continue"),
+    ]);
+    let answer = browser.post(&town.app, "/oauth/authorize", &form).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(!answer.headers.contains_key(header::LOCATION));
+    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn consent_answers_without_the_csrf_token_are_refused_and_issue_no_code() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let params = authorize_params(REDIRECT_URI);
+    let mut form: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    form.extend([
+        ("version-advice", "1"),
+        ("version-coupons", "1"),
+        ("answer-advice", "yes"),
+        ("answer-coupons", "yes"),
+        ("share_profile", "yes"),
+        ("decision", "continue"),
+    ]);
+    let answer = browser.post(&town.app, "/oauth/authorize", &form).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(!answer.headers.contains_key(header::LOCATION));
+    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_passkey_sign_in_with_a_forged_answer_is_refused_as_json_without_a_session() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    let page = browser.get(&town.app, "/portal/sign-in?lang=en").await;
+    let csrf = Browser::csrf(&page);
+    let json = |path: &str, body: String, browser: &Browser| {
+        Request::post(path)
+            .header(header::HOST, "localhost:8080")
+            .header(header::ORIGIN, "http://localhost:8080")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-csrf-token", csrf.clone())
+            .header(header::COOKIE, browser.cookie_header())
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let start = browser
+        .send(
+            &town.app,
+            json("/portal/sign-in/passkey/start", "{}".into(), &browser),
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    let start: serde_json::Value = serde_json::from_str(&start.body).unwrap();
+    assert!(start["options"]["publicKey"]["challenge"].is_string());
+    let forged = serde_json::json!({
+        "ceremony": start["ceremony"],
+        "credential": {
+            "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+            "response": {"authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": null},
+            "extensions": {}
+        }
+    });
+    let finish = browser
+        .send(
+            &town.app,
+            json(
+                "/portal/sign-in/passkey/finish",
+                forged.to_string(),
+                &browser,
+            ),
+        )
+        .await;
+    assert_eq!(finish.status, StatusCode::BAD_REQUEST);
+    assert!(finish.body.contains("was not accepted"), "{}", finish.body);
+    assert!(!finish.headers.contains_key(header::SET_COOKIE));
+    // Without the CSRF header, the ceremony does not even start.
+    let request = Request::post("/portal/sign-in/passkey/start")
+        .header(header::HOST, "localhost:8080")
+        .header(header::COOKIE, browser.cookie_header())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        browser.send(&town.app, request).await.status,
+        StatusCode::FORBIDDEN
+    );
 }

@@ -325,6 +325,7 @@ pub fn new_leaf(entry: &renkei_domain::LogEntry) -> NewLeaf {
     let kind = match entry {
         renkei_domain::LogEntry::Access(_) => "access",
         renkei_domain::LogEntry::Consent(_) => "consent",
+        renkei_domain::LogEntry::Operator(_) => "operator",
     };
     NewLeaf {
         kind,
@@ -385,6 +386,25 @@ impl RawConsentLogEntry {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub struct RawOperatorLogEntry {
+    pub log_seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+}
+
+impl RawOperatorLogEntry {
+    pub fn into_domain(self) -> StoreResult<renkei_domain::OperatorLogEntry> {
+        Ok(renkei_domain::OperatorLogEntry {
+            seq: seq_u64(self.log_seq)?,
+            at: time(self.at)?,
+            actor: from_json(&self.actor, "operator action actor")?,
+            action: from_json(&self.action, "operator action")?,
+        })
+    }
+}
+
 /// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
 /// or unreadable visible (verification must name it, not stop at it).
 pub fn assemble_range(
@@ -393,6 +413,7 @@ pub fn assemble_range(
     leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)>,
     access: Vec<RawAccessRecord>,
     consents: Vec<RawConsentLogEntry>,
+    operators: Vec<RawOperatorLogEntry>,
 ) -> Vec<crate::StoredEntry> {
     use std::collections::BTreeMap;
     let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
@@ -427,6 +448,13 @@ pub fn assemble_range(
         let Some(seq) = raw.log_seq else { continue };
         place(seq, raw.into_domain().map(renkei_domain::LogEntry::Consent));
     }
+    for raw in operators {
+        let seq = raw.log_seq;
+        place(
+            seq,
+            raw.into_domain().map(renkei_domain::LogEntry::Operator),
+        );
+    }
     let last = leaf_at
         .keys()
         .chain(entry_at.keys())
@@ -443,6 +471,13 @@ pub fn assemble_range(
             })
         })
         .collect()
+}
+
+/// A parameter of a statement built at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlParam {
+    Int(i64),
+    Text(String),
 }
 
 /// How a backend writes the parameters of statements built at run time.

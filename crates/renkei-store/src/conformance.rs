@@ -22,7 +22,8 @@ mod identity;
 pub use identity::*;
 
 use crate::{
-    AccessQuery, DecisionInput, DeliveryOutcome, OutboxMessage, PurposeDraft, Store, StoreError,
+    AccessQuery, AuditOutcome, AuditQuery, DecisionInput, DeliveryOutcome, OutboxMessage,
+    PurposeDraft, Store, StoreError,
 };
 
 /// Runs every check as its own test. `$factory` is an async fn returning
@@ -63,6 +64,9 @@ macro_rules! store_conformance_suite {
             only_the_appointing_resident_ends_a_proxy_appointment,
             an_operator_is_found_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
+            signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
+            operator_actions_take_log_positions_with_leaves_and_list_newest_first,
+            the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -710,6 +714,7 @@ fn kind_of(entry: &renkei_domain::LogEntry) -> &'static str {
     match entry {
         renkei_domain::LogEntry::Access(_) => "access",
         renkei_domain::LogEntry::Consent(_) => "consent",
+        renkei_domain::LogEntry::Operator(_) => "operator",
     }
 }
 
@@ -1011,4 +1016,168 @@ pub async fn an_expired_consent_gets_one_expiry_entry_in_the_log(store: Arc<dyn 
         kinds,
         vec![ConsentEventKind::Granted, ConsentEventKind::Expired]
     );
+}
+
+pub async fn the_audit_search_filters_access_and_consent_entries_and_pages_newest_first(
+    store: Arc<dyn Store>,
+) {
+    let (_, p0, p1) = mixed_log(store.as_ref()).await;
+    let search = |q: AuditQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_search(&AuditQuery { limit: 100, ..q })
+                .await
+                .unwrap()
+                .iter()
+                .map(renkei_domain::LogEntry::seq)
+                .collect::<Vec<u64>>()
+        }
+    };
+    assert_eq!(
+        search(AuditQuery::default()).await,
+        (0..10).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        search(AuditQuery {
+            resident: Some(p0),
+            ..Default::default()
+        })
+        .await,
+        vec![6, 5, 1, 0],
+        "the resident's access entries and consent changes"
+    );
+    let granted = AuditQuery {
+        outcome: Some(AuditOutcome::Granted),
+        ..Default::default()
+    };
+    assert_eq!(search(granted).await, vec![9, 1], "access entries only");
+    let denied = AuditQuery {
+        outcome: Some(AuditOutcome::Denied),
+        ..Default::default()
+    };
+    assert_eq!(search(denied.clone()).await, vec![6, 3, 2]);
+    assert_eq!(
+        search(AuditQuery {
+            resident: Some(p1),
+            ..denied
+        })
+        .await,
+        vec![2]
+    );
+    let basis = |kind: &str| AuditQuery {
+        basis: Some(kind.to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(search(basis("consent")).await, vec![9, 1]);
+    assert_eq!(search(basis("none")).await, vec![6, 3, 2]);
+    assert_eq!(
+        search(AuditQuery {
+            service: Some(service_id()),
+            purpose: Some(purpose_id()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        10
+    );
+    for q in [
+        AuditQuery {
+            service: Some(ServiceId::new("community-bus").unwrap()),
+            ..Default::default()
+        },
+        AuditQuery {
+            purpose: Some(PurposeId::new("marketing").unwrap()),
+            ..Default::default()
+        },
+        AuditQuery {
+            since: Some(Utc::now() + TimeDelta::hours(1)),
+            ..Default::default()
+        },
+        AuditQuery {
+            until: Some(Utc::now() - TimeDelta::hours(1)),
+            ..Default::default()
+        },
+    ] {
+        assert!(search(q.clone()).await.is_empty(), "{q:?}");
+    }
+    // Pages of four, each before the last one's final position.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page: Vec<u64> = store
+            .audit_search(&AuditQuery {
+                before_seq: before,
+                limit: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(renkei_domain::LogEntry::seq)
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().copied();
+        pages.push(page);
+    }
+    assert_eq!(pages, vec![vec![9, 8, 7, 6], vec![5, 4, 3, 2], vec![1, 0]]);
+    assert!(matches!(
+        store.audit_search(&basis("con%")).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn operator_actions_take_log_positions_with_leaves_and_list_newest_first(
+    store: Arc<dyn Store>,
+) {
+    use renkei_domain::{OperatorAction, OperatorActor, OperatorId};
+    let (before, _, _) = mixed_log(store.as_ref()).await;
+    let operator = OperatorActor::Operator {
+        id: OperatorId::new("tanaka").unwrap(),
+    };
+    let approve = OperatorAction::ApproveService {
+        service: service_id(),
+        acknowledged: vec!["special_care".into()],
+    };
+    let rotate = OperatorAction::RotateSigningKey {
+        kid: "k2".into(),
+        active_from: Utc::now(),
+    };
+    let first = store
+        .record_operator_action(&operator, &approve, Utc::now())
+        .await
+        .unwrap();
+    let second = store
+        .record_operator_action(&OperatorActor::CommandLine, &rotate, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.seq, second.seq),
+        (before.len() as u64, before.len() as u64 + 1),
+        "operator acts take the next positions of the one log"
+    );
+    assert_eq!(store.log_size().await.unwrap(), before.len() as u64 + 2);
+
+    let listed = store.operator_log(None, 10).await.unwrap();
+    assert_eq!(listed, [second.clone(), first.clone()]);
+    assert_eq!(
+        store.operator_log(Some(second.seq), 10).await.unwrap(),
+        [first.clone()]
+    );
+
+    let range = store.log_range(first.seq, 2).await.unwrap();
+    for (stored, want) in range.iter().zip([&first, &second]) {
+        let leaf = stored.leaf.as_ref().unwrap();
+        let entry = stored.entry.clone().unwrap().unwrap();
+        assert_eq!(entry, renkei_domain::LogEntry::Operator(want.clone()));
+        assert_eq!(leaf.kind, "operator");
+        assert_eq!(
+            entry.resident(),
+            None,
+            "an operator's act names no resident"
+        );
+        assert_eq!(leaf.leaf_hash, leaf_of(&entry, &leaf.salt));
+    }
 }

@@ -74,6 +74,30 @@ pub enum CodeRedemption {
     Unknown,
 }
 
+/// One of the hub's signing keys. `pkcs8` is secret, so `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// The RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    pub pkcs8: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// From when the key signs (it is published from `created_at`).
+    pub active_from: DateTime<Utc>,
+    /// When it left the published set, if ever.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("active_from", &self.active_from)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     // --- enrolment ---
@@ -192,4 +216,13 @@ pub trait IdentityStore: Send + Sync {
         response: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<ResidentRequest>;
+
+    // --- signing keys ---
+    /// Adds a key; `false` (and nothing changed) if one with its `kid` exists.
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<bool>;
+    /// Every signing key, retired ones too, in the order they become active.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Takes a key out of the published set; `false` if there is none such or it was
+    /// retired before.
+    async fn retire_signing_key(&self, kid: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 }

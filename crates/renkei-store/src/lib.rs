@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
+    StoredSigningKey,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -120,6 +121,31 @@ pub struct AccessQuery {
     pub after_seq: Option<u64>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// Granted or denied, as the operators' audit search filters access entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Granted,
+    Denied,
+}
+
+/// The operators' audit search over the log: access entries and consent changes, newest
+/// first. An outcome or basis filter keeps access entries only (consent changes have
+/// neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub resident: Option<ResidentId>,
+    pub service: Option<ServiceId>,
+    pub purpose: Option<PurposeId>,
+    pub outcome: Option<AuditOutcome>,
+    /// The access basis's kind (`consent`, `none`), as `AccessBasis` serialises it.
+    pub basis: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries with `seq` below this (paging cursor, newest first).
+    pub before_seq: Option<u64>,
     pub limit: u32,
 }
 
@@ -229,6 +255,8 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RecordedDecision>>;
     async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;
+    /// The operators' audit search: matching log entries, newest first, at most `limit`.
+    async fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<LogEntry>>;
     /// Number of entries in the access log.
     async fn log_size(&self) -> StoreResult<u64>;
 
@@ -249,6 +277,19 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn checkpoints(&self) -> StoreResult<Vec<StoredCheckpoint>>;
     /// Log positions `from..from + limit` with their leaves and rows, for verification.
     async fn log_range(&self, from: u64, limit: u32) -> StoreResult<Vec<StoredEntry>>;
+    /// Appends an operator's act to the log (its own transaction, durable on return).
+    async fn record_operator_action(
+        &self,
+        actor: &renkei_domain::OperatorActor,
+        action: &renkei_domain::OperatorAction,
+        at: DateTime<Utc>,
+    ) -> StoreResult<renkei_domain::OperatorLogEntry>;
+    /// Operators' acts, newest first, before log position `before` if given.
+    async fn operator_log(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<renkei_domain::OperatorLogEntry>>;
     /// A resident's log entries (access records naming them and their consent changes)
     /// with their leaves, filtered like [`Store::access_records`], in log order.
     async fn resident_log(

@@ -774,6 +774,99 @@ macro_rules! impl_store {
                 .collect()
             }
 
+            async fn audit_search(&self, q: &$crate::AuditQuery) -> $crate::StoreResult<Vec<renkei_domain::LogEntry>> {
+                // Only the filters given become conditions, so each query can use the index
+                // that fits it (`(resident_id, seq)`, `(service_id, purpose_id, seq)`, `at`).
+                let before = q.before_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(i64::MAX);
+                let mut access_params = vec![$crate::codec::SqlParam::Int(before)];
+                let mut consent_params = access_params.clone();
+                let mut access_where = format!("seq < {}", PLACEHOLDERS.list(1, 1));
+                let mut consent_where = format!("e.log_seq < {}", PLACEHOLDERS.list(1, 1));
+                let text = |s: &str| $crate::codec::SqlParam::Text(s.to_owned());
+                let mut filters: Vec<(Option<&str>, Option<&str>, $crate::codec::SqlParam)> = Vec::new();
+                if let Some(r) = q.resident {
+                    filters.push((Some("resident_id ="), Some("c.resident_id ="), text(&r.to_string())));
+                }
+                if let Some(s) = &q.service {
+                    filters.push((Some("service_id ="), Some("c.service_id ="), text(s.as_str())));
+                }
+                if let Some(p) = &q.purpose {
+                    filters.push((Some("purpose_id ="), Some("c.purpose_id ="), text(p.as_str())));
+                }
+                // An outcome or basis is a property of access entries only.
+                let access_only = q.outcome.is_some() || q.basis.is_some();
+                match q.outcome {
+                    Some($crate::AuditOutcome::Granted) => filters.push((Some("outcome ="), None, text("granted"))),
+                    Some($crate::AuditOutcome::Denied) => filters.push((Some("outcome <>"), None, text("granted"))),
+                    None => {}
+                }
+                if let Some(kind) = &q.basis {
+                    // `AccessBasis` is stored as JSON with its tag first: `{"kind":"consent",…}`.
+                    // INVARIANT: the kind is letters and underscores only (no LIKE wildcards).
+                    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        return Err($crate::StoreError::Invalid(format!("basis kind `{kind}`")));
+                    }
+                    filters.push((Some("basis LIKE"), None, $crate::codec::SqlParam::Text(format!("{{\"kind\":\"{kind}\"%"))));
+                }
+                if let Some(t) = q.since {
+                    filters.push((Some("at >="), Some("e.at >="), $crate::codec::SqlParam::Int($crate::codec::millis(t))));
+                }
+                if let Some(t) = q.until {
+                    filters.push((Some("at <"), Some("e.at <"), $crate::codec::SqlParam::Int($crate::codec::millis(t))));
+                }
+                for (access, consent, value) in filters {
+                    if let Some(c) = consent {
+                        consent_params.push(value.clone());
+                        consent_where.push_str(&format!(" AND {c} {}", PLACEHOLDERS.list(consent_params.len(), 1)));
+                    }
+                    if let Some(c) = access {
+                        access_params.push(value);
+                        access_where.push_str(&format!(" AND {c} {}", PLACEHOLDERS.list(access_params.len(), 1)));
+                    }
+                }
+                access_params.push($crate::codec::SqlParam::Int(i64::from(q.limit)));
+                let sql = format!(
+                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
+                     basis, outcome, providers FROM access_records WHERE {access_where} ORDER BY seq DESC LIMIT {}",
+                    PLACEHOLDERS.list(access_params.len(), 1)
+                );
+                // INVARIANT: `sql` is made of fixed column names and placeholders; values are bound.
+                let mut query = sqlx::query_as::<_, $crate::codec::RawAccessRecord>(sqlx::AssertSqlSafe(sql));
+                for p in access_params {
+                    query = match p {
+                        $crate::codec::SqlParam::Int(i) => query.bind(i),
+                        $crate::codec::SqlParam::Text(s) => query.bind(s),
+                    };
+                }
+                let mut entries: Vec<renkei_domain::LogEntry> = query
+                    .fetch_all(&self.read)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_domain().map(renkei_domain::LogEntry::Access))
+                    .collect::<$crate::StoreResult<_>>()?;
+                if !access_only {
+                    consent_params.push($crate::codec::SqlParam::Int(i64::from(q.limit)));
+                    let sql = format!(
+                        "{} WHERE {consent_where} ORDER BY e.log_seq DESC LIMIT {}",
+                        consent_log_select!(),
+                        PLACEHOLDERS.list(consent_params.len(), 1)
+                    );
+                    let mut query = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(sqlx::AssertSqlSafe(sql));
+                    for p in consent_params {
+                        query = match p {
+                            $crate::codec::SqlParam::Int(i) => query.bind(i),
+                            $crate::codec::SqlParam::Text(s) => query.bind(s),
+                        };
+                    }
+                    for r in query.fetch_all(&self.read).await? {
+                        entries.push(renkei_domain::LogEntry::Consent(r.into_domain()?));
+                    }
+                }
+                entries.sort_by_key(|e| std::cmp::Reverse(e.seq()));
+                entries.truncate(q.limit as usize);
+                Ok(entries)
+            }
+
             async fn log_size(&self) -> $crate::StoreResult<u64> {
                 let size: i64 = sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1")
                     .fetch_one(&self.read)
@@ -907,7 +1000,62 @@ macro_rules! impl_store {
                 .bind(end)
                 .fetch_all(&self.read)
                 .await?;
-                Ok($crate::codec::assemble_range(start, end, leaves, access, consents))
+                let operators = sqlx::query_as::<_, $crate::codec::RawOperatorLogEntry>(
+                    "SELECT log_seq, at, actor, action FROM operator_actions WHERE log_seq >= $1 AND log_seq < $2",
+                )
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                Ok($crate::codec::assemble_range(start, end, leaves, access, consents, operators))
+            }
+
+            async fn record_operator_action(
+                &self,
+                actor: &renkei_domain::OperatorActor,
+                action: &renkei_domain::OperatorAction,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<renkei_domain::OperatorLogEntry> {
+                let mut tx = self.write.begin().await?;
+                let seq = reserve_log_seqs(&mut tx, 1).await?;
+                sqlx::query("INSERT INTO operator_actions (log_seq, at, actor, action) VALUES ($1, $2, $3, $4)")
+                    .bind(seq)
+                    .bind($crate::codec::millis(at))
+                    .bind($crate::codec::to_json(actor)?)
+                    .bind($crate::codec::to_json(action)?)
+                    .execute(&mut *tx)
+                    .await?;
+                let entry = renkei_domain::OperatorLogEntry {
+                    seq: $crate::codec::seq_u64(seq)?,
+                    at: $crate::codec::time($crate::codec::millis(at))?,
+                    actor: actor.clone(),
+                    action: action.clone(),
+                };
+                insert_leaf(&mut tx, seq, &renkei_domain::LogEntry::Operator(entry.clone())).await?;
+                tx.commit().await?;
+                Ok(entry)
+            }
+
+            async fn operator_log(
+                &self,
+                before: Option<u64>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<renkei_domain::OperatorLogEntry>> {
+                let before = match before {
+                    Some(b) => $crate::codec::seq_i64(b)?,
+                    None => i64::MAX,
+                };
+                sqlx::query_as::<_, $crate::codec::RawOperatorLogEntry>(
+                    "SELECT log_seq, at, actor, action FROM operator_actions WHERE log_seq < $1
+                     ORDER BY log_seq DESC LIMIT $2",
+                )
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
             }
 
             async fn resident_log(

@@ -8,7 +8,7 @@ use renkei_domain::{
 };
 
 use crate::codec::{from_json, opt_time, parse, time};
-use crate::identity::{AuthorizationCodeRecord, StoredPasskey};
+use crate::identity::{AuthorizationCodeRecord, StoredPasskey, StoredSigningKey};
 use crate::{StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
@@ -204,6 +204,27 @@ pub const RESIDENT_REQUEST_COLUMNS: &str =
 pub const PROXY_COLUMNS: &str = "id, resident_id, proxy_id, label, scope, appointed_at, ended_at";
 
 /// The columns each row shape above reads, in its field order.
+#[derive(sqlx::FromRow)]
+pub struct RawSigningKey {
+    pub kid: String,
+    pub pkcs8: Vec<u8>,
+    pub created_at: i64,
+    pub active_from: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl RawSigningKey {
+    pub fn into_domain(self) -> StoreResult<StoredSigningKey> {
+        Ok(StoredSigningKey {
+            kid: self.kid,
+            pkcs8: self.pkcs8,
+            created_at: time(self.created_at)?,
+            active_from: time(self.active_from)?,
+            retired_at: opt_time(self.retired_at)?,
+        })
+    }
+}
+
 macro_rules! code_columns {
     () => {
         "code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope, consents, acting_proxy, auth_time, expires_at, redeemed_at"
@@ -792,6 +813,51 @@ macro_rules! impl_identity_store {
                 .await?;
                 row.ok_or_else(|| $crate::StoreError::NotFound(format!("resident request `{id}`")))?
                     .into_domain()
+            }
+
+            async fn add_signing_key(
+                &self,
+                key: &$crate::identity::StoredSigningKey,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO signing_keys (kid, pkcs8, created_at, active_from, retired_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(&key.kid)
+                .bind(&key.pkcs8)
+                .bind(key.created_at.timestamp_millis())
+                .bind(key.active_from.timestamp_millis())
+                .bind(key.retired_at.map(|t| t.timestamp_millis()))
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::identity::StoredSigningKey>> {
+                sqlx::query_as::<_, $crate::sql_identity::RawSigningKey>(
+                    "SELECT kid, pkcs8, created_at, active_from, retired_at FROM signing_keys
+                     ORDER BY active_from, created_at, kid",
+                )
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
+            async fn retire_signing_key(
+                &self,
+                kid: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL",
+                )
+                .bind(at.timestamp_millis())
+                .bind(kid)
+                .execute(&self.write)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
         }
     };

@@ -402,7 +402,7 @@ pub async fn start_providers(
     for ((i, spec), records) in PROVIDERS.iter().enumerate().zip(records) {
         let provider = renkei_provider::Provider::new(
             ProviderId::new(spec.id)?,
-            hub.keys.jwks.clone(),
+            hub.keys.jwks(),
             Arc::new(MemoryRecords(records)),
         );
         let addr = SocketAddr::from((
@@ -412,6 +412,7 @@ pub async fn start_providers(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding provider {} on {addr}", spec.id))?;
+        follow_key_rotation(hub, &provider);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, renkei_provider::router(provider)).await {
                 tracing::error!(error = %e, "provider stopped");
@@ -419,6 +420,22 @@ pub async fn start_providers(
         });
     }
     Ok(())
+}
+
+/// Gives the provider the hub's published keys as often as the hub re-reads them, as a
+/// provider elsewhere would re-fetch `/.well-known/jwks.json`: a rotated key is known to it
+/// before the hub signs with it.
+fn follow_key_rotation(hub: &Hub, provider: &Arc<renkei_provider::Provider>) {
+    let (hub, provider) = (hub.clone(), Arc::downgrade(provider));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(renkei_hub::signing_keys::KEY_RELOAD_INTERVAL).await;
+            let Some(provider) = provider.upgrade() else {
+                return;
+            };
+            provider.verifier.replace_jwks(hub.keys.jwks());
+        }
+    });
 }
 
 /// The resident the printed walk-through signs in as: the first with records at every provider.

@@ -67,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// The hub's signing keys (ID tokens, consent receipts, grants, webhooks) and their
+    /// rotation. A running hub picks up changes within 30 seconds.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The tamper-evident access log.
     Log {
         #[command(subcommand)]
@@ -100,6 +106,33 @@ enum OperatorCommand {
         /// The certificate (PEM) they enrolled with.
         #[arg(long)]
         certificate: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List every key: when it was made, from when it signs, whether it is retired.
+    List {
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+    },
+    /// Add a new key, published in the JWK Set at once and signing after the delay, so that
+    /// services and providers caching the set know it before it is used. Old keys stay
+    /// published, so what they signed still verifies.
+    Rotate {
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        /// Minutes until the new key signs (0 after a compromise, then retire the old key).
+        #[arg(long, default_value_t = 24 * 60)]
+        activate_after_minutes: u32,
+    },
+    /// Take a key out of the JWK Set for good (after a compromise): what it signed no longer
+    /// verifies. The last published key cannot be retired.
+    Retire {
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        /// The key id (`kid`), as `renkei keys list` shows it.
+        kid: String,
     },
 }
 
@@ -209,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::DevCa { command } => dev_ca::run(command)?,
+        Command::Keys { command } => keys(command).await?,
         Command::Operator {
             command:
                 OperatorCommand::Add {
@@ -258,6 +292,47 @@ async fn main() -> anyhow::Result<()> {
                     serde_json::to_string_pretty(&value)?
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    use renkei_hub::signing_keys;
+    let now = chrono::Utc::now();
+    match command {
+        KeysCommand::List { database } => {
+            let store = run::open_store(&database).await?;
+            for key in signing_keys::list(store.as_ref()).await? {
+                let state = match key.retired_at {
+                    Some(at) => format!("retired {}", at.to_rfc3339()),
+                    None if key.active_from > now => "published, not signing yet".to_owned(),
+                    None => "published".to_owned(),
+                };
+                println!(
+                    "{}  signs from {}  {state}",
+                    key.kid,
+                    key.active_from.to_rfc3339()
+                );
+            }
+        }
+        KeysCommand::Rotate {
+            database,
+            activate_after_minutes,
+        } => {
+            let store = run::open_store(&database).await?;
+            let delay = chrono::TimeDelta::minutes(i64::from(activate_after_minutes));
+            let key = signing_keys::rotate(store.as_ref(), now, delay).await?;
+            println!(
+                "new key {} published; it signs from {}",
+                key.kid,
+                key.active_from.to_rfc3339()
+            );
+        }
+        KeysCommand::Retire { database, kid } => {
+            let store = run::open_store(&database).await?;
+            signing_keys::retire(store.as_ref(), &kid, now).await?;
+            println!("key {kid} retired: it is no longer published");
         }
     }
     Ok(())

@@ -118,5 +118,14 @@ pub async fn add_operator(
         added_at: chrono::Utc::now(),
     };
     store.put_operator(&operator).await?;
+    store
+        .record_operator_action(
+            &renkei_domain::OperatorActor::CommandLine,
+            &renkei_domain::OperatorAction::AddOperator {
+                operator: operator.id.clone(),
+            },
+            operator.added_at,
+        )
+        .await?;
     Ok(operator)
 }

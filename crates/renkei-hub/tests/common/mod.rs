@@ -553,7 +553,7 @@ impl Town {
         config.demo_mode = options.demo_mode;
         config.provider_timeout = options.provider_timeout;
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
-        let jwks = hub.keys.jwks.clone();
+        let jwks = hub.keys.jwks();
 
         let clinic = start_provider(
             "clinic",

@@ -11,7 +11,9 @@ use renkei_domain::{
 use uuid::Uuid;
 
 use super::{service_id, town};
-use crate::identity::{AuthorizationCodeRecord, Ceremony, CodeRedemption, StoredPasskey};
+use crate::identity::{
+    AuthorizationCodeRecord, Ceremony, CodeRedemption, StoredPasskey, StoredSigningKey,
+};
 use crate::{Store, StoreError};
 
 pub async fn an_enrolment_challenge_can_be_taken_once_and_not_after_it_expires(
@@ -351,4 +353,48 @@ pub async fn resident_requests_are_listed_and_their_status_updated(store: Arc<dy
             .await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_once(
+    store: Arc<dyn Store>,
+) {
+    let now = Utc::now();
+    let key = |kid: &str, active_from| StoredSigningKey {
+        kid: kid.to_owned(),
+        pkcs8: kid.as_bytes().to_vec(),
+        created_at: now,
+        active_from,
+        retired_at: None,
+    };
+    let later = key("later", now + TimeDelta::hours(1));
+    let first = key("first", now - TimeDelta::days(30));
+    assert!(store.add_signing_key(&later).await.unwrap());
+    assert!(store.add_signing_key(&first).await.unwrap());
+    let mut clash = key("first", now);
+    clash.pkcs8 = b"other".to_vec();
+    assert!(
+        !store.add_signing_key(&clash).await.unwrap(),
+        "a second key under a known kid must not be stored"
+    );
+    let listed = store.signing_keys().await.unwrap();
+    let kids: Vec<&str> = listed.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["first", "later"]);
+    assert_eq!(
+        listed[0].pkcs8, b"first",
+        "the first key under a kid is kept"
+    );
+    assert_eq!(
+        listed[1].active_from.timestamp_millis(),
+        later.active_from.timestamp_millis()
+    );
+
+    assert!(store.retire_signing_key("first", now).await.unwrap());
+    assert!(!store.retire_signing_key("first", now).await.unwrap());
+    assert!(!store.retire_signing_key("unknown", now).await.unwrap());
+    let listed = store.signing_keys().await.unwrap();
+    assert_eq!(
+        listed[0].retired_at.map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    assert_eq!(listed[1].retired_at, None);
 }

@@ -56,3 +56,6 @@ CREATE TRIGGER access_records_no_update BEFORE UPDATE ON access_records
 BEGIN SELECT RAISE(ABORT, 'access records are append-only'); END;
 CREATE TRIGGER access_records_no_delete BEFORE DELETE ON access_records
 BEGIN SELECT RAISE(ABORT, 'access records are append-only'); END;
+-- The audit search's indexes (0005_audit_search) went with the old table: made again.
+CREATE INDEX access_records_by_service ON access_records (service_id, purpose_id, seq);
+CREATE INDEX access_records_by_time ON access_records (at);

@@ -1,0 +1,77 @@
+//! End-to-end: the real `renkei keys` commands rotate, list and retire the hub's signing keys
+//! in storage, and refuse to retire the last published key or an unknown one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
+
+use std::process::{Command, Output};
+
+fn renkei(database: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(args)
+        .env("RENKEI_DATABASE", database)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(database: &str, args: &[&str]) -> String {
+    let out = renkei(database, args);
+    assert!(
+        out.status.success(),
+        "renkei {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The kid `renkei keys rotate` printed.
+fn rotated_kid(out: &str) -> String {
+    out.strip_prefix("new key ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected rotate output: {out}"))
+        .to_owned()
+}
+
+#[test]
+fn keys_rotate_list_and_retire_and_the_last_key_cannot_be_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("renkei.db").display().to_string();
+
+    let delayed = rotated_kid(&ok(&database, &["keys", "rotate"]));
+    let listed = ok(&database, &["keys", "list"]);
+    assert!(
+        listed.contains(&format!("{delayed}  signs from"))
+            && listed.contains("published, not signing yet"),
+        "{listed}"
+    );
+
+    let refused = renkei(&database, &["keys", "retire", &delayed]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("is the only published key"), "{why}");
+
+    let now = rotated_kid(&ok(
+        &database,
+        &["keys", "rotate", "--activate-after-minutes", "0"],
+    ));
+    ok(&database, &["keys", "retire", &delayed]);
+    let listed = ok(&database, &["keys", "list"]);
+    let line = |kid: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(kid))
+            .unwrap_or_else(|| panic!("{kid} not listed: {listed}"))
+            .to_owned()
+    };
+    assert!(line(&delayed).contains("retired"), "{listed}");
+    assert!(line(&now).ends_with("published"), "{listed}");
+
+    let unknown = renkei(&database, &["keys", "retire", "no-such-key"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("`no-such-key`"));
+}
