@@ -899,8 +899,12 @@ macro_rules! impl_store {
                 for chunk in indexes.chunks(500) {
                     let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
                     let sql = format!("SELECT idx, hash FROM log_hashes WHERE idx IN ({list})");
-                    // INVARIANT: `list` is made of u64 numbers only.
-                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.read).await?;
+                    // INVARIANT: `list` is made of u64 numbers only. Each list is new, so the
+                    // statement is not kept prepared (it would only push useful ones out).
+                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .persistent(false)
+                        .fetch_all(&self.read)
+                        .await?;
                     for (idx, hash) in rows {
                         found.insert($crate::codec::seq_u64(idx)?, $crate::codec::hash32(&hash, "node hash")?);
                     }
