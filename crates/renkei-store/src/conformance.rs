@@ -1271,7 +1271,7 @@ pub async fn operator_actions_take_log_positions_with_leaves_and_list_newest_fir
     assert_eq!(listed, [second.clone(), first.clone()]);
     assert_eq!(
         store.operator_log(Some(second.seq), 10).await.unwrap(),
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
 
     let range = store.log_range(first.seq, 2).await.unwrap();
