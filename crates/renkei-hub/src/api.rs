@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use renkei_domain::{
     AccessOutcome, AccessRecord, ConsentChannel, ConsentId, ResidentId, ServiceId,
 };
-use renkei_store::AccessQuery;
+use renkei_store::{AccessQuery, LogOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -418,10 +418,26 @@ struct AccessFilter {
     since: Option<DateTime<Utc>>,
     /// Only entries before this time (RFC 3339).
     until: Option<DateTime<Utc>>,
-    /// Paging cursor: `next_after` of the previous page.
+    /// Paging cursor forward in time: `next_after` of the previous page (oldest first only).
     after: Option<u64>,
+    /// Paging cursor back in time: `next_before` of the previous page; implies
+    /// `order=newest`.
+    before: Option<u64>,
+    /// Which end the pages start from: `oldest` (the default; paged on with `after`) or
+    /// `newest` (entries newest first, paged on with `before`).
+    order: Option<PageOrder>,
     /// Page size, 1 to 500 (default 50).
     limit: Option<u32>,
+}
+
+/// The order of a page, and so which end of the log the first page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum PageOrder {
+    /// Oldest first; the next page is `after=<next_after>`.
+    Oldest,
+    /// Newest first; the next (older) page is `before=<next_before>`.
+    Newest,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -468,8 +484,11 @@ impl From<AccessRecord> for AccessRecordView {
 #[derive(Serialize, ToSchema)]
 struct AccessPage {
     records: Vec<AccessRecordView>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Oldest-first pages: pass as `after` for the next page; absent on the last page.
     next_after: Option<u64>,
+    /// Newest-first pages: pass as `before` for the next (older) page; absent when no older
+    /// entry remains.
+    next_before: Option<u64>,
 }
 
 /// Who asked for my data: every request naming the signed-in resident, granted or denied.
@@ -481,21 +500,13 @@ async fn my_access_records(
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<AccessPage>, HubError> {
     me.require(ProxyPermission::ViewHistory, None)?;
-    let query = access_query(me.resident, f)?;
-    let limit = query.limit;
-    let records: Vec<AccessRecordView> = hub
-        .store
-        .access_records(&query)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    let next_after = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| r.seq))
-        .flatten();
+    let page = access_query(me.resident, f)?;
+    let mut records = hub.store.access_records(&page.query).await?;
+    let (next_after, next_before) = page.cursors(&mut records, |r| r.seq);
     Ok(Json(AccessPage {
-        records,
+        records: records.into_iter().map(Into::into).collect(),
         next_after,
+        next_before,
     }))
 }
 
@@ -674,12 +685,18 @@ struct LogPage {
     checkpoint: String,
     /// The log's verifier key.
     verifier_key: String,
+    /// Newest first with `order=newest` or `before`, otherwise oldest first.
     entries: Vec<LogEntryView>,
+    /// Oldest-first pages: pass as `after` for the next page; absent on the last page.
     next_after: Option<u64>,
+    /// Newest-first pages: pass as `before` for the next (older) page; absent when no older
+    /// entry remains.
+    next_before: Option<u64>,
 }
 
 /// My history in the tamper-evident log: every access record naming me and every change to my
-/// consents, each with its inclusion proof, filterable by service and time, paged.
+/// consents, each with its inclusion proof, filterable by service and time, paged from the
+/// oldest entry forward (`after`) or from the newest back (`order=newest`, then `before`).
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
     responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn my_log(
@@ -688,14 +705,15 @@ async fn my_log(
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<LogPage>, HubError> {
     me.require(ProxyPermission::ViewHistory, None)?;
-    let query = access_query(me.resident, f)?;
+    let page = access_query(me.resident, f)?;
     let me = me.resident;
     let checkpoint = hub
         .store
         .latest_checkpoint()
         .await?
         .ok_or_else(|| HubError::Internal("no checkpoint yet".into()))?;
-    let rows = hub.store.resident_log(me, &query).await?;
+    let mut rows = hub.store.resident_log(me, &page.query).await?;
+    let (next_after, next_before) = page.cursors(&mut rows, |(_, leaf)| leaf.seq);
     let indexes: Vec<u64> = rows
         .iter()
         .filter(|(_, l)| l.seq < checkpoint.size)
@@ -722,35 +740,87 @@ async fn my_log(
             proof,
         });
     }
-    let next_after = (entries.len() == query.limit as usize)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
     Ok(Json(LogPage {
         checkpoint: checkpoint.note,
         verifier_key: hub.keys.log.verifier_key(),
         entries,
         next_after,
+        next_before,
     }))
 }
 
-fn access_query(me: ResidentId, f: AccessFilter) -> Result<AccessQuery, HubError> {
+/// A page as the store is asked for it: a newest-first page asks for one entry more than it
+/// shows, so that `next_before` is given only when an older entry remains.
+struct PageQuery {
+    query: AccessQuery,
+    /// The most entries the page shows.
+    limit: u32,
+}
+
+impl PageQuery {
+    /// Cuts the store's rows to the page and names the cursors of the next page:
+    /// `(next_after, next_before)`. Oldest first keeps the API's first rule (a cursor
+    /// whenever the page is full); newest first knows whether an older entry remains.
+    fn cursors<T>(&self, rows: &mut Vec<T>, seq: impl Fn(&T) -> u64) -> (Option<u64>, Option<u64>) {
+        let limit = self.limit as usize;
+        match self.query.order {
+            LogOrder::OldestFirst => {
+                let next = (rows.len() == limit)
+                    .then(|| rows.last().map(&seq))
+                    .flatten();
+                (next, None)
+            }
+            LogOrder::NewestFirst => {
+                let more = rows.len() > limit;
+                rows.truncate(limit);
+                (None, more.then(|| rows.last().map(&seq)).flatten())
+            }
+        }
+    }
+}
+
+fn access_query(me: ResidentId, f: AccessFilter) -> Result<PageQuery, HubError> {
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(HubError::Malformed(format!(
             "`limit` must be 1 to 500, not `{limit}`"
         )));
     }
+    // Each order has its own cursor, so a client never gets a page it did not mean.
+    let order = match (f.order, f.before) {
+        (Some(PageOrder::Oldest), Some(_)) => {
+            return Err(HubError::Malformed(
+                "`before` pages newest first and cannot be used with `order=oldest`".into(),
+            ));
+        }
+        (Some(PageOrder::Newest), _) | (None, Some(_)) => LogOrder::NewestFirst,
+        (Some(PageOrder::Oldest) | None, None) => LogOrder::OldestFirst,
+    };
+    if order == LogOrder::NewestFirst && f.after.is_some() {
+        return Err(HubError::Malformed(
+            "`after` pages oldest first; newest-first pages go on with `before`".into(),
+        ));
+    }
     let service = f
         .service
         .map(ServiceId::new)
         .transpose()
         .map_err(|e| HubError::Malformed(e.to_string()))?;
-    Ok(AccessQuery {
-        resident: Some(me),
-        service,
-        after_seq: f.after,
-        since: f.since,
-        until: f.until,
+    Ok(PageQuery {
+        query: AccessQuery {
+            resident: Some(me),
+            service,
+            after_seq: f.after,
+            before_seq: f.before,
+            order,
+            since: f.since,
+            until: f.until,
+            limit: if order == LogOrder::NewestFirst {
+                limit + 1
+            } else {
+                limit
+            },
+        },
         limit,
     })
 }

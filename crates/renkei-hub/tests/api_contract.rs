@@ -513,8 +513,27 @@ async fn openapi_describes_every_route() {
             assert!(status < 500, "{method} {concrete} answered {status}");
         }
     }
-    // The problem schema and both bearer schemes are there for clients.
+    // Both paging directions of a resident's history are described, cursors and all.
+    for path in ["/v1/me/log", "/v1/me/access-records"] {
+        let params: BTreeSet<&str> = paths[path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["after", "before", "order", "limit"] {
+            assert!(params.contains(name), "{path} does not describe `{name}`");
+        }
+    }
     let components = &doc["components"];
+    for page in ["LogPage", "AccessPage"] {
+        let fields = &components["schemas"][page]["properties"];
+        assert!(
+            fields["next_after"].is_object() && fields["next_before"].is_object(),
+            "{page}"
+        );
+    }
+    // The problem schema and both bearer schemes are there for clients.
     assert!(components["schemas"]["Problem"].is_object());
     assert!(components["securitySchemes"]["service"].is_object());
     assert!(components["securitySchemes"]["resident"].is_object());

@@ -237,6 +237,80 @@ async fn a_residents_log_pages_by_next_after_and_every_page_verifies() {
 }
 
 #[tokio::test]
+async fn a_residents_log_pages_newest_first_by_next_before_and_every_page_verifies() {
+    let town = Town::new().await;
+    let (health, subject) = some_history(&town).await;
+    for _ in 0..4 {
+        town.data(&health, &subject, "advice", &[HEALTH_CHECKUP])
+            .await;
+    }
+    let key = published_key(&town).await;
+    everything_signed(&town, &key).await;
+    let alice = town.sign_in(town.alice).await;
+    let seqs = |page: &Value| -> Vec<u64> {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let mut all = seqs(&my_log(&town, &alice, "?limit=500").await);
+    assert_eq!(all.len(), 7, "one consent and six requests");
+    all.reverse();
+
+    // From the newest back: every entry exactly once, newest first, each page verified.
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut query = "?limit=3&order=newest".to_owned();
+    loop {
+        let page = my_log(&town, &alice, &query).await;
+        pages += 1;
+        assert!(page["next_after"].is_null(), "{page}");
+        let checkpoint = open(page["checkpoint"].as_str().unwrap(), &key);
+        for entry in page["entries"].as_array().unwrap() {
+            verify_entry(entry, &checkpoint);
+            seen.push(entry["seq"].as_u64().unwrap());
+        }
+        match page["next_before"].as_u64() {
+            Some(before) => {
+                assert_eq!(Some(&before), seen.last());
+                query = format!("?limit=3&before={before}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    assert_eq!(
+        pages, 3,
+        "3 + 3 + 1 entries, and no empty page after the oldest"
+    );
+
+    // A page that holds the oldest entry names no older page, even when it is full.
+    let whole = my_log(&town, &alice, "?limit=7&order=newest").await;
+    assert_eq!(seqs(&whole), all);
+    assert!(whole["next_before"].is_null(), "{whole}");
+    let six = my_log(&town, &alice, "?limit=6&order=newest").await;
+    assert_eq!(six["next_before"].as_u64(), Some(all[5]));
+
+    // Each order keeps its own cursor.
+    for query in [
+        "?order=oldest&before=5",
+        "?order=newest&after=1",
+        "?before=5&after=1",
+        "?order=sideways",
+    ] {
+        let response = town
+            .get(&format!("/v1/me/log{query}"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        common::expect_problem(response, 400, "/problems/malformed-request").await;
+    }
+}
+
+#[tokio::test]
 async fn a_consistency_proof_links_two_signed_checkpoints() {
     let town = Town::new().await;
     let key = published_key(&town).await;

@@ -51,7 +51,19 @@ pub struct LogPage {
     pub checkpoint: String,
     pub verifier_key: String,
     pub entries: Vec<LogEntryView>,
-    pub next_after: Option<u64>,
+    /// The next (older) page of a newest-first page; `after` pages find their own way.
+    pub next_before: Option<u64>,
+}
+
+/// Where a page of the resident's signed history starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogPageAt {
+    /// The newest entries, newest first.
+    Newest,
+    /// The entries before this log position, newest first.
+    Before(u64),
+    /// The entries after this log position, oldest first.
+    After(u64),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,22 +128,24 @@ impl HubApi {
         self.get("/v1/services", None).await
     }
 
-    /// The resident's signed history (newest last), from after log position `after`, with
-    /// proofs against the latest checkpoint.
+    /// A page of the resident's signed history from `at` (newest first unless `at` is
+    /// [`LogPageAt::After`]), with proofs against the latest checkpoint.
     pub async fn my_log(
         &self,
         token: &str,
         service: Option<&str>,
-        after: Option<u64>,
+        at: LogPageAt,
         limit: u32,
     ) -> Result<LogPage, PortalError> {
         let mut query = vec![("limit".to_owned(), limit.to_string())];
         if let Some(s) = service {
             query.push(("service".into(), s.to_owned()));
         }
-        if let Some(a) = after {
-            query.push(("after".into(), a.to_string()));
-        }
+        query.push(match at {
+            LogPageAt::Newest => ("order".into(), "newest".into()),
+            LogPageAt::Before(b) => ("before".into(), b.to_string()),
+            LogPageAt::After(a) => ("after".into(), a.to_string()),
+        });
         let query = serde_urlencoded::to_string(&query)
             .map_err(|e| PortalError::Internal(format!("query: {e}")))?;
         self.get(&format!("/v1/me/log?{query}"), Some(token)).await

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
-use crate::hubapi::{CategoryView, LogEntryView, ServiceView};
+use crate::hubapi::{CategoryView, LogEntryView, LogPageAt, ServiceView};
 use crate::i18n::{Lang, Tr};
 use crate::identity::{safe_next, with_next};
 use crate::security::{SESSION_COOKIE, set_cookie};
@@ -490,9 +490,9 @@ struct HistoryPage {
     rows: Vec<HistoryRow>,
     checkpoint: String,
     verifier_key: String,
-    /// Links to the next (later) and previous (earlier) page, when there is one.
-    next: Option<String>,
-    previous: Option<String>,
+    /// Links to the page of newer and of older entries, when there is one.
+    newer: Option<String>,
+    older: Option<String>,
     services: Vec<(String, String)>,
     filter: String,
 }
@@ -501,32 +501,24 @@ struct HistoryPage {
 pub struct HistoryQuery {
     #[serde(default)]
     service: Option<String>,
-    /// The page starts after this log position (the API's `next_after` of the page before).
+    /// The page holds the entries before this log position (the older page).
+    #[serde(default)]
+    before: Option<u64>,
+    /// The page holds the entries after this log position (the newer page).
     #[serde(default)]
     after: Option<u64>,
-    /// The cursors of the pages before, oldest first (`s` for the first page), so that
-    /// "previous" works without JavaScript or server-side state.
-    #[serde(default)]
-    back: Option<String>,
 }
 
-/// A cursor as the `back` list writes it.
-fn cursor_text(after: Option<u64>) -> String {
-    after.map_or_else(|| "s".to_owned(), |a| a.to_string())
-}
-
-/// The history page at cursor `after` with the cursors `back` before it.
-fn history_href(service: &str, after: Option<u64>, back: &[Option<u64>]) -> String {
+/// The history page starting `at`, for the service filter `service` (empty: all).
+fn history_href(service: &str, at: LogPageAt) -> String {
     let mut q: Vec<(&str, String)> = Vec::new();
     if !service.is_empty() {
         q.push(("service", service.to_owned()));
     }
-    if let Some(a) = after {
-        q.push(("after", a.to_string()));
-    }
-    if !back.is_empty() {
-        let list: Vec<String> = back.iter().map(|c| cursor_text(*c)).collect();
-        q.push(("back", list.join(",")));
+    match at {
+        LogPageAt::Newest => {}
+        LogPageAt::Before(b) => q.push(("before", b.to_string())),
+        LogPageAt::After(a) => q.push(("after", a.to_string())),
     }
     let q = serde_urlencoded::to_string(&q).unwrap_or_default();
     if q.is_empty() {
@@ -534,22 +526,6 @@ fn history_href(service: &str, after: Option<u64>, back: &[Option<u64>]) -> Stri
     } else {
         format!("/portal/history?{q}")
     }
-}
-
-/// The `back` list as cursors; anything unreadable ends it (a hand-edited URL).
-fn parse_back(back: Option<&str>) -> Vec<Option<u64>> {
-    back.unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map_while(|s| {
-            if s == "s" {
-                Some(None)
-            } else {
-                s.parse().ok().map(Some)
-            }
-        })
-        .take(10_000)
-        .collect()
 }
 
 fn text_of(v: &serde_json::Value, key: &str) -> String {
@@ -656,23 +632,56 @@ pub async fn history(
         .service
         .filter(|s| catalogue.iter().any(|c| &c.id == s))
         .unwrap_or_default();
-    let page = state
-        .api
-        .my_log(
-            &me.token,
-            (!filter.is_empty()).then_some(filter.as_str()),
-            q.after,
-            HISTORY_LIMIT,
-        )
-        .await?;
-    let back = parse_back(q.back.as_deref());
+    // The page opens on the newest entries and goes back with the API's `next_before`; a
+    // newer page is the `after` cursor read forward, asking for one entry more than it shows
+    // to know whether a still newer page exists. Pages before and after line up, since every
+    // page but the oldest is full; links carry only a log position, so the way back needs
+    // neither JavaScript nor server-side state.
+    let at = match (q.after, q.before) {
+        (Some(a), _) => LogPageAt::After(a),
+        (None, Some(b)) => LogPageAt::Before(b),
+        (None, None) => LogPageAt::Newest,
+    };
+    let limit = match at {
+        LogPageAt::After(_) => HISTORY_LIMIT + 1,
+        LogPageAt::Newest | LogPageAt::Before(_) => HISTORY_LIMIT,
+    };
+    let filtered = (!filter.is_empty()).then_some(filter.as_str());
+    let mut page = state.api.my_log(&me.token, filtered, at, limit).await?;
+    let href = |at| history_href(&filter, at);
+    let (newer, older) = match at {
+        LogPageAt::After(after) => {
+            let more = page.entries.len() > HISTORY_LIMIT as usize;
+            page.entries.truncate(HISTORY_LIMIT as usize);
+            // Newest on top, as on every page.
+            page.entries.reverse();
+            let newer = page
+                .entries
+                .first()
+                .filter(|_| more)
+                .map(|e| href(LogPageAt::After(e.seq)));
+            // The cursor came from an entry of an older page, so older entries remain.
+            let oldest = page
+                .entries
+                .last()
+                .map_or(after.saturating_add(1), |e| e.seq);
+            (newer, Some(href(LogPageAt::Before(oldest))))
+        }
+        LogPageAt::Before(_) | LogPageAt::Newest => {
+            let newer = match (at, page.entries.first()) {
+                (LogPageAt::Before(_), Some(top)) => Some(href(LogPageAt::After(top.seq))),
+                (LogPageAt::Before(_), None) => Some(href(LogPageAt::Newest)),
+                _ => None,
+            };
+            (newer, page.next_before.map(|b| href(LogPageAt::Before(b))))
+        }
+    };
     let t = ctx.t;
-    let mut rows: Vec<HistoryRow> = page
+    let rows: Vec<HistoryRow> = page
         .entries
         .iter()
         .filter_map(|e| history_row(e, &catalogue, &vocabulary, &t))
         .collect();
-    rows.reverse();
     let services = catalogue
         .iter()
         .map(|s| {
@@ -687,14 +696,8 @@ pub async fn history(
         rows,
         checkpoint: page.checkpoint,
         verifier_key: page.verifier_key,
-        next: page.next_after.map(|n| {
-            let mut back = back.clone();
-            back.push(q.after);
-            history_href(&filter, Some(n), &back)
-        }),
-        previous: back
-            .split_last()
-            .map(|(last, rest)| history_href(&filter, *last, rest)),
+        newer,
+        older,
         services,
         filter,
     })

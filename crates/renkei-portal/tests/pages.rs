@@ -738,45 +738,66 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
+/// The `href` of the link marked `rel`, if the page has one.
+fn rel_link(body: &str, rel: &str) -> Option<String> {
+    let at = body.find(&format!("rel=\"{rel}\""))?;
+    let href_at = body[..at].rfind("href=\"")? + 6;
+    Some(body[href_at..].split('"').next()?.replace("&#38;", "&"))
+}
+
+/// The log positions of a history page's entries, top to bottom.
+fn entry_seqs(body: &str) -> Vec<u64> {
+    body.split("data-seq=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
 #[tokio::test]
-async fn the_history_pages_forward_and_back_and_every_page_can_be_checked() {
+async fn the_history_opens_on_the_newest_entries_and_pages_back_to_the_oldest() {
     let town = town().await;
     // 102 consent changes: more than one page of 100.
+    let mut consents = Vec::new();
     for _ in 0..51 {
         let id: renkei_domain::ConsentId = grant(&town).await.parse().unwrap();
         town.hub
             .revoke_consent(town.resident, id, Actor::Resident)
             .await
             .unwrap();
+        consents.push(id);
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let mut browser = Browser::new();
     browser.sign_in(&town).await;
     let first = browser.get(&town.app, "/portal/history").await;
-    assert_eq!(first.body.matches("class=\"entry ").count(), 100);
-    assert!(!first.body.contains("rel=\"prev\""));
-    let at = first.body.find("rel=\"next\"").expect("a next link");
-    let href_at = first.body[..at].rfind("href=\"").unwrap() + 6;
-    let next = first.body[href_at..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#38;", "&");
-    let second = browser.get(&town.app, &next).await;
-    assert_eq!(second.body.matches("class=\"entry ").count(), 2, "{next}");
+    let newest = entry_seqs(&first.body);
+    assert_eq!(newest.len(), 100);
+    assert!(newest.windows(2).all(|w| w[0] > w[1]), "newest on top");
+    // The top entry is the last change: the revocation of the last consent.
+    let top = first.body.find("class=\"entry ").unwrap();
+    let top = &first.body[top..first.body[top..].find("</li>").unwrap() + top];
+    assert!(top.contains(&consents[50].to_string()), "{top}");
+    assert!(rel_link(&first.body, "prev").is_none(), "nothing newer");
+
+    let older = rel_link(&first.body, "next").expect("an older link");
+    let second = browser.get(&town.app, &older).await;
+    let oldest = entry_seqs(&second.body);
+    assert_eq!(oldest.len(), 2, "{older}");
+    assert!(oldest[0] > oldest[1]);
+    assert!(oldest[0] < newest[99]);
+    // The bottom entry is the first change: the grant of the first consent.
+    let bottom = second.body.rfind("class=\"entry ").unwrap();
+    assert!(second.body[bottom..].contains(&consents[0].to_string()));
     assert!(second.body.contains("data-has-proof=\"true\""));
     assert!(second.body.contains("data-checkpoint=\""));
-    assert!(!second.body.contains("rel=\"next\""));
-    let at = second.body.find("rel=\"prev\"").expect("a previous link");
-    let href_at = second.body[..at].rfind("href=\"").unwrap() + 6;
-    let prev = second.body[href_at..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&#38;", "&");
-    assert_eq!(prev, "/portal/history");
-    let again = browser.get(&town.app, &prev).await;
-    assert_eq!(again.body.matches("class=\"entry ").count(), 100);
+    assert!(rel_link(&second.body, "next").is_none(), "nothing older");
+
+    // "Newer" returns to exactly the first page's entries, without an older-than-newest link.
+    let newer = rel_link(&second.body, "prev").expect("a newer link");
+    let again = browser.get(&town.app, &newer).await;
+    assert_eq!(entry_seqs(&again.body), newest, "{newer}");
+    assert!(rel_link(&again.body, "prev").is_none(), "nothing newer");
+    assert_eq!(rel_link(&again.body, "next"), Some(older));
 }
 
 #[tokio::test]

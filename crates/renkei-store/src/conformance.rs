@@ -22,7 +22,7 @@ mod identity;
 pub use identity::*;
 
 use crate::{
-    AccessQuery, AuditOutcome, AuditQuery, DecisionInput, DeliveryOutcome, OutboxMessage,
+    AccessQuery, AuditOutcome, AuditQuery, DecisionInput, DeliveryOutcome, LogOrder, OutboxMessage,
     PurposeDraft, Store, StoreError,
 };
 
@@ -53,6 +53,7 @@ macro_rules! store_conformance_suite {
             integrated_node_hashes_read_back_as_stored_and_are_never_rewritten,
             checkpoints_are_listed_in_order_of_size_and_never_replaced,
             a_residents_log_holds_only_their_entries_and_pages_by_after_seq,
+            a_residents_log_pages_newest_first_by_before_seq,
             an_enrolment_challenge_can_be_taken_once_and_not_after_it_expires,
             enrolling_the_same_key_again_finds_the_same_resident,
             a_webauthn_ceremony_can_be_finished_once_and_only_as_its_kind,
@@ -985,6 +986,112 @@ pub async fn a_residents_log_holds_only_their_entries_and_pages_by_after_seq(
     assert!(
         store
             .resident_log(nobody, &all(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn a_residents_log_pages_newest_first_by_before_seq(store: Arc<dyn Store>) {
+    let (_, p0, p1) = mixed_log(store.as_ref()).await;
+    let newest = |limit| AccessQuery {
+        order: LogOrder::NewestFirst,
+        limit,
+        ..Default::default()
+    };
+    // Pages of two from the newest, each before the last one's final position: access
+    // entries and consent changes interleave exactly as in the log, mirrored.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .resident_log(
+                p1,
+                &AccessQuery {
+                    before_seq: before,
+                    ..newest(2)
+                },
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = page.iter().map(|(e, _)| e.seq()).collect();
+        if seqs.is_empty() {
+            break;
+        }
+        for (entry, leaf) in &page {
+            assert_eq!(entry.resident(), Some(p1));
+            assert_eq!(leaf.seq, entry.seq());
+            assert_eq!(leaf.leaf_hash, leaf_of(entry, &leaf.salt));
+        }
+        before = seqs.last().copied();
+        pages.push(seqs);
+    }
+    assert_eq!(pages, vec![vec![9, 8], vec![7, 4], vec![2]]);
+    let whole = store.resident_log(p0, &newest(100)).await.unwrap();
+    assert_eq!(
+        whole.iter().map(|(e, _)| e.seq()).collect::<Vec<_>>(),
+        vec![6, 5, 1, 0]
+    );
+    // Both cursors bound one range, in either order.
+    let between = |order| AccessQuery {
+        after_seq: Some(2),
+        before_seq: Some(9),
+        order,
+        limit: 100,
+        ..Default::default()
+    };
+    let seqs = |log: Vec<(renkei_domain::LogEntry, crate::StoredLeaf)>| {
+        log.iter().map(|(e, _)| e.seq()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(
+            store
+                .resident_log(p1, &between(LogOrder::NewestFirst))
+                .await
+                .unwrap()
+        ),
+        vec![8, 7, 4]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .resident_log(p1, &between(LogOrder::OldestFirst))
+                .await
+                .unwrap()
+        ),
+        vec![4, 7, 8]
+    );
+    // The access records alone page the same way.
+    let access: Vec<u64> = store
+        .access_records(&AccessQuery {
+            resident: Some(p1),
+            before_seq: Some(9),
+            ..newest(100)
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(access, vec![2]);
+    let everyone: Vec<u64> = store
+        .access_records(&newest(3))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(everyone, vec![9, 6, 3]);
+    // A cursor at the very start leaves nothing older.
+    assert!(
+        store
+            .resident_log(
+                p1,
+                &AccessQuery {
+                    before_seq: Some(0),
+                    ..newest(100)
+                }
+            )
             .await
             .unwrap()
             .is_empty()

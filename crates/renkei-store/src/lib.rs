@@ -117,11 +117,35 @@ pub struct RecordedDecision {
 pub struct AccessQuery {
     pub resident: Option<ResidentId>,
     pub service: Option<ServiceId>,
-    /// Only entries with `seq` greater than this (paging cursor).
+    /// Only entries with `seq` greater than this (the forward paging cursor).
     pub after_seq: Option<u64>,
+    /// Only entries with `seq` less than this (the backward paging cursor).
+    pub before_seq: Option<u64>,
+    /// Which end of the log the page starts from.
+    pub order: LogOrder,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: u32,
+}
+
+/// The order of a page of log entries, and so which end of the log it starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogOrder {
+    /// Oldest first: a page starts at the oldest entry (after `after_seq`) and goes forward.
+    #[default]
+    OldestFirst,
+    /// Newest first: a page starts at the newest entry (before `before_seq`) and goes back.
+    NewestFirst,
+}
+
+impl LogOrder {
+    /// The SQL direction of `ORDER BY seq`.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Self::OldestFirst => "ASC",
+            Self::NewestFirst => "DESC",
+        }
+    }
 }
 
 /// Granted or denied, as the operators' audit search filters access entries.
@@ -291,7 +315,7 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<renkei_domain::OperatorLogEntry>>;
     /// A resident's log entries (access records naming them and their consent changes)
-    /// with their leaves, filtered like [`Store::access_records`], in log order.
+    /// with their leaves, filtered like [`Store::access_records`], in the query's order.
     async fn resident_log(
         &self,
         resident: ResidentId,

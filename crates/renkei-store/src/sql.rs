@@ -740,33 +740,33 @@ macro_rules! impl_store {
             async fn access_records(&self, q: &$crate::AccessQuery) -> $crate::StoreResult<Vec<renkei_domain::AccessRecord>> {
                 // Optional filters as `($n IS NULL OR col = $n)` keep one statement for all queries,
                 // except the resident: hidden in such a filter, the `(resident_id, seq)` index is not
-                // used and a resident's page scans the log from `after_seq` on.
-                let after = q.after_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
-                let sql = if q.resident.is_some() {
-                    "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
-                     basis, outcome, providers FROM access_records
-                     WHERE resident_id = $2 AND seq > $1
-                     AND ($3 IS NULL OR service_id = $3)
-                     AND ($4 IS NULL OR at >= $4)
-                     AND ($5 IS NULL OR at < $5)
-                     ORDER BY seq LIMIT $6"
+                // used and a resident's page scans the log. The cursors bound `seq` on both sides,
+                // so a page in either order is one range of that index, read from the end it starts
+                // at (`ORDER BY seq DESC LIMIT` for the newest first).
+                let (after, before) = $crate::sql::seq_bounds(q);
+                let resident = if q.resident.is_some() {
+                    "resident_id = $2"
                 } else {
+                    "($2 IS NULL OR resident_id = $2)"
+                };
+                let sql = format!(
                     "SELECT seq, request_id, at, service_id, resident_id, purpose_id, purpose_version, categories,
                      basis, outcome, providers FROM access_records
-                     WHERE seq > $1
-                     AND ($2 IS NULL OR resident_id = $2)
+                     WHERE {resident} AND seq > $1 AND seq < $7
                      AND ($3 IS NULL OR service_id = $3)
                      AND ($4 IS NULL OR at >= $4)
                      AND ($5 IS NULL OR at < $5)
-                     ORDER BY seq LIMIT $6"
-                };
-                sqlx::query_as::<_, $crate::codec::RawAccessRecord>(sql)
+                     ORDER BY seq {} LIMIT $6",
+                    q.order.sql()
+                );
+                sqlx::query_as::<_, $crate::codec::RawAccessRecord>(sqlx::AssertSqlSafe(sql))
                 .bind(after)
                 .bind(q.resident.map(|r| r.to_string()))
                 .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
                 .bind(q.since.map($crate::codec::millis))
                 .bind(q.until.map($crate::codec::millis))
                 .bind(i64::from(q.limit))
+                .bind(before)
                 .fetch_all(&self.read)
                 .await?
                 .into_iter()
@@ -1065,21 +1065,24 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Vec<(renkei_domain::LogEntry, $crate::StoredLeaf)>> {
                 let scoped = $crate::AccessQuery { resident: Some(resident), ..q.clone() };
                 let access = self.access_records(&scoped).await?;
-                let after = q.after_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
-                let consents = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(concat!(
-                    consent_log_select!(),
-                    " WHERE c.resident_id = $1 AND e.log_seq > $2
+                let (after, before) = $crate::sql::seq_bounds(q);
+                let sql = format!(
+                    "{} WHERE c.resident_id = $1 AND e.log_seq > $2 AND e.log_seq < $7
                      AND ($3 IS NULL OR c.service_id = $3)
                      AND ($4 IS NULL OR e.at >= $4)
                      AND ($5 IS NULL OR e.at < $5)
-                     ORDER BY e.log_seq LIMIT $6"
-                ))
+                     ORDER BY e.log_seq {} LIMIT $6",
+                    consent_log_select!(),
+                    q.order.sql()
+                );
+                let consents = sqlx::query_as::<_, $crate::codec::RawConsentLogEntry>(sqlx::AssertSqlSafe(sql))
                 .bind(resident.to_string())
                 .bind(after)
                 .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
                 .bind(q.since.map($crate::codec::millis))
                 .bind(q.until.map($crate::codec::millis))
                 .bind(i64::from(q.limit))
+                .bind(before)
                 .fetch_all(&self.read)
                 .await?
                 .into_iter()
@@ -1090,7 +1093,11 @@ macro_rules! impl_store {
                     .map(renkei_domain::LogEntry::Access)
                     .chain(consents.into_iter().map(renkei_domain::LogEntry::Consent))
                     .collect();
+                // Both lists run from the same end; merged, the page is the first `limit`.
                 entries.sort_by_key(|e| e.seq());
+                if q.order == $crate::LogOrder::NewestFirst {
+                    entries.reverse();
+                }
                 entries.truncate(q.limit as usize);
                 let mut out = Vec::with_capacity(entries.len());
                 // The page's leaves in one statement.
@@ -1282,6 +1289,18 @@ macro_rules! impl_store {
             Ok(())
         }
     };
+}
+
+/// A query's cursors as the exclusive bounds `seq > after AND seq < before` (open ends as
+/// -1 and `i64::MAX`; a cursor past `i64::MAX` is taken as `i64::MAX`).
+pub(crate) fn seq_bounds(q: &crate::AccessQuery) -> (i64, i64) {
+    let after = q
+        .after_seq
+        .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let before = q
+        .before_seq
+        .map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    (after, before)
 }
 
 macro_rules! purpose_columns {
