@@ -170,6 +170,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
             redirect_uris: vec![REDIRECT.into()],
             privacy_impact: Default::default(),
             registered_at: now,
+            id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
         })
         .await?;
     store

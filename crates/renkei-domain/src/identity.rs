@@ -166,4 +166,67 @@ pub struct ServiceClient {
     /// The service's answers to the privacy-impact questions, question id → answer.
     pub privacy_impact: std::collections::BTreeMap<String, String>,
     pub registered_at: DateTime<Utc>,
+    /// How the service's ID tokens are signed (OIDC Dynamic Client Registration's
+    /// `id_token_signed_response_alg`).
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+}
+
+/// A JWS algorithm the hub signs with (RFC 7518 names). Every hub key has one; a service's
+/// ID tokens use the one it registered.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and an RSA-2048 key: what OpenID Connect requires
+    /// every provider to offer and relying parties accept by default, so the default for
+    /// ID tokens (OIDC Dynamic Client Registration §2).
+    #[default]
+    #[serde(rename = "RS256")]
+    Rs256,
+    /// Ed25519: what the hub signs receipts, grants and events with.
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// Every algorithm, RS256 first (the order discovery lists them in).
+    pub const ALL: [Self; 2] = [Self::Rs256, Self::EdDsa];
+
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    /// The algorithm of a JWS `alg` name (exact, case-sensitive as RFC 7515 asks).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod signing_alg_tests {
+    use super::SigningAlg;
+
+    #[test]
+    fn algorithm_names_round_trip_and_serde_uses_the_jws_names() {
+        for alg in SigningAlg::ALL {
+            assert_eq!(SigningAlg::parse(alg.as_str()), Some(alg));
+            assert_eq!(
+                serde_json::to_value(alg).ok(),
+                Some(serde_json::Value::String(alg.as_str().to_owned()))
+            );
+        }
+        assert_eq!(SigningAlg::parse("rs256"), None);
+        assert_eq!(SigningAlg::default(), SigningAlg::Rs256);
+    }
 }

@@ -29,7 +29,7 @@ pub use consent::{
 pub use decision::{DataRequest, Decision, DenialReason, decide};
 pub use identity::{
     Enrolment, Operator, ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestKind,
-    ResidentRequestStatus, ServiceClient,
+    ResidentRequestStatus, ServiceClient, SigningAlg,
 };
 pub use ids::{
     CategoryId, ConsentId, IdError, OperatorId, ProviderId, ProxyId, PurposeId, RequestId,

@@ -10,7 +10,7 @@ use renkei_domain::{
     Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorAction,
     OperatorActor, OperatorId, OperatorLogEntry, ProxyAppointment, ProxyId, ProxyScope, PurposeId,
     ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus,
-    Service, ServiceClient, ServiceId, ServiceStatus,
+    Service, ServiceClient, ServiceId, ServiceStatus, SigningAlg,
 };
 use renkei_store::{Ceremony, PurposeDraft};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,11 @@ pub struct ServiceRegistration {
     /// Privacy-impact answers, question id → answer.
     #[serde(default)]
     pub privacy_impact: BTreeMap<String, String>,
+    /// How the service's ID tokens are signed: `RS256` (the default, what OpenID Connect
+    /// relying-party libraries accept out of the box) or `EdDSA`.
+    #[serde(default)]
+    #[schema(value_type = String, example = "RS256")]
+    pub id_token_signed_response_alg: SigningAlg,
 }
 
 /// One purpose as a service declares it.
@@ -471,6 +476,7 @@ impl Hub {
                 redirect_uris: registration.redirect_uris,
                 privacy_impact: registration.privacy_impact,
                 registered_at: now,
+                id_token_signed_response_alg: registration.id_token_signed_response_alg,
             })
             .await?;
         self.audit(

@@ -42,7 +42,8 @@ pub(crate) const USER_AUDIENCE: &str = "renkei:user";
 
 /// The keys every replica shares (kept in storage, created on first start).
 pub struct HubKeys {
-    /// The Ed25519 keys that sign what others verify (rotated; see `signing_keys`).
+    /// The keys that sign what others verify (Ed25519, and RSA for RS256 ID tokens;
+    /// rotated, see `signing_keys`).
     pub signing: LoadedKeys,
     token_encoding: EncodingKey,
     token_decoding: DecodingKey,
@@ -78,9 +79,21 @@ impl HubKeys {
         })
     }
 
-    /// The key that signs now.
+    /// The Ed25519 key that signs receipts, grants and events now.
     pub fn signing_key(&self) -> Arc<SigningKey> {
         self.signing.ring().signing_key(Utc::now())
+    }
+
+    /// Signs `claims` as an ID token with the `alg` key that signs at `now`.
+    pub fn sign_id_token<T: serde::Serialize>(
+        &self,
+        alg: renkei_domain::SigningAlg,
+        claims: &T,
+        now: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        let ring = self.signing.ring();
+        renkei_protocol::sign_jwt(ring.id_token_key(alg, now), claims)
+            .map_err(|e| HubError::Internal(format!("id token signing: {e}")))
     }
 
     /// The published keys (`/.well-known/jwks.json`).

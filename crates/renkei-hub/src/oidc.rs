@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use jsonwebtoken::{Algorithm, Header};
 use renkei_domain::{
     ConsentChannel, ConsentId, ConsentState, Purpose, PurposeId, Service, ServiceId, ServiceStatus,
+    SigningAlg,
 };
 use renkei_store::{AuthorizationCodeRecord, CodeRedemption};
 use serde::{Deserialize, Serialize};
@@ -144,10 +144,13 @@ fn code_hash(code: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(code.as_bytes()))
 }
 
-/// `at_hash` for an EdDSA (Ed25519) ID token: the left half of SHA-512 of the access token.
-fn at_hash(access_token: &str) -> String {
-    let digest = Sha512::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..32])
+/// `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the access token's hash, with
+/// the hash of the ID token's algorithm: SHA-256 for RS256, SHA-512 for EdDSA (Ed25519).
+fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    match alg {
+        SigningAlg::Rs256 => URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16]),
+        SigningAlg::EdDsa => URL_SAFE_NO_PAD.encode(&Sha512::digest(access_token.as_bytes())[..32]),
+    }
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
@@ -192,7 +195,7 @@ impl Hub {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "client_credentials"],
             "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "id_token_signing_alg_values_supported": SigningAlg::ALL.map(SigningAlg::as_str),
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -441,6 +444,12 @@ impl Hub {
             return Err(HubError::invalid_grant("the code verifier does not match"));
         }
         let service = self.approved_service(client).await?;
+        let alg = self
+            .store
+            .service_client(client)
+            .await?
+            .map(|c| c.id_token_signed_response_alg)
+            .unwrap_or_default();
         let subject = self.keys.subject(&service.sector, record.resident);
         let grant = UserGrant {
             service: client.clone(),
@@ -463,14 +472,10 @@ impl Hub {
             iat: now.timestamp(),
             auth_time: record.auth_time.timestamp(),
             nonce: record.nonce.as_deref(),
-            at_hash: at_hash(&access_token),
+            at_hash: at_hash(alg, &access_token),
             name,
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        let key = self.keys.signing_key();
-        header.kid = Some(key.kid().to_owned());
-        let id_token = jsonwebtoken::encode(&header, &claims, key.encoding_key())
-            .map_err(|e| HubError::Internal(format!("id token signing: {e}")))?;
+        let id_token = self.keys.sign_id_token(alg, &claims, now)?;
         Ok(CodeTokens {
             access_token,
             token_type: "Bearer".into(),
@@ -634,6 +639,18 @@ mod tests {
         assert!(!is_pkce_value(&"a".repeat(42)));
         assert!(!is_pkce_value(&"a".repeat(129)));
         assert!(!is_pkce_value(&format!("{}+", "a".repeat(43))));
+    }
+
+    #[test]
+    fn at_hash_takes_the_left_half_of_the_id_token_algorithms_hash() {
+        // OpenID Connect Core appendix A.3: an RS256 ID token's `at_hash` for this token.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        assert_eq!(at_hash(SigningAlg::Rs256, token), "77QmUPtjPfzWtF2AnpK9RQ");
+        // The left 32 bytes of SHA-512, as computed independently (Python hashlib).
+        assert_eq!(
+            at_hash(SigningAlg::EdDsa, token),
+            "q7nS86GgvvFaZkzALLWqJYaJIKw2wCDAVfCAsm5CrBM"
+        );
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! The hub's Ed25519 signing keys and their rotation.
+//! The hub's signing keys and their rotation.
 //!
-//! One key signs at a time (ID tokens, consent receipts, provider grants, webhook events);
-//! the JWK Set publishes every key that is not retired. Rotation adds a key that is
-//! published at once but signs only from a later time, so services and providers that cache
-//! the JWK Set pick it up before anything is signed with it, and every replica switches at
-//! the same moment without talking to the others. Old keys stay published, so receipts
-//! signed years ago still verify; an operator retires a key only after a compromise.
+//! The ring holds keys of two algorithms. Ed25519 (EdDSA) keys sign consent receipts,
+//! provider grants and webhook events, and the ID tokens of services registered for EdDSA;
+//! RSA-2048 (RS256) keys sign the ID tokens of every other service, since RS256 is what
+//! OpenID Connect requires and what relying-party libraries accept by default. For each
+//! algorithm one key signs at a time; the JWK Set publishes every key that is not retired.
+//! Rotation adds a key of each algorithm that is published at once but signs only from a
+//! later time, so services and providers that cache the JWK Set pick it up before anything
+//! is signed with it, and every replica switches at the same moment without talking to the
+//! others. Old keys stay published, so receipts signed years ago still verify; an operator
+//! retires a key only after a compromise.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use renkei_domain::{OperatorAction, OperatorActor};
-use renkei_protocol::keys::{Jwks, SigningKey};
+use renkei_domain::{OperatorAction, OperatorActor, SigningAlg};
+use renkei_protocol::keys::{AnySigningKey, Jwks, RsaSigningKey, SigningKey};
 use renkei_store::{Store, StoredSigningKey};
 use serde::Serialize;
 
@@ -30,40 +34,82 @@ pub const DEFAULT_ACTIVATION_DELAY: TimeDelta = TimeDelta::hours(24);
 /// first key of the ring (active since ever), so upgrading keeps every signature valid.
 const FIRST_KEY_SECRET: &str = "jws-signing-key";
 
+/// The secret through which replicas starting at once agree on the first RS256 key.
+const FIRST_RS256_KEY_SECRET: &str = "jws-signing-key-rs256";
+
+/// Keys of one algorithm, in the order they become active.
+type Active<K> = Vec<(DateTime<Utc>, Arc<K>)>;
+
 /// The published keys and which of them signs when.
 #[derive(Debug)]
 pub struct SigningKeyRing {
     /// Not retired, in the order they become active.
-    keys: Vec<(DateTime<Utc>, Arc<SigningKey>)>,
+    eddsa: Active<SigningKey>,
+    rs256: Active<RsaSigningKey>,
     jwks: Jwks,
 }
 
+/// The newest key active at `now`, or, if a compromise retired every active key, the next to
+/// become active (it is published already).
+fn newest_active<K>(keys: &Active<K>, now: DateTime<Utc>) -> &Arc<K> {
+    // INVARIANT: `keys` is non-empty (checked in `SigningKeyRing::from_stored`).
+    let active = keys.iter().rev().find(|(from, _)| *from <= now);
+    let (_, key) = active.unwrap_or(&keys[0]);
+    key
+}
+
 impl SigningKeyRing {
-    /// The ring of the stored keys that are not retired.
+    /// The ring of the stored keys that are not retired; it needs one of each algorithm.
     pub fn from_stored(stored: &[StoredSigningKey]) -> Result<Self, HubError> {
-        let mut keys = Vec::new();
+        let mut eddsa = Vec::new();
+        let mut rs256 = Vec::new();
+        let mut published = Vec::new();
         for s in stored.iter().filter(|s| s.retired_at.is_none()) {
-            let key = SigningKey::from_pkcs8_der(&s.pkcs8)
-                .map_err(|e| HubError::Internal(format!("signing key `{}`: {e}", s.kid)))?;
-            keys.push((s.active_from, Arc::new(key)));
+            let bad = |e| HubError::Internal(format!("signing key `{}`: {e}", s.kid));
+            let jwk = match s.alg {
+                SigningAlg::EdDsa => {
+                    let key = SigningKey::from_pkcs8_der(&s.pkcs8).map_err(bad)?;
+                    let jwk = key.public_jwk();
+                    eddsa.push((s.active_from, Arc::new(key)));
+                    jwk
+                }
+                SigningAlg::Rs256 => {
+                    let key = RsaSigningKey::from_pkcs8_der(&s.pkcs8).map_err(bad)?;
+                    let jwk = key.public_jwk();
+                    rs256.push((s.active_from, Arc::new(key)));
+                    jwk
+                }
+            };
+            published.push((s.active_from, jwk));
         }
-        keys.sort_by_key(|(from, _)| *from);
-        if keys.is_empty() {
-            return Err(HubError::Internal(
-                "no signing key that is not retired".into(),
-            ));
+        eddsa.sort_by_key(|(from, _)| *from);
+        rs256.sort_by_key(|(from, _)| *from);
+        published.sort_by_key(|(from, _)| *from);
+        for (alg, empty) in [
+            (SigningAlg::EdDsa, eddsa.is_empty()),
+            (SigningAlg::Rs256, rs256.is_empty()),
+        ] {
+            if empty {
+                return Err(HubError::Internal(format!(
+                    "no {alg} signing key that is not retired"
+                )));
+            }
         }
-        let jwks = Jwks::from_signing_keys(keys.iter().map(|(_, k)| k.as_ref()));
-        Ok(Self { keys, jwks })
+        let jwks = Jwks::new(published.into_iter().map(|(_, jwk)| jwk).collect());
+        Ok(Self { eddsa, rs256, jwks })
     }
 
-    /// The key that signs at `now`: the newest active one, or, if a compromise retired every
-    /// active key, the next to become active (it is published already).
+    /// The Ed25519 key that signs receipts, grants and events at `now`.
     pub fn signing_key(&self, now: DateTime<Utc>) -> Arc<SigningKey> {
-        // INVARIANT: `keys` is non-empty (checked in `from_stored`).
-        let active = self.keys.iter().rev().find(|(from, _)| *from <= now);
-        let (_, key) = active.unwrap_or(&self.keys[0]);
-        key.clone()
+        newest_active(&self.eddsa, now).clone()
+    }
+
+    /// The key that signs `alg` ID tokens at `now`.
+    pub fn id_token_key(&self, alg: SigningAlg, now: DateTime<Utc>) -> AnySigningKey<'_> {
+        match alg {
+            SigningAlg::EdDsa => AnySigningKey::EdDsa(newest_active(&self.eddsa, now)),
+            SigningAlg::Rs256 => AnySigningKey::Rs256(newest_active(&self.rs256, now)),
+        }
     }
 
     /// The public keys, as `/.well-known/jwks.json` serves them.
@@ -77,8 +123,8 @@ impl SigningKeyRing {
 pub struct LoadedKeys(RwLock<Arc<SigningKeyRing>>);
 
 impl LoadedKeys {
-    /// Reads the keys, first storing the hub's first key if storage has none yet (every
-    /// replica agrees on it through `ensure_secret`).
+    /// Reads the keys, first storing the hub's first key of each algorithm if storage has
+    /// none yet (every replica agrees on them through `ensure_secret`).
     pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Self, HubError> {
         let candidate = SigningKey::generate()
             .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
@@ -91,12 +137,36 @@ impl LoadedKeys {
         store
             .add_signing_key(&StoredSigningKey {
                 kid: first.kid().to_owned(),
+                alg: SigningAlg::EdDsa,
                 pkcs8: der,
                 created_at: now,
                 active_from: DateTime::UNIX_EPOCH,
                 retired_at: None,
             })
             .await?;
+        let stored = store.signing_keys().await?;
+        // An RSA key takes a while to generate, so only a hub without any makes a candidate.
+        if !stored.iter().any(|k| k.alg == SigningAlg::Rs256) {
+            let candidate = RsaSigningKey::generate()
+                .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
+            let der = store
+                .ensure_secret(FIRST_RS256_KEY_SECRET, candidate.pkcs8_der(), now)
+                .await?;
+            let first = RsaSigningKey::from_pkcs8_der(&der)
+                .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
+            // Signs at once: services registered before RS256 existed keep EdDSA, so nobody
+            // can have cached a JWK Set that RS256 ID tokens need and lacks.
+            store
+                .add_signing_key(&StoredSigningKey {
+                    kid: first.kid().to_owned(),
+                    alg: SigningAlg::Rs256,
+                    pkcs8: der,
+                    created_at: now,
+                    active_from: DateTime::UNIX_EPOCH,
+                    retired_at: None,
+                })
+                .await?;
+        }
         let ring = SigningKeyRing::from_stored(&store.signing_keys().await?)?;
         Ok(Self(RwLock::new(Arc::new(ring))))
     }
@@ -120,6 +190,7 @@ impl LoadedKeys {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SigningKeyView {
     pub kid: String,
+    pub alg: SigningAlg,
     pub created_at: DateTime<Utc>,
     pub active_from: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
@@ -129,6 +200,7 @@ impl From<&StoredSigningKey> for SigningKeyView {
     fn from(s: &StoredSigningKey) -> Self {
         Self {
             kid: s.kid.clone(),
+            alg: s.alg,
             created_at: s.created_at,
             active_from: s.active_from,
             retired_at: s.retired_at,
@@ -146,34 +218,46 @@ pub async fn list(store: &dyn Store) -> Result<Vec<SigningKeyView>, HubError> {
         .collect())
 }
 
-/// Adds a fresh key, published from now and signing from `now + activation_delay`.
+/// Adds a fresh key of each algorithm, published from now and signing from
+/// `now + activation_delay`; returns them, EdDSA first.
 pub async fn rotate(
     store: &dyn Store,
     now: DateTime<Utc>,
     activation_delay: TimeDelta,
-) -> Result<SigningKeyView, HubError> {
-    let key =
-        SigningKey::generate().map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
-    let stored = StoredSigningKey {
-        kid: key.kid().to_owned(),
-        pkcs8: key.pkcs8_der().to_vec(),
-        created_at: now,
-        active_from: now + activation_delay.max(TimeDelta::zero()),
-        retired_at: None,
-    };
-    if !store.add_signing_key(&stored).await? {
-        return Err(HubError::Internal(
-            "a fresh key collided with a stored one".into(),
-        ));
+) -> Result<Vec<SigningKeyView>, HubError> {
+    let generation =
+        |e: renkei_protocol::KeyError| HubError::Internal(format!("key generation: {e}"));
+    let eddsa = SigningKey::generate().map_err(generation)?;
+    let rs256 = RsaSigningKey::generate().map_err(generation)?;
+    let active_from = now + activation_delay.max(TimeDelta::zero());
+    let mut added = Vec::new();
+    for (alg, kid, pkcs8) in [
+        (SigningAlg::EdDsa, eddsa.kid(), eddsa.pkcs8_der()),
+        (SigningAlg::Rs256, rs256.kid(), rs256.pkcs8_der()),
+    ] {
+        let stored = StoredSigningKey {
+            kid: kid.to_owned(),
+            alg,
+            pkcs8: pkcs8.to_vec(),
+            created_at: now,
+            active_from,
+            retired_at: None,
+        };
+        if !store.add_signing_key(&stored).await? {
+            return Err(HubError::Internal(
+                "a fresh key collided with a stored one".into(),
+            ));
+        }
+        let action = OperatorAction::RotateSigningKey {
+            kid: stored.kid.clone(),
+            active_from,
+        };
+        store
+            .record_operator_action(&OperatorActor::CommandLine, &action, now)
+            .await?;
+        added.push(SigningKeyView::from(&stored));
     }
-    let action = OperatorAction::RotateSigningKey {
-        kid: stored.kid.clone(),
-        active_from: stored.active_from,
-    };
-    store
-        .record_operator_action(&OperatorActor::CommandLine, &action, now)
-        .await?;
-    Ok(SigningKeyView::from(&stored))
+    Ok(added)
 }
 
 /// Why a key cannot be retired.
@@ -181,23 +265,27 @@ pub async fn rotate(
 pub enum RetireError {
     #[error("no published key has the id `{0}`")]
     Unknown(String),
-    #[error("`{0}` is the only published key: rotate first, then retire it")]
-    LastKey(String),
+    #[error("`{kid}` is the only published {alg} key: rotate first, then retire it")]
+    LastKey { kid: String, alg: SigningAlg },
     #[error(transparent)]
     Hub(#[from] HubError),
 }
 
 /// Takes a key out of the JWK Set for good (after a compromise): what it signed no longer
-/// verifies. Refused for the last published key, so the hub can always sign.
+/// verifies. Refused for the last published key of its algorithm, so the hub can always
+/// sign with both.
 pub async fn retire(store: &dyn Store, kid: &str, now: DateTime<Utc>) -> Result<(), RetireError> {
     let keys = store.signing_keys().await.map_err(HubError::from)?;
     let published: Vec<&StoredSigningKey> =
         keys.iter().filter(|k| k.retired_at.is_none()).collect();
-    if !published.iter().any(|k| k.kid == kid) {
+    let Some(key) = published.iter().find(|k| k.kid == kid) else {
         return Err(RetireError::Unknown(kid.to_owned()));
-    }
-    if published.len() == 1 {
-        return Err(RetireError::LastKey(kid.to_owned()));
+    };
+    if published.iter().filter(|k| k.alg == key.alg).count() == 1 {
+        return Err(RetireError::LastKey {
+            kid: kid.to_owned(),
+            alg: key.alg,
+        });
     }
     if !store
         .retire_signing_key(kid, now)
@@ -223,6 +311,7 @@ mod tests {
     fn stored(key: &SigningKey, active_from: DateTime<Utc>) -> StoredSigningKey {
         StoredSigningKey {
             kid: key.kid().to_owned(),
+            alg: SigningAlg::EdDsa,
             pkcs8: key.pkcs8_der().to_vec(),
             created_at: active_from,
             active_from,
@@ -230,21 +319,56 @@ mod tests {
         }
     }
 
+    fn stored_rsa(key: &RsaSigningKey, active_from: DateTime<Utc>) -> StoredSigningKey {
+        StoredSigningKey {
+            kid: key.kid().to_owned(),
+            alg: SigningAlg::Rs256,
+            pkcs8: key.pkcs8_der().to_vec(),
+            created_at: active_from,
+            active_from,
+            retired_at: None,
+        }
+    }
+
+    fn ed25519() -> Result<SigningKey, HubError> {
+        SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))
+    }
+
+    fn rsa() -> Result<RsaSigningKey, HubError> {
+        RsaSigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))
+    }
+
     #[test]
-    fn the_newest_active_key_signs_and_every_published_key_is_in_the_set() -> Result<(), HubError> {
+    fn the_newest_active_key_of_each_algorithm_signs_and_every_published_key_is_in_the_set()
+    -> Result<(), HubError> {
         let now = Utc::now();
-        let old = SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))?;
-        let current = SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))?;
-        let next = SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))?;
+        let (old, current, next) = (ed25519()?, ed25519()?, ed25519()?);
+        let (rsa_current, rsa_next) = (rsa()?, rsa()?);
         let ring = SigningKeyRing::from_stored(&[
             stored(&next, now + TimeDelta::hours(1)),
+            stored_rsa(&rsa_next, now + TimeDelta::hours(1)),
             stored(&old, now - TimeDelta::days(2)),
+            stored_rsa(&rsa_current, now - TimeDelta::days(1)),
             stored(&current, now - TimeDelta::days(1)),
         ])?;
+        let later = now + TimeDelta::hours(2);
         assert_eq!(ring.signing_key(now).kid(), current.kid());
+        assert_eq!(ring.signing_key(later).kid(), next.kid());
+        let id_token = |alg, at| {
+            let key = ring.id_token_key(alg, at);
+            (key.alg(), key.kid().to_owned())
+        };
         assert_eq!(
-            ring.signing_key(now + TimeDelta::hours(2)).kid(),
-            next.kid()
+            id_token(SigningAlg::EdDsa, now),
+            (SigningAlg::EdDsa, current.kid().to_owned())
+        );
+        assert_eq!(
+            id_token(SigningAlg::Rs256, now),
+            (SigningAlg::Rs256, rsa_current.kid().to_owned())
+        );
+        assert_eq!(
+            id_token(SigningAlg::Rs256, later),
+            (SigningAlg::Rs256, rsa_next.kid().to_owned())
         );
         let kids: Vec<_> = ring
             .jwks()
@@ -252,30 +376,54 @@ mod tests {
             .iter()
             .filter_map(|k| k.common.key_id.clone())
             .collect();
-        assert_eq!(kids, [old.kid(), current.kid(), next.kid()]);
+        assert_eq!(kids.len(), 5);
+        for kid in [old.kid(), current.kid(), next.kid()] {
+            assert!(kids.iter().any(|k| k == kid), "{kid} is published");
+        }
+        for kid in [rsa_current.kid(), rsa_next.kid()] {
+            assert!(kids.iter().any(|k| k == kid), "{kid} is published");
+        }
+        assert_eq!(kids[0], old.kid(), "the set is in activation order");
         Ok(())
     }
 
     #[test]
     fn retired_keys_leave_the_set_and_never_sign() -> Result<(), HubError> {
         let now = Utc::now();
-        let compromised = SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))?;
-        let next = SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))?;
+        let (compromised, next) = (ed25519()?, ed25519()?);
+        let rsa_key = rsa()?;
         let mut retired = stored(&compromised, now - TimeDelta::days(1));
         retired.retired_at = Some(now);
-        let ring =
-            SigningKeyRing::from_stored(&[retired, stored(&next, now + TimeDelta::hours(1))])?;
+        let ring = SigningKeyRing::from_stored(&[
+            retired,
+            stored(&next, now + TimeDelta::hours(1)),
+            stored_rsa(&rsa_key, now - TimeDelta::days(1)),
+        ])?;
         assert_eq!(
             ring.signing_key(now).kid(),
             next.kid(),
             "the next key signs early rather than a retired one"
         );
-        assert_eq!(ring.jwks().keys.len(), 1);
+        assert_eq!(ring.jwks().keys.len(), 2);
+        assert!(ring.jwks().find(compromised.kid()).is_none());
         Ok(())
     }
 
     #[test]
-    fn a_ring_without_a_published_key_is_refused() {
+    fn a_ring_without_a_published_key_of_each_algorithm_is_refused() -> Result<(), HubError> {
+        let now = Utc::now();
         assert!(SigningKeyRing::from_stored(&[]).is_err());
+        assert!(SigningKeyRing::from_stored(&[stored(&ed25519()?, now)]).is_err());
+        assert!(SigningKeyRing::from_stored(&[stored_rsa(&rsa()?, now)]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_stored_under_the_wrong_algorithm_is_refused() -> Result<(), HubError> {
+        let now = Utc::now();
+        let mut mislabelled = stored(&ed25519()?, now);
+        mislabelled.alg = SigningAlg::Rs256;
+        assert!(SigningKeyRing::from_stored(&[stored(&ed25519()?, now), mislabelled]).is_err());
+        Ok(())
     }
 }

@@ -28,7 +28,7 @@ use openidconnect::{
     IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
-use renkei_domain::{PurposeId, ResidentId, ServiceStatus};
+use renkei_domain::{PurposeId, ResidentId, ServiceStatus, SigningAlg};
 use renkei_hub::auth::ResidentSession;
 use renkei_hub::oidc::{AuthorizationParams, AuthorizeError, ConsentAnswers};
 use serde_json::Value;
@@ -179,15 +179,31 @@ struct SignedIn {
     id_token_name: Option<String>,
     /// The key id in the ID token's header (after the library verified it).
     id_token_kid: Option<String>,
+    id_token_alg: jsonwebtoken::Algorithm,
 }
 
-/// The whole code flow, checked the way a relying party checks it.
+/// The whole code flow, checked the way a relying party checks it with the library's
+/// default ID token verifier; services registered with the default get RS256 ID tokens.
 async fn sign_in(
     town: &Town,
     service: &TownService,
     resident: ResidentId,
     scopes: &[&str],
     yes: &[&str],
+) -> SignedIn {
+    let signed = sign_in_accepting(town, service, resident, scopes, yes, None).await;
+    assert_eq!(signed.id_token_alg, jsonwebtoken::Algorithm::RS256);
+    signed
+}
+
+/// The whole code flow, the relying party accepting only `algs` for ID tokens if given.
+async fn sign_in_accepting(
+    town: &Town,
+    service: &TownService,
+    resident: ResidentId,
+    scopes: &[&str],
+    yes: &[&str],
+    algs: Option<Vec<CoreJwsSigningAlgorithm>>,
 ) -> SignedIn {
     let client = relying_party(town, service).await;
     let started = start(&client, scopes);
@@ -208,9 +224,10 @@ async fn sign_in(
         .await
         .unwrap();
     let id_token = tokens.id_token().expect("an ID token");
-    let verifier = client
-        .id_token_verifier()
-        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    let verifier = match algs {
+        Some(algs) => client.id_token_verifier().set_allowed_algs(algs),
+        None => client.id_token_verifier(),
+    };
     let claims = id_token.claims(&verifier, &started.nonce).unwrap();
     assert_eq!(claims.issuer().as_str(), ISSUER);
     assert_eq!(claims.audiences()[0].as_str(), service.id.as_str());
@@ -225,6 +242,7 @@ async fn sign_in(
     let jwt = serde_json::to_value(id_token).unwrap();
     let header = jsonwebtoken::decode_header(jwt.as_str().unwrap()).unwrap();
     SignedIn {
+        id_token_alg: header.alg,
         id_token_kid: header.kid,
         access_token: tokens.access_token().secret().clone(),
         subject: claims.subject().to_string(),
@@ -285,6 +303,69 @@ async fn a_service_signs_a_resident_in_with_code_pkce_and_a_verified_id_token() 
     // Hanako has no data at the providers, but the decision granted: no problem `type`.
     let status = response.status().as_u16();
     assert!(status == 200 || status == 502, "status {status}");
+}
+
+/// Registers `service` again, for ID tokens signed with `alg`.
+async fn register_id_token_alg(town: &Town, service: &TownService, alg: SigningAlg) {
+    let mut client = town
+        .store
+        .service_client(&service.id)
+        .await
+        .unwrap()
+        .unwrap();
+    client.id_token_signed_response_alg = alg;
+    town.store.put_service_client(&client).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_registered_for_eddsa_gets_eddsa_id_tokens_and_the_default_gets_rs256() {
+    let town = Town::new().await;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    register_id_token_alg(&town, &town.mobility, SigningAlg::EdDsa).await;
+    let eddsa = sign_in_accepting(
+        &town,
+        &town.mobility,
+        hanako,
+        &["profile"],
+        &[],
+        Some(vec![CoreJwsSigningAlgorithm::EdDsa]),
+    )
+    .await;
+    assert_eq!(eddsa.id_token_alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(eddsa.id_token_name.as_deref(), Some("山田 花子"));
+    let rs256 = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(rs256.id_token_alg, jsonwebtoken::Algorithm::RS256);
+
+    // Each ID token's key is published with its algorithm.
+    let published = town.published_jwks().await;
+    for (signed, alg) in [(&eddsa, "EdDSA"), (&rs256, "RS256")] {
+        let jwk = published
+            .find(signed.id_token_kid.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(serde_json::to_value(jwk).unwrap()["alg"], alg);
+    }
+
+    // A relying party that accepts only RS256 (what the library accepts unless discovery
+    // says more) refuses the EdDSA one: the service's choice is not silently ignored.
+    let client = relying_party(&town, &town.mobility).await;
+    let started = start(&client, &[]);
+    let back = consent_screen(&town, hanako, &started.params, &[], false).await;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query_param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http_client(town.hub_url.clone()))
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().unwrap();
+    let rs256_only = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    assert!(id_token.claims(&rs256_only, &started.nonce).is_err());
+    let eddsa_only = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    assert!(id_token.claims(&eddsa_only, &started.nonce).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,9 +652,7 @@ async fn an_id_token_with_another_nonce_is_rejected_by_the_relying_party() {
         .request_async(&http)
         .await
         .unwrap();
-    let verifier = client
-        .id_token_verifier()
-        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EdDsa]);
+    let verifier = client.id_token_verifier();
     let id_token = tokens.id_token().unwrap();
     assert!(id_token.claims(&verifier, &started.nonce).is_ok());
     assert!(
@@ -748,6 +827,11 @@ async fn discovery_advertises_pkce_s256_pairwise_subjects_and_every_endpoint() {
         doc["subject_types_supported"],
         serde_json::json!(["pairwise"])
     );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "EdDSA"]),
+        "RS256 is required (OpenID Connect Discovery §3)"
+    );
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",
@@ -763,48 +847,71 @@ async fn discovery_advertises_pkce_s256_pairwise_subjects_and_every_endpoint() {
     }
 }
 
-fn kids(jwks: &renkei_protocol::keys::Jwks) -> Vec<String> {
+/// The published key ids of one algorithm, in the order the set lists them.
+fn kids(jwks: &renkei_protocol::keys::Jwks, alg: &str) -> Vec<String> {
     jwks.keys
         .iter()
+        .filter(|k| serde_json::to_value(k).unwrap()["alg"] == alg)
         .filter_map(|k| k.common.key_id.clone())
         .collect()
+}
+
+/// The key ids of a rotation, EdDSA then RS256.
+fn rotated(keys: &[renkei_hub::signing_keys::SigningKeyView]) -> (String, String) {
+    assert_eq!(
+        keys.iter().map(|k| k.alg).collect::<Vec<_>>(),
+        [SigningAlg::EdDsa, SigningAlg::Rs256],
+        "a rotation makes one key of each algorithm"
+    );
+    assert_eq!(keys[0].active_from, keys[1].active_from);
+    (keys[0].kid.clone(), keys[1].kid.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_still_verifies() {
     use renkei_hub::signing_keys::{self, RetireError};
     let town = Town::new().await;
+    register_id_token_alg(&town, &town.mobility, SigningAlg::EdDsa).await;
+    let eddsa_only = || Some(vec![CoreJwsSigningAlgorithm::EdDsa]);
     let alice = town.sign_in(town.alice).await;
     let receipt = town.grant(&alice, "health-advice", "advice").await.receipt;
     let hanako = enrolled_resident(&town, "山田 花子").await;
-    let first = kids(&town.published_jwks().await);
-    assert_eq!(first.len(), 1);
+    let jwks = town.published_jwks().await;
+    let (first, first_rs) = (kids(&jwks, "EdDSA"), kids(&jwks, "RS256"));
+    assert_eq!((first.len(), first_rs.len(), jwks.keys.len()), (1, 1, 2));
     let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(signed.id_token_kid.as_ref(), Some(&first_rs[0]));
+    let signed = sign_in_accepting(&town, &town.mobility, hanako, &[], &[], eddsa_only()).await;
     assert_eq!(signed.id_token_kid.as_ref(), Some(&first[0]));
 
-    // Rotation with a delay: the next key is published at once but does not sign yet.
-    let next = signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::hours(1))
-        .await
-        .unwrap();
+    // Rotation with a delay: the next keys are published at once but do not sign yet.
+    let (next, next_rs) = rotated(
+        &signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::hours(1))
+            .await
+            .unwrap(),
+    );
     town.hub
         .keys
         .signing
         .reload(town.store.as_ref())
         .await
         .unwrap();
-    assert_eq!(
-        kids(&town.published_jwks().await),
-        [first[0].clone(), next.kid.clone()]
-    );
+    let jwks = town.published_jwks().await;
+    assert_eq!(kids(&jwks, "EdDSA"), [first[0].clone(), next.clone()]);
+    assert_eq!(kids(&jwks, "RS256"), [first_rs[0].clone(), next_rs.clone()]);
     let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
+    assert_eq!(signed.id_token_kid.as_ref(), Some(&first_rs[0]));
+    let signed = sign_in_accepting(&town, &town.mobility, hanako, &[], &[], eddsa_only()).await;
     assert_eq!(signed.id_token_kid.as_ref(), Some(&first[0]));
 
-    // An immediate rotation (as after a compromise): the newest key signs ID tokens the
+    // An immediate rotation (as after a compromise): the newest keys sign ID tokens the
     // relying party verifies from the published set, and grants providers that re-fetched
     // the set accept.
-    let now_key = signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::zero())
-        .await
-        .unwrap();
+    let (now_key, now_rs) = rotated(
+        &signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::zero())
+            .await
+            .unwrap(),
+    );
     town.hub
         .keys
         .signing
@@ -816,7 +923,9 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         p.verifier.replace_jwks(town.published_jwks().await);
     }
     let signed = sign_in(&town, &town.health, hanako, &["advice"], &["advice"]).await;
-    assert_eq!(signed.id_token_kid, Some(now_key.kid.clone()));
+    assert_eq!(signed.id_token_kid, Some(now_rs.clone()));
+    let signed = sign_in_accepting(&town, &town.mobility, hanako, &[], &[], eddsa_only()).await;
+    assert_eq!(signed.id_token_kid, Some(now_key.clone()));
     let token = town.service_token(&town.health).await;
     let subject = town.hub.keys.subject("health", town.alice).to_string();
     let answer = town
@@ -837,18 +946,30 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         .unwrap();
     let published = town.published_jwks().await;
     // In the order they sign: the immediate key now, the delayed one from its time on.
-    assert_eq!(kids(&published), [now_key.kid.clone(), next.kid.clone()]);
+    assert_eq!(kids(&published, "EdDSA"), [now_key.clone(), next.clone()]);
     assert!(renkei_protocol::receipt::verify_receipt(&receipt, &published).is_err());
 
-    // The last published key cannot be retired: the hub must always be able to sign.
-    signing_keys::retire(town.store.as_ref(), &next.kid, Utc::now())
-        .await
-        .unwrap();
-    let refused = signing_keys::retire(town.store.as_ref(), &now_key.kid, Utc::now()).await;
-    assert!(
-        matches!(refused, Err(RetireError::LastKey(_))),
-        "{refused:?}"
-    );
+    // The last published key of an algorithm cannot be retired: the hub must always be
+    // able to sign with both.
+    for (old, last, alg) in [
+        (vec![next.clone()], now_key.clone(), SigningAlg::EdDsa),
+        (
+            vec![first_rs[0].clone(), next_rs.clone()],
+            now_rs.clone(),
+            SigningAlg::Rs256,
+        ),
+    ] {
+        for kid in old {
+            signing_keys::retire(town.store.as_ref(), &kid, Utc::now())
+                .await
+                .unwrap();
+        }
+        let refused = signing_keys::retire(town.store.as_ref(), &last, Utc::now()).await;
+        assert!(
+            matches!(&refused, Err(RetireError::LastKey { alg: a, .. }) if *a == alg),
+            "{refused:?}"
+        );
+    }
     let unknown = signing_keys::retire(town.store.as_ref(), &first[0], Utc::now()).await;
     assert!(
         matches!(unknown, Err(RetireError::Unknown(_))),

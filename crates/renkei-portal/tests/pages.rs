@@ -71,6 +71,7 @@ async fn town() -> Town {
             redirect_uris: vec![REDIRECT_URI.into()],
             privacy_impact: Default::default(),
             registered_at: Utc::now(),
+            id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
         })
         .await
         .unwrap();

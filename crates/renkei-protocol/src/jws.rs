@@ -1,5 +1,6 @@
 //! Compact JWS (RFC 7515) signing and verification shared by grants, receipts and events:
-//! EdDSA only, an explicit `typ`, and the key named by `kid` looked up in a [`Jwks`].
+//! EdDSA only, an explicit `typ`, and the key named by `kid` looked up in a [`Jwks`]; and
+//! the signing of ID tokens, with EdDSA or RS256.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +9,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::keys::{Jwks, SigningKey, install_crypto_provider};
+use crate::keys::{AnySigningKey, Jwks, SigningKey, install_crypto_provider};
 
 /// Tokens longer than this are refused before any parsing (grants, receipts and events are
 /// all far smaller).
@@ -52,6 +53,32 @@ pub(crate) fn sign<T: Serialize>(
     header.kid = Some(key.kid().to_owned());
     jsonwebtoken::encode(&header, claims, key.encoding_key())
         .map_err(|e| SignError::Signing(e.to_string()))
+}
+
+/// Signs `claims` as a JWT (`typ` JWT) with the key's algorithm and `kid`: how the hub's
+/// OpenID provider signs ID tokens. Relying parties verify these; the hub never does.
+pub fn sign_jwt<T: Serialize>(key: AnySigningKey<'_>, claims: &T) -> Result<String, SignError> {
+    let key = match key {
+        AnySigningKey::EdDsa(key) => return sign(key, "JWT", claims),
+        AnySigningKey::Rs256(key) => key,
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("JWT".to_owned());
+    header.kid = Some(key.kid().to_owned());
+    let header = serde_json::to_vec(&header).map_err(|e| SignError::Signing(e.to_string()))?;
+    let claims = serde_json::to_vec(claims).map_err(|e| SignError::Signing(e.to_string()))?;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let signature = key
+        .sign(signing_input.as_bytes())
+        .map_err(|e| SignError::Signing(e.to_string()))?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 /// Verifies a compact JWS of type `typ` against `jwks` and returns its claims. Only the
@@ -144,6 +171,8 @@ pub(crate) fn shorten(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use jsonwebtoken::DecodingKey;
+
     use super::*;
 
     fn b64(s: &str) -> String {
@@ -153,6 +182,36 @@ mod tests {
     #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
     struct Claims {
         n: u32,
+    }
+
+    #[test]
+    fn an_rs256_jwt_verifies_with_jsonwebtoken_from_the_published_jwk() {
+        install_crypto_provider();
+        let key = crate::keys::RsaSigningKey::generate().unwrap();
+        let token = sign_jwt(AnySigningKey::Rs256(&key), &Claims { n: 7 }).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::RS256);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.kid.as_deref(), Some(key.kid()));
+        let decoding = DecodingKey::from_jwk(&key.public_jwk()).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let claims: Claims = jsonwebtoken::decode(&token, &decoding, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims, Claims { n: 7 });
+        let other = crate::keys::RsaSigningKey::generate().unwrap();
+        let wrong = DecodingKey::from_jwk(&other.public_jwk()).unwrap();
+        assert!(jsonwebtoken::decode::<Claims>(&token, &wrong, &validation).is_err());
+    }
+
+    #[test]
+    fn an_eddsa_jwt_is_signed_like_the_other_tokens_with_type_jwt() {
+        let (key, jwks) = setup();
+        let token = sign_jwt(AnySigningKey::EdDsa(&key), &Claims { n: 3 }).unwrap();
+        let claims: Claims = verify(&token, &jwks, "JWT").unwrap();
+        assert_eq!(claims, Claims { n: 3 });
     }
 
     fn setup() -> (SigningKey, Jwks) {

@@ -1,18 +1,22 @@
-//! Ed25519 signing keys, their key ids (RFC 7638 thumbprints) and the JWK Set (RFC 7517)
-//! the hub publishes at `/.well-known/jwks.json`.
+//! The hub's signing keys (Ed25519, and RSA-2048 for RS256 ID tokens), their key ids
+//! (RFC 7638 thumbprints) and the JWK Set (RFC 7517) the hub publishes at
+//! `/.well-known/jwks.json`.
 
 use std::fmt;
 
 use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, KeyAlgorithm, OctetKeyPairParameters,
-    OctetKeyPairType, PublicKeyUse,
+    OctetKeyPairType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
 };
 use jsonwebtoken::{DecodingKey, EncodingKey};
+pub use renkei_domain::SigningAlg;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -30,6 +34,12 @@ pub enum KeyError {
     UnknownKey(String),
     #[error("key `{0}` in the key set is not an ed25519 signature key")]
     UnsupportedKey(String),
+    #[error("could not generate an rsa key")]
+    GenerateRsa,
+    #[error("the bytes are not an unencrypted pkcs#8 rsa private key of at least 2048 bits")]
+    BadRsaPkcs8,
+    #[error("signing with key `{0}` failed")]
+    Sign(String),
 }
 
 /// Makes `jsonwebtoken` use aws-lc-rs for its cryptography.
@@ -52,6 +62,106 @@ pub fn ed25519_thumbprint(public_key: &[u8; 32]) -> String {
         URL_SAFE_NO_PAD.encode(public_key)
     );
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
+}
+
+/// The RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA public key, given its modulus
+/// and exponent as unsigned big-endian bytes without leading zeros: the key id.
+pub fn rsa_thumbprint(n: &[u8], e: &[u8]) -> String {
+    // The required members of an RSA key, in lexicographic order, without whitespace.
+    let canonical = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(e),
+        URL_SAFE_NO_PAD.encode(n)
+    );
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
+}
+
+/// An RSA signing key of the hub, for RS256 (RSASSA-PKCS1-v1_5 with SHA-256) ID tokens:
+/// what OpenID Connect relying parties accept by default.
+pub struct RsaSigningKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    pair: RsaKeyPair,
+    /// The public modulus and exponent, big-endian without leading zeros.
+    n: Vec<u8>,
+    e: Vec<u8>,
+    kid: String,
+}
+
+impl RsaSigningKey {
+    /// The smallest modulus accepted, in bytes (RSA-2048).
+    const MIN_MODULUS_LEN: usize = 256;
+
+    /// Generates a fresh RSA-2048 key (aws-lc-rs).
+    pub fn generate() -> Result<Self, KeyError> {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::GenerateRsa)?;
+        let der = pair.as_der().map_err(|_| KeyError::GenerateRsa)?;
+        Self::from_pkcs8_der(der.as_ref())
+    }
+
+    /// Loads a key from the PKCS#8 DER bytes the hub stores.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pair = RsaKeyPair::from_pkcs8(der).map_err(|_| KeyError::BadRsaPkcs8)?;
+        if pair.public_modulus_len() < Self::MIN_MODULUS_LEN {
+            return Err(KeyError::BadRsaPkcs8);
+        }
+        let PublicKeyComponents { n, e } = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        Ok(Self {
+            pkcs8: Zeroizing::new(der.to_vec()),
+            kid: rsa_thumbprint(&n, &e),
+            pair,
+            n,
+            e,
+        })
+    }
+
+    /// The PKCS#8 DER bytes, for storage. Secret.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The key id: the RFC 7638 thumbprint of the public key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The RS256 signature of `message` (RSASSA-PKCS1-v1_5, SHA-256).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| KeyError::Sign(self.kid.clone()))?;
+        Ok(signature)
+    }
+
+    /// The public JWK: `kty` RSA, `n`, `e`, `kid`, `alg` RS256, `use` sig.
+    pub fn public_jwk(&self) -> Jwk {
+        Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::RS256),
+                key_id: Some(self.kid.clone()),
+                ..CommonParameters::default()
+            },
+            algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: URL_SAFE_NO_PAD.encode(&self.n),
+                e: URL_SAFE_NO_PAD.encode(&self.e),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for RsaSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RsaSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An Ed25519 signing key of the hub, with its key id.
@@ -130,6 +240,36 @@ impl fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
             .finish_non_exhaustive()
+    }
+}
+
+/// One of the hub's keys, of either algorithm: what an ID token is signed with.
+#[derive(Debug, Clone, Copy)]
+pub enum AnySigningKey<'a> {
+    EdDsa(&'a SigningKey),
+    Rs256(&'a RsaSigningKey),
+}
+
+impl<'a> AnySigningKey<'a> {
+    pub fn alg(self) -> SigningAlg {
+        match self {
+            Self::EdDsa(_) => SigningAlg::EdDsa,
+            Self::Rs256(_) => SigningAlg::Rs256,
+        }
+    }
+
+    pub fn kid(self) -> &'a str {
+        match self {
+            Self::EdDsa(k) => k.kid(),
+            Self::Rs256(k) => k.kid(),
+        }
+    }
+
+    pub fn public_jwk(self) -> Jwk {
+        match self {
+            Self::EdDsa(k) => k.public_jwk(),
+            Self::Rs256(k) => k.public_jwk(),
+        }
     }
 }
 
@@ -293,6 +433,82 @@ mod tests {
                 "{kid}"
             );
         }
+    }
+
+    /// RFC 7638 §3.1: the example RSA key and its thumbprint.
+    const RFC7638_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    const RFC7638_E: &str = "AQAB";
+
+    #[test]
+    fn the_rsa_kid_is_the_rfc7638_thumbprint() {
+        let n = URL_SAFE_NO_PAD.decode(RFC7638_N).unwrap();
+        let e = URL_SAFE_NO_PAD.decode(RFC7638_E).unwrap();
+        assert_eq!(
+            rsa_thumbprint(&n, &e),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn an_rsa_key_survives_pkcs8_and_publishes_its_rs256_jwk() {
+        let key = RsaSigningKey::generate().unwrap();
+        let again = RsaSigningKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        let json = serde_json::to_value(key.public_jwk()).unwrap();
+        assert_eq!(json["kty"], "RSA");
+        assert_eq!(json["alg"], "RS256");
+        assert_eq!(json["use"], "sig");
+        assert_eq!(json["e"], RFC7638_E);
+        assert_eq!(json["kid"], key.kid());
+        let n = URL_SAFE_NO_PAD.decode(json["n"].as_str().unwrap()).unwrap();
+        assert_eq!(n.len(), 256, "a 2048-bit modulus");
+        assert_eq!(
+            rsa_thumbprint(&n, &URL_SAFE_NO_PAD.decode(RFC7638_E).unwrap()),
+            key.kid()
+        );
+    }
+
+    #[test]
+    fn an_rs256_signature_verifies_with_the_published_modulus_and_exponent() {
+        let key = RsaSigningKey::generate().unwrap();
+        let signature = key.sign(b"signing input").unwrap();
+        let public = PublicKeyComponents {
+            n: key.n.as_slice(),
+            e: key.e.as_slice(),
+        };
+        let verify = |message: &[u8]| {
+            public.verify(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                message,
+                &signature,
+            )
+        };
+        assert!(verify(b"signing input").is_ok());
+        assert!(verify(b"another input").is_err());
+    }
+
+    #[test]
+    fn an_ed25519_key_is_not_an_rsa_key_nor_the_reverse() {
+        let ed = SigningKey::generate().unwrap();
+        assert_eq!(
+            RsaSigningKey::from_pkcs8_der(ed.pkcs8_der()).unwrap_err(),
+            KeyError::BadRsaPkcs8
+        );
+        let rsa = RsaSigningKey::generate().unwrap();
+        assert_eq!(
+            SigningKey::from_pkcs8_der(rsa.pkcs8_der()).unwrap_err(),
+            KeyError::BadPkcs8
+        );
+    }
+
+    #[test]
+    fn an_rsa_key_in_the_set_never_verifies_eddsa_tokens() {
+        let rsa = RsaSigningKey::generate().unwrap();
+        let jwks = Jwks::new(vec![rsa.public_jwk()]);
+        assert_eq!(
+            jwks.decoding_key(rsa.kid()).unwrap_err(),
+            KeyError::UnsupportedKey(rsa.kid().to_owned())
+        );
     }
 
     #[test]

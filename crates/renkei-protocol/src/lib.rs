@@ -2,8 +2,8 @@
 //!
 //! This crate owns the wire formats and their cryptography, and nothing else:
 //!
-//! - [`keys`]: the hub's Ed25519 signing keys, their RFC 7638 key ids and the JWK Set the
-//!   hub publishes at `/.well-known/jwks.json`;
+//! - [`keys`]: the hub's signing keys (Ed25519; RSA-2048 for RS256 ID tokens), their
+//!   RFC 7638 key ids and the JWK Set the hub publishes at `/.well-known/jwks.json`;
 //! - [`grant`]: the short-lived, audience-bound, single-use access grant (アクセス許可) the
 //!   hub signs for one provider, and the verifier a provider runs;
 //! - [`envelope`]: HPKE (RFC 9180) sealing of a provider's answer to the requesting
@@ -33,8 +33,11 @@ pub use event::{
     verify_event,
 };
 pub use grant::{GrantClaims, GrantError, GrantVerifier, sign_grant};
-pub use jws::SignError;
-pub use keys::{Jwk, Jwks, KeyError, SigningKey, install_crypto_provider};
+pub use jws::{SignError, sign_jwt};
+pub use keys::{
+    AnySigningKey, Jwk, Jwks, KeyError, RsaSigningKey, SigningAlg, SigningKey,
+    install_crypto_provider, rsa_thumbprint,
+};
 pub use receipt::{
     ConsentReceipt, PiiController, ReceiptError, ReceiptInput, ReceiptPurpose, ReceiptService,
     sign_receipt, verify_receipt,

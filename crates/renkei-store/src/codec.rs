@@ -47,7 +47,7 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn enum_field<T>(v: Option<T>, s: &str, what: &str) -> StoreResult<T> {
+pub(crate) fn enum_field<T>(v: Option<T>, s: &str, what: &str) -> StoreResult<T> {
     v.ok_or_else(|| StoreError::Corrupt(format!("unknown {what} `{s}`")))
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     ConsentId, Enrolment, Operator, ProxyAppointment, ProxyId, ResidentId, ResidentRequest,
-    ResidentRequestId, ResidentRequestStatus, ServiceClient, ServiceId,
+    ResidentRequestId, ResidentRequestStatus, ServiceClient, ServiceId, SigningAlg,
 };
 
 use crate::StoreResult;
@@ -79,6 +79,8 @@ pub enum CodeRedemption {
 pub struct StoredSigningKey {
     /// The RFC 7638 thumbprint of the public key.
     pub kid: String,
+    /// What the key signs with: EdDSA (an Ed25519 key) or RS256 (an RSA key).
+    pub alg: SigningAlg,
     pub pkcs8: Vec<u8>,
     pub created_at: DateTime<Utc>,
     /// From when the key signs (it is published from `created_at`).
@@ -91,6 +93,7 @@ impl std::fmt::Debug for StoredSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredSigningKey")
             .field("kid", &self.kid)
+            .field("alg", &self.alg)
             .field("created_at", &self.created_at)
             .field("active_from", &self.active_from)
             .field("retired_at", &self.retired_at)

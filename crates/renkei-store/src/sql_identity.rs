@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     Enrolment, Operator, ProxyAppointment, ResidentRequest, ResidentRequestKind,
-    ResidentRequestStatus, ServiceClient,
+    ResidentRequestStatus, ServiceClient, SigningAlg,
 };
 
-use crate::codec::{from_json, opt_time, parse, time};
+use crate::codec::{enum_field, from_json, opt_time, parse, time};
 use crate::identity::{AuthorizationCodeRecord, StoredPasskey, StoredSigningKey};
 use crate::{StoreError, StoreResult};
 
@@ -61,6 +61,7 @@ pub struct RawServiceClient {
     pub redirect_uris: String,
     pub privacy_impact: String,
     pub registered_at: i64,
+    pub id_token_alg: String,
 }
 
 impl RawServiceClient {
@@ -70,6 +71,11 @@ impl RawServiceClient {
             redirect_uris: from_json(&self.redirect_uris, "redirect uris")?,
             privacy_impact: from_json(&self.privacy_impact, "privacy impact")?,
             registered_at: time(self.registered_at)?,
+            id_token_signed_response_alg: enum_field(
+                SigningAlg::parse(&self.id_token_alg),
+                &self.id_token_alg,
+                "id token algorithm",
+            )?,
         })
     }
 }
@@ -207,6 +213,7 @@ pub const PROXY_COLUMNS: &str = "id, resident_id, proxy_id, label, scope, appoin
 #[derive(sqlx::FromRow)]
 pub struct RawSigningKey {
     pub kid: String,
+    pub alg: String,
     pub pkcs8: Vec<u8>,
     pub created_at: i64,
     pub active_from: i64,
@@ -216,6 +223,7 @@ pub struct RawSigningKey {
 impl RawSigningKey {
     pub fn into_domain(self) -> StoreResult<StoredSigningKey> {
         Ok(StoredSigningKey {
+            alg: enum_field(SigningAlg::parse(&self.alg), &self.alg, "signing algorithm")?,
             kid: self.kid,
             pkcs8: self.pkcs8,
             created_at: time(self.created_at)?,
@@ -482,15 +490,16 @@ macro_rules! impl_identity_store {
 
             async fn put_service_client(&self, c: &renkei_domain::ServiceClient) -> $crate::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO service_clients (service_id, redirect_uris, privacy_impact, registered_at)
-                     VALUES ($1, $2, $3, $4)
+                    "INSERT INTO service_clients (service_id, redirect_uris, privacy_impact, registered_at, id_token_alg)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (service_id) DO UPDATE SET redirect_uris = excluded.redirect_uris,
-                     privacy_impact = excluded.privacy_impact",
+                     privacy_impact = excluded.privacy_impact, id_token_alg = excluded.id_token_alg",
                 )
                 .bind(c.service.as_str())
                 .bind($crate::codec::to_json(&c.redirect_uris)?)
                 .bind($crate::codec::to_json(&c.privacy_impact)?)
                 .bind(c.registered_at.timestamp_millis())
+                .bind(c.id_token_signed_response_alg.as_str())
                 .execute(&self.write)
                 .await?;
                 Ok(())
@@ -501,7 +510,8 @@ macro_rules! impl_identity_store {
                 service: &renkei_domain::ServiceId,
             ) -> $crate::StoreResult<Option<renkei_domain::ServiceClient>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawServiceClient>(
-                    "SELECT service_id, redirect_uris, privacy_impact, registered_at FROM service_clients WHERE service_id = $1",
+                    "SELECT service_id, redirect_uris, privacy_impact, registered_at, id_token_alg FROM service_clients
+                     WHERE service_id = $1",
                 )
                 .bind(service.as_str())
                 .fetch_optional(&self.read)
@@ -820,10 +830,11 @@ macro_rules! impl_identity_store {
                 key: &$crate::identity::StoredSigningKey,
             ) -> $crate::StoreResult<bool> {
                 let done = sqlx::query(
-                    "INSERT INTO signing_keys (kid, pkcs8, created_at, active_from, retired_at)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kid) DO NOTHING",
+                    "INSERT INTO signing_keys (kid, alg, pkcs8, created_at, active_from, retired_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
                 )
                 .bind(&key.kid)
+                .bind(key.alg.as_str())
                 .bind(&key.pkcs8)
                 .bind(key.created_at.timestamp_millis())
                 .bind(key.active_from.timestamp_millis())
@@ -835,7 +846,7 @@ macro_rules! impl_identity_store {
 
             async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::identity::StoredSigningKey>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawSigningKey>(
-                    "SELECT kid, pkcs8, created_at, active_from, retired_at FROM signing_keys
+                    "SELECT kid, alg, pkcs8, created_at, active_from, retired_at FROM signing_keys
                      ORDER BY active_from, created_at, kid",
                 )
                 .fetch_all(&self.read)

@@ -291,6 +291,7 @@ async fn seed(
                 redirect_uris: vec![demo_redirect_uri(s.id)],
                 privacy_impact: Default::default(),
                 registered_at: now,
+                id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
             })
             .await?;
         store

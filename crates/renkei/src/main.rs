@@ -111,14 +111,15 @@ enum OperatorCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// List every key: when it was made, from when it signs, whether it is retired.
+    /// List every key: its algorithm (EdDSA or RS256), from when it signs, whether it is
+    /// retired.
     List {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
     },
-    /// Add a new key, published in the JWK Set at once and signing after the delay, so that
-    /// services and providers caching the set know it before it is used. Old keys stay
-    /// published, so what they signed still verifies.
+    /// Add a new key of each algorithm (EdDSA and RS256), published in the JWK Set at once and
+    /// signing after the delay, so that services and providers caching the set know them
+    /// before they are used. Old keys stay published, so what they signed still verifies.
     Rotate {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
@@ -127,7 +128,7 @@ enum KeysCommand {
         activate_after_minutes: u32,
     },
     /// Take a key out of the JWK Set for good (after a compromise): what it signed no longer
-    /// verifies. The last published key cannot be retired.
+    /// verifies. The last published key of an algorithm cannot be retired.
     Retire {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
@@ -310,8 +311,9 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     None => "published".to_owned(),
                 };
                 println!(
-                    "{}  signs from {}  {state}",
+                    "{}  {:<5}  signs from {}  {state}",
                     key.kid,
+                    key.alg,
                     key.active_from.to_rfc3339()
                 );
             }
@@ -322,12 +324,14 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         } => {
             let store = run::open_store(&database).await?;
             let delay = chrono::TimeDelta::minutes(i64::from(activate_after_minutes));
-            let key = signing_keys::rotate(store.as_ref(), now, delay).await?;
-            println!(
-                "new key {} published; it signs from {}",
-                key.kid,
-                key.active_from.to_rfc3339()
-            );
+            for key in signing_keys::rotate(store.as_ref(), now, delay).await? {
+                println!(
+                    "new {} key {} published; it signs from {}",
+                    key.alg,
+                    key.kid,
+                    key.active_from.to_rfc3339()
+                );
+            }
         }
         KeysCommand::Retire { database, kid } => {
             let store = run::open_store(&database).await?;

@@ -1,5 +1,6 @@
 //! End-to-end: the real `renkei keys` commands rotate, list and retire the hub's signing keys
-//! in storage, and refuse to retire the last published key or an unknown one.
+//! in storage (one EdDSA and one RS256 key per rotation), and refuse to retire the last
+//! published key of an algorithm or an unknown one.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -29,12 +30,16 @@ fn ok(database: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The kid `renkei keys rotate` printed.
-fn rotated_kid(out: &str) -> String {
-    out.strip_prefix("new key ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected rotate output: {out}"))
-        .to_owned()
+/// The kids `renkei keys rotate` printed: EdDSA, then RS256.
+fn rotated_kids(out: &str) -> (String, String) {
+    let kid = |alg: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("new {alg} key ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {alg} key in the rotate output: {out}"))
+            .to_owned()
+    };
+    (kid("EdDSA"), kid("RS256"))
 }
 
 #[test]
@@ -42,24 +47,31 @@ fn keys_rotate_list_and_retire_and_the_last_key_cannot_be_retired() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("renkei.db").display().to_string();
 
-    let delayed = rotated_kid(&ok(&database, &["keys", "rotate"]));
+    let (delayed, delayed_rs) = rotated_kids(&ok(&database, &["keys", "rotate"]));
     let listed = ok(&database, &["keys", "list"]);
     assert!(
-        listed.contains(&format!("{delayed}  signs from"))
+        listed.contains(&format!("{delayed}  EdDSA  signs from"))
+            && listed.contains(&format!("{delayed_rs}  RS256  signs from"))
             && listed.contains("published, not signing yet"),
         "{listed}"
     );
 
-    let refused = renkei(&database, &["keys", "retire", &delayed]);
-    assert!(!refused.status.success());
-    let why = String::from_utf8_lossy(&refused.stderr);
-    assert!(why.contains("is the only published key"), "{why}");
+    for (kid, alg) in [(&delayed, "EdDSA"), (&delayed_rs, "RS256")] {
+        let refused = renkei(&database, &["keys", "retire", kid]);
+        assert!(!refused.status.success());
+        let why = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            why.contains(&format!("is the only published {alg} key")),
+            "{why}"
+        );
+    }
 
-    let now = rotated_kid(&ok(
+    let (now, now_rs) = rotated_kids(&ok(
         &database,
         &["keys", "rotate", "--activate-after-minutes", "0"],
     ));
     ok(&database, &["keys", "retire", &delayed]);
+    ok(&database, &["keys", "retire", &delayed_rs]);
     let listed = ok(&database, &["keys", "list"]);
     let line = |kid: &str| {
         listed
@@ -69,7 +81,9 @@ fn keys_rotate_list_and_retire_and_the_last_key_cannot_be_retired() {
             .to_owned()
     };
     assert!(line(&delayed).contains("retired"), "{listed}");
+    assert!(line(&delayed_rs).contains("retired"), "{listed}");
     assert!(line(&now).ends_with("published"), "{listed}");
+    assert!(line(&now_rs).ends_with("published"), "{listed}");
 
     let unknown = renkei(&database, &["keys", "retire", "no-such-key"]);
     assert!(!unknown.status.success());

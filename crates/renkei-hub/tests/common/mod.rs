@@ -486,6 +486,7 @@ impl Town {
                     redirect_uris: vec![redirect_uri(&service.id)],
                     privacy_impact: Default::default(),
                     registered_at: now,
+                    id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
                 })
                 .await
                 .unwrap();

@@ -7,6 +7,7 @@ use chrono::{TimeDelta, Utc};
 use renkei_domain::{
     Actor, ConsentId, Operator, OperatorId, ProxyAppointment, ProxyId, ProxyScope, ResidentId,
     ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus, ServiceClient,
+    SigningAlg,
 };
 use uuid::Uuid;
 
@@ -232,17 +233,26 @@ pub async fn a_revoked_token_reads_back_as_revoked(store: Arc<dyn Store>) {
 
 pub async fn a_service_client_registration_reads_back(store: Arc<dyn Store>) {
     town(store.as_ref(), 1).await;
-    let client = ServiceClient {
+    let mut client = ServiceClient {
         service: service_id(),
         redirect_uris: vec!["https://app.example/cb".into()],
         privacy_impact: [("retention".to_owned(), "90 days".to_owned())].into(),
         registered_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
             .unwrap(),
+        id_token_signed_response_alg: SigningAlg::EdDsa,
     };
     store.put_service_client(&client).await.unwrap();
     assert_eq!(
         store.service_client(&service_id()).await.unwrap(),
-        Some(client)
+        Some(client.clone())
+    );
+    client.id_token_signed_response_alg = SigningAlg::Rs256;
+    client.redirect_uris.push("https://app.example/cb2".into());
+    store.put_service_client(&client).await.unwrap();
+    assert_eq!(
+        store.service_client(&service_id()).await.unwrap(),
+        Some(client),
+        "a registration made again replaces the redirect URIs and the ID token algorithm"
     );
 }
 
@@ -359,18 +369,19 @@ pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_
     store: Arc<dyn Store>,
 ) {
     let now = Utc::now();
-    let key = |kid: &str, active_from| StoredSigningKey {
+    let key = |kid: &str, alg, active_from| StoredSigningKey {
         kid: kid.to_owned(),
+        alg,
         pkcs8: kid.as_bytes().to_vec(),
         created_at: now,
         active_from,
         retired_at: None,
     };
-    let later = key("later", now + TimeDelta::hours(1));
-    let first = key("first", now - TimeDelta::days(30));
+    let later = key("later", SigningAlg::Rs256, now + TimeDelta::hours(1));
+    let first = key("first", SigningAlg::EdDsa, now - TimeDelta::days(30));
     assert!(store.add_signing_key(&later).await.unwrap());
     assert!(store.add_signing_key(&first).await.unwrap());
-    let mut clash = key("first", now);
+    let mut clash = key("first", SigningAlg::Rs256, now);
     clash.pkcs8 = b"other".to_vec();
     assert!(
         !store.add_signing_key(&clash).await.unwrap(),
@@ -380,9 +391,11 @@ pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_
     let kids: Vec<&str> = listed.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["first", "later"]);
     assert_eq!(
-        listed[0].pkcs8, b"first",
+        (listed[0].pkcs8.as_slice(), listed[0].alg),
+        (b"first".as_slice(), SigningAlg::EdDsa),
         "the first key under a kid is kept"
     );
+    assert_eq!(listed[1].alg, SigningAlg::Rs256);
     assert_eq!(
         listed[1].active_from.timestamp_millis(),
         later.active_from.timestamp_millis()
