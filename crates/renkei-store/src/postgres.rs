@@ -13,6 +13,7 @@ use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
+    upper_hashes: std::sync::Arc<crate::hash_cache::UpperHashes>,
 }
 
 impl PostgresStore {
@@ -26,6 +27,7 @@ impl PostgresStore {
         Ok(Self {
             read: pool.clone(),
             write: pool,
+            upper_hashes: std::sync::Arc::default(),
         })
     }
 }

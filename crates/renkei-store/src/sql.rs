@@ -895,8 +895,21 @@ macro_rules! impl_store {
 
             async fn read_log_hashes(&self, indexes: &[u64]) -> $crate::StoreResult<Vec<renkei_log::Hash>> {
                 let mut found = std::collections::HashMap::with_capacity(indexes.len());
+                let cached = self.upper_hashes.get(indexes);
+                let missing: Vec<u64> = indexes
+                    .iter()
+                    .zip(&cached)
+                    .filter_map(|(i, c)| match c {
+                        Some(h) => {
+                            found.insert(*i, *h);
+                            None
+                        }
+                        None => Some(*i),
+                    })
+                    .collect();
+                let mut read = Vec::with_capacity(missing.len());
                 // Chunks keep the statement's parameter count well under every backend's limit.
-                for chunk in indexes.chunks(500) {
+                for chunk in missing.chunks(500) {
                     let list = chunk.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
                     let sql = format!("SELECT idx, hash FROM log_hashes WHERE idx IN ({list})");
                     // INVARIANT: `list` is made of u64 numbers only. Each list is new, so the
@@ -906,9 +919,12 @@ macro_rules! impl_store {
                         .fetch_all(&self.read)
                         .await?;
                     for (idx, hash) in rows {
-                        found.insert($crate::codec::seq_u64(idx)?, $crate::codec::hash32(&hash, "node hash")?);
+                        let (idx, hash) = ($crate::codec::seq_u64(idx)?, $crate::codec::hash32(&hash, "node hash")?);
+                        found.insert(idx, hash);
+                        read.push((idx, hash));
                     }
                 }
+                self.upper_hashes.keep(&read);
                 indexes
                     .iter()
                     .map(|i| found.get(i).copied().ok_or_else(|| $crate::StoreError::NotFound(format!("log hash {i}"))))

@@ -21,6 +21,7 @@ use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    upper_hashes: Arc<crate::hash_cache::UpperHashes>,
     /// The background checkpointer stops once every clone of the store is dropped.
     _alive: Arc<()>,
 }
@@ -74,6 +75,7 @@ impl SqliteStore {
         Ok(Self {
             read,
             write,
+            upper_hashes: Arc::default(),
             _alive: alive,
         })
     }
