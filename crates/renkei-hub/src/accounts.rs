@@ -12,7 +12,7 @@ use renkei_domain::{
     ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus,
     Service, ServiceClient, ServiceId, ServiceStatus, SigningAlg,
 };
-use renkei_store::{Ceremony, PurposeDraft};
+use renkei_store::{Ceremony, PurposeDraft, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -380,7 +380,11 @@ impl Hub {
 
     /// Appends an operator's act to the log (DESIGN: operators are audited too), right after
     /// it took effect.
-    async fn audit(&self, operator: &OperatorId, action: OperatorAction) -> Result<(), HubError> {
+    pub(crate) async fn audit(
+        &self,
+        operator: &OperatorId,
+        action: OperatorAction,
+    ) -> Result<(), HubError> {
         let actor = OperatorActor::Operator {
             id: operator.clone(),
         };
@@ -569,18 +573,22 @@ impl Hub {
             identity,
             added_at: now_ms(),
         };
-        self.store.put_operator(&operator).await?;
-        self.store
-            .record_operator_action(
-                &OperatorActor::CommandLine,
-                &OperatorAction::AddOperator {
-                    operator: operator.id.clone(),
-                },
-                operator.added_at,
-            )
-            .await?;
+        put_operator(self.store.as_ref(), &operator).await?;
         Ok(operator)
     }
+}
+
+/// Stores an operator account and logs it as an act of the `renkei` command: the one way an
+/// operator is added, by the hub or by the command on storage directly.
+pub async fn put_operator(store: &dyn Store, operator: &Operator) -> Result<(), HubError> {
+    store.put_operator(operator).await?;
+    let action = OperatorAction::AddOperator {
+        operator: operator.id.clone(),
+    };
+    store
+        .record_operator_action(&OperatorActor::CommandLine, &action, operator.added_at)
+        .await?;
+    Ok(())
 }
 
 /// Redirect URIs are absolute, without fragment, and https unless they point at this machine.

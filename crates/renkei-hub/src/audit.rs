@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use renkei_domain::{LogEntry, OperatorAction, OperatorActor, OperatorId, ServiceId};
+use renkei_domain::{LogEntry, OperatorAction, OperatorId, ServiceId};
 pub use renkei_store::{AuditOutcome, AuditQuery};
 
 use crate::{Hub, HubError};
@@ -29,16 +29,11 @@ impl Hub {
             )));
         }
         let found = self.store.audit_search(query).await?;
-        let actor = OperatorActor::Operator {
-            id: operator.clone(),
-        };
         let action = OperatorAction::SearchAccessLog {
             resident: query.resident,
             service: query.service.clone(),
         };
-        self.store
-            .record_operator_action(&actor, &action, crate::consents::now_ms())
-            .await?;
+        self.audit(operator, action).await?;
         Ok(found)
     }
 

@@ -527,13 +527,13 @@ impl AuditForm {
             resident: opt(&self.resident, |s| s.parse().ok())?,
             service: opt(&self.service, |s| ServiceId::new(s).ok())?,
             purpose: opt(&self.purpose, |s| renkei_domain::PurposeId::new(s).ok())?,
-            outcome: opt(&self.outcome, |s| match s {
+            outcome: match self.outcome.trim() {
+                // `operator` is no access outcome: the handler lists operators' acts instead.
+                "" | "operator" => None,
                 "granted" => Some(renkei_hub::audit::AuditOutcome::Granted),
                 "denied" => Some(renkei_hub::audit::AuditOutcome::Denied),
-                // Read by the handler from the operators' log, not the store's search.
-                "operator" => Some(renkei_hub::audit::AuditOutcome::Granted),
-                _ => None,
-            })?,
+                _ => return None,
+            },
             basis: opt(&self.basis, |s| {
                 matches!(s, "consent" | "none").then(|| s.to_owned())
             })?,
@@ -697,20 +697,22 @@ pub async fn audit(
     let (mut rows, mut error) = (Vec::new(), false);
     let mut older = None;
     if searched {
-        match form.query() {
+        let entries = match form.query() {
             // Operators' own acts are a search of their own.
-            Some(_) if form.outcome == "operator" => {
-                let entries = state.hub.operator_log(form.before, AUDIT_PAGE).await?;
-                if entries.len() == AUDIT_PAGE as usize {
-                    older = entries.last().map(|e| form.href(Some(e.seq)));
-                }
-                rows = entries
+            Some(_) if form.outcome == "operator" => Some(
+                state
+                    .hub
+                    .operator_log(form.before, AUDIT_PAGE)
+                    .await?
                     .into_iter()
-                    .map(|e| audit_row(&renkei_domain::LogEntry::Operator(e), &catalogue, &t))
-                    .collect();
-            }
-            Some(query) => {
-                let entries = state.hub.audit_search(&op.id, &query).await?;
+                    .map(renkei_domain::LogEntry::Operator)
+                    .collect::<Vec<_>>(),
+            ),
+            Some(query) => Some(state.hub.audit_search(&op.id, &query).await?),
+            None => None,
+        };
+        match entries {
+            Some(entries) => {
                 if entries.len() == AUDIT_PAGE as usize {
                     older = entries.last().map(|e| form.href(Some(e.seq())));
                 }

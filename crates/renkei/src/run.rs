@@ -117,15 +117,6 @@ pub async fn add_operator(
         identity: enrolment.resident,
         added_at: chrono::Utc::now(),
     };
-    store.put_operator(&operator).await?;
-    store
-        .record_operator_action(
-            &renkei_domain::OperatorActor::CommandLine,
-            &renkei_domain::OperatorAction::AddOperator {
-                operator: operator.id.clone(),
-            },
-            operator.added_at,
-        )
-        .await?;
+    renkei_hub::accounts::put_operator(store, &operator).await?;
     Ok(operator)
 }
