@@ -1,12 +1,14 @@
 //! Brokerage throughput and latency: the same data fetched straight from a provider and
 //! through the hub (consent check, grant, durable access record, relay), 64 requests in flight.
 //!
-//! Everything runs in this one process on one Tokio multi-thread runtime, over loopback:
-//! the hub (SQLite in a temporary directory under the target dir, `synchronous=FULL`, so
-//! every access record is really fsynced), two providers (one answering after 5 ms, one at
-//! once) and a closed-loop load generator (reqwest, one pooled connection per in-flight
-//! request). Each phase warms up for 1 s and then runs `RENKEI_BENCH_SECS` seconds
-//! (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
+//! Everything runs in this one process over loopback, on two Tokio runtimes: the hub's
+//! (SQLite in a temporary directory under the target dir, `synchronous=FULL`, so every
+//! access record is really fsynced) and the world's: two providers (one answering after
+//! 5 ms, one at once) and a closed-loop load generator (reqwest, one pooled connection per
+//! in-flight request). Every phase runs twice, once per [`Placement`]: with all threads
+//! sharing every core, and with the hub's threads on one core and the world's on the others,
+//! as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
+//! `RENKEI_BENCH_SECS` seconds (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
 //! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -71,11 +73,134 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("RENKEI_BENCH_SECS={v} is not a positive whole number"))?,
         Err(_) => 10,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let world = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(WORLD_THREADS)
         .enable_all()
         .build()
-        .context("starting the Tokio runtime")?;
-    runtime.block_on(run(Duration::from_secs(secs)))
+        .context("starting the world's Tokio runtime")?;
+    let hub = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(HUB_THREADS)
+        .enable_all()
+        .build()
+        .context("starting the hub's Tokio runtime")?;
+    world.block_on(run(Duration::from_secs(secs), hub.handle().clone()))
+}
+
+/// Thread names of the two runtimes; SQLite's connection threads belong to the hub too.
+const HUB_THREADS: &str = "hub";
+const WORLD_THREADS: &str = "world";
+
+fn is_hub_thread(name: &str) -> bool {
+    name.starts_with(HUB_THREADS) || name.starts_with("sqlx-sqlite")
+}
+
+/// Where the benchmark's threads may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Every thread on every core: hub, providers and load generator compete for the CPU.
+    Shared,
+    /// The hub's threads on the first core, the providers' and load generator's on the
+    /// rest: the hub has a machine of its own, as where it is deployed, and the direct
+    /// phases get exactly the CPU the world gets in the hub phases.
+    HubOnOwnCore,
+}
+
+impl Placement {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Shared => "hub, providers and load generator share every core",
+            Self::HubOnOwnCore => {
+                "hub on a core of its own; providers and load generator on the other core(s)"
+            }
+        }
+    }
+}
+
+/// Each thread of this process, by id and name (Linux `/proc`).
+fn threads() -> anyhow::Result<Vec<(i32, String)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/task").context("listing this process's threads")? {
+        let entry = entry?;
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // A thread that ended meanwhile has no `comm` left: skip it.
+        if let Ok(name) = std::fs::read_to_string(entry.path().join("comm")) {
+            out.push((tid, name.trim().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
+/// started since (blocking pools, connections) are placed too.
+fn place_threads(placement: Placement) -> anyhow::Result<()> {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    use nix::unistd::Pid;
+    // The CPUs this process was given, read once: placing narrows each thread's own mask.
+    static GIVEN: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    let allowed = sched_getaffinity(Pid::from_raw(0)).context("reading the CPU affinity")?;
+    let cpus = GIVEN
+        .get_or_init(|| {
+            (0..CpuSet::count())
+                .filter(|&c| allowed.is_set(c).unwrap_or(false))
+                .collect()
+        })
+        .clone();
+    let (hub_cpus, world_cpus) = match placement {
+        Placement::Shared => (cpus.clone(), cpus.clone()),
+        Placement::HubOnOwnCore => {
+            if cpus.len() < 2 {
+                bail!(
+                    "a core of the hub's own needs at least 2 cores; this process may use {}",
+                    cpus.len()
+                );
+            }
+            (cpus[..1].to_vec(), cpus[1..].to_vec())
+        }
+    };
+    let set_of = |list: &[usize]| -> anyhow::Result<CpuSet> {
+        let mut set = CpuSet::new();
+        for &c in list {
+            set.set(c)?;
+        }
+        Ok(set)
+    };
+    let (hub_set, world_set) = (set_of(&hub_cpus)?, set_of(&world_cpus)?);
+    for (tid, name) in threads()? {
+        let set = if is_hub_thread(&name) {
+            &hub_set
+        } else {
+            &world_set
+        };
+        match sched_setaffinity(Pid::from_raw(tid), set) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => bail!("placing thread {tid} ({name}): {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// CPU time used so far by the hub's threads and by the others (Linux; threads that ended
+/// are not counted).
+fn cpu_by_side() -> Option<(Duration, Duration)> {
+    let mut hub = Duration::ZERO;
+    let mut world = Duration::ZERO;
+    for (tid, name) in threads().ok()? {
+        let Some(used) = cpu_of(&format!("/proc/self/task/{tid}/stat")) else {
+            continue;
+        };
+        if is_hub_thread(&name) {
+            hub += used;
+        } else {
+            world += used;
+        }
+    }
+    Some((hub, world))
 }
 
 /// One resident as the benchmark knows them.
@@ -211,6 +336,8 @@ struct PhaseResult {
     elapsed: Duration,
     /// Process CPU time used during the phase (all threads: hub, provider, load generator).
     cpu: Option<Duration>,
+    /// CPU time of the hub's threads and of the others during the phase.
+    sides: Option<(Duration, Duration)>,
 }
 
 impl PhaseResult {
@@ -230,11 +357,26 @@ impl PhaseResult {
         self.cpu
             .map(|c| c.as_secs_f64() / self.elapsed.as_secs_f64())
     }
+    /// CPU microseconds per answered request: the hub's threads, then the others'.
+    fn cpu_per_request_us(&self) -> Option<(f64, f64)> {
+        let answered = (self.tally.ok + self.tally.error_count()).max(1) as f64;
+        self.sides.map(|(hub, world)| {
+            (
+                hub.as_secs_f64() * 1e6 / answered,
+                world.as_secs_f64() * 1e6 / answered,
+            )
+        })
+    }
 }
 
 /// User + system CPU time of this process so far (Linux; `None` elsewhere).
 fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_of("/proc/self/stat")
+}
+
+/// User + system CPU time from a `stat(5)` file of a process or thread.
+fn cpu_of(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 and 15 of stat(5) (utime, stime), counted from `state` (field 3).
@@ -328,6 +470,7 @@ async fn drive(
     duration: Duration,
 ) -> anyhow::Result<PhaseResult> {
     let cpu_before = process_cpu();
+    let sides_before = cpu_by_side();
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = JoinSet::new();
@@ -342,10 +485,14 @@ async fn drive(
     let cpu = cpu_before
         .zip(process_cpu())
         .map(|(a, b)| b.saturating_sub(a));
+    let sides = sides_before
+        .zip(cpu_by_side())
+        .map(|((h0, w0), (h1, w1))| (h1.saturating_sub(h0), w1.saturating_sub(w0)));
     Ok(PhaseResult {
         tally,
         elapsed,
         cpu,
+        sides,
     })
 }
 
@@ -443,27 +590,37 @@ async fn serve(router: axum::Router) -> anyhow::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-/// The hub, its catalogue, the residents and their consents; returns the bench and the
-/// providers' URLs (5 ms, immediate).
-async fn set_up(dir: &std::path::Path) -> anyhow::Result<(Arc<Bench>, String, String)> {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.join("hub.db"))
-            .await
-            .context("opening the hub's SQLite store")?,
-    );
-    let hub_listener = TcpListener::bind("127.0.0.1:0")
+/// The hub (its store, tasks and HTTP server on the hub's runtime), its catalogue, the
+/// residents and their consents; returns the bench and the providers' URLs (5 ms, immediate).
+async fn set_up(
+    dir: &std::path::Path,
+    hub_runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<(Arc<Bench>, String, String)> {
+    let db = dir.join("hub.db");
+    let (store, hub, hub_url) = hub_runtime
+        .spawn(async move {
+            let store: Arc<dyn Store> = Arc::new(
+                SqliteStore::open(&db)
+                    .await
+                    .context("opening the hub's SQLite store")?,
+            );
+            let hub_listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the hub's port")?;
+            let hub_url = format!("http://{}", hub_listener.local_addr()?);
+            let hub = Hub::start(HubConfig::new(hub_url.clone()), store.clone())
+                .await
+                .context("starting the hub")?;
+            let router = renkei_hub::router(hub.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(hub_listener, router).await {
+                    eprintln!("hub stopped: {e}");
+                }
+            });
+            anyhow::Ok((store, hub, hub_url))
+        })
         .await
-        .context("binding the hub's port")?;
-    let hub_url = format!("http://{}", hub_listener.local_addr()?);
-    let hub = Hub::start(HubConfig::new(hub_url.clone()), store.clone())
-        .await
-        .context("starting the hub")?;
-    let router = renkei_hub::router(hub.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(hub_listener, router).await {
-            eprintln!("hub stopped: {e}");
-        }
-    });
+        .context("the hub's start-up task stopped")??;
 
     let provider = ProviderId::new(PROVIDER)?;
     let mut rng = StdRng::seed_from_u64(20_261_123);
@@ -913,8 +1070,13 @@ async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
 
 fn print_row(name: &str, r: &PhaseResult) {
     let cores = r.cores().map_or("-".to_owned(), |c| format!("{c:.2}"));
+    let split = r
+        .cpu_per_request_us()
+        .map_or("-".to_owned(), |(hub, world)| {
+            format!("{hub:.0}+{world:.0}")
+        });
     println!(
-        "  {name:<28} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>6}",
+        "  {name:<28} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>6} {:>15}",
         r.rate(),
         r.p50_ms(),
         r.p99_ms(),
@@ -922,64 +1084,51 @@ fn print_row(name: &str, r: &PhaseResult) {
         r.tally.error_count(),
         r.tally.ok + r.tally.error_count(),
         cores,
+        split,
     );
 }
 
-async fn run(duration: Duration) -> anyhow::Result<()> {
-    let parent = match std::env::var_os("RENKEI_BENCH_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
-    };
-    std::fs::create_dir_all(&parent)?;
-    let dir = tempfile::Builder::new()
-        .prefix("renkei-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating the hub's data directory in {}", parent.display()))?;
-
-    println!("Renkei brokerage benchmark");
-    println!(
-        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
-        duration.as_secs(),
-        WARM_UP.as_secs()
-    );
-    println!(
-        "  2 categories per request from 1 provider; hub on SQLite (WAL, synchronous=FULL) in {}",
-        dir.path().display()
-    );
-    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
-    println!("  hub, providers and load generator share one process and {cores} cores");
-    let started = Instant::now();
-    let (bench, slow_url, fast_url) = set_up(dir.path()).await?;
-    println!(
-        "  seeded {RESIDENTS} residents and consents in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    check_answers(&bench, &slow_url).await?;
-    println!("  checked: one direct and one brokered answer open with the service's key");
-    println!();
-
-    let mut notes = Vec::new();
+/// The phases under one placement of the threads, and their table.
+async fn measure(
+    bench: &Arc<Bench>,
+    placement: Placement,
+    [ceiling_url, slow_url, fast_url]: [&str; 3],
+    duration: Duration,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let ceiling_time = duration.min(Duration::from_secs(3));
-    let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
+    place_threads(placement)?;
     let ceiling = phase(
         "ceiling",
-        &bench,
+        bench,
         &Arc::new(Load::Ceiling(format!("{ceiling_url}/"))),
         ceiling_time,
     )
     .await?;
-
-    use_provider(&bench, &slow_url).await?;
-    let slow_direct = direct_phase("5 ms direct", &bench, &slow_url, duration, &mut notes).await?;
-    let slow_hub = hub_phase("5 ms via hub", &bench, duration, &mut notes).await?;
-    use_provider(&bench, &fast_url).await?;
-    check_answers(&bench, &fast_url).await?;
-    let fast_direct = direct_phase("0 ms direct", &bench, &fast_url, duration, &mut notes).await?;
-    let fast_hub = hub_phase("0 ms via hub", &bench, duration, &mut notes).await?;
+    use_provider(bench, slow_url).await?;
+    place_threads(placement)?;
+    let slow_direct = direct_phase("5 ms direct", bench, slow_url, duration, notes).await?;
+    place_threads(placement)?;
+    let slow_hub = hub_phase("5 ms via hub", bench, duration, notes).await?;
+    use_provider(bench, fast_url).await?;
+    check_answers(bench, fast_url).await?;
+    place_threads(placement)?;
+    let fast_direct = direct_phase("0 ms direct", bench, fast_url, duration, notes).await?;
+    place_threads(placement)?;
+    let fast_hub = hub_phase("0 ms via hub", bench, duration, notes).await?;
+    use_provider(bench, slow_url).await?;
 
     println!(
-        "  {:<28} {:>10} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6}",
-        "phase", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "requests", "cores"
+        "  {:<28} {:>10} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>15}",
+        "phase",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "requests",
+        "cores",
+        "CPU us/req h+w"
     );
     print_row(
         &format!("empty handler ({} s)", ceiling_time.as_secs()),
@@ -1011,7 +1160,57 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     };
     compare("5 ms", &slow_direct, &slow_hub, true);
     compare("0 ms", &fast_direct, &fast_hub, false);
+    Ok(())
+}
+
+async fn run(duration: Duration, hub_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let parent = match std::env::var_os("RENKEI_BENCH_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let dir = tempfile::Builder::new()
+        .prefix("renkei-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating the hub's data directory in {}", parent.display()))?;
+
+    println!("Renkei brokerage benchmark");
+    println!(
+        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
+        duration.as_secs(),
+        WARM_UP.as_secs()
+    );
+    println!(
+        "  2 categories per request from 1 provider; hub on SQLite (WAL, synchronous=FULL) in {}",
+        dir.path().display()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    println!("  hub, providers and load generator in one process on {cores} cores");
+    let started = Instant::now();
+    let (bench, slow_url, fast_url) = set_up(dir.path(), &hub_runtime).await?;
+    println!(
+        "  seeded {RESIDENTS} residents and consents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    check_answers(&bench, &slow_url).await?;
+    println!("  checked: one direct and one brokered answer open with the service's key");
     println!();
+
+    let mut notes = Vec::new();
+    let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
+    for placement in [Placement::Shared, Placement::HubOnOwnCore] {
+        println!("Placement: {}", placement.describe());
+        measure(
+            &bench,
+            placement,
+            [&ceiling_url, &slow_url, &fast_url],
+            duration,
+            &mut notes,
+        )
+        .await?;
+        println!();
+    }
+    place_threads(Placement::Shared)?;
     hub_costs(&bench).await?;
     println!();
     println!("Notes:");
@@ -1019,6 +1218,9 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         "  latencies are of successful requests, measured by the load generator (send to last byte)"
     );
     println!("  cores = process CPU time / wall time (hub + providers + load generator together)");
+    println!(
+        "  CPU us/req h+w = CPU time per answered request of the hub's threads + of the others'"
+    );
     println!(
         "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
     );

@@ -24,11 +24,28 @@ use crate::{Hub, HubError};
 /// The most requests decided in one transaction.
 const MAX_BATCH: usize = 256;
 
-type Reply = oneshot::Sender<Result<RecordedDecision, String>>;
+type Durable = Result<(), String>;
+type Reply = oneshot::Sender<Result<(RecordedDecision, oneshot::Receiver<Durable>), String>>;
 
 /// Queues decisions for a single task that records them in batches.
 pub struct DecisionBatcher {
     queue: mpsc::Sender<(DecisionInput, Reply)>,
+}
+
+/// A decision whose record is committing: wait for it before anything reaches the service.
+#[must_use = "a decision may be acted on only once its record is durable"]
+pub struct PendingRecord {
+    durable: oneshot::Receiver<Durable>,
+}
+
+impl PendingRecord {
+    /// Returns once the decision's access record is durable; an error if its commit failed.
+    pub async fn durable(self) -> Result<(), HubError> {
+        self.durable
+            .await
+            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
+            .map_err(HubError::Internal)
+    }
 }
 
 impl DecisionBatcher {
@@ -41,35 +58,60 @@ impl DecisionBatcher {
                 let (inputs, replies): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
                 // INVARIANT: `now` is taken after every request in the batch was queued, so a
                 // request that started after a revocation was answered is decided after it.
-                match store.decide_and_record(&inputs, Utc::now()).await {
-                    Ok(decisions) => {
-                        for (reply, decision) in replies.into_iter().zip(decisions) {
-                            let _ = reply.send(Ok(decision));
-                        }
-                    }
+                let staged = match store.decide_and_stage(&inputs, Utc::now()).await {
+                    Ok(staged) => staged,
                     Err(e) => {
                         let msg = e.to_string();
-                        tracing::error!(error = %msg, batch = inputs.len(), "recording decisions failed");
+                        tracing::error!(error = %msg, batch = inputs.len(), "deciding a batch failed");
                         for reply in replies {
                             let _ = reply.send(Err(msg.clone()));
                         }
+                        continue;
                     }
+                };
+                // The decisions go out at once, so providers are asked while the commit's
+                // fsync runs; each request then waits for `durable` before it answers.
+                let mut durable = Vec::with_capacity(replies.len());
+                for (reply, decision) in replies.into_iter().zip(staged.decisions) {
+                    let (tx, rx) = oneshot::channel();
+                    durable.push(tx);
+                    let _ = reply.send(Ok((decision, rx)));
+                }
+                let outcome = staged.commit.await.map_err(|e| e.to_string());
+                if let Err(msg) = &outcome {
+                    tracing::error!(error = %msg, batch = inputs.len(), "recording decisions failed");
+                }
+                for tx in durable {
+                    let _ = tx.send(outcome.clone());
                 }
             }
         });
         Self { queue }
     }
 
-    /// Decides and durably records one request; returns once the record is committed.
-    pub async fn decide(&self, input: DecisionInput) -> Result<RecordedDecision, HubError> {
+    /// Decides one request and writes its record; the record is still committing when this
+    /// returns, and [`PendingRecord::durable`] says when it is durable.
+    pub async fn decide_pending(
+        &self,
+        input: DecisionInput,
+    ) -> Result<(RecordedDecision, PendingRecord), HubError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .send((input, tx))
             .await
             .map_err(|_| HubError::Internal("decision recorder stopped".into()))?;
-        rx.await
+        let (decision, durable) = rx
+            .await
             .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
-            .map_err(HubError::Internal)
+            .map_err(HubError::Internal)?;
+        Ok((decision, PendingRecord { durable }))
+    }
+
+    /// Decides and durably records one request; returns once the record is committed.
+    pub async fn decide(&self, input: DecisionInput) -> Result<RecordedDecision, HubError> {
+        let (decision, record) = self.decide_pending(input).await?;
+        record.durable().await?;
+        Ok(decision)
     }
 }
 
@@ -137,9 +179,9 @@ impl Hub {
     ) -> Result<DataResponse, HubError> {
         let (request, subject) = parse_request(service, body)?;
         let id = request.id;
-        let recorded = self
+        let (recorded, record) = self
             .decisions
-            .decide(DecisionInput {
+            .decide_pending(DecisionInput {
                 request: request.clone(),
                 subject,
             })
@@ -147,6 +189,7 @@ impl Hub {
         let active = match recorded.decision {
             Decision::Granted(active) => active,
             Decision::Denied(reason) => {
+                record.durable().await?;
                 return Err(HubError::Denied {
                     request: id,
                     reason,
@@ -172,6 +215,10 @@ impl Hub {
             .collect();
 
         let now = Utc::now();
+        // INVARIANT: providers may be asked before the access record is durable (they answer
+        // sealed to the service, so the hub holds nothing it could read), but no answer goes
+        // to the service until `record.durable()` returned: a crash before the commit loses
+        // the request and its record together.
         let mut fetches = tokio::task::JoinSet::new();
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let endpoint = providers.get(&provider).cloned();
@@ -196,31 +243,9 @@ impl Hub {
                 (provider, categories, outcome)
             });
         }
-        let mut results = Vec::new();
-        while let Some(joined) = fetches.join_next().await {
-            let (provider, categories, outcome) =
-                joined.map_err(|e| HubError::Internal(format!("provider fetch task: {e}")))?;
-            let categories = categories.iter().map(|c| c.to_string()).collect();
-            results.push(match outcome {
-                Ok(payload) => ProviderResult {
-                    provider: provider.to_string(),
-                    categories,
-                    status: "ok".into(),
-                    payload: Some(payload.into()),
-                    detail: None,
-                },
-                Err((status, detail)) => {
-                    tracing::warn!(provider = %provider, status, "provider fetch failed");
-                    ProviderResult {
-                        provider: provider.to_string(),
-                        categories,
-                        status: status.into(),
-                        payload: None,
-                        detail: Some(detail),
-                    }
-                }
-            });
-        }
+        let (results, durable) = tokio::join!(collect(fetches), record.durable());
+        durable?;
+        let mut results = results?;
         results.sort_by(|a, b| a.provider.cmp(&b.provider));
         let complete = results.iter().all(|r| r.status == "ok");
         if !results.is_empty() && results.iter().all(|r| r.status != "ok") {
@@ -271,11 +296,7 @@ impl Hub {
             .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
     }
 
-    async fn fetch(
-        &self,
-        endpoint: &str,
-        grant: &str,
-    ) -> Result<SealedPayload, (&'static str, String)> {
+    async fn fetch(&self, endpoint: &str, grant: &str) -> FetchOutcome {
         let url = format!("{}/renkei/v1/fetch", endpoint.trim_end_matches('/'));
         let response = self
             .http
@@ -355,6 +376,40 @@ fn parse_request(
         categories,
     };
     Ok((request, subject))
+}
+
+type FetchOutcome = Result<SealedPayload, (&'static str, String)>;
+
+/// Every provider's part of the answer, as the fetches finish.
+async fn collect(
+    mut fetches: tokio::task::JoinSet<(ProviderId, Vec<CategoryId>, FetchOutcome)>,
+) -> Result<Vec<ProviderResult>, HubError> {
+    let mut results = Vec::new();
+    while let Some(joined) = fetches.join_next().await {
+        let (provider, categories, outcome) =
+            joined.map_err(|e| HubError::Internal(format!("provider fetch task: {e}")))?;
+        let categories = categories.iter().map(|c| c.to_string()).collect();
+        results.push(match outcome {
+            Ok(payload) => ProviderResult {
+                provider: provider.to_string(),
+                categories,
+                status: "ok".into(),
+                payload: Some(payload.into()),
+                detail: None,
+            },
+            Err((status, detail)) => {
+                tracing::warn!(provider = %provider, status, "provider fetch failed");
+                ProviderResult {
+                    provider: provider.to_string(),
+                    categories,
+                    status: status.into(),
+                    payload: None,
+                    detail: Some(detail),
+                }
+            }
+        });
+    }
+    Ok(results)
 }
 
 /// One grant per provider and resident reference there.

@@ -46,6 +46,7 @@ macro_rules! store_conformance_suite {
             a_resident_cannot_revoke_another_residents_consent,
             a_consent_cannot_be_revoked_twice,
             the_access_log_is_gap_free_under_concurrent_batches,
+            staged_decisions_are_recorded_only_when_committed,
             access_records_filter_by_resident_service_and_cursor,
             webhook_messages_are_leased_once_and_retried_until_delivered,
             ensure_secret_keeps_the_first_value,
@@ -365,6 +366,34 @@ pub async fn a_matching_consent_grants_the_request_with_only_the_requested_locat
         .await
         .unwrap();
     assert_eq!(stored, vec![d.record]);
+}
+
+pub async fn staged_decisions_are_recorded_only_when_committed(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let size = store.log_size().await.unwrap();
+    let ask = || request(&people[0].1, &["health.checkup"]);
+
+    // Dropped before its commit: nothing is recorded and the position is not used up.
+    let dropped = store.decide_and_stage(&[ask()], Utc::now()).await.unwrap();
+    assert_eq!(denial(&dropped.decisions[0]), None);
+    assert_eq!(dropped.decisions[0].record.seq, size);
+    drop(dropped);
+    assert_eq!(store.log_size().await.unwrap(), size);
+
+    // Staged: decided and positioned, but not readable until the commit returned.
+    let staged = store.decide_and_stage(&[ask()], Utc::now()).await.unwrap();
+    let record = staged.decisions[0].record.clone();
+    assert_eq!(record.seq, size, "the dropped batch left no gap");
+    let all = AccessQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.access_records(&all).await.unwrap().is_empty());
+    staged.commit.await.unwrap();
+    assert_eq!(store.access_records(&all).await.unwrap(), vec![record]);
+    assert_eq!(store.log_size().await.unwrap(), size + 1);
 }
 
 pub async fn a_revoked_consent_denies_the_next_request(store: Arc<dyn Store>) {

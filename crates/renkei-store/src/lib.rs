@@ -113,6 +113,18 @@ pub struct RecordedDecision {
     pub providers: Vec<Provider>,
 }
 
+/// Decisions made and their records written in a transaction that is still to commit.
+///
+/// The decisions may be acted on before [`StagedDecisions::commit`] resolves (the hub asks
+/// the providers meanwhile), but nothing may reach a service until it resolved `Ok`.
+/// Dropping it unawaited rolls the transaction back: no record, no gap in the log.
+#[must_use = "the records are written only when `commit` is awaited"]
+pub struct StagedDecisions {
+    pub decisions: Vec<RecordedDecision>,
+    /// Commits the transaction: once it returns `Ok`, the records are durable.
+    pub commit: std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>,
+}
+
 /// A filter over the access log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessQuery {
@@ -273,12 +285,23 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
 
     // --- the decision and the access log ---
     /// Decides each request with `renkei_domain::decide` against the stored consents and
-    /// appends its access record, all in one transaction that is durable on return.
+    /// appends its access record, all in one transaction, and hands back the decisions with
+    /// the commit still to await (so the commit's fsync can overlap other work).
+    async fn decide_and_stage(
+        &self,
+        batch: &[DecisionInput],
+        now: DateTime<Utc>,
+    ) -> StoreResult<StagedDecisions>;
+    /// [`Store::decide_and_stage`] and its commit: durable on return.
     async fn decide_and_record(
         &self,
         batch: &[DecisionInput],
         now: DateTime<Utc>,
-    ) -> StoreResult<Vec<RecordedDecision>>;
+    ) -> StoreResult<Vec<RecordedDecision>> {
+        let staged = self.decide_and_stage(batch, now).await?;
+        staged.commit.await?;
+        Ok(staged.decisions)
+    }
     async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;
     /// The operators' audit search: matching log entries, newest first, at most `limit`.
     async fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<LogEntry>>;

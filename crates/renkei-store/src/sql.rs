@@ -488,11 +488,11 @@ macro_rules! impl_store {
                 Ok(count)
             }
 
-            async fn decide_and_record(
+            async fn decide_and_stage(
                 &self,
                 batch: &[$crate::DecisionInput],
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::StoreResult<Vec<$crate::RecordedDecision>> {
+            ) -> $crate::StoreResult<$crate::StagedDecisions> {
                 use std::collections::HashMap;
                 use $crate::codec::{millis, to_json};
                 use renkei_domain::{
@@ -500,7 +500,7 @@ macro_rules! impl_store {
                     Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
                 };
                 if batch.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok($crate::StagedDecisions { decisions: Vec::new(), commit: Box::pin(async { Ok(()) }) });
                 }
                 // Records keep millisecond precision; return them exactly as stored.
                 let now = $crate::codec::time(millis(now))?;
@@ -733,8 +733,10 @@ macro_rules! impl_store {
                     }
                     query.execute(&mut *tx).await?;
                 }
-                tx.commit().await?;
-                Ok(out)
+                Ok($crate::StagedDecisions {
+                    decisions: out,
+                    commit: Box::pin(async move { tx.commit().await.map_err($crate::StoreError::from) }),
+                })
             }
 
             async fn access_records(&self, q: &$crate::AccessQuery) -> $crate::StoreResult<Vec<renkei_domain::AccessRecord>> {
