@@ -73,17 +73,40 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("RENKEI_BENCH_SECS={v} is not a positive whole number"))?,
         Err(_) => 10,
     };
-    let world = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(WORLD_THREADS)
-        .enable_all()
-        .build()
-        .context("starting the world's Tokio runtime")?;
-    let hub = tokio::runtime::Builder::new_multi_thread()
-        .thread_name(HUB_THREADS)
-        .enable_all()
-        .build()
-        .context("starting the hub's Tokio runtime")?;
-    world.block_on(run(Duration::from_secs(secs), hub.handle().clone()))
+    let duration = Duration::from_secs(secs);
+    println!("Renkei brokerage benchmark");
+    println!(
+        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
+        duration.as_secs(),
+        WARM_UP.as_secs()
+    );
+    println!(
+        "  2 categories per request from 1 provider; hub on SQLite (WAL, synchronous=FULL); one process"
+    );
+    println!();
+    let placements = [Placement::Shared, Placement::HubOnOwnCore];
+    for (i, placement) in placements.into_iter().enumerate() {
+        // Fresh runtimes and a fresh hub per placement, each runtime with as many workers as
+        // it has cores, as it would have on a machine of that size.
+        let (hub_cpus, world_cpus) = cpus_for(placement)?;
+        let world = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(world_cpus.len())
+            .thread_name(WORLD_THREADS)
+            .enable_all()
+            .build()
+            .context("starting the world's Tokio runtime")?;
+        let hub = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(hub_cpus.len())
+            .thread_name(HUB_THREADS)
+            .enable_all()
+            .build()
+            .context("starting the hub's Tokio runtime")?;
+        let last = i + 1 == placements.len();
+        world.block_on(run(duration, placement, hub.handle().clone(), last))?;
+        drop(hub);
+        drop(world);
+    }
+    Ok(())
 }
 
 /// Thread names of the two runtimes; SQLite's connection threads belong to the hub too.
@@ -136,10 +159,9 @@ fn threads() -> anyhow::Result<Vec<(i32, String)>> {
     Ok(out)
 }
 
-/// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
-/// started since (blocking pools, connections) are placed too.
-fn place_threads(placement: Placement) -> anyhow::Result<()> {
-    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+/// The CPUs the hub's threads and the others' may use under `placement`.
+fn cpus_for(placement: Placement) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+    use nix::sched::{CpuSet, sched_getaffinity};
     use nix::unistd::Pid;
     // The CPUs this process was given, read once: placing narrows each thread's own mask.
     static GIVEN: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
@@ -151,8 +173,8 @@ fn place_threads(placement: Placement) -> anyhow::Result<()> {
                 .collect()
         })
         .clone();
-    let (hub_cpus, world_cpus) = match placement {
-        Placement::Shared => (cpus.clone(), cpus.clone()),
+    Ok(match placement {
+        Placement::Shared => (cpus.clone(), cpus),
         Placement::HubOnOwnCore => {
             if cpus.len() < 2 {
                 bail!(
@@ -162,7 +184,15 @@ fn place_threads(placement: Placement) -> anyhow::Result<()> {
             }
             (cpus[..1].to_vec(), cpus[1..].to_vec())
         }
-    };
+    })
+}
+
+/// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
+/// started since (blocking pools, connections) are placed too.
+fn place_threads(placement: Placement) -> anyhow::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    use nix::unistd::Pid;
+    let (hub_cpus, world_cpus) = cpus_for(placement)?;
     let set_of = |list: &[usize]| -> anyhow::Result<CpuSet> {
         let mut set = CpuSet::new();
         for &c in list {
@@ -1163,7 +1193,14 @@ async fn measure(
     Ok(())
 }
 
-async fn run(duration: Duration, hub_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
+/// One placement: a fresh hub and town, the phases, and after the last placement the hub's
+/// own steps timed alone.
+async fn run(
+    duration: Duration,
+    placement: Placement,
+    hub_runtime: tokio::runtime::Handle,
+    last: bool,
+) -> anyhow::Result<()> {
     let parent = match std::env::var_os("RENKEI_BENCH_DIR") {
         Some(dir) => std::path::PathBuf::from(dir),
         None => std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
@@ -1174,58 +1211,49 @@ async fn run(duration: Duration, hub_runtime: tokio::runtime::Handle) -> anyhow:
         .tempdir_in(&parent)
         .with_context(|| format!("creating the hub's data directory in {}", parent.display()))?;
 
-    println!("Renkei brokerage benchmark");
-    println!(
-        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
-        duration.as_secs(),
-        WARM_UP.as_secs()
-    );
-    println!(
-        "  2 categories per request from 1 provider; hub on SQLite (WAL, synchronous=FULL) in {}",
-        dir.path().display()
-    );
-    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
-    println!("  hub, providers and load generator in one process on {cores} cores");
+    println!("Placement: {}", placement.describe());
     let started = Instant::now();
     let (bench, slow_url, fast_url) = set_up(dir.path(), &hub_runtime).await?;
     println!(
-        "  seeded {RESIDENTS} residents and consents in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "  seeded {RESIDENTS} residents and consents in {:.1} s (hub database in {})",
+        started.elapsed().as_secs_f64(),
+        dir.path().display()
     );
     check_answers(&bench, &slow_url).await?;
     println!("  checked: one direct and one brokered answer open with the service's key");
-    println!();
 
     let mut notes = Vec::new();
     let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
-    for placement in [Placement::Shared, Placement::HubOnOwnCore] {
-        println!("Placement: {}", placement.describe());
-        measure(
-            &bench,
-            placement,
-            [&ceiling_url, &slow_url, &fast_url],
-            duration,
-            &mut notes,
-        )
-        .await?;
-        println!();
-    }
-    place_threads(Placement::Shared)?;
-    hub_costs(&bench).await?;
-    println!();
-    println!("Notes:");
-    println!(
-        "  latencies are of successful requests, measured by the load generator (send to last byte)"
-    );
-    println!("  cores = process CPU time / wall time (hub + providers + load generator together)");
-    println!(
-        "  CPU us/req h+w = CPU time per answered request of the hub's threads + of the others'"
-    );
-    println!(
-        "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
-    );
+    measure(
+        &bench,
+        placement,
+        [&ceiling_url, &slow_url, &fast_url],
+        duration,
+        &mut notes,
+    )
+    .await?;
+    println!("  notes:");
     for n in &notes {
-        println!("  {n}");
+        println!("    {n}");
+    }
+    println!();
+    if last {
+        place_threads(Placement::Shared)?;
+        hub_costs(&bench).await?;
+        println!();
+        println!("Notes:");
+        println!(
+            "  latencies are of successful requests, measured by the load generator (send to last byte)"
+        );
+        println!(
+            "  cores = process CPU time / wall time (hub + providers + load generator together)"
+        );
+        println!(
+            "  CPU us/req h+w = CPU time per answered request of the hub's threads + of the others'"
+        );
+        println!(
+            "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
+        );
     }
     Ok(())
 }

@@ -47,12 +47,30 @@ pub(crate) fn sign<T: Serialize>(
     typ: &str,
     claims: &T,
 ) -> Result<String, SignError> {
-    install_crypto_provider();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid().to_owned());
-    jsonwebtoken::encode(&header, claims, key.encoding_key())
-        .map_err(|e| SignError::Signing(e.to_string()))
+    compact(&header, claims, |input| Ok(key.sign(input)))
+}
+
+/// `base64url(header).base64url(claims).base64url(signature)`, RFC 7515 §7.1.
+fn compact<T: Serialize>(
+    header: &Header,
+    claims: &T,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, SignError>,
+) -> Result<String, SignError> {
+    let header = serde_json::to_vec(header).map_err(|e| SignError::Signing(e.to_string()))?;
+    let claims = serde_json::to_vec(claims).map_err(|e| SignError::Signing(e.to_string()))?;
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let signature = sign(signing_input.as_bytes())?;
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 /// Signs `claims` as a JWT (`typ` JWT) with the key's algorithm and `kid`: how the hub's
@@ -65,20 +83,10 @@ pub fn sign_jwt<T: Serialize>(key: AnySigningKey<'_>, claims: &T) -> Result<Stri
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("JWT".to_owned());
     header.kid = Some(key.kid().to_owned());
-    let header = serde_json::to_vec(&header).map_err(|e| SignError::Signing(e.to_string()))?;
-    let claims = serde_json::to_vec(claims).map_err(|e| SignError::Signing(e.to_string()))?;
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims)
-    );
-    let signature = key
-        .sign(signing_input.as_bytes())
-        .map_err(|e| SignError::Signing(e.to_string()))?;
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature)
-    ))
+    compact(&header, claims, |input| {
+        key.sign(input)
+            .map_err(|e| SignError::Signing(e.to_string()))
+    })
 }
 
 /// Verifies a compact JWS of type `typ` against `jwks` and returns its claims. Only the
@@ -182,6 +190,19 @@ mod tests {
     #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
     struct Claims {
         n: u32,
+    }
+
+    #[test]
+    fn an_eddsa_jws_is_byte_for_byte_what_jsonwebtoken_signs() {
+        // Ed25519 is deterministic, so the key parsed once must give jsonwebtoken's exact token.
+        install_crypto_provider();
+        let key = SigningKey::generate().unwrap();
+        let claims = Claims { n: 42 };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("renkei-grant+jwt".to_owned());
+        header.kid = Some(key.kid().to_owned());
+        let theirs = jsonwebtoken::encode(&header, &claims, key.encoding_key()).unwrap();
+        assert_eq!(sign(&key, "renkei-grant+jwt", &claims).unwrap(), theirs);
     }
 
     #[test]

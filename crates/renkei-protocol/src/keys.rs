@@ -170,6 +170,9 @@ pub struct SigningKey {
     pkcs8: Zeroizing<Vec<u8>>,
     public: [u8; 32],
     kid: String,
+    /// Parsed once: parsing derives the public key, a scalar multiplication as costly as a
+    /// signature, which `jsonwebtoken::encode` would repeat for every grant.
+    pair: std::sync::Arc<Ed25519KeyPair>,
     encoding: EncodingKey,
 }
 
@@ -193,8 +196,14 @@ impl SigningKey {
             pkcs8: Zeroizing::new(der.to_vec()),
             public,
             kid: ed25519_thumbprint(&public),
+            pair: std::sync::Arc::new(pair),
             encoding: EncodingKey::from_ed_der(der),
         })
+    }
+
+    /// The Ed25519 signature of `message` (RFC 8032; deterministic).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
     }
 
     /// The PKCS#8 DER bytes, for storage. Secret.
@@ -212,7 +221,8 @@ impl SigningKey {
         &self.public
     }
 
-    /// The key as `jsonwebtoken` signs with it.
+    /// The key as `jsonwebtoken` signs with it (slower than [`SigningKey::sign`]: it parses
+    /// the key again each time).
     pub fn encoding_key(&self) -> &EncodingKey {
         &self.encoding
     }
