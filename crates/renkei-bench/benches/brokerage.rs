@@ -1024,6 +1024,7 @@ async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
                         categories: bench.categories.iter().cloned().collect(),
                     },
                     subject: r.subject.clone(),
+                    token_id: None,
                 }
             })
             .collect()

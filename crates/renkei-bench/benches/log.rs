@@ -228,6 +228,7 @@ fn request(subject: &ServiceSubject) -> anyhow::Result<DecisionInput> {
             categories: [cat()?].into(),
         },
         subject: subject.clone(),
+        token_id: None,
     })
 }
 

@@ -42,6 +42,8 @@ pub enum DenialReason {
     CategoryNotCovered {
         categories: BTreeSet<CategoryId>,
     },
+    /// The service revoked the bearer token it asked with (RFC 7009).
+    TokenRevoked,
 }
 
 impl DenialReason {
@@ -57,6 +59,7 @@ impl DenialReason {
             Self::ConsentExpired => "consent-expired",
             Self::PurposeChanged { .. } => "consent-wrong-purpose-version",
             Self::CategoryNotCovered { .. } => "category-not-covered",
+            Self::TokenRevoked => "token-revoked",
         }
     }
 }

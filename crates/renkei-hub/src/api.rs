@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api_identity as id;
-use crate::auth::{ProxyPermission, ResidentCaller, ServiceCaller};
+use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
@@ -308,7 +308,7 @@ async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubE
         (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json")))]
 async fn data_request(
     State(hub): State<Hub>,
-    caller: ServiceCaller,
+    caller: DataRequester,
     ApiJson(body): ApiJson<DataRequestBody>,
 ) -> Result<Json<DataResponse>, HubError> {
     let service = caller.service;
@@ -320,7 +320,9 @@ async fn data_request(
         ));
     }
     hub.check_categories(&body.categories).await?;
-    Ok(Json(hub.request_data(&service, body).await?))
+    Ok(Json(
+        hub.request_data(&service, caller.token_id, body).await?,
+    ))
 }
 
 /// The signed-in resident's consents, newest first.

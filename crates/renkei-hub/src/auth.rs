@@ -285,29 +285,33 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, HubError> 
         .ok_or(HubError::Unauthorized)
 }
 
-/// The service a request comes from, proven by its bearer token: a client-credentials token,
-/// or a code-flow token it holds for one resident (then still active, see
+/// The service a data request comes from, proven by its bearer token: a client-credentials
+/// token, or a code-flow token it holds for one resident (then still active, see
 /// [`Hub::user_token_active`]).
-pub struct ServiceCaller {
+///
+/// A client-credentials token's revocation is not read here: its `jti` goes into the
+/// decision, which reads the revoked tokens in its own batch transaction (as it reads the
+/// consents), so a token revoked before the request started is refused all the same.
+pub struct DataRequester {
     pub service: ServiceId,
     /// For a code-flow token: the resident's pairwise subject it was issued for.
     pub on_behalf_of: Option<String>,
+    /// The client-credentials token's `jti`, for the decision to check; `None` for a
+    /// code-flow token (checked here, with its consents and code).
+    pub token_id: Option<String>,
 }
 
-impl FromRequestParts<Hub> for ServiceCaller {
+impl FromRequestParts<Hub> for DataRequester {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
         let token = bearer(&parts.headers)?;
         if let Ok(claims) = hub.keys.check(token, SERVICE_AUDIENCE) {
-            // One indexed read: a token the service revoked (RFC 7009) stops at once.
-            if hub.store.token_revoked(&claims.jti, None).await? {
-                return Err(HubError::TokenInactive);
-            }
             let service = ServiceId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
             return Ok(Self {
                 service,
                 on_behalf_of: None,
+                token_id: Some(claims.jti),
             });
         }
         let claims = hub.keys.check(token, USER_AUDIENCE)?;
@@ -315,6 +319,7 @@ impl FromRequestParts<Hub> for ServiceCaller {
         Ok(Self {
             service: grant.service,
             on_behalf_of: Some(grant.subject),
+            token_id: None,
         })
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderId, PurposeId, RequestId,
-    Service, ServiceId, ServiceSubject,
+    ActiveConsent, CategoryId, DataRequest, Decision, DenialReason, Locator, ProviderId, PurposeId,
+    RequestId, Service, ServiceId, ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
@@ -171,10 +171,12 @@ impl From<SealedPayload> for SealedPayloadView {
 }
 
 impl Hub {
-    /// Flow 3: decide, record, fetch and relay.
+    /// Flow 3: decide, record, fetch and relay. `token_id` is the `jti` of the service's
+    /// client-credentials token, for the decision to check against revoked tokens.
     pub async fn request_data(
         &self,
         service: &ServiceId,
+        token_id: Option<String>,
         body: DataRequestBody,
     ) -> Result<DataResponse, HubError> {
         let (request, subject) = parse_request(service, body)?;
@@ -184,10 +186,15 @@ impl Hub {
             .decide_pending(DecisionInput {
                 request: request.clone(),
                 subject,
+                token_id,
             })
             .await?;
         let active = match recorded.decision {
             Decision::Granted(active) => active,
+            Decision::Denied(DenialReason::TokenRevoked) => {
+                record.durable().await?;
+                return Err(HubError::TokenInactive);
+            }
             Decision::Denied(reason) => {
                 record.durable().await?;
                 return Err(HubError::Denied {

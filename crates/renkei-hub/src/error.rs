@@ -259,6 +259,13 @@ fn denial_problem(reason: &DenialReason) -> Problem {
             "the consent does not cover every category asked for".to_owned(),
             Some(serde_json::json!({ "categories": categories })),
         ),
+        // The data request answers this as `token-inactive`, like every revoked token.
+        D::TokenRevoked => (
+            StatusCode::UNAUTHORIZED,
+            "Token revoked",
+            "the service revoked the token it asked with".to_owned(),
+            None,
+        ),
     };
     let p = Problem::new(status, reason.code(), title).detail(detail);
     match extra {

@@ -756,6 +756,22 @@ async fn a_revoked_access_token_stops_working_and_revocation_of_unknown_tokens_i
         .request_data(&service_token, &signed.subject, "advice", &[HEALTH_CHECKUP])
         .await;
     common::expect_problem(refused, 401, "/problems/token-inactive").await;
+    // The decision itself refused it, so the attempt is in the resident's log.
+    let newest = town
+        .store
+        .access_records(&renkei_store::AccessQuery {
+            order: renkei_store::LogOrder::NewestFirst,
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        newest[0].outcome,
+        renkei_domain::AccessOutcome::Denied {
+            reason: "token-revoked".into()
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

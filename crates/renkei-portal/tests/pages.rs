@@ -667,6 +667,7 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
             categories: BTreeSet::from([CategoryId::new("health.checkup").unwrap()]),
         },
         subject: subject.clone(),
+        token_id: None,
     };
     store.decide_and_record(&[ask()], Utc::now()).await.unwrap(); // denied: no consent
     grant(&town).await;

@@ -47,6 +47,7 @@ macro_rules! store_conformance_suite {
             a_consent_cannot_be_revoked_twice,
             the_access_log_is_gap_free_under_concurrent_batches,
             staged_decisions_are_recorded_only_when_committed,
+            a_request_with_a_revoked_token_is_denied_and_recorded,
             access_records_filter_by_resident_service_and_cursor,
             webhook_messages_are_leased_once_and_retried_until_delivered,
             ensure_secret_keeps_the_first_value,
@@ -210,6 +211,7 @@ fn request(subject: &ServiceSubject, categories: &[&str]) -> DecisionInput {
             categories: categories.iter().map(|c| cat(c)).collect(),
         },
         subject: subject.clone(),
+        token_id: None,
     }
 }
 
@@ -394,6 +396,44 @@ pub async fn staged_decisions_are_recorded_only_when_committed(store: Arc<dyn St
     staged.commit.await.unwrap();
     assert_eq!(store.access_records(&all).await.unwrap(), vec![record]);
     assert_eq!(store.log_size().await.unwrap(), size + 1);
+}
+
+pub async fn a_request_with_a_revoked_token_is_denied_and_recorded(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let with_token = |jti: &str| DecisionInput {
+        token_id: Some(jti.to_owned()),
+        ..request(&people[0].1, &["health.checkup"])
+    };
+    store
+        .revoke_token(
+            "revoked-jti",
+            Utc::now() + TimeDelta::minutes(5),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    // One batch: the revoked token is denied, the live one beside it is not.
+    let decided = store
+        .decide_and_record(
+            &[with_token("revoked-jti"), with_token("live-jti")],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(denial(&decided[0]), Some("token-revoked"));
+    assert!(decided[0].locators.is_empty());
+    assert_eq!(decided[0].record.resident, Some(people[0].0));
+    assert_eq!(denial(&decided[1]), None);
+    let stored = store
+        .access_records(&AccessQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored[0], decided[0].record, "the refusal is in the log");
 }
 
 pub async fn a_revoked_consent_denies_the_next_request(store: Arc<dyn Store>) {

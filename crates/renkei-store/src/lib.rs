@@ -98,6 +98,9 @@ pub struct DecisionInput {
     pub request: DataRequest,
     /// How the service names the resident.
     pub subject: ServiceSubject,
+    /// The id (`jti`) of the bearer token the service asked with, when it has one: a token
+    /// the service revoked denies the request, read in the decision's own transaction.
+    pub token_id: Option<String>,
 }
 
 /// A decision as recorded, with where to fetch the data when it was granted.

@@ -569,6 +569,22 @@ macro_rules! impl_store {
                         }
                     }
                 }
+                // Bearer tokens the services revoked (RFC 7009), read like the consents.
+                let mut revoked_tokens: std::collections::HashSet<String> = std::collections::HashSet::new();
+                let mut token_ids: Vec<String> = batch.iter().filter_map(|i| i.token_id.clone()).collect();
+                token_ids.sort();
+                token_ids.dedup();
+                for chunk in token_ids.chunks($crate::codec::IN_LIST_MAX) {
+                    let sql = format!(
+                        "SELECT jti FROM revoked_tokens WHERE jti IN ({})",
+                        PLACEHOLDERS.list(1, $crate::codec::in_list_len(chunk.len()))
+                    );
+                    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+                    for jti in $crate::codec::padded(chunk) {
+                        query = query.bind(jti.clone());
+                    }
+                    revoked_tokens.extend(query.fetch_all(&mut *tx).await?);
+                }
                 let resident_of = |input: &$crate::DecisionInput| -> Option<ResidentId> {
                     let service = services.get(&input.request.service)?.as_ref()?;
                     residents.get(&(service.sector.clone(), input.subject.as_str().to_owned())).copied()
@@ -606,7 +622,9 @@ macro_rules! impl_store {
                         let req = &input.request;
                         let service = services.get(&req.service).cloned().flatten();
                         let resident = resident_of(input);
+                        let token_revoked = input.token_id.as_ref().is_some_and(|t| revoked_tokens.contains(t));
                         let decision = match (&service, resident) {
+                            _ if token_revoked => Decision::Denied(DenialReason::TokenRevoked),
                             (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
                             (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
                             (Some(service), Some(resident)) => {

@@ -145,7 +145,7 @@ async fn requests(hub: &Hub, subjects: &[String], rounds: usize) {
                 purpose: PURPOSE.into(),
                 categories,
             };
-            tasks.spawn(async move { hub.request_data(&service_id(), body).await });
+            tasks.spawn(async move { hub.request_data(&service_id(), None, body).await });
         }
     }
     while let Some(done) = tasks.join_next().await {

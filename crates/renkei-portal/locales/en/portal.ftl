@@ -78,6 +78,7 @@ reason-consent-missing = no consent
 reason-consent-expired = consent expired
 reason-consent-wrong-purpose-version = the purpose has changed
 reason-category-not-covered = data not covered by the consent
+reason-token-revoked = the service had revoked its own access token
 reason-category-not-in-purpose = data not in the purpose
 reason-service-not-approved = service not approved
 reason-unknown-purpose = no such purpose

@@ -78,6 +78,7 @@ reason-consent-missing = 同意がありません
 reason-consent-expired = 同意の期限切れ
 reason-consent-wrong-purpose-version = 目的の内容が変わったため
 reason-category-not-covered = 同意の範囲外のデータ
+reason-token-revoked = サービスが取り消したアクセストークン
 reason-category-not-in-purpose = 目的にないデータ
 reason-service-not-approved = 承認されていないサービス
 reason-unknown-purpose = 登録のない目的
