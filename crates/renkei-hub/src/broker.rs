@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    ActiveConsent, CategoryId, DataRequest, Decision, DenialReason, Locator, ProviderId, PurposeId,
-    RequestId, Service, ServiceId, ServiceSubject,
+    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderId, PurposeId, RequestId,
+    Service, ServiceId, ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
@@ -191,10 +191,6 @@ impl Hub {
             .await?;
         let active = match recorded.decision {
             Decision::Granted(active) => active,
-            Decision::Denied(DenialReason::TokenRevoked) => {
-                record.durable().await?;
-                return Err(HubError::TokenInactive);
-            }
             Decision::Denied(reason) => {
                 record.durable().await?;
                 return Err(HubError::Denied {

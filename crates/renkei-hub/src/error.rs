@@ -137,6 +137,11 @@ impl HubError {
                 Problem::new(S::FORBIDDEN, "service-not-approved", "Service not approved")
                     .detail(self.to_string())
             }
+            // A revoked token is answered like every revoked token: one contract for it.
+            Self::Denied {
+                reason: DenialReason::TokenRevoked,
+                ..
+            } => Self::TokenInactive.to_problem(),
             Self::Denied { request, reason } => denial_problem(reason).request_id(request),
             Self::ConsentAlreadyActive(id) => Problem::new(
                 S::CONFLICT,
@@ -259,13 +264,7 @@ fn denial_problem(reason: &DenialReason) -> Problem {
             "the consent does not cover every category asked for".to_owned(),
             Some(serde_json::json!({ "categories": categories })),
         ),
-        // The data request answers this as `token-inactive`, like every revoked token.
-        D::TokenRevoked => (
-            StatusCode::UNAUTHORIZED,
-            "Token revoked",
-            "the service revoked the token it asked with".to_owned(),
-            None,
-        ),
+        D::TokenRevoked => return HubError::TokenInactive.to_problem(),
     };
     let p = Problem::new(status, reason.code(), title).detail(detail);
     match extra {

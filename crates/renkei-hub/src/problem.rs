@@ -156,10 +156,6 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "The consent does not cover one of the categories asked for.",
     ),
     (
-        "token-revoked",
-        "The service revoked the access token it asked with (answered as token-inactive).",
-    ),
-    (
         "consent-already-active",
         "An active consent to this purpose version exists already.",
     ),

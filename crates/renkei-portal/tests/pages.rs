@@ -205,6 +205,18 @@ impl Browser {
         self.send(app, request).await
     }
 
+    /// Turns the town's health-advice purpose off on `/portal/services`, with `csrf`.
+    async fn switch_off(&mut self, app: &Router, csrf: &str, consent: &str) -> Answer {
+        let form = [
+            ("csrf", csrf),
+            ("service", "health-advice"),
+            ("purpose", "advice"),
+            ("action", "stop"),
+            ("consent", consent),
+        ];
+        self.post(app, "/portal/services/switch", &form).await
+    }
+
     /// The CSRF token of the first form on a page.
     fn csrf(page: &Answer) -> String {
         let at = page.body.find("name=\"csrf\" value=\"").expect("a form") + 19;
@@ -251,19 +263,7 @@ async fn a_post_without_its_csrf_token_is_forbidden_and_changes_nothing() {
     let mut browser = Browser::new();
     browser.sign_in(&town).await;
     for token in ["", "forged"] {
-        let answer = browser
-            .post(
-                &town.app,
-                "/portal/services/switch",
-                &[
-                    ("csrf", token),
-                    ("service", "health-advice"),
-                    ("purpose", "advice"),
-                    ("action", "stop"),
-                    ("consent", &consent),
-                ],
-            )
-            .await;
+        let answer = browser.switch_off(&town.app, token, &consent).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN);
     }
     let consents = town.hub.consents(town.resident).await.unwrap();
@@ -336,19 +336,7 @@ async fn a_purpose_switched_off_in_the_portal_is_revoked_and_shows_as_off() {
     let page = browser.get(&town.app, "/portal/services").await;
     assert!(page.body.contains("class=\"state on\""), "{}", page.body);
     let csrf = Browser::csrf(&page);
-    let answer = browser
-        .post(
-            &town.app,
-            "/portal/services/switch",
-            &[
-                ("csrf", &csrf),
-                ("service", "health-advice"),
-                ("purpose", "advice"),
-                ("action", "stop"),
-                ("consent", &consent),
-            ],
-        )
-        .await;
+    let answer = browser.switch_off(&town.app, &csrf, &consent).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     let consents = town.hub.consents(town.resident).await.unwrap();
     assert_eq!(consents[0].state, "revoked");
@@ -605,19 +593,7 @@ async fn ending_an_appointment_stops_the_proxys_session_at_once() {
     // The proxy turns the purpose off; the resident sees it as done by their proxy.
     let services = proxy.get(&town.app, "/portal/services").await;
     let csrf = Browser::csrf(&services);
-    let answer = proxy
-        .post(
-            &town.app,
-            "/portal/services/switch",
-            &[
-                ("csrf", &csrf),
-                ("service", "health-advice"),
-                ("purpose", "advice"),
-                ("action", "stop"),
-                ("consent", &consent),
-            ],
-        )
-        .await;
+    let answer = proxy.switch_off(&town.app, &csrf, &consent).await;
     assert_eq!(
         answer.headers[header::LOCATION],
         "/portal/services?done=stopped#p-health-advice-advice"
