@@ -109,12 +109,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Thread names of the two runtimes; SQLite's connection threads belong to the hub too.
+/// Thread names of the two runtimes; the hub's own threads (SQLite's WAL sync) and SQLite's
+/// connection threads belong to the hub too.
 const HUB_THREADS: &str = "hub";
 const WORLD_THREADS: &str = "world";
 
 fn is_hub_thread(name: &str) -> bool {
-    name.starts_with(HUB_THREADS) || name.starts_with("sqlx-sqlite")
+    name.starts_with(HUB_THREADS) || name.starts_with("renkei-") || name.starts_with("sqlx-sqlite")
 }
 
 /// Where the benchmark's threads may run.

@@ -49,43 +49,10 @@ impl PendingRecord {
 }
 
 impl DecisionBatcher {
-    /// Starts the recording task (needs a Tokio runtime).
+    /// Starts the recording task (needs a Tokio runtime; see [`record_batches`]).
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
-        tokio::spawn(async move {
-            let mut pending = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
-                let (inputs, replies): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
-                // INVARIANT: `now` is taken after every request in the batch was queued, so a
-                // request that started after a revocation was answered is decided after it.
-                let staged = match store.decide_and_stage(&inputs, Utc::now()).await {
-                    Ok(staged) => staged,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        tracing::error!(error = %msg, batch = inputs.len(), "deciding a batch failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(msg.clone()));
-                        }
-                        continue;
-                    }
-                };
-                // The decisions go out at once, so providers are asked while the commit's
-                // fsync runs; each request then waits for `durable` before it answers.
-                let mut durable = Vec::with_capacity(replies.len());
-                for (reply, decision) in replies.into_iter().zip(staged.decisions) {
-                    let (tx, rx) = oneshot::channel();
-                    durable.push(tx);
-                    let _ = reply.send(Ok((decision, rx)));
-                }
-                let outcome = staged.commit.await.map_err(|e| e.to_string());
-                if let Err(msg) = &outcome {
-                    tracing::error!(error = %msg, batch = inputs.len(), "recording decisions failed");
-                }
-                for tx in durable {
-                    let _ = tx.send(outcome.clone());
-                }
-            }
-        });
+        let (queue, rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
+        tokio::spawn(record_batches(store, rx));
         Self { queue }
     }
 
@@ -113,6 +80,57 @@ impl DecisionBatcher {
         record.durable().await?;
         Ok(decision)
     }
+}
+
+/// Drains the queue into `decide_and_stage` batches of up to [`MAX_BATCH`], hands each
+/// request its decision at once, commits, and tells each request when its record is durable.
+async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionInput, Reply)>) {
+    let mut pending = Vec::with_capacity(MAX_BATCH);
+    let mut making_durable = tokio::task::JoinSet::new();
+    while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
+        while making_durable.try_join_next().is_some() {}
+        let (inputs, replies): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
+        // INVARIANT: `now` is taken after every request in the batch was queued, so a
+        // request that started after a revocation was answered is decided after it.
+        let staged = match store.decide_and_stage(&inputs, Utc::now()).await {
+            Ok(staged) => staged,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!(error = %msg, batch = inputs.len(), "deciding a batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(msg.clone()));
+                }
+                continue;
+            }
+        };
+        // The decisions go out at once, so providers are asked while the commit's
+        // fsync runs; each request then waits for `durable` before it answers.
+        let mut durable = Vec::with_capacity(replies.len());
+        for (reply, decision) in replies.into_iter().zip(staged.decisions) {
+            let (tx, rx) = oneshot::channel();
+            durable.push(tx);
+            let _ = reply.send(Ok((decision, rx)));
+        }
+        // Once committed, the writer is free: the next batch is decided while this one's
+        // records are made durable (on SQLite, an fsync several batches may share).
+        let batch = inputs.len();
+        let durability = staged.commit.await;
+        making_durable.spawn(async move {
+            let outcome = match durability {
+                Ok(durability) => durability.wait().await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| e.to_string());
+            if let Err(msg) = &outcome {
+                tracing::error!(error = %msg, batch, "recording decisions failed");
+            }
+            for tx in durable {
+                let _ = tx.send(outcome.clone());
+            }
+        });
+    }
+    // Every request still waiting is told, before the runtime ends with this task.
+    while making_durable.join_next().await.is_some() {}
 }
 
 /// A service's request for one resident's data, for one purpose.

@@ -384,7 +384,8 @@ pub async fn staged_decisions_are_recorded_only_when_committed(store: Arc<dyn St
     drop(dropped);
     assert_eq!(store.log_size().await.unwrap(), size);
 
-    // Staged: decided and positioned, but not readable until the commit returned.
+    // Staged: decided and positioned, but not readable until the commit returned (it may be
+    // read before it is durable, but the hub answers nobody until then).
     let staged = store.decide_and_stage(&[ask()], Utc::now()).await.unwrap();
     let record = staged.decisions[0].record.clone();
     assert_eq!(record.seq, size, "the dropped batch left no gap");
@@ -393,8 +394,9 @@ pub async fn staged_decisions_are_recorded_only_when_committed(store: Arc<dyn St
         ..Default::default()
     };
     assert!(store.access_records(&all).await.unwrap().is_empty());
-    staged.commit.await.unwrap();
+    let durability = staged.commit.await.unwrap();
     assert_eq!(store.access_records(&all).await.unwrap(), vec![record]);
+    durability.wait().await.unwrap();
     assert_eq!(store.log_size().await.unwrap(), size + 1);
 }
 

@@ -16,6 +16,7 @@ mod postgres;
 mod sql;
 mod sql_identity;
 mod sqlite;
+mod wal_sync;
 
 use std::collections::BTreeSet;
 
@@ -52,6 +53,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Shared by every commit that waited for the same fsync.
+    #[error("syncing the database to disk failed")]
+    Sync(#[source] std::sync::Arc<std::io::Error>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -118,14 +122,42 @@ pub struct RecordedDecision {
 
 /// Decisions made and their records written in a transaction that is still to commit.
 ///
-/// The decisions may be acted on before [`StagedDecisions::commit`] resolves (the hub asks
-/// the providers meanwhile), but nothing may reach a service until it resolved `Ok`.
-/// Dropping it unawaited rolls the transaction back: no record, no gap in the log.
+/// The decisions may be acted on before the records are durable (the hub asks the providers
+/// meanwhile), but nothing may reach a service until [`StagedDecisions::commit`] resolved
+/// `Ok` and then its [`Durability`] did. Dropping it unawaited rolls the transaction back: no
+/// record, no gap in the log.
 #[must_use = "the records are written only when `commit` is awaited"]
 pub struct StagedDecisions {
     pub decisions: Vec<RecordedDecision>,
-    /// Commits the transaction: once it returns `Ok`, the records are durable.
-    pub commit: std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>,
+    /// Commits the transaction, which frees the writer for the next batch; the records are
+    /// durable once the [`Durability`] it returns resolves `Ok`.
+    pub commit: BoxedFuture<StoreResult<Durability>>,
+}
+
+type BoxedFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The wait until a committed transaction is on disk. PostgreSQL's commit is durable when it
+/// returns; SQLite's batches commit first and share one fsync of the write-ahead log
+/// afterwards, so the writer goes on with the next batch while the disk works.
+#[must_use = "a commit is acknowledged only once it is durable"]
+pub struct Durability(BoxedFuture<StoreResult<()>>);
+
+impl Durability {
+    /// For a commit that was durable when it returned.
+    pub fn already() -> Self {
+        Self(Box::pin(std::future::ready(Ok(()))))
+    }
+
+    pub(crate) fn after(
+        wait: impl std::future::Future<Output = StoreResult<()>> + Send + 'static,
+    ) -> Self {
+        Self(Box::pin(wait))
+    }
+
+    /// Returns once the commit is durable; an error if it could not be made so.
+    pub async fn wait(self) -> StoreResult<()> {
+        self.0.await
+    }
 }
 
 /// A filter over the access log.
@@ -302,7 +334,7 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<RecordedDecision>> {
         let staged = self.decide_and_stage(batch, now).await?;
-        staged.commit.await?;
+        staged.commit.await?.wait().await?;
         Ok(staged.decisions)
     }
     async fn access_records(&self, query: &AccessQuery) -> StoreResult<Vec<AccessRecord>>;

@@ -3,10 +3,10 @@
 use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::StoreResult;
 use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
+use crate::{Durability, StoreResult};
 
 /// A [`crate::Store`] in a PostgreSQL database shared by every hub replica.
 #[derive(Clone)]
@@ -29,6 +29,20 @@ impl PostgresStore {
             write: pool,
             upper_hashes: std::sync::Arc::default(),
         })
+    }
+
+    /// Begins a decision batch's transaction.
+    async fn begin_batch(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// Commits a batch: durable when it returns.
+    async fn commit_batch(
+        &self,
+        tx: sqlx::Transaction<'static, Postgres>,
+    ) -> StoreResult<Durability> {
+        tx.commit().await?;
+        Ok(Durability::already())
     }
 }
 

@@ -500,11 +500,11 @@ macro_rules! impl_store {
                     Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
                 };
                 if batch.is_empty() {
-                    return Ok($crate::StagedDecisions { decisions: Vec::new(), commit: Box::pin(async { Ok(()) }) });
+                    return Ok($crate::StagedDecisions { decisions: Vec::new(), commit: Box::pin(async { Ok($crate::Durability::already()) }) });
                 }
                 // Records keep millisecond precision; return them exactly as stored.
                 let now = $crate::codec::time(millis(now))?;
-                let mut tx = self.write.begin().await?;
+                let mut tx = self.begin_batch().await?;
                 let count = i64::try_from(batch.len()).map_err(|_| $crate::StoreError::Invalid("batch too large".into()))?;
                 // Reserving the sequence numbers first takes the log head's row lock, so
                 // batches from several replicas append one after another, gap-free.
@@ -753,7 +753,10 @@ macro_rules! impl_store {
                 }
                 Ok($crate::StagedDecisions {
                     decisions: out,
-                    commit: Box::pin(async move { tx.commit().await.map_err($crate::StoreError::from) }),
+                    commit: {
+                        let store = self.clone();
+                        Box::pin(async move { store.commit_batch(tx).await })
+                    },
                 })
             }
 

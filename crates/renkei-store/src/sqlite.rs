@@ -10,10 +10,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::StoreResult;
 use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
+use crate::wal_sync::WalSync;
+use crate::{Durability, StoreResult};
 
 /// A [`crate::Store`] in one SQLite file (WAL mode, `synchronous=FULL`, so an acknowledged
 /// write survives a crash and a power cut).
@@ -22,6 +23,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     upper_hashes: Arc<crate::hash_cache::UpperHashes>,
+    wal: Arc<WalSync>,
     /// The background checkpointer stops once every clone of the store is dropped.
     _alive: Arc<()>,
 }
@@ -50,6 +52,15 @@ impl SqliteStore {
         // connection of their own, so a commit pays only for its WAL frames and their fsync.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // INVARIANT: the writer is `synchronous=FULL` whenever it is taken from the pool;
+            // a decision batch lowers it for its own commit (`begin_batch`), and a connection
+            // that cannot be set back is closed, never reused.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = FULL").await?;
+                    Ok(true)
+                })
+            })
             .connect_with(
                 options
                     .clone()
@@ -76,8 +87,30 @@ impl SqliteStore {
             read,
             write,
             upper_hashes: Arc::default(),
+            wal: Arc::new(WalSync::start(path)?),
             _alive: alive,
         })
+    }
+
+    /// Begins a decision batch's transaction on the writer with `synchronous=NORMAL`: its
+    /// commit writes the WAL frames but leaves their fsync to [`Self::commit_batch`].
+    async fn begin_batch(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self
+            .write
+            .begin_with("PRAGMA synchronous = NORMAL; BEGIN")
+            .await?)
+    }
+
+    /// Commits a batch, freeing the writer, and hands back the wait for the WAL's fsync.
+    /// Nothing is lost to a crash before that fsync but what was never acknowledged: the WAL
+    /// is replayed in order and stops at the first frame that did not reach the disk, and
+    /// whatever commits with `FULL` later (a consent, a checkpoint) syncs every frame before it.
+    async fn commit_batch(
+        &self,
+        tx: sqlx::Transaction<'static, Sqlite>,
+    ) -> StoreResult<Durability> {
+        tx.commit().await?;
+        Ok(Durability::after(self.wal.durable()))
     }
 }
 
@@ -104,3 +137,65 @@ const INSERT_ROWS: &str = "INSERT OR FAIL INTO";
 
 impl_store!(SqliteStore, Sqlite);
 crate::sql_identity::impl_identity_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    async fn writer_synchronous(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.write)
+            .await
+            .unwrap()
+    }
+
+    const FULL: i64 = 2;
+
+    #[tokio::test]
+    async fn the_writer_is_back_to_full_sync_after_a_batch_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("renkei.db"))
+            .await
+            .unwrap();
+        assert_eq!(writer_synchronous(&store).await, FULL);
+
+        let mut batch = store.begin_batch().await.unwrap();
+        let lowered: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *batch)
+            .await
+            .unwrap();
+        assert_eq!(lowered, 1, "a batch commits with NORMAL");
+        store
+            .commit_batch(batch)
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(writer_synchronous(&store).await, FULL);
+
+        let dropped = store.begin_batch().await.unwrap();
+        drop(dropped);
+        assert_eq!(writer_synchronous(&store).await, FULL);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_durable_once_its_wal_is_synced_and_readable_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let mut batch = store.begin_batch().await.unwrap();
+        sqlx::query("UPDATE log_head SET size = size + 3 WHERE id = 1")
+            .execute(&mut *batch)
+            .await
+            .unwrap();
+        let durability = store.commit_batch(batch).await.unwrap();
+        durability.wait().await.unwrap();
+        assert_eq!(store.log_size().await.unwrap(), 3);
+        drop(store);
+        // Reopened (the WAL replayed or checkpointed), the batch is there.
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(reopened.log_size().await.unwrap(), 3);
+    }
+}

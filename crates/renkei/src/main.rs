@@ -132,7 +132,9 @@ enum KeysCommand {
     Retire {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
-        /// The key id (`kid`), as `renkei keys list` shows it.
+        /// The key id (`kid`), as `renkei keys list` shows it. A kid is base64url and may
+        /// begin with `-`; it is still the key id, not an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

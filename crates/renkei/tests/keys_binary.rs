@@ -89,3 +89,15 @@ fn keys_rotate_list_and_retire_and_the_last_key_cannot_be_retired() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("`no-such-key`"));
 }
+
+#[test]
+fn a_kid_that_begins_with_a_hyphen_is_taken_as_a_kid_not_an_option() {
+    // RFC 7638 kids are base64url: about one key in 64 has a kid beginning with `-`.
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("renkei.db").display().to_string();
+    ok(&database, &["keys", "rotate"]);
+    let unknown = renkei(&database, &["keys", "retire", "-2xYz"]);
+    assert!(!unknown.status.success());
+    let why = String::from_utf8_lossy(&unknown.stderr);
+    assert!(why.contains("`-2xYz`"), "{why}");
+}
