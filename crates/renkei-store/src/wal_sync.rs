@@ -32,12 +32,24 @@ impl WalSync {
         std::thread::Builder::new()
             .name("renkei-wal-sync".into())
             .spawn(move || {
+                // Once an fsync failed, the kernel may have dropped the dirty pages it could not
+                // write, and a later fsync can succeed without them: the WAL on disk would then
+                // stop before frames a later success claimed. So a failure is for good, as
+                // PostgreSQL does it; a restart recovers from what is really on disk.
+                let mut failed: Option<Arc<io::Error>> = None;
                 while let Ok(first) = waiting.recv() {
                     // INVARIANT: every waiter here asked after its commit returned, so its
                     // frames were written before this fsync begins and are covered by it.
                     let mut group = vec![first];
                     group.extend(waiting.try_iter());
-                    let outcome = sync(&wal, &database).map_err(Arc::new);
+                    let outcome = match &failed {
+                        Some(e) => Err(e.clone()),
+                        None => sync(&wal, &database).map_err(Arc::new),
+                    };
+                    if let (Err(e), None) = (&outcome, &failed) {
+                        tracing::error!(error = %e, "syncing the WAL failed: no further decision batch will be acknowledged until a restart");
+                        failed = Some(e.clone());
+                    }
                     for waiter in group {
                         let _ = waiter.send(outcome.clone());
                     }
@@ -75,5 +87,27 @@ fn sync(wal: &Path, database: &Path) -> io::Result<()> {
             OpenOptions::new().write(true).open(database)?.sync_all()
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sync_that_failed_once_fails_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("renkei.db");
+        std::fs::write(&database, b"").unwrap();
+        let sync = WalSync::start(&database).unwrap();
+        sync.durable().await.unwrap();
+
+        // A WAL that cannot be opened for writing (here a directory) fails the sync...
+        let wal = dir.path().join("renkei.db-wal");
+        std::fs::create_dir(&wal).unwrap();
+        assert!(matches!(sync.durable().await, Err(StoreError::Sync(_))));
+        // ...and once the cause is gone, nothing is acknowledged any more all the same.
+        std::fs::remove_dir(&wal).unwrap();
+        assert!(matches!(sync.durable().await, Err(StoreError::Sync(_))));
     }
 }
