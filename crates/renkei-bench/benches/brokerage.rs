@@ -3,8 +3,8 @@
 //!
 //! Everything runs in this one process over loopback, on two Tokio runtimes: the hub's
 //! (SQLite in a temporary directory under the target dir; every access record is fsynced
-//! before its answer, as the store does it: batches share an fsync of the WAL) and the world's: two providers (one answering after
-//! 5 ms, one at once) and a closed-loop load generator (reqwest, one pooled connection per
+//! before its answer, as the store does it: batches share an fsync of the WAL) and the
+//! world's: two providers (one answering after 5 ms, one at once) and a closed-loop load generator (reqwest, one pooled connection per
 //! in-flight request). Every phase runs twice, once per [`Placement`]: with all threads
 //! sharing every core, and with the hub's threads on one core and the world's on the others,
 //! as when the hub has a machine of its own. Each phase warms up for 1 s and then runs

@@ -129,7 +129,7 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
             }
         });
     }
-    // Every request still waiting is told, before the runtime ends with this task.
+    // Dropping the set would abort its tasks: every request still waiting is told first.
     while making_durable.join_next().await.is_some() {}
 }
 

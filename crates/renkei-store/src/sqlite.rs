@@ -181,7 +181,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_is_durable_once_its_wal_is_synced_and_readable_after() {
+    async fn a_committed_batch_is_read_back_after_its_sync_and_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("renkei.db");
         let store = SqliteStore::open(&path).await.unwrap();

@@ -42,14 +42,13 @@ impl WalSync {
                     // frames were written before this fsync begins and are covered by it.
                     let mut group = vec![first];
                     group.extend(waiting.try_iter());
-                    let outcome = match &failed {
-                        Some(e) => Err(e.clone()),
-                        None => sync(&wal, &database).map_err(Arc::new),
-                    };
-                    if let (Err(e), None) = (&outcome, &failed) {
+                    if failed.is_none()
+                        && let Err(e) = sync(&wal, &database)
+                    {
                         tracing::error!(error = %e, "syncing the WAL failed: no further decision batch will be acknowledged until a restart");
-                        failed = Some(e.clone());
+                        failed = Some(Arc::new(e));
                     }
+                    let outcome = failed.clone().map_or(Ok(()), Err);
                     for waiter in group {
                         let _ = waiter.send(outcome.clone());
                     }
