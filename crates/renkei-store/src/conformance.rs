@@ -43,6 +43,7 @@ macro_rules! store_conformance_suite {
             a_category_outside_the_consent_is_denied_and_recorded,
             an_unknown_subject_is_denied_and_recorded_without_a_resident,
             a_suspended_service_is_denied,
+            every_change_a_decision_reads_is_seen_by_the_next_batch,
             a_resident_cannot_revoke_another_residents_consent,
             a_consent_cannot_be_revoked_twice,
             the_access_log_is_gap_free_under_concurrent_batches,
@@ -530,6 +531,110 @@ pub async fn a_suspended_service_is_denied(store: Arc<dyn Store>) {
         .unwrap();
     let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
     assert_eq!(denial(&d), Some("service-not-approved"));
+}
+
+/// The store keeps what decisions read between batches (`decision_cache`): each kind of
+/// change made through the store after a batch warmed it must still decide the next one.
+pub async fn every_change_a_decision_reads_is_seen_by_the_next_batch(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let (resident, subject) = people[0].clone();
+    let c = consent(resident, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let ask = |subject: &ServiceSubject, token: &str| DecisionInput {
+        token_id: Some(token.to_owned()),
+        ..request(subject, &["health.checkup"])
+    };
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-1")).await;
+    assert_eq!(denial(&d), None);
+    assert_eq!(d.locators[0].reference, "P-0-health.checkup");
+
+    // A subject unknown to one batch, linked before the next.
+    let newcomer = ServiceSubject::new("subject-linked-later").unwrap();
+    let d = decide_one(store.as_ref(), ask(&newcomer, "jti-1")).await;
+    assert_eq!(denial(&d), Some("unknown-subject"));
+    store
+        .link_subject("health", &newcomer, resident)
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&newcomer, "jti-1")).await;
+    assert_eq!(
+        denial(&d),
+        None,
+        "a subject linked since the last batch is known"
+    );
+
+    // The resident's data moved to another reference.
+    let moved = Locator {
+        resident,
+        category: cat("health.checkup"),
+        provider: ProviderId::new("clinic").unwrap(),
+        reference: "P-moved".into(),
+    };
+    store.put_locators(&[moved]).await.unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-1")).await;
+    assert_eq!(d.locators[0].reference, "P-moved");
+
+    // A token that was live in one batch and revoked before the next.
+    store
+        .revoke_token("jti-1", Utc::now() + TimeDelta::minutes(5), Utc::now())
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-1")).await;
+    assert_eq!(denial(&d), Some("token-revoked"));
+
+    // The service suspended, then approved again.
+    store
+        .set_service_status(&service_id(), ServiceStatus::Suspended)
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-2")).await;
+    assert_eq!(denial(&d), Some("service-not-approved"));
+    store
+        .set_service_status(&service_id(), ServiceStatus::Approved)
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-2")).await;
+    assert_eq!(denial(&d), None);
+
+    // The consent revoked.
+    store
+        .revoke_consent(resident, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-2")).await;
+    assert_eq!(denial(&d), Some("consent-revoked"));
+
+    // Consent again, then the purpose changes: the consent does not stretch to version 2.
+    let again = consent(resident, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&again, None).await.unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-2")).await;
+    assert_eq!(denial(&d), None);
+    store
+        .publish_purpose(&draft(&["health.checkup"]), Utc::now())
+        .await
+        .unwrap();
+    let d = decide_one(store.as_ref(), ask(&subject, "jti-2")).await;
+    assert_eq!(denial(&d), Some("consent-wrong-purpose-version"));
+}
+
+/// As [`every_change_a_decision_reads_is_seen_by_the_next_batch`], for a change written to the
+/// database by something other than this store (an operator's SQL, another replica):
+/// `revoke_directly` must set the consent's `revoked_at` with plain SQL.
+pub async fn a_consent_revoked_by_plain_sql_denies_the_next_batch<F, Fut>(
+    store: Arc<dyn Store>,
+    revoke_directly: F,
+) where
+    F: FnOnce(ConsentId) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), None);
+    revoke_directly(c.id).await;
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("consent-revoked"));
 }
 
 pub async fn a_resident_cannot_revoke_another_residents_consent(store: Arc<dyn Store>) {

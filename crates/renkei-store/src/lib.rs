@@ -10,6 +10,7 @@
 
 mod codec;
 pub mod conformance;
+mod decision_cache;
 mod hash_cache;
 pub mod identity;
 mod postgres;

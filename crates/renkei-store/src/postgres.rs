@@ -14,6 +14,7 @@ pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
     upper_hashes: std::sync::Arc<crate::hash_cache::UpperHashes>,
+    decision_cache: std::sync::Arc<crate::decision_cache::SharedDecisionCache>,
 }
 
 impl PostgresStore {
@@ -28,6 +29,7 @@ impl PostgresStore {
             read: pool.clone(),
             write: pool,
             upper_hashes: std::sync::Arc::default(),
+            decision_cache: std::sync::Arc::default(),
         })
     }
 

@@ -496,8 +496,8 @@ macro_rules! impl_store {
                 use std::collections::HashMap;
                 use $crate::codec::{millis, to_json};
                 use renkei_domain::{
-                    AccessBasis, AccessOutcome, AccessRecord, Consent, Decision, DenialReason, Locator, LogEntry,
-                    Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
+                    AccessBasis, AccessOutcome, AccessRecord, Decision, DenialReason, Locator, LogEntry, Provider,
+                    ResidentId,
                 };
                 if batch.is_empty() {
                     return Ok($crate::StagedDecisions { decisions: Vec::new(), commit: Box::pin(async { Ok($crate::Durability::already()) }) });
@@ -510,13 +510,21 @@ macro_rules! impl_store {
                 // batches from several replicas append one after another, gap-free.
                 let first_seq = reserve_log_seqs(&mut tx, count).await?;
 
-                // Every read is one statement per batch, not per request: the batch shares
-                // the transaction, so all decisions see the same committed state.
-                let mut services: HashMap<ServiceId, Option<Service>> = HashMap::new();
-                let mut purposes: HashMap<(ServiceId, PurposeId), Option<Purpose>> = HashMap::new();
+                // What decisions read is kept between batches while the decision clock stands
+                // still (`decision_cache`). INVARIANT: the clock is read first, inside this
+                // transaction, and only then whatever is missing: nothing cached is older than
+                // the state this transaction sees.
+                let clock: i64 = sqlx::query_scalar("SELECT value FROM decision_clock WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut cache = self.decision_cache.take();
+                cache.at_clock(clock);
+
+                // Every read is one statement per batch, not per request, for what the cache
+                // lacks: the batch shares the transaction, so all decisions see the same state.
                 for input in batch {
                     let req = &input.request;
-                    if !services.contains_key(&req.service) {
+                    if !cache.services.contains_key(&req.service) {
                         let read = sqlx::query_as::<_, $crate::codec::RawService>(
                             "SELECT id, name_ja, name_en, sector, hpke_public_key, webhook_url, status FROM services WHERE id = $1",
                         )
@@ -525,10 +533,10 @@ macro_rules! impl_store {
                         .await?
                         .map(|r| r.into_domain())
                         .transpose()?;
-                        services.insert(req.service.clone(), read);
+                        cache.services.insert(req.service.clone(), read);
                     }
                     let key = (req.service.clone(), req.purpose.clone());
-                    if !purposes.contains_key(&key) {
+                    if !cache.purposes.contains_key(&key) {
                         let read = sqlx::query_as::<_, $crate::codec::RawPurpose>(concat!(
                             "SELECT ", purpose_columns!(), " FROM purposes WHERE service_id = $1 AND purpose_id = $2
                              ORDER BY version DESC LIMIT 1"
@@ -539,19 +547,26 @@ macro_rules! impl_store {
                         .await?
                         .map(|r| r.into_domain())
                         .transpose()?;
-                        purposes.insert(key, read);
+                        cache.purposes.insert(key, read);
                     }
                 }
+                let sector_of = |input: &$crate::DecisionInput| -> Option<String> {
+                    cache.services.get(&input.request.service)?.as_ref().map(|s| s.sector.clone())
+                };
 
                 // Subjects → residents, per sector.
-                let mut residents: HashMap<(String, String), ResidentId> = HashMap::new();
                 let mut by_sector: HashMap<String, Vec<String>> = HashMap::new();
                 for input in batch {
-                    if let Some(Some(service)) = services.get(&input.request.service) {
-                        by_sector.entry(service.sector.clone()).or_default().push(input.subject.as_str().to_owned());
+                    if let Some(sector) = sector_of(input) {
+                        let subject = input.subject.as_str().to_owned();
+                        if !cache.residents.contains_key(&(sector.clone(), subject.clone())) {
+                            by_sector.entry(sector).or_default().push(subject);
+                        }
                     }
                 }
-                for (sector, subjects) in by_sector {
+                for (sector, mut subjects) in by_sector {
+                    subjects.sort();
+                    subjects.dedup();
                     for chunk in subjects.chunks($crate::codec::IN_LIST_MAX) {
                         let sql = format!(
                             // Every parameter of a run-time statement in the backend's own style.
@@ -563,15 +578,22 @@ macro_rules! impl_store {
                         for subject in $crate::codec::padded(chunk) {
                             query = query.bind(subject.clone());
                         }
+                        let mut found: HashMap<String, ResidentId> = HashMap::new();
                         for (subject, resident) in query.fetch_all(&mut *tx).await? {
-                            let resident = $crate::codec::parse::<ResidentId>(&resident, "resident id")?;
-                            residents.insert((sector.clone(), subject), resident);
+                            found.insert(subject, $crate::codec::parse::<ResidentId>(&resident, "resident id")?);
+                        }
+                        for subject in chunk {
+                            let resident = found.get(subject).copied();
+                            cache.residents.insert((sector.clone(), subject.clone()), resident);
                         }
                     }
                 }
                 // Bearer tokens the services revoked (RFC 7009), read like the consents.
-                let mut revoked_tokens: std::collections::HashSet<String> = std::collections::HashSet::new();
-                let mut token_ids: Vec<String> = batch.iter().filter_map(|i| i.token_id.clone()).collect();
+                let mut token_ids: Vec<String> = batch
+                    .iter()
+                    .filter_map(|i| i.token_id.clone())
+                    .filter(|t| !cache.revoked_tokens.contains_key(t))
+                    .collect();
                 token_ids.sort();
                 token_ids.dedup();
                 for chunk in token_ids.chunks($crate::codec::IN_LIST_MAX) {
@@ -583,18 +605,24 @@ macro_rules! impl_store {
                     for jti in $crate::codec::padded(chunk) {
                         query = query.bind(jti.clone());
                     }
-                    revoked_tokens.extend(query.fetch_all(&mut *tx).await?);
+                    let revoked: std::collections::HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+                    for jti in chunk {
+                        cache.revoked_tokens.insert(jti.clone(), revoked.contains(jti));
+                    }
                 }
-                let resident_of = |input: &$crate::DecisionInput| -> Option<ResidentId> {
-                    let service = services.get(&input.request.service)?.as_ref()?;
-                    residents.get(&(service.sector.clone(), input.subject.as_str().to_owned())).copied()
+                let resident_of = |cache: &$crate::decision_cache::DecisionCache, input: &$crate::DecisionInput| -> Option<ResidentId> {
+                    let service = cache.services.get(&input.request.service)?.as_ref()?;
+                    cache.residents.get(&(service.sector.clone(), input.subject.as_str().to_owned())).copied().flatten()
                 };
 
                 // Every consent of the residents concerned; the latest per purpose decides.
-                let mut wanted: Vec<String> = batch.iter().filter_map(|i| resident_of(i)).map(|r| r.to_string()).collect();
+                let mut wanted: Vec<ResidentId> = batch
+                    .iter()
+                    .filter_map(|i| resident_of(&cache, i))
+                    .filter(|r| !cache.consents.contains_key(r))
+                    .collect();
                 wanted.sort();
                 wanted.dedup();
-                let mut latest: HashMap<(ResidentId, ServiceId, PurposeId), Consent> = HashMap::new();
                 for chunk in wanted.chunks($crate::codec::IN_LIST_MAX) {
                     let sql = format!(
                         concat!("SELECT ", consent_columns!(), " FROM consents WHERE resident_id IN ({})"),
@@ -602,11 +630,15 @@ macro_rules! impl_store {
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawConsent>(sqlx::AssertSqlSafe(sql));
                     for r in $crate::codec::padded(chunk) {
-                        query = query.bind(r.clone());
+                        query = query.bind(r.to_string());
+                    }
+                    for r in chunk {
+                        cache.consents.insert(*r, HashMap::new());
                     }
                     for raw in query.fetch_all(&mut *tx).await? {
                         let c = raw.into_domain()?;
-                        let key = (c.resident, c.purpose.service.clone(), c.purpose.purpose.clone());
+                        let latest = cache.consents.entry(c.resident).or_default();
+                        let key = (c.purpose.service.clone(), c.purpose.purpose.clone());
                         let newer = latest
                             .get(&key)
                             .is_none_or(|old| (c.granted_at, c.purpose.version) > (old.granted_at, old.purpose.version));
@@ -620,17 +652,18 @@ macro_rules! impl_store {
                     .iter()
                     .map(|input| {
                         let req = &input.request;
-                        let service = services.get(&req.service).cloned().flatten();
-                        let resident = resident_of(input);
-                        let token_revoked = input.token_id.as_ref().is_some_and(|t| revoked_tokens.contains(t));
-                        let decision = match (&service, resident) {
+                        let service = cache.services.get(&req.service).and_then(Option::as_ref);
+                        let resident = resident_of(&cache, input);
+                        let token_revoked = input.token_id.as_ref().is_some_and(|t| cache.revoked_tokens.get(t) == Some(&true));
+                        let decision = match (service, resident) {
                             _ if token_revoked => Decision::Denied(DenialReason::TokenRevoked),
                             (None, _) => Decision::Denied(DenialReason::ServiceNotApproved),
                             (Some(_), None) => Decision::Denied(DenialReason::UnknownSubject),
                             (Some(service), Some(resident)) => {
-                                let purpose = purposes.get(&(req.service.clone(), req.purpose.clone())).cloned().flatten();
-                                let consent = latest.get(&(resident, req.service.clone(), req.purpose.clone())).cloned();
-                                renkei_domain::decide(req, service, purpose.as_ref(), consent, now)
+                                let key = (req.service.clone(), req.purpose.clone());
+                                let purpose = cache.purposes.get(&key).and_then(Option::as_ref);
+                                let consent = cache.consents.get(&resident).and_then(|l| l.get(&key)).cloned();
+                                renkei_domain::decide(req, service, purpose, consent, now)
                             }
                         };
                         (decision, resident)
@@ -638,14 +671,14 @@ macro_rules! impl_store {
                     .collect();
 
                 // Where the granted residents' data lives, and the providers holding it.
-                let mut granted: Vec<String> = decisions
+                let mut granted: Vec<ResidentId> = decisions
                     .iter()
                     .filter(|(d, _)| matches!(d, Decision::Granted(_)))
-                    .filter_map(|(_, r)| r.map(|r| r.to_string()))
+                    .filter_map(|(_, r)| *r)
+                    .filter(|r| !cache.locators.contains_key(r))
                     .collect();
                 granted.sort();
                 granted.dedup();
-                let mut locators_of: HashMap<ResidentId, Vec<Locator>> = HashMap::new();
                 for chunk in granted.chunks($crate::codec::IN_LIST_MAX) {
                     let sql = format!(
                         "SELECT resident_id, category_id, provider_id, reference FROM locators WHERE resident_id IN ({})
@@ -654,29 +687,34 @@ macro_rules! impl_store {
                     );
                     let mut query = sqlx::query_as::<_, $crate::codec::RawLocator>(sqlx::AssertSqlSafe(sql));
                     for r in $crate::codec::padded(chunk) {
-                        query = query.bind(r.clone());
+                        query = query.bind(r.to_string());
+                    }
+                    for r in chunk {
+                        cache.locators.insert(*r, Vec::new());
                     }
                     for raw in query.fetch_all(&mut *tx).await? {
                         let l = raw.into_domain()?;
-                        locators_of.entry(l.resident).or_default().push(l);
+                        cache.locators.entry(l.resident).or_default().push(l);
                     }
                 }
-                let providers: HashMap<ProviderId, Provider> = if granted.is_empty() {
-                    HashMap::new()
-                } else {
-                    sqlx::query_as::<_, $crate::codec::RawProvider>("SELECT id, name_ja, name_en, endpoint, categories FROM providers")
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .map(|r| r.into_domain().map(|p| (p.id.clone(), p)))
-                        .collect::<$crate::StoreResult<_>>()?
-                };
+                let any_granted = decisions.iter().any(|(d, _)| matches!(d, Decision::Granted(_)));
+                if any_granted && cache.providers.is_none() {
+                    cache.providers = Some(
+                        sqlx::query_as::<_, $crate::codec::RawProvider>("SELECT id, name_ja, name_en, endpoint, categories FROM providers")
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .map(|r| r.into_domain().map(|p| (p.id.clone(), p)))
+                            .collect::<$crate::StoreResult<_>>()?,
+                    );
+                }
 
                 let mut out = Vec::with_capacity(batch.len());
                 for ((offset, input), (decision, resident)) in (0_i64..).zip(batch).zip(decisions) {
                     let req = &input.request;
                     let locators: Vec<Locator> = match (&decision, resident) {
-                        (Decision::Granted(_), Some(r)) => locators_of
+                        (Decision::Granted(_), Some(r)) => cache
+                            .locators
                             .get(&r)
                             .map(|ls| ls.iter().filter(|l| req.categories.contains(&l.category)).cloned().collect())
                             .unwrap_or_default(),
@@ -686,7 +724,8 @@ macro_rules! impl_store {
                         Decision::Granted(active) => (AccessBasis::Consent { consent: active.consent().id }, AccessOutcome::Granted),
                         Decision::Denied(reason) => (AccessBasis::None, AccessOutcome::Denied { reason: reason.code().to_owned() }),
                     };
-                    let purpose_version = purposes
+                    let purpose_version = cache
+                        .purposes
                         .get(&(req.service.clone(), req.purpose.clone()))
                         .and_then(|p| p.as_ref().map(|p| p.version));
                     let record = AccessRecord {
@@ -702,15 +741,21 @@ macro_rules! impl_store {
                         outcome,
                         providers: locators.iter().map(|l| l.provider.clone()).collect(),
                     };
-                    let named: Vec<Provider> = record.providers.iter().filter_map(|p| providers.get(p).cloned()).collect();
+                    let named: Vec<Provider> = record
+                        .providers
+                        .iter()
+                        .filter_map(|p| cache.providers.as_ref().and_then(|all| all.get(p)).cloned())
+                        .collect();
                     out.push($crate::RecordedDecision {
                         decision,
                         record,
                         locators,
-                        service: services.get(&req.service).cloned().flatten(),
+                        service: cache.services.get(&req.service).cloned().flatten(),
                         providers: named,
                     });
                 }
+
+                self.decision_cache.put_back(cache);
 
                 // The records and their leaves, a few multi-row statements per batch.
                 for chunk in out.chunks($crate::codec::APPEND_CHUNK) {

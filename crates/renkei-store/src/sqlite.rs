@@ -23,6 +23,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     upper_hashes: Arc<crate::hash_cache::UpperHashes>,
+    decision_cache: Arc<crate::decision_cache::SharedDecisionCache>,
     wal: Arc<WalSync>,
     /// The background checkpointer stops once every clone of the store is dropped.
     _alive: Arc<()>,
@@ -87,6 +88,7 @@ impl SqliteStore {
             read,
             write,
             upper_hashes: Arc::default(),
+            decision_cache: Arc::default(),
             wal: Arc::new(WalSync::start(path)?),
             _alive: alive,
         })

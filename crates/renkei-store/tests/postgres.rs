@@ -12,6 +12,12 @@ use renkei_store::PostgresStore;
 use sqlx::Connection;
 
 async fn fresh_store() -> Option<PostgresStore> {
+    let (store, _) = fresh_store_and_url().await?;
+    Some(store)
+}
+
+/// A store on a database of its own, and that database's URL.
+async fn fresh_store_and_url() -> Option<(PostgresStore, String)> {
     let Ok(url) = std::env::var("RENKEI_TEST_POSTGRES_URL") else {
         eprintln!("skipped: RENKEI_TEST_POSTGRES_URL is not set, PostgreSQL tests did not run");
         return None;
@@ -24,7 +30,28 @@ async fn fresh_store() -> Option<PostgresStore> {
         .unwrap();
     let mut db_url = url::Url::parse(&url).unwrap();
     db_url.set_path(&name);
-    Some(PostgresStore::connect(db_url.as_str()).await.unwrap())
+    let store = PostgresStore::connect(db_url.as_str()).await.unwrap();
+    Some((store, db_url.to_string()))
 }
 
 renkei_store::store_conformance_suite!(fresh_store);
+
+#[tokio::test]
+async fn a_consent_revoked_by_plain_sql_denies_the_next_batch() {
+    let Some((store, url)) = fresh_store_and_url().await else {
+        return;
+    };
+    renkei_store::conformance::a_consent_revoked_by_plain_sql_denies_the_next_batch(
+        std::sync::Arc::new(store),
+        |consent| async move {
+            let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+            let changed = sqlx::query("UPDATE consents SET revoked_at = 1 WHERE id = $1")
+                .bind(consent.to_string())
+                .execute(&mut other)
+                .await
+                .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+        },
+    )
+    .await;
+}

@@ -18,6 +18,28 @@ async fn fresh_store() -> Option<SqliteStore> {
 renkei_store::store_conformance_suite!(fresh_store);
 
 #[tokio::test]
+async fn a_consent_revoked_by_plain_sql_denies_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("renkei.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+    renkei_store::conformance::a_consent_revoked_by_plain_sql_denies_the_next_batch(
+        store,
+        |consent| async move {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}", path.display());
+            let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let changed = sqlx::query("UPDATE consents SET revoked_at = 1 WHERE id = $1")
+                .bind(consent.to_string())
+                .execute(&mut other)
+                .await
+                .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn reopening_the_file_keeps_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("renkei.db");
