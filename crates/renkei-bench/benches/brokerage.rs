@@ -11,6 +11,7 @@
 //! `RENKEI_BENCH_SECS` seconds (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
 //! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
+use renkei_bench as _; // the binary's allocator
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

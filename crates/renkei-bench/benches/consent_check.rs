@@ -4,6 +4,7 @@
 //! Run with `cargo bench -p renkei-bench --bench consent_check`. Each timing runs for
 //! `RENKEI_BENCH_MICRO_MS` milliseconds (default 1000).
 
+use renkei_bench as _; // the binary's allocator
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::str::FromStr;

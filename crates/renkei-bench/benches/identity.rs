@@ -5,6 +5,7 @@
 //!
 //! `RENKEI_BENCH_SECS` sets each phase's length (default 10).
 
+use renkei_bench as _; // the binary's allocator
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

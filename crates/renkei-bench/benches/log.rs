@@ -23,6 +23,7 @@
 //! temporary directory under `RENKEI_BENCH_DIR` (default: the target dir); the bulk log takes
 //! about 0.45 kB per entry (4.5 GB at ten million). Run with `cargo bench -p renkei-bench --bench log`.
 
+use renkei_bench as _; // the binary's allocator
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

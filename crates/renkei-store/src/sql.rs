@@ -508,15 +508,20 @@ macro_rules! impl_store {
                 let count = i64::try_from(batch.len()).map_err(|_| $crate::StoreError::Invalid("batch too large".into()))?;
                 // Reserving the sequence numbers first takes the log head's row lock, so
                 // batches from several replicas append one after another, gap-free.
-                let first_seq = reserve_log_seqs(&mut tx, count).await?;
-
+                //
                 // What decisions read is kept between batches while the decision clock stands
                 // still (`decision_cache`). INVARIANT: the clock is read first, inside this
-                // transaction, and only then whatever is missing: nothing cached is older than
-                // the state this transaction sees.
-                let clock: i64 = sqlx::query_scalar("SELECT value FROM decision_clock WHERE id = 1")
-                    .fetch_one(&mut *tx)
-                    .await?;
+                // transaction (by the statement that reserves the sequence numbers: one round
+                // trip to the database fewer), and only then whatever is missing: nothing
+                // cached is older than the state this transaction sees.
+                let (size, clock): (i64, i64) = sqlx::query_as(
+                    "UPDATE log_head SET size = size + $1 WHERE id = 1
+                     RETURNING size, (SELECT value FROM decision_clock WHERE id = 1)",
+                )
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await?;
+                let first_seq = size - count;
                 let mut cache = self.decision_cache.take();
                 cache.at_clock(clock);
 

@@ -53,6 +53,9 @@ impl SqliteStore {
         // connection of their own, so a commit pays only for its WAL frames and their fsync.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // A ping before each use would cost the writer a round trip to its thread per
+            // transaction, and a local file does not hang up: every pool here skips it.
+            .test_before_acquire(false)
             // INVARIANT: the writer is `synchronous=FULL` whenever it is taken from the pool;
             // a decision batch lowers it for its own commit (`begin_batch`), and a connection
             // that cannot be set back is closed, never reused.
@@ -73,10 +76,12 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone().read_only(true))
             .await?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let alive = Arc::new(());
