@@ -622,6 +622,46 @@ async fn serve(router: axum::Router) -> anyhow::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
+/// A bare relay on the hub's runtime: it forwards each fetch, grant and all, to the provider
+/// at `provider_url` with the hub's HTTP client settings and relays the answer's bytes. It
+/// decides nothing, signs nothing and records nothing: the floor any broker in the path pays
+/// on this machine (two more loopback hops and a process side that must be woken).
+async fn serve_relay(
+    hub_runtime: &tokio::runtime::Handle,
+    provider_url: &str,
+) -> anyhow::Result<String> {
+    use axum::http::HeaderMap;
+    let target = format!("{provider_url}/renkei/v1/fetch");
+    hub_runtime
+        .spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(HubConfig::new(String::new()).provider_timeout)
+                .pool_max_idle_per_host(256)
+                .build()
+                .context("building the relay's HTTP client")?;
+            let relay = move |headers: HeaderMap| {
+                let (client, target) = (client.clone(), target.clone());
+                async move {
+                    let mut request = client.post(target);
+                    if let Some(grant) = headers.get(axum::http::header::AUTHORIZATION) {
+                        request = request.header(axum::http::header::AUTHORIZATION, grant);
+                    }
+                    match request.send().await {
+                        Ok(answer) => {
+                            let status = answer.status();
+                            let body = answer.bytes().await.unwrap_or_default();
+                            (status, body)
+                        }
+                        Err(_) => (StatusCode::BAD_GATEWAY, Default::default()),
+                    }
+                }
+            };
+            serve(axum::Router::new().route("/renkei/v1/fetch", post(relay))).await
+        })
+        .await
+        .context("the relay's start-up task stopped")?
+}
+
 /// The hub (its store, tasks and HTTP server on the hub's runtime), its catalogue, the
 /// residents and their consents; returns the bench and the providers' URLs (5 ms, immediate).
 async fn set_up(
@@ -1113,7 +1153,7 @@ fn print_row(name: &str, r: &PhaseResult) {
 async fn measure(
     bench: &Arc<Bench>,
     placement: Placement,
-    [ceiling_url, slow_url, fast_url]: [&str; 3],
+    [ceiling_url, slow_url, fast_url, relay_url]: [&str; 4],
     duration: Duration,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
@@ -1129,6 +1169,8 @@ async fn measure(
     use_provider(bench, slow_url).await?;
     place_threads(placement)?;
     let slow_direct = direct_phase("5 ms direct", bench, slow_url, duration, notes).await?;
+    place_threads(placement)?;
+    let slow_relay = direct_phase("5 ms via bare relay", bench, relay_url, duration, notes).await?;
     place_threads(placement)?;
     let slow_hub = hub_phase("5 ms via hub", bench, duration, notes).await?;
     use_provider(bench, fast_url).await?;
@@ -1156,6 +1198,7 @@ async fn measure(
         &ceiling,
     );
     print_row("5 ms provider, direct", &slow_direct);
+    print_row("5 ms provider, via bare relay", &slow_relay);
     print_row("5 ms provider, via hub", &slow_hub);
     print_row("0 ms provider, direct", &fast_direct);
     print_row("0 ms provider, via hub", &fast_hub);
@@ -1164,12 +1207,16 @@ async fn measure(
         "  {:<14} {:>16} {:>11} {:>11}   target",
         "provider", "hub/direct req/s", "added p50", "added p99"
     );
-    let compare = |name: &str, direct: &PhaseResult, hub: &PhaseResult, target: bool| {
+    // `untargeted` says why a row has no target.
+    let compare = |name: &str,
+                   direct: &PhaseResult,
+                   hub: &PhaseResult,
+                   untargeted: Option<&str>| {
         let ratio = hub.rate() / direct.rate();
         let p50 = hub.p50_ms() - direct.p50_ms();
         let p99 = hub.p99_ms() - direct.p99_ms();
-        let verdict = if !target {
-            "none (CPU-bound worst case)".to_owned()
+        let verdict = if let Some(why) = untargeted {
+            format!("none ({why})")
         } else {
             let met = ratio >= TARGET_THROUGHPUT_RATIO && p99 < TARGET_ADDED_P99_MS;
             format!(
@@ -1179,8 +1226,19 @@ async fn measure(
         };
         println!("  {name:<14} {ratio:>15.2}x {p50:>+8.2} ms {p99:>+8.2} ms   {verdict}");
     };
-    compare("5 ms", &slow_direct, &slow_hub, true);
-    compare("0 ms", &fast_direct, &fast_hub, false);
+    compare("5 ms", &slow_direct, &slow_hub, None);
+    compare(
+        "5 ms, relay",
+        &slow_direct,
+        &slow_relay,
+        Some("a bare relay: the floor of any broker in the path"),
+    );
+    compare(
+        "0 ms",
+        &fast_direct,
+        &fast_hub,
+        Some("CPU-bound worst case"),
+    );
     Ok(())
 }
 
@@ -1215,10 +1273,11 @@ async fn run(
 
     let mut notes = Vec::new();
     let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
+    let relay_url = serve_relay(&hub_runtime, &slow_url).await?;
     measure(
         &bench,
         placement,
-        [&ceiling_url, &slow_url, &fast_url],
+        [&ceiling_url, &slow_url, &fast_url, &relay_url],
         duration,
         &mut notes,
     )
@@ -1244,6 +1303,12 @@ async fn run(
         );
         println!(
             "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
+        );
+        println!(
+            "  bare relay = a server on the hub's runtime and cores that forwards each direct fetch (grant and all)"
+        );
+        println!(
+            "    to the provider and relays its answer: no decision, grant, record or JSON; what the hop alone costs"
         );
     }
     Ok(())
