@@ -71,7 +71,10 @@ impl Hub {
     /// batcher and the webhook sender. Needs a Tokio runtime.
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
         let keys = HubKeys::load(store.as_ref(), &config.issuer, Utc::now()).await?;
+        // A grant goes to the endpoint its provider registered and nowhere else: a provider's
+        // redirect is its answer (`provider-refused`), never followed with the grant.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.provider_timeout)
             .pool_max_idle_per_host(256)
             .build()

@@ -317,3 +317,79 @@ async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_reques
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() < Duration::from_millis(500));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_redirects_is_not_followed_so_its_grant_goes_nowhere_else() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::routing::post;
+
+    let town = Town::new().await;
+    // The clinic's registered endpoint now answers every fetch with a redirect to another
+    // path of the same origin, which notes any grant that reaches it.
+    let reached: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = reached.clone();
+    let redirector = common::Server::start(
+        axum::Router::new()
+            .route(
+                "/renkei/v1/fetch",
+                post(|| async {
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, "/elsewhere")],
+                    )
+                }),
+            )
+            .route(
+                "/elsewhere",
+                post(move |headers: HeaderMap| {
+                    let seen = seen.clone();
+                    async move {
+                        let grant = headers
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        seen.lock().unwrap().push(grant);
+                        StatusCode::OK
+                    }
+                }),
+            ),
+    )
+    .await;
+    town.store
+        .put_provider(&renkei_domain::Provider {
+            id: town.clinic.id.clone(),
+            name: renkei_domain::LocalizedText::new("町立診療所", "Town clinic"),
+            endpoint: redirector.url.clone(),
+            categories: [renkei_domain::CategoryId::new(HEALTH_CHECKUP).unwrap()].into(),
+        })
+        .await
+        .unwrap();
+
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let answer = town
+        .data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+
+    assert!(
+        reached.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
+    assert!(!answer.complete);
+    let clinic = result(&answer, "clinic");
+    assert_eq!(clinic.status, "provider-refused");
+    assert!(clinic.payload.is_none());
+    assert_eq!(
+        clinic.detail.as_deref(),
+        Some("the provider answered HTTP 307")
+    );
+    assert_eq!(result(&answer, "payments").status, "ok");
+}
