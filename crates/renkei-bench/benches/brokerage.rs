@@ -635,6 +635,7 @@ async fn serve_relay(
     hub_runtime
         .spawn(async move {
             let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(HubConfig::new(String::new()).provider_timeout)
                 .pool_max_idle_per_host(256)
                 .build()
