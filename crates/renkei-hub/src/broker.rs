@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use renkei_domain::{
     ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderId, PurposeId, RequestId,
     Service, ServiceId, ServiceSubject,
@@ -240,7 +241,7 @@ impl Hub {
         // sealed to the service, so the hub holds nothing it could read), but no answer goes
         // to the service until `record.durable()` returned: a crash before the commit loses
         // the request and its record together.
-        let mut fetches = tokio::task::JoinSet::new();
+        let mut fetches = Vec::new();
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let endpoint = providers.get(&provider).cloned();
             let grant = self.grant(
@@ -252,10 +253,9 @@ impl Hub {
                 &categories,
                 now,
             )?;
-            let hub = self.clone();
-            fetches.spawn(async move {
+            fetches.push(async move {
                 let outcome = match endpoint {
-                    Some(endpoint) => hub.fetch(&endpoint, &grant).await,
+                    Some(endpoint) => self.fetch(&endpoint, &grant).await,
                     None => Err((
                         "provider-unreachable",
                         "the provider has no endpoint".to_owned(),
@@ -264,9 +264,11 @@ impl Hub {
                 (provider, categories, outcome)
             });
         }
-        let (results, durable) = tokio::join!(collect(fetches), record.durable());
+        // The fetches run concurrently in this request's own task: they only wait on their
+        // providers, so a task each would add a spawn and a join and buy nothing.
+        let (outcomes, durable) = tokio::join!(join_all(fetches), record.durable());
         durable?;
-        let mut results = results?;
+        let mut results = results(outcomes);
         results.sort_by(|a, b| a.provider.cmp(&b.provider));
         let complete = results.iter().all(|r| r.status == "ok");
         if !results.is_empty() && results.iter().all(|r| r.status != "ok") {
@@ -401,14 +403,10 @@ fn parse_request(
 
 type FetchOutcome = Result<SealedPayload, (&'static str, String)>;
 
-/// Every provider's part of the answer, as the fetches finish.
-async fn collect(
-    mut fetches: tokio::task::JoinSet<(ProviderId, Vec<CategoryId>, FetchOutcome)>,
-) -> Result<Vec<ProviderResult>, HubError> {
-    let mut results = Vec::new();
-    while let Some(joined) = fetches.join_next().await {
-        let (provider, categories, outcome) =
-            joined.map_err(|e| HubError::Internal(format!("provider fetch task: {e}")))?;
+/// Every provider's part of the answer.
+fn results(outcomes: Vec<(ProviderId, Vec<CategoryId>, FetchOutcome)>) -> Vec<ProviderResult> {
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (provider, categories, outcome) in outcomes {
         let categories = categories.iter().map(|c| c.to_string()).collect();
         results.push(match outcome {
             Ok(payload) => ProviderResult {
@@ -430,7 +428,7 @@ async fn collect(
             }
         });
     }
-    Ok(results)
+    results
 }
 
 /// One grant per provider and resident reference there.
