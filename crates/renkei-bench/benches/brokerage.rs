@@ -1,11 +1,14 @@
 //! Brokerage throughput and latency: the same data fetched straight from a provider and
 //! through the hub (consent check, grant, durable access record, relay), 64 requests in flight.
 //!
-//! Everything runs in this one process over loopback, on two Tokio runtimes: the hub's
+//! Everything runs in this one process over loopback, on three Tokio runtimes: the hub's
 //! (SQLite in a temporary directory under the target dir; every access record is fsynced
-//! before its answer, as the store does it: batches share an fsync of the WAL) and the
-//! world's: two providers (one answering after 5 ms, one at once) and a closed-loop load generator (reqwest, one pooled connection per
-//! in-flight request). Every phase runs twice, once per [`Placement`]: with all threads
+//! before its answer, as the store does it: batches share an fsync of the WAL), the
+//! providers' (one answering after 5 ms, one at once) and the service's: a closed-loop load
+//! generator (reqwest, one pooled connection per in-flight request). The service and the
+//! providers are different programs, so they never share a thread: a fetch straight from the
+//! provider wakes the provider's thread as it would anywhere, and the phases through the hub
+//! differ from it by the hub's hop alone. Every phase runs twice, once per [`Placement`]: with all threads
 //! sharing every core, and with the hub's threads on one core and the world's on the others,
 //! as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
 //! `RENKEI_BENCH_SECS` seconds (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
@@ -95,7 +98,13 @@ fn main() -> anyhow::Result<()> {
             .thread_name(WORLD_THREADS)
             .enable_all()
             .build()
-            .context("starting the world's Tokio runtime")?;
+            .context("starting the load generator's Tokio runtime")?;
+        let providers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(world_cpus.len())
+            .thread_name(PROVIDER_THREADS)
+            .enable_all()
+            .build()
+            .context("starting the providers' Tokio runtime")?;
         let hub = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(hub_cpus.len())
             .thread_name(HUB_THREADS)
@@ -103,17 +112,30 @@ fn main() -> anyhow::Result<()> {
             .build()
             .context("starting the hub's Tokio runtime")?;
         let last = i + 1 == placements.len();
-        world.block_on(run(duration, placement, hub.handle().clone(), last))?;
+        let runtimes = Runtimes {
+            hub: hub.handle().clone(),
+            providers: providers.handle().clone(),
+        };
+        world.block_on(run(duration, placement, runtimes, last))?;
         drop(hub);
+        drop(providers);
         drop(world);
     }
     Ok(())
 }
 
-/// Thread names of the two runtimes; the hub's own threads (SQLite's WAL sync) and SQLite's
-/// connection threads belong to the hub too.
+/// Thread names of the runtimes; the hub's own threads (SQLite's WAL sync) and SQLite's
+/// connection threads belong to the hub too. The load generator runs on the world's
+/// runtime, the one `main` blocks on; it and the providers are "the world".
 const HUB_THREADS: &str = "hub";
 const WORLD_THREADS: &str = "world";
+const PROVIDER_THREADS: &str = "provider";
+
+/// The runtimes servers are started on, besides the load generator's own.
+struct Runtimes {
+    hub: tokio::runtime::Handle,
+    providers: tokio::runtime::Handle,
+}
 
 fn is_hub_thread(name: &str) -> bool {
     name.starts_with(HUB_THREADS) || name.starts_with("renkei-") || name.starts_with("sqlx-sqlite")
@@ -124,9 +146,10 @@ fn is_hub_thread(name: &str) -> bool {
 enum Placement {
     /// Every thread on every core: hub, providers and load generator compete for the CPU.
     Shared,
-    /// The hub's threads on the first core, the providers' and load generator's on the
-    /// rest: the hub has a machine of its own, as where it is deployed, and the direct
-    /// phases get exactly the CPU the world gets in the hub phases.
+    /// The hub's threads on one core (the one its disk interrupts, if that can be read), the
+    /// providers' and load generator's on the rest: the hub has a machine of its own, as
+    /// where it is deployed, and the direct phases get exactly the CPU the world gets in the
+    /// hub phases.
     HubOnOwnCore,
 }
 
@@ -184,9 +207,36 @@ fn cpus_for(placement: Placement) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
                     cpus.len()
                 );
             }
-            (cpus[..1].to_vec(), cpus[1..].to_vec())
+            // The hub's disk is the hub's: on its own machine the fsyncs' completion
+            // interrupts would not land on the providers' or the service's cores.
+            let hub_cpu = disk_interrupt_cpu()
+                .filter(|c| cpus.contains(c))
+                .unwrap_or(cpus[0]);
+            let world = cpus.iter().copied().filter(|&c| c != hub_cpu).collect();
+            (vec![hub_cpu], world)
         }
     })
+}
+
+/// The CPU that has taken most of the block devices' interrupts (virtio-blk request queues,
+/// NVMe, AHCI), read from `/proc/interrupts`; `None` if there is none or it is unreadable.
+fn disk_interrupt_cpu() -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/interrupts").ok()?;
+    let mut lines = table.lines();
+    let cpus = lines.next()?.split_whitespace().count();
+    let mut per_cpu = vec![0u64; cpus];
+    for line in lines {
+        let is_disk = line.contains("-req.") || line.contains("nvme") || line.contains("ahci");
+        if !is_disk {
+            continue;
+        }
+        let counts = line.split_whitespace().skip(1).take(cpus);
+        for (total, count) in per_cpu.iter_mut().zip(counts) {
+            *total += count.parse::<u64>().unwrap_or(0);
+        }
+    }
+    let (cpu, &most) = per_cpu.iter().enumerate().max_by_key(|(_, n)| **n)?;
+    (most > 0).then_some(cpu)
 }
 
 /// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
@@ -609,6 +659,7 @@ fn record(rng: &mut StdRng, i: usize) -> Map<String, Value> {
     m
 }
 
+/// Serves `router` on a loopback port from the runtime this is called on.
 async fn serve(router: axum::Router) -> anyhow::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -620,6 +671,17 @@ async fn serve(router: axum::Router) -> anyhow::Result<String> {
         }
     });
     Ok(format!("http://{addr}"))
+}
+
+/// Serves `router` on a loopback port from `runtime`.
+async fn serve_on(
+    runtime: &tokio::runtime::Handle,
+    router: axum::Router,
+) -> anyhow::Result<String> {
+    runtime
+        .spawn(serve(router))
+        .await
+        .context("a server's start-up task stopped")?
 }
 
 /// A bare relay on the hub's runtime: it forwards each fetch, grant and all, to the provider
@@ -667,8 +729,9 @@ async fn serve_relay(
 /// residents and their consents; returns the bench and the providers' URLs (5 ms, immediate).
 async fn set_up(
     dir: &std::path::Path,
-    hub_runtime: &tokio::runtime::Handle,
+    runtimes: &Runtimes,
 ) -> anyhow::Result<(Arc<Bench>, String, String)> {
+    let hub_runtime = &runtimes.hub;
     let db = dir.join("hub.db");
     let (store, hub, hub_url) = hub_runtime
         .spawn(async move {
@@ -718,8 +781,8 @@ async fn set_up(
         records,
         Duration::ZERO,
     );
-    let slow_url = serve(renkei_provider::router(slow)).await?;
-    let fast_url = serve(renkei_provider::router(fast)).await?;
+    let slow_url = serve_on(&runtimes.providers, renkei_provider::router(slow)).await?;
+    let fast_url = serve_on(&runtimes.providers, renkei_provider::router(fast)).await?;
 
     let now = Utc::now();
     let categories: Vec<CategoryId> = CATEGORIES
@@ -1248,7 +1311,7 @@ async fn measure(
 async fn run(
     duration: Duration,
     placement: Placement,
-    hub_runtime: tokio::runtime::Handle,
+    runtimes: Runtimes,
     last: bool,
 ) -> anyhow::Result<()> {
     let parent = match std::env::var_os("RENKEI_BENCH_DIR") {
@@ -1262,8 +1325,13 @@ async fn run(
         .with_context(|| format!("creating the hub's data directory in {}", parent.display()))?;
 
     println!("Placement: {}", placement.describe());
+    let (hub_cpus, world_cpus) = cpus_for(placement)?;
+    let disk = disk_interrupt_cpu().map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    println!(
+        "  CPUs: hub {hub_cpus:?}, providers and load generator {world_cpus:?}; the disk's interrupts on CPU {disk}"
+    );
     let started = Instant::now();
-    let (bench, slow_url, fast_url) = set_up(dir.path(), &hub_runtime).await?;
+    let (bench, slow_url, fast_url) = set_up(dir.path(), &runtimes).await?;
     println!(
         "  seeded {RESIDENTS} residents and consents in {:.1} s (hub database in {})",
         started.elapsed().as_secs_f64(),
@@ -1273,8 +1341,12 @@ async fn run(
     println!("  checked: one direct and one brokered answer open with the service's key");
 
     let mut notes = Vec::new();
-    let ceiling_url = serve(axum::Router::new().route("/", post(|| async { "{}" }))).await?;
-    let relay_url = serve_relay(&hub_runtime, &slow_url).await?;
+    let ceiling_url = serve_on(
+        &runtimes.providers,
+        axum::Router::new().route("/", post(|| async { "{}" })),
+    )
+    .await?;
+    let relay_url = serve_relay(&runtimes.hub, &slow_url).await?;
     measure(
         &bench,
         placement,
