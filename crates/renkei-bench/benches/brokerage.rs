@@ -1295,7 +1295,7 @@ async fn measure(
         "5 ms, relay",
         &slow_direct,
         &slow_relay,
-        Some("a bare relay: the floor of any broker in the path"),
+        Some("a bare relay: forwarding alone"),
     );
     compare(
         "0 ms",
