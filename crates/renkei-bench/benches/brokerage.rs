@@ -218,25 +218,10 @@ fn cpus_for(placement: Placement) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     })
 }
 
-/// The CPU that has taken most of the block devices' interrupts (virtio-blk request queues,
-/// NVMe, AHCI), read from `/proc/interrupts`; `None` if there is none or it is unreadable.
+/// The CPU that has taken most of the block devices' interrupts, if `/proc/interrupts` says.
 fn disk_interrupt_cpu() -> Option<usize> {
     let table = std::fs::read_to_string("/proc/interrupts").ok()?;
-    let mut lines = table.lines();
-    let cpus = lines.next()?.split_whitespace().count();
-    let mut per_cpu = vec![0u64; cpus];
-    for line in lines {
-        let is_disk = line.contains("-req.") || line.contains("nvme") || line.contains("ahci");
-        if !is_disk {
-            continue;
-        }
-        let counts = line.split_whitespace().skip(1).take(cpus);
-        for (total, count) in per_cpu.iter_mut().zip(counts) {
-            *total += count.parse::<u64>().unwrap_or(0);
-        }
-    }
-    let (cpu, &most) = per_cpu.iter().enumerate().max_by_key(|(_, n)| **n)?;
-    (most > 0).then_some(cpu)
+    renkei_bench::disk_interrupt_cpu(&table)
 }
 
 /// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
