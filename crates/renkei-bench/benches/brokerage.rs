@@ -8,9 +8,9 @@
 //! generator (reqwest, one pooled connection per in-flight request). The service and the
 //! providers are different programs, so they never share a thread: a fetch straight from the
 //! provider wakes the provider's thread as it would anywhere, and the phases through the hub
-//! differ from it by the hub's hop alone. Every phase runs twice, once per [`Placement`]: with all threads
-//! sharing every core, and with the hub's threads on one core and the world's on the others,
-//! as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
+//! differ from it by the hub's hop alone. Every phase runs twice, once per [`Placement`]:
+//! with all threads sharing every core, and with the hub's threads on one core and the
+//! world's on the others, as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
 //! `RENKEI_BENCH_SECS` seconds (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
 //! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
@@ -146,8 +146,8 @@ fn is_hub_thread(name: &str) -> bool {
 enum Placement {
     /// Every thread on every core: hub, providers and load generator compete for the CPU.
     Shared,
-    /// The hub's threads on one core (the one its disk interrupts, if that can be read), the
-    /// providers' and load generator's on the rest: the hub has a machine of its own, as
+    /// The hub's threads on one core (the one that takes the disk's interrupts, where
+    /// `/proc/interrupts` says), the providers' and load generator's on the rest: the hub has a machine of its own, as
     /// where it is deployed, and the direct phases get exactly the CPU the world gets in the
     /// hub phases.
     HubOnOwnCore,
@@ -671,8 +671,9 @@ async fn serve_on(
 
 /// A bare relay on the hub's runtime: it forwards each fetch, grant and all, to the provider
 /// at `provider_url` with the hub's HTTP client settings and relays the answer's bytes. It
-/// decides nothing, signs nothing and records nothing: the floor any broker in the path pays
-/// on this machine (two more loopback hops and a process side that must be woken).
+/// decides nothing, signs nothing and records nothing: what forwarding alone costs (two more
+/// loopback hops and a side that must be woken). No floor: its core sleeps more than the
+/// hub's, and waking it costs the other core more.
 async fn serve_relay(
     hub_runtime: &tokio::runtime::Handle,
     provider_url: &str,
