@@ -198,6 +198,39 @@ fn result<'a>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_of_one_request_are_asked_at_the_same_time_not_one_after_another() {
+    // Both providers take 600 ms: asked together the answer takes a little over that, asked
+    // in turn it would take 1.2 s.
+    let slow = Duration::from_millis(600);
+    let town = Town::with(TownOptions {
+        provider_timeout: Duration::from_secs(5),
+        clinic: ProviderMode::Slow(slow),
+        payments: ProviderMode::Slow(slow),
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let started = Instant::now();
+    let answer = town
+        .data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let took = started.elapsed();
+    assert!(answer.complete);
+    assert_eq!(open_all(&town.health, &answer).len(), 2);
+    assert!(
+        took >= slow && took < slow * 2,
+        "took {took:?}: the providers were not asked at the same time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_request() {
     let timeout = Duration::from_millis(300);
     let slow = Duration::from_millis(2_000);
