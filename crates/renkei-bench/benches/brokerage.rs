@@ -93,24 +93,9 @@ fn main() -> anyhow::Result<()> {
         // Fresh runtimes and a fresh hub per placement, each runtime with as many workers as
         // it has cores, as it would have on a machine of that size.
         let (hub_cpus, world_cpus) = cpus_for(placement)?;
-        let world = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(world_cpus.len())
-            .thread_name(WORLD_THREADS)
-            .enable_all()
-            .build()
-            .context("starting the load generator's Tokio runtime")?;
-        let providers = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(world_cpus.len())
-            .thread_name(PROVIDER_THREADS)
-            .enable_all()
-            .build()
-            .context("starting the providers' Tokio runtime")?;
-        let hub = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(hub_cpus.len())
-            .thread_name(HUB_THREADS)
-            .enable_all()
-            .build()
-            .context("starting the hub's Tokio runtime")?;
+        let world = runtime(world_cpus.len(), WORLD_THREADS)?;
+        let providers = runtime(world_cpus.len(), PROVIDER_THREADS)?;
+        let hub = runtime(hub_cpus.len(), HUB_THREADS)?;
         let last = i + 1 == placements.len();
         let runtimes = Runtimes {
             hub: hub.handle().clone(),
@@ -130,6 +115,16 @@ fn main() -> anyhow::Result<()> {
 const HUB_THREADS: &str = "hub";
 const WORLD_THREADS: &str = "world";
 const PROVIDER_THREADS: &str = "provider";
+
+/// A multi-threaded Tokio runtime of `workers` threads named `name`.
+fn runtime(workers: usize, name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("starting the `{name}` Tokio runtime"))
+}
 
 /// The runtimes servers are started on, besides the load generator's own.
 struct Runtimes {
@@ -218,10 +213,14 @@ fn cpus_for(placement: Placement) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     })
 }
 
-/// The CPU that has taken most of the block devices' interrupts, if `/proc/interrupts` says.
+/// The CPU that has taken most of the block devices' interrupts, if `/proc/interrupts` says;
+/// read once, so every phase places the hub on the same core.
 fn disk_interrupt_cpu() -> Option<usize> {
-    let table = std::fs::read_to_string("/proc/interrupts").ok()?;
-    renkei_bench::disk_interrupt_cpu(&table)
+    static CPU: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| {
+        let table = std::fs::read_to_string("/proc/interrupts").ok()?;
+        renkei_bench::disk_interrupt_cpu(&table)
+    })
 }
 
 /// Sets every thread's CPU affinity for `placement`; run before each phase, so threads
@@ -670,45 +669,39 @@ async fn serve_on(
 }
 
 /// A bare relay on the hub's runtime: it forwards each fetch, grant and all, to the provider
-/// at `provider_url` with the hub's HTTP client settings and relays the answer's bytes. It
+/// at `provider_url` with the hub's own HTTP client and relays the answer's bytes. It
 /// decides nothing, signs nothing and records nothing: what forwarding alone costs (two more
 /// loopback hops and a side that must be woken). No floor: its core sleeps more than the
 /// hub's, and waking it costs the other core more.
 async fn serve_relay(
     hub_runtime: &tokio::runtime::Handle,
+    client: reqwest::Client,
     provider_url: &str,
 ) -> anyhow::Result<String> {
-    use axum::http::HeaderMap;
+    use axum::http::{HeaderMap, header::AUTHORIZATION};
     let target = format!("{provider_url}/renkei/v1/fetch");
-    hub_runtime
-        .spawn(async move {
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(HubConfig::new(String::new()).provider_timeout)
-                .pool_max_idle_per_host(256)
-                .build()
-                .context("building the relay's HTTP client")?;
-            let relay = move |headers: HeaderMap| {
-                let (client, target) = (client.clone(), target.clone());
-                async move {
-                    let mut request = client.post(target);
-                    if let Some(grant) = headers.get(axum::http::header::AUTHORIZATION) {
-                        request = request.header(axum::http::header::AUTHORIZATION, grant);
-                    }
-                    match request.send().await {
-                        Ok(answer) => {
-                            let status = answer.status();
-                            let body = answer.bytes().await.unwrap_or_default();
-                            (status, body)
-                        }
-                        Err(_) => (StatusCode::BAD_GATEWAY, Default::default()),
-                    }
+    let relay = move |headers: HeaderMap| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            let mut request = client.post(target);
+            if let Some(grant) = headers.get(AUTHORIZATION) {
+                request = request.header(AUTHORIZATION, grant);
+            }
+            match request.send().await {
+                Ok(answer) => {
+                    let status = answer.status();
+                    let body = answer.bytes().await.unwrap_or_default();
+                    (status, body)
                 }
-            };
-            serve(axum::Router::new().route("/renkei/v1/fetch", post(relay))).await
-        })
-        .await
-        .context("the relay's start-up task stopped")?
+                Err(_) => (StatusCode::BAD_GATEWAY, Default::default()),
+            }
+        }
+    };
+    serve_on(
+        hub_runtime,
+        axum::Router::new().route("/renkei/v1/fetch", post(relay)),
+    )
+    .await
 }
 
 /// The hub (its store, tasks and HTTP server on the hub's runtime), its catalogue, the
@@ -1332,7 +1325,7 @@ async fn run(
         axum::Router::new().route("/", post(|| async { "{}" })),
     )
     .await?;
-    let relay_url = serve_relay(&runtimes.hub, &slow_url).await?;
+    let relay_url = serve_relay(&runtimes.hub, bench.hub.http.clone(), &slow_url).await?;
     measure(
         &bench,
         placement,

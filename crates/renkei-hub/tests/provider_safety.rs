@@ -13,6 +13,7 @@ use common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, ProviderMode, Town, TownOptions, expect_problem, grant_claims,
     open_all, present_grant,
 };
+use renkei_hub::broker::DataResponse;
 use renkei_protocol::grant::sign_grant;
 use serde_json::Value;
 
@@ -197,18 +198,9 @@ fn result<'a>(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_providers_of_one_request_are_asked_at_the_same_time_not_one_after_another() {
-    // Both providers take 600 ms: asked together the answer takes a little over that, asked
-    // in turn it would take 1.2 s.
-    let slow = Duration::from_millis(600);
-    let town = Town::with(TownOptions {
-        provider_timeout: Duration::from_secs(5),
-        clinic: ProviderMode::Slow(slow),
-        payments: ProviderMode::Slow(slow),
-        ..TownOptions::default()
-    })
-    .await;
+/// Alice says yes to health advice and the health service asks for her check-up results and
+/// payments: the answer, and how long the data request itself took.
+async fn alices_advice(town: &Town) -> (DataResponse, Duration) {
     let token = town.service_token(&town.health).await;
     let alice = town.sign_in(town.alice).await;
     let granted = town.grant(&alice, "health-advice", "advice").await;
@@ -221,7 +213,22 @@ async fn the_providers_of_one_request_are_asked_at_the_same_time_not_one_after_a
             &[HEALTH_CHECKUP, PAYMENT_HISTORY],
         )
         .await;
-    let took = started.elapsed();
+    (answer, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_of_one_request_are_asked_at_the_same_time_not_one_after_another() {
+    // Both providers take 600 ms: asked together the answer takes a little over that, asked
+    // in turn it would take 1.2 s.
+    let slow = Duration::from_millis(600);
+    let town = Town::with(TownOptions {
+        provider_timeout: Duration::from_secs(5),
+        clinic: ProviderMode::Slow(slow),
+        payments: ProviderMode::Slow(slow),
+        ..TownOptions::default()
+    })
+    .await;
+    let (answer, took) = alices_advice(&town).await;
     assert!(answer.complete);
     assert_eq!(open_all(&town.health, &answer).len(), 2);
     assert!(
@@ -245,19 +252,7 @@ async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_reques
         ..TownOptions::default()
     })
     .await;
-    let token = town.service_token(&town.health).await;
-    let alice = town.sign_in(town.alice).await;
-    let granted = town.grant(&alice, "health-advice", "advice").await;
-    let started = Instant::now();
-    let answer = town
-        .data(
-            &token,
-            &granted.subject,
-            "advice",
-            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
-        )
-        .await;
-    let took = started.elapsed();
+    let (answer, took) = alices_advice(&town).await;
     assert!(took >= timeout && took < bound, "took {took:?}");
     assert!(!answer.complete);
     let clinic = result(&answer, "clinic");
@@ -281,19 +276,8 @@ async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_reques
         ..TownOptions::default()
     })
     .await;
-    let token = town.service_token(&town.health).await;
-    let alice = town.sign_in(town.alice).await;
-    let granted = town.grant(&alice, "health-advice", "advice").await;
-    let started = Instant::now();
-    let answer = town
-        .data(
-            &token,
-            &granted.subject,
-            "advice",
-            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
-        )
-        .await;
-    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    let (answer, took) = alices_advice(&town).await;
+    assert!(took < bound, "took {took:?}");
     assert!(!answer.complete);
     assert_eq!(result(&answer, "payments").status, "provider-unreachable");
     assert_eq!(result(&answer, "clinic").status, "ok");
@@ -394,17 +378,7 @@ async fn a_provider_that_redirects_is_not_followed_so_its_grant_goes_nowhere_els
         .await
         .unwrap();
 
-    let token = town.service_token(&town.health).await;
-    let alice = town.sign_in(town.alice).await;
-    let granted = town.grant(&alice, "health-advice", "advice").await;
-    let answer = town
-        .data(
-            &token,
-            &granted.subject,
-            "advice",
-            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
-        )
-        .await;
+    let (answer, _) = alices_advice(&town).await;
 
     assert_eq!(
         reached.load(Ordering::SeqCst),
