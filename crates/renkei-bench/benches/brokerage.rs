@@ -11,7 +11,8 @@
 //! differ from it by the hub's hop alone. Every phase runs twice, once per [`Placement`]:
 //! with all threads sharing every core, and with the hub's threads on one core and the
 //! world's on the others, as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
-//! `RENKEI_BENCH_SECS` seconds (default 10). `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
+//! `RENKEI_BENCH_SECS` seconds (default 10); a direct phase and the same through the hub take
+//! turns in five slices, so a machine whose speed drifts slows both alike. `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
 //! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
 use renkei_bench as _; // the binary's allocator
@@ -59,7 +60,8 @@ const TARGET_ADDED_P99_MS: f64 = 1.0;
 const MAX_ERROR_RATE: f64 = 0.01;
 /// Service tokens last 300 s; workers take a new one well before.
 const TOKEN_REFRESH: Duration = Duration::from_secs(240);
-/// Pre-signed grants must all be used within their lifetime; longer phases sign on the fly.
+/// Pre-signed grants must all be used within their lifetime: when the last would be used
+/// later than this after signing, the load generator signs them on the fly.
 const MAX_PRESIGNED_PHASE_SECS: u64 = 45;
 
 const SERVICE: &str = "bench-service";
@@ -87,6 +89,15 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  2 categories per request from 1 provider; hub on SQLite (WAL, every record fsynced); one process"
     );
+    if let Some(w) = wake_up_cost()? {
+        println!(
+            "  this machine: a wake-up round trip between two threads takes {:.1} us of CPU on one core, {:.1} us across two ({:.1} us wall);",
+            w.one_core_cpu_us, w.two_cores_cpu_us, w.two_cores_wall_us
+        );
+        println!(
+            "  a brokered request crosses between the hub's core and the others' four times, a direct fetch never"
+        );
+    }
     println!();
     let placements = [Placement::Shared, Placement::HubOnOwnCore];
     for (i, placement) in placements.into_iter().enumerate() {
@@ -407,6 +418,18 @@ struct PhaseResult {
 }
 
 impl PhaseResult {
+    /// Adds `other`'s requests, time and CPU to this one's (slices of one phase).
+    fn add(&mut self, other: &PhaseResult) -> anyhow::Result<()> {
+        self.tally.add(&other.tally)?;
+        self.elapsed += other.elapsed;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
+        self.sides = self
+            .sides
+            .zip(other.sides)
+            .map(|((h0, w0), (h1, w1))| (h0 + h1, w0 + w1));
+        Ok(())
+    }
+
     fn rate(&self) -> f64 {
         self.tally.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -433,6 +456,79 @@ impl PhaseResult {
             )
         })
     }
+}
+
+/// What one wake-up round trip between two threads costs on this machine: CPU time (both
+/// threads) and wall time, with the two on one core and on two cores. A brokered request
+/// crosses between the hub's core and the others' four times; a direct fetch never does.
+struct WakeUpCost {
+    one_core_cpu_us: f64,
+    two_cores_cpu_us: f64,
+    two_cores_wall_us: f64,
+}
+
+/// Two threads pass a byte back and forth over a socket pair, pinned to `a` and `b`; returns
+/// CPU time and wall time per round trip.
+fn ping_pong(a: usize, b: usize) -> anyhow::Result<(f64, f64)> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    const ROUND_TRIPS: u32 = 20_000;
+    fn pin(cpu: usize) -> anyhow::Result<()> {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu)?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .context("pinning a thread")?;
+        Ok(())
+    }
+    let (mut here, mut there) = UnixStream::pair().context("creating a socket pair")?;
+    let echo = std::thread::spawn(move || -> anyhow::Result<()> {
+        pin(b)?;
+        let mut byte = [0u8; 1];
+        for _ in 0..ROUND_TRIPS {
+            there.read_exact(&mut byte)?;
+            there.write_all(&byte)?;
+        }
+        Ok(())
+    });
+    pin(a)?;
+    let mut byte = [0u8; 1];
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    for _ in 0..ROUND_TRIPS {
+        here.write_all(&byte)?;
+        here.read_exact(&mut byte)?;
+    }
+    let wall = started.elapsed();
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+    let cpu = cpu_before
+        .zip(process_cpu())
+        .map(|(before, after)| after.saturating_sub(before))
+        .context("reading this process's CPU time")?;
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(ROUND_TRIPS);
+    Ok((per(cpu), per(wall)))
+}
+
+/// Measures [`WakeUpCost`] on the first two CPUs this process may use (`None` with one),
+/// then lets this thread run anywhere again.
+fn wake_up_cost() -> anyhow::Result<Option<WakeUpCost>> {
+    let (cpus, _) = cpus_for(Placement::Shared)?;
+    let [a, b, ..] = cpus[..] else {
+        return Ok(None);
+    };
+    let (one_core_cpu_us, _) = ping_pong(a, a)?;
+    let (two_cores_cpu_us, two_cores_wall_us) = ping_pong(a, b)?;
+    let mut all = nix::sched::CpuSet::new();
+    for &c in &cpus {
+        all.set(c)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all)
+        .context("unpinning the main thread")?;
+    Ok(Some(WakeUpCost {
+        one_core_cpu_us,
+        two_cores_cpu_us,
+        two_cores_wall_us,
+    }))
 }
 
 /// User + system CPU time of this process so far (Linux; `None` elsewhere).
@@ -1008,15 +1104,17 @@ fn presign(bench: &Bench, n: usize) -> anyhow::Result<Vec<String>> {
     })
 }
 
-/// The direct phase: warm up signing on the fly, size the pre-signed pool from that rate,
-/// then measure with the pool.
-async fn direct_phase(
+/// A warmed-up direct load at `provider_url` whose grants for `measured` of fetches are
+/// signed before anything is timed, when the last of them is used within `span` of signing
+/// (otherwise, and if they run out, grants are signed on the fly).
+async fn direct_load(
     name: &str,
     bench: &Arc<Bench>,
     provider_url: &str,
-    duration: Duration,
+    measured: Duration,
+    span: Duration,
     notes: &mut Vec<String>,
-) -> anyhow::Result<PhaseResult> {
+) -> anyhow::Result<Arc<Load>> {
     let url = format!("{provider_url}/renkei/v1/fetch");
     let warm_load = Arc::new(Load::Direct(url.clone(), GrantPool::new(Vec::new())));
     progress(name, "warming up");
@@ -1027,9 +1125,9 @@ async fn direct_phase(
             warm.tally.errors
         );
     }
-    let pool = if duration.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
+    let pool = if span.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
         // Pre-signed grants run faster than the warm-up (which signed on the fly): 2x margin.
-        let wanted = (warm.rate() * 2.0 * duration.as_secs_f64()) as usize + IN_FLIGHT;
+        let wanted = (warm.rate() * 2.0 * measured.as_secs_f64()) as usize + IN_FLIGHT;
         let started = Instant::now();
         let bench2 = bench.clone();
         let grants = tokio::task::spawn_blocking(move || presign(&bench2, wanted))
@@ -1046,51 +1144,101 @@ async fn direct_phase(
         grants
     } else {
         notes.push(format!(
-            "{name}: phases over {MAX_PRESIGNED_PHASE_SECS} s outlive a grant, so every grant is signed on the fly by the load generator"
+            "{name}: its fetches span over {MAX_PRESIGNED_PHASE_SECS} s, longer than a grant lives, so every grant is signed on the fly by the load generator"
         ));
         Vec::new()
     };
-    let load = Arc::new(Load::Direct(url, GrantPool::new(pool)));
-    progress(name, "measuring");
-    let result = drive(bench, &load, duration).await?;
-    if let Load::Direct(_, pool) = load.as_ref() {
+    Ok(Arc::new(Load::Direct(url, GrantPool::new(pool))))
+}
+
+/// Notes a direct load whose pre-signed grants ran out (then its figures include signing).
+fn note_pool(name: &str, load: &Load, notes: &mut Vec<String>) {
+    if let Load::Direct(_, pool) = load {
         let on_the_fly = pool.signed_on_the_fly.load(Ordering::Relaxed);
-        if on_the_fly > 0 && duration.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
+        if on_the_fly > 0 && !pool.grants.is_empty() {
             notes.push(format!(
                 "{name}: the pool ran out; {on_the_fly} grants were signed on the fly"
             ));
         }
     }
+}
+
+/// The direct phase: warm up signing on the fly, pre-sign the grants, then measure.
+async fn direct_phase(
+    name: &str,
+    bench: &Arc<Bench>,
+    provider_url: &str,
+    duration: Duration,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PhaseResult> {
+    let load = direct_load(name, bench, provider_url, duration, duration, notes).await?;
+    progress(name, "measuring");
+    let result = drive(bench, &load, duration).await?;
+    note_pool(name, &load, notes);
     check_errors(name, &result)?;
     Ok(result)
 }
 
-async fn hub_phase(
-    name: &str,
+/// Slices a phase's measured time is cut into when direct and hub phases take turns.
+const ROUNDS: u32 = 5;
+
+/// Direct fetches from `provider_url` and the same through the hub, measured in turns:
+/// [`ROUNDS`] slices of each, alternating, so a machine whose speed drifts during the run
+/// (other tenants of the host) slows both alike; each result adds up its slices.
+async fn direct_and_hub(
+    label: &str,
     bench: &Arc<Bench>,
+    provider_url: &str,
     duration: Duration,
     notes: &mut Vec<String>,
-) -> anyhow::Result<PhaseResult> {
-    let load = Arc::new(Load::Hub(format!("{}/v1/data-requests", bench.hub_url)));
-    progress(name, "warming up");
-    let warm = drive(bench, &load, WARM_UP).await?;
+) -> anyhow::Result<(PhaseResult, PhaseResult)> {
+    let (direct_name, hub_name) = (format!("{label} direct"), format!("{label} via hub"));
+    let slice = duration / ROUNDS;
+    // The last direct slice ends about two phases after the grants were signed.
+    let direct = direct_load(
+        &direct_name,
+        bench,
+        provider_url,
+        duration,
+        duration * 2 + WARM_UP,
+        notes,
+    )
+    .await?;
+    let hub = Arc::new(Load::Hub(format!("{}/v1/data-requests", bench.hub_url)));
+    progress(&hub_name, "warming up");
+    let warm = drive(bench, &hub, WARM_UP).await?;
     if warm.tally.ok == 0 {
         bail!(
-            "{name}: no request succeeded during the warm-up: {:?}",
+            "{hub_name}: no request succeeded during the warm-up: {:?}",
             warm.tally.errors
         );
     }
-    let before = bench.store.log_size().await?;
-    progress(name, "measuring");
-    let result = drive(bench, &load, duration).await?;
-    let after = bench.store.log_size().await?;
+    let mut records = 0;
+    let mut sums: Option<(PhaseResult, PhaseResult)> = None;
+    for round in 1..=ROUNDS {
+        progress(label, &format!("measuring, round {round} of {ROUNDS}"));
+        let d = drive(bench, &direct, slice).await?;
+        let before = bench.store.log_size().await?;
+        let h = drive(bench, &hub, slice).await?;
+        records += bench.store.log_size().await?.saturating_sub(before);
+        sums = Some(match sums {
+            None => (d, h),
+            Some((mut sd, mut sh)) => {
+                sd.add(&d)?;
+                sh.add(&h)?;
+                (sd, sh)
+            }
+        });
+    }
+    let (direct_result, hub_result) = sums.context("no rounds")?;
+    note_pool(&direct_name, &direct, notes);
     notes.push(format!(
-        "{name}: {} access records appended durably for {} requests answered",
-        after.saturating_sub(before),
-        result.tally.ok + result.tally.error_count()
+        "{hub_name}: {records} access records appended durably for {} requests answered",
+        hub_result.tally.ok + hub_result.tally.error_count()
     ));
-    check_errors(name, &result)?;
-    Ok(result)
+    check_errors(&direct_name, &direct_result)?;
+    check_errors(&hub_name, &hub_result)?;
+    Ok((direct_result, hub_result))
 }
 
 /// The hub's own steps, each timed alone on the otherwise idle process, to show where a
@@ -1211,17 +1359,13 @@ async fn measure(
     .await?;
     use_provider(bench, slow_url).await?;
     place_threads(placement)?;
-    let slow_direct = direct_phase("5 ms direct", bench, slow_url, duration, notes).await?;
+    let (slow_direct, slow_hub) = direct_and_hub("5 ms", bench, slow_url, duration, notes).await?;
     place_threads(placement)?;
     let slow_relay = direct_phase("5 ms via bare relay", bench, relay_url, duration, notes).await?;
-    place_threads(placement)?;
-    let slow_hub = hub_phase("5 ms via hub", bench, duration, notes).await?;
     use_provider(bench, fast_url).await?;
     check_answers(bench, fast_url).await?;
     place_threads(placement)?;
-    let fast_direct = direct_phase("0 ms direct", bench, fast_url, duration, notes).await?;
-    place_threads(placement)?;
-    let fast_hub = hub_phase("0 ms via hub", bench, duration, notes).await?;
+    let (fast_direct, fast_hub) = direct_and_hub("0 ms", bench, fast_url, duration, notes).await?;
     use_provider(bench, slow_url).await?;
 
     println!(
