@@ -1221,6 +1221,19 @@ async fn direct_and_hub(
         let before = bench.store.log_size().await?;
         let h = drive(bench, &hub, slice).await?;
         records += bench.store.log_size().await?.saturating_sub(before);
+        // Each slice's figures on stderr: whether a tail comes from one slice or all.
+        progress(
+            label,
+            &format!(
+                "round {round}: direct {:.0} req/s p50 {:.2} p99 {:.2} ms; hub {:.0} req/s p50 {:.2} p99 {:.2} ms",
+                d.rate(),
+                d.p50_ms(),
+                d.p99_ms(),
+                h.rate(),
+                h.p50_ms(),
+                h.p99_ms()
+            ),
+        );
         sums = Some(match sums {
             None => (d, h),
             Some((mut sd, mut sh)) => {
