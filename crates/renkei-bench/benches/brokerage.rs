@@ -418,6 +418,16 @@ struct PhaseResult {
 }
 
 impl PhaseResult {
+    /// Nothing measured yet: what slices are added to.
+    fn empty() -> anyhow::Result<Self> {
+        Ok(Self {
+            tally: Tally::new()?,
+            elapsed: Duration::ZERO,
+            cpu: Some(Duration::ZERO),
+            sides: Some((Duration::ZERO, Duration::ZERO)),
+        })
+    }
+
     /// Adds `other`'s requests, time and CPU to this one's (slices of one phase).
     fn add(&mut self, other: &PhaseResult) -> anyhow::Result<()> {
         self.tally.add(&other.tally)?;
@@ -658,13 +668,8 @@ async fn drive(
     })
 }
 
-/// Warms up, then measures; aborts if more than 1% of the measured requests failed.
-async fn phase(
-    name: &str,
-    bench: &Arc<Bench>,
-    load: &Arc<Load>,
-    duration: Duration,
-) -> anyhow::Result<PhaseResult> {
+/// Runs `load` for [`WARM_UP`]; fails if no request succeeded.
+async fn warm_up(name: &str, bench: &Arc<Bench>, load: &Arc<Load>) -> anyhow::Result<PhaseResult> {
     progress(name, "warming up");
     let warm = drive(bench, load, WARM_UP).await?;
     if warm.tally.ok == 0 {
@@ -673,6 +678,17 @@ async fn phase(
             warm.tally.errors
         );
     }
+    Ok(warm)
+}
+
+/// Warms up, then measures; aborts if more than 1% of the measured requests failed.
+async fn phase(
+    name: &str,
+    bench: &Arc<Bench>,
+    load: &Arc<Load>,
+    duration: Duration,
+) -> anyhow::Result<PhaseResult> {
+    warm_up(name, bench, load).await?;
     progress(name, "measuring");
     let result = drive(bench, load, duration).await?;
     check_errors(name, &result)?;
@@ -1117,14 +1133,7 @@ async fn direct_load(
 ) -> anyhow::Result<Arc<Load>> {
     let url = format!("{provider_url}/renkei/v1/fetch");
     let warm_load = Arc::new(Load::Direct(url.clone(), GrantPool::new(Vec::new())));
-    progress(name, "warming up");
-    let warm = drive(bench, &warm_load, WARM_UP).await?;
-    if warm.tally.ok == 0 {
-        bail!(
-            "{name}: no request succeeded during the warm-up: {:?}",
-            warm.tally.errors
-        );
-    }
+    let warm = warm_up(name, bench, &warm_load).await?;
     let pool = if span.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
         // Pre-signed grants run faster than the warm-up (which signed on the fly): 2x margin.
         let wanted = (warm.rate() * 2.0 * measured.as_secs_f64()) as usize + IN_FLIGHT;
@@ -1205,16 +1214,9 @@ async fn direct_and_hub(
     )
     .await?;
     let hub = Arc::new(Load::Hub(format!("{}/v1/data-requests", bench.hub_url)));
-    progress(&hub_name, "warming up");
-    let warm = drive(bench, &hub, WARM_UP).await?;
-    if warm.tally.ok == 0 {
-        bail!(
-            "{hub_name}: no request succeeded during the warm-up: {:?}",
-            warm.tally.errors
-        );
-    }
+    warm_up(&hub_name, bench, &hub).await?;
     let mut records = 0;
-    let mut sums: Option<(PhaseResult, PhaseResult)> = None;
+    let (mut direct_result, mut hub_result) = (PhaseResult::empty()?, PhaseResult::empty()?);
     for round in 1..=ROUNDS {
         progress(label, &format!("measuring, round {round} of {ROUNDS}"));
         let d = drive(bench, &direct, slice).await?;
@@ -1234,16 +1236,9 @@ async fn direct_and_hub(
                 h.p99_ms()
             ),
         );
-        sums = Some(match sums {
-            None => (d, h),
-            Some((mut sd, mut sh)) => {
-                sd.add(&d)?;
-                sh.add(&h)?;
-                (sd, sh)
-            }
-        });
+        direct_result.add(&d)?;
+        hub_result.add(&h)?;
     }
-    let (direct_result, hub_result) = sums.context("no rounds")?;
     note_pool(&direct_name, &direct, notes);
     notes.push(format!(
         "{hub_name}: {records} access records appended durably for {} requests answered",
