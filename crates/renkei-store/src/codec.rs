@@ -533,6 +533,11 @@ impl Placeholders {
 /// The most entries appended by one multi-row `INSERT` (11 parameters each).
 pub const APPEND_CHUNK: usize = 128;
 
+/// The most tree hashes the log integrator writes in one transaction: enough that a
+/// checkpoint takes a handful, few enough that a decision batch waiting for the one writer
+/// waits well under a millisecond.
+pub const INTEGRATE_CHUNK: usize = 256;
+
 /// The most values in one `IN (…)` list of a batch's reads.
 pub const IN_LIST_MAX: usize = 512;
 

@@ -1009,9 +1009,15 @@ macro_rules! impl_store {
                 hashes: &[(u64, renkei_log::Hash)],
                 checkpoint: &$crate::StoredCheckpoint,
             ) -> $crate::StoreResult<()> {
-                let mut tx = self.write.begin().await?;
-                // Multi-row inserts: the integrator shares the one writer with the decisions.
-                for chunk in hashes.chunks(500) {
+                // The integrator shares the one writer with the decision batches: its hashes
+                // go in a few hundred per transaction, each committed like a batch (on SQLite
+                // without an fsync of its own), so a decision batch never waits behind a whole
+                // checkpoint's worth of rows. The checkpoint comes last, and is returned only
+                // once it is durable, and with it every transaction before it.
+                // INVARIANT: the tree's hashes are committed before the checkpoint that
+                // covers them; hashes past the latest checkpoint are never served.
+                for chunk in hashes.chunks($crate::codec::INTEGRATE_CHUNK) {
+                    let mut tx = self.begin_batch().await?;
                     let sql = format!(
                         "{INSERT_ROWS} log_hashes (idx, hash) VALUES {} ON CONFLICT (idx) DO NOTHING",
                         PLACEHOLDERS.rows(2, chunk.len())
@@ -1021,7 +1027,10 @@ macro_rules! impl_store {
                         query = query.bind($crate::codec::seq_i64(*idx)?).bind(hash.as_bytes().to_vec());
                     }
                     query.execute(&mut *tx).await?;
+                    // Made durable by the checkpoint's own wait below, which covers it.
+                    let _covered_by_the_checkpoint = self.commit_batch(tx).await?;
                 }
+                let mut tx = self.begin_batch().await?;
                 sqlx::query(
                     "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (size) DO NOTHING",
@@ -1032,7 +1041,7 @@ macro_rules! impl_store {
                 .bind($crate::codec::millis(checkpoint.signed_at))
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
+                self.commit_batch(tx).await?.wait().await?;
                 Ok(())
             }
 
