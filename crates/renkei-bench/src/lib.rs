@@ -3,8 +3,8 @@
 //! (the transparency log) and `identity.rs`. Run them with `cargo bench -p renkei-bench`.
 //!
 //! The library holds the allocator the `renkei` binary ships with, so that every benchmark
-//! (each says `use renkei_bench as _;`) measures the hub as it runs, and the one parser the
-//! benchmarks need, kept here so that it is tested (benches have no test harness).
+//! (each says `use renkei_bench as _;`) measures the hub as it runs, and the parsers the
+//! benchmarks need, kept here so that they are tested (benches have no test harness).
 
 /// The `renkei` binary's global allocator (see its `main.rs`).
 #[global_allocator]
@@ -32,9 +32,26 @@ pub fn disk_interrupt_cpu(table: &str) -> Option<usize> {
     (most > 0).then_some(cpu)
 }
 
+/// Clock ticks the hypervisor gave to something else while a CPU had work (`steal`), summed
+/// over the CPUs of `stat`, the text of Linux's `/proc/stat`: one line per CPU, `cpuN user
+/// nice system idle iowait irq softirq steal …`. The all-CPU line `cpu` is not counted again;
+/// a CPU line without a readable steal column counts zero.
+pub fn stolen_ticks(stat: &str) -> u64 {
+    stat.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let cpu = fields.next()?.strip_prefix("cpu")?;
+            if cpu.is_empty() || !cpu.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            fields.nth(7)?.parse::<u64>().ok()
+        })
+        .fold(0, u64::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::disk_interrupt_cpu;
+    use super::{disk_interrupt_cpu, stolen_ticks};
     use proptest::prelude::*;
 
     /// Read off a 2-vCPU Firecracker guest (2026-12-03), abridged.
@@ -74,7 +91,44 @@ LOC:     758539     801275   Local timer interrupts
         );
     }
 
+    /// Read off the same kind of guest under load (2026-12-03), abridged.
+    const STAT: &str = "cpu  84520 12 20710 173500 1201 0 3391 2113 0 0
+cpu0 42011 5 10420 86900 633 0 1702 1050 0 0
+cpu1 42509 7 10290 86600 568 0 1689 1063 0 0
+intr 53958274 0 9 0
+ctxt 96512840
+";
+
+    #[test]
+    fn steal_is_summed_over_the_cpu_lines_not_the_total_line() {
+        assert_eq!(stolen_ticks(STAT), 1050 + 1063);
+    }
+
+    #[test]
+    fn a_kernel_without_a_steal_column_reports_none_stolen() {
+        assert_eq!(stolen_ticks("cpu 1 2 3 4\ncpu0 1 2 3 4\n"), 0);
+        assert_eq!(stolen_ticks(""), 0);
+        assert_eq!(stolen_ticks("cpux 1 2 3 4 5 6 7 8\n"), 0);
+    }
+
     proptest! {
+        /// Whatever the text, the parser answers (no panic, no overflow).
+        #[test]
+        fn any_stat_text_is_read_without_failing(stat in "(?s).{0,600}") {
+            let _ = stolen_ticks(&stat);
+        }
+
+        /// Each CPU's steal column is counted once, whatever the other columns hold.
+        #[test]
+        fn every_cpus_steal_is_counted(rows in proptest::collection::vec((proptest::collection::vec(0u64..1_000_000, 7), 0u64..1_000_000), 1..8)) {
+            let mut stat = String::from("cpu  1 2 3 4 5 6 7 99999 0 0\n");
+            for (cpu, (before, steal)) in rows.iter().enumerate() {
+                let before: Vec<String> = before.iter().map(u64::to_string).collect();
+                stat.push_str(&format!("cpu{cpu} {} {steal} 0 0\n", before.join(" ")));
+            }
+            prop_assert_eq!(stolen_ticks(&stat), rows.iter().map(|(_, s)| s).sum::<u64>());
+        }
+
         /// Whatever the text, the answer is a CPU column of its header, or none.
         #[test]
         fn any_text_yields_a_cpu_of_the_header_or_none(table in "(?s).{0,600}") {
