@@ -546,14 +546,14 @@ fn process_cpu() -> Option<Duration> {
     cpu_of("/proc/self/stat")
 }
 
+/// The unit of `/proc`'s CPU times: USER_HZ is 100 on every Linux this runs on.
+const USER_HZ_TICK: Duration = Duration::from_millis(10);
+
 /// CPU time the hypervisor has given to others while this machine's CPUs had work, so far
 /// (Linux's `steal`; zero on bare metal, `None` where `/proc/stat` is missing).
 fn stolen() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    // USER_HZ, as in `cpu_of`.
-    Some(Duration::from_millis(
-        renkei_bench::stolen_ticks(&stat).saturating_mul(10),
-    ))
+    Some(USER_HZ_TICK * u32::try_from(renkei_bench::stolen_ticks(&stat)).ok()?)
 }
 
 /// Runs `f` and returns what it returned and the CPU time stolen meanwhile.
@@ -579,8 +579,7 @@ fn cpu_of(path: &str) -> Option<Duration> {
     // Fields 14 and 15 of stat(5) (utime, stime), counted from `state` (field 3).
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis((utime + stime) * 10))
+    Some(USER_HZ_TICK * u32::try_from(utime + stime).ok()?)
 }
 
 /// A short label for why a request failed: the HTTP status and problem type, or the
@@ -1285,6 +1284,7 @@ async fn direct_and_hub(
         direct_result.add(&d)?;
         hub_result.add(&h)?;
         direct_stolen = direct_stolen.zip(d_stolen).map(|(a, b)| a + b);
+        hub_stolen = hub_stolen.zip(h_stolen).map(|(a, b)| a + b);
         if d_stolen
             .zip(h_stolen)
             .is_some_and(|(d, h)| d.max(h) <= quiet_limit)
@@ -1293,7 +1293,6 @@ async fn direct_and_hub(
             quiet_hub.add(&h)?;
             quiet_rounds += 1;
         }
-        hub_stolen = hub_stolen.zip(h_stolen).map(|(a, b)| a + b);
     }
     note_pool(&direct_name, &direct, notes);
     notes.push(format!(
