@@ -12,8 +12,11 @@
 //! with all threads sharing every core, and with the hub's threads on one core and the
 //! world's on the others, as when the hub has a machine of its own. Each phase warms up for 1 s and then runs
 //! `RENKEI_BENCH_SECS` seconds (default 10); a direct phase and the same through the hub take
-//! turns in five slices, so a machine whose speed drifts slows both alike. `RENKEI_BENCH_DIR` puts the hub's database elsewhere (e.g. `/dev/shm`,
-//! to see what fsync costs). Run with `cargo bench -p renkei-bench --bench brokerage`.
+//! turns in five rounds (direct, hub, direct again), so a machine whose speed drifts slows both
+//! alike and the two direct halves show how far identical phases differ. `RENKEI_BENCH_DIR`
+//! puts the hub's database elsewhere (e.g. `/dev/shm`, to see what fsync costs);
+//! `RENKEI_BENCH_OWN_CORE_ONLY=1` skips the shared placement (half the time, for trying a
+//! change). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
 use renkei_bench as _; // the binary's allocator
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -99,8 +102,13 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    let placements = [Placement::Shared, Placement::HubOnOwnCore];
-    for (i, placement) in placements.into_iter().enumerate() {
+    let placements: Vec<Placement> = [Placement::Shared, Placement::HubOnOwnCore]
+        .into_iter()
+        .filter(|p| {
+            std::env::var("RENKEI_BENCH_OWN_CORE_ONLY").is_err() || *p == Placement::HubOnOwnCore
+        })
+        .collect();
+    for (i, placement) in placements.iter().copied().enumerate() {
         // Fresh runtimes and a fresh hub per placement, each runtime with as many workers as
         // it has cores, as it would have on a machine of that size.
         let (hub_cpus, world_cpus) = cpus_for(placement)?;
@@ -1223,14 +1231,19 @@ const QUIET_STEAL_SHARE: f64 = 0.01;
 struct Turns {
     direct: PhaseResult,
     hub: PhaseResult,
+    /// The direct phase measured a second time in every round, after the hub's slice: set
+    /// against `direct`, what the machine's noise alone makes of two identical phases.
+    direct_again: PhaseResult,
     /// The same, from only the rounds in which the hypervisor took (almost) nothing from
     /// either slice, and how many those were; `None` if none was, or steal cannot be read.
     quiet: Option<(PhaseResult, PhaseResult, u32)>,
 }
 
 /// Direct fetches from `provider_url` and the same through the hub, measured in turns:
-/// [`ROUNDS`] slices of each, alternating, so a machine whose speed drifts during the run
-/// (other tenants of the host) slows both alike; each result adds up its slices.
+/// [`ROUNDS`] rounds of a direct slice, a hub slice and a direct slice again, so a machine
+/// whose speed drifts during the run (other tenants of the host) slows both alike, and the
+/// two direct halves show how far identical phases differ here; each result adds up its
+/// slices.
 async fn direct_and_hub(
     label: &str,
     bench: &Arc<Bench>,
@@ -1240,13 +1253,14 @@ async fn direct_and_hub(
 ) -> anyhow::Result<Turns> {
     let (direct_name, hub_name) = (format!("{label} direct"), format!("{label} via hub"));
     let slice = duration / ROUNDS;
-    // The last direct slice ends about two phases after the grants were signed.
+    // Two direct slices a round; the last ends about three phases after the grants were
+    // signed.
     let direct = direct_load(
         &direct_name,
         bench,
         provider_url,
-        duration,
-        duration * 2 + WARM_UP,
+        duration * 2,
+        duration * 3 + WARM_UP,
         notes,
     )
     .await?;
@@ -1254,7 +1268,12 @@ async fn direct_and_hub(
     warm_up(&hub_name, bench, &hub).await?;
     let mut records = 0;
     let (mut direct_result, mut hub_result) = (PhaseResult::empty()?, PhaseResult::empty()?);
-    let (mut direct_stolen, mut hub_stolen) = (Some(Duration::ZERO), Some(Duration::ZERO));
+    let mut direct_again = PhaseResult::empty()?;
+    let (mut direct_stolen, mut hub_stolen, mut again_stolen_sum) = (
+        Some(Duration::ZERO),
+        Some(Duration::ZERO),
+        Some(Duration::ZERO),
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let quiet_limit = (slice * u32::try_from(cores)?).mul_f64(QUIET_STEAL_SHARE);
     let (mut quiet_direct, mut quiet_hub, mut quiet_rounds) =
@@ -1265,26 +1284,33 @@ async fn direct_and_hub(
         let before = bench.store.log_size().await?;
         let (h, h_stolen) = with_steal(drive(bench, &hub, slice)).await?;
         records += bench.store.log_size().await?.saturating_sub(before);
+        let (again, again_stolen) = with_steal(drive(bench, &direct, slice)).await?;
         // Each slice's figures on stderr: whether a tail comes from one slice or all, and
         // whether the hypervisor took the CPUs away meanwhile.
+        let figures = |r: &PhaseResult, stolen: Option<Duration>| {
+            format!(
+                "{:.0} req/s p50 {:.2} p99 {:.2} ms, {} ms stolen",
+                r.rate(),
+                r.p50_ms(),
+                r.p99_ms(),
+                ms(stolen)
+            )
+        };
         progress(
             label,
             &format!(
-                "round {round}: direct {:.0} req/s p50 {:.2} p99 {:.2} ms, {} ms stolen; hub {:.0} req/s p50 {:.2} p99 {:.2} ms, {} ms stolen",
-                d.rate(),
-                d.p50_ms(),
-                d.p99_ms(),
-                ms(d_stolen),
-                h.rate(),
-                h.p50_ms(),
-                h.p99_ms(),
-                ms(h_stolen),
+                "round {round}: direct {}; hub {}; direct again {}",
+                figures(&d, d_stolen),
+                figures(&h, h_stolen),
+                figures(&again, again_stolen),
             ),
         );
         direct_result.add(&d)?;
         hub_result.add(&h)?;
+        direct_again.add(&again)?;
         direct_stolen = direct_stolen.zip(d_stolen).map(|(a, b)| a + b);
         hub_stolen = hub_stolen.zip(h_stolen).map(|(a, b)| a + b);
+        again_stolen_sum = again_stolen_sum.zip(again_stolen).map(|(a, b)| a + b);
         if d_stolen
             .zip(h_stolen)
             .is_some_and(|(d, h)| d.max(h) <= quiet_limit)
@@ -1300,15 +1326,18 @@ async fn direct_and_hub(
         hub_result.tally.ok + hub_result.tally.error_count()
     ));
     notes.push(format!(
-        "{label}: CPU time the hypervisor gave to others (steal, all cores): {} ms in the direct slices, {} ms in the hub's",
+        "{label}: CPU time the hypervisor gave to others (steal, all cores): {} ms in the direct slices, {} ms in the hub's, {} ms in the direct ones again",
         ms(direct_stolen),
-        ms(hub_stolen)
+        ms(hub_stolen),
+        ms(again_stolen_sum)
     ));
     check_errors(&direct_name, &direct_result)?;
     check_errors(&hub_name, &hub_result)?;
+    check_errors(&format!("{direct_name} again"), &direct_again)?;
     Ok(Turns {
         direct: direct_result,
         hub: hub_result,
+        direct_again,
         quiet: (quiet_rounds > 0).then_some((quiet_direct, quiet_hub, quiet_rounds)),
     })
 }
@@ -1459,9 +1488,11 @@ async fn measure(
         &ceiling,
     );
     print_row("5 ms provider, direct", slow_direct);
+    print_row("5 ms provider, direct again", &slow.direct_again);
     print_row("5 ms provider, via bare relay", &slow_relay);
     print_row("5 ms provider, via hub", slow_hub);
     print_row("0 ms provider, direct", fast_direct);
+    print_row("0 ms provider, direct again", &fast.direct_again);
     print_row("0 ms provider, via hub", fast_hub);
     println!();
     println!(
@@ -1494,6 +1525,12 @@ async fn measure(
         &slow_relay,
         Some("a bare relay: forwarding alone"),
     );
+    compare(
+        "5 ms, A/A",
+        slow_direct,
+        &slow.direct_again,
+        Some("direct against direct again: the noise between two identical phases"),
+    );
     if let Some((direct, hub, rounds)) = &slow.quiet {
         compare(
             &format!("5 ms, quiet {rounds}/{ROUNDS}"),
@@ -1506,6 +1543,12 @@ async fn measure(
         );
     }
     compare("0 ms", fast_direct, fast_hub, Some("CPU-bound worst case"));
+    compare(
+        "0 ms, A/A",
+        fast_direct,
+        &fast.direct_again,
+        Some("as above, with the 0 ms provider"),
+    );
     Ok(())
 }
 
@@ -1585,6 +1628,12 @@ async fn run(
         );
         println!(
             "    to the provider and relays its answer: no decision, grant, record or JSON; what the hop alone costs"
+        );
+        println!(
+            "  direct again = each round runs direct, hub, direct again; A/A sets the two direct halves against each"
+        );
+        println!(
+            "    other: how far two identical phases differ on this machine, the resolution of the comparison above"
         );
     }
     Ok(())
