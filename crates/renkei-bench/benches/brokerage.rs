@@ -16,7 +16,8 @@
 //! alike and the two direct halves show how far identical phases differ. `RENKEI_BENCH_DIR`
 //! puts the hub's database elsewhere (e.g. `/dev/shm`, to see what fsync costs);
 //! `RENKEI_BENCH_OWN_CORE_ONLY=1` skips the shared placement (half the time, for trying a
-//! change). Run with `cargo bench -p renkei-bench --bench brokerage`.
+//! change); `RENKEI_BENCH_IN_FLIGHT=8` holds another number of requests in flight (the
+//! targets are for 64). Run with `cargo bench -p renkei-bench --bench brokerage`.
 
 use renkei_bench as _; // the binary's allocator
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,8 +49,15 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// Requests held in flight by the load generator, always.
-const IN_FLIGHT: usize = 64;
+/// Requests held in flight by the load generator, always: the figure, for which its
+/// targets are set. `RENKEI_BENCH_IN_FLIGHT` runs the bench at another.
+const TARGET_IN_FLIGHT: usize = 64;
+static IN_FLIGHT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Requests held in flight in this run ([`TARGET_IN_FLIGHT`] unless the environment says).
+fn in_flight() -> usize {
+    IN_FLIGHT.get().copied().unwrap_or(TARGET_IN_FLIGHT)
+}
 /// Residents, each with a consent and records at the provider.
 const RESIDENTS: usize = 1_000;
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -83,9 +91,21 @@ fn main() -> anyhow::Result<()> {
         Err(_) => 10,
     };
     let duration = Duration::from_secs(secs);
+    if let Ok(v) = std::env::var("RENKEI_BENCH_IN_FLIGHT") {
+        let n = v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=4096).contains(n))
+            .with_context(|| {
+                format!("RENKEI_BENCH_IN_FLIGHT={v} is not a whole number from 1 to 4096")
+            })?;
+        let _ = IN_FLIGHT.set(n);
+    }
+    let in_flight = in_flight();
     println!("Renkei brokerage benchmark");
     println!(
-        "  {IN_FLIGHT} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
+        "  {in_flight} requests in flight, {} s per phase after a {} s warm-up, {RESIDENTS} residents with a consent each,",
         duration.as_secs(),
         WARM_UP.as_secs()
     );
@@ -667,7 +687,7 @@ async fn worker(bench: Arc<Bench>, load: Arc<Load>, deadline: Instant) -> anyhow
     Ok(tally)
 }
 
-/// Holds `IN_FLIGHT` requests in flight for `duration`.
+/// Holds [`in_flight`] requests in flight for `duration`.
 async fn drive(
     bench: &Arc<Bench>,
     load: &Arc<Load>,
@@ -678,7 +698,7 @@ async fn drive(
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = JoinSet::new();
-    for _ in 0..IN_FLIGHT {
+    for _ in 0..in_flight() {
         workers.spawn(worker(bench.clone(), load.clone(), deadline));
     }
     let mut tally = Tally::new()?;
@@ -1024,7 +1044,7 @@ async fn set_up(
     }
 
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(IN_FLIGHT * 2)
+        .pool_max_idle_per_host(in_flight() * 2)
         .timeout(Duration::from_secs(10))
         .build()
         .context("building the load generator's HTTP client")?;
@@ -1168,7 +1188,7 @@ async fn direct_load(
     let warm = warm_up(name, bench, &warm_load).await?;
     let pool = if span.as_secs() <= MAX_PRESIGNED_PHASE_SECS {
         // Pre-signed grants run faster than the warm-up (which signed on the fly): 2x margin.
-        let wanted = (warm.rate() * 2.0 * measured.as_secs_f64()) as usize + IN_FLIGHT;
+        let wanted = (warm.rate() * 2.0 * measured.as_secs_f64()) as usize + in_flight();
         let started = Instant::now();
         let bench2 = bench.clone();
         let grants = tokio::task::spawn_blocking(move || presign(&bench2, wanted))
@@ -1369,7 +1389,7 @@ async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
     println!("Where a brokered request's time goes (each step timed alone, after the phases):");
     println!("  {:<58} {:>12}", "step", "per request");
 
-    const BATCH: usize = IN_FLIGHT;
+    const BATCH: usize = TARGET_IN_FLIGHT;
     const BATCHES: usize = 30;
     let mut elapsed = Duration::ZERO;
     for _ in 0..BATCHES {
@@ -1509,6 +1529,8 @@ async fn measure(
         let p99 = hub.p99_ms() - direct.p99_ms();
         let verdict = if let Some(why) = untargeted {
             format!("none ({why})")
+        } else if in_flight() != TARGET_IN_FLIGHT {
+            format!("none (the target is for {TARGET_IN_FLIGHT} in flight)")
         } else {
             let met = ratio >= TARGET_THROUGHPUT_RATIO && p99 < TARGET_ADDED_P99_MS;
             format!(
@@ -1621,7 +1643,8 @@ async fn run(
             "  CPU us/req h+w = CPU time per answered request of the hub's threads + of the others'"
         );
         println!(
-            "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {IN_FLIGHT} pooled connections)"
+            "  empty handler = the load generator's own ceiling (reqwest, HTTP/1.1, {} pooled connections)",
+            in_flight()
         );
         println!(
             "  bare relay = a server on the hub's runtime and cores that forwards each direct fetch (grant and all)"
