@@ -80,26 +80,30 @@ const PURPOSE: &str = "bench-purpose";
 const PROVIDER: &str = "bench-provider";
 const CATEGORIES: [&str; 2] = ["health.checkup", "payment.history"];
 
-fn main() -> anyhow::Result<()> {
-    let secs = match std::env::var("RENKEI_BENCH_SECS") {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s > 0)
-            .with_context(|| format!("RENKEI_BENCH_SECS={v} is not a positive whole number"))?,
-        Err(_) => 10,
+/// The whole number in environment variable `name`, if set, within `range`.
+fn env_number(name: &str, range: std::ops::RangeInclusive<usize>) -> anyhow::Result<Option<usize>> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
     };
-    let duration = Duration::from_secs(secs);
-    if let Ok(v) = std::env::var("RENKEI_BENCH_IN_FLIGHT") {
-        let n = v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=4096).contains(n))
-            .with_context(|| {
-                format!("RENKEI_BENCH_IN_FLIGHT={v} is not a whole number from 1 to 4096")
-            })?;
+    let n = v
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .with_context(|| {
+            format!(
+                "{name}={v} is not a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })?;
+    Ok(Some(n))
+}
+
+fn main() -> anyhow::Result<()> {
+    let secs = env_number("RENKEI_BENCH_SECS", 1..=86_400)?.unwrap_or(10);
+    let duration = Duration::from_secs(u64::try_from(secs)?);
+    if let Some(n) = env_number("RENKEI_BENCH_IN_FLIGHT", 1..=4096)? {
         let _ = IN_FLIGHT.set(n);
     }
     let in_flight = in_flight();
@@ -122,12 +126,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    let placements: Vec<Placement> = [Placement::Shared, Placement::HubOnOwnCore]
-        .into_iter()
-        .filter(|p| {
-            std::env::var("RENKEI_BENCH_OWN_CORE_ONLY").is_err() || *p == Placement::HubOnOwnCore
-        })
-        .collect();
+    let placements = if std::env::var_os("RENKEI_BENCH_OWN_CORE_ONLY").is_some() {
+        vec![Placement::HubOnOwnCore]
+    } else {
+        vec![Placement::Shared, Placement::HubOnOwnCore]
+    };
     for (i, placement) in placements.iter().copied().enumerate() {
         // Fresh runtimes and a fresh hub per placement, each runtime with as many workers as
         // it has cores, as it would have on a machine of that size.
@@ -443,6 +446,8 @@ struct PhaseResult {
     cpu: Option<Duration>,
     /// CPU time of the hub's threads and of the others during the phase.
     sides: Option<(Duration, Duration)>,
+    /// CPU time the hypervisor gave to others meanwhile (all cores; see [`stolen`]).
+    stolen: Option<Duration>,
 }
 
 impl PhaseResult {
@@ -453,6 +458,7 @@ impl PhaseResult {
             elapsed: Duration::ZERO,
             cpu: Some(Duration::ZERO),
             sides: Some((Duration::ZERO, Duration::ZERO)),
+            stolen: Some(Duration::ZERO),
         })
     }
 
@@ -465,6 +471,7 @@ impl PhaseResult {
             .sides
             .zip(other.sides)
             .map(|((h0, w0), (h1, w1))| (h0 + h1, w0 + w1));
+        self.stolen = self.stolen.zip(other.stolen).map(|(a, b)| a + b);
         Ok(())
     }
 
@@ -584,16 +591,6 @@ fn stolen() -> Option<Duration> {
     Some(USER_HZ_TICK * u32::try_from(renkei_bench::stolen_ticks(&stat)).ok()?)
 }
 
-/// Runs `f` and returns what it returned and the CPU time stolen meanwhile.
-async fn with_steal<T>(
-    f: impl std::future::Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<(T, Option<Duration>)> {
-    let before = stolen();
-    let out = f.await?;
-    let stolen = before.zip(stolen()).map(|(b, a)| a.saturating_sub(b));
-    Ok((out, stolen))
-}
-
 /// A stolen time in whole milliseconds, `?` where unknown.
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "?".to_owned(), |d| d.as_millis().to_string())
@@ -695,6 +692,7 @@ async fn drive(
 ) -> anyhow::Result<PhaseResult> {
     let cpu_before = process_cpu();
     let sides_before = cpu_by_side();
+    let stolen_before = stolen();
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = JoinSet::new();
@@ -717,6 +715,9 @@ async fn drive(
         elapsed,
         cpu,
         sides,
+        stolen: stolen_before
+            .zip(stolen())
+            .map(|(b, a)| a.saturating_sub(b)),
     })
 }
 
@@ -1289,50 +1290,42 @@ async fn direct_and_hub(
     let mut records = 0;
     let (mut direct_result, mut hub_result) = (PhaseResult::empty()?, PhaseResult::empty()?);
     let mut direct_again = PhaseResult::empty()?;
-    let (mut direct_stolen, mut hub_stolen, mut again_stolen_sum) = (
-        Some(Duration::ZERO),
-        Some(Duration::ZERO),
-        Some(Duration::ZERO),
-    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let quiet_limit = (slice * u32::try_from(cores)?).mul_f64(QUIET_STEAL_SHARE);
     let (mut quiet_direct, mut quiet_hub, mut quiet_rounds) =
         (PhaseResult::empty()?, PhaseResult::empty()?, 0);
     for round in 1..=ROUNDS {
         progress(label, &format!("measuring, round {round} of {ROUNDS}"));
-        let (d, d_stolen) = with_steal(drive(bench, &direct, slice)).await?;
+        let d = drive(bench, &direct, slice).await?;
         let before = bench.store.log_size().await?;
-        let (h, h_stolen) = with_steal(drive(bench, &hub, slice)).await?;
+        let h = drive(bench, &hub, slice).await?;
         records += bench.store.log_size().await?.saturating_sub(before);
-        let (again, again_stolen) = with_steal(drive(bench, &direct, slice)).await?;
+        let again = drive(bench, &direct, slice).await?;
         // Each slice's figures on stderr: whether a tail comes from one slice or all, and
         // whether the hypervisor took the CPUs away meanwhile.
-        let figures = |r: &PhaseResult, stolen: Option<Duration>| {
+        let figures = |r: &PhaseResult| {
             format!(
                 "{:.0} req/s p50 {:.2} p99 {:.2} ms, {} ms stolen",
                 r.rate(),
                 r.p50_ms(),
                 r.p99_ms(),
-                ms(stolen)
+                ms(r.stolen)
             )
         };
         progress(
             label,
             &format!(
                 "round {round}: direct {}; hub {}; direct again {}",
-                figures(&d, d_stolen),
-                figures(&h, h_stolen),
-                figures(&again, again_stolen),
+                figures(&d),
+                figures(&h),
+                figures(&again),
             ),
         );
         direct_result.add(&d)?;
         hub_result.add(&h)?;
         direct_again.add(&again)?;
-        direct_stolen = direct_stolen.zip(d_stolen).map(|(a, b)| a + b);
-        hub_stolen = hub_stolen.zip(h_stolen).map(|(a, b)| a + b);
-        again_stolen_sum = again_stolen_sum.zip(again_stolen).map(|(a, b)| a + b);
-        if d_stolen
-            .zip(h_stolen)
+        if d.stolen
+            .zip(h.stolen)
             .is_some_and(|(d, h)| d.max(h) <= quiet_limit)
         {
             quiet_direct.add(&d)?;
@@ -1347,9 +1340,9 @@ async fn direct_and_hub(
     ));
     notes.push(format!(
         "{label}: CPU time the hypervisor gave to others (steal, all cores): {} ms in the direct slices, {} ms in the hub's, {} ms in the direct ones again",
-        ms(direct_stolen),
-        ms(hub_stolen),
-        ms(again_stolen_sum)
+        ms(direct_result.stolen),
+        ms(hub_result.stolen),
+        ms(direct_again.stolen)
     ));
     check_errors(&direct_name, &direct_result)?;
     check_errors(&hub_name, &hub_result)?;
