@@ -12,6 +12,9 @@
 )]
 
 mod common;
+// Arbitrary form bodies at the token, introspection and revocation endpoints.
+#[path = "openid_provider/forms.rs"]
+mod forms;
 
 use std::future::Future;
 use std::pin::Pin;

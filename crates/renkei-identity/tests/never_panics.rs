@@ -1,6 +1,9 @@
 //! Whatever a caller sends, every parser and the verifier answer with an error instead of
 //! panicking, and tampering never turns a refusal into an acceptance (the contract "bad input
 //! gets a clear error, never a panic").
+//!
+//! These are property tests (proptest) run by `cargo test`: cargo-fuzz needs a nightly
+//! toolchain, which the project does not use, so the fuzzing of these parsers lives here.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,8 +18,8 @@ use std::sync::OnceLock;
 use common::*;
 use proptest::prelude::*;
 use renkei_identity::{
-    DevCa, EnrolmentError, IssuedCertificate, KeyAlgorithm, TrustAnchors, VerifiedIdentity,
-    parse_chain, parse_chain_base64, sign_challenge, verify_enrolment,
+    DevCa, EnrolmentError, IssuedCertificate, KeyAlgorithm, TrustAnchors, Validity,
+    VerifiedIdentity, parse_chain, parse_chain_base64, sign_challenge, verify_enrolment,
 };
 
 struct Fixture {
@@ -180,5 +183,162 @@ proptest! {
             );
             prop_assert!(result.is_err(), "{result:?}");
         }
+    }
+}
+
+// ------------------------------------------ RSA through an intermediate, signatures, challenges
+
+/// A resident with an RSA key (as JPKI's cards), under an intermediate CA of an RSA root.
+struct Chained {
+    anchors: TrustAnchors,
+    chain: Vec<Vec<u8>>,
+    signature: Vec<u8>,
+    identity: VerifiedIdentity,
+}
+
+fn chained() -> &'static Chained {
+    static CHAINED: OnceLock<Chained> = OnceLock::new();
+    CHAINED.get_or_init(|| {
+        let root = TestCa::root("root", &rcgen::PKCS_RSA_SHA256);
+        let intermediate = root.intermediate("signing CA", Validity::days_from(now(), 100));
+        let resident = intermediate.issue(&EndEntity {
+            algorithm: &rcgen::PKCS_RSA_SHA256,
+            ..EndEntity::default()
+        });
+        let anchors = TrustAnchors::new(&[&root.der]).unwrap();
+        let signature = sign_challenge(&resident.key_pem, CHALLENGE).unwrap();
+        let chain = vec![resident.cert_der.clone(), intermediate.der.clone()];
+        let identity = verify_enrolment(&anchors, &chain, CHALLENGE, &signature, now()).unwrap();
+        Chained {
+            anchors,
+            chain,
+            signature,
+            identity,
+        }
+    })
+}
+
+fn verify_chained(chain: &[Vec<u8>], signature: &[u8]) -> Result<VerifiedIdentity, EnrolmentError> {
+    verify_enrolment(&chained().anchors, chain, CHALLENGE, signature, now())
+}
+
+/// Base64 of `der` in 64-character lines, as PEM writes it.
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn a_signature_cut_short_or_extended_is_refused(
+        cut in any::<prop::sample::Index>(),
+        tail in proptest::collection::vec(any::<u8>(), 1..16),
+    ) {
+        let f = fixture();
+        let ecdsa_chain = [f.resident.cert_der.clone()];
+        let c = chained();
+        for (chain, signature, verify) in [
+            (&ecdsa_chain[..], &f.signature, verify as fn(&[Vec<u8>], &[u8]) -> _),
+            (&c.chain[..], &c.signature, verify_chained),
+        ] {
+            let short = &signature[..cut.index(signature.len())];
+            prop_assert_eq!(verify(chain, short), Err(EnrolmentError::BadSignature));
+            let long = [signature.as_slice(), &tail].concat();
+            prop_assert_eq!(verify(chain, &long), Err(EnrolmentError::BadSignature));
+        }
+    }
+
+    #[test]
+    fn a_signature_over_any_other_challenge_is_refused(
+        challenge in proptest::collection::vec(any::<u8>(), 1..64),
+    ) {
+        prop_assume!(challenge != CHALLENGE);
+        let f = fixture();
+        let result = verify_enrolment(
+            &f.anchors,
+            std::slice::from_ref(&f.resident.cert_der),
+            &challenge,
+            &f.signature,
+            now(),
+        );
+        prop_assert_eq!(result, Err(EnrolmentError::BadSignature));
+        let c = chained();
+        let result = verify_enrolment(&c.anchors, &c.chain, &challenge, &c.signature, now());
+        prop_assert_eq!(result, Err(EnrolmentError::BadSignature));
+    }
+
+    #[test]
+    fn a_certificate_with_bytes_appended_is_malformed(
+        tail in proptest::collection::vec(any::<u8>(), 1..32),
+        which in 0usize..2,
+    ) {
+        let c = chained();
+        let mut chain = c.chain.clone();
+        chain[which].extend_from_slice(&tail);
+        let result = verify_chained(&chain, &c.signature);
+        prop_assert!(matches!(result, Err(EnrolmentError::Malformed(_))), "{:?}", result);
+    }
+
+    #[test]
+    fn a_mutated_rsa_signature_is_refused(index in any::<usize>(), byte in any::<u8>()) {
+        let c = chained();
+        let result = verify_chained(&c.chain, &mutated(&c.signature, index, byte));
+        prop_assert_eq!(result, Err(EnrolmentError::BadSignature));
+    }
+
+    #[test]
+    fn a_mutated_intermediate_or_rsa_certificate_is_refused_or_still_the_same_identity(
+        index in any::<usize>(),
+        byte in any::<u8>(),
+        which in 0usize..2,
+    ) {
+        let c = chained();
+        let mut chain = c.chain.clone();
+        chain[which] = mutated(&chain[which], index, byte);
+        if let Ok(identity) = verify_chained(&chain, &c.signature) {
+            prop_assert_eq!(identity, c.identity.clone());
+        }
+    }
+
+    #[test]
+    fn a_chain_reordered_or_with_repeats_is_refused_unless_the_resident_still_comes_first(
+        order in proptest::collection::vec(0usize..2, 1..5),
+    ) {
+        let c = chained();
+        let chain: Vec<Vec<u8>> = order.iter().map(|&i| c.chain[i].clone()).collect();
+        match verify_chained(&chain, &c.signature) {
+            Ok(identity) => {
+                prop_assert_eq!(order[0], 0);
+                prop_assert_eq!(identity, c.identity.clone());
+            }
+            Err(e) => prop_assert!(order[0] != 0 || !order.contains(&1), "{:?}: {:?}", order, e),
+        }
+    }
+
+    #[test]
+    fn text_around_and_between_pem_blocks_does_not_change_the_chain_read(
+        around in proptest::collection::vec("[^-\r\n]{0,40}", 3),
+    ) {
+        let c = chained();
+        let text = format!(
+            "{}\n{}{}\n{}{}\n",
+            around[0],
+            pem_block(&c.chain[0]),
+            around[1],
+            pem_block(&c.chain[1]),
+            around[2],
+        );
+        prop_assert_eq!(parse_chain(&text), Ok(c.chain.clone()));
     }
 }

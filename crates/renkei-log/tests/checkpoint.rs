@@ -170,3 +170,124 @@ fn witness_cosignatures_do_not_stop_a_checkpoint_from_opening() {
         checkpoint()
     );
 }
+
+// ------------------------------------------------ properties (proptest; cargo-fuzz needs a
+// nightly toolchain, so the fuzzing of the checkpoint parser lives here and runs with
+// `cargo test`)
+
+mod properties {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One line as a checkpoint allows it: not empty, no control character (C0, DEL, C1).
+    fn line() -> impl Strategy<Value = String> {
+        "[^\\x00-\\x1f\\x7f-\\x9f]{1,40}"
+    }
+
+    fn checkpoint_any() -> impl Strategy<Value = Checkpoint> {
+        (
+            line(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            proptest::collection::vec(line(), 0..3),
+        )
+            .prop_map(|(origin, size, root, extensions)| {
+                Checkpoint::new(&origin, size, Hash(root))
+                    .unwrap()
+                    .with_extensions(extensions)
+                    .unwrap()
+            })
+    }
+
+    /// Text shaped like a checkpoint, with each line perhaps a little wrong.
+    fn checkpoint_shaped() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![line(), ".{0,10}"],
+            prop_oneof![any::<u64>().prop_map(|n| n.to_string()), "[-+0-9 ]{0,22}",],
+            prop_oneof![
+                any::<[u8; 32]>().prop_map(|r| STANDARD.encode(r)),
+                proptest::collection::vec(any::<u8>(), 0..40).prop_map(|r| STANDARD.encode(r)),
+                "[A-Za-z0-9+/=_-]{40,48}",
+            ],
+            proptest::collection::vec(prop_oneof![line(), ".{0,5}"], 0..3),
+            prop_oneof!["\n", "", "\n\n", "\r\n"],
+        )
+            .prop_map(|(origin, size, root, extensions, end)| {
+                let mut text = format!("{origin}\n{size}\n{root}");
+                for e in extensions {
+                    text.push('\n');
+                    text.push_str(&e);
+                }
+                text + &end
+            })
+    }
+
+    fn flipped(note: &str, index: prop::sample::Index, bit: u8) -> Vec<u8> {
+        let mut bytes = note.as_bytes().to_vec();
+        let i = index.index(bytes.len());
+        bytes[i] ^= 1 << (bit % 7);
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_text_is_read_as_a_checkpoint_only_if_it_is_that_checkpoints_exact_form(
+            text in prop_oneof![checkpoint_shaped(), ".{0,80}"],
+        ) {
+            if let Ok(checkpoint) = Checkpoint::parse(&text) {
+                prop_assert_eq!(checkpoint.to_string(), text);
+            }
+        }
+
+        #[test]
+        fn a_checkpoint_reads_back_from_its_text_and_from_its_signed_note(checkpoint in checkpoint_any()) {
+            let text = checkpoint.to_string();
+            prop_assert_eq!(&Checkpoint::parse(&text).unwrap(), &checkpoint);
+            let signed = checkpoint.sign(&[&signer()]).unwrap();
+            let opened = Checkpoint::open(signed.as_bytes(), checkpoint.origin(), &signer().verifier());
+            prop_assert_eq!(opened.unwrap(), checkpoint);
+        }
+
+        #[test]
+        fn a_signed_checkpoint_with_any_bit_flipped_or_cut_short_is_refused(
+            checkpoint in checkpoint_any(),
+            index in any::<prop::sample::Index>(),
+            bit in 0u8..7,
+        ) {
+            let signed = checkpoint.sign(&[&signer()]).unwrap();
+            let origin = checkpoint.origin();
+            let bad = flipped(&signed, index, bit);
+            prop_assert!(Checkpoint::open(&bad, origin, &signer().verifier()).is_err());
+            let cut = &signed.as_bytes()[..index.index(signed.len())];
+            prop_assert!(Checkpoint::open(cut, origin, &signer().verifier()).is_err());
+        }
+
+        #[test]
+        fn anything_appended_to_a_signed_checkpoint_is_refused_or_leaves_it_unchanged(
+            checkpoint in checkpoint_any(),
+            tail in prop_oneof![".{1,30}", "[^\\x00-\\x1f]{0,20}\n"],
+        ) {
+            let signed = format!("{}{tail}", checkpoint.sign(&[&signer()]).unwrap());
+            if let Ok(opened) = Checkpoint::open(signed.as_bytes(), checkpoint.origin(), &signer().verifier()) {
+                prop_assert_eq!(opened, checkpoint);
+            }
+        }
+
+        #[test]
+        fn a_checkpoint_of_another_log_is_refused(checkpoint in checkpoint_any(), other in line()) {
+            prop_assume!(other != checkpoint.origin());
+            let signed = checkpoint.sign(&[&signer()]).unwrap();
+            let result = Checkpoint::open(signed.as_bytes(), &other, &signer().verifier());
+            prop_assert!(
+                matches!(result, Err(CheckpointError::OriginMismatch { .. })),
+                "{:?}",
+                result
+            );
+        }
+    }
+}

@@ -288,3 +288,177 @@ fn a_generated_key_signs_notes_its_verifier_opens() {
         Err(NoteError::InvalidName(_))
     ));
 }
+
+// ------------------------------------------------ properties (proptest; cargo-fuzz needs a
+// nightly toolchain, so the fuzzing of the note parser lives here and runs with `cargo test`)
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A note text as `sign` takes it: lines of anything but ASCII controls, each ending in a
+    /// newline (blank lines included).
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec("[^\\x00-\\x1f]{0,30}", 1..5).prop_map(|lines| {
+            lines.iter().fold(String::new(), |mut text, line| {
+                text.push_str(line);
+                text.push('\n');
+                text
+            })
+        })
+    }
+
+    /// A key name: no Unicode space, no plus sign, no control character.
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9./_:ぁ-んア-ン漢-龥-]{1,24}"
+    }
+
+    fn signer() -> impl Strategy<Value = Signer> {
+        (name(), any::<[u8; 32]>())
+            .prop_map(|(name, seed)| Signer::from_seed(&name, &seed).unwrap())
+    }
+
+    /// The note with one bit of one byte flipped (one of the low seven, as a transport that
+    /// mangles text would).
+    fn flipped(note: &str, index: prop::sample::Index, bit: u8) -> Vec<u8> {
+        let mut bytes = note.as_bytes().to_vec();
+        let i = index.index(bytes.len());
+        bytes[i] ^= 1 << (bit % 7);
+        bytes
+    }
+
+    /// Text shaped like a note: some text, a blank line, lines that look like signatures.
+    fn note_shaped() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            (
+                text(),
+                proptest::collection::vec(
+                    (
+                        prop_oneof!["— ".prop_map(String::from), ".{0,3}"],
+                        ".{0,20}",
+                        "[A-Za-z0-9+/=]{0,100}"
+                    ),
+                    0..4,
+                ),
+            )
+                .prop_map(|(text, sigs)| {
+                    let mut note = format!("{text}\n");
+                    for (dash, name, b64) in sigs {
+                        note.push_str(&format!("{dash}{name} {b64}\n"));
+                    }
+                    note.into_bytes()
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_opened_as_a_note_give_an_error_or_only_verified_signatures(msg in note_shaped()) {
+            if let Ok(opened) = note::open(&msg, &[verifier()]) {
+                prop_assert!(!opened.sigs.is_empty());
+                prop_assert!(opened.sigs.iter().all(|s| s.name == "PeterNeumann"));
+            }
+        }
+
+        #[test]
+        fn any_text_as_a_key_gives_an_error_not_a_panic(
+            key in prop_oneof![
+                ".{0,120}",
+                ("[^+]{0,20}", "[0-9a-fA-F+]{0,10}", "[A-Za-z0-9+/=]{0,60}")
+                    .prop_map(|(n, id, k)| format!("{n}+{id}+{k}")),
+            ],
+        ) {
+            let _ = key.parse::<Verifier>();
+            let _ = format!("PRIVATE+KEY+{key}").parse::<Signer>();
+            let _ = key.parse::<Signer>();
+        }
+
+        #[test]
+        fn a_verifier_key_reads_back_as_itself_and_not_with_any_bit_flipped(
+            signer in signer(),
+            index in any::<prop::sample::Index>(),
+            bit in 0u8..7,
+        ) {
+            let vkey = signer.verifier().to_string();
+            prop_assert_eq!(vkey.parse::<Verifier>().unwrap(), signer.verifier());
+            let bad = flipped(&vkey, index, bit);
+            if let Ok(bad) = std::str::from_utf8(&bad) {
+                prop_assert!(bad.parse::<Verifier>().is_err(), "{} read as a key", bad);
+            }
+        }
+
+        #[test]
+        fn signing_then_opening_gives_back_the_text_with_each_known_keys_signature(
+            text in text(),
+            signers in proptest::collection::vec(signer(), 1..4),
+            known in any::<prop::sample::Index>(),
+        ) {
+            // Distinct names, so each signer is its own key.
+            let signers: Vec<Signer> = signers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let name = format!("{}{i}", s.name());
+                    Signer::from_seed(&name, &[i as u8; 32]).unwrap()
+                })
+                .collect();
+            let refs: Vec<&Signer> = signers.iter().collect();
+            let msg = note::sign(&text, &refs).unwrap();
+            let known = &signers[..=known.index(signers.len())];
+            let verifiers: Vec<Verifier> = known.iter().map(Signer::verifier).collect();
+            let opened = note::open(msg.as_bytes(), &verifiers).unwrap();
+            prop_assert_eq!(opened.text, text);
+            let names: Vec<&str> = opened.sigs.iter().map(|s| s.name.as_str()).collect();
+            let expected: Vec<&str> = known.iter().map(Signer::name).collect();
+            prop_assert_eq!(names, expected);
+            prop_assert_eq!(opened.unverified_sigs.len(), signers.len() - known.len());
+        }
+
+        #[test]
+        fn a_signed_note_with_any_bit_flipped_is_refused(
+            text in text(),
+            signer in signer(),
+            index in any::<prop::sample::Index>(),
+            bit in 0u8..7,
+        ) {
+            let msg = note::sign(&text, &[&signer]).unwrap();
+            let bad = flipped(&msg, index, bit);
+            let result = note::open(&bad, &[signer.verifier()]);
+            prop_assert!(result.is_err(), "{:?} opened", String::from_utf8_lossy(&bad));
+        }
+
+        #[test]
+        fn a_note_with_one_signature_cut_short_anywhere_is_refused(
+            text in text(),
+            signer in signer(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let msg = note::sign(&text, &[&signer]).unwrap();
+            let bad = &msg.as_bytes()[..cut.index(msg.len())];
+            prop_assert!(note::open(bad, &[signer.verifier()]).is_err());
+        }
+
+        #[test]
+        fn anything_appended_to_a_note_is_refused_or_only_adds_unverified_signatures(
+            text in text(),
+            signer in signer(),
+            tail in prop_oneof![
+                ".{1,30}",
+                "[^\\x00-\\x1f]{0,20}\n",
+                ("[a-z]{1,10}", "[A-Za-z0-9+/]{8,90}={0,2}").prop_map(|(n, b)| format!("— {n} {b}\n")),
+            ],
+        ) {
+            let msg = note::sign(&text, &[&signer]).unwrap();
+            let extended = format!("{msg}{tail}");
+            if let Ok(opened) = note::open(extended.as_bytes(), &[signer.verifier()]) {
+                prop_assert_eq!(opened.text, text);
+                prop_assert_eq!(opened.sigs.len(), 1);
+                prop_assert!(!opened.unverified_sigs.is_empty(), "{:?} added nothing", tail);
+            }
+        }
+    }
+}

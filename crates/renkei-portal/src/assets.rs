@@ -1,6 +1,6 @@
 //! The static files, compiled into the binary: one stylesheet and a few small scripts.
 
-use axum::extract::Path;
+use crate::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 

@@ -10,7 +10,7 @@
 //! client or redirect URI cannot be trusted is shown as a page, never redirected.
 
 use askama::Template;
-use axum::extract::{Form, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use renkei_domain::{ConsentState, PurposeId};
@@ -20,6 +20,7 @@ use renkei_hub::oidc::{AuthorizationParams, AuthorizationRequest, AuthorizeError
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::Form;
 use crate::i18n::{Lang, Tr};
 use crate::identity::with_next;
 use crate::resident::{CategoryChip, chips};

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use renkei_domain::review::{RiskFlag, unacknowledged};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::{Form, Path, Query};
 use crate::hubapi::CategoryView;
 use crate::i18n::{Lang, Tr};
 use crate::resident::{CategoryChip, chips};

@@ -10,7 +10,7 @@
 use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Form, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -24,6 +24,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::{Form, Query};
 use crate::i18n::Tr;
 use crate::resident::session_response;
 use crate::security::{SESSION_COOKIE, set_cookie};

@@ -19,6 +19,7 @@ mod authorize;
 mod console;
 mod ctx;
 mod error;
+mod extract;
 mod hubapi;
 pub mod i18n;
 mod identity;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use renkei_domain::{ProxyId, ProxyScope, ServiceId};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::{Form, Path, Query};
 use crate::hubapi::ServiceView;
 use crate::i18n::Tr;
 use crate::resident::signed_in;
@@ -256,11 +257,17 @@ pub async fn invite(
             .map(|(_, v)| v.as_str())
     };
     let on = |name: &str| field(name).is_some_and(|v| v == "on");
-    let services: BTreeSet<ServiceId> = form
+    // INVARIANT: a service that cannot be read refuses the form. Dropped, it could leave
+    // the set empty, and an empty set means every service.
+    let Ok(services) = form
         .iter()
         .filter(|(k, _)| k == "service")
-        .filter_map(|(_, v)| ServiceId::new(v.as_str()).ok())
-        .collect();
+        .map(|(_, v)| ServiceId::new(v.as_str()))
+        .collect::<Result<BTreeSet<ServiceId>, _>>()
+    else {
+        let error = Some(ctx.t.get("proxy-error-service"));
+        return proxies_page(&state, ctx, &me, None, None, error).await;
+    };
     let scope = ProxyScope {
         services,
         manage_consents: on("manage_consents"),

@@ -3,7 +3,7 @@
 //! resident entrusted that, and operators answer them in the console (`/console/requests`).
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use renkei_domain::{Actor, ResidentRequest, ResidentRequestKind, ResidentRequestStatus};
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::{Form, Path, Query};
 use crate::hubapi::ServiceView;
 use crate::i18n::{Lang, Tr};
 use crate::time::{tokyo, tokyo_iso};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
+use crate::extract::{Form, Path, Query};
 use crate::hubapi::{CategoryView, LogEntryView, LogPageAt, ServiceView};
 use crate::i18n::{Lang, Tr};
 use crate::identity::{safe_next, with_next};

@@ -23,6 +23,10 @@ use renkei_hub::{Hub, HubConfig};
 use renkei_store::{PurposeDraft, SqliteStore, Store};
 use tower::ServiceExt;
 
+// Arbitrary form bodies and queries on every form and page.
+#[path = "pages/forms.rs"]
+mod forms;
+
 struct Town {
     app: Router,
     hub: Hub,

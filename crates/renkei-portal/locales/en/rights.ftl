@@ -47,6 +47,7 @@ proxy-code-once = This code is shown only now. Write it down or read it out.
 proxy-code-how = Hand it to your proxy in person or by phone, not by e-mail. They sign in to this portal as themselves, open "Proxies" and enter it under "Act for someone".
 proxy-error-nothing = Tick at least one thing your proxy may do.
 proxy-error-label = Give a name of 1 to 64 characters.
+proxy-error-service = Choose the services from the list.
 proxy-error-code = This code is not valid (used, expired or mistyped), or it is your own.
 proxies-mine = Your proxies
 proxies-none = You have appointed nobody.

@@ -47,6 +47,7 @@ proxy-code-once = このコードは今だけ表示されます。書き留め�
 proxy-code-how = メールではなく、直接または電話で代理人に伝えてください。代理人はご自身でこのポータルにログインし、「代理人」の「代理で操作する」にコードを入力します。
 proxy-error-nothing = 任せることを一つ以上選んでください。
 proxy-error-label = 呼び名を1〜64文字で入力してください。
+proxy-error-service = サービスは一覧から選んでください。
 proxy-error-code = このコードは使えません（使用済み、期限切れ、入力誤り、またはご自身のコード）。
 proxies-mine = あなたの代理人
 proxies-none = 代理人はいません。
