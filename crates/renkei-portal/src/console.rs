@@ -218,10 +218,15 @@ pub fn flag_text(
     titles: &std::collections::BTreeMap<String, String>,
     t: &Tr,
 ) -> String {
-    let title = titles
-        .get(flag.purpose().as_str())
-        .cloned()
-        .unwrap_or_else(|| flag.purpose().to_string());
+    let title = flag
+        .purpose()
+        .map(|p| {
+            titles
+                .get(p.as_str())
+                .cloned()
+                .unwrap_or_else(|| p.to_string())
+        })
+        .unwrap_or_default();
     let names = |ids: &BTreeSet<CategoryId>| {
         let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
         chips(&ids, vocabulary, t.lang)
@@ -265,6 +270,14 @@ pub fn flag_text(
             ("purpose", &title),
             ("categories", &names(categories)),
         ),
+        RiskFlag::SharedSector { sector, services } => {
+            let ids: Vec<&str> = services.iter().map(ServiceId::as_str).collect();
+            t.arg2(
+                "flag-shared-sector",
+                ("sector", sector),
+                ("services", &ids.join(", ")),
+            )
+        }
     }
 }
 
