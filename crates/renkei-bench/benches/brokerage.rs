@@ -888,7 +888,10 @@ async fn set_up(
                 .await
                 .context("binding the hub's port")?;
             let hub_url = format!("http://{}", hub_listener.local_addr()?);
-            let hub = Hub::start(HubConfig::new(hub_url.clone()), store.clone())
+            // The bench's providers listen on 127.0.0.1.
+            let mut config = HubConfig::new(hub_url.clone());
+            config.allow_local_network = true;
+            let hub = Hub::start(config, store.clone())
                 .await
                 .context("starting the hub")?;
             let router = renkei_hub::router(hub.clone());

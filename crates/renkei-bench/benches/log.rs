@@ -153,7 +153,8 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
                 id: service_id()?,
                 name: LocalizedText::new("ベンチ", "Bench"),
                 sector: "health".into(),
-                hpke_public_key: "unused".into(),
+                // Well-formed: decisions deny a service whose key is not an X25519 key.
+                hpke_public_key: "A".repeat(43),
                 webhook_url: None,
                 status: ServiceStatus::Approved,
             },

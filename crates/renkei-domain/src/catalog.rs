@@ -70,10 +70,28 @@ pub struct Service {
     /// Services of one sector share pairwise subjects; different sectors never do.
     pub sector: String,
     /// The X25519 public key (base64url, 32 bytes) providers encrypt payloads to (HPKE).
+    /// Kept as registered: a row from before registration checked keys may hold anything,
+    /// and [`crate::decide`] denies such a service's requests (`service-key-invalid`).
     pub hpke_public_key: String,
     /// Where consent events are sent (signed Security Event Tokens).
     pub webhook_url: Option<String>,
     pub status: ServiceStatus,
+}
+
+impl Service {
+    /// Whether the service's key has the shape grants carry (see [`is_x25519_public_key`]).
+    pub fn has_well_formed_key(&self) -> bool {
+        is_x25519_public_key(&self.hpke_public_key)
+    }
+}
+
+/// Whether `b64` is an X25519 public key as the API documents it: 32 bytes in base64url
+/// without padding. (Whether the point is of small order is for the HPKE code to say.)
+pub fn is_x25519_public_key(b64: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .is_ok_and(|k| k.len() == 32)
 }
 
 /// The legal ground a purpose relies on (APPI art. 27(1) and its exceptions).

@@ -44,6 +44,9 @@ pub enum DenialReason {
     },
     /// The service revoked the bearer token it asked with (RFC 7009).
     TokenRevoked,
+    /// The service's registered HPKE key is not an X25519 public key: no provider could
+    /// seal to it and no grant could carry it, so nothing is released.
+    ServiceKeyInvalid,
 }
 
 impl DenialReason {
@@ -60,6 +63,7 @@ impl DenialReason {
             Self::PurposeChanged { .. } => "consent-wrong-purpose-version",
             Self::CategoryNotCovered { .. } => "category-not-covered",
             Self::TokenRevoked => "token-revoked",
+            Self::ServiceKeyInvalid => "service-key-invalid",
         }
     }
 }
@@ -85,6 +89,12 @@ pub fn decide(
     use DenialReason as D;
     if service.status != ServiceStatus::Approved {
         return Decision::Denied(D::ServiceNotApproved);
+    }
+    // INVARIANT: a granted decision can always be served: whatever the hub needs from the
+    // service to sign its grants is checked here, inside the deciding transaction, so a
+    // request the hub cannot carry out is recorded as denied, never as granted.
+    if !service.has_well_formed_key() {
+        return Decision::Denied(D::ServiceKeyInvalid);
     }
     let Some(purpose) = purpose else {
         return Decision::Denied(D::UnknownPurpose);
@@ -145,7 +155,7 @@ mod tests {
             id: ServiceId::new("health-advice").unwrap(),
             name: LocalizedText::new("健康", "Health"),
             sector: "health".into(),
-            hpke_public_key: String::new(),
+            hpke_public_key: "A".repeat(43),
             webhook_url: None,
             status,
         }
@@ -245,6 +255,23 @@ mod tests {
             now,
         );
         assert_eq!(reason(d), Some("service-not-approved"));
+    }
+
+    #[test]
+    fn a_service_whose_key_is_not_an_x25519_key_is_denied_even_with_consent() {
+        let now = Utc::now();
+        for bad in ["not-a-key", "", "AAAA", &"A".repeat(44), &"+".repeat(43)] {
+            let mut service = service(ServiceStatus::Approved);
+            service.hpke_public_key = bad.to_owned();
+            let d = decide(
+                &request(&["health.checkup"]),
+                &service,
+                Some(&purpose(1)),
+                Some(consent(1, &["health.checkup"], now)),
+                now,
+            );
+            assert_eq!(reason(d), Some("service-key-invalid"), "{bad:?}");
+        }
     }
 
     #[test]

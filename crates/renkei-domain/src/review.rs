@@ -21,17 +21,21 @@
 //!   under public health; 90 days under vital interest (emergency use is short-lived); 1,825
 //!   days (five years, the common statutory period such as medical records) under law.
 //! - **A category outside the vocabulary**: the operator cannot judge what it is.
+//! - **A sector shared with another service** ([`shared_sector`]): pairwise subjects are an
+//!   HMAC of sector and resident, so services of one sector know each resident by the same
+//!   subject and can join their records (名寄せ). Sharing must be a decision the operator
+//!   takes knowing which services it links, never a side effect of a registration form.
 //!
-//! Each flag has a stable [`RiskFlag::key`] (`<kind>:<purpose id>`) that the console's
-//! checkbox carries; [`unacknowledged`] says which flags still lack a tick, and approval is
-//! refused while any does.
+//! Each flag has a stable [`RiskFlag::key`] (`<kind>:<purpose id>`, or `shared-sector:<sector>`)
+//! that the console's checkbox carries; [`unacknowledged`] says which flags still lack a
+//! tick, and approval is refused while any does.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{DataCategory, LegalBasis, Purpose};
-use crate::ids::{CategoryId, PurposeId};
+use crate::catalog::{DataCategory, LegalBasis, Purpose, Service};
+use crate::ids::{CategoryId, PurposeId, ServiceId};
 
 /// One risk an operator must confirm before approving a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,33 +65,65 @@ pub enum RiskFlag {
         purpose: PurposeId,
         categories: BTreeSet<CategoryId>,
     },
+    /// The service's sector is already another service's: they would share pairwise
+    /// subjects (名寄せ).
+    SharedSector {
+        sector: String,
+        /// The other services of that sector, whatever their status.
+        services: BTreeSet<ServiceId>,
+    },
 }
 
 impl RiskFlag {
     /// The flag's kind, stable: `special-care`, `location-marketing`, `long-retention`,
-    /// `unknown-category`.
+    /// `unknown-category`, `shared-sector`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::SpecialCare { .. } => "special-care",
             Self::LocationForMarketing { .. } => "location-marketing",
             Self::LongRetention { .. } => "long-retention",
             Self::UnknownCategory { .. } => "unknown-category",
+            Self::SharedSector { .. } => "shared-sector",
         }
     }
 
-    pub fn purpose(&self) -> &PurposeId {
+    /// The purpose the flag is about; none for a flag about the whole service.
+    pub fn purpose(&self) -> Option<&PurposeId> {
         match self {
             Self::SpecialCare { purpose, .. }
             | Self::LocationForMarketing { purpose, .. }
             | Self::LongRetention { purpose, .. }
-            | Self::UnknownCategory { purpose, .. } => purpose,
+            | Self::UnknownCategory { purpose, .. } => Some(purpose),
+            Self::SharedSector { .. } => None,
         }
     }
 
-    /// What an operator's acknowledgement names: `<kind>:<purpose id>`, unique per review.
+    /// What an operator's acknowledgement names, unique per review: `<kind>:<purpose id>`,
+    /// or `shared-sector:<sector>`.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.kind(), self.purpose())
+        match self {
+            Self::SharedSector { sector, .. } => format!("{}:{sector}", self.kind()),
+            _ => format!(
+                "{}:{}",
+                self.kind(),
+                self.purpose().map(PurposeId::as_str).unwrap_or_default()
+            ),
+        }
     }
+}
+
+/// The flag for a service whose sector other services already have, naming them; `None`
+/// when its sector is its own. `services` may include `service` itself (it is skipped).
+pub fn shared_sector(service: &Service, services: &[Service]) -> Option<RiskFlag> {
+    let others: BTreeSet<ServiceId> = services
+        .iter()
+        .filter(|s| s.id != service.id && s.sector == service.sector)
+        .map(|s| s.id.clone())
+        .collect();
+    (!others.is_empty()).then(|| RiskFlag::SharedSector {
+        sector: service.sector.clone(),
+        services: others,
+    })
 }
 
 /// The most days each legal basis justifies keeping received data (see the module docs).
@@ -425,6 +461,45 @@ mod tests {
         assert_eq!(unacknowledged(&flags, &acks).len(), 1);
         acks.insert("location-marketing:a".into());
         assert!(unacknowledged(&flags, &acks).is_empty());
+    }
+
+    fn service(id: &str, sector: &str) -> Service {
+        Service {
+            id: ServiceId::new(id).unwrap(),
+            name: LocalizedText::new(id, id),
+            sector: sector.into(),
+            hpke_public_key: "A".repeat(43),
+            webhook_url: None,
+            status: crate::catalog::ServiceStatus::Approved,
+        }
+    }
+
+    #[test]
+    fn a_sector_shared_with_other_services_is_flagged_naming_them() {
+        let newcomer = service("health-copy", "health");
+        let all = [
+            service("health-advice", "health"),
+            service("checkup-reminder", "health"),
+            service("town-mobility", "mobility"),
+            newcomer.clone(),
+        ];
+        let flag = shared_sector(&newcomer, &all).expect("a shared sector is flagged");
+        assert_eq!(flag.key(), "shared-sector:health");
+        assert_eq!(flag.purpose(), None);
+        let RiskFlag::SharedSector { services, .. } = &flag else {
+            panic!("{flag:?}")
+        };
+        assert_eq!(
+            services.iter().map(ServiceId::as_str).collect::<Vec<_>>(),
+            ["checkup-reminder", "health-advice"]
+        );
+    }
+
+    #[test]
+    fn a_sector_of_its_own_raises_no_flag() {
+        let alone = service("town-walk", "town-walk");
+        let all = [service("health-advice", "health"), alone.clone()];
+        assert_eq!(shared_sector(&alone, &all), None);
     }
 
     #[test]

@@ -53,11 +53,18 @@ pub struct ServiceRegistration {
     pub id: String,
     pub name_ja: String,
     pub name_en: String,
-    /// Services of one sector share pairwise subjects.
-    pub sector: String,
-    /// X25519 public key, base64url (32 bytes): providers encrypt to it.
+    /// The sector the operator assigns: services of one sector know a resident by the same
+    /// pairwise subject, so they can join their records. Left out, the service has a sector
+    /// of its own (its id). A sector another service has is flagged in the review, naming
+    /// those services, and approval waits until the operator confirms it.
+    #[serde(default)]
+    pub sector: Option<String>,
+    /// X25519 public key, base64url without padding (32 bytes): providers encrypt to it.
     pub hpke_public_key: String,
+    /// Where consent events are POSTed: https on a public address (http and local addresses
+    /// only on a hub configured for the demo or tests).
     pub webhook_url: Option<String>,
+    /// Where residents return after sign-in, under the same rules as `webhook_url`.
     pub redirect_uris: Vec<String>,
     pub purposes: Vec<PurposeDeclaration>,
     /// Privacy-impact answers, question id → answer.
@@ -432,9 +439,30 @@ impl Hub {
                 "service `{id}` is already registered"
             )));
         }
-        for uri in &registration.redirect_uris {
-            check_redirect_uri(uri)?;
+        let allow_local = self.config.allow_local_network;
+        if let Some(url) = &registration.webhook_url {
+            crate::egress::check_registered_url("webhook_url", url, allow_local).await?;
         }
+        for (i, uri) in registration.redirect_uris.iter().enumerate() {
+            crate::egress::check_registered_url(&format!("redirect_uris[{i}]"), uri, allow_local)
+                .await?;
+        }
+        if renkei_protocol::envelope::check_recipient_key(&registration.hpke_public_key).is_err() {
+            return Err(HubError::InvalidField {
+                field: "hpke_public_key".into(),
+                detail: "`hpke_public_key` must be an X25519 public key: 32 bytes in base64url without padding, not a low-order point".into(),
+            });
+        }
+        let sector = match registration.sector {
+            None => id.to_string(),
+            Some(sector) => {
+                ServiceId::new(sector.as_str()).map_err(|_| HubError::InvalidField {
+                    field: "sector".into(),
+                    detail: format!("`sector` must be 1 to 64 characters from a-z, 0-9, `.`, `_` and `-`, not `{sector}`"),
+                })?;
+                sector
+            }
+        };
         if registration.purposes.is_empty() {
             return Err(HubError::Malformed(
                 "a service declares at least one purpose".into(),
@@ -463,7 +491,7 @@ impl Hub {
         let service = Service {
             id: id.clone(),
             name: LocalizedText::new(registration.name_ja, registration.name_en),
-            sector: registration.sector,
+            sector,
             hpke_public_key: registration.hpke_public_key,
             webhook_url: registration.webhook_url,
             status: ServiceStatus::Pending,
@@ -497,15 +525,36 @@ impl Hub {
         })
     }
 
-    /// The approval checklist of a service: the risks an operator must confirm.
+    /// The approval checklist of a service: the risks an operator must confirm (a shared
+    /// sector first, then its purposes').
     pub async fn review_service(&self, id: &ServiceId) -> Result<Vec<RiskFlag>, HubError> {
-        self.store
+        let service = self
+            .store
             .service(id)
             .await?
             .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
         let purposes = self.store.purposes(id).await?;
         let vocabulary = self.store.categories().await?;
-        Ok(review::review(&purposes, &vocabulary))
+        let services = self.store.services().await?;
+        let mut flags: Vec<RiskFlag> = review::shared_sector(&service, &services)
+            .into_iter()
+            .collect();
+        flags.extend(review::review(&purposes, &vocabulary));
+        Ok(flags)
+    }
+
+    /// What an operator reviews besides the purposes: the service as registered (sector,
+    /// key, webhook) and its OpenID client (redirect URIs), if it has one.
+    pub async fn service_registration(
+        &self,
+        id: &ServiceId,
+    ) -> Result<(Service, Option<ServiceClient>), HubError> {
+        let service = self
+            .store
+            .service(id)
+            .await?
+            .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
+        Ok((service, self.store.service_client(id).await?))
     }
 
     /// Approves a service once every flagged risk is acknowledged (by its key).
@@ -588,20 +637,5 @@ pub async fn put_operator(store: &dyn Store, operator: &Operator) -> Result<(), 
     store
         .record_operator_action(&OperatorActor::CommandLine, &action, operator.added_at)
         .await?;
-    Ok(())
-}
-
-/// Redirect URIs are absolute, without fragment, and https unless they point at this machine.
-fn check_redirect_uri(uri: &str) -> Result<(), HubError> {
-    let parsed = webauthn_rs::prelude::Url::parse(uri)
-        .map_err(|_| HubError::Malformed(format!("redirect URI `{uri}` is not an absolute URL")))?;
-    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if parsed.fragment().is_some()
-        || !(parsed.scheme() == "https" || (parsed.scheme() == "http" && local))
-    {
-        return Err(HubError::Malformed(format!(
-            "redirect URI `{uri}` must be https (or http on localhost) without a fragment"
-        )));
-    }
     Ok(())
 }

@@ -595,7 +595,8 @@ pub(crate) struct RiskView {
     /// Acknowledge with this key.
     key: String,
     kind: String,
-    purpose: String,
+    /// The purpose the risk is about; none for a risk of the whole service (a shared sector).
+    purpose: Option<String>,
     #[schema(value_type = Object)]
     detail: serde_json::Value,
 }
@@ -619,7 +620,7 @@ pub(crate) async fn review_service(
             .map(|f| RiskView {
                 key: f.key(),
                 kind: f.kind().to_owned(),
-                purpose: f.purpose().to_string(),
+                purpose: f.purpose().map(ToString::to_string),
                 detail: serde_json::to_value(&f).unwrap_or_default(),
             })
             .collect(),

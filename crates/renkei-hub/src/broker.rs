@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
-use crate::{Hub, HubError};
+use crate::{Hub, HubError, egress};
 
 /// The most requests decided in one transaction.
 const MAX_BATCH: usize = 256;
@@ -162,7 +162,8 @@ pub struct ProviderResult {
     pub provider: String,
     pub categories: Vec<String>,
     /// `ok`, or why the provider's part is missing: `provider-timeout`,
-    /// `provider-unreachable`, `provider-refused`, `provider-bad-answer`.
+    /// `provider-unreachable` (also when its endpoint is not an address the hub may reach),
+    /// `provider-refused`, `provider-bad-answer`, `hub-failure` (no grant could be signed).
     pub status: String,
     /// The provider's answer, sealed to the service's key (HPKE): the hub cannot read it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,6 +245,9 @@ impl Hub {
         let mut fetches = Vec::new();
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let endpoint = providers.get(&provider).cloned();
+            // The decision checked what a grant needs of the service (its key); a grant that
+            // still cannot be signed fails this provider's part, never the whole request
+            // after its record said granted.
             let grant = self.grant(
                 &request,
                 &active,
@@ -252,11 +256,18 @@ impl Hub {
                 &reference,
                 &categories,
                 now,
-            )?;
+            );
             fetches.push(async move {
-                let outcome = match endpoint {
-                    Some(endpoint) => self.fetch(&endpoint, &grant).await,
-                    None => Err((
+                let outcome = match (endpoint, grant) {
+                    (_, Err(e)) => {
+                        tracing::error!(provider = %provider, error = %e, "a grant could not be signed");
+                        Err((
+                            "hub-failure",
+                            "the hub could not sign a grant for this provider".to_owned(),
+                        ))
+                    }
+                    (Some(endpoint), Ok(grant)) => self.fetch(&endpoint, &grant).await,
+                    (None, Ok(_)) => Err((
                         "provider-unreachable",
                         "the provider has no endpoint".to_owned(),
                     )),
@@ -297,9 +308,10 @@ impl Hub {
         categories: &[CategoryId],
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
+        // A grant lives at least a second (`exp` after `iat`) and at most a minute.
         let lifetime = i64::try_from(self.config.grant_lifetime.as_secs())
             .unwrap_or(30)
-            .min(60);
+            .clamp(1, 60);
         let claims = GrantClaims {
             iss: self.config.issuer.clone(),
             aud: provider.clone(),
@@ -321,6 +333,17 @@ impl Hub {
 
     async fn fetch(&self, endpoint: &str, grant: &str) -> FetchOutcome {
         let url = format!("{}/renkei/v1/fetch", endpoint.trim_end_matches('/'));
+        let unreachable = || {
+            (
+                "provider-unreachable",
+                "the provider's endpoint is not an address the hub may reach".to_owned(),
+            )
+        };
+        let url = reqwest::Url::parse(&url).map_err(|_| unreachable())?;
+        if let Err(why) = egress::check_destination(&url, self.config.allow_local_network) {
+            tracing::warn!(error = %why, "refused to send a grant to a provider's endpoint");
+            return Err(unreachable());
+        }
         let response = self
             .http
             .post(url)

@@ -12,6 +12,10 @@ use crate::problem::Problem;
 pub enum HubError {
     #[error("{0}")]
     Malformed(String),
+    /// A field of a registration the hub refuses (a URL it must not call, a key that is
+    /// not one); `detail` names the field.
+    #[error("{detail}")]
+    InvalidField { field: String, detail: String },
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("invalid client credentials")]
@@ -103,6 +107,11 @@ impl HubError {
         match self {
             Self::Malformed(msg) => {
                 Problem::new(S::BAD_REQUEST, "malformed-request", "Malformed request").detail(msg)
+            }
+            Self::InvalidField { field, detail } => {
+                Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid field")
+                    .detail(detail)
+                    .extra(serde_json::json!({ "field": field }))
             }
             Self::Unauthorized => {
                 Problem::new(S::UNAUTHORIZED, "unauthorized", "Authentication required")
@@ -263,6 +272,13 @@ fn denial_problem(reason: &DenialReason) -> Problem {
             "Category not covered by consent",
             "the consent does not cover every category asked for".to_owned(),
             Some(serde_json::json!({ "categories": categories })),
+        ),
+        D::ServiceKeyInvalid => (
+            StatusCode::CONFLICT,
+            "Service key invalid",
+            "the service's registered HPKE key is not an X25519 public key; nothing was released"
+                .to_owned(),
+            None,
         ),
         D::TokenRevoked => return HubError::TokenInactive.to_problem(),
     };

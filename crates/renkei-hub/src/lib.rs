@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod consents;
+pub mod egress;
 pub mod enrolment;
 mod error;
 pub mod log;

@@ -78,6 +78,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "The request body or parameters could not be read: malformed JSON, a missing or mistyped field, or a wrong content type.",
     ),
     (
+        "invalid-field",
+        "A field of the request was read but refused: a URL the hub may not call (not https, or an internal, private or metadata address), or a key that is not one. The `field` member names it.",
+    ),
+    (
         "unauthorized",
         "No valid bearer token or client credentials were presented.",
     ),
@@ -154,6 +158,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (
         "category-not-covered",
         "The consent does not cover one of the categories asked for.",
+    ),
+    (
+        "service-key-invalid",
+        "The service's registered HPKE key is not an X25519 public key, so nothing could be sealed to it; the request was recorded as denied.",
     ),
     (
         "consent-already-active",

@@ -27,6 +27,10 @@ pub struct HubConfig {
     pub grant_lifetime: Duration,
     /// The roots (and CRLs) enrolment certificates must chain to; enrolment is off without.
     pub trust_anchors: Option<Arc<renkei_identity::TrustAnchors>>,
+    /// Lets registered URLs use http and loopback or private addresses, and the hub connect
+    /// to them (see [`crate::egress`]). Only the demo town and tests turn it on: their
+    /// providers listen on 127.0.0.1. Off, the hub calls only https URLs on public addresses.
+    pub allow_local_network: bool,
 }
 
 impl HubConfig {
@@ -37,6 +41,7 @@ impl HubConfig {
             provider_timeout: Duration::from_secs(3),
             grant_lifetime: Duration::from_secs(30),
             trust_anchors: None,
+            allow_local_network: false,
         }
     }
 }
@@ -72,9 +77,15 @@ impl Hub {
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
         let keys = HubKeys::load(store.as_ref(), &config.issuer, Utc::now()).await?;
         // A grant goes to the endpoint its provider registered and nowhere else: a provider's
-        // redirect is its answer (`provider-refused`), never followed with the grant.
+        // redirect is its answer (`provider-refused`), never followed with the grant. Names
+        // resolve through the guarded resolver at each connection, and no proxy stands in
+        // between (it would resolve them instead): an internal address is never reached.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(crate::egress::GuardedResolver {
+                allow_local: config.allow_local_network,
+            }))
             .timeout(config.provider_timeout)
             .pool_max_idle_per_host(256)
             .build()

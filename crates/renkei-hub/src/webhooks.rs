@@ -77,6 +77,11 @@ impl Hub {
             .map_err(|e| e.to_string())?
             .ok_or("the service is gone")?;
         let url = service.webhook_url.ok_or("the service has no webhook")?;
+        // Checked again at each delivery: the URL may predate registration checks, and the
+        // client's resolver refuses internal addresses whatever its name resolves to now.
+        let url = reqwest::Url::parse(&url).map_err(|_| "the webhook URL is not a URL")?;
+        crate::egress::check_destination(&url, self.config.allow_local_network)
+            .map_err(|e| format!("refused to deliver: {e}"))?;
         let event: OutboxEvent =
             serde_json::from_value(due.message.event.clone()).map_err(|e| e.to_string())?;
         let change = match event.change {

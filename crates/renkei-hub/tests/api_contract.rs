@@ -653,3 +653,197 @@ async fn acknowledged_consents_survive_a_restart() {
     let response = town.try_grant(&alice, "health-advice", "advice").await;
     expect_problem(response, 409, "/problems/consent-already-active").await;
 }
+
+// ---------------------------------------------------------------- service registration
+
+/// A registration of `id` with a fresh key, no webhook and no redirect URI.
+fn registration(id: &str) -> Value {
+    json!({
+        "id": id, "name_ja": "まち歩き", "name_en": "Town walk",
+        "hpke_public_key": renkei_protocol::envelope::ServiceKeyPair::generate().unwrap().public_b64(),
+        "webhook_url": null, "redirect_uris": [],
+        "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
+          "description_ja": "説明", "description_en": "Description",
+          "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}]
+    })
+}
+
+async fn register(town: &Town, operator: &str, body: &Value) -> reqwest::Response {
+    town.post("/v1/operator/services")
+        .bearer_auth(operator)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A hub as `renkei serve` runs it: https only, no local addresses.
+async fn strict_town() -> Town {
+    Town::with(TownOptions {
+        allow_local_network: false,
+        ..TownOptions::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_registration_refuses_urls_the_hub_must_not_call_naming_the_field() {
+    let town = strict_town().await;
+    let operator = town.operator_token().await;
+    let refused = [
+        "http://127.0.0.1:9999/internal/hook",
+        "https://127.0.0.1:9999/internal",
+        "https://localhost:9999/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://169.254.169.254/latest/meta-data/",
+        "https://[fd00:ec2::254]/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://10.0.0.5/hook",
+        "https://192.168.1.10/hook",
+        "https://172.16.0.1/hook",
+        "https://[fd12:3456::1]/hook",
+        "https://100.64.0.1/hook",
+        "https://169.254.10.10/hook",
+        "https://0.0.0.0/hook",
+        "https://224.0.0.1/hook",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:70/_internal",
+        "ftp://93.184.216.34/x",
+        "http://93.184.216.34/hook",
+        "https://user:secret@93.184.216.34/hook",
+        "https://93.184.216.34/hook#fragment",
+        "not a url",
+    ];
+    for (i, url) in refused.iter().enumerate() {
+        for field in ["webhook_url", "redirect_uris[0]"] {
+            let id = format!("walk-{i}-{}", field.len());
+            let mut body = registration(&id);
+            if field == "webhook_url" {
+                body["webhook_url"] = json!(url);
+            } else {
+                body["redirect_uris"] = json!([url]);
+            }
+            let problem = expect_problem(
+                register(&town, &operator, &body).await,
+                400,
+                "/problems/invalid-field",
+            )
+            .await;
+            assert_eq!(problem["field"], field, "{url}: {problem}");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("`{field}`")),
+                "{url}: {problem}"
+            );
+            let service = renkei_domain::ServiceId::new(id).unwrap();
+            assert!(
+                town.store.service(&service).await.unwrap().is_none(),
+                "{url} in {field}: nothing registered"
+            );
+        }
+    }
+    // https on a public address is what a registration looks like.
+    let mut body = registration("walk-public");
+    body["webhook_url"] = json!("https://93.184.216.34/renkei/events");
+    body["redirect_uris"] = json!(["https://93.184.216.34/callback"]);
+    let response = register(&town, &operator, &body).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_configured_for_the_demo_accepts_local_urls_but_never_metadata_addresses() {
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    let mut body = registration("walk-local");
+    body["webhook_url"] = json!("http://127.0.0.1:9999/renkei/events");
+    body["redirect_uris"] = json!(["http://localhost:3000/callback"]);
+    let response = register(&town, &operator, &body).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let mut body = registration("walk-metadata");
+    body["webhook_url"] = json!("http://169.254.169.254/latest/meta-data/");
+    let problem = expect_problem(
+        register(&town, &operator, &body).await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
+    assert_eq!(problem["field"], "webhook_url", "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_registration_refuses_a_key_that_is_not_an_x25519_key() {
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    for key in ["not-a-key", "", "AAAA", &"A".repeat(43), &"A".repeat(44)] {
+        let mut body = registration("walk-key");
+        body["hpke_public_key"] = json!(key);
+        let problem = expect_problem(
+            register(&town, &operator, &body).await,
+            400,
+            "/problems/invalid-field",
+        )
+        .await;
+        assert_eq!(problem["field"], "hpke_public_key", "{key:?}: {problem}");
+        let service = renkei_domain::ServiceId::new("walk-key").unwrap();
+        assert!(town.store.service(&service).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sector_is_the_services_own_unless_the_operator_assigns_one_and_sharing_it_must_be_confirmed()
+ {
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    let review = |id: &'static str| {
+        let request = town
+            .get(&format!("/v1/operator/services/{id}/review"))
+            .bearer_auth(&operator);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Vec<Value>>().await.unwrap()
+        }
+    };
+    // No sector given: one of its own, nothing shared.
+    let response = register(&town, &operator, &registration("walk-alone")).await;
+    assert_eq!(response.status(), 201);
+    let alone = renkei_domain::ServiceId::new("walk-alone").unwrap();
+    assert_eq!(
+        town.store.service(&alone).await.unwrap().unwrap().sector,
+        "walk-alone"
+    );
+    assert!(review("walk-alone").await.is_empty());
+
+    // The sector of health-advice and checkup-reminder: flagged, naming both.
+    let mut body = registration("health-copy");
+    body["sector"] = json!("health");
+    assert_eq!(register(&town, &operator, &body).await.status(), 201);
+    let flags = review("health-copy").await;
+    let shared: Vec<&Value> = flags
+        .iter()
+        .filter(|f| f["kind"] == "shared-sector")
+        .collect();
+    assert_eq!(shared.len(), 1, "{flags:?}");
+    assert_eq!(shared[0]["key"], "shared-sector:health");
+    assert_eq!(
+        shared[0]["detail"]["services"],
+        json!(["checkup-reminder", "health-advice"])
+    );
+    let approve = |acknowledged: Vec<&str>| {
+        town.post("/v1/operator/services/health-copy/approve")
+            .bearer_auth(&operator)
+            .json(&json!({ "acknowledged": acknowledged }))
+            .send()
+    };
+    expect_problem(approve(vec![]).await.unwrap(), 403, "/problems/forbidden").await;
+    assert_eq!(
+        approve(vec!["shared-sector:health"])
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+}

@@ -540,3 +540,38 @@ async fn a_resident_sees_only_their_own_access_records_and_cannot_touch_others_c
     town.data(&token, &alices.subject, "advice", &[HEALTH_CHECKUP])
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_hub_cannot_carry_out_is_recorded_as_denied_not_granted() {
+    let town = Town::new().await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    // A service row from before registration checked keys: its key is not one.
+    let mut service = town.store.service(&town.health.id).await.unwrap().unwrap();
+    service.hpke_public_key = "not-a-key".into();
+    town.store
+        .put_service(
+            &service,
+            &renkei_hub::auth::hash_client_secret(&town.health.secret),
+        )
+        .await
+        .unwrap();
+
+    let response = town
+        .request_data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    let problem = expect_problem(response, 409, "/problems/service-key-invalid").await;
+    let request_id = problem["request_id"].as_str().unwrap().to_owned();
+
+    // What Alice sees says what happened: denied, with the reason, and no provider asked.
+    let records = town.access_records(&alice).await;
+    let record = records
+        .iter()
+        .find(|r| r["request_id"] == request_id.as_str())
+        .expect("the request has an access record");
+    assert_eq!(record["outcome"], "denied", "{record}");
+    assert_eq!(record["reason"], "service-key-invalid", "{record}");
+    assert_eq!(record["providers"], json!([]), "{record}");
+    assert_eq!(town.clinic.served() + town.clinic.refused(), 0);
+}

@@ -395,3 +395,138 @@ async fn a_provider_that_redirects_is_not_followed_so_its_grant_goes_nowhere_els
     );
     assert_eq!(result(&answer, "payments").status, "ok");
 }
+
+/// A bare TCP listener on 127.0.0.1 that counts the connections it accepts: whatever the
+/// hub would send, a connection is the first thing it would do.
+struct Listener {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Listener {
+    async fn start() -> Self {
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = socket.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self { port, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A hub as `renkei serve` runs it: https only, no local addresses.
+async fn strict_town() -> Town {
+    Town::with(TownOptions {
+        allow_local_network: false,
+        ..TownOptions::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_whose_name_resolves_to_loopback_is_never_connected_to_outside_local_mode() {
+    let town = strict_town().await;
+    let listener = Listener::start().await;
+    // The webhook names a host that resolves to 127.0.0.1 now (as a name rebound after its
+    // registration would); the row is written as registration left it.
+    let mut service = town.store.service(&town.health.id).await.unwrap().unwrap();
+    service.webhook_url = Some(format!("https://localhost:{}/renkei-events", listener.port));
+    town.store
+        .put_service(
+            &service,
+            &renkei_hub::auth::hash_client_secret(&town.health.secret),
+        )
+        .await
+        .unwrap();
+
+    // A consent change puts a message in the outbox; the sender tries it at once.
+    let alice = town.sign_in(town.alice).await;
+    town.grant(&alice, "health-advice", "advice").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let attempts = loop {
+        // Reading the outbox leases nothing for long: the lease ends now.
+        let due = town
+            .store
+            .take_due_messages(Utc::now() + chrono::TimeDelta::hours(2), Utc::now(), 10)
+            .await
+            .unwrap();
+        let attempts = due.iter().map(|d| d.attempts).max().unwrap_or(0);
+        if attempts >= 1 || Instant::now() >= deadline {
+            break attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(attempts >= 1, "the hub tried to deliver the event");
+    assert_eq!(
+        listener.accepted(),
+        0,
+        "the hub connected to a loopback address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_endpoint_on_an_internal_address_is_never_connected_to_outside_local_mode() {
+    let town = strict_town().await;
+    let by_name = Listener::start().await;
+    let by_address = Listener::start().await;
+    for (provider, endpoint, category) in [
+        (
+            &town.clinic,
+            format!("https://localhost:{}", by_name.port),
+            HEALTH_CHECKUP,
+        ),
+        (
+            &town.payments,
+            format!("https://127.0.0.1:{}", by_address.port),
+            PAYMENT_HISTORY,
+        ),
+    ] {
+        town.store
+            .put_provider(&renkei_domain::Provider {
+                id: provider.id.clone(),
+                name: renkei_domain::LocalizedText::new("保有者", "Provider"),
+                endpoint,
+                categories: [common::cat(category)].into(),
+            })
+            .await
+            .unwrap();
+    }
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let response = town
+        .request_data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let problem = expect_problem(response, 502, "/problems/provider-failure").await;
+    let statuses: Vec<&str> = problem["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["provider-unreachable", "provider-unreachable"],
+        "{problem}"
+    );
+    assert_eq!(
+        by_name.accepted(),
+        0,
+        "connected to a name resolving to loopback"
+    );
+    assert_eq!(by_address.accepted(), 0, "connected to a loopback address");
+}

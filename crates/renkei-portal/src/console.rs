@@ -208,6 +208,12 @@ struct ReviewPage {
     flags: Vec<FlagRow>,
     /// Privacy-impact answers: the question (in words when known) and the answer.
     pia: Vec<(String, String)>,
+    /// What the service registered besides its purposes: the sector that decides its
+    /// pairwise subjects, the URLs the hub and browsers will call, the key data is sealed to.
+    sector: String,
+    webhook_url: Option<String>,
+    redirect_uris: Vec<String>,
+    hpke_public_key: String,
     missing: bool,
     message: Option<String>,
 }
@@ -219,10 +225,15 @@ pub fn flag_text(
     titles: &std::collections::BTreeMap<String, String>,
     t: &Tr,
 ) -> String {
-    let title = titles
-        .get(flag.purpose().as_str())
-        .cloned()
-        .unwrap_or_else(|| flag.purpose().to_string());
+    let title = flag
+        .purpose()
+        .map(|p| {
+            titles
+                .get(p.as_str())
+                .cloned()
+                .unwrap_or_else(|| p.to_string())
+        })
+        .unwrap_or_default();
     let names = |ids: &BTreeSet<CategoryId>| {
         let ids: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
         chips(&ids, vocabulary, t.lang)
@@ -266,6 +277,14 @@ pub fn flag_text(
             ("purpose", &title),
             ("categories", &names(categories)),
         ),
+        RiskFlag::SharedSector { sector, services } => {
+            let ids: Vec<&str> = services.iter().map(ServiceId::as_str).collect();
+            t.arg2(
+                "flag-shared-sector",
+                ("sector", sector),
+                ("services", &ids.join(", ")),
+            )
+        }
     }
 }
 
@@ -328,8 +347,13 @@ async fn review_page(
             (if t.has(&key) { t.get(&key) } else { q }, a)
         })
         .collect();
+    let (registered, client) = state.hub.service_registration(&service_id).await?;
     let page = ReviewPage {
         pia,
+        sector: registered.sector,
+        webhook_url: registered.webhook_url,
+        redirect_uris: client.map(|c| c.redirect_uris).unwrap_or_default(),
+        hpke_public_key: registered.hpke_public_key,
         ctx: ctx.console("console-review-title", "/console", true),
         id: service.id.clone(),
         name: lang.pick(&service.name_ja, &service.name_en).to_owned(),

@@ -130,6 +130,7 @@ async fn town() -> Town {
         .unwrap();
     let mut config = HubConfig::new("http://localhost:8080");
     config.demo_mode = true;
+    config.allow_local_network = true;
     config.trust_anchors = Some(Arc::new(anchors));
     let hub = Hub::start(config, store).await.unwrap();
     Town {
@@ -782,6 +783,66 @@ async fn the_history_opens_on_the_newest_entries_and_pages_back_to_the_oldest() 
     assert_eq!(rel_link(&again.body, "next"), Some(older));
 }
 
+/// An X25519 public key (RFC 7748 §6.1, Alice's) in base64url: what a service registers.
+const SERVICE_KEY: &str = "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo";
+
+#[tokio::test]
+async fn the_review_page_shows_the_sector_webhook_redirect_uris_and_a_shared_sector_to_tick() {
+    let town = town().await;
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let registration: renkei_hub::accounts::ServiceRegistration =
+        serde_json::from_value(serde_json::json!({
+            "id": "health-copy", "name_ja": "けんこうコピー", "name_en": "Health copy",
+            "sector": "health",
+            "hpke_public_key": SERVICE_KEY,
+            "webhook_url": "https://copy.example/renkei/events",
+            "redirect_uris": ["https://copy.example/callback", "https://copy.example/cb2"],
+            "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
+              "description_ja": "説明", "description_en": "Description",
+              "categories": ["payment.history"], "retention_days": 30, "legal_basis": "consent"}]
+        }))
+        .unwrap();
+    town.hub
+        .register_service(
+            &renkei_domain::OperatorId::new("tanaka").unwrap(),
+            registration,
+        )
+        .await
+        .unwrap();
+    let page = operator
+        .get(&town.app, "/console/services/health-copy?lang=en")
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for shown in [
+        "https://copy.example/renkei/events",
+        "https://copy.example/callback",
+        "https://copy.example/cb2",
+        SERVICE_KEY,
+        "<code>health</code>",
+    ] {
+        assert!(page.body.contains(shown), "{shown} in {}", page.body);
+    }
+    // The shared sector is a risk to tick, naming the service it is shared with.
+    assert!(
+        page.body.contains("value=\"shared-sector:health\""),
+        "{}",
+        page.body
+    );
+    let flag = page.body.find("shared-sector:health").unwrap();
+    assert!(page.body[flag..].contains("health-advice"), "{}", page.body);
+    // Without the tick, approval is refused.
+    let csrf = Browser::csrf(&page);
+    let refused = operator
+        .post(
+            &town.app,
+            "/console/services/health-copy/approve",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 #[tokio::test]
 async fn the_review_page_shows_the_privacy_impact_answers() {
     let town = town().await;
@@ -790,7 +851,7 @@ async fn the_review_page_shows_the_privacy_impact_answers() {
     let registration: renkei_hub::accounts::ServiceRegistration =
         serde_json::from_value(serde_json::json!({
             "id": "town-walk", "name_ja": "まち歩き", "name_en": "Town walk", "sector": "walk",
-            "hpke_public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "hpke_public_key": SERVICE_KEY,
             "webhook_url": null, "redirect_uris": [],
             "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
               "description_ja": "説明", "description_en": "Description",

@@ -133,6 +133,25 @@ fn decode_public_key(b64: &str) -> Result<PublicKey, EnvelopeError> {
     PublicKey::from_bytes(&bytes).map_err(|_| EnvelopeError::BadPublicKey)
 }
 
+/// Checks that `b64` is a key providers can seal to: 32 bytes of base64url without padding
+/// (as the API documents it), and not a low-order point, with which the shared secret would
+/// be zero and every seal fail. Tried by sealing an empty message to it.
+pub fn check_recipient_key(b64: &str) -> Result<(), EnvelopeError> {
+    if !renkei_domain::catalog::is_x25519_public_key(b64) {
+        return Err(EnvelopeError::BadPublicKey);
+    }
+    let recipient = decode_public_key(b64)?;
+    hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, SuiteKem>(
+        &OpModeS::Base,
+        &recipient,
+        b"renkei/v1 key check",
+        b"",
+        b"",
+    )
+    .map(|_| ())
+    .map_err(|_| EnvelopeError::BadPublicKey)
+}
+
 /// Seals `plaintext` to the service whose public key is `recipient_public_b64`, bound to
 /// `context`.
 pub fn seal(
@@ -333,6 +352,28 @@ mod tests {
             ServiceKeyPair::from_private_b64("AAAA").unwrap_err(),
             EnvelopeError::BadPrivateKey
         );
+    }
+
+    #[test]
+    fn a_registered_key_must_be_a_usable_x25519_key() {
+        let good = ServiceKeyPair::generate().unwrap().public_b64();
+        assert_eq!(check_recipient_key(&good), Ok(()));
+        // 32 zero bytes and 1 are low-order points: every seal to them would fail.
+        let one = URL_SAFE_NO_PAD.encode([&[1u8][..], &[0u8; 31]].concat());
+        for bad in [
+            "not-a-key",
+            "",
+            "AAAA",
+            &"A".repeat(43),
+            &one,
+            &format!("{good}="),
+        ] {
+            assert_eq!(
+                check_recipient_key(bad),
+                Err(EnvelopeError::BadPublicKey),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -131,7 +131,8 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
         id: service_id(),
         name: LocalizedText::new("健康アドバイス", "Health advice"),
         sector: "health".into(),
-        hpke_public_key: "key".into(),
+        // Well-formed: decisions deny a service whose key is not an X25519 key.
+        hpke_public_key: "A".repeat(43),
         webhook_url: Some("http://127.0.0.1:9/hook".into()),
         status: ServiceStatus::Approved,
     };

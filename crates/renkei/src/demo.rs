@@ -210,6 +210,8 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     let people = town::people(options.residents, SEED);
     let mut config = HubConfig::new(demo_issuer(options.hub));
     config.demo_mode = true;
+    // The demo town's providers listen on 127.0.0.1.
+    config.allow_local_network = true;
     config.trust_anchors = Some(Arc::new(demo_trust_anchors(&options.data_dir)?));
     let hub = Hub::start(config, store.clone()).await?;
     let clients: Vec<(String, String)> = SERVICES

@@ -239,6 +239,8 @@ impl Webhook {
 #[derive(Debug, Clone)]
 pub struct TownOptions {
     pub demo_mode: bool,
+    /// The hub may call http URLs and local addresses (its providers are on 127.0.0.1).
+    pub allow_local_network: bool,
     pub provider_timeout: Duration,
     pub clinic: ProviderMode,
     pub payments: ProviderMode,
@@ -248,6 +250,7 @@ impl Default for TownOptions {
     fn default() -> Self {
         Self {
             demo_mode: true,
+            allow_local_network: true,
             provider_timeout: Duration::from_secs(3),
             clinic: ProviderMode::Normal,
             payments: ProviderMode::Normal,
@@ -552,6 +555,7 @@ impl Town {
         let mut config = HubConfig::new(ISSUER);
         config.trust_anchors = Some(Arc::new(anchors));
         config.demo_mode = options.demo_mode;
+        config.allow_local_network = options.allow_local_network;
         config.provider_timeout = options.provider_timeout;
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
         let jwks = hub.keys.jwks();
@@ -722,6 +726,16 @@ impl Town {
         assert_eq!(response.status(), 200, "demo sign-in");
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An operator's bearer token: Alice's identity made operator `tanaka` (once per town).
+    pub async fn operator_token(&self) -> String {
+        let id = renkei_domain::OperatorId::new("tanaka").unwrap();
+        self.hub
+            .add_operator(id.clone(), "田中".into(), self.alice)
+            .await
+            .unwrap();
+        self.hub.keys.issue_operator_token(&id, Utc::now()).unwrap()
     }
 
     /// Client credentials in the form body.

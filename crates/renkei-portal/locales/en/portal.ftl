@@ -83,6 +83,7 @@ reason-category-not-in-purpose = data not in the purpose
 reason-service-not-approved = service not approved
 reason-unknown-purpose = no such purpose
 reason-unknown-subject = unknown person
+reason-service-key-invalid = the service's encryption key was unusable, nothing was released
 reason-other = another reason
 verify-unchecked = Not checked
 verify-checking = Checking…

@@ -83,6 +83,7 @@ reason-category-not-in-purpose = 目的にないデータ
 reason-service-not-approved = 承認されていないサービス
 reason-unknown-purpose = 登録のない目的
 reason-unknown-subject = 対象者不明
+reason-service-key-invalid = サービスの暗号鍵が使えないため、何も提供されませんでした
 reason-other = その他の理由
 verify-unchecked = 未検証
 verify-checking = 検証中…
