@@ -91,6 +91,8 @@ enum Kind {
     /// An operator token for an operator id that does not exist: what anyone holding the
     /// hub's token key could make (it is issued here with the hub's own key).
     GhostOperator,
+    /// A session of Alice's that she signed out of (at the portal).
+    SignedOut(String),
     /// A code-flow access token health-advice holds for Alice.
     UserToken(String),
     /// One its service revoked.
@@ -527,6 +529,25 @@ impl World {
         }
 
         let (app, table) = renkei::run::routed_app(hub.clone());
+        // Alice signs out of one session at the portal: its token must stop working then,
+        // not when it expires.
+        let signed_out = hub.keys.issue_resident_token(alice, Utc::now()).unwrap();
+        let sign_out = Credentials {
+            cookies: vec![(SESSION_COOKIE, signed_out.clone())],
+            ..Credentials::default()
+        };
+        let answer = send(
+            &app,
+            Method::POST,
+            &sign_out,
+            &Call::to("/portal/sign-out").form(&[]),
+        )
+        .await;
+        assert!(answer.status.is_redirection(), "signing out");
+        principals.push(Principal {
+            name: "a session signed out of".into(),
+            kind: Kind::SignedOut(signed_out),
+        });
         let api_rows = renkei_hub::routed(hub.clone())
             .1
             .into_iter()
@@ -569,6 +590,7 @@ impl World {
         match &principal.kind {
             Kind::Anonymous => Credentials::default(),
             Kind::Resident => session(resident(self.alice)),
+            Kind::SignedOut(token) => session(token.clone()),
             Kind::OtherResident => session(resident(self.carol)),
             Kind::Proxy(a) | Kind::EndedProxy(a) => {
                 let mut c = session(keys.issue_proxy_token(a, now).unwrap());
@@ -1143,68 +1165,72 @@ impl World {
         (challenge.id.to_string(), URL_SAFE_NO_PAD.encode(signature))
     }
 
-    /// Sends `call` to the app as `principal` would: their credentials, a CSRF cookie and
-    /// the token that goes with it, from this site.
+    /// Sends `call` to the app as `principal` would.
     async fn send(&self, row: &RouteAccess, principal: &Principal, call: &Call) -> Answer {
         let credentials = self.credentials(principal, row.access);
-        let mut headers = HeaderMap::new();
-        let csrf_cookie = URL_SAFE_NO_PAD
-            .encode(uuid::Uuid::new_v4().as_bytes())
-            .repeat(2)[..43]
-            .to_owned();
-        let mut cookies = vec![format!("{CSRF_COOKIE}={csrf_cookie}")];
-        cookies.extend(credentials.cookies.iter().map(|(k, v)| format!("{k}={v}")));
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&cookies.join("; ")).unwrap(),
-        );
-        let csrf = csrf_token(&csrf_cookie, &headers);
-        let mut request = Request::builder()
-            .method(row.method.clone())
-            .uri(&call.path)
-            .header(header::HOST, HOST)
-            .header(header::ORIGIN, ISSUER)
-            .header(header::COOKIE, headers[header::COOKIE].clone())
-            .header(CSRF_HEADER, csrf);
-        if let Some(token) = &credentials.bearer {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        send(&self.app, row.method.clone(), &credentials, call).await
+    }
+}
+
+/// Sends `call` to `app` with `credentials`, a CSRF cookie and the token that goes with it,
+/// from this site (as a browser on the portal would; the API ignores all three).
+async fn send(app: &Router, method: Method, credentials: &Credentials, call: &Call) -> Answer {
+    let mut headers = HeaderMap::new();
+    let csrf_cookie = URL_SAFE_NO_PAD
+        .encode(uuid::Uuid::new_v4().as_bytes())
+        .repeat(2)[..43]
+        .to_owned();
+    let mut cookies = vec![format!("{CSRF_COOKIE}={csrf_cookie}")];
+    cookies.extend(credentials.cookies.iter().map(|(k, v)| format!("{k}={v}")));
+    headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&cookies.join("; ")).unwrap(),
+    );
+    let csrf = csrf_token(&csrf_cookie, &headers);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(&call.path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ISSUER)
+        .header(header::COOKIE, headers[header::COOKIE].clone())
+        .header(CSRF_HEADER, csrf);
+    if let Some(token) = &credentials.bearer {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some((id, secret)) = &credentials.basic {
+        let basic = STANDARD.encode(format!("{id}:{secret}"));
+        request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
+    }
+    let body = match &call.payload {
+        Payload::None => Body::empty(),
+        Payload::Json(v) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
         }
-        if let Some((id, secret)) = &credentials.basic {
-            let basic = STANDARD.encode(format!("{id}:{secret}"));
-            request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
+        Payload::Form(pairs) => {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Body::from(serde_urlencoded::to_string(pairs).unwrap())
         }
-        let body = match &call.payload {
-            Payload::None => Body::empty(),
-            Payload::Json(v) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            Payload::Form(pairs) => {
-                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Body::from(serde_urlencoded::to_string(pairs).unwrap())
-            }
-        };
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = to_bytes(response.into_body(), 1 << 24).await.unwrap();
-        let problem = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["type"].as_str().map(str::to_owned));
-        Answer {
-            status,
-            location,
-            problem,
-        }
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    let problem = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned));
+    Answer {
+        status,
+        location,
+        problem,
     }
 }
 
