@@ -391,7 +391,7 @@ async fn data_request(
 }
 
 /// The signed-in resident's consents, newest first.
-#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_consents(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -424,7 +424,7 @@ async fn grant_consent(
 
 /// One consent with its history.
 #[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -443,7 +443,7 @@ struct ReceiptView {
 
 /// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
 #[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_receipt(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -456,7 +456,7 @@ async fn my_receipt(
 
 /// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
 #[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -560,7 +560,7 @@ struct AccessPage {
 
 /// Who asked for my data: every request naming the signed-in resident, granted or denied.
 #[utoipa::path(get, path = "/v1/me/access-records", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_access_records(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -765,7 +765,7 @@ struct LogPage {
 /// consents, each with its inclusion proof, filterable by service and time, paged from the
 /// oldest entry forward (`after`) or from the newest back (`order=newest`, then `before`).
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_log(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,

@@ -12,6 +12,7 @@ use axum::http::header;
 use common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
 };
+use renkei_hub::routes::{Access, Proxies};
 use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
 
@@ -421,8 +422,7 @@ fn router_routes(hub: &renkei_hub::Hub) -> BTreeMap<String, BTreeSet<String>> {
 
 /// The OpenAPI security scheme an operation declares for callers of `access`: the bearer
 /// token it takes, or none (public, or OAuth client credentials in the form).
-fn security_scheme(access: renkei_hub::routes::Access) -> Option<&'static str> {
-    use renkei_hub::routes::Access;
+fn security_scheme(access: Access) -> Option<&'static str> {
     match access {
         Access::Public | Access::DemoOnly | Access::Client => None,
         Access::ServiceToken => Some("service"),
@@ -489,6 +489,25 @@ async fn openapi_describes_every_route() {
             "{} {path}: {:?}",
             row.method, row.access
         );
+        // ...and describing the refusals its access can answer.
+        let refusals: &[&str] = match row.access {
+            Access::Public | Access::DemoOnly => &[],
+            Access::Client | Access::ServiceToken | Access::UserToken | Access::Operator => {
+                &["401"]
+            }
+            Access::Resident(Proxies::Any) | Access::ResidentOrSignIn(Proxies::Any) => &["401"],
+            Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
+                &["401", "403"]
+            }
+        };
+        for status in refusals {
+            assert!(
+                op["responses"][status].is_object(),
+                "{} {path} ({:?}) does not describe {status}",
+                row.method,
+                row.access
+            );
+        }
     }
     // ...and nothing is described that the hub does not serve.
     for (path, item) in paths {
