@@ -5,9 +5,10 @@
 //! is registered through [`Routes`], which takes the route's [`Access`] beside its handler,
 //! so a route cannot exist without saying who may call it. Each route gets a middleware that
 //! asks its router's [`Guard`] whether the caller is of a kind the route admits, before the
-//! handler runs; the answer (who the caller is) travels to the handler in the request's
-//! extensions, where the extractors of `auth.rs` take it from, so the handler acts on the
-//! same decision. Handlers keep the checks only they can make: the service a proxy's scope
+//! handler runs. On the API the answer (who the caller is) travels to the handler in the
+//! request's extensions, where the extractors of `auth.rs` take it from, so the handler acts
+//! on the same decision; the pages' handlers read their session cookie again through the
+//! same hub checks. Handlers keep the checks only they can make: the service a proxy's scope
 //! must cover, whose consent an id names.
 //!
 //! [`Routes::finish`] also hands back the table itself ([`RouteAccess`] rows), from which the
