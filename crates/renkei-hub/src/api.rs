@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -22,87 +21,153 @@ use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
 };
 use crate::problem::{ApiJson, ApiPath, ApiQuery, CATALOGUE, Problem};
+use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi_json))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/problems/{code}", get(problem_type))
-        .route(
+    routed(hub).0
+}
+
+/// Every route of the hub, and who may call each: the API's part of the route table
+/// (`routes.rs`). A route is added here, with its access, or nowhere.
+pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
+    use Access::*;
+    use Proxies::{Entrusted, Never};
+    use ProxyPermission::*;
+    let (router, table) = Routes::new(HubGuard(hub.clone()))
+        .get("/healthz", Public, healthz)
+        .get("/openapi.json", Public, openapi_json)
+        .get("/.well-known/jwks.json", Public, jwks)
+        .get("/problems/{code}", Public, problem_type)
+        .get(
             "/.well-known/openid-configuration",
-            get(id::openid_configuration),
+            Public,
+            id::openid_configuration,
         )
-        .route("/oauth/token", post(id::token))
-        .route(
-            "/oauth/userinfo",
-            get(id::userinfo_get).post(id::userinfo_post),
-        )
-        .route("/oauth/introspect", post(id::introspect))
-        .route("/oauth/revoke", post(id::revoke))
-        .route("/v1/enrolment/challenges", post(id::enrolment_challenge))
-        .route("/v1/enrolment", post(id::enrol))
-        .route("/v1/passkeys/sign-in", post(id::passkey_sign_in_start))
-        .route(
+        .post("/oauth/token", Client, id::token)
+        .get("/oauth/userinfo", UserToken, id::userinfo_get)
+        .post("/oauth/userinfo", UserToken, id::userinfo_post)
+        .post("/oauth/introspect", Client, id::introspect)
+        .post("/oauth/revoke", Client, id::revoke)
+        .post("/v1/enrolment/challenges", Public, id::enrolment_challenge)
+        .post("/v1/enrolment", Public, id::enrol)
+        .post("/v1/passkeys/sign-in", Public, id::passkey_sign_in_start)
+        .post(
             "/v1/passkeys/sign-in/{ceremony}",
-            post(id::passkey_sign_in_finish),
+            Public,
+            id::passkey_sign_in_finish,
         )
-        .route("/v1/me/passkeys", get(id::my_passkeys))
-        .route(
+        .get("/v1/me/passkeys", Resident(Never), id::my_passkeys)
+        .post(
             "/v1/me/passkeys/registrations",
-            post(id::passkey_registration_start),
+            Resident(Never),
+            id::passkey_registration_start,
         )
-        .route(
+        .post(
             "/v1/me/passkeys/registrations/{ceremony}",
-            post(id::passkey_registration_finish),
+            Resident(Never),
+            id::passkey_registration_finish,
         )
-        .route("/v1/me/passkeys/{id}/remove", post(id::remove_passkey))
-        .route("/v1/me/proxies", get(id::my_proxies).post(id::invite_proxy))
-        .route("/v1/me/proxies/{id}/end", post(id::end_proxy))
-        .route(
+        .post(
+            "/v1/me/passkeys/{id}/remove",
+            Resident(Never),
+            id::remove_passkey,
+        )
+        .get("/v1/me/proxies", Resident(Never), id::my_proxies)
+        .post("/v1/me/proxies", Resident(Never), id::invite_proxy)
+        .post("/v1/me/proxies/{id}/end", Resident(Never), id::end_proxy)
+        .post(
             "/v1/proxy-invitations/{code}/accept",
-            post(id::accept_invitation),
+            Resident(Never),
+            id::accept_invitation,
         )
-        .route("/v1/me/acting-for", get(id::acting_for))
-        .route("/v1/me/acting-for/{id}/session", post(id::proxy_session))
-        .route(
+        .get("/v1/me/acting-for", Resident(Never), id::acting_for)
+        .post(
+            "/v1/me/acting-for/{id}/session",
+            Resident(Never),
+            id::proxy_session,
+        )
+        .get(
             "/v1/me/requests",
-            get(id::my_requests).post(id::file_request),
+            Resident(Entrusted(FileRequests)),
+            id::my_requests,
         )
-        .route("/v1/operator/session", post(id::operator_session))
-        .route("/v1/operator/services", post(id::register_service))
-        .route("/v1/operator/services/{id}/review", get(id::review_service))
-        .route(
+        .post(
+            "/v1/me/requests",
+            Resident(Entrusted(FileRequests)),
+            id::file_request,
+        )
+        .post(
+            "/v1/operator/session",
+            OperatorIdentity,
+            id::operator_session,
+        )
+        .post("/v1/operator/services", Operator, id::register_service)
+        .get(
+            "/v1/operator/services/{id}/review",
+            Operator,
+            id::review_service,
+        )
+        .post(
             "/v1/operator/services/{id}/approve",
-            post(id::approve_service),
+            Operator,
+            id::approve_service,
         )
-        .route(
+        .post(
             "/v1/operator/services/{id}/suspend",
-            post(id::suspend_service),
+            Operator,
+            id::suspend_service,
         )
-        .route("/v1/operator/requests", get(id::operator_requests))
-        .route("/v1/operator/requests/{id}", post(id::answer_request))
-        .route("/v1/categories", get(categories))
-        .route("/v1/services", get(services))
-        .route("/v1/data-requests", post(data_request))
-        .route("/v1/me/consents", get(my_consents).post(grant_consent))
-        .route("/v1/me/consents/{id}", get(my_consent))
-        .route("/v1/me/consents/{id}/receipt", get(my_receipt))
-        .route("/v1/me/consents/{id}/revoke", post(revoke_consent))
-        .route("/v1/me/access-records", get(my_access_records))
-        .route("/v1/me/log", get(my_log))
-        .route("/log/checkpoint", get(log_checkpoint))
-        .route("/log/checkpoints/{size}", get(log_checkpoint_at))
-        .route("/log/key", get(log_key))
-        .route("/log/tile/{*path}", get(log_tile))
-        .route("/log/proof/inclusion", get(log_inclusion))
-        .route("/log/proof/consistency", get(log_consistency))
-        .route("/demo/sign-in", post(demo_sign_in))
+        .get("/v1/operator/requests", Operator, id::operator_requests)
+        .post("/v1/operator/requests/{id}", Operator, id::answer_request)
+        .get("/v1/categories", Public, categories)
+        .get("/v1/services", Public, services)
+        .post("/v1/data-requests", ServiceToken, data_request)
+        .get(
+            "/v1/me/consents",
+            Resident(Entrusted(ManageConsents)),
+            my_consents,
+        )
+        .post(
+            "/v1/me/consents",
+            Resident(Entrusted(ManageConsents)),
+            grant_consent,
+        )
+        .get(
+            "/v1/me/consents/{id}",
+            Resident(Entrusted(ManageConsents)),
+            my_consent,
+        )
+        .get(
+            "/v1/me/consents/{id}/receipt",
+            Resident(Entrusted(ManageConsents)),
+            my_receipt,
+        )
+        .post(
+            "/v1/me/consents/{id}/revoke",
+            Resident(Entrusted(ManageConsents)),
+            revoke_consent,
+        )
+        .get(
+            "/v1/me/access-records",
+            Resident(Entrusted(ViewHistory)),
+            my_access_records,
+        )
+        .get("/v1/me/log", Resident(Entrusted(ViewHistory)), my_log)
+        .get("/log/checkpoint", Public, log_checkpoint)
+        .get("/log/checkpoints/{size}", Public, log_checkpoint_at)
+        .get("/log/key", Public, log_key)
+        .get("/log/tile/{*path}", Public, log_tile)
+        .get("/log/proof/inclusion", Public, log_inclusion)
+        .get("/log/proof/consistency", Public, log_consistency)
+        .post("/demo/sign-in", DemoOnly, demo_sign_in)
+        .finish();
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(hub)
+        .with_state(hub);
+    (router, table)
 }
 
 #[derive(OpenApi)]
@@ -326,7 +391,7 @@ async fn data_request(
 }
 
 /// The signed-in resident's consents, newest first.
-#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_consents(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -359,7 +424,7 @@ async fn grant_consent(
 
 /// One consent with its history.
 #[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -378,7 +443,7 @@ struct ReceiptView {
 
 /// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
 #[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_receipt(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -391,7 +456,7 @@ async fn my_receipt(
 
 /// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
 #[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_consent(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -495,7 +560,7 @@ struct AccessPage {
 
 /// Who asked for my data: every request naming the signed-in resident, granted or denied.
 #[utoipa::path(get, path = "/v1/me/access-records", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_access_records(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
@@ -700,7 +765,7 @@ struct LogPage {
 /// consents, each with its inclusion proof, filterable by service and time, paged from the
 /// oldest entry forward (`after`) or from the newest back (`order=newest`, then `before`).
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
-    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_log(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,

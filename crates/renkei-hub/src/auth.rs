@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{HeaderMap, header, request::Parts};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -292,6 +292,7 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, HubError> 
 /// A client-credentials token's revocation is not read here: its `jti` goes into the
 /// decision, which reads the revoked tokens in its own batch transaction (as it reads the
 /// consents), so a token revoked before the request started is refused all the same.
+#[derive(Debug, Clone)]
 pub struct DataRequester {
     pub service: ServiceId,
     /// For a code-flow token: the resident's pairwise subject it was issued for.
@@ -301,11 +302,10 @@ pub struct DataRequester {
     pub token_id: Option<String>,
 }
 
-impl FromRequestParts<Hub> for DataRequester {
-    type Rejection = HubError;
-
-    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        let token = bearer(&parts.headers)?;
+impl DataRequester {
+    /// Authenticates a data request's bearer token (the route's guard does, see `routes.rs`).
+    pub(crate) async fn authenticate(hub: &Hub, headers: &HeaderMap) -> Result<Self, HubError> {
+        let token = bearer(headers)?;
         if let Ok(claims) = hub.keys.check(token, SERVICE_AUDIENCE) {
             let service = ServiceId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
             return Ok(Self {
@@ -321,6 +321,25 @@ impl FromRequestParts<Hub> for DataRequester {
             on_behalf_of: Some(grant.subject),
             token_id: None,
         })
+    }
+}
+
+/// The caller the route's guard admitted (`routes.rs`), put in the request's extensions by
+/// it. A handler asking for one on a route whose access does not admit such callers gets an
+/// internal error, never a caller nobody checked.
+fn admitted<T: Clone + Send + Sync + 'static>(parts: &Parts, kind: &str) -> Result<T, HubError> {
+    parts
+        .extensions
+        .get::<T>()
+        .cloned()
+        .ok_or_else(|| HubError::Internal(format!("the route's access admits no {kind}")))
+}
+
+impl FromRequestParts<Hub> for DataRequester {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Hub) -> Result<Self, HubError> {
+        admitted(parts, "service token")
     }
 }
 
@@ -420,28 +439,27 @@ impl Hub {
     }
 }
 
-/// The resident a request comes from (or a proxy acting for them), proven by their bearer token.
+/// The resident a request comes from (or a proxy acting for them), proven by their bearer
+/// token and admitted by the route's access.
+#[derive(Debug, Clone)]
 pub struct ResidentCaller(pub ResidentSession);
 
 impl FromRequestParts<Hub> for ResidentCaller {
     type Rejection = HubError;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        hub.resident_session(bearer(&parts.headers)?)
-            .await
-            .map(Self)
+    async fn from_request_parts(parts: &mut Parts, _: &Hub) -> Result<Self, HubError> {
+        admitted(parts, "resident")
     }
 }
 
-/// A city operator, proven by their bearer token.
+/// A city operator, proven by their bearer token and admitted by the route's access.
+#[derive(Debug, Clone)]
 pub struct OperatorCaller(pub OperatorId);
 
 impl FromRequestParts<Hub> for OperatorCaller {
     type Rejection = HubError;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, HubError> {
-        hub.operator_session(bearer(&parts.headers)?)
-            .await
-            .map(Self)
+    async fn from_request_parts(parts: &mut Parts, _: &Hub) -> Result<Self, HubError> {
+        admitted(parts, "operator")
     }
 }

@@ -21,10 +21,11 @@ pub mod log;
 pub mod oidc;
 pub mod passkeys;
 pub mod problem;
+pub mod routes;
 pub mod signing_keys;
 mod state;
 pub mod webhooks;
 
-pub use api::{ApiDoc, router};
+pub use api::{ApiDoc, routed, router};
 pub use error::HubError;
 pub use state::{Hub, HubConfig, HubInner};

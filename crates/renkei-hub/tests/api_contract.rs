@@ -12,6 +12,7 @@ use axum::http::header;
 use common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
 };
+use renkei_hub::routes::{Access, Proxies};
 use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
 
@@ -406,50 +407,37 @@ const KNOWN_ROUTES: &[(&str, &[&str])] = &[
     ("/demo/sign-in", &["post"]),
 ];
 
-/// Every `.route("<path>", <methods>)` of the router in `src/api.rs`, with its methods, and
+/// Every route of the hub's router, as its route table lists them, with its methods, and
 /// axum's `{*rest}` written the OpenAPI way, `{rest}`.
-fn router_routes() -> BTreeMap<String, BTreeSet<String>> {
-    let source =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api.rs")).unwrap();
-    let body = &source[source.find("pub fn router(").unwrap()..];
-    let body = &body[..body.find("\n}").unwrap()];
-    let mut routes = BTreeMap::new();
-    // `cargo fmt` may put the path on the line after `.route(`.
-    for chunk in body.split(".route(").skip(1) {
-        let chunk = chunk.trim_start().strip_prefix('"').unwrap();
-        let (path, rest) = chunk.split_once('"').unwrap();
-        // The method router runs to the parenthesis that closes `.route(`.
-        let mut depth = 1;
-        let mut end = rest.len();
-        for (i, c) in rest.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let methods: BTreeSet<String> = ["get", "post", "put", "patch", "delete"]
-            .into_iter()
-            .filter(|m| {
-                rest[..end].contains(&format!(" {m}(")) || rest[..end].contains(&format!(".{m}("))
-            })
-            .map(str::to_owned)
-            .collect();
-        assert!(!methods.is_empty(), "no method found for {path}");
-        routes.insert(path.replace("{*", "{"), methods);
+fn router_routes(hub: &renkei_hub::Hub) -> BTreeMap<String, BTreeSet<String>> {
+    let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in renkei_hub::routed(hub.clone()).1 {
+        routes
+            .entry(row.path.replace("{*", "{"))
+            .or_default()
+            .insert(row.method.as_str().to_lowercase());
     }
     routes
 }
 
+/// The OpenAPI security scheme an operation declares for callers of `access`: the bearer
+/// token it takes, or none (public, or OAuth client credentials in the form).
+fn security_scheme(access: Access) -> Option<&'static str> {
+    match access {
+        Access::Public | Access::DemoOnly | Access::Client => None,
+        Access::ServiceToken => Some("service"),
+        Access::UserToken => Some("user"),
+        Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
+            Some("resident")
+        }
+        Access::Operator => Some("operator"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_describes_every_route() {
-    let routes = router_routes();
+    let town = Town::new().await;
+    let routes = router_routes(&town.hub);
     for (path, methods) in KNOWN_ROUTES {
         let expected: BTreeSet<String> = methods.iter().map(|m| (*m).to_owned()).collect();
         assert_eq!(
@@ -459,7 +447,6 @@ async fn openapi_describes_every_route() {
         );
     }
 
-    let town = Town::new().await;
     let response = town.get("/openapi.json").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let doc: Value = response.json().await.unwrap();
@@ -479,6 +466,46 @@ async fn openapi_describes_every_route() {
             assert!(
                 op["responses"].is_object(),
                 "{method} {path} has no responses"
+            );
+        }
+    }
+    // ...each saying the same as the route table about who may call it...
+    for row in renkei_hub::routed(town.hub.clone()).1 {
+        let path = row.path.replace("{*", "{");
+        let op = &paths[&path][row.method.as_str().to_lowercase()];
+        let declared: Vec<&str> = op["security"]
+            .as_array()
+            .map(|schemes| {
+                schemes
+                    .iter()
+                    .filter_map(|s| s.as_object())
+                    .flat_map(|s| s.keys().map(String::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: Vec<&str> = security_scheme(row.access).into_iter().collect();
+        assert_eq!(
+            declared, expected,
+            "{} {path}: {:?}",
+            row.method, row.access
+        );
+        // ...and describing the refusals its access can answer.
+        let refusals: &[&str] = match row.access {
+            Access::Public | Access::DemoOnly => &[],
+            Access::Client | Access::ServiceToken | Access::UserToken | Access::Operator => {
+                &["401"]
+            }
+            Access::Resident(Proxies::Any) | Access::ResidentOrSignIn(Proxies::Any) => &["401"],
+            Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
+                &["401", "403"]
+            }
+        };
+        for status in refusals {
+            assert!(
+                op["responses"][status].is_object(),
+                "{} {path} ({:?}) does not describe {status}",
+                row.method,
+                row.access
             );
         }
     }

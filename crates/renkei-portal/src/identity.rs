@@ -69,7 +69,7 @@ fn render(t: &impl Template, status: StatusCode) -> Result<Response, PortalError
 }
 
 /// A JSON answer for `passkey.js`: `{"message": …}` in the page's language.
-fn json_message(status: StatusCode, message: String) -> Response {
+pub(crate) fn json_message(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "message": message }))).into_response()
 }
 

@@ -20,6 +20,7 @@ mod console;
 mod ctx;
 mod error;
 mod extract;
+mod guard;
 mod hubapi;
 pub mod i18n;
 mod identity;
@@ -32,8 +33,9 @@ pub mod time;
 
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::{get, post};
 use renkei_hub::Hub;
+use renkei_hub::auth::ProxyPermission;
+use renkei_hub::routes::{Access, Proxies, RouteAccess, Routes};
 
 pub use error::PortalError;
 
@@ -46,73 +48,119 @@ pub struct PortalState {
 
 /// The portal's and console's routes, behind the portal's security middleware.
 pub fn router(hub: Hub) -> Router {
+    routed(hub).0
+}
+
+/// The portal's and console's routes, and who may call each: the pages' part of the route
+/// table (`renkei_hub::routes`). A page is added here, with its access, or nowhere.
+pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
+    use Access::*;
+    use Proxies::{Any, Entrusted, Never};
+    use ProxyPermission::*;
     let state = PortalState {
         api: hubapi::HubApi::new(hub.clone()),
         hub,
     };
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/portal") }))
-        .route("/portal", get(resident::home))
-        .route("/portal/sign-in", get(resident::sign_in_page))
-        .route("/portal/sign-in/demo", post(resident::demo_sign_in))
-        .route(
+    let (router, table) = Routes::new(guard::PortalGuard(state.clone()))
+        .get("/", Public, || async { Redirect::to("/portal") })
+        .get("/portal", Resident(Any), resident::home)
+        .get("/portal/sign-in", Public, resident::sign_in_page)
+        .post("/portal/sign-in/demo", DemoOnly, resident::demo_sign_in)
+        .post(
             "/portal/sign-in/passkey/start",
-            post(identity::passkey_sign_in_start),
+            Public,
+            identity::passkey_sign_in_start,
         )
-        .route(
+        .post(
             "/portal/sign-in/passkey/finish",
-            post(identity::passkey_sign_in_finish),
+            Public,
+            identity::passkey_sign_in_finish,
         )
-        .route(
-            "/portal/enrol",
-            get(identity::enrol_form).post(identity::enrol),
-        )
-        .route("/portal/passkeys", get(identity::passkeys))
-        .route(
+        .get("/portal/enrol", Public, identity::enrol_form)
+        .post("/portal/enrol", Public, identity::enrol)
+        .get("/portal/passkeys", Resident(Never), identity::passkeys)
+        .post(
             "/portal/passkeys/register/start",
-            post(identity::passkey_register_start),
+            Resident(Never),
+            identity::passkey_register_start,
         )
-        .route(
+        .post(
             "/portal/passkeys/register/finish",
-            post(identity::passkey_register_finish),
+            Resident(Never),
+            identity::passkey_register_finish,
         )
-        .route("/portal/passkeys/remove", post(identity::passkey_remove))
-        .route(
+        .post(
+            "/portal/passkeys/remove",
+            Resident(Never),
+            identity::passkey_remove,
+        )
+        // Signing in to a service for someone is never a proxy's (it is its own permission,
+        // not granted by any of today's).
+        .get(
             "/oauth/authorize",
-            get(authorize::authorize_page).post(authorize::authorize_answer),
+            ResidentOrSignIn(Never),
+            authorize::authorize_page,
         )
-        .route("/portal/sign-out", post(resident::sign_out))
-        .route("/portal/services", get(resident::services))
-        .route("/portal/services/switch", post(resident::switch))
-        .route("/portal/consents/{id}/receipt", get(resident::receipt))
-        .route("/portal/history", get(resident::history))
-        .route(
+        .post(
+            "/oauth/authorize",
+            ResidentOrSignIn(Never),
+            authorize::authorize_answer,
+        )
+        .post("/portal/sign-out", Public, resident::sign_out)
+        .get("/portal/services", Resident(Any), resident::services)
+        .post(
+            "/portal/services/switch",
+            Resident(Entrusted(ManageConsents)),
+            resident::switch,
+        )
+        .get(
+            "/portal/consents/{id}/receipt",
+            Resident(Entrusted(ManageConsents)),
+            resident::receipt,
+        )
+        .get(
+            "/portal/history",
+            Resident(Entrusted(ViewHistory)),
+            resident::history,
+        )
+        .get(
             "/portal/requests",
-            get(requests::requests).post(requests::file),
+            Resident(Entrusted(FileRequests)),
+            requests::requests,
         )
-        .route("/portal/proxies", get(proxies::proxies))
-        .route("/portal/proxies/invite", post(proxies::invite))
-        .route("/portal/proxies/{id}/end", post(proxies::end))
-        .route("/portal/acting/accept", post(proxies::accept))
-        .route("/portal/acting/start", post(proxies::start))
-        .route("/portal/acting/stop", post(proxies::stop))
-        .route("/portal/acting/ended", get(proxies::ended))
-        .route("/console", get(console::services))
-        .route("/console/sign-in", get(console::sign_in_page))
-        .route("/console/sign-in/demo", post(console::demo_sign_in))
-        .route(
+        .post(
+            "/portal/requests",
+            Resident(Entrusted(FileRequests)),
+            requests::file,
+        )
+        .get("/portal/proxies", Resident(Never), proxies::proxies)
+        .post("/portal/proxies/invite", Resident(Never), proxies::invite)
+        .post("/portal/proxies/{id}/end", Resident(Never), proxies::end)
+        .post("/portal/acting/accept", Resident(Never), proxies::accept)
+        .post("/portal/acting/start", Resident(Never), proxies::start)
+        // Going back to one's own session only moves the browser's own cookies.
+        .post("/portal/acting/stop", Public, proxies::stop)
+        .get("/portal/acting/ended", Public, proxies::ended)
+        .get("/console", Operator, console::services)
+        .get("/console/sign-in", Public, console::sign_in_page)
+        .post("/console/sign-in/demo", DemoOnly, console::demo_sign_in)
+        .post(
             "/console/sign-in/portal",
-            post(console::sign_in_with_portal_session),
+            OperatorIdentity,
+            console::sign_in_with_portal_session,
         )
-        .route("/console/sign-out", post(console::sign_out))
-        .route("/console/services/{id}", get(console::service))
-        .route("/console/services/{id}/approve", post(console::approve))
-        .route("/console/services/{id}/suspend", post(console::suspend))
-        .route("/console/categories", get(console::categories))
-        .route("/console/audit", get(console::audit))
-        .route("/console/requests", get(requests::queue))
-        .route("/console/requests/{id}/answer", post(requests::answer))
-        .route("/static/{file}", get(assets::serve))
+        .post("/console/sign-out", Public, console::sign_out)
+        .get("/console/services/{id}", Operator, console::service)
+        .post("/console/services/{id}/approve", Operator, console::approve)
+        .post("/console/services/{id}/suspend", Operator, console::suspend)
+        .get("/console/categories", Operator, console::categories)
+        .get("/console/audit", Operator, console::audit)
+        .get("/console/requests", Operator, requests::queue)
+        .post("/console/requests/{id}/answer", Operator, requests::answer)
+        .get("/static/{file}", Public, assets::serve)
+        .finish();
+    let router = router
         .layer(axum::middleware::from_fn(security::protect))
-        .with_state(state)
+        .with_state(state);
+    (router, table)
 }

@@ -46,7 +46,16 @@ pub async fn serve(
 
 /// Everything a hub serves: the API and, beside it, the resident portal and operator console.
 pub fn app(hub: Hub) -> axum::Router {
-    renkei_hub::router(hub.clone()).merge(renkei_portal::router(hub))
+    routed_app(hub).0
+}
+
+/// [`app`], and the table of who may call each of its routes (`renkei_hub::routes`): the
+/// API's rows, then the portal's and console's.
+pub fn routed_app(hub: Hub) -> (axum::Router, Vec<renkei_hub::routes::RouteAccess>) {
+    let (api, mut table) = renkei_hub::routed(hub.clone());
+    let (pages, page_table) = renkei_portal::routed(hub);
+    table.extend(page_table);
+    (api.merge(pages), table)
 }
 
 /// The log's verifier key as the hub that wrote `store` signs with it: the origin from its

@@ -7,6 +7,10 @@
 //! Every provider is "tapped": the grants it receives are recorded before it checks them,
 //! so tests can replay or misdirect a real hub-issued grant.
 #![allow(dead_code)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the providers' tap and the webhook receiver are other parties' servers, not the hub's"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
