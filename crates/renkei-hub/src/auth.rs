@@ -432,10 +432,16 @@ impl Hub {
         }
     }
 
-    /// The operator an operator token stands for.
+    /// The operator an operator token stands for, if their account still exists: a valid
+    /// signature shows only that the token key signed it, so every operator request also
+    /// reads the operators table (an account removed there stops its tokens at once).
     pub async fn operator_session(&self, token: &str) -> Result<OperatorId, HubError> {
         let claims = self.keys.check(token, OPERATOR_AUDIENCE)?;
-        OperatorId::new(claims.sub).map_err(|_| HubError::Unauthorized)
+        let id = OperatorId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
+        match self.store.operator(&id).await? {
+            Some(operator) => Ok(operator.id),
+            None => Err(HubError::Unauthorized),
+        }
     }
 }
 

@@ -664,3 +664,37 @@ async fn ending_the_appointment_stops_the_proxys_session_at_once() {
         .unwrap();
     common::expect_problem(again, 404, "/problems/not-found").await;
 }
+
+// --- operators ---
+
+#[tokio::test]
+async fn an_operator_token_for_an_operator_id_that_does_not_exist_is_refused() {
+    let town = Town::new().await;
+    let tanaka = renkei_domain::OperatorId::new("tanaka").unwrap();
+    town.hub
+        .add_operator(tanaka.clone(), "田中".into(), town.bob)
+        .await
+        .unwrap();
+    // Both tokens are signed with the hub's own key, as one forged with a key read from a
+    // copy of the database would be: only the operators table tells them apart.
+    let real = town
+        .hub
+        .keys
+        .issue_operator_token(&tanaka, Utc::now())
+        .unwrap();
+    let ghost = renkei_domain::OperatorId::new("ghost").unwrap();
+    let forged = town
+        .hub
+        .keys
+        .issue_operator_token(&ghost, Utc::now())
+        .unwrap();
+    let queue = |token: String| town.get("/v1/operator/requests").bearer_auth(token).send();
+    assert_eq!(queue(real).await.unwrap().status(), 200);
+    common::expect_problem(
+        queue(forged.clone()).await.unwrap(),
+        401,
+        "/problems/unauthorized",
+    )
+    .await;
+    assert!(town.hub.operator_session(&forged).await.is_err());
+}

@@ -364,6 +364,35 @@ async fn the_pages_of_a_resident_need_a_session() {
 }
 
 #[tokio::test]
+async fn the_console_refuses_an_operator_token_for_an_operator_id_that_does_not_exist() {
+    let town = town().await;
+    let mut real = Browser::new();
+    real.operator(&town).await;
+    assert_eq!(real.get(&town.app, "/console").await.status, StatusCode::OK);
+    // A token signed with the hub's own key (as one forged with a key read from a copy of the
+    // database would be) for an id the operators table does not hold.
+    let ghost = renkei_domain::OperatorId::new("ghost").unwrap();
+    let forged = town
+        .hub
+        .keys
+        .issue_operator_token(&ghost, Utc::now())
+        .unwrap();
+    let mut intruder = Browser::new();
+    intruder
+        .cookies
+        .push(("__Host-renkei-operator".into(), forged));
+    for path in ["/console", "/console/requests", "/console/audit"] {
+        let answer = intruder.get(&town.app, path).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(
+            answer.headers[header::LOCATION],
+            "/console/sign-in",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn history_entries_carry_what_the_page_needs_to_check_them() {
     let town = town().await;
     grant(&town).await;

@@ -66,7 +66,7 @@ macro_rules! store_conformance_suite {
             a_revoked_token_reads_back_as_revoked,
             a_service_client_registration_reads_back,
             only_the_appointing_resident_ends_a_proxy_appointment,
-            an_operator_is_found_by_the_identity_they_sign_in_with,
+            an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
             signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
             operator_actions_take_log_positions_with_leaves_and_list_newest_first,

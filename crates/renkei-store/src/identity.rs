@@ -9,8 +9,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    ConsentId, Enrolment, Operator, ProxyAppointment, ProxyId, ResidentId, ResidentRequest,
-    ResidentRequestId, ResidentRequestStatus, ServiceClient, ServiceId, SigningAlg,
+    ConsentId, Enrolment, Operator, OperatorId, ProxyAppointment, ProxyId, ResidentId,
+    ResidentRequest, ResidentRequestId, ResidentRequestStatus, ServiceClient, ServiceId,
+    SigningAlg,
 };
 
 use crate::StoreResult;
@@ -201,6 +202,8 @@ pub trait IdentityStore: Send + Sync {
 
     // --- operators ---
     async fn put_operator(&self, operator: &Operator) -> StoreResult<()>;
+    /// The operator account `id`, if there is one (checked on every operator request).
+    async fn operator(&self, id: &OperatorId) -> StoreResult<Option<Operator>>;
     async fn operator_by_identity(&self, identity: ResidentId) -> StoreResult<Option<Operator>>;
 
     // --- resident requests ---

@@ -57,6 +57,19 @@ pub enum StoreError {
     /// Shared by every commit that waited for the same fsync.
     #[error("syncing the database to disk failed")]
     Sync(#[source] std::sync::Arc<std::io::Error>),
+    /// A database file others may read or write: it holds personal data and the hub's
+    /// (wrapped) secrets, so it must be the owner's alone.
+    #[error(
+        "`{path}` is open to other users (mode {mode:03o}): the hub's database files must be \
+         the owner's alone; run `chmod 600 {path}` and start again"
+    )]
+    OpenToOthers { path: String, mode: u32 },
+    #[error("cannot use `{path}`")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -737,6 +737,20 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
+            async fn operator(
+                &self,
+                id: &renkei_domain::OperatorId,
+            ) -> $crate::StoreResult<Option<renkei_domain::Operator>> {
+                sqlx::query_as::<_, $crate::sql_identity::RawOperator>(
+                    "SELECT id, name, identity_id, added_at FROM operators WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.into_domain())
+                .transpose()
+            }
+
             async fn operator_by_identity(
                 &self,
                 identity: renkei_domain::ResidentId,

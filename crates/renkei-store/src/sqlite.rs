@@ -40,7 +40,12 @@ const WRITER_STATEMENTS: usize = 512;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
+    ///
+    /// A new file is created owner-only (0600), and SQLite gives its `-wal` and `-shm` files
+    /// the database file's mode. A file that others may read or write is refused
+    /// ([`crate::StoreError::OpenToOthers`]), never opened.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        owner_only(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -136,6 +141,52 @@ async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>) {
     pool.close().await;
 }
 
+/// Creates the database file owner-only if it is missing, and refuses it, or its `-wal` or
+/// `-shm` file, when group or others have any access to it.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file_error = |path: &Path, source| crate::StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    // INVARIANT: the file exists, owner-only, before SQLite opens it, so SQLite never
+    // creates it with its default 0644 (and its -wal and -shm files take this mode).
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(file_error(path, e)),
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [path.to_path_buf(), wal.into(), shm.into()] {
+        let mode = match std::fs::metadata(&file) {
+            Ok(m) => m.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(file_error(&file, e)),
+        };
+        if mode & 0o077 != 0 {
+            return Err(crate::StoreError::OpenToOthers {
+                path: file.display().to_string(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> StoreResult<()> {
+    Ok(())
+}
+
 const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 /// How multi-row appends begin. `OR FAIL` spares SQLite the statement journal (a copy of
 /// every page the statement changes) that the default `ABORT` keeps to undo a half-done
@@ -204,5 +255,46 @@ mod tests {
         // Reopened (the WAL replayed or checkpointed), the batch is there.
         let reopened = SqliteStore::open(&path).await.unwrap();
         assert_eq!(reopened.log_size().await.unwrap(), 3);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_files_are_the_owners_alone_and_a_readable_one_is_refused()
+     {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("renkei.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .ensure_secret("k", b"v", chrono::Utc::now())
+            .await
+            .unwrap();
+        let mode = |suffix: &str| {
+            let file = format!("{}{suffix}", path.display());
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(suffix), 0o600, "renkei.db{suffix}");
+        }
+        drop(store);
+        for suffix in ["", "-wal"] {
+            let file = format!("{}{suffix}", path.display());
+            // The last connection's close may have removed the WAL: an empty one is valid.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)
+                .unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            match SqliteStore::open(&path).await {
+                Err(crate::StoreError::OpenToOthers { path: named, mode }) => {
+                    assert_eq!((named.as_str(), mode), (file.as_str(), 0o644));
+                }
+                Err(e) => panic!("refused for another reason: {e}"),
+                Ok(_) => panic!("renkei.db{suffix} readable by others was opened"),
+            }
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(SqliteStore::open(&path).await.is_ok());
     }
 }

@@ -294,7 +294,9 @@ pub async fn only_the_appointing_resident_ends_a_proxy_appointment(store: Arc<dy
     ));
 }
 
-pub async fn an_operator_is_found_by_the_identity_they_sign_in_with(store: Arc<dyn Store>) {
+pub async fn an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with(
+    store: Arc<dyn Store>,
+) {
     let people = town(store.as_ref(), 2).await;
     let operator = Operator {
         id: OperatorId::new("tanaka").unwrap(),
@@ -305,9 +307,17 @@ pub async fn an_operator_is_found_by_the_identity_they_sign_in_with(store: Arc<d
     store.put_operator(&operator).await.unwrap();
     assert_eq!(
         store.operator_by_identity(people[0].0).await.unwrap(),
-        Some(operator)
+        Some(operator.clone())
     );
     assert_eq!(store.operator_by_identity(people[1].0).await.unwrap(), None);
+    assert_eq!(store.operator(&operator.id).await.unwrap(), Some(operator));
+    assert_eq!(
+        store
+            .operator(&OperatorId::new("nobody").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn resident_requests_are_listed_and_their_status_updated(store: Arc<dyn Store>) {
