@@ -391,6 +391,7 @@ impl Hub {
                 scope: granted_scope.join(" "),
                 consents,
                 acting_proxy: session.proxy.as_ref().map(|a| a.proxy),
+                acting_appointment: session.proxy.as_ref().map(|a| a.id),
                 auth_time: now,
                 expires_at: now + TimeDelta::seconds(CODE_SECONDS),
             })

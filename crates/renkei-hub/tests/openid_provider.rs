@@ -613,6 +613,7 @@ async fn an_expired_code_is_refused() {
             scope: "openid".into(),
             consents: vec![],
             acting_proxy: None,
+            acting_appointment: None,
             auth_time: now - TimeDelta::minutes(5),
             expires_at: now - TimeDelta::minutes(4),
         })
