@@ -396,10 +396,14 @@ impl ResidentSession {
 
 impl Hub {
     /// The session a resident token stands for. A proxy's session ends the moment the
-    /// resident ends the appointment.
+    /// resident ends the appointment; any session ends when it is signed out
+    /// ([`Hub::end_session`]).
     pub async fn resident_session(&self, token: &str) -> Result<ResidentSession, HubError> {
         let claims = self.keys.check(token, RESIDENT_AUDIENCE)?;
         let resident: ResidentId = claims.sub.parse().map_err(|_| HubError::Unauthorized)?;
+        if self.store.token_revoked(&claims.jti, None).await? {
+            return Err(HubError::TokenInactive);
+        }
         let Some(act) = claims.act else {
             return Ok(ResidentSession::resident(resident));
         };
@@ -411,6 +415,19 @@ impl Hub {
             }),
             _ => Err(HubError::TokenInactive),
         }
+    }
+
+    /// Signs a resident's (or a proxy's) session out for good: its token stops working now,
+    /// wherever it was copied to, not at its expiry. A token that does not check (expired,
+    /// foreign, malformed) has nothing to end and is ignored.
+    pub async fn end_session(&self, token: &str) -> Result<(), HubError> {
+        let Ok(claims) = self.keys.check(token, RESIDENT_AUDIENCE) else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        self.store.revoke_token(&claims.jti, expires, now).await?;
+        Ok(())
     }
 
     /// The operator an operator token stands for.
