@@ -88,6 +88,7 @@ fn scope_words(scope: &ProxyScope, catalogue: &[ServiceView], t: &Tr) -> (Vec<St
         (scope.manage_consents, "proxy-may-consents"),
         (scope.view_history, "proxy-may-history"),
         (scope.file_requests, "proxy-may-requests"),
+        (scope.sign_in_to_services, "proxy-may-sign-in"),
     ] {
         if on {
             may.push(t.get(id));
@@ -266,9 +267,14 @@ pub async fn invite(
         manage_consents: on("manage_consents"),
         view_history: on("view_history"),
         file_requests: on("file_requests"),
+        sign_in_to_services: on("sign_in_to_services"),
     };
     let label = field("label").unwrap_or_default().trim().to_owned();
-    if !(scope.manage_consents || scope.view_history || scope.file_requests) {
+    if !(scope.manage_consents
+        || scope.view_history
+        || scope.file_requests
+        || scope.sign_in_to_services)
+    {
         let error = Some(ctx.t.get("proxy-error-nothing"));
         return proxies_page(&state, ctx, &me, None, None, error).await;
     }
