@@ -35,6 +35,11 @@ pub struct ProxyScope {
     pub view_history: bool,
     /// May file disclosure, correction, deletion or suspension requests.
     pub file_requests: bool,
+    /// May sign in to services as the resident (OpenID Connect), which releases whatever the
+    /// resident's consents to those services and the shared name release. Off unless granted;
+    /// scopes stored before it existed read as off.
+    #[serde(default)]
+    pub sign_in_to_services: bool,
 }
 
 impl ProxyScope {
@@ -210,6 +215,19 @@ impl SigningAlg {
 impl std::fmt::Display for SigningAlg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod proxy_scope_tests {
+    use super::ProxyScope;
+
+    #[test]
+    fn a_scope_stored_before_signing_in_was_a_permission_reads_as_without_it() {
+        let stored = r#"{"services":["health-advice"],"manage_consents":true,"view_history":false,"file_requests":false}"#;
+        let scope: ProxyScope = serde_json::from_str(stored).unwrap();
+        assert!(scope.manage_consents);
+        assert!(!scope.sign_in_to_services);
     }
 }
 

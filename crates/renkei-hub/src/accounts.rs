@@ -29,8 +29,27 @@ const INVITATION: &str = "proxy-invitation";
 pub struct ProxyInvitationBody {
     /// What the resident calls them ("娘", "窓口 田中").
     pub label: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = ProxyScopeSchema)]
     pub scope: ProxyScope,
+}
+
+/// What a proxy may do for the resident (the JSON of [`ProxyScope`]).
+#[derive(ToSchema)]
+#[schema(as = ProxyScope)]
+#[expect(dead_code, reason = "describes the JSON in the API document only")]
+pub(crate) struct ProxyScopeSchema {
+    /// The services the proxy may act on; empty or absent means all.
+    services: Vec<String>,
+    /// May grant and revoke consents (and so read them).
+    manage_consents: bool,
+    /// May read the access history (and so the consents).
+    view_history: bool,
+    /// May file disclosure, correction, deletion or suspension requests.
+    file_requests: bool,
+    /// May sign in to services as the resident (OpenID Connect), releasing what the
+    /// resident's consents to them allow. Off unless given.
+    #[schema(default = false)]
+    sign_in_to_services: bool,
 }
 
 /// A one-time code the resident hands to the person they appoint.

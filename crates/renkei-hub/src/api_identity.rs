@@ -76,6 +76,7 @@ use crate::{Hub, HubError};
         PasskeyView,
         PasskeyFinish,
         ProxyInvitationBody,
+        crate::accounts::ProxyScopeSchema,
         ProxyInvitation,
         AppointmentView,
         ResidentRequestBody,
@@ -397,7 +398,7 @@ pub(crate) async fn remove_passkey(
 pub(crate) struct AppointmentView {
     id: String,
     label: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::accounts::ProxyScopeSchema)]
     scope: ProxyScope,
     appointed_at: chrono::DateTime<Utc>,
     ended_at: Option<chrono::DateTime<Utc>>,

@@ -152,7 +152,7 @@ impl HubKeys {
             now,
             RESIDENT_TOKEN_SECONDS,
         );
-        claims.act = Some(appointment.id.to_string());
+        claims.act = Some(Act::Appointment(appointment.id.to_string()));
         self.issue(&claims)
     }
 
@@ -181,6 +181,7 @@ impl HubKeys {
         claims.scope = Some(grant.scope.clone());
         claims.consents = Some(grant.consents.clone());
         claims.cid = Some(grant.code_hash.clone());
+        claims.act = grant.actor.clone().map(Act::Actor);
         self.issue(&claims)
     }
 
@@ -210,6 +211,28 @@ pub struct UserGrant {
     pub consents: Vec<ConsentId>,
     /// The hash of the authorization code the token was issued for.
     pub code_hash: String,
+    /// Set when a proxy signed in for the resident: who acted, as the service knows them.
+    pub actor: Option<ActingParty>,
+}
+
+/// Who acted for the resident, as a service is told (RFC 8693 §4.1's `act` claim): the
+/// proxy's pairwise subject in the service's sector, so the service can tell one proxy from
+/// another (and knows them if they use it themselves) but learns nothing the hub's resident
+/// ids would link across sectors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActingParty {
+    pub sub: String,
+}
+
+/// The `act` claim of the hub's bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Act {
+    /// In a resident session: the proxy appointment it acts under, by id (checked on every
+    /// use; never shown to a service).
+    Appointment(String),
+    /// In a code-flow token issued while a proxy acted: who acted, as the service knows them.
+    Actor(ActingParty),
 }
 
 /// The claims of every bearer token the hub issues; which optional members are set
@@ -221,9 +244,10 @@ pub(crate) struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
-    /// The proxy appointment a resident session acts under (RFC 8693's `act`, by reference).
+    /// Who acts for the resident (RFC 8693's `act`): in a resident session the proxy
+    /// appointment by reference, in a code-flow token the proxy as the service knows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub act: Option<String>,
+    pub act: Option<Act>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,6 +373,9 @@ pub enum ProxyPermission {
     ManageConsents,
     ViewHistory,
     FileRequests,
+    /// Signing in to a service as the resident (OpenID Connect): its own permission, since it
+    /// releases whatever the resident's consents to that service and the name release allow.
+    SignInToServices,
     /// Passkeys and proxy appointments: never delegated.
     ManageAccount,
 }
@@ -401,6 +428,7 @@ impl ResidentSession {
             ProxyPermission::ManageConsents => scope.manage_consents,
             ProxyPermission::ViewHistory => scope.view_history,
             ProxyPermission::FileRequests => scope.file_requests,
+            ProxyPermission::SignInToServices => scope.sign_in_to_services,
             ProxyPermission::ManageAccount => false,
         } && service.is_none_or(|s| scope.covers_service(s));
         if allowed {
@@ -415,12 +443,18 @@ impl ResidentSession {
 
 impl Hub {
     /// The session a resident token stands for. A proxy's session ends the moment the
-    /// resident ends the appointment.
+    /// resident ends the appointment; any session ends when it is signed out
+    /// ([`Hub::end_session`]).
     pub async fn resident_session(&self, token: &str) -> Result<ResidentSession, HubError> {
         let claims = self.keys.check(token, RESIDENT_AUDIENCE)?;
         let resident: ResidentId = claims.sub.parse().map_err(|_| HubError::Unauthorized)?;
-        let Some(act) = claims.act else {
-            return Ok(ResidentSession::resident(resident));
+        if self.store.token_revoked(&claims.jti, None).await? {
+            return Err(HubError::TokenInactive);
+        }
+        let act = match claims.act {
+            None => return Ok(ResidentSession::resident(resident)),
+            Some(Act::Appointment(act)) => act,
+            Some(Act::Actor(_)) => return Err(HubError::Unauthorized),
         };
         let id = act.parse().map_err(|_| HubError::Unauthorized)?;
         match self.store.proxy_appointment(id).await? {
@@ -430,6 +464,19 @@ impl Hub {
             }),
             _ => Err(HubError::TokenInactive),
         }
+    }
+
+    /// Signs a resident's (or a proxy's) session out for good: its token stops working now,
+    /// wherever it was copied to, not at its expiry. A token that does not check (expired,
+    /// foreign, malformed) has nothing to end and is ignored.
+    pub async fn end_session(&self, token: &str) -> Result<(), HubError> {
+        let Ok(claims) = self.keys.check(token, RESIDENT_AUDIENCE) else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        self.store.revoke_token(&claims.jti, expires, now).await?;
+        Ok(())
     }
 
     /// The operator an operator token stands for, if their account still exists: a valid

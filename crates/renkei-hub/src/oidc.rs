@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256, Sha512};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{
-    AccessClaims, ProxyPermission, ResidentSession, USER_AUDIENCE, USER_TOKEN_SECONDS, UserGrant,
+    AccessClaims, Act, ActingParty, ProxyPermission, ResidentSession, USER_AUDIENCE,
+    USER_TOKEN_SECONDS, UserGrant,
 };
 use crate::consents::GrantConsentBody;
 use crate::consents::now_ms;
@@ -110,6 +111,9 @@ pub struct Introspection {
     pub iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// Set when a proxy signed in for the resident: who acted (RFC 8693 `act`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActingParty>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +129,9 @@ struct IdTokenClaims<'a> {
     at_hash: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    /// Set when a proxy signed in for the resident (RFC 8693 `act`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a ActingParty>,
 }
 
 /// The PKCE S256 transform (RFC 7636 §4.2).
@@ -200,7 +207,7 @@ impl Hub {
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "act"],
             "authorization_response_iss_parameter_supported": true,
         })
     }
@@ -333,6 +340,9 @@ impl Hub {
         request: &AuthorizationRequest,
         answers: &ConsentAnswers,
     ) -> Result<String, HubError> {
+        // Signing in for someone is its own permission, for the services entrusted, whatever
+        // else the answers do: reuse consents, ask for `openid` alone, or share the name.
+        session.require(ProxyPermission::SignInToServices, Some(&request.service.id))?;
         let resident = session.resident;
         let now = now_ms();
         let existing = self.store.consents_of(resident).await?;
@@ -391,6 +401,7 @@ impl Hub {
                 scope: granted_scope.join(" "),
                 consents,
                 acting_proxy: session.proxy.as_ref().map(|a| a.proxy),
+                acting_appointment: session.proxy.as_ref().map(|a| a.id),
                 auth_time: now,
                 expires_at: now + TimeDelta::seconds(CODE_SECONDS),
             })
@@ -444,6 +455,15 @@ impl Hub {
             return Err(HubError::invalid_grant("the code verifier does not match"));
         }
         let service = self.approved_service(client).await?;
+        let actor = self
+            .acting_party(&record, &service)
+            .await
+            .map_err(|e| match e {
+                HubError::TokenInactive => HubError::invalid_grant(
+                    "the proxy appointment the code was issued under has ended",
+                ),
+                e => e,
+            })?;
         let alg = self
             .store
             .service_client(client)
@@ -457,6 +477,7 @@ impl Hub {
             scope: record.scope.clone(),
             consents: record.consents.clone(),
             code_hash: record.code_hash.clone(),
+            actor,
         };
         let access_token = self.keys.issue_user_token(&grant, now)?;
         let name = if has_scope(&record.scope, PROFILE_SCOPE) {
@@ -474,6 +495,7 @@ impl Hub {
             nonce: record.nonce.as_deref(),
             at_hash: at_hash(alg, &access_token),
             name,
+            act: grant.actor.as_ref(),
         };
         let id_token = self.keys.sign_id_token(alg, &claims, now)?;
         Ok(CodeTokens {
@@ -498,9 +520,33 @@ impl Hub {
         }))
     }
 
+    /// Who acted for the resident when the code was issued to a proxy, as `service` knows
+    /// them; `None` when the resident signed in themselves. `TokenInactive` once the
+    /// appointment has ended: everything issued under it ends with it.
+    async fn acting_party(
+        &self,
+        record: &AuthorizationCodeRecord,
+        service: &Service,
+    ) -> Result<Option<ActingParty>, HubError> {
+        let id = match (record.acting_appointment, record.acting_proxy) {
+            (None, None) => return Ok(None),
+            (Some(id), _) => id,
+            // A proxy acted, but under which appointment was not recorded: nothing to check
+            // it against, so nothing is issued on it.
+            (None, Some(_)) => return Err(HubError::TokenInactive),
+        };
+        match self.store.proxy_appointment(id).await? {
+            Some(a) if a.is_active() && a.resident == record.resident => Ok(Some(ActingParty {
+                sub: self.keys.subject(&service.sector, a.proxy).to_string(),
+            })),
+            _ => Err(HubError::TokenInactive),
+        }
+    }
+
     /// Whether a code-flow token still holds: not revoked (nor its code), its service
-    /// approved, every consent it was issued under still active. Read from storage on every
-    /// use, so a revocation or suspension takes effect at once.
+    /// approved, every consent it was issued under still active, and, when a proxy signed in,
+    /// their appointment not ended. Read from storage on every use, so a revocation,
+    /// suspension or ended appointment takes effect at once.
     pub(crate) async fn user_token_active(
         &self,
         claims: &AccessClaims,
@@ -512,10 +558,10 @@ impl Hub {
         if self.store.token_revoked(&claims.jti, Some(cid)).await? {
             return Err(HubError::TokenInactive);
         }
-        match self.store.service(&service).await? {
-            Some(s) if s.status == ServiceStatus::Approved => {}
+        let approved = match self.store.service(&service).await? {
+            Some(s) if s.status == ServiceStatus::Approved => s,
             _ => return Err(HubError::TokenInactive),
-        }
+        };
         let consents = claims.consents.clone().unwrap_or_default();
         let now = Utc::now();
         for id in &consents {
@@ -524,12 +570,30 @@ impl Hub {
                 _ => return Err(HubError::TokenInactive),
             }
         }
+        // The token says whether a proxy acted (it is signed: a token without `act` was
+        // issued to the resident themselves); only then is the appointment read.
+        let actor = match &claims.act {
+            None => None,
+            Some(Act::Actor(said)) => {
+                let record = self
+                    .store
+                    .authorization_code(cid)
+                    .await?
+                    .ok_or(HubError::TokenInactive)?;
+                match self.acting_party(&record, &approved).await? {
+                    Some(now) if now == *said => Some(now),
+                    _ => return Err(HubError::TokenInactive),
+                }
+            }
+            Some(Act::Appointment(_)) => return Err(HubError::Unauthorized),
+        };
         Ok(UserGrant {
             service,
             subject: claims.sub.clone(),
             scope: claims.scope.clone().unwrap_or_default(),
             consents,
             code_hash: cid.clone(),
+            actor,
         })
     }
 
@@ -555,6 +619,7 @@ impl Hub {
                     exp: Some(claims.exp),
                     iat: Some(claims.iat),
                     iss: Some(self.config.issuer.clone()),
+                    act: grant.actor,
                 }),
                 Err(HubError::TokenInactive | HubError::Unauthorized) => Ok(inactive),
                 Err(e) => Err(e),
@@ -576,6 +641,7 @@ impl Hub {
                 iat: Some(claims.iat),
                 iss: Some(self.config.issuer.clone()),
                 scope: None,
+                act: None,
             });
         }
         Ok(inactive)

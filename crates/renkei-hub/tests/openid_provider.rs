@@ -34,7 +34,7 @@ use openidconnect::{
 use renkei_domain::{PurposeId, ResidentId, ServiceStatus, SigningAlg};
 use renkei_hub::auth::ResidentSession;
 use renkei_hub::oidc::{AuthorizationParams, AuthorizeError, ConsentAnswers};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 type HttpFuture =
@@ -616,6 +616,7 @@ async fn an_expired_code_is_refused() {
             scope: "openid".into(),
             consents: vec![],
             acting_proxy: None,
+            acting_appointment: None,
             auth_time: now - TimeDelta::minutes(5),
             expires_at: now - TimeDelta::minutes(4),
         })
@@ -994,4 +995,165 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         matches!(unknown, Err(RetireError::Unknown(_))),
         "{unknown:?}"
     );
+}
+
+// --- proxies signing in for the resident ---
+
+/// A proxy's session for `resident`, appointed (by `resident`'s own token) with `scope`.
+async fn proxy_for(town: &Town, resident: ResidentId, scope: Value) -> (String, ResidentSession) {
+    let resident_token = town.sign_in(resident).await;
+    let bob = town.sign_in(town.bob).await;
+    let code = town.invite_proxy(&resident_token, scope).await;
+    let (appointment, token) = town.act_for(&bob, &code).await;
+    let session = town.hub.resident_session(&token).await.unwrap();
+    assert!(session.proxy.is_some());
+    (appointment, session)
+}
+
+/// The consent screen answered in `session`: the redirect with the code, or the refusal.
+async fn answer_as(
+    town: &Town,
+    session: &ResidentSession,
+    params: &AuthorizationParams,
+    yes: &[&str],
+    share_profile: bool,
+) -> Result<String, renkei_hub::HubError> {
+    let Ok(request) = town.hub.check_authorization_request(params).await else {
+        panic!("the authorization request itself is fine");
+    };
+    let answers = ConsentAnswers {
+        yes: yes.iter().map(|p| PurposeId::new(*p).unwrap()).collect(),
+        share_profile,
+    };
+    town.hub
+        .complete_authorization(session, &request, &answers)
+        .await
+}
+
+/// The claims of a compact JWS, unverified (its signature is checked elsewhere).
+fn payload(jws: &str) -> Value {
+    let part = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_to_a_service_for_someone_needs_its_own_permission_within_the_scope() {
+    let town = Town::new().await;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    // Hanako agreed to health advice herself: a proxy would reuse her consent.
+    let own = town.sign_in(hanako).await;
+    town.grant(&own, "health-advice", "advice").await;
+    let client = relying_party(&town, &town.health).await;
+
+    // Everything but signing in, for health-advice.
+    let (_, everything_else) = proxy_for(
+        &town,
+        hanako,
+        json!({ "services": ["health-advice"], "manage_consents": true, "view_history": true, "file_requests": true }),
+    )
+    .await;
+    // Signing in, but for another service.
+    let (_, elsewhere) = proxy_for(
+        &town,
+        hanako,
+        json!({ "services": ["town-mobility"], "manage_consents": true, "view_history": true, "file_requests": true, "sign_in_to_services": true }),
+    )
+    .await;
+    for session in [&everything_else, &elsewhere] {
+        for (scopes, yes) in [
+            (&["profile", "advice"][..], &["advice"][..]),
+            (&["profile"][..], &[][..]),
+            (&[][..], &[][..]),
+        ] {
+            let started = start(&client, scopes);
+            let refused = answer_as(&town, session, &started.params, yes, true).await;
+            assert!(
+                matches!(refused, Err(renkei_hub::HubError::Forbidden(_))),
+                "{scopes:?}: {refused:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_to_a_proxy_say_so_and_end_with_the_appointment() {
+    let town = Town::new().await;
+    let hanako = enrolled_resident(&town, "山田 花子").await;
+    let own = town.sign_in(hanako).await;
+    town.grant(&own, "health-advice", "advice").await;
+    let (appointment, session) = proxy_for(
+        &town,
+        hanako,
+        json!({ "services": ["health-advice"], "manage_consents": false, "view_history": false, "file_requests": false, "sign_in_to_services": true }),
+    )
+    .await;
+    let client = relying_party(&town, &town.health).await;
+    let started = start(&client, &["profile", "advice"]);
+    let back = answer_as(&town, &session, &started.params, &["advice"], true)
+        .await
+        .unwrap();
+    let code = query_param(&back, "code").unwrap();
+    let http = http_client(town.hub_url.clone());
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().expect("an ID token");
+    let verified = id_token
+        .claims(&client.id_token_verifier(), &started.nonce)
+        .unwrap();
+    let hanako_subject = verified.subject().to_string();
+
+    // The ID token says a proxy acted, naming them as the service knows them (their own
+    // pairwise subject in its sector), never by the hub's resident id.
+    let jwt = serde_json::to_value(id_token).unwrap();
+    let claims = payload(jwt.as_str().unwrap());
+    let bob_subject = town.hub.keys.subject("health", town.bob).to_string();
+    assert_eq!(claims["act"], json!({ "sub": bob_subject }), "{claims}");
+    assert_ne!(bob_subject, hanako_subject);
+    assert!(!claims.to_string().contains(&town.bob.to_string()));
+    assert!(!claims.to_string().contains(&hanako.to_string()));
+
+    // So do the access token's introspection and the token itself.
+    let access = tokens.access_token().secret().clone();
+    let status = introspect(&town, &town.health, &access).await;
+    assert_eq!(status["active"], true);
+    assert_eq!(status["act"], json!({ "sub": bob_subject }), "{status}");
+    assert_eq!(payload(&access)["act"], json!({ "sub": bob_subject }));
+    let userinfo = town
+        .get("/oauth/userinfo")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 200);
+
+    // Hanako ends the appointment: every token issued under it ends with it.
+    let ended = town
+        .post(&format!("/v1/me/proxies/{appointment}/end"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    assert_eq!(
+        introspect(&town, &town.health, &access).await,
+        json!({ "active": false })
+    );
+    let (status, body) = common::problem(
+        town.get("/oauth/userinfo")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let refused = town
+        .request_data(&access, &hanako_subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    common::expect_problem(refused, 401, "/problems/token-inactive").await;
 }

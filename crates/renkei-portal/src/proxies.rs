@@ -20,7 +20,7 @@ use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
 use crate::hubapi::ServiceView;
 use crate::i18n::Tr;
-use crate::resident::signed_in;
+use crate::resident::{clear_sessions, signed_in};
 use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident, resident_name};
 use crate::time::tokyo;
@@ -89,6 +89,7 @@ fn scope_words(scope: &ProxyScope, catalogue: &[ServiceView], t: &Tr) -> (Vec<St
         (scope.manage_consents, "proxy-may-consents"),
         (scope.view_history, "proxy-may-history"),
         (scope.file_requests, "proxy-may-requests"),
+        (scope.sign_in_to_services, "proxy-may-sign-in"),
     ] {
         if on {
             may.push(t.get(id));
@@ -273,9 +274,14 @@ pub async fn invite(
         manage_consents: on("manage_consents"),
         view_history: on("view_history"),
         file_requests: on("file_requests"),
+        sign_in_to_services: on("sign_in_to_services"),
     };
     let label = field("label").unwrap_or_default().trim().to_owned();
-    if !(scope.manage_consents || scope.view_history || scope.file_requests) {
+    if !(scope.manage_consents
+        || scope.view_history
+        || scope.file_requests
+        || scope.sign_in_to_services)
+    {
         let error = Some(ctx.t.get("proxy-error-nothing"));
         return proxies_page(&state, ctx, &me, None, None, error).await;
     }
@@ -389,26 +395,44 @@ pub async fn start(
     Ok(act_response(&me.token, &token))
 }
 
-/// Back to one's own session (or to sign-in when it ran out too).
-fn restore(headers: &HeaderMap, to: &str) -> Response {
+/// Back to one's own session kept aside, if it still holds; if it does not (it ran out, or
+/// was signed out), to sign-in with every session cookie cleared: a session is never restored
+/// from a cookie the hub no longer honours.
+async fn restore(state: &PortalState, headers: &HeaderMap, to: &str) -> Response {
+    // Without a session kept aside there is nothing to go back to: nothing changes.
+    let Some(own) = cookie(headers, OWN_SESSION_COOKIE) else {
+        return Redirect::to(to).into_response();
+    };
+    if state.hub.resident_session(own).await.is_err() {
+        let mut response = Redirect::to("/portal/sign-in").into_response();
+        clear_sessions(response.headers_mut());
+        return response;
+    }
     let mut response = Redirect::to(to).into_response();
     let h = response.headers_mut();
-    // Without a session kept aside there is nothing to go back to: nothing changes.
-    if let Some(own) = cookie(headers, OWN_SESSION_COOKIE) {
-        h.append(
-            header::SET_COOKIE,
-            set_cookie(SESSION_COOKIE, own, Some(RESIDENT_TOKEN_SECONDS)),
-        );
-        h.append(
-            header::SET_COOKIE,
-            set_cookie(OWN_SESSION_COOKIE, "", Some(0)),
-        );
-    }
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, own, Some(RESIDENT_TOKEN_SECONDS)),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(OWN_SESSION_COOKIE, "", Some(0)),
+    );
     response
 }
 
-pub async fn stop(headers: HeaderMap) -> Response {
-    restore(&headers, "/portal/proxies?done=back")
+/// Stops acting for someone: the session acting for them ends at the hub too (a copy of its
+/// cookie stops working), and the proxy is back in their own.
+pub async fn stop(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    if cookie(&headers, OWN_SESSION_COOKIE).is_some()
+        && let Some(acting) = cookie(&headers, SESSION_COOKIE)
+    {
+        state.hub.end_session(acting).await?;
+    }
+    Ok(restore(&state, &headers, "/portal/proxies?done=back").await)
 }
 
 /// Where a page sends a proxy whose appointment ended: back to their own session.
@@ -416,5 +440,5 @@ pub async fn ended(State(state): State<PortalState>, headers: HeaderMap) -> Resp
     if resident(&state.hub, &headers).await.is_some() {
         return Redirect::to("/portal").into_response();
     }
-    restore(&headers, "/portal/proxies?done=acting-ended")
+    restore(&state, &headers, "/portal/proxies?done=acting-ended").await
 }

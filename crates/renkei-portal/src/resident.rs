@@ -20,7 +20,7 @@ use crate::extract::{Form, Path, Query};
 use crate::hubapi::{CategoryView, LogEntryView, LogPageAt, ServiceView};
 use crate::i18n::{Lang, Tr};
 use crate::identity::{safe_next, with_next};
-use crate::security::{SESSION_COOKIE, set_cookie};
+use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident};
 use crate::time::{tokyo, tokyo_date, tokyo_iso};
 
@@ -125,12 +125,28 @@ pub fn session_response(token: &str, to: &str) -> Response {
     response
 }
 
-pub async fn sign_out() -> Response {
+/// Signs out of every session the browser holds: the one in use and, while acting for
+/// someone, the proxy's own one kept aside. Each token is ended at the hub too, so a copy of
+/// a cookie stops working now, and the next person at a shared terminal is nobody.
+pub async fn sign_out(
+    State(state): State<PortalState>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    for name in [SESSION_COOKIE, OWN_SESSION_COOKIE] {
+        if let Some(token) = cookie(&headers, name) {
+            state.hub.end_session(token).await?;
+        }
+    }
     let mut response = Redirect::to("/portal/sign-in").into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
-    response
+    clear_sessions(response.headers_mut());
+    Ok(response)
+}
+
+/// Clears every resident session cookie (the one in use and the proxy's own kept aside).
+pub fn clear_sessions(headers: &mut HeaderMap) {
+    for name in [SESSION_COOKIE, OWN_SESSION_COOKIE] {
+        headers.append(header::SET_COOKIE, set_cookie(name, "", Some(0)));
+    }
 }
 
 // ---------------------------------------------------------------- home

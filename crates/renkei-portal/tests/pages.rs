@@ -1406,3 +1406,84 @@ async fn a_passkey_sign_in_with_a_forged_answer_is_refused_as_json_without_a_ses
         StatusCode::FORBIDDEN
     );
 }
+
+// ------------------------------------------------ sign-out
+
+#[tokio::test]
+async fn signing_out_while_acting_for_someone_ends_both_sessions_for_whoever_comes_next() {
+    let town = town().await;
+    grant(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(
+        &town,
+        &mut resident,
+        &mut proxy,
+        &[("manage_consents", "on")],
+    )
+    .await;
+    let copied = proxy.cookies.clone();
+    let token = |name: &str| {
+        copied
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let (acting, own) = (
+        token("__Host-renkei-session"),
+        token("__Host-renkei-own-session"),
+    );
+    let page = proxy.get(&town.app, "/portal").await;
+    let csrf = Browser::csrf(&page);
+    let out = proxy
+        .post(&town.app, "/portal/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.headers[header::LOCATION], "/portal/sign-in");
+    assert!(
+        !proxy.cookies.iter().any(|(k, _)| k.contains("session")),
+        "every session cookie is cleared: {:?}",
+        proxy.cookies
+    );
+    // The next person at the counter is nobody, whichever page they open.
+    for path in ["/portal/acting/ended", "/portal/acting/stop", "/portal"] {
+        proxy.get(&town.app, path).await;
+        let home = proxy.get(&town.app, "/portal").await;
+        assert_eq!(home.headers[header::LOCATION], "/portal/sign-in", "{path}");
+    }
+    // Nor do the tokens work when copied from the cookies before signing out.
+    assert!(town.hub.resident_session(&acting).await.is_err());
+    assert!(town.hub.resident_session(&own).await.is_err());
+    let mut copy = Browser::new();
+    copy.cookies = copied;
+    let ended = copy.get(&town.app, "/portal/acting/ended").await;
+    assert!(
+        !ended.headers.get_all(header::SET_COOKIE).iter().any(|c| c
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("__Host-renkei-session={own}"))),
+        "a signed-out session is never restored"
+    );
+    let home = copy.get(&town.app, "/portal").await;
+    assert_eq!(home.headers[header::LOCATION], "/portal/sign-in");
+}
+
+#[tokio::test]
+async fn a_residents_session_token_stops_working_when_they_sign_out() {
+    let town = town().await;
+    let mut browser = Browser::new();
+    browser.sign_in(&town).await;
+    let (_, token) = browser
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "__Host-renkei-session")
+        .cloned()
+        .unwrap();
+    assert!(town.hub.resident_session(&token).await.is_ok());
+    let page = browser.get(&town.app, "/portal").await;
+    let csrf = Browser::csrf(&page);
+    browser
+        .post(&town.app, "/portal/sign-out", &[("csrf", &csrf)])
+        .await;
+    assert!(town.hub.resident_session(&token).await.is_err());
+}

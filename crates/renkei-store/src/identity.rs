@@ -60,6 +60,8 @@ pub struct AuthorizationCodeRecord {
     pub consents: Vec<ConsentId>,
     /// Set when a proxy signed in for the resident.
     pub acting_proxy: Option<ResidentId>,
+    /// The appointment the proxy acted under: tokens issued for the code end with it.
+    pub acting_appointment: Option<ProxyId>,
     pub auth_time: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }

@@ -91,6 +91,7 @@ pub struct RawAuthorizationCode {
     pub scope: String,
     pub consents: String,
     pub acting_proxy: Option<String>,
+    pub acting_appointment: Option<String>,
     pub auth_time: i64,
     pub expires_at: i64,
     pub redeemed_at: Option<i64>,
@@ -106,6 +107,11 @@ impl RawAuthorizationCode {
                 .acting_proxy
                 .as_deref()
                 .map(|p| parse(p, "proxy id"))
+                .transpose()?,
+            acting_appointment: self
+                .acting_appointment
+                .as_deref()
+                .map(|a| parse(a, "proxy appointment id"))
                 .transpose()?,
             auth_time: time(self.auth_time)?,
             expires_at: time(self.expires_at)?,
@@ -235,7 +241,7 @@ impl RawSigningKey {
 
 macro_rules! code_columns {
     () => {
-        "code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope, consents, acting_proxy, auth_time, expires_at, redeemed_at"
+        "code_hash, service_id, resident_id, redirect_uri, code_challenge, nonce, scope, consents, acting_proxy, acting_appointment, auth_time, expires_at, redeemed_at"
     };
 }
 macro_rules! enrolment_columns {
@@ -526,8 +532,8 @@ macro_rules! impl_identity_store {
             ) -> $crate::StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO authorization_codes (code_hash, service_id, resident_id, redirect_uri, code_challenge,
-                     nonce, scope, consents, acting_proxy, auth_time, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     nonce, scope, consents, acting_proxy, acting_appointment, auth_time, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&c.code_hash)
                 .bind(c.service.as_str())
@@ -538,6 +544,7 @@ macro_rules! impl_identity_store {
                 .bind(&c.scope)
                 .bind($crate::codec::to_json(&c.consents)?)
                 .bind(c.acting_proxy.map(|p| p.to_string()))
+                .bind(c.acting_appointment.map(|a| a.to_string()))
                 .bind(c.auth_time.timestamp_millis())
                 .bind(c.expires_at.timestamp_millis())
                 .execute(&self.write)

@@ -906,6 +906,46 @@ impl Town {
         }
     }
 
+    /// The resident of `resident_token` invites a proxy with `scope` (the API's JSON);
+    /// returns the one-time code.
+    pub async fn invite_proxy(&self, resident_token: &str, scope: Value) -> String {
+        let response = self
+            .post("/v1/me/proxies")
+            .bearer_auth(resident_token)
+            .json(&json!({ "label": "娘", "scope": scope }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// The person of `proxy_token` accepts `code` and starts acting: the appointment's id
+    /// and the session token in which they act for the resident.
+    pub async fn act_for(&self, proxy_token: &str, code: &str) -> (String, String) {
+        let appointment: Value = self
+            .post(&format!("/v1/proxy-invitations/{code}/accept"))
+            .bearer_auth(proxy_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = appointment["id"].as_str().unwrap().to_owned();
+        let session: Value = self
+            .post(&format!("/v1/me/acting-for/{id}/session"))
+            .bearer_auth(proxy_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (id, session["access_token"].as_str().unwrap().to_owned())
+    }
+
     /// The hub's published key set, fetched over HTTP.
     pub async fn published_jwks(&self) -> Jwks {
         let response = self.get("/.well-known/jwks.json").send().await.unwrap();

@@ -173,6 +173,7 @@ fn code(hash: &str, resident: ResidentId, expires_in: TimeDelta) -> Authorizatio
         scope: "openid".into(),
         consents: vec![ConsentId::from_uuid(Uuid::new_v4())],
         acting_proxy: None,
+        acting_appointment: None,
         auth_time: now,
         expires_at: now + expires_in,
     }
@@ -214,6 +215,29 @@ pub async fn an_expired_authorization_code_is_refused(store: Arc<dyn Store>) {
             .unwrap(),
         CodeRedemption::Expired
     );
+}
+
+pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under(
+    store: Arc<dyn Store>,
+) {
+    let town = town(store.as_ref(), 2).await;
+    let stored = AuthorizationCodeRecord {
+        acting_proxy: Some(town[1].0),
+        acting_appointment: Some(ProxyId::from_uuid(Uuid::new_v4())),
+        ..code("h4", town[0].0, TimeDelta::minutes(1))
+    };
+    store.put_authorization_code(&stored).await.unwrap();
+    let acting = |c: &AuthorizationCodeRecord| (c.acting_proxy, c.acting_appointment);
+    let read = store.authorization_code("h4").await.unwrap().unwrap();
+    assert_eq!(acting(&read), acting(&stored));
+    match store
+        .redeem_authorization_code("h4", Utc::now())
+        .await
+        .unwrap()
+    {
+        CodeRedemption::Redeemed(redeemed) => assert_eq!(acting(&redeemed), acting(&stored)),
+        other => panic!("the code redeems: {other:?}"),
+    }
 }
 
 pub async fn a_revoked_token_reads_back_as_revoked(store: Arc<dyn Store>) {
