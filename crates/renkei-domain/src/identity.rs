@@ -47,6 +47,21 @@ impl ProxyScope {
     pub fn covers_service(&self, service: &ServiceId) -> bool {
         self.services.is_empty() || self.services.contains(service)
     }
+
+    /// Whether the scope covers what concerns `service`, or the hub itself (`None`): that
+    /// concerns every service, so only a scope over all services covers it.
+    pub fn covers(&self, service: Option<&ServiceId>) -> bool {
+        match service {
+            Some(s) => self.covers_service(s),
+            None => self.services.is_empty(),
+        }
+    }
+
+    /// Whether the proxy may read the resident's consents (within the services covered):
+    /// managing them means seeing them, and the history shows every change to them anyway.
+    pub fn may_view_consents(&self) -> bool {
+        self.manage_consents || self.view_history
+    }
 }
 
 /// A resident's appointment of a proxy (代理人): a family member or counter staff.
@@ -220,7 +235,7 @@ impl std::fmt::Display for SigningAlg {
 
 #[cfg(test)]
 mod proxy_scope_tests {
-    use super::ProxyScope;
+    use super::{ProxyScope, ServiceId};
 
     #[test]
     fn a_scope_stored_before_signing_in_was_a_permission_reads_as_without_it() {
@@ -228,6 +243,21 @@ mod proxy_scope_tests {
         let scope: ProxyScope = serde_json::from_str(stored).unwrap();
         assert!(scope.manage_consents);
         assert!(!scope.sign_in_to_services);
+    }
+
+    #[test]
+    fn only_a_scope_over_every_service_covers_the_hub_itself() {
+        let health = ServiceId::new("health-advice").unwrap();
+        let bus = ServiceId::new("bus").unwrap();
+        let all = ProxyScope::default();
+        assert!(all.covers(None) && all.covers(Some(&bus)));
+        let one = ProxyScope {
+            services: [health.clone()].into(),
+            ..ProxyScope::default()
+        };
+        assert!(one.covers(Some(&health)));
+        assert!(!one.covers(Some(&bus)));
+        assert!(!one.covers(None));
     }
 }
 

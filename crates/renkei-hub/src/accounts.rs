@@ -335,7 +335,8 @@ impl Hub {
             .map(ServiceId::new)
             .transpose()
             .map_err(malformed)?;
-        session.require(ProxyPermission::FileRequests, service.as_ref())?;
+        // A request about the hub itself concerns every service: beyond a narrower scope.
+        session.require_about(ProxyPermission::FileRequests, service.as_ref())?;
         if let Some(s) = &service
             && self.store.service(s).await?.is_none()
         {
@@ -364,12 +365,16 @@ impl Hub {
         Ok(request)
     }
 
+    /// The resident's requests; a proxy's, only those about services their scope covers
+    /// (about the hub itself only with a scope over every service).
     pub async fn requests_of(
         &self,
         session: &ResidentSession,
     ) -> Result<Vec<ResidentRequest>, HubError> {
         session.require(ProxyPermission::FileRequests, None)?;
-        Ok(self.store.requests_of(session.resident).await?)
+        let mut requests = self.store.requests_of(session.resident).await?;
+        requests.retain(|r| session.covers(r.service.as_ref()));
+        Ok(requests)
     }
 
     /// The operators' queue: every resident request, or those of one status, oldest first.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api_identity as id;
-use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
+use crate::auth::{DataRequester, ProxyPermission, ResidentCaller, ResidentSession};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
@@ -390,13 +390,14 @@ async fn data_request(
     ))
 }
 
-/// The signed-in resident's consents, newest first.
+/// The signed-in resident's consents, newest first. A proxy sees those of the services their
+/// scope covers, if entrusted with managing consents or viewing the history (403 otherwise).
 #[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_consents(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
 ) -> Result<Json<Vec<ConsentView>>, HubError> {
-    Ok(Json(hub.consents(me.resident).await?))
+    Ok(Json(hub.consents(&me).await?))
 }
 
 /// Say yes to one purpose of one service (never several at once).
@@ -422,7 +423,8 @@ async fn grant_consent(
     Ok((StatusCode::CREATED, Json(granted)).into_response())
 }
 
-/// One consent with its history.
+/// One consent with its history (for a proxy, as for the list; a consent outside their scope
+/// is not found).
 #[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
     responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_consent(
@@ -430,9 +432,7 @@ async fn my_consent(
     ResidentCaller(me): ResidentCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConsentDetail>, HubError> {
-    Ok(Json(
-        hub.consent_detail(me.resident, consent_id(&id)?).await?,
-    ))
+    Ok(Json(hub.consent_detail(&me, consent_id(&id)?).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -450,11 +450,12 @@ async fn my_receipt(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReceiptView>, HubError> {
     Ok(Json(ReceiptView {
-        receipt: hub.receipt(me.resident, consent_id(&id)?).await?,
+        receipt: hub.receipt(&me, consent_id(&id)?).await?,
     }))
 }
 
 /// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
+/// A proxy stops only consents of the services their scope covers (others are not found).
 #[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_consent(
@@ -462,13 +463,7 @@ async fn revoke_consent(
     ResidentCaller(me): ResidentCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConsentView>, HubError> {
-    let id = consent_id(&id)?;
-    if me.proxy.is_some() {
-        let service = hub.consent_detail(me.resident, id).await?.consent.service;
-        let service = ServiceId::new(service).map_err(|e| HubError::Internal(e.to_string()))?;
-        me.require(ProxyPermission::ManageConsents, Some(&service))?;
-    }
-    Ok(Json(hub.revoke_consent(me.resident, id, me.actor()).await?))
+    Ok(Json(hub.revoke_consent(&me, consent_id(&id)?).await?))
 }
 
 fn consent_id(s: &str) -> Result<ConsentId, HubError> {
@@ -559,6 +554,7 @@ struct AccessPage {
 }
 
 /// Who asked for my data: every request naming the signed-in resident, granted or denied.
+/// A proxy entrusted with the history sees the requests of the services their scope covers.
 #[utoipa::path(get, path = "/v1/me/access-records", params(AccessFilter), security(("resident" = [])),
     responses((status = 200, body = AccessPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_access_records(
@@ -566,9 +562,19 @@ async fn my_access_records(
     ResidentCaller(me): ResidentCaller,
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<AccessPage>, HubError> {
-    me.require(ProxyPermission::ViewHistory, None)?;
     let page = access_query(me.resident, f)?;
-    let mut records = hub.store.access_records(&page.query).await?;
+    let services = history_services(&me, page.query.service.as_ref())?;
+    let store = hub.store.clone();
+    let mut records = per_service(
+        &page.query,
+        services,
+        |r: &AccessRecord| r.seq,
+        |q| {
+            let store = store.clone();
+            async move { store.access_records(&q).await }
+        },
+    )
+    .await?;
     let (next_after, next_before) = page.cursors(&mut records, |r| r.seq);
     Ok(Json(AccessPage {
         records: records.into_iter().map(Into::into).collect(),
@@ -764,6 +770,7 @@ struct LogPage {
 /// My history in the tamper-evident log: every access record naming me and every change to my
 /// consents, each with its inclusion proof, filterable by service and time, paged from the
 /// oldest entry forward (`after`) or from the newest back (`order=newest`, then `before`).
+/// A proxy entrusted with the history sees the entries of the services their scope covers.
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
     responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 async fn my_log(
@@ -771,15 +778,25 @@ async fn my_log(
     ResidentCaller(me): ResidentCaller,
     ApiQuery(f): ApiQuery<AccessFilter>,
 ) -> Result<Json<LogPage>, HubError> {
-    me.require(ProxyPermission::ViewHistory, None)?;
     let page = access_query(me.resident, f)?;
+    let services = history_services(&me, page.query.service.as_ref())?;
     let me = me.resident;
     let checkpoint = hub
         .store
         .latest_checkpoint()
         .await?
         .ok_or_else(|| HubError::Internal("no checkpoint yet".into()))?;
-    let mut rows = hub.store.resident_log(me, &page.query).await?;
+    let store = hub.store.clone();
+    let mut rows = per_service(
+        &page.query,
+        services,
+        |(_, leaf): &(renkei_domain::LogEntry, renkei_store::StoredLeaf)| leaf.seq,
+        |q| {
+            let store = store.clone();
+            async move { store.resident_log(me, &q).await }
+        },
+    )
+    .await?;
     let (next_after, next_before) = page.cursors(&mut rows, |(_, leaf)| leaf.seq);
     let indexes: Vec<u64> = rows
         .iter()
@@ -814,6 +831,54 @@ async fn my_log(
         next_after,
         next_before,
     }))
+}
+
+/// The services a history page reads, one by one: `None` when the page reads as asked (the
+/// resident; a proxy for every service; a proxy asking for one service of their scope),
+/// otherwise each service of the proxy's scope. Refuses a proxy not entrusted with the
+/// history, or asking for a service outside their scope.
+fn history_services(
+    me: &ResidentSession,
+    asked: Option<&ServiceId>,
+) -> Result<Option<Vec<ServiceId>>, HubError> {
+    me.require(ProxyPermission::ViewHistory, asked)?;
+    Ok(match (asked, me.services()) {
+        (None, Some(scope)) => Some(scope.iter().cloned().collect()),
+        _ => None,
+    })
+}
+
+/// Reads one page with `read`, over `services` one at a time when given, merged into the
+/// page one read over those services would give: every read starts from the same end with
+/// the same limit, so the first `limit` of the merged rows are that page.
+async fn per_service<T, Fut>(
+    query: &AccessQuery,
+    services: Option<Vec<ServiceId>>,
+    seq: impl Fn(&T) -> u64,
+    read: impl Fn(AccessQuery) -> Fut,
+) -> Result<Vec<T>, HubError>
+where
+    Fut: std::future::Future<Output = renkei_store::StoreResult<Vec<T>>>,
+{
+    let Some(services) = services else {
+        return Ok(read(query.clone()).await?);
+    };
+    let mut rows = Vec::new();
+    for service in services {
+        rows.extend(
+            read(AccessQuery {
+                service: Some(service),
+                ..query.clone()
+            })
+            .await?,
+        );
+    }
+    rows.sort_by_key(&seq);
+    if query.order == LogOrder::NewestFirst {
+        rows.reverse();
+    }
+    rows.truncate(query.limit as usize);
+    Ok(rows)
 }
 
 /// A page as the store is asked for it: a newest-first page asks for one entry more than it

@@ -373,6 +373,9 @@ pub enum ProxyPermission {
     ManageConsents,
     ViewHistory,
     FileRequests,
+    /// Reading consents (list, detail, receipt): managing consents or viewing the history
+    /// allows it (see [`renkei_domain::ProxyScope::may_view_consents`]).
+    ViewConsents,
     /// Signing in to a service as the resident (OpenID Connect): its own permission, since it
     /// releases whatever the resident's consents to that service and the name release allow.
     SignInToServices,
@@ -428,17 +431,50 @@ impl ResidentSession {
             ProxyPermission::ManageConsents => scope.manage_consents,
             ProxyPermission::ViewHistory => scope.view_history,
             ProxyPermission::FileRequests => scope.file_requests,
+            ProxyPermission::ViewConsents => scope.may_view_consents(),
             ProxyPermission::SignInToServices => scope.sign_in_to_services,
             ProxyPermission::ManageAccount => false,
         } && service.is_none_or(|s| scope.covers_service(s));
         if allowed {
             Ok(())
         } else {
-            Err(HubError::Forbidden(
-                "the resident did not entrust this to their proxy".into(),
-            ))
+            Err(not_entrusted())
         }
     }
+
+    /// [`Self::require`] for an act about `service`, or about the hub itself (`None`), which
+    /// concerns every service: a proxy needs a scope over all services for that.
+    pub fn require_about(
+        &self,
+        permission: ProxyPermission,
+        service: Option<&ServiceId>,
+    ) -> Result<(), HubError> {
+        self.require(permission, service)?;
+        if self.covers(service) {
+            Ok(())
+        } else {
+            Err(not_entrusted())
+        }
+    }
+
+    /// Whether the session may see what concerns `service`, or the hub itself (`None`):
+    /// always for the resident, within the scope's services for a proxy.
+    pub fn covers(&self, service: Option<&ServiceId>) -> bool {
+        self.proxy.as_ref().is_none_or(|a| a.scope.covers(service))
+    }
+
+    /// The services a proxy's scope is limited to; `None` when the session sees every service
+    /// (the resident, or a proxy for all services).
+    pub fn services(&self) -> Option<&std::collections::BTreeSet<ServiceId>> {
+        self.proxy
+            .as_ref()
+            .map(|a| &a.scope.services)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+fn not_entrusted() -> HubError {
+    HubError::Forbidden("the resident did not entrust this to their proxy".into())
 }
 
 impl Hub {

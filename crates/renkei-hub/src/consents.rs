@@ -1,4 +1,9 @@
 //! Flows 1 and 2: granting a consent per purpose (with its signed receipt) and revoking it.
+//!
+//! Reading and revoking go through the session ([`ResidentSession`]): a proxy reads the
+//! consents of the services their scope covers, with a permission that allows it (managing
+//! consents or viewing the history), and revokes only those, with the permission to manage
+//! them; a consent outside the scope is "not found", as another resident's is.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::{
@@ -11,6 +16,7 @@ use renkei_store::OutboxMessage;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::{ProxyPermission, ResidentSession};
 use crate::{Hub, HubError};
 
 /// Consents last a year unless the resident chooses otherwise.
@@ -172,14 +178,17 @@ impl Hub {
     }
 
     /// Revokes at once: when this returns, the revocation is durable and every data request
-    /// decided from then on sees it.
+    /// decided from then on sees it. A proxy revokes only consents of the services entrusted
+    /// to them, whatever a caller (a page's form, an API path) names.
     pub async fn revoke_consent(
         &self,
-        resident: ResidentId,
+        session: &ResidentSession,
         id: ConsentId,
-        by: Actor,
     ) -> Result<ConsentView, HubError> {
-        let consent = self.own_consent(resident, id).await?;
+        let consent = self
+            .consent_in_session(session, id, ProxyPermission::ManageConsents)
+            .await?;
+        let (resident, by) = (session.resident, session.actor());
         let now = now_ms();
         let service = self.store.service(&consent.purpose.service).await?;
         let notify = service
@@ -193,23 +202,28 @@ impl Hub {
         Ok(ConsentView::of(&revoked, now))
     }
 
-    pub async fn consents(&self, resident: ResidentId) -> Result<Vec<ConsentView>, HubError> {
+    /// The session's consents, newest first: a proxy's, only those of services in scope.
+    pub async fn consents(&self, session: &ResidentSession) -> Result<Vec<ConsentView>, HubError> {
+        session.require(ProxyPermission::ViewConsents, None)?;
         let now = Utc::now();
         Ok(self
             .store
-            .consents_of(resident)
+            .consents_of(session.resident)
             .await?
             .iter()
+            .filter(|c| session.covers(Some(&c.purpose.service)))
             .map(|c| ConsentView::of(c, now))
             .collect())
     }
 
     pub async fn consent_detail(
         &self,
-        resident: ResidentId,
+        session: &ResidentSession,
         id: ConsentId,
     ) -> Result<ConsentDetail, HubError> {
-        let consent = self.own_consent(resident, id).await?;
+        let consent = self
+            .consent_in_session(session, id, ProxyPermission::ViewConsents)
+            .await?;
         let history = self
             .store
             .consent_history(id)
@@ -228,8 +242,14 @@ impl Hub {
     }
 
     /// The signed receipt of one of the resident's consents, issued anew (same content).
-    pub async fn receipt(&self, resident: ResidentId, id: ConsentId) -> Result<String, HubError> {
-        let consent = self.own_consent(resident, id).await?;
+    pub async fn receipt(
+        &self,
+        session: &ResidentSession,
+        id: ConsentId,
+    ) -> Result<String, HubError> {
+        let consent = self
+            .consent_in_session(session, id, ProxyPermission::ViewConsents)
+            .await?;
         let service = self
             .store
             .service(&consent.purpose.service)
@@ -237,6 +257,24 @@ impl Hub {
             .ok_or_else(|| HubError::UnknownService(consent.purpose.service.to_string()))?;
         self.sign_receipt(&consent, &service, consent.granted_at)
             .await
+    }
+
+    /// One of the session's resident's consents, for an act that needs `permission` of a
+    /// proxy. Without the permission at all, refused before anything is read; a consent of a
+    /// service outside the proxy's scope is "not found": its existence was not entrusted.
+    async fn consent_in_session(
+        &self,
+        session: &ResidentSession,
+        id: ConsentId,
+        permission: ProxyPermission,
+    ) -> Result<Consent, HubError> {
+        session.require(permission, None)?;
+        let consent = self.own_consent(session.resident, id).await?;
+        if !session.covers(Some(&consent.purpose.service)) {
+            return Err(HubError::NotFound(format!("consent `{id}`")));
+        }
+        session.require(permission, Some(&consent.purpose.service))?;
+        Ok(consent)
     }
 
     async fn own_consent(&self, resident: ResidentId, id: ConsentId) -> Result<Consent, HubError> {

@@ -481,39 +481,11 @@ async fn losing_every_passkey_is_recovered_by_enrolling_again_with_the_card() {
 // --- proxies ---
 
 async fn invite(town: &Town, token: &str, scope: Value) -> String {
-    let response = town
-        .post("/v1/me/proxies")
-        .bearer_auth(token)
-        .json(&json!({ "label": "娘", "scope": scope }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["code"].as_str().unwrap().to_owned()
+    town.invite_proxy(token, scope).await
 }
 
 async fn act_for(town: &Town, proxy_token: &str, code: &str) -> (String, String) {
-    let appointment: Value = town
-        .post(&format!("/v1/proxy-invitations/{code}/accept"))
-        .bearer_auth(proxy_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = appointment["id"].as_str().unwrap().to_owned();
-    let session: Value = town
-        .post(&format!("/v1/me/acting-for/{id}/session"))
-        .bearer_auth(proxy_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (id, session["access_token"].as_str().unwrap().to_owned())
+    town.act_for(proxy_token, code).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,4 +669,200 @@ async fn an_operator_token_for_an_operator_id_that_does_not_exist_is_refused() {
     )
     .await;
     assert!(town.hub.operator_session(&forged).await.is_err());
+}
+
+/// Alice's consents to health-advice and town-mobility, each used once by its service, and
+/// her requests about both and about the hub itself: what a proxy's scope must divide.
+async fn alice_with_two_services(town: &Town) -> (String, String, String) {
+    let alice = town.sign_in(town.alice).await;
+    let advice = town.grant(&alice, "health-advice", "advice").await;
+    let rides = town.grant(&alice, "town-mobility", "rides").await;
+    for (service, consent, purpose) in [
+        (&town.health, &advice, "advice"),
+        (&town.mobility, &rides, "rides"),
+    ] {
+        let token = town.service_token(service).await;
+        let response = town
+            .request_data(
+                &token,
+                &consent.subject,
+                purpose,
+                &[common::PAYMENT_HISTORY],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{service:?}", service = service.id);
+    }
+    for service in [json!("health-advice"), json!("town-mobility"), Value::Null] {
+        let response = town
+            .post("/v1/me/requests")
+            .bearer_auth(&alice)
+            .json(&json!({ "kind": "correction", "service": service, "details": "住所の訂正" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    (alice, advice.consent.id, rides.consent.id)
+}
+
+async fn get_as(town: &Town, token: &str, path: &str) -> reqwest::Response {
+    town.get(path).bearer_auth(token).send().await.unwrap()
+}
+
+/// The `service` of every entry of a `/v1/me/log` page.
+fn log_services(page: &Value) -> Vec<String> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let entry: Value = serde_json::from_str(e["entry"].as_str().unwrap()).unwrap();
+            entry["service"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_scoped_to_one_service_reads_only_that_services_consents_and_receipts() {
+    let town = Town::new().await;
+    let (alice, advice, rides) = alice_with_two_services(&town).await;
+    let bob = town.sign_in(town.bob).await;
+    let code = invite(
+        &town,
+        &alice,
+        json!({ "services": ["health-advice"], "manage_consents": true, "view_history": false, "file_requests": false }),
+    )
+    .await;
+    let (_, proxy) = act_for(&town, &bob, &code).await;
+
+    let listed: Vec<String> = town
+        .consents(&proxy)
+        .await
+        .into_iter()
+        .map(|c| c.service)
+        .collect();
+    assert_eq!(listed, ["health-advice"]);
+    for path in [
+        format!("/v1/me/consents/{advice}"),
+        format!("/v1/me/consents/{advice}/receipt"),
+    ] {
+        assert_eq!(get_as(&town, &proxy, &path).await.status(), 200, "{path}");
+    }
+    // Outside the scope a consent is not there at all, as another resident's is not.
+    for path in [
+        format!("/v1/me/consents/{rides}"),
+        format!("/v1/me/consents/{rides}/receipt"),
+    ] {
+        common::expect_problem(
+            get_as(&town, &proxy, &path).await,
+            404,
+            "/problems/not-found",
+        )
+        .await;
+    }
+    // The resident herself still sees both.
+    assert_eq!(town.consents(&alice).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_entrusted_only_with_requests_reads_no_consents() {
+    let town = Town::new().await;
+    let (alice, advice, _) = alice_with_two_services(&town).await;
+    let bob = town.sign_in(town.bob).await;
+    let code = invite(
+        &town,
+        &alice,
+        json!({ "manage_consents": false, "view_history": false, "file_requests": true }),
+    )
+    .await;
+    let (_, proxy) = act_for(&town, &bob, &code).await;
+    for path in [
+        "/v1/me/consents".to_owned(),
+        format!("/v1/me/consents/{advice}"),
+        format!("/v1/me/consents/{advice}/receipt"),
+    ] {
+        common::expect_problem(
+            get_as(&town, &proxy, &path).await,
+            403,
+            "/problems/forbidden",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_scoped_to_one_service_reads_only_requests_about_it() {
+    let town = Town::new().await;
+    let (alice, _, _) = alice_with_two_services(&town).await;
+    let bob = town.sign_in(town.bob).await;
+    let code = invite(
+        &town,
+        &alice,
+        json!({ "services": ["health-advice"], "manage_consents": false, "view_history": false, "file_requests": true }),
+    )
+    .await;
+    let (_, proxy) = act_for(&town, &bob, &code).await;
+    let response = get_as(&town, &proxy, "/v1/me/requests").await;
+    assert_eq!(response.status(), 200);
+    let requests: Vec<Value> = response.json().await.unwrap();
+    let services: Vec<&Value> = requests.iter().map(|r| &r["service"]).collect();
+    assert_eq!(services, [&json!("health-advice")]);
+    // A request about the hub itself concerns every service: beyond a one-service scope.
+    let about_the_hub = town
+        .post("/v1/me/requests")
+        .bearer_auth(&proxy)
+        .json(&json!({ "kind": "deletion", "details": "全部消してください" }))
+        .send()
+        .await
+        .unwrap();
+    common::expect_problem(about_the_hub, 403, "/problems/forbidden").await;
+    let mine: Vec<Value> = get_as(&town, &alice, "/v1/me/requests")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_scoped_to_one_service_reads_only_that_services_history() {
+    let town = Town::new().await;
+    let (alice, _, _) = alice_with_two_services(&town).await;
+    let bob = town.sign_in(town.bob).await;
+    let code = invite(
+        &town,
+        &alice,
+        json!({ "services": ["health-advice"], "manage_consents": false, "view_history": true, "file_requests": false }),
+    )
+    .await;
+    let (_, proxy) = act_for(&town, &bob, &code).await;
+
+    let records = town.access_records(&proxy).await;
+    let services: Vec<&str> = records
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["health-advice"]);
+    assert_eq!(town.access_records(&alice).await.len(), 2);
+    for path in [
+        "/v1/me/access-records?service=town-mobility",
+        "/v1/me/log?service=town-mobility",
+    ] {
+        common::expect_problem(
+            get_as(&town, &proxy, path).await,
+            403,
+            "/problems/forbidden",
+        )
+        .await;
+    }
+    // The signed history, in both orders: access entries and consent changes of the scope only.
+    for path in ["/v1/me/log", "/v1/me/log?order=newest"] {
+        let response = get_as(&town, &proxy, path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let page: Value = response.json().await.unwrap();
+        let services = log_services(&page);
+        assert_eq!(services, ["health-advice", "health-advice"], "{path}");
+        let all: Value = get_as(&town, &alice, path).await.json().await.unwrap();
+        assert_eq!(log_services(&all).len(), 4, "{path}");
+    }
 }

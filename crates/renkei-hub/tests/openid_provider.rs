@@ -289,7 +289,11 @@ async fn a_service_signs_a_resident_in_with_code_pkce_and_a_verified_id_token() 
     );
 
     // The yes on the consent screen is a consent of the core, given through the sign-in screen.
-    let consents = town.hub.consents(hanako).await.unwrap();
+    let consents = town
+        .hub
+        .consents(&ResidentSession::resident(hanako))
+        .await
+        .unwrap();
     assert_eq!(consents.len(), 1);
     assert_eq!(consents[0].purpose, "advice");
     assert_eq!(consents[0].given_via, "sign_in_screen");
@@ -707,7 +711,13 @@ async fn revoking_the_consent_makes_the_token_inactive_at_once_whatever_its_expi
     assert_eq!(granted.status(), 200);
 
     // Revocation answered: the very next introspection and data request see it (zero staleness).
-    let consent = town.hub.consents(town.alice).await.unwrap()[0].id.clone();
+    let consent = town
+        .hub
+        .consents(&ResidentSession::resident(town.alice))
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
     let resident_token = town.sign_in(town.alice).await;
     assert_eq!(town.revoke(&resident_token, &consent).await.status(), 200);
     assert_eq!(

@@ -70,6 +70,7 @@ impl Ctx {
         let mut ctx = self.portal(title_id, current, true);
         let may = |p| me.hub.require(p, None).is_ok();
         ctx.nav.retain(|item| match item.href {
+            "/portal/services" => may(ProxyPermission::ViewConsents),
             "/portal/history" => may(ProxyPermission::ViewHistory),
             "/portal/requests" => may(ProxyPermission::FileRequests),
             "/portal/proxies" => may(ProxyPermission::ManageAccount),

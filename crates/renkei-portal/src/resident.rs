@@ -170,20 +170,25 @@ pub async fn home(
         }
         Err(e) => return Err(e),
     };
-    let consents = state.hub.consents(me.id).await?;
-    let active = consents.iter().filter(|c| c.state == "active").count();
-    let services = state
-        .api
-        .services()
-        .await?
-        .iter()
-        .filter(|s| s.status == "approved")
-        .count();
-    let counts = ctx.t.arg2(
-        "home-services-count",
-        ("active", &active),
-        ("services", &services),
-    );
+    // A proxy not entrusted with consents is told nothing of them.
+    let counts = if me.hub.require(ProxyPermission::ViewConsents, None).is_ok() {
+        let consents = state.hub.consents(&me.hub).await?;
+        let active = consents.iter().filter(|c| c.state == "active").count();
+        let services = state
+            .api
+            .services()
+            .await?
+            .iter()
+            .filter(|s| s.status == "approved" && covers(&me, &s.id))
+            .count();
+        ctx.t.arg2(
+            "home-services-count",
+            ("active", &active),
+            ("services", &services),
+        )
+    } else {
+        String::new()
+    };
     render(&HomePage {
         ctx: ctx.portal_for("home-title", "/portal", &me),
         counts,
@@ -284,6 +289,11 @@ fn purpose_title(services: &[ServiceView], service: &str, purpose: &str, lang: L
         )
 }
 
+/// Whether the session may see what concerns the service `id` (a proxy: within the scope).
+fn covers(me: &ResidentSession, id: &str) -> bool {
+    renkei_domain::ServiceId::new(id).is_ok_and(|s| me.hub.covers(Some(&s)))
+}
+
 fn via_text(t: &Tr, via: &str) -> String {
     t.get_or(&format!("via-{}", via.replace('_', "-")), "via-other")
 }
@@ -303,14 +313,19 @@ pub async fn services(
     let t = ctx.t;
     let catalogue = state.api.services().await?;
     let vocabulary = state.api.categories().await?;
-    let consents = state.hub.consents(me.id).await?;
+    // The hub gives a proxy only the consents of the services entrusted (and refuses one
+    // entrusted with neither consents nor the history); the page lists only those services.
+    let consents = state.hub.consents(&me.hub).await?;
     // Newest first: the first consent per (service, purpose) is the one that counts.
     let mut latest: BTreeMap<(&str, &str), &ConsentView> = BTreeMap::new();
     for c in &consents {
         latest.entry((&c.service, &c.purpose)).or_insert(c);
     }
     let mut cards = Vec::new();
-    for s in catalogue.iter().filter(|s| s.status != "pending") {
+    for s in catalogue
+        .iter()
+        .filter(|s| s.status != "pending" && covers(&me, &s.id))
+    {
         let suspended = s.status != "approved";
         let service_id = renkei_domain::ServiceId::new(s.id.as_str()).ok();
         let purposes = s
@@ -411,7 +426,6 @@ pub async fn switch(
     {
         return Ok(Redirect::to(&format!("/portal/services?done=failed{anchor}")).into_response());
     }
-    let actor = me.hub.actor();
     let result = match form.action.as_str() {
         "stop" => {
             let id: ConsentId = form
@@ -420,9 +434,10 @@ pub async fn switch(
                 .unwrap_or_default()
                 .parse()
                 .map_err(|_| PortalError::BadRequest("consent id".into()))?;
+            // The hub checks the consent itself against the session, whatever the form says.
             state
                 .hub
-                .revoke_consent(me.id, id, actor)
+                .revoke_consent(&me.hub, id)
                 .await
                 .map(|_| "stopped")
         }
@@ -436,7 +451,7 @@ pub async fn switch(
                     valid_days: None,
                 },
                 me.hub.channel(ConsentChannel::Portal),
-                actor,
+                me.hub.actor(),
             )
             .await
             .map(|_| "started"),
@@ -461,7 +476,7 @@ pub async fn receipt(
 ) -> Result<Response, PortalError> {
     let me = signed_in(&state, &headers).await?;
     let id: ConsentId = id.parse().map_err(|_| PortalError::NotFound)?;
-    let jws = state.hub.receipt(me.id, id).await?;
+    let jws = state.hub.receipt(&me.hub, id).await?;
     let mut response = jws.into_response();
     let h = response.headers_mut();
     h.insert(
@@ -645,9 +660,10 @@ pub async fn history(
     }
     let catalogue = state.api.services().await?;
     let vocabulary = state.api.categories().await?;
+    // A proxy's history holds only the services entrusted: so do the page's filters.
     let filter = q
         .service
-        .filter(|s| catalogue.iter().any(|c| &c.id == s))
+        .filter(|s| catalogue.iter().any(|c| &c.id == s) && covers(&me, s))
         .unwrap_or_default();
     // The page opens on the newest entries and goes back with the API's `next_before`; a
     // newer page is the `after` cursor read forward, asking for one entry more than it shows
@@ -701,6 +717,7 @@ pub async fn history(
         .collect();
     let services = catalogue
         .iter()
+        .filter(|s| covers(&me, &s.id))
         .map(|s| {
             (
                 s.id.clone(),

@@ -243,6 +243,11 @@ impl Browser {
     }
 }
 
+/// The town's resident signed in as themselves, as the hub sees the session.
+fn me(town: &Town) -> renkei_hub::auth::ResidentSession {
+    renkei_hub::auth::ResidentSession::resident(town.resident)
+}
+
 async fn grant(town: &Town) -> String {
     let granted = town
         .hub
@@ -271,7 +276,7 @@ async fn a_post_without_its_csrf_token_is_forbidden_and_changes_nothing() {
         let answer = browser.switch_off(&town.app, token, &consent).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN);
     }
-    let consents = town.hub.consents(town.resident).await.unwrap();
+    let consents = town.hub.consents(&me(&town)).await.unwrap();
     assert_eq!(consents[0].state, "active");
 }
 
@@ -343,7 +348,7 @@ async fn a_purpose_switched_off_in_the_portal_is_revoked_and_shows_as_off() {
     let csrf = Browser::csrf(&page);
     let answer = browser.switch_off(&town.app, &csrf, &consent).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
-    let consents = town.hub.consents(town.resident).await.unwrap();
+    let consents = town.hub.consents(&me(&town)).await.unwrap();
     assert_eq!(consents[0].state, "revoked");
     let page = browser.get(&town.app, "/portal/services").await;
     assert!(page.body.contains("class=\"state off\""));
@@ -772,10 +777,7 @@ async fn the_history_opens_on_the_newest_entries_and_pages_back_to_the_oldest() 
     let mut consents = Vec::new();
     for _ in 0..51 {
         let id: renkei_domain::ConsentId = grant(&town).await.parse().unwrap();
-        town.hub
-            .revoke_consent(town.resident, id, Actor::Resident)
-            .await
-            .unwrap();
+        town.hub.revoke_consent(&me(&town), id).await.unwrap();
         consents.push(id);
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -1244,7 +1246,7 @@ async fn answers_posted_without_javascript_complete_and_the_code_redeems_at_the_
     assert!(tokens["id_token"].is_string());
 
     // One consent, to the purpose answered yes, given on the sign-in screen.
-    let consents = town.hub.consents(town.resident).await.unwrap();
+    let consents = town.hub.consents(&me(&town)).await.unwrap();
     assert_eq!(consents.len(), 1);
     assert_eq!(consents[0].purpose, "advice");
     assert_eq!(consents[0].given_via, "sign_in_screen");
@@ -1267,7 +1269,7 @@ async fn deny_all_sends_access_denied_to_the_service_and_records_nothing() {
     assert_eq!(query_param(back, "error").as_deref(), Some("access_denied"));
     assert_eq!(query_param(back, "state").as_deref(), Some("st-123"));
     assert!(query_param(back, "code").is_none());
-    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+    assert!(town.hub.consents(&me(&town)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1288,7 +1290,7 @@ async fn an_unanswered_purpose_is_asked_again_not_taken_as_an_answer() {
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(answer.body.contains("role=\"alert\""));
     assert!(!answer.headers.contains_key(header::LOCATION));
-    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+    assert!(town.hub.consents(&me(&town)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1325,7 +1327,7 @@ async fn an_unregistered_redirect_uri_or_unknown_client_is_shown_as_a_page_never
     let answer = browser.post(&town.app, "/oauth/authorize", &form).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert!(!answer.headers.contains_key(header::LOCATION));
-    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+    assert!(town.hub.consents(&me(&town)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1346,7 +1348,7 @@ async fn consent_answers_without_the_csrf_token_are_refused_and_issue_no_code() 
     let answer = browser.post(&town.app, "/oauth/authorize", &form).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(!answer.headers.contains_key(header::LOCATION));
-    assert!(town.hub.consents(town.resident).await.unwrap().is_empty());
+    assert!(town.hub.consents(&me(&town)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1405,6 +1407,159 @@ async fn a_passkey_sign_in_with_a_forged_answer_is_refused_as_json_without_a_ses
         browser.send(&town.app, request).await.status,
         StatusCode::FORBIDDEN
     );
+}
+
+// ------------------------------------------------ what a proxy's scope divides
+
+/// A second service, `bousai-app` (one purpose, `alerts`), and the resident's consent to it.
+async fn bousai_consent(town: &Town) -> String {
+    let service = Service {
+        id: ServiceId::new("bousai-app").unwrap(),
+        name: LocalizedText::new("ぼうさいアプリ", "Bousai App"),
+        sector: "bousai".into(),
+        hpke_public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        webhook_url: None,
+        status: ServiceStatus::Approved,
+    };
+    let store = &town.hub.store;
+    store
+        .put_service(&service, &renkei_hub::auth::hash_client_secret("bousai"))
+        .await
+        .unwrap();
+    store
+        .publish_purpose(
+            &PurposeDraft {
+                service: service.id.clone(),
+                id: PurposeId::new("alerts").unwrap(),
+                title: LocalizedText::new("避難情報", "Evacuation alerts"),
+                description: LocalizedText::new("説明", "Description"),
+                categories: BTreeSet::from([CategoryId::new("payment.history").unwrap()]),
+                retention_days: 30,
+                legal_basis: LegalBasis::Consent,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    town.hub
+        .grant_consent(
+            town.resident,
+            GrantConsentBody {
+                service: "bousai-app".into(),
+                purpose: "alerts".into(),
+                valid_days: None,
+            },
+            ConsentChannel::Portal,
+            Actor::Resident,
+        )
+        .await
+        .unwrap()
+        .consent
+        .id
+}
+
+/// Whether the consent `id` is still in force.
+async fn active(town: &Town, id: &str) -> bool {
+    let consent = town
+        .hub
+        .store
+        .consent(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    consent.state_at(Utc::now()) == renkei_domain::ConsentState::Active
+}
+
+#[tokio::test]
+async fn a_proxy_scoped_to_one_service_cannot_stop_another_services_consent_through_the_switch() {
+    let town = town().await;
+    let health = grant(&town).await;
+    let bousai = bousai_consent(&town).await;
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(
+        &town,
+        &mut resident,
+        &mut proxy,
+        &[("service", "bousai-app"), ("manage_consents", "on")],
+    )
+    .await;
+    let services = proxy.get(&town.app, "/portal/services").await;
+    let csrf = Browser::csrf(&services);
+    // The form names bousai-app, in scope; the consent it names is health-advice's.
+    let answer = proxy
+        .post(
+            &town.app,
+            "/portal/services/switch",
+            &[
+                ("csrf", &csrf),
+                ("service", "bousai-app"),
+                ("purpose", "alerts"),
+                ("action", "stop"),
+                ("consent", &health),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        "/portal/services?done=failed#p-bousai-app-alerts"
+    );
+    assert!(
+        active(&town, &health).await,
+        "health-advice's consent stands"
+    );
+    // Within the scope the switch works.
+    let answer = proxy
+        .post(
+            &town.app,
+            "/portal/services/switch",
+            &[
+                ("csrf", &csrf),
+                ("service", "bousai-app"),
+                ("purpose", "alerts"),
+                ("action", "stop"),
+                ("consent", &bousai),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        "/portal/services?done=stopped#p-bousai-app-alerts"
+    );
+    assert!(!active(&town, &bousai).await);
+}
+
+#[tokio::test]
+async fn a_proxy_scoped_to_one_service_sees_nothing_of_another_services_consents() {
+    let town = town().await;
+    let health = grant(&town).await;
+    bousai_consent(&town).await;
+    // An ended consent is listed among the past ones: that list is divided too.
+    town.hub
+        .revoke_consent(&me(&town), health.parse().unwrap())
+        .await
+        .unwrap();
+    let (mut resident, mut proxy) = (Browser::new(), Browser::new());
+    resident.sign_in(&town).await;
+    appoint(
+        &town,
+        &mut resident,
+        &mut proxy,
+        &[("service", "bousai-app"), ("manage_consents", "on")],
+    )
+    .await;
+    let own = resident.get(&town.app, "/portal/services").await;
+    assert!(
+        own.body
+            .contains(&format!("/portal/consents/{health}/receipt"))
+    );
+    let page = proxy.get(&town.app, "/portal/services").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains(&health), "{}", page.body);
+    let receipt = proxy
+        .get(&town.app, &format!("/portal/consents/{health}/receipt"))
+        .await;
+    assert_eq!(receipt.status, StatusCode::NOT_FOUND);
 }
 
 // ------------------------------------------------ sign-out

@@ -263,7 +263,9 @@ impl Log {
         integrate().await.unwrap();
         // Half of them change their mind.
         for (&r, &c) in residents.iter().zip(&consents).take(RESIDENTS / 2) {
-            hub.revoke_consent(r, c, Actor::Resident).await.unwrap();
+            hub.revoke_consent(&renkei_hub::auth::ResidentSession::resident(r), c)
+                .await
+                .unwrap();
         }
         // The purpose changes; a quarter consent again (superseding their old consent).
         store
