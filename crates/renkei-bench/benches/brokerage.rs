@@ -888,9 +888,12 @@ async fn set_up(
                 .await
                 .context("binding the hub's port")?;
             let hub_url = format!("http://{}", hub_listener.local_addr()?);
-            let hub = Hub::start(HubConfig::new(hub_url.clone()), store.clone())
-                .await
-                .context("starting the hub")?;
+            let hub = Hub::start(
+                HubConfig::new(hub_url.clone(), renkei_hub::kek::Kek::generate()),
+                store.clone(),
+            )
+            .await
+            .context("starting the hub")?;
             let router = renkei_hub::router(hub.clone());
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(hub_listener, router).await {

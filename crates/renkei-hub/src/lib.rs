@@ -16,6 +16,7 @@ pub mod broker;
 pub mod consents;
 pub mod enrolment;
 mod error;
+pub mod kek;
 pub mod log;
 pub mod oidc;
 pub mod passkeys;

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::HubError;
 use crate::auth::HubKeys;
 use crate::broker::DecisionBatcher;
+use crate::kek::Kek;
 
 /// How a hub runs.
 #[derive(Debug, Clone)]
@@ -27,16 +28,20 @@ pub struct HubConfig {
     pub grant_lifetime: Duration,
     /// The roots (and CRLs) enrolment certificates must chain to; enrolment is off without.
     pub trust_anchors: Option<Arc<renkei_identity::TrustAnchors>>,
+    /// The key-encryption key the hub's secrets are wrapped under in storage.
+    pub kek: Arc<Kek>,
 }
 
 impl HubConfig {
-    pub fn new(issuer: impl Into<String>) -> Self {
+    /// A hub at `issuer` whose secrets in storage are wrapped under `kek`.
+    pub fn new(issuer: impl Into<String>, kek: Kek) -> Self {
         Self {
             issuer: issuer.into(),
             demo_mode: false,
             provider_timeout: Duration::from_secs(3),
             grant_lifetime: Duration::from_secs(30),
             trust_anchors: None,
+            kek: Arc::new(kek),
         }
     }
 }
@@ -70,7 +75,13 @@ impl Hub {
     /// Loads (or creates) the hub's keys and starts its background tasks: the decision
     /// batcher and the webhook sender. Needs a Tokio runtime.
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
-        let keys = HubKeys::load(store.as_ref(), &config.issuer, Utc::now()).await?;
+        let keys = HubKeys::load(
+            store.as_ref(),
+            &config.issuer,
+            config.kek.clone(),
+            Utc::now(),
+        )
+        .await?;
         // A grant goes to the endpoint its provider registered and nowhere else: a provider's
         // redirect is its answer (`provider-refused`), never followed with the grant.
         let http = reqwest::Client::builder()

@@ -124,7 +124,7 @@ async fn town() -> Town {
         .unwrap()
         .with_crls(&[ca.crl_der().unwrap()])
         .unwrap();
-    let mut config = HubConfig::new("http://localhost:8080");
+    let mut config = HubConfig::new("http://localhost:8080", renkei_hub::kek::Kek::generate());
     config.demo_mode = true;
     config.trust_anchors = Some(Arc::new(anchors));
     let hub = Hub::start(config, store).await.unwrap();
