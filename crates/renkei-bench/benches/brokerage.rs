@@ -894,7 +894,7 @@ async fn set_up(
                 .context("binding the hub's port")?;
             let hub_url = format!("http://{}", hub_listener.local_addr()?);
             // The bench's providers listen on 127.0.0.1.
-            let mut config = HubConfig::new(hub_url.clone());
+            let mut config = HubConfig::new(hub_url.clone(), renkei_hub::kek::Kek::generate());
             config.allow_local_network = true;
             let hub = Hub::start(config, store.clone())
                 .await

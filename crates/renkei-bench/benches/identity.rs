@@ -40,7 +40,14 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await?);
     let service = set_up(store.as_ref()).await?;
-    let hub = Hub::start(HubConfig::new("https://hub.bench.example"), store.clone()).await?;
+    let hub = Hub::start(
+        HubConfig::new(
+            "https://hub.bench.example",
+            renkei_hub::kek::Kek::generate(),
+        ),
+        store.clone(),
+    )
+    .await?;
     let user_token = code_flow_token(&hub, &service).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);

@@ -714,7 +714,11 @@ async fn append_phases(dir: &std::path::Path, duration: Duration) -> anyhow::Res
     catalogue(small.as_ref()).await?;
     let subjects = Arc::new(residents(small.as_ref(), APPEND_RESIDENTS).await?);
     // The real hub on the same store: its integrator signs checkpoints every 200 ms.
-    let hub = Hub::start(HubConfig::new(ISSUER), small.clone()).await?;
+    let hub = Hub::start(
+        HubConfig::new(ISSUER, renkei_hub::kek::Kek::generate()),
+        small.clone(),
+    )
+    .await?;
     let batcher = Arc::new(DecisionBatcher::start(small.clone()));
     // Warm up.
     appends(&batcher, &subjects, 16, Duration::from_millis(500)).await?;
@@ -813,7 +817,11 @@ async fn run(entries: u64, duration: Duration) -> anyhow::Result<()> {
         .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let hub = Hub::start(HubConfig::new(ISSUER), big.clone()).await?;
+    let hub = Hub::start(
+        HubConfig::new(ISSUER, renkei_hub::kek::Kek::generate()),
+        big.clone(),
+    )
+    .await?;
     let latest = big.latest_checkpoint().await?.context("checkpoint")?;
     ensure!(latest.size == entries, "the hub re-signed a different tree");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -126,7 +126,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .post("/v1/data-requests", ServiceToken, data_request)
         .get(
             "/v1/me/consents",
-            Resident(Entrusted(ManageConsents)),
+            Resident(Entrusted(ViewConsents)),
             my_consents,
         )
         .post(
@@ -136,12 +136,12 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         )
         .get(
             "/v1/me/consents/{id}",
-            Resident(Entrusted(ManageConsents)),
+            Resident(Entrusted(ViewConsents)),
             my_consent,
         )
         .get(
             "/v1/me/consents/{id}/receipt",
-            Resident(Entrusted(ManageConsents)),
+            Resident(Entrusted(ViewConsents)),
             my_receipt,
         )
         .post(

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Hub;
 use crate::HubError;
+use crate::kek::Kek;
 use crate::signing_keys::LoadedKeys;
 
 /// How long a service's access token lasts.
@@ -53,23 +54,26 @@ pub struct HubKeys {
 }
 
 impl HubKeys {
+    /// Opens the keys in `store` with `kek` (first wrapping any a database from before KEKs
+    /// holds in plain text), creating those it lacks. Fails, creating nothing, when a stored
+    /// secret does not open under `kek`.
     pub async fn load(
         store: &dyn Store,
         issuer: &str,
+        kek: Arc<Kek>,
         now: DateTime<Utc>,
     ) -> Result<Self, HubError> {
         renkei_protocol::keys::install_crypto_provider();
-        let signing = LoadedKeys::load(store, now).await?;
-        let token = store
-            .ensure_secret("access-token-key", &random_bytes(), now)
-            .await?;
-        let pairwise = store
-            .ensure_secret("pairwise-subject-key", &random_bytes(), now)
-            .await?;
-        let log_seed = store
-            .ensure_secret("log-signing-seed", &random_bytes(), now)
-            .await?;
+        crate::kek::seal_stored_secrets(store, &kek).await?;
+        let secret = |name: &'static str| {
+            let kek = kek.clone();
+            async move { crate::kek::ensure_secret(store, &kek, name, &random_bytes(), now).await }
+        };
+        let token = secret("access-token-key").await?;
+        let pairwise = secret("pairwise-subject-key").await?.to_vec();
+        let log_seed = secret("log-signing-seed").await?;
         let log = crate::log::LogIdentity::new(issuer, &log_seed)?;
+        let signing = LoadedKeys::load(store, kek, now).await?;
         Ok(Self {
             log,
             signing,

@@ -17,6 +17,7 @@ pub mod consents;
 pub mod egress;
 pub mod enrolment;
 mod error;
+pub mod kek;
 pub mod log;
 pub mod oidc;
 pub mod passkeys;

@@ -21,6 +21,7 @@ use renkei_store::{Store, StoredSigningKey};
 use serde::Serialize;
 
 use crate::HubError;
+use crate::kek::Kek;
 
 /// How often a running hub re-reads the keys, so a rotation made by `renkei keys rotate` (or
 /// on another replica) is published here within this time.
@@ -118,72 +119,105 @@ impl SigningKeyRing {
     }
 }
 
-/// The ring as this replica last read it from storage.
+/// The ring as this replica last read it from storage, and the KEK that opens it.
 #[derive(Debug)]
-pub struct LoadedKeys(RwLock<Arc<SigningKeyRing>>);
+pub struct LoadedKeys {
+    ring: RwLock<Arc<SigningKeyRing>>,
+    kek: Arc<Kek>,
+}
 
 impl LoadedKeys {
     /// Reads the keys, first storing the hub's first key of each algorithm if storage has
-    /// none yet (every replica agrees on them through `ensure_secret`).
-    pub async fn load(store: &dyn Store, now: DateTime<Utc>) -> Result<Self, HubError> {
+    /// none yet (every replica agrees on them through `ensure_secret`). Private halves are
+    /// stored wrapped under `kek`.
+    pub async fn load(
+        store: &dyn Store,
+        kek: Arc<Kek>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, HubError> {
         let candidate = SigningKey::generate()
             .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
-        let der = store
-            .ensure_secret(FIRST_KEY_SECRET, candidate.pkcs8_der(), now)
-            .await?;
+        let der =
+            crate::kek::ensure_secret(store, &kek, FIRST_KEY_SECRET, candidate.pkcs8_der(), now)
+                .await?;
         let first = SigningKey::from_pkcs8_der(&der)
             .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
         // A no-op once stored, also when an operator has retired it since.
         store
-            .add_signing_key(&StoredSigningKey {
-                kid: first.kid().to_owned(),
-                alg: SigningAlg::EdDsa,
-                pkcs8: der,
-                created_at: now,
-                active_from: DateTime::UNIX_EPOCH,
-                retired_at: None,
-            })
+            .add_signing_key(&crate::kek::wrap_signing_key(
+                &kek,
+                StoredSigningKey {
+                    kid: first.kid().to_owned(),
+                    alg: SigningAlg::EdDsa,
+                    pkcs8: der.to_vec(),
+                    created_at: now,
+                    active_from: DateTime::UNIX_EPOCH,
+                    retired_at: None,
+                },
+            )?)
             .await?;
         let stored = store.signing_keys().await?;
         // An RSA key takes a while to generate, so only a hub without any makes a candidate.
         if !stored.iter().any(|k| k.alg == SigningAlg::Rs256) {
             let candidate = RsaSigningKey::generate()
                 .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
-            let der = store
-                .ensure_secret(FIRST_RS256_KEY_SECRET, candidate.pkcs8_der(), now)
-                .await?;
+            let der = crate::kek::ensure_secret(
+                store,
+                &kek,
+                FIRST_RS256_KEY_SECRET,
+                candidate.pkcs8_der(),
+                now,
+            )
+            .await?;
             let first = RsaSigningKey::from_pkcs8_der(&der)
                 .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
             // Signs at once: services registered before RS256 existed keep EdDSA, so nobody
             // can have cached a JWK Set that RS256 ID tokens need and lacks.
             store
-                .add_signing_key(&StoredSigningKey {
-                    kid: first.kid().to_owned(),
-                    alg: SigningAlg::Rs256,
-                    pkcs8: der,
-                    created_at: now,
-                    active_from: DateTime::UNIX_EPOCH,
-                    retired_at: None,
-                })
+                .add_signing_key(&crate::kek::wrap_signing_key(
+                    &kek,
+                    StoredSigningKey {
+                        kid: first.kid().to_owned(),
+                        alg: SigningAlg::Rs256,
+                        pkcs8: der.to_vec(),
+                        created_at: now,
+                        active_from: DateTime::UNIX_EPOCH,
+                        retired_at: None,
+                    },
+                )?)
                 .await?;
         }
-        let ring = SigningKeyRing::from_stored(&store.signing_keys().await?)?;
-        Ok(Self(RwLock::new(Arc::new(ring))))
+        let ring = read_ring(store, &kek).await?;
+        Ok(Self {
+            ring: RwLock::new(Arc::new(ring)),
+            kek,
+        })
     }
 
     /// Re-reads the keys from storage.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), HubError> {
-        let ring = SigningKeyRing::from_stored(&store.signing_keys().await?)?;
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        let ring = read_ring(store, &self.kek).await?;
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }
 
     pub fn ring(&self) -> Arc<SigningKeyRing> {
-        self.0
+        self.ring
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+}
+
+/// The stored keys, opened with `kek`, as a ring.
+async fn read_ring(store: &dyn Store, kek: &Kek) -> Result<SigningKeyRing, HubError> {
+    let published = store
+        .signing_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .collect();
+    SigningKeyRing::from_stored(&crate::kek::open_signing_keys(kek, published)?)
 }
 
 /// A signing key as an operator sees it (never the private half).
@@ -222,9 +256,12 @@ pub async fn list(store: &dyn Store) -> Result<Vec<SigningKeyView>, HubError> {
 /// `now + activation_delay`; returns them, EdDSA first.
 pub async fn rotate(
     store: &dyn Store,
+    kek: &Kek,
     now: DateTime<Utc>,
     activation_delay: TimeDelta,
 ) -> Result<Vec<SigningKeyView>, HubError> {
+    // New keys are stored wrapped, which a database with secrets in plain text would refuse.
+    crate::kek::seal_stored_secrets(store, kek).await?;
     let generation =
         |e: renkei_protocol::KeyError| HubError::Internal(format!("key generation: {e}"));
     let eddsa = SigningKey::generate().map_err(generation)?;
@@ -243,7 +280,10 @@ pub async fn rotate(
             active_from,
             retired_at: None,
         };
-        if !store.add_signing_key(&stored).await? {
+        if !store
+            .add_signing_key(&crate::kek::wrap_signing_key(kek, stored.clone())?)
+            .await?
+        {
             return Err(HubError::Internal(
                 "a fresh key collided with a stored one".into(),
             ));

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::HubError;
 use crate::auth::HubKeys;
 use crate::broker::DecisionBatcher;
+use crate::kek::Kek;
 
 /// How a hub runs.
 #[derive(Debug, Clone)]
@@ -31,10 +32,13 @@ pub struct HubConfig {
     /// to them (see [`crate::egress`]). Only the demo town and tests turn it on: their
     /// providers listen on 127.0.0.1. Off, the hub calls only https URLs on public addresses.
     pub allow_local_network: bool,
+    /// The key-encryption key the hub's secrets are wrapped under in storage.
+    pub kek: Arc<Kek>,
 }
 
 impl HubConfig {
-    pub fn new(issuer: impl Into<String>) -> Self {
+    /// A hub at `issuer` whose secrets in storage are wrapped under `kek`.
+    pub fn new(issuer: impl Into<String>, kek: Kek) -> Self {
         Self {
             issuer: issuer.into(),
             demo_mode: false,
@@ -42,6 +46,7 @@ impl HubConfig {
             grant_lifetime: Duration::from_secs(30),
             trust_anchors: None,
             allow_local_network: false,
+            kek: Arc::new(kek),
         }
     }
 }
@@ -75,7 +80,13 @@ impl Hub {
     /// Loads (or creates) the hub's keys and starts its background tasks: the decision
     /// batcher and the webhook sender. Needs a Tokio runtime.
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
-        let keys = HubKeys::load(store.as_ref(), &config.issuer, Utc::now()).await?;
+        let keys = HubKeys::load(
+            store.as_ref(),
+            &config.issuer,
+            config.kek.clone(),
+            Utc::now(),
+        )
+        .await?;
         // A grant goes to the endpoint its provider registered and nowhere else: a provider's
         // redirect is its answer (`provider-refused`), never followed with the grant. Names
         // resolve through the guarded resolver at each connection, and no proxy stands in

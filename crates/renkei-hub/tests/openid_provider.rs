@@ -916,9 +916,14 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
 
     // Rotation with a delay: the next keys are published at once but do not sign yet.
     let (next, next_rs) = rotated(
-        &signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::hours(1))
-            .await
-            .unwrap(),
+        &signing_keys::rotate(
+            town.store.as_ref(),
+            &town.config.kek,
+            Utc::now(),
+            TimeDelta::hours(1),
+        )
+        .await
+        .unwrap(),
     );
     town.hub
         .keys
@@ -938,9 +943,14 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
     // relying party verifies from the published set, and grants providers that re-fetched
     // the set accept.
     let (now_key, now_rs) = rotated(
-        &signing_keys::rotate(town.store.as_ref(), Utc::now(), TimeDelta::zero())
-            .await
-            .unwrap(),
+        &signing_keys::rotate(
+            town.store.as_ref(),
+            &town.config.kek,
+            Utc::now(),
+            TimeDelta::zero(),
+        )
+        .await
+        .unwrap(),
     );
     town.hub
         .keys

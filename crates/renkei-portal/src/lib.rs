@@ -98,12 +98,12 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         // not granted by any of today's).
         .get(
             "/oauth/authorize",
-            ResidentOrSignIn(Never),
+            ResidentOrSignIn(Entrusted(SignInToServices)),
             authorize::authorize_page,
         )
         .post(
             "/oauth/authorize",
-            ResidentOrSignIn(Never),
+            ResidentOrSignIn(Entrusted(SignInToServices)),
             authorize::authorize_answer,
         )
         .post("/portal/sign-out", Public, resident::sign_out)
@@ -115,7 +115,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         )
         .get(
             "/portal/consents/{id}/receipt",
-            Resident(Entrusted(ManageConsents)),
+            Resident(Entrusted(ViewConsents)),
             resident::receipt,
         )
         .get(

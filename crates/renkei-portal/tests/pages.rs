@@ -128,7 +128,7 @@ async fn town() -> Town {
         .unwrap()
         .with_crls(&[ca.crl_der().unwrap()])
         .unwrap();
-    let mut config = HubConfig::new("http://localhost:8080");
+    let mut config = HubConfig::new("http://localhost:8080", renkei_hub::kek::Kek::generate());
     config.demo_mode = true;
     config.allow_local_network = true;
     config.trust_anchors = Some(Arc::new(anchors));

@@ -52,6 +52,7 @@ macro_rules! store_conformance_suite {
             access_records_filter_by_resident_service_and_cursor,
             webhook_messages_are_leased_once_and_retried_until_delivered,
             ensure_secret_keeps_the_first_value,
+            secrets_are_listed_and_replaced_all_together_or_not_at_all,
             log_positions_are_shared_and_gap_free_across_access_records_and_consent_events,
             integrated_node_hashes_read_back_as_stored_and_are_never_rewritten,
             checkpoints_are_listed_in_order_of_size_and_never_replaced,
@@ -827,6 +828,80 @@ pub async fn ensure_secret_keeps_the_first_value(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(first, b"one");
     assert_eq!(second, b"one");
+}
+
+pub async fn secrets_are_listed_and_replaced_all_together_or_not_at_all(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    store.ensure_secret("a", b"one", now).await.unwrap();
+    store.ensure_secret("b", b"two", now).await.unwrap();
+    store
+        .add_signing_key(&crate::StoredSigningKey {
+            kid: "k1".into(),
+            alg: renkei_domain::SigningAlg::EdDsa,
+            pkcs8: b"private".to_vec(),
+            created_at: now,
+            active_from: now,
+            retired_at: None,
+        })
+        .await
+        .unwrap();
+    let slot_a = crate::SecretSlot::Hub("a".into());
+    let slot_b = crate::SecretSlot::Hub("b".into());
+    let key = crate::SecretSlot::SigningKey("k1".into());
+    let listed: Vec<(crate::SecretSlot, Vec<u8>)> = store
+        .stored_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.slot, s.value))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (slot_a.clone(), b"one".to_vec()),
+            (slot_b.clone(), b"two".to_vec()),
+            (key.clone(), b"private".to_vec()),
+        ]
+    );
+    let replace =
+        |slot: &crate::SecretSlot, expected: &[u8], value: &[u8]| crate::SecretReplacement {
+            slot: slot.clone(),
+            expected: expected.to_vec(),
+            value: value.to_vec(),
+        };
+    // One stale expectation: nothing changes, not even the replacements before it.
+    assert!(
+        !store
+            .replace_secrets(&[
+                replace(&slot_a, b"one", b"ONE"),
+                replace(&key, b"private", b"PRIVATE"),
+                replace(&slot_b, b"stale", b"TWO"),
+            ])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ensure_secret("a", b"x", now).await.unwrap(), b"one");
+    assert!(
+        !store
+            .replace_secrets(&[replace(&crate::SecretSlot::Hub("none".into()), b"", b"x")])
+            .await
+            .unwrap(),
+        "a missing slot is not replaced"
+    );
+    assert!(
+        store
+            .replace_secrets(&[
+                replace(&slot_a, b"one", b"ONE"),
+                replace(&key, b"private", b"PRIVATE"),
+                replace(&slot_b, b"two", b"TWO"),
+            ])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ensure_secret("a", b"x", now).await.unwrap(), b"ONE");
+    assert_eq!(store.ensure_secret("b", b"x", now).await.unwrap(), b"TWO");
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys[0].pkcs8, b"PRIVATE");
 }
 
 // --- the transparency log ---

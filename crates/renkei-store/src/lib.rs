@@ -421,4 +421,60 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         candidate: &[u8],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>>;
+    /// Every secret stored: the `hub_secrets` rows and the signing keys' private halves
+    /// (retired keys too), as stored.
+    async fn stored_secrets(&self) -> StoreResult<Vec<StoredSecret>>;
+    /// Rewrites stored secrets in one transaction: each replacement takes effect only if its
+    /// slot still holds `expected`. If any does not, nothing changes and `false` is returned.
+    async fn replace_secrets(&self, replacements: &[SecretReplacement]) -> StoreResult<bool>;
+}
+
+/// Where a secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SecretSlot {
+    /// A row of `hub_secrets`, by name.
+    Hub(String),
+    /// The private half of a signing key, by `kid`.
+    SigningKey(String),
+}
+
+impl std::fmt::Display for SecretSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hub(name) => write!(f, "hub secret `{name}`"),
+            Self::SigningKey(kid) => write!(f, "signing key `{kid}`"),
+        }
+    }
+}
+
+/// A secret as stored. `value` is secret, so `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub slot: SecretSlot,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change of [`Store::replace_secrets`]. Secret, so `Debug` leaves the values out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretReplacement {
+    pub slot: SecretSlot,
+    /// What the slot must still hold.
+    pub expected: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretReplacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretReplacement")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
 }

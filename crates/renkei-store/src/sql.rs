@@ -1312,6 +1312,54 @@ macro_rules! impl_store {
                     .fetch_one(&self.write)
                     .await?)
             }
+
+            async fn stored_secrets(&self) -> $crate::StoreResult<Vec<$crate::StoredSecret>> {
+                let hub = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT name, value FROM hub_secrets ORDER BY name")
+                    .fetch_all(&self.write)
+                    .await?;
+                let keys = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys ORDER BY kid")
+                    .fetch_all(&self.write)
+                    .await?;
+                Ok(hub
+                    .into_iter()
+                    .map(|(name, value)| $crate::StoredSecret { slot: $crate::SecretSlot::Hub(name), value })
+                    .chain(keys.into_iter().map(|(kid, value)| $crate::StoredSecret {
+                        slot: $crate::SecretSlot::SigningKey(kid),
+                        value,
+                    }))
+                    .collect())
+            }
+
+            async fn replace_secrets(
+                &self,
+                replacements: &[$crate::SecretReplacement],
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.write.begin().await?;
+                for r in replacements {
+                    let statement = match r.slot {
+                        $crate::SecretSlot::Hub(_) => {
+                            "UPDATE hub_secrets SET value = $1 WHERE name = $2 AND value = $3"
+                        }
+                        $crate::SecretSlot::SigningKey(_) => {
+                            "UPDATE signing_keys SET pkcs8 = $1 WHERE kid = $2 AND pkcs8 = $3"
+                        }
+                    };
+                    let ($crate::SecretSlot::Hub(key) | $crate::SecretSlot::SigningKey(key)) = &r.slot;
+                    let changed = sqlx::query(statement)
+                        .bind(&r.value)
+                        .bind(key)
+                        .bind(&r.expected)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if changed != 1 {
+                        // Dropped, the transaction rolls back what it changed so far.
+                        return Ok(false);
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
         }
 
         async fn insert_consent_event(

@@ -196,6 +196,18 @@ fn demo_trust_anchors(data_dir: &std::path::Path) -> anyhow::Result<renkei_ident
     Ok(renkei_identity::TrustAnchors::new(&[ca.root_der()])?.with_crls(&[ca.crl_der()?])?)
 }
 
+/// The demo's key-encryption key: `kek` in the data directory, made (owner-only) on first run
+/// so the demo needs no set-up. Beside the database it protects nothing from whoever copies
+/// the directory; a real hub keeps its KEK elsewhere (`renkei serve --kek-file`).
+pub fn demo_kek(data_dir: &Path) -> anyhow::Result<renkei_hub::kek::Kek> {
+    let path = data_dir.join("kek");
+    if path.exists() {
+        crate::run::read_kek_file(&path)
+    } else {
+        crate::run::write_new_kek(&path)
+    }
+}
+
 /// Where a demo service gets residents back after OpenID Connect sign-in (nothing listens
 /// there: a developer trying the flow reads the code off the browser's address bar).
 pub fn demo_redirect_uri(service: &str) -> String {
@@ -208,7 +220,9 @@ pub const DEMO_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0de";
 /// Seeds storage with the town (once; later runs find it there) and starts the hub.
 pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
     let people = town::people(options.residents, SEED);
-    let mut config = HubConfig::new(demo_issuer(options.hub));
+    let kek = demo_kek(&options.data_dir)?;
+    crate::run::open_secrets(store.as_ref(), &kek).await?;
+    let mut config = HubConfig::new(demo_issuer(options.hub), kek);
     config.demo_mode = true;
     // The demo town's providers listen on 127.0.0.1.
     config.allow_local_network = true;
@@ -268,8 +282,7 @@ async fn seed(
             .await?;
     }
     let keys_dir = options.data_dir.join("service-keys");
-    std::fs::create_dir_all(&keys_dir)
-        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    crate::run::create_private_dir(&keys_dir)?;
     for s in &SERVICES {
         let keys = ServiceKeyPair::generate()?;
         write_private_key(&keys_dir.join(format!("{}.key", s.id)), &keys.private_b64())?;
@@ -386,6 +399,10 @@ fn write_private_key(path: &Path, key: &str) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only to a file it creates: one left from an earlier run is made
+    // owner-only too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     writeln!(file, "{key}")?;
     file.sync_all()?;
     Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use renkei::demo::{self, DemoOptions};
-use renkei::run;
+use renkei::run::{self, KekArgs};
 use renkei_hub::HubConfig;
 use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
@@ -67,6 +67,14 @@ enum Command {
         /// A certificate revocation list (PEM or DER) the operator supplies. Repeatable.
         #[arg(long)]
         crl: Vec<PathBuf>,
+        #[command(flatten)]
+        kek: KekArgs,
+    },
+    /// The key-encryption key (KEK) under which the hub's secrets (token keys, the log's
+    /// signing seed, the private signing keys) are wrapped in the database.
+    Kek {
+        #[command(subcommand)]
+        command: KekCommand,
     },
     /// City operator accounts.
     Operator {
@@ -129,6 +137,8 @@ enum KeysCommand {
     Rotate {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
+        #[command(flatten)]
+        kek: KekArgs,
         /// Minutes until the new key signs (0 after a compromise, then retire the old key).
         #[arg(long, default_value_t = 24 * 60)]
         activate_after_minutes: u32,
@@ -160,6 +170,32 @@ enum LogCommand {
         /// must still match it (repeatable).
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
+        /// Opens the stored key when `--key` is not given.
+        #[command(flatten)]
+        kek: KekArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KekCommand {
+    /// Write a new random key-encryption key to a file (owner-only; an existing file is never
+    /// replaced).
+    New {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rewrap every secret in the database from the old KEK to the new one, in one
+    /// transaction. Stop the hubs first (or restart them with the new KEK at once): a running
+    /// hub cannot read keys rotated after this.
+    Rotate {
+        #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
+        database: String,
+        /// The file holding the KEK the secrets are wrapped under now.
+        #[arg(long)]
+        old: PathBuf,
+        /// The file holding the KEK to wrap them under (`renkei kek new` makes one).
+        #[arg(long)]
+        new: PathBuf,
     },
 }
 
@@ -184,8 +220,7 @@ async fn main() -> anyhow::Result<()> {
                 first_provider_port: provider_port,
                 residents,
             };
-            std::fs::create_dir_all(&options.data_dir)
-                .with_context(|| format!("creating {}", options.data_dir.display()))?;
+            run::create_private_dir(&options.data_dir)?;
             let database = options.data_dir.join("renkei.db");
             let store = run::open_store(&database.to_string_lossy()).await?;
             let town = demo::build(&options, store).await?;
@@ -203,8 +238,9 @@ async fn main() -> anyhow::Result<()> {
             provider_timeout_ms,
             trust_anchor,
             crl,
+            kek,
         } => {
-            let mut config = HubConfig::new(issuer);
+            let mut config = HubConfig::new(issuer, kek.read()?);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
                 run::trust_anchors(&trust_anchor, &crl)?.map(std::sync::Arc::new);
@@ -217,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
                     database,
                     key,
                     checkpoint,
+                    kek,
                 },
         } => {
             let store = run::open_store(&database).await?;
@@ -225,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
                     .trim()
                     .parse()
                     .context("--key is not a signed-note verifier key")?,
-                None => run::stored_log_verifier(store.as_ref()).await?,
+                None => run::stored_log_verifier(store.as_ref(), &kek.read()?).await?,
             };
             let pinned = checkpoint
                 .iter()
@@ -252,6 +289,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::DevCa { command } => dev_ca::run(command)?,
         Command::Keys { command } => keys(command).await?,
+        Command::Kek { command } => kek(command).await?,
         Command::Operator {
             command:
                 OperatorCommand::Add {
@@ -329,10 +367,13 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Rotate {
             database,
             activate_after_minutes,
+            kek,
         } => {
+            let kek = kek.read()?;
             let store = run::open_store(&database).await?;
+            run::open_secrets(store.as_ref(), &kek).await?;
             let delay = chrono::TimeDelta::minutes(i64::from(activate_after_minutes));
-            for key in signing_keys::rotate(store.as_ref(), now, delay).await? {
+            for key in signing_keys::rotate(store.as_ref(), &kek, now, delay).await? {
                 println!(
                     "new {} key {} published; it signs from {}",
                     key.alg,
@@ -345,6 +386,35 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             let store = run::open_store(&database).await?;
             signing_keys::retire(store.as_ref(), &kid, now).await?;
             println!("key {kid} retired: it is no longer published");
+        }
+    }
+    Ok(())
+}
+
+async fn kek(command: KekCommand) -> anyhow::Result<()> {
+    match command {
+        KekCommand::New { out } => {
+            let kek = run::write_new_kek(&out)?;
+            println!(
+                "key-encryption key {} written to {}: keep it owner-only and apart from the \
+                 database and its backups; without it the hub's secrets cannot be opened",
+                kek.id(),
+                out.display()
+            );
+        }
+        KekCommand::Rotate { database, old, new } => {
+            let old = run::read_kek_file(&old)?;
+            let new = run::read_kek_file(&new)?;
+            let store = run::open_store(&database).await?;
+            let count = renkei_hub::kek::rotate(store.as_ref(), &old, &new)
+                .await
+                .context("rewrapping the hub's secrets")?;
+            println!(
+                "{count} secrets rewrapped from key-encryption key {} to {}: start every hub with \
+                 the new KEK, then destroy the old one",
+                old.id(),
+                new.id()
+            );
         }
     }
     Ok(())

@@ -1,12 +1,14 @@
 //! Opening storage from a URL and serving a hub on a socket.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use renkei_hub::kek::Kek;
 use renkei_hub::{Hub, HubConfig};
 use renkei_store::{PostgresStore, SqliteStore, Store};
+use zeroize::Zeroizing;
 
 /// Opens `postgres://…` URLs as PostgreSQL and anything else as a SQLite file path.
 pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
@@ -18,7 +20,7 @@ pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
     } else {
         let path = Path::new(database);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            create_private_dir(dir)?;
         }
         let store = SqliteStore::open(path)
             .await
@@ -27,12 +29,135 @@ pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Where the key-encryption key (KEK) comes from, for every command that opens the hub's
+/// secrets: a file, or the `RENKEI_KEK` environment variable holding the key itself (never a
+/// command-line argument, which other users of the machine could read).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KekArgs {
+    /// A file holding the key-encryption key (`renkei kek new --out <file>` makes one), under
+    /// which the hub's secrets are wrapped in the database. Keep it owner-only, outside the
+    /// database's directory and its backups. Alternatively set RENKEI_KEK to the key itself.
+    #[arg(long, env = "RENKEI_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+}
+
+/// The environment variable that may hold the KEK itself (43 base64url characters).
+pub const KEK_ENV: &str = "RENKEI_KEK";
+
+impl KekArgs {
+    /// The KEK from `--kek-file` / `RENKEI_KEK_FILE`, or from `RENKEI_KEK`; exactly one.
+    pub fn read(&self) -> anyhow::Result<Kek> {
+        let from_env = std::env::var(KEK_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(Zeroizing::new);
+        match (&self.kek_file, from_env) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both --kek-file (or RENKEI_KEK_FILE) and {KEK_ENV} are set: give the \
+                 key-encryption key one way only"
+            ),
+            (Some(path), None) => read_kek_file(path),
+            (None, Some(text)) => {
+                Kek::from_text(&text).with_context(|| format!("reading {KEK_ENV}"))
+            }
+            (None, None) => anyhow::bail!(
+                "the hub keeps its secrets in the database wrapped under a key-encryption key \
+                 (KEK), and none was given: make one with `renkei kek new --out <file>` (keep it \
+                 outside the database's directory and its backups) and pass `--kek-file <file>` \
+                 (or RENKEI_KEK_FILE), or set {KEK_ENV} to the key itself"
+            ),
+        }
+    }
+}
+
+/// Reads a KEK file, which must be its owner's alone.
+pub fn read_kek_file(path: &Path) -> anyhow::Result<Kek> {
+    refuse_open_to_others(path)?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    Kek::from_text(&text)
+        .with_context(|| format!("reading the key-encryption key in {}", path.display()))
+}
+
+/// Writes a fresh KEK to `path`, owner-only (0600), never over an existing file.
+pub fn write_new_kek(path: &Path) -> anyhow::Result<Kek> {
+    use std::io::Write;
+    let text = Kek::generate_text();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never replaced)",
+            path.display()
+        )
+    })?;
+    writeln!(file, "{}", text.as_str())?;
+    file.sync_all()?;
+    Ok(Kek::from_text(&text)?)
+}
+
+#[cfg(unix)]
+fn refuse_open_to_others(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "`{}` is open to other users (mode {mode:03o}): a key-encryption key must be its owner's \
+         alone; run `chmod 600 {}` and start again",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_open_to_others(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Opens the secrets in `store` with `kek` (wrapping those of a database from before KEKs),
+/// so a wrong KEK stops a command before it does anything else.
+pub async fn open_secrets(store: &dyn Store, kek: &Kek) -> anyhow::Result<()> {
+    let wrapped = renkei_hub::kek::seal_stored_secrets(store, kek)
+        .await
+        .context("opening the hub's secrets with the key-encryption key")?;
+    if wrapped > 0 {
+        tracing::warn!(
+            wrapped,
+            kek = %kek.id(),
+            "this database held its secrets in plain text: they are now wrapped under the \
+             key-encryption key, but older copies and backups of the database still hold them \
+             in plain text"
+        );
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) if missing; every directory it creates is owner-only (0700).
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
 /// Starts the hub and serves it on `listen` until the process ends.
 pub async fn serve(
     listen: SocketAddr,
     config: HubConfig,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<()> {
+    open_secrets(store.as_ref(), &config.kek).await?;
     let hub = Hub::start(config, store)
         .await
         .context("starting the hub")?;
@@ -60,7 +185,10 @@ pub fn routed_app(hub: Hub) -> (axum::Router, Vec<renkei_hub::routes::RouteAcces
 
 /// The log's verifier key as the hub that wrote `store` signs with it: the origin from its
 /// first checkpoint, the key from its stored seed.
-pub async fn stored_log_verifier(store: &dyn Store) -> anyhow::Result<renkei_log::note::Verifier> {
+pub async fn stored_log_verifier(
+    store: &dyn Store,
+    kek: &Kek,
+) -> anyhow::Result<renkei_log::note::Verifier> {
     let first = store
         .checkpoints()
         .await?
@@ -73,11 +201,10 @@ pub async fn stored_log_verifier(store: &dyn Store) -> anyhow::Result<renkei_log
         .next()
         .context("empty checkpoint")?
         .to_owned();
-    // A store with a checkpoint always holds the seed (it is created first), so this reads it
-    // and never writes the placeholder.
-    let seed = store
-        .ensure_secret("log-signing-seed", &[0u8; 32], chrono::Utc::now())
-        .await?;
+    let seed = renkei_hub::kek::read_secret(store, kek, "log-signing-seed")
+        .await
+        .context("opening the log's signing seed with the key-encryption key")?
+        .context("the database holds no log signing seed")?;
     let identity = renkei_hub::log::LogIdentity::new(
         &format!("x://{}", origin.trim_end_matches("/log")),
         &seed,

@@ -225,3 +225,98 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     let consents = get(&format!("{hub}/v1/me/consents"), &me);
     assert_eq!(consents[0]["state"], json!("revoked"));
 }
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Runs `renkei` to its end (it should refuse to start) and returns its exit status and
+/// standard error.
+fn refused(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(args)
+        .env_remove("RENKEI_KEK")
+        .env_remove("RENKEI_KEK_FILE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "renkei {args:?} started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn the_demo_keeps_its_files_owner_only_and_serve_and_demo_refuse_a_database_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port_block(4);
+    let demo = Demo::start(&data, port);
+    let db = data.join("renkei.db");
+    let mut secrets = vec![
+        db.clone(),
+        data.join("renkei.db-wal"),
+        data.join("renkei.db-shm"),
+        data.join("kek"),
+    ];
+    for sub in ["service-keys", "dev-ca"] {
+        for entry in std::fs::read_dir(data.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".key")
+                || path.to_string_lossy().contains("key.pem")
+            {
+                secrets.push(path);
+            }
+        }
+    }
+    assert!(secrets.len() >= 8, "{secrets:?}");
+    for path in &secrets {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    demo.kill_9();
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fix = format!("chmod 600 {}", db.display());
+    let (status, stderr) = refused(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--provider-port",
+        &(port + 1).to_string(),
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains(&fix), "demo: {stderr}");
+    let kek = data.join("kek");
+    let (status, stderr) = refused(&[
+        "serve",
+        "--database",
+        db.to_str().unwrap(),
+        "--kek-file",
+        kek.to_str().unwrap(),
+        "--issuer",
+        "http://127.0.0.1:1",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains(&fix), "serve: {stderr}");
+    assert_eq!(mode(&db), 0o644, "the file is left for its owner to fix");
+}

@@ -1,6 +1,7 @@
 //! End-to-end: the real `renkei keys` commands rotate, list and retire the hub's signing keys
 //! in storage (one EdDSA and one RS256 key per rotation), and refuse to retire the last
-//! published key of an algorithm or an unknown one.
+//! published key of an algorithm or an unknown one; `renkei kek` makes a key-encryption key
+//! and rewraps every stored secret under a new one.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,12 +9,19 @@
     reason = "a test fails loudly"
 )]
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The key-encryption key these tests' databases are wrapped under (`RENKEI_KEK`).
+const KEK: &str = "iJpk9zrIMCgSjI8LGI63ARlU1unHUJmkrJb6SE5B6F0";
 
 fn renkei(database: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_renkei"))
         .args(args)
         .env("RENKEI_DATABASE", database)
+        .env("RENKEI_KEK", KEK)
+        .env_remove("RENKEI_KEK_FILE")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
@@ -100,4 +108,194 @@ fn a_kid_that_begins_with_a_hyphen_is_taken_as_a_kid_not_an_option() {
     assert!(!unknown.status.success());
     let why = String::from_utf8_lossy(&unknown.stderr);
     assert!(why.contains("`-2xYz`"), "{why}");
+}
+
+/// `renkei` with its KEK from a file only.
+fn with_kek_file(database: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_renkei"));
+    command
+        .args(args)
+        .env("RENKEI_DATABASE", database)
+        .env_remove("RENKEI_KEK")
+        .env_remove("RENKEI_KEK_FILE")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// A `renkei serve` that answered `/healthz`, or its standard error if it exited instead.
+fn serve(database: &str, kek: &Path) -> Result<(Child, String), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = with_kek_file(database, &["serve", "--issuer", &url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--kek-file")
+        .arg(kek)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        if reqwest::blocking::get(format!("{url}/healthz")).is_ok_and(|r| r.status().is_success()) {
+            return Ok((child, url));
+        }
+        assert!(Instant::now() < deadline, "renkei serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The published key ids of a running hub.
+fn published_kids(url: &str) -> Vec<String> {
+    let jwks: serde_json::Value = reqwest::blocking::get(format!("{url}/.well-known/jwks.json"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn stop(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Every secret as the database holds it: `hub_secrets` rows and private signing keys.
+fn stored_secrets(database: &str) -> Vec<(String, Vec<u8>)> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{database}"))
+            .await
+            .unwrap();
+        let mut rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT name, value FROM hub_secrets")
+                .fetch_all(&mut db)
+                .await
+                .unwrap();
+        rows.extend(
+            sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys")
+                .fetch_all(&mut db)
+                .await
+                .unwrap(),
+        );
+        rows.sort();
+        rows
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn kek_rotate_rewraps_every_secret_so_that_only_the_new_kek_opens_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("renkei.db").display().to_string();
+    let (old, new) = (dir.path().join("old.kek"), dir.path().join("new.kek"));
+    for file in [&old, &new] {
+        let made = with_kek_file(&database, &["kek", "new", "--out"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let before = std::fs::read(&old).unwrap();
+    let again = with_kek_file(&database, &["kek", "new", "--out"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "an existing KEK file is never replaced"
+    );
+    assert_eq!(std::fs::read(&old).unwrap(), before);
+
+    // A hub creates its secrets under the old KEK; a rotation adds two more keys.
+    let (hub, url) = serve(&database, &old).unwrap();
+    let kids = published_kids(&url);
+    stop(hub);
+    let rotated = with_kek_file(&database, &["keys", "rotate", "--kek-file"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let wrapped = stored_secrets(&database);
+    assert_eq!(
+        wrapped.len(),
+        5 + 4,
+        "five hub secrets and four signing keys: {wrapped:?}"
+    );
+
+    let out = with_kek_file(&database, &["kek", "rotate", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("9 secrets rewrapped"));
+    let rewrapped = stored_secrets(&database);
+    assert_eq!(rewrapped.len(), wrapped.len(), "no secret added or lost");
+    for ((slot, was), (same_slot, now)) in wrapped.iter().zip(&rewrapped) {
+        assert_eq!(slot, same_slot);
+        assert_ne!(was, now, "{slot} was rewrapped");
+    }
+
+    let refused = serve(&database, &old)
+        .map(|(hub, _)| stop(hub))
+        .unwrap_err();
+    assert!(refused.contains("not under the one given"), "{refused}");
+    assert_eq!(
+        stored_secrets(&database),
+        rewrapped,
+        "a refused start changes nothing"
+    );
+    let (hub, url) = serve(&database, &new).unwrap();
+    let after = published_kids(&url);
+    stop(hub);
+    assert_eq!(after.len(), 4);
+    assert!(
+        kids.iter().all(|k| after.contains(k)),
+        "the same keys, opened with the new KEK"
+    );
+    assert_eq!(
+        stored_secrets(&database),
+        rewrapped,
+        "nothing was created over them"
+    );
+
+    // Rotating again from the old KEK finds the secrets are not under it, and changes nothing.
+    let stale = with_kek_file(&database, &["kek", "rotate", "--old"])
+        .arg(&old)
+        .arg("--new")
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(!stale.status.success());
+    assert_eq!(stored_secrets(&database), rewrapped);
 }

@@ -53,6 +53,8 @@ struct Log {
     database: String,
     /// The log's verifier key, as `GET /log/key` publishes it.
     key: String,
+    /// The key-encryption key the hub wrapped its secrets under (for `RENKEI_KEK`).
+    kek: String,
     store: Arc<dyn Store>,
     size: u64,
     /// The kind (`access` / `consent`) of every position.
@@ -244,9 +246,9 @@ impl Log {
             residents.push(r);
         }
 
-        let hub = Hub::start(HubConfig::new(ISSUER), store.clone())
-            .await
-            .unwrap();
+        let kek = renkei_hub::kek::Kek::generate_text().to_string();
+        let config = HubConfig::new(ISSUER, renkei_hub::kek::Kek::from_text(&kek).unwrap());
+        let hub = Hub::start(config, store.clone()).await.unwrap();
         let integrate = || renkei_hub::log::integrate_once(hub.store.as_ref(), &hub.keys.log);
         // Everyone says yes to the purpose.
         let mut consents = Vec::new();
@@ -305,6 +307,7 @@ impl Log {
             backend,
             database,
             key,
+            kek,
             store,
             size,
             kinds,
@@ -458,7 +461,12 @@ impl Log {
         if let Some(key) = key {
             command.args(["--key", key]);
         }
-        let out = command.env("RUST_LOG", "warn").output().await.unwrap();
+        let out = command
+            .env("RUST_LOG", "warn")
+            .env("RENKEI_KEK", &self.kek)
+            .output()
+            .await
+            .unwrap();
         Verdict {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

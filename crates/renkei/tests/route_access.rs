@@ -236,6 +236,7 @@ fn full_scope() -> ProxyScope {
         manage_consents: true,
         view_history: true,
         file_requests: true,
+        sign_in_to_services: true,
     }
 }
 
@@ -269,6 +270,8 @@ fn entrusts(scope: &ProxyScope, permission: ProxyPermission) -> bool {
         ProxyPermission::ManageConsents => scope.manage_consents,
         ProxyPermission::ViewHistory => scope.view_history,
         ProxyPermission::FileRequests => scope.file_requests,
+        ProxyPermission::ViewConsents => scope.may_view_consents(),
+        ProxyPermission::SignInToServices => scope.sign_in_to_services,
         ProxyPermission::ManageAccount => false,
     }
 }

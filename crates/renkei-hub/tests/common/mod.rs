@@ -556,7 +556,7 @@ impl Town {
             .unwrap()
             .with_crls(&[dev_ca.crl_der().unwrap()])
             .unwrap();
-        let mut config = HubConfig::new(ISSUER);
+        let mut config = HubConfig::new(ISSUER, renkei_hub::kek::Kek::generate());
         config.trust_anchors = Some(Arc::new(anchors));
         config.demo_mode = options.demo_mode;
         config.allow_local_network = options.allow_local_network;
