@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use renkei_domain::{ConsentState, PurposeId};
 use renkei_hub::HubError;
+use renkei_hub::auth::ProxyPermission;
 use renkei_hub::oidc::{AuthorizationParams, AuthorizationRequest, AuthorizeError, ConsentAnswers};
 
 use crate::PortalState;
@@ -280,6 +281,10 @@ pub async fn authorize_page(
         let to = with_next("/portal/sign-in", Some(&return_path(&params)));
         return Ok(Redirect::to(&to).into_response());
     };
+    // A proxy signs in to a service for the resident only when entrusted with it, for that
+    // service: refused before the page, not only when answered.
+    me.hub
+        .require(ProxyPermission::SignInToServices, Some(&request.service.id))?;
     render_page(&state, ctx, &me, &params, &request, &[], None).await
 }
 
@@ -318,6 +323,10 @@ pub async fn authorize_answer(
         let to = with_next("/portal/sign-in", Some(&return_path(&params)));
         return Ok(Redirect::to(&to).into_response());
     };
+    // A proxy signs in to a service for the resident only when entrusted with it, for that
+    // service: refused before the page, not only when answered.
+    me.hub
+        .require(ProxyPermission::SignInToServices, Some(&request.service.id))?;
     let t = ctx.t;
     let mut answers = ConsentAnswers::default();
     for p in &request.purposes {

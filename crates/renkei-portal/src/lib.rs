@@ -107,7 +107,11 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             authorize::authorize_answer,
         )
         .post("/portal/sign-out", Public, resident::sign_out)
-        .get("/portal/services", Resident(Any), resident::services)
+        .get(
+            "/portal/services",
+            Resident(Entrusted(ViewConsents)),
+            resident::services,
+        )
         .post(
             "/portal/services/switch",
             Resident(Entrusted(ManageConsents)),

@@ -388,8 +388,10 @@ impl World {
             )
             .unwrap();
         let anchors = renkei_identity::TrustAnchors::new(&[ca.root_der()]).unwrap();
-        let mut config = HubConfig::new(ISSUER);
+        let mut config = HubConfig::new(ISSUER, renkei_hub::kek::Kek::generate());
         config.demo_mode = true;
+        // The matrix's services register `.example` URLs, which resolve nowhere.
+        config.allow_local_network = true;
         config.trust_anchors = Some(Arc::new(anchors));
         let hub = Hub::start(config, store.clone()).await.unwrap();
 
