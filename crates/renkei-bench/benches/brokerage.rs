@@ -959,6 +959,7 @@ async fn set_up(
             name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
             endpoint: slow_url.clone(),
             categories: categories.iter().cloned().collect(),
+            max_answer_bytes: None,
         })
         .await?;
     let service_keys = ServiceKeyPair::generate()?;
@@ -1082,6 +1083,7 @@ async fn use_provider(bench: &Bench, url: &str) -> anyhow::Result<()> {
             name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
             endpoint: url.to_owned(),
             categories: bench.categories.iter().cloned().collect(),
+            max_answer_bytes: None,
         })
         .await?;
     Ok(())

@@ -145,6 +145,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
             name: LocalizedText::new("診療所", "Clinic"),
             endpoint: "http://127.0.0.1:9".into(),
             categories: [cat()?].into(),
+            max_answer_bytes: None,
         })
         .await?;
     store

@@ -197,6 +197,10 @@ pub struct Provider {
     /// Base URL; the hub POSTs grants to `<endpoint>/renkei/v1/fetch`.
     pub endpoint: String,
     pub categories: BTreeSet<CategoryId>,
+    /// The largest answer the hub reads from this provider, in bytes; `None`: the hub's
+    /// default. A provider whose records are large (imaging, say) is given more.
+    #[serde(default)]
+    pub max_answer_bytes: Option<u64>,
 }
 
 /// Where one category of one resident's data lives: the provider and the resident's

@@ -163,7 +163,8 @@ pub struct ProviderResult {
     pub categories: Vec<String>,
     /// `ok`, or why the provider's part is missing: `provider-timeout`,
     /// `provider-unreachable` (also when its endpoint is not an address the hub may reach),
-    /// `provider-refused`, `provider-bad-answer`, `hub-failure` (no grant could be signed).
+    /// `provider-refused`, `provider-bad-answer`, `provider-answer-too-large` (more than the
+    /// provider's limit; the rest was not read), `hub-failure` (no grant could be signed).
     pub status: String,
     /// The provider's answer, sealed to the service's key (HPKE): the hub cannot read it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,10 +225,15 @@ impl Hub {
             .service
             .clone()
             .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
-        let providers: BTreeMap<ProviderId, String> = recorded
+        let providers: BTreeMap<ProviderId, (String, u64)> = recorded
             .providers
             .iter()
-            .map(|p| (p.id.clone(), p.endpoint.clone()))
+            .map(|p| {
+                let limit = p
+                    .max_answer_bytes
+                    .unwrap_or(self.config.provider_answer_limit);
+                (p.id.clone(), (p.endpoint.clone(), limit))
+            })
             .collect();
         let held: BTreeSet<&CategoryId> = recorded.locators.iter().map(|l| &l.category).collect();
         let not_held = request
@@ -266,7 +272,9 @@ impl Hub {
                             "the hub could not sign a grant for this provider".to_owned(),
                         ))
                     }
-                    (Some(endpoint), Ok(grant)) => self.fetch(&endpoint, &grant).await,
+                    (Some((endpoint, limit)), Ok(grant)) => {
+                        self.fetch(&endpoint, &grant, limit).await
+                    }
                     (None, Ok(_)) => Err((
                         "provider-unreachable",
                         "the provider has no endpoint".to_owned(),
@@ -331,7 +339,8 @@ impl Hub {
             .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
     }
 
-    async fn fetch(&self, endpoint: &str, grant: &str) -> FetchOutcome {
+    /// Asks one provider, reading at most `limit` bytes of its answer.
+    async fn fetch(&self, endpoint: &str, grant: &str, limit: u64) -> FetchOutcome {
         let url = format!("{}/renkei/v1/fetch", endpoint.trim_end_matches('/'));
         let unreachable = || {
             (
@@ -368,11 +377,12 @@ impl Hub {
             })?;
         let status = response.status();
         if !status.is_success() {
-            // A provider refusing a grant says why in a problem `type` (e.g. grant-replayed).
-            let kind = response
-                .json::<serde_json::Value>()
+            // A provider refusing a grant says why in a problem `type` (e.g. grant-replayed),
+            // in a few hundred bytes: more is not read.
+            let kind = egress::read_limited(response, PROBLEM_LIMIT)
                 .await
                 .ok()
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
                 .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
                 .filter(|t| t.len() < 100 && t.starts_with("/problems/"));
             let detail = match kind {
@@ -381,18 +391,27 @@ impl Hub {
             };
             return Err(("provider-refused", detail));
         }
-        response.json::<SealedPayload>().await.map_err(|e| {
-            if e.is_timeout() {
-                (
+        let body = egress::read_limited(response, limit)
+            .await
+            .map_err(|e| match e {
+                egress::BodyError::TooLarge { limit } => (
+                    "provider-answer-too-large",
+                    format!("the provider's answer is larger than its limit of {limit} bytes"),
+                ),
+                egress::BodyError::Transport(e) if e.is_timeout() => (
                     "provider-timeout",
                     "the provider's answer did not arrive in time".to_owned(),
-                )
-            } else {
-                (
+                ),
+                egress::BodyError::Transport(_) => (
                     "provider-bad-answer",
-                    "the provider's answer is not a sealed payload".to_owned(),
-                )
-            }
+                    "the provider's answer broke off".to_owned(),
+                ),
+            })?;
+        serde_json::from_slice::<SealedPayload>(&body).map_err(|_| {
+            (
+                "provider-bad-answer",
+                "the provider's answer is not a sealed payload".to_owned(),
+            )
         })
     }
 }
@@ -423,6 +442,9 @@ fn parse_request(
     };
     Ok((request, subject))
 }
+
+/// The most the hub reads of a provider's refusal (a problem document).
+const PROBLEM_LIMIT: u64 = 16 * 1024;
 
 type FetchOutcome = Result<SealedPayload, (&'static str, String)>;
 

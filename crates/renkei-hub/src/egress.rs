@@ -263,6 +263,36 @@ async fn resolve_allowed(host: String, allow_local: bool) -> Result<Addrs, BoxEr
     Ok(Box::new(allowed.into_iter()))
 }
 
+/// Why a body from outside was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The body is (or says it is) longer than the limit; the rest was not read.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the body broke off: {0}")]
+    Transport(reqwest::Error),
+}
+
+/// Reads a response's body, at most `limit` bytes. A longer one is refused as soon as its
+/// declared length or the bytes received pass the limit, and the connection is dropped: what
+/// another party sends never costs the hub more memory than the limit.
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,8 @@ pub struct HubConfig {
     pub demo_mode: bool,
     /// How long the hub waits for a provider before reporting it failed.
     pub provider_timeout: Duration,
+    /// The largest answer the hub reads from a provider without a limit of its own, in bytes.
+    pub provider_answer_limit: u64,
     /// Lifetime of a grant (at most 60 s).
     pub grant_lifetime: Duration,
     /// The roots (and CRLs) enrolment certificates must chain to; enrolment is off without.
@@ -43,6 +45,9 @@ impl HubConfig {
             issuer: issuer.into(),
             demo_mode: false,
             provider_timeout: Duration::from_secs(3),
+            // A sealed answer about one resident is a few kilobytes; 8 MiB leaves room for
+            // documents without letting one answer take the hub's memory.
+            provider_answer_limit: 8 * 1024 * 1024,
             grant_lifetime: Duration::from_secs(30),
             trust_anchors: None,
             allow_local_network: false,

@@ -110,6 +110,8 @@ impl Hub {
                     "could not connect".to_owned()
                 }
             })?;
+        // Only the status is used: the body is never read, and dropping the response closes
+        // the connection, so a receiver's answer costs the hub nothing however long it is.
         if response.status().is_success() {
             Ok(())
         } else {

@@ -378,6 +378,7 @@ async fn a_provider_that_redirects_is_not_followed_so_its_grant_goes_nowhere_els
             name: renkei_domain::LocalizedText::new("町立診療所", "Town clinic"),
             endpoint: redirector.url.clone(),
             categories: [common::cat(HEALTH_CHECKUP)].into(),
+            max_answer_bytes: None,
         })
         .await
         .unwrap();
@@ -500,6 +501,7 @@ async fn a_provider_endpoint_on_an_internal_address_is_never_connected_to_outsid
                 name: renkei_domain::LocalizedText::new("保有者", "Provider"),
                 endpoint,
                 categories: [common::cat(category)].into(),
+                max_answer_bytes: None,
             })
             .await
             .unwrap();
@@ -533,4 +535,136 @@ async fn a_provider_endpoint_on_an_internal_address_is_never_connected_to_outsid
         "connected to a name resolving to loopback"
     );
     assert_eq!(by_address.accepted(), 0, "connected to a loopback address");
+}
+
+/// A provider whose every answer is `declared` bytes long by its header, or, without one, an
+/// endless body: it writes until the hub hangs up and counts what it got out.
+struct Flood {
+    url: String,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Flood {
+    async fn start(declared: Option<u64>) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", socket.local_addr().unwrap());
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (finished, done) = tokio::sync::watch::channel(false);
+        let count = written.clone();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = socket.accept().await else {
+                return;
+            };
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request).await;
+            let head = match declared {
+                Some(n) => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {n}\r\n\r\n"
+                ),
+                None => {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                }
+            };
+            if stream.write_all(head.as_bytes()).await.is_ok() {
+                // 512 MiB of a JSON string, 64 KiB at a time, until the hub stops reading.
+                let chunk = vec![b'a'; 64 * 1024];
+                let _ = stream.write_all(b"{\"payload\":\"").await;
+                for _ in 0..(512 * 16) {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    count.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                }
+            }
+            let _ = finished.send(true);
+        });
+        Self { url, written, done }
+    }
+
+    /// What it wrote before the hub hung up (waits until it stopped writing).
+    async fn written(mut self) -> u64 {
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.done.wait_for(|d| *d)).await;
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_answer_beyond_its_limit_is_refused_unread_not_relayed() {
+    const MIB: u64 = 1024 * 1024;
+    let town = Town::new().await;
+    // The clinic streams an endless answer under a limit of its own (1 MiB); the payments
+    // provider declares 512 MiB, beyond the hub's default.
+    let endless = Flood::start(None).await;
+    let declared = Flood::start(Some(512 * MIB)).await;
+    for (provider, endpoint, category, limit) in [
+        (&town.clinic, &endless.url, HEALTH_CHECKUP, Some(MIB)),
+        (&town.payments, &declared.url, PAYMENT_HISTORY, None),
+    ] {
+        town.store
+            .put_provider(&renkei_domain::Provider {
+                id: provider.id.clone(),
+                name: renkei_domain::LocalizedText::new("保有者", "Provider"),
+                endpoint: endpoint.clone(),
+                categories: [common::cat(category)].into(),
+                max_answer_bytes: limit,
+            })
+            .await
+            .unwrap();
+    }
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let started = Instant::now();
+    let response = town
+        .request_data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let problem = expect_problem(response, 502, "/problems/provider-failure").await;
+    let took = started.elapsed();
+    let outcomes: Vec<(&str, &str)> = problem["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert!(p.get("payload").is_none(), "{p}");
+            (p["status"].as_str().unwrap(), p["detail"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "provider-answer-too-large",
+                "the provider's answer is larger than its limit of 1048576 bytes"
+            ),
+            (
+                "provider-answer-too-large",
+                "the provider's answer is larger than its limit of 8388608 bytes"
+            ),
+        ]
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // The hub stopped reading at the limit: what the clinic got out is the limit plus what
+    // the sockets' buffers hold, not its 512 MiB; the declared answer was not read at all.
+    let endless = endless.written().await;
+    assert!(endless < 32 * MIB, "the hub read {endless} bytes");
+    let declared = declared.written().await;
+    assert!(declared < 32 * MIB, "the hub read {declared} bytes");
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_owned)
+        });
+    eprintln!("refused in {took:?}; providers got out {endless} and {declared} bytes; {peak:?}");
 }

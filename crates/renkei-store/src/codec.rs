@@ -141,6 +141,7 @@ pub struct RawProvider {
     pub name_en: String,
     pub endpoint: String,
     pub categories: String,
+    pub max_answer_bytes: Option<i64>,
 }
 
 impl RawProvider {
@@ -150,6 +151,14 @@ impl RawProvider {
             name: LocalizedText::new(self.name_ja, self.name_en),
             endpoint: self.endpoint,
             categories: from_json(&self.categories, "provider categories")?,
+            max_answer_bytes: self
+                .max_answer_bytes
+                .map(|n| {
+                    u64::try_from(n).map_err(|_| {
+                        StoreError::Corrupt(format!("negative answer limit {n} of a provider"))
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -302,6 +311,10 @@ fn outcome_from_column(s: &str) -> AccessOutcome {
 
 pub fn seq_u64(seq: i64) -> StoreResult<u64> {
     u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("negative log position {seq}")))
+}
+
+pub fn byte_count_i64(n: u64) -> StoreResult<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Invalid(format!("byte count `{n}` is out of range")))
 }
 
 pub fn seq_i64(seq: u64) -> StoreResult<i64> {

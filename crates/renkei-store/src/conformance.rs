@@ -153,6 +153,7 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
             name: LocalizedText::new("診療所", "Clinic"),
             endpoint: "http://127.0.0.1:9".into(),
             categories: [cat("health.checkup"), cat("payment.history")].into(),
+            max_answer_bytes: None,
         })
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));
@@ -638,6 +639,77 @@ pub async fn a_consent_revoked_by_plain_sql_denies_the_next_batch<F, Fut>(
     revoke_directly(c.id).await;
     let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
     assert_eq!(denial(&d), Some("consent-revoked"));
+}
+
+/// The log's order is the order of decisions: a batch that queued for the log behind a
+/// revocation is decided on the revoked consent, and lands after it. `hold_log` takes the
+/// log's lock on a connection of its own and keeps it until the sender it returns is used or
+/// dropped; `waiting` says how many statements of this store wait for a lock. Only
+/// PostgreSQL runs it: SQLite's one writer orders every write by itself.
+pub async fn a_batch_queued_behind_a_revocation_is_decided_after_it<H, HF, W, WF>(
+    store: Arc<dyn Store>,
+    hold_log: H,
+    waiting: W,
+) where
+    H: FnOnce() -> HF,
+    HF: std::future::Future<Output = tokio::sync::oneshot::Sender<()>>,
+    W: Fn() -> WF,
+    WF: std::future::Future<Output = usize>,
+{
+    let people = town(store.as_ref(), 1).await;
+    let (resident, subject) = people[0].clone();
+    let c = consent(resident, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    // Granted, and what it read is now cached at the current decision clock.
+    let d = decide_one(store.as_ref(), request(&subject, &["health.checkup"])).await;
+    assert_eq!(denial(&d), None);
+
+    let release = hold_log().await;
+    let until_waiting = |n: usize| {
+        let waiting = &waiting;
+        async move {
+            for _ in 0..500 {
+                if waiting().await >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("{n} statements never queued for the log");
+        }
+    };
+    let revocation = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .revoke_consent(resident, c.id, &Actor::Resident, Utc::now(), None)
+                .await
+        }
+    });
+    until_waiting(1).await;
+    let batch = tokio::spawn({
+        let store = store.clone();
+        async move { decide_one(store.as_ref(), request(&subject, &["health.checkup"])).await }
+    });
+    until_waiting(2).await;
+    drop(release);
+    revocation.await.unwrap().unwrap();
+    let d = batch.await.unwrap();
+
+    let range = store.log_range(0, 100).await.unwrap();
+    let revoked_at = range
+        .iter()
+        .rposition(|e| matches!(e.entry, Some(Ok(renkei_domain::LogEntry::Consent(_)))))
+        .unwrap();
+    let batch_at = range.iter().position(|e| e.seq == d.record.seq).unwrap();
+    assert!(
+        batch_at > revoked_at,
+        "the batch queued behind the revocation"
+    );
+    assert_eq!(
+        denial(&d),
+        Some("consent-revoked"),
+        "a decision logged after the revocation is made on it"
+    );
 }
 
 pub async fn a_resident_cannot_revoke_another_residents_consent(store: Arc<dyn Store>) {

@@ -215,15 +215,18 @@ macro_rules! impl_store {
 
             async fn put_provider(&self, p: &renkei_domain::Provider) -> $crate::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO providers (id, name_ja, name_en, endpoint, categories) VALUES ($1, $2, $3, $4, $5)
+                    "INSERT INTO providers (id, name_ja, name_en, endpoint, categories, max_answer_bytes)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
-                     endpoint = excluded.endpoint, categories = excluded.categories",
+                     endpoint = excluded.endpoint, categories = excluded.categories,
+                     max_answer_bytes = excluded.max_answer_bytes",
                 )
                 .bind(p.id.as_str())
                 .bind(&p.name.ja)
                 .bind(&p.name.en)
                 .bind(&p.endpoint)
                 .bind($crate::codec::to_json(&p.categories)?)
+                .bind(p.max_answer_bytes.map($crate::codec::byte_count_i64).transpose()?)
                 .execute(&self.write)
                 .await?;
                 Ok(())
@@ -231,7 +234,7 @@ macro_rules! impl_store {
 
             async fn providers(&self) -> $crate::StoreResult<Vec<renkei_domain::Provider>> {
                 sqlx::query_as::<_, $crate::codec::RawProvider>(
-                    "SELECT id, name_ja, name_en, endpoint, categories FROM providers ORDER BY id",
+                    "SELECT id, name_ja, name_en, endpoint, categories, max_answer_bytes FROM providers ORDER BY id",
                 )
                 .fetch_all(&self.read)
                 .await?
@@ -508,20 +511,18 @@ macro_rules! impl_store {
                 let count = i64::try_from(batch.len()).map_err(|_| $crate::StoreError::Invalid("batch too large".into()))?;
                 // Reserving the sequence numbers first takes the log head's row lock, so
                 // batches from several replicas append one after another, gap-free.
-                //
+                let first_seq = reserve_log_seqs(&mut tx, count).await?;
                 // What decisions read is kept between batches while the decision clock stands
-                // still (`decision_cache`). INVARIANT: the clock is read first, inside this
-                // transaction (by the statement that reserves the sequence numbers: one round
-                // trip to the database fewer), and only then whatever is missing: nothing
-                // cached is older than the state this transaction sees.
-                let (size, clock): (i64, i64) = sqlx::query_as(
-                    "UPDATE log_head SET size = size + $1 WHERE id = 1
-                     RETURNING size, (SELECT value FROM decision_clock WHERE id = 1)",
-                )
-                .bind(count)
-                .fetch_one(&mut *tx)
-                .await?;
-                let first_seq = size - count;
+                // still (`decision_cache`). INVARIANT: the clock, and then whatever is missing,
+                // is read only after the lock is held, each by a statement of its own: under
+                // READ COMMITTED a statement sees what was committed when it started, so a
+                // statement that waited for the lock (as the reservation may) still sees the
+                // state from before its wait. Read after it, a revocation whose log entry
+                // precedes this batch is seen by every decision in it: the log's order is the
+                // order of decisions.
+                let clock: i64 = sqlx::query_scalar("SELECT value FROM decision_clock WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let mut cache = self.decision_cache.take();
                 cache.at_clock(clock);
 
@@ -705,7 +706,7 @@ macro_rules! impl_store {
                 let any_granted = decisions.iter().any(|(d, _)| matches!(d, Decision::Granted(_)));
                 if any_granted && cache.providers.is_none() {
                     cache.providers = Some(
-                        sqlx::query_as::<_, $crate::codec::RawProvider>("SELECT id, name_ja, name_en, endpoint, categories FROM providers")
+                        sqlx::query_as::<_, $crate::codec::RawProvider>("SELECT id, name_ja, name_en, endpoint, categories, max_answer_bytes FROM providers")
                             .fetch_all(&mut *tx)
                             .await?
                             .into_iter()

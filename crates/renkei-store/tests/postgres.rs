@@ -55,3 +55,44 @@ async fn a_consent_revoked_by_plain_sql_denies_the_next_batch() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_batch_queued_behind_a_revocation_is_decided_after_it() {
+    let Some((store, url)) = fresh_store_and_url().await else {
+        return;
+    };
+    let waiting_url = url.clone();
+    renkei_store::conformance::a_batch_queued_behind_a_revocation_is_decided_after_it(
+        std::sync::Arc::new(store),
+        || async move {
+            // The lock every append takes, held by a transaction of another connection.
+            let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+            sqlx::query("SELECT size FROM log_head WHERE id = 1 FOR UPDATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let (release, released) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = released.await;
+                sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+            });
+            release
+        },
+        move || {
+            let url = waiting_url.clone();
+            async move {
+                let mut probe = sqlx::PgConnection::connect(&url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&mut probe)
+                .await
+                .unwrap();
+                usize::try_from(n).unwrap()
+            }
+        },
+    )
+    .await;
+}

@@ -278,6 +278,7 @@ async fn seed(
                     .iter()
                     .map(|c| cat(c))
                     .collect::<anyhow::Result<_>>()?,
+                max_answer_bytes: None,
             })
             .await?;
     }

@@ -646,6 +646,7 @@ impl Town {
                     name: text(ja, en),
                     endpoint: p.url.clone(),
                     categories: categories.into_iter().map(cat).collect(),
+                    max_answer_bytes: None,
                 })
                 .await
                 .unwrap();
