@@ -19,6 +19,7 @@ pub mod enrolment;
 mod error;
 pub mod kek;
 pub mod log;
+mod log_state;
 pub mod oidc;
 pub mod passkeys;
 pub mod problem;

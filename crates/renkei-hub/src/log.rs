@@ -258,6 +258,8 @@ pub struct VerifyReport {
     pub first_bad_entry: Option<(u64, String)>,
     /// Checkpoints that do not match the entries or are not validly signed.
     pub bad_checkpoints: Vec<String>,
+    /// Stored state a decision reads (consents) that disagrees with the log's entries.
+    pub state_mismatches: Vec<String>,
 }
 
 impl VerifyReport {
@@ -269,7 +271,9 @@ impl VerifyReport {
     }
 
     pub fn ok(&self) -> bool {
-        self.first_bad_entry.is_none() && self.bad_checkpoints.is_empty()
+        self.first_bad_entry.is_none()
+            && self.bad_checkpoints.is_empty()
+            && self.state_mismatches.is_empty()
     }
 }
 
@@ -303,7 +307,8 @@ impl Frontier {
 
 /// Re-derives the whole tree from the stored entries and checks it against every checkpoint
 /// the hub signed (signature, size, root) and against the stored leaf and node hashes. Names
-/// the first entry that was altered, removed or reordered.
+/// the first entry that was altered, removed or reordered, and every stored consent whose
+/// state the log's consent entries contradict.
 ///
 /// `pinned` are checkpoint notes the auditor kept from earlier (`GET /log/checkpoint`): they
 /// are checked like stored ones, so deleting later checkpoints from storage hides nothing.
@@ -336,6 +341,7 @@ pub async fn verify(
     let size = store.log_size().await?;
     report.entries = size;
     let mut frontier = Frontier::default();
+    let mut consents = crate::log_state::LoggedConsents::default();
     let mut last_good_checkpoint = 0;
     // The first checkpoint validly signed over other entries than are stored now.
     let mut first_mismatch: Option<u64> = None;
@@ -362,7 +368,12 @@ pub async fn verify(
                     report.blame(n, "the entry and its leaf are missing (removed)");
                     None
                 }
-                Some(stored) => derive_leaf(&stored, n, &mut report),
+                Some(stored) => {
+                    if let Some(Ok(renkei_domain::LogEntry::Consent(c))) = &stored.entry {
+                        consents.record(c);
+                    }
+                    derive_leaf(&stored, n, &mut report)
+                }
             };
             let integrated_leaf = usize::try_from(n - seq)
                 .ok()
@@ -417,6 +428,19 @@ pub async fn verify(
             ),
         ));
     }
+    // What decisions read must be what the log says happened to it.
+    let mut after = None;
+    loop {
+        let page = store.consents_after(after, CHUNK).await?;
+        for c in &page {
+            report.state_mismatches.extend(consents.check(c));
+        }
+        match page.last() {
+            Some(last) => after = Some(last.id),
+            None => break,
+        }
+    }
+    report.state_mismatches.extend(consents.missing());
     Ok(report)
 }
 

@@ -327,6 +327,13 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn consent(&self, id: ConsentId) -> StoreResult<Option<Consent>>;
     /// Every consent of a resident, newest first.
     async fn consents_of(&self, resident: ResidentId) -> StoreResult<Vec<Consent>>;
+    /// Every consent of every resident in id order, up to `limit` after `after` (for checking
+    /// the stored state against the log).
+    async fn consents_after(
+        &self,
+        after: Option<ConsentId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Consent>>;
     async fn consent_history(&self, id: ConsentId) -> StoreResult<Vec<ConsentEvent>>;
     /// Writes an `expired` event (a log entry) for up to `limit` consents that reached their
     /// expiry by `now` and have none yet; returns how many.

@@ -457,6 +457,19 @@ macro_rules! impl_store {
                 .collect()
             }
 
+            async fn consents_after(&self, after: Option<renkei_domain::ConsentId>, limit: u32) -> $crate::StoreResult<Vec<renkei_domain::Consent>> {
+                sqlx::query_as::<_, $crate::codec::RawConsent>(concat!(
+                    "SELECT ", consent_columns!(), " FROM consents WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+                ))
+                .bind(after.map(|a| a.to_string()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect()
+            }
+
             async fn consent_history(&self, id: renkei_domain::ConsentId) -> $crate::StoreResult<Vec<renkei_domain::ConsentEvent>> {
                 sqlx::query_as::<_, $crate::codec::RawConsentEvent>(
                     "SELECT consent_id, kind, at, actor FROM consent_events WHERE consent_id = $1 ORDER BY seq",

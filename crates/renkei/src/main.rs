@@ -278,13 +278,18 @@ async fn main() -> anyhow::Result<()> {
             for c in &report.bad_checkpoints {
                 println!("BAD CHECKPOINT: {c}");
             }
+            for m in &report.state_mismatches {
+                println!("STATE DIFFERS FROM THE LOG: {m}");
+            }
             match &report.first_bad_entry {
                 Some((seq, why)) => {
                     println!("FIRST BAD ENTRY: {seq}: {why}");
                     std::process::exit(1);
                 }
                 None if !report.ok() => std::process::exit(1),
-                None => println!("OK: every entry matches every signed checkpoint"),
+                None => println!(
+                    "OK: every entry matches every signed checkpoint, and every consent its entries"
+                ),
             }
         }
         Command::DevCa { command } => dev_ca::run(command)?,

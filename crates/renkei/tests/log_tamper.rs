@@ -57,6 +57,8 @@ struct Log {
     kek: String,
     store: Arc<dyn Store>,
     size: u64,
+    /// A consent its resident revoked.
+    revoked: ConsentId,
     /// The kind (`access` / `consent`) of every position.
     kinds: Vec<String>,
     /// Sizes of every checkpoint the hub signed.
@@ -310,6 +312,7 @@ impl Log {
             kek,
             store,
             size,
+            revoked: consents[0],
             kinds,
             checkpoints,
             postgres,
@@ -764,6 +767,31 @@ async fn cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_c
     log.remove().await;
 }
 
+async fn a_consent_un_revoked_behind_the_logs_back_is_named(backend: Backend) {
+    let Some(log) = Log::build(backend).await else {
+        return;
+    };
+    // Consents are not append-only (they end): no trigger stands in the way.
+    log.sql(&format!(
+        "UPDATE consents SET revoked_at = NULL WHERE id = '{}'",
+        log.revoked
+    ))
+    .await;
+    let verdict = log.verify(Some(&log.key)).await;
+    assert_eq!(verdict.code, Some(1), "{verdict}");
+    let line = format!(
+        "STATE DIFFERS FROM THE LOG: consent `{}` is in force but entry",
+        log.revoked
+    );
+    assert!(verdict.stdout.contains(&line), "{verdict}");
+    assert_eq!(
+        verdict.first_bad_entry(),
+        None,
+        "the entries themselves are intact: {verdict}"
+    );
+    log.remove().await;
+}
+
 /// Every case, as one test per backend.
 macro_rules! tamper_tests {
     ($($case:ident),* $(,)?) => {
@@ -799,4 +827,5 @@ tamper_tests!(
     an_edit_with_a_rewritten_leaf_hash_and_its_level_0_hash_removed_is_named_by_its_seq,
     an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_checkpoints,
     cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_checkpoint,
+    a_consent_un_revoked_behind_the_logs_back_is_named,
 );
