@@ -8,8 +8,8 @@
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -20,6 +20,8 @@ type Outcome = Result<(), Arc<io::Error>>;
 /// The handle of the thread that syncs one database's WAL; the thread ends with the last handle.
 pub(crate) struct WalSync {
     requests: mpsc::Sender<oneshot::Sender<Outcome>>,
+    /// The first failed write-back, for good once set.
+    failed: Arc<OnceLock<Arc<io::Error>>>,
 }
 
 impl WalSync {
@@ -29,6 +31,8 @@ impl WalSync {
         wal.push("-wal");
         let (wal, database) = (PathBuf::from(wal), database.to_owned());
         let (requests, waiting) = mpsc::channel::<oneshot::Sender<Outcome>>();
+        let failed = Arc::new(OnceLock::new());
+        let latch = Arc::clone(&failed);
         std::thread::Builder::new()
             .name("renkei-wal-sync".into())
             .spawn(move || {
@@ -36,26 +40,31 @@ impl WalSync {
                 // write, and a later fsync can succeed without them: the WAL on disk would then
                 // stop before frames a later success claimed. So a failure is for good, as
                 // PostgreSQL does it; a restart recovers from what is really on disk.
-                let mut failed: Option<Arc<io::Error>> = None;
+                let failed = latch;
                 while let Ok(first) = waiting.recv() {
                     // INVARIANT: every waiter here asked after its commit returned, so its
                     // frames were written before this fsync begins and are covered by it.
                     let mut group = vec![first];
                     group.extend(waiting.try_iter());
-                    if failed.is_none()
+                    if failed.get().is_none()
                         && let Err(e) = sync(&wal, &database)
                     {
                         tracing::error!(error = %e, "syncing the WAL failed: no further decision batch will be acknowledged until a restart");
-                        failed = Some(Arc::new(e));
+                        let _ = failed.set(Arc::new(e));
                     }
-                    let outcome = failed.clone().map_or(Ok(()), Err);
+                    let outcome = failed.get().cloned().map_or(Ok(()), Err);
                     for waiter in group {
                         let _ = waiter.send(outcome.clone());
                     }
                 }
             })
             .map_err(|e| StoreError::Sync(Arc::new(e)))?;
-        Ok(Self { requests })
+        Ok(Self { requests, failed })
+    }
+
+    /// The write-back failure that stopped acknowledgements, if one did.
+    pub(crate) fn failure(&self) -> Option<Arc<io::Error>> {
+        self.failed.get().cloned()
     }
 
     /// Resolves once everything committed before this call is on disk.
