@@ -109,6 +109,7 @@ impl SqliteStore {
         tokio::spawn(checkpoint_in_background(
             checkpointer,
             Arc::downgrade(&alive),
+            wal.clone(),
         ));
         Ok(Self {
             read,
@@ -198,17 +199,40 @@ fn file_system_writable(_database: &Path) -> StoreResult<()> {
 
 /// Copies committed WAL frames into the database file, beside the writer: a PASSIVE
 /// checkpoint never waits for or blocks a writer or a reader.
-async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>) {
-    while alive.strong_count() > 0 {
+///
+/// A checkpoint that failed to write or sync the database file is the end of acknowledgements
+/// (latched in `wal`, as a failed sync of the WAL is) and of checkpoints: the kernel may have
+/// dropped the pages it could not write, and a retry that "succeeded" would let SQLite reuse
+/// the WAL over frames the database file never got. A full disk is not such a failure: SQLite
+/// wrote nothing, and the checkpoint is retried until there is room.
+async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>, wal: Arc<WalSync>) {
+    while alive.strong_count() > 0 && wal.failure().is_none() {
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
         {
-            tracing::warn!(error = %e, "background WAL checkpoint failed");
+            if is_write_back_failure(&e) {
+                tracing::error!(error = %e, "the background WAL checkpoint could not write the database file to disk: no further write will be acknowledged until a restart");
+                wal.latch(std::io::Error::other(
+                    "the background checkpoint could not write the database file to disk",
+                ));
+            } else {
+                tracing::warn!(error = %e, "background WAL checkpoint failed");
+            }
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
     }
     pool.close().await;
+}
+
+/// Whether SQLite reported an I/O error (`SQLITE_IOERR` and its extended codes: a failed
+/// write, fsync or truncate), not a full disk or a busy database.
+fn is_write_back_failure(e: &sqlx::Error) -> bool {
+    const SQLITE_IOERR: u32 = 10;
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_IOERR)
 }
 
 /// Creates the database file owner-only if it is missing, and refuses it, or its `-wal` or
