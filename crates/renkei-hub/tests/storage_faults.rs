@@ -99,26 +99,30 @@ async fn gather(mut set: tokio::task::JoinSet<Vec<Answer>>) -> Vec<Answer> {
     all
 }
 
-/// Every request id the hub's log holds.
-async fn stored_request_ids(town: &Town) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut after = None;
-    loop {
-        let page = town
-            .store
-            .access_records(&renkei_store::AccessQuery {
-                after_seq: after,
-                limit: 500,
-                ..renkei_store::AccessQuery::default()
-            })
-            .await
-            .unwrap();
-        ids.extend(page.iter().map(|r| r.request.to_string()));
-        match page.last() {
-            Some(last) if page.len() == 500 => after = Some(last.seq),
-            _ => return ids,
-        }
-    }
+/// A town on `database` whose resident consented to `advice`, ready, and `workers` clients
+/// asking for her data until the flag is set.
+async fn town_under_load(
+    database: String,
+    workers: usize,
+) -> (
+    Arc<Town>,
+    Arc<AtomicBool>,
+    tokio::task::JoinSet<Vec<Answer>>,
+) {
+    let town = Arc::new(
+        Town::with(TownOptions {
+            database: Some(database),
+            ..TownOptions::default()
+        })
+        .await,
+    );
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let token = town.service_token(&town.health).await;
+    assert_eq!(status_of(&town, "/readyz").await.0, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let set = load(&town, &token, &granted.subject, workers, &stop);
+    (town, stop, set)
 }
 
 /// Every answer was a success or a clean `503 storage-unavailable` with `Retry-After: 1`.
@@ -136,7 +140,12 @@ fn assert_clean(answers: &[Answer]) {
 
 /// Acknowledged requests missing from the log.
 async fn lost(town: &Town, answers: &[Answer]) -> (usize, usize) {
-    let stored = stored_request_ids(town).await;
+    let stored: BTreeSet<String> = town
+        .all_stored_access_records()
+        .await
+        .iter()
+        .map(|r| r.request.to_string())
+        .collect();
     let acknowledged: Vec<&String> = answers
         .iter()
         .filter_map(|a| a.request_id.as_ref())
@@ -160,20 +169,7 @@ async fn while_postgres_refuses_connections_requests_get_a_clean_503_within_a_se
     let Some(db) = OwnDatabase::from_env().await else {
         return;
     };
-    let town = Arc::new(
-        Town::with(TownOptions {
-            database: Some(db.url.clone()),
-            ..TownOptions::default()
-        })
-        .await,
-    );
-    let alice = town.sign_in(town.alice).await;
-    let granted = town.grant(&alice, "health-advice", "advice").await;
-    let token = town.service_token(&town.health).await;
-    assert_eq!(status_of(&town, "/readyz").await.0, 200);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = load(&town, &token, &granted.subject, 32, &stop);
+    let (town, stop, workers) = town_under_load(db.url.clone(), 32).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     db.make_unavailable().await.unwrap();
@@ -247,20 +243,8 @@ async fn a_full_disk_answers_503_and_data_requests_succeed_again_once_space_is_f
     let Some(fs) = SmallFileSystem::mount("16m") else {
         return;
     };
-    let town = Arc::new(
-        Town::with(TownOptions {
-            database: Some(fs.path().join("hub.sqlite").display().to_string()),
-            ..TownOptions::default()
-        })
-        .await,
-    );
-    let alice = town.sign_in(town.alice).await;
-    let granted = town.grant(&alice, "health-advice", "advice").await;
-    let token = town.service_token(&town.health).await;
-    assert_eq!(status_of(&town, "/readyz").await.0, 200);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = load(&town, &token, &granted.subject, 16, &stop);
+    let (town, stop, workers) =
+        town_under_load(fs.path().join("hub.sqlite").display().to_string(), 16).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let filler = fs.fill();
     let full = Instant::now();

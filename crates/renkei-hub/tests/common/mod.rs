@@ -899,22 +899,26 @@ impl Town {
 
     /// How many access records the hub keeps in all (whoever they name, or nobody).
     pub async fn access_record_count(&self) -> usize {
-        let mut count = 0;
-        let mut after = None;
+        self.all_stored_access_records().await.len()
+    }
+
+    /// Every access record the hub keeps, read from storage in log order.
+    pub async fn all_stored_access_records(&self) -> Vec<renkei_domain::AccessRecord> {
+        let mut all = Vec::new();
         loop {
             let page = self
                 .store
                 .access_records(&renkei_store::AccessQuery {
-                    after_seq: after,
+                    after_seq: all.last().map(|r: &renkei_domain::AccessRecord| r.seq),
                     limit: 500,
                     ..renkei_store::AccessQuery::default()
                 })
                 .await
                 .unwrap();
-            count += page.len();
-            match page.last() {
-                Some(last) if page.len() == 500 => after = Some(last.seq),
-                _ => return count,
+            let full = page.len() == 500;
+            all.extend(page);
+            if !full {
+                return all;
             }
         }
     }
