@@ -37,6 +37,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
     use ProxyPermission::*;
     let (router, table) = Routes::new(HubGuard(hub.clone()))
         .get("/healthz", Public, healthz)
+        .get("/readyz", Public, readyz)
         .get("/openapi.json", Public, openapi_json)
         .get("/.well-known/jwks.json", Public, jwks)
         .get("/problems/{code}", Public, problem_type)
@@ -174,7 +175,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
 #[openapi(
     info(title = "Renkei hub", description = "Consent-first personal-data linkage hub: consents, brokered data requests, access records."),
     paths(
-        healthz, openapi_json, jwks, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
+        healthz, readyz, openapi_json, jwks, categories, services, data_request, my_consents, grant_consent, my_consent, my_receipt,
         revoke_consent, my_access_records, my_log, log_checkpoint, log_checkpoint_at, log_key, log_tile, log_inclusion,
         log_consistency, demo_sign_in, problem_type
     ),
@@ -224,13 +225,51 @@ struct Health {
     status: String,
 }
 
-/// Liveness: the hub answers and its storage is reachable.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 500, body = Problem, content_type = "application/problem+json")))]
-async fn healthz(State(hub): State<Hub>) -> Result<Json<Health>, HubError> {
-    hub.store.log_size().await?;
-    Ok(Json(Health {
+/// Liveness: the hub's process answers. It does not touch storage, so it answers at once
+/// even while storage is down (readiness, `/readyz`, says that): restarting a hub whose
+/// storage is away would not bring it back.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
         status: "ok".into(),
-    }))
+    })
+}
+
+/// Readiness: the hub can serve requests now. Storage is reachable within its timeout and
+/// can take writes (the disk is not full, the file system not read-only, no write-back to
+/// disk has failed); otherwise `503 storage-unavailable`, whose `detail` says which.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before asking again")))))]
+async fn readyz(State(hub): State<Hub>) -> Response {
+    match hub.store.readiness().await {
+        Ok(()) => Json(Health {
+            status: "ready".into(),
+        })
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            let mut response = not_ready(&e).into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::error::STORAGE_RETRY_AFTER_SECS),
+            );
+            response
+        }
+    }
+}
+
+/// The readiness problem, saying why storage is not ready (no personal data: these are the
+/// store's own words, never the database's).
+fn not_ready(e: &renkei_store::StoreError) -> Problem {
+    use renkei_store::StoreError as E;
+    let why = match e {
+        E::CannotWrite(why) => why.clone(),
+        E::Sync(_) => "a write to disk failed: the hub acknowledges nothing more until it is \
+                       restarted"
+            .to_owned(),
+        E::Unavailable(_) => "storage cannot be reached".to_owned(),
+        _ => "storage cannot be used".to_owned(),
+    };
+    HubError::StorageUnavailable.to_problem().detail(why)
 }
 
 /// The hub's public keys: verify receipts, grants and webhook events with them.
@@ -370,7 +409,8 @@ async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubE
 #[utoipa::path(post, path = "/v1/data-requests", request_body = DataRequestBody, security(("service" = [])),
     responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 200, description = "Granted; `complete` is false when some provider failed", body = DataResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, description = "Denied (recorded)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json")))]
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable (`storage-unavailable`): nothing was released; try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 async fn data_request(
     State(hub): State<Hub>,
     caller: DataRequester,

@@ -25,8 +25,36 @@ use crate::{Hub, HubError, egress};
 /// The most requests decided in one transaction.
 const MAX_BATCH: usize = 256;
 
-type Durable = Result<(), String>;
-type Reply = oneshot::Sender<Result<(RecordedDecision, oneshot::Receiver<Durable>), String>>;
+type Durable = Result<(), Failure>;
+type Reply = oneshot::Sender<Result<(RecordedDecision, oneshot::Receiver<Durable>), Failure>>;
+
+/// Why a batch failed, shared by every request in it.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// Storage was out of reach or could not write: `503`, try again.
+    Unavailable,
+    /// Anything else (logged without personal data).
+    Internal(String),
+}
+
+impl Failure {
+    fn of(e: &renkei_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<Failure> for HubError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Unavailable => Self::StorageUnavailable,
+            Failure::Internal(msg) => Self::Internal(msg),
+        }
+    }
+}
 
 /// Queues decisions for a single task that records them in batches.
 pub struct DecisionBatcher {
@@ -45,7 +73,7 @@ impl PendingRecord {
         self.durable
             .await
             .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
-            .map_err(HubError::Internal)
+            .map_err(HubError::from)
     }
 }
 
@@ -71,7 +99,7 @@ impl DecisionBatcher {
         let (decision, durable) = rx
             .await
             .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
-            .map_err(HubError::Internal)?;
+            .map_err(HubError::from)?;
         Ok((decision, PendingRecord { durable }))
     }
 
@@ -85,6 +113,11 @@ impl DecisionBatcher {
 
 /// Drains the queue into `decide_and_stage` batches of up to [`MAX_BATCH`], hands each
 /// request its decision at once, commits, and tells each request when its record is durable.
+///
+/// While storage is unavailable a batch fails within the store's connection timeout, and so
+/// does every request queued meanwhile, at once: none waits for a batch of its own to time
+/// out behind the one before it. The next request starts a new attempt, so the batcher
+/// recovers by itself once storage is back.
 async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionInput, Reply)>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     let mut making_durable = tokio::task::JoinSet::new();
@@ -96,10 +129,17 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
         let staged = match store.decide_and_stage(&inputs, Utc::now()).await {
             Ok(staged) => staged,
             Err(e) => {
-                let msg = e.to_string();
-                tracing::error!(error = %msg, batch = inputs.len(), "deciding a batch failed");
-                for reply in replies {
-                    let _ = reply.send(Err(msg.clone()));
+                let failure = Failure::of(&e);
+                let mut failed = replies;
+                if let Failure::Unavailable = failure {
+                    // The queued requests would meet the same outage: they fail with this batch.
+                    while let Ok((_, reply)) = rx.try_recv() {
+                        failed.push(reply);
+                    }
+                }
+                tracing::error!(error = %e, batch = inputs.len(), failed = failed.len(), "deciding a batch failed");
+                for reply in failed {
+                    let _ = reply.send(Err(failure.clone()));
                 }
                 continue;
             }
@@ -121,10 +161,10 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
                 Ok(durability) => durability.wait().await,
                 Err(e) => Err(e),
             }
-            .map_err(|e| e.to_string());
-            if let Err(msg) = &outcome {
-                tracing::error!(error = %msg, batch, "recording decisions failed");
-            }
+            .map_err(|e| {
+                tracing::error!(error = %e, batch, "recording decisions failed");
+                Failure::of(&e)
+            });
             for tx in durable {
                 let _ = tx.send(outcome.clone());
             }

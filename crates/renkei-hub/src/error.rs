@@ -68,9 +68,16 @@ pub enum HubError {
     PasskeyRefused(String),
     #[error("passkeys need the hub's issuer to be a domain name, not `{0}`")]
     PasskeysUnavailable(String),
+    /// Storage is out of reach or cannot write for now: the caller may try again shortly
+    /// (`Retry-After`), and a load balancer sends it elsewhere (`/readyz`).
+    #[error("storage is unavailable")]
+    StorageUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// How long a client is asked to wait before it tries again while storage is unavailable.
+pub const STORAGE_RETRY_AFTER_SECS: u32 = 1;
 
 impl From<StoreError> for HubError {
     fn from(e: StoreError) -> Self {
@@ -79,6 +86,10 @@ impl From<StoreError> for HubError {
             StoreError::ConsentAlreadyActive(id) => Self::ConsentAlreadyActive(id),
             StoreError::ConsentNotActive(id) => Self::ConsentNotActive(id),
             StoreError::Invalid(msg) => Self::Malformed(msg),
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "storage is unavailable");
+                Self::StorageUnavailable
+            }
             // The database's own message may quote stored values: log the kind only.
             other => Self::Internal(format!("storage: {other}")),
         }
@@ -204,6 +215,12 @@ impl HubError {
                 Problem::new(S::FORBIDDEN, "passkeys-unavailable", "Passkeys unavailable")
                     .detail(self.to_string())
             }
+            Self::StorageUnavailable => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+                "Storage unavailable",
+            )
+            .detail("the hub's storage is unavailable for now; try again shortly"),
             Self::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -294,6 +311,14 @@ impl IntoResponse for HubError {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "request failed");
         }
-        self.to_problem().into_response()
+        let retry = matches!(self, Self::StorageUnavailable);
+        let mut response = self.to_problem().into_response();
+        if retry {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }

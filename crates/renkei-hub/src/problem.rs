@@ -185,6 +185,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     ("demo-only", "This endpoint exists only in demo mode."),
     (
+        "storage-unavailable",
+        "The hub's storage is out of reach or cannot write for now (the database is down, the disk is full); nothing was answered from it. Try again after the `Retry-After` seconds; `GET /readyz` says when the hub is ready again.",
+    ),
+    (
         "internal",
         "The hub failed; nothing was changed. The incident is logged without personal data.",
     ),

@@ -30,6 +30,9 @@ pub enum PortalError {
     Refused(String),
     #[error("page rendering failed: {0}")]
     Render(#[from] askama::Error),
+    /// The hub's storage is unavailable for now.
+    #[error("storage is unavailable")]
+    Unavailable,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,6 +44,7 @@ impl From<HubError> for PortalError {
             HubError::NotFound(_) => Self::NotFound,
             HubError::Forbidden(_) => Self::NotEntrusted,
             HubError::Internal(msg) => Self::Internal(msg),
+            HubError::StorageUnavailable => Self::Unavailable,
             other => Self::Refused(other.to_problem().code().to_owned()),
         }
     }
@@ -62,6 +66,10 @@ impl IntoResponse for PortalError {
                 "Bad request / 入力に誤りがあります",
             ),
             Self::Refused(_) => (StatusCode::CONFLICT, "Not possible / できませんでした"),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable, please try again shortly / 一時的に利用できません。しばらくしてからもう一度お試しください",
+            ),
             Self::Render(_) | Self::Internal(_) => {
                 tracing::error!(error = %self, "portal page failed");
                 (

@@ -18,6 +18,7 @@ use renkei_domain::{
 };
 use uuid::Uuid;
 
+pub mod faults;
 mod identity;
 pub use identity::*;
 

@@ -34,7 +34,7 @@ pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
     StoredSigningKey,
 };
-pub use postgres::PostgresStore;
+pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Why a storage call failed.
@@ -51,7 +51,12 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+    /// Storage cannot be reached or written for now (PostgreSQL down or refusing connections,
+    /// no connection free within the timeout, a full disk, a read-only file system): nothing
+    /// was changed, and the same call may succeed once storage is back.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// Shared by every commit that waited for the same fsync.
@@ -64,6 +69,10 @@ pub enum StoreError {
          the owner's alone; run `chmod 600 {path}` and start again"
     )]
     OpenToOthers { path: String, mode: u32 },
+    /// Storage is reachable but cannot take writes (a full or read-only file system, a
+    /// write-back that failed): says which, never with personal data.
+    #[error("storage cannot write: {0}")]
+    CannotWrite(String),
     #[error("cannot use `{path}`")]
     File {
         path: String,
@@ -73,6 +82,72 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether storage was unavailable (or can no longer make a commit durable), rather than
+    /// the call itself wrong: the caller may try again later, elsewhere, or after a restart.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Sync(_) | Self::CannotWrite(_)
+        )
+    }
+}
+
+/// Whether a database error says storage is out of reach or cannot write now, as opposed to
+/// a statement that failed on its own account.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite's primary result code is the extended code's low byte.
+                return code.parse::<u32>().is_ok_and(|code| {
+                    matches!(
+                        code & 0xff,
+                        SQLITE_BUSY
+                            | SQLITE_READONLY
+                            | SQLITE_IOERR
+                            | SQLITE_FULL
+                            | SQLITE_CANTOPEN
+                    )
+                });
+            }
+            // PostgreSQL's SQLSTATEs: connection exceptions (08), insufficient resources (53:
+            // disk full, out of memory, too many connections), the server shutting down or
+            // not accepting connections yet (57P01-57P03), a database not accepting
+            // connections (55000), and a read-only server (25006, e.g. a standby).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "55000" | "25006"
+                )
+        }
+        _ => false,
+    }
+}
+
+const SQLITE_BUSY: u32 = 5;
+const SQLITE_READONLY: u32 = 8;
+const SQLITE_IOERR: u32 = 10;
+const SQLITE_FULL: u32 = 13;
+const SQLITE_CANTOPEN: u32 = 14;
 
 /// A purpose as a service declares it; storage assigns the version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,9 +340,18 @@ pub struct StoredEntry {
     pub entry: Option<Result<LogEntry, String>>,
 }
 
+/// Whether storage can serve the hub now: what a readiness probe asks.
+#[async_trait]
+pub trait Readiness {
+    /// `Ok` when storage is reachable within the connection timeout and can take writes;
+    /// otherwise why not ([`StoreError::is_unavailable`]). Cheap enough to be asked every
+    /// second.
+    async fn readiness(&self) -> StoreResult<()>;
+}
+
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
     async fn categories(&self) -> StoreResult<Vec<DataCategory>>;

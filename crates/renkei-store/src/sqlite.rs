@@ -1,6 +1,6 @@
 //! The embedded SQLite backend: the default, created on first run, no set-up.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::codec::Placeholders;
 use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
 use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 use crate::wal_sync::WalSync;
-use crate::{Durability, StoreResult};
+use crate::{Durability, StoreError, StoreResult};
 
 /// A [`crate::Store`] in one SQLite file (WAL mode, `synchronous=FULL`, so an acknowledged
 /// write survives a crash and a power cut).
@@ -25,6 +25,8 @@ pub struct SqliteStore {
     upper_hashes: Arc<crate::hash_cache::UpperHashes>,
     decision_cache: Arc<crate::decision_cache::SharedDecisionCache>,
     wal: Arc<WalSync>,
+    /// The database file, whose file system readiness checks for space and writability.
+    path: Arc<PathBuf>,
     /// The background checkpointer stops once every clone of the store is dropped.
     _alive: Arc<()>,
 }
@@ -61,12 +63,25 @@ impl SqliteStore {
             // A ping before each use would cost the writer a round trip to its thread per
             // transaction, and a local file does not hang up: every pool here skips it.
             .test_before_acquire(false)
-            // INVARIANT: the writer is `synchronous=FULL` whenever it is taken from the pool;
-            // a decision batch lowers it for its own commit (`begin_batch`), and a connection
-            // that cannot be set back is closed, never reused.
+            // INVARIANT: the writer is `synchronous=FULL` and outside any transaction whenever
+            // it is taken from the pool; a decision batch lowers it for its own commit
+            // (`begin_batch`), and a connection that cannot be set back is closed, never
+            // reused.
             .after_release(|conn, _| {
                 Box::pin(async move {
+                    // Runs after the rollback a dropped transaction queued, so it sees its end.
                     sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = FULL").await?;
+                    // A failed statement (SQLITE_FULL, an I/O error) can make SQLite roll the
+                    // transaction back itself; sqlx's ROLLBACK then fails and its count of open
+                    // transactions stays up, and every later `begin_with` would be refused.
+                    // Such a connection is in a state no one can vouch for: replace it.
+                    if sqlx::Connection::is_in_transaction(&*conn) {
+                        tracing::warn!(
+                            "the database writer was released inside a transaction: it is \
+                             closed and a new one opened"
+                        );
+                        return Ok(false);
+                    }
                     Ok(true)
                 })
             })
@@ -90,16 +105,19 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         let alive = Arc::new(());
+        let wal = Arc::new(WalSync::start(path)?);
         tokio::spawn(checkpoint_in_background(
             checkpointer,
             Arc::downgrade(&alive),
+            wal.clone(),
         ));
         Ok(Self {
             read,
             write,
             upper_hashes: Arc::default(),
             decision_cache: Arc::default(),
-            wal: Arc::new(WalSync::start(path)?),
+            wal,
+            path: Arc::new(path.to_owned()),
             _alive: alive,
         })
     }
@@ -126,19 +144,95 @@ impl SqliteStore {
     }
 }
 
+/// Below this much free space, the file system holding the database counts as full: a batch's
+/// WAL frames, or the WAL growing for a checkpoint that is behind, would not fit for long.
+const MIN_FREE_BYTES: u64 = 256 * 1024;
+
+#[async_trait::async_trait]
+impl crate::Readiness for SqliteStore {
+    /// No failed write-back latched, a file system with room that is not read-only, and the
+    /// writer free to begin a write transaction within a second.
+    async fn readiness(&self) -> StoreResult<()> {
+        if let Some(e) = self.wal.failure() {
+            return Err(StoreError::Sync(e));
+        }
+        file_system_writable(&self.path)?;
+        let probe = async {
+            let tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+            tx.rollback().await?;
+            Ok::<_, StoreError>(())
+        };
+        tokio::time::timeout(crate::DEFAULT_STORAGE_TIMEOUT, probe)
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?
+    }
+}
+
+/// Refuses a file system (the one holding `database`) that is read-only or (nearly) full.
+#[cfg(unix)]
+fn file_system_writable(database: &Path) -> StoreResult<()> {
+    let dir = database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fs = rustix::fs::statvfs(dir).map_err(|e| StoreError::File {
+        path: dir.display().to_string(),
+        source: e.into(),
+    })?;
+    if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Err(StoreError::CannotWrite(
+            "the file system holding the database is read-only".into(),
+        ));
+    }
+    if fs.f_bavail.saturating_mul(fs.f_frsize) < MIN_FREE_BYTES {
+        return Err(StoreError::CannotWrite(
+            "the file system holding the database is full".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn file_system_writable(_database: &Path) -> StoreResult<()> {
+    Ok(())
+}
+
 /// Copies committed WAL frames into the database file, beside the writer: a PASSIVE
 /// checkpoint never waits for or blocks a writer or a reader.
-async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>) {
-    while alive.strong_count() > 0 {
+///
+/// A checkpoint that failed to write or sync the database file is the end of acknowledgements
+/// (latched in `wal`, as a failed sync of the WAL is) and of checkpoints: the kernel may have
+/// dropped the pages it could not write, and a retry that "succeeded" would let SQLite reuse
+/// the WAL over frames the database file never got. A full disk is not such a failure: SQLite
+/// wrote nothing, and the checkpoint is retried until there is room.
+async fn checkpoint_in_background(pool: SqlitePool, alive: Weak<()>, wal: Arc<WalSync>) {
+    while alive.strong_count() > 0 && wal.failure().is_none() {
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
         {
-            tracing::warn!(error = %e, "background WAL checkpoint failed");
+            if is_write_back_failure(&e) {
+                tracing::error!(error = %e, "the background WAL checkpoint could not write the database file to disk: no further write will be acknowledged until a restart");
+                wal.latch(std::io::Error::other(
+                    "the background checkpoint could not write the database file to disk",
+                ));
+            } else {
+                tracing::warn!(error = %e, "background WAL checkpoint failed");
+            }
         }
         tokio::time::sleep(CHECKPOINT_EVERY).await;
     }
     pool.close().await;
+}
+
+/// Whether SQLite reported an I/O error (`SQLITE_IOERR` and its extended codes: a failed
+/// write, fsync or truncate), not a full disk or a busy database.
+fn is_write_back_failure(e: &sqlx::Error) -> bool {
+    const SQLITE_IOERR: u32 = 10;
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| code & 0xff == SQLITE_IOERR)
 }
 
 /// Creates the database file owner-only if it is missing, and refuses it, or its `-wal` or
@@ -166,7 +260,25 @@ fn owner_only(path: &Path) -> StoreResult<()> {
     wal.push("-wal");
     let mut shm = path.as_os_str().to_owned();
     shm.push("-shm");
-    for file in [path.to_path_buf(), wal.into(), shm.into()] {
+    // The hub must write the database and create its WAL beside it: a read-only directory or
+    // file system, or a file it may not open, stops the start here with the file's name and
+    // the system's reason, not with SQLite's "unable to open database file" later on.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| file_error(path, e))?;
+    let wal = PathBuf::from(wal);
+    // An empty WAL is a valid one (SQLite would create it the same way, with the database's mode).
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&wal)
+        .map_err(|e| file_error(&wal, e))?;
+    for file in [path.to_path_buf(), wal, shm.into()] {
         let mode = match std::fs::metadata(&file) {
             Ok(m) => m.permissions().mode() & 0o777,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -96,3 +96,41 @@ async fn a_batch_queued_behind_a_revocation_is_decided_after_it() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_database_that_refuses_connections_is_unavailable_within_a_second_and_back_by_itself() {
+    use renkei_store::{Readiness, Store, StoreError};
+    use std::time::{Duration, Instant};
+    let Some(db) = renkei_store::conformance::faults::OwnDatabase::from_env().await else {
+        return;
+    };
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    store.readiness().await.unwrap();
+    assert_eq!(store.log_size().await.unwrap(), 0);
+
+    db.make_unavailable().await.unwrap();
+    let started = Instant::now();
+    let failed = store.log_size().await;
+    let to_fail = started.elapsed();
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert!(to_fail <= Duration::from_millis(1500), "{to_fail:?}");
+    assert!(store.readiness().await.is_err_and(|e| e.is_unavailable()));
+
+    db.make_available().await.unwrap();
+    let started = Instant::now();
+    while store.log_size().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not back within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.readiness().await.unwrap();
+    eprintln!(
+        "unavailable after {to_fail:?}, back {:?} after connections were allowed again",
+        started.elapsed()
+    );
+}

@@ -58,3 +58,83 @@ async fn reopening_the_file_keeps_what_was_written() {
         b"v"
     );
 }
+
+/// What a failed open says, causes included, as the binary prints it.
+fn whole_message(e: &renkei_store::StoreError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_database_path_that_cannot_be_opened_is_refused_naming_the_file_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the database file should be: no one can open it as a file.
+    let path = dir.path().join("renkei.db");
+    std::fs::create_dir(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let Err(e) = SqliteStore::open(&path).await else {
+        panic!("a directory was opened as the database")
+    };
+    let message = whole_message(&e);
+    assert!(
+        message.contains(&path.display().to_string()) && message.contains("os error"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_on_a_read_only_file_system_is_refused_naming_the_file_and_the_reason() {
+    use renkei_store::conformance::faults::SmallFileSystem;
+    let Some(fs) = SmallFileSystem::mount("4m") else {
+        return;
+    };
+    let path = fs.path().join("renkei.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.log_size().await.unwrap();
+    drop(store);
+    // The store's connections close in the background.
+    let started = std::time::Instant::now();
+    while let Err(e) = fs.make_read_only() {
+        assert!(started.elapsed().as_secs() < 5, "remounting read-only: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let Err(e) = SqliteStore::open(&path).await else {
+        panic!("a database on a read-only file system was opened")
+    };
+    let message = whole_message(&e);
+    assert!(
+        message.contains(&fs.path().display().to_string())
+            && message.contains("Read-only file system"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_says_when_the_database_s_file_system_is_full_and_ready_again_once_freed() {
+    use renkei_store::conformance::faults::SmallFileSystem;
+    use renkei_store::{Readiness, StoreError};
+    let Some(fs) = SmallFileSystem::mount("4m") else {
+        return;
+    };
+    let store = SqliteStore::open(&fs.path().join("renkei.db"))
+        .await
+        .unwrap();
+    store.readiness().await.unwrap();
+    let filler = fs.fill();
+    let not_ready = store.readiness().await;
+    assert!(
+        matches!(&not_ready, Err(StoreError::CannotWrite(why)) if why.contains("full")),
+        "{not_ready:?}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    store.readiness().await.unwrap();
+}

@@ -60,6 +60,10 @@ enum Command {
         /// How long to wait for a provider, in milliseconds.
         #[arg(long, default_value_t = 3000)]
         provider_timeout_ms: u64,
+        /// How long a request waits for a PostgreSQL connection before it is answered 503
+        /// (storage unavailable, retry), in milliseconds.
+        #[arg(long, env = "RENKEI_STORAGE_TIMEOUT_MS", default_value_t = 1000)]
+        storage_timeout_ms: u64,
         /// A root certificate (PEM or DER) enrolment certificates must chain to, e.g. JPKI's
         /// signing-certificate root. Repeatable; without one, enrolment is off.
         #[arg(long)]
@@ -236,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             issuer,
             provider_timeout_ms,
+            storage_timeout_ms,
             trust_anchor,
             crl,
             kek,
@@ -244,7 +249,9 @@ async fn main() -> anyhow::Result<()> {
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
                 run::trust_anchors(&trust_anchor, &crl)?.map(std::sync::Arc::new);
-            let store = run::open_store(&database).await?;
+            let store =
+                run::open_store_with_timeout(&database, Duration::from_millis(storage_timeout_ms))
+                    .await?;
             run::serve(listen, config, store).await?;
         }
         Command::Log {

@@ -12,8 +12,17 @@ use zeroize::Zeroizing;
 
 /// Opens `postgres://…` URLs as PostgreSQL and anything else as a SQLite file path.
 pub async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_timeout(database, renkei_store::DEFAULT_STORAGE_TIMEOUT).await
+}
+
+/// [`open_store`], with how long a PostgreSQL call waits for a connection before it fails as
+/// storage unavailable (`503`).
+pub async fn open_store_with_timeout(
+    database: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        let store = PostgresStore::connect(database)
+        let store = PostgresStore::connect_with_timeout(database, timeout)
             .await
             .context("connecting to PostgreSQL")?;
         Ok(Arc::new(store))

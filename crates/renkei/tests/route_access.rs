@@ -882,7 +882,9 @@ impl World {
         let advice = self.advice.to_string();
         let call = match (row.method.as_str(), row.path) {
             // --- the API: public ---
-            ("GET", "/healthz" | "/openapi.json" | "/.well-known/jwks.json") => Call::to(row.path),
+            ("GET", "/healthz" | "/readyz" | "/openapi.json" | "/.well-known/jwks.json") => {
+                Call::to(row.path)
+            }
             ("GET", "/.well-known/openid-configuration") => Call::to(row.path),
             ("GET", "/problems/{code}") => Call::to("/problems/malformed-request"),
             ("GET", "/v1/categories" | "/v1/services") => Call::to(row.path),

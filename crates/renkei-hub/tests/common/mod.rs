@@ -248,6 +248,9 @@ pub struct TownOptions {
     pub provider_timeout: Duration,
     pub clinic: ProviderMode,
     pub payments: ProviderMode,
+    /// Where the hub keeps its data: a SQLite file in the town's temporary directory unless
+    /// this names another file, or a `postgres://` URL.
+    pub database: Option<String>,
 }
 
 impl Default for TownOptions {
@@ -258,6 +261,7 @@ impl Default for TownOptions {
             provider_timeout: Duration::from_secs(3),
             clinic: ProviderMode::Normal,
             payments: ProviderMode::Normal,
+            database: None,
         }
     }
 }
@@ -427,8 +431,17 @@ impl Town {
     pub async fn with(options: TownOptions) -> Self {
         renkei_protocol::keys::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("hub.sqlite");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_path).await.unwrap());
+        let (db_path, store): (PathBuf, Arc<dyn Store>) = match options.database.as_deref() {
+            Some(url) if url.starts_with("postgres://") => (
+                PathBuf::new(),
+                Arc::new(renkei_store::PostgresStore::connect(url).await.unwrap()),
+            ),
+            other => {
+                let path = other.map_or_else(|| dir.path().join("hub.sqlite"), PathBuf::from);
+                let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+                (path, store)
+            }
+        };
         let now = Utc::now();
 
         for (id, ja, en, special_care) in [
@@ -887,22 +900,26 @@ impl Town {
 
     /// How many access records the hub keeps in all (whoever they name, or nobody).
     pub async fn access_record_count(&self) -> usize {
-        let mut count = 0;
-        let mut after = None;
+        self.all_stored_access_records().await.len()
+    }
+
+    /// Every access record the hub keeps, read from storage in log order.
+    pub async fn all_stored_access_records(&self) -> Vec<renkei_domain::AccessRecord> {
+        let mut all = Vec::new();
         loop {
             let page = self
                 .store
                 .access_records(&renkei_store::AccessQuery {
-                    after_seq: after,
+                    after_seq: all.last().map(|r: &renkei_domain::AccessRecord| r.seq),
                     limit: 500,
                     ..renkei_store::AccessQuery::default()
                 })
                 .await
                 .unwrap();
-            count += page.len();
-            match page.last() {
-                Some(last) if page.len() == 500 => after = Some(last.seq),
-                _ => return count,
+            let full = page.len() == 500;
+            all.extend(page);
+            if !full {
+                return all;
             }
         }
     }
