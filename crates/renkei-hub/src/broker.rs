@@ -194,6 +194,12 @@ pub struct DataResponse {
     pub results: Vec<ProviderResult>,
     /// Categories the consent covers but for which no provider holds data on this resident.
     pub not_held: Vec<String>,
+    /// The log's signed promise that this request's access record holds a position in the
+    /// access log: a C2SP signed note by the log's checkpoint key whose text is the log's
+    /// origin, `inclusion promise`, the position and the record's base64 leaf hash. Whoever
+    /// keeps it can show later that the entry existed (`renkei log verify --promise`), even
+    /// before a checkpoint covered it.
+    pub log_promise: String,
 }
 
 /// One provider's part of the answer.
@@ -283,6 +289,13 @@ impl Hub {
             .map(|c| c.to_string())
             .collect();
 
+        let log_promise = renkei_log::promise::Promise::new(
+            &self.keys.log.origin,
+            recorded.record.seq,
+            recorded.leaf,
+        )
+        .and_then(|p| p.sign(&self.keys.log.signer))
+        .map_err(|e| HubError::Internal(format!("inclusion promise: {e}")))?;
         let now = Utc::now();
         // INVARIANT: providers may be asked before the access record is durable (they answer
         // sealed to the service, so the hub holds nothing it could read), but no answer goes
@@ -342,6 +355,7 @@ impl Hub {
             complete,
             results,
             not_held,
+            log_promise,
         })
     }
 

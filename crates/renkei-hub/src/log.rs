@@ -258,6 +258,8 @@ pub struct VerifyReport {
     pub first_bad_entry: Option<(u64, String)>,
     /// Checkpoints that do not match the entries or are not validly signed.
     pub bad_checkpoints: Vec<String>,
+    /// Inclusion promises given that are not validly signed by the log's key.
+    pub bad_promises: Vec<String>,
     /// Stored state a decision reads (consents) that disagrees with the log's entries.
     pub state_mismatches: Vec<String>,
 }
@@ -273,6 +275,7 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.first_bad_entry.is_none()
             && self.bad_checkpoints.is_empty()
+            && self.bad_promises.is_empty()
             && self.state_mismatches.is_empty()
     }
 }
@@ -312,10 +315,13 @@ impl Frontier {
 ///
 /// `pinned` are checkpoint notes the auditor kept from earlier (`GET /log/checkpoint`): they
 /// are checked like stored ones, so deleting later checkpoints from storage hides nothing.
+/// `promises` are the inclusion promises of data-request answers (`log_promise`): the entry at
+/// each promised position must still derive to the promised leaf, checkpoint or not.
 pub async fn verify(
     store: &dyn Store,
     verifier: &renkei_log::note::Verifier,
     pinned: &[String],
+    promises: &[String],
 ) -> Result<VerifyReport, HubError> {
     const CHUNK: u32 = 10_000;
     let mut report = VerifyReport::default();
@@ -333,6 +339,15 @@ pub async fn verify(
             Err(e) => report
                 .bad_checkpoints
                 .push(format!("a pinned checkpoint does not verify: {e}")),
+        }
+    }
+    let mut promised: BTreeMap<u64, Vec<Hash>> = BTreeMap::new();
+    for note in promises {
+        match renkei_log::promise::Promise::open(note.as_bytes(), verifier.name(), verifier) {
+            Ok(p) => promised.entry(p.seq()).or_default().push(*p.leaf()),
+            Err(e) => report
+                .bad_promises
+                .push(format!("an inclusion promise does not verify: {e}")),
         }
     }
     checkpoints.sort_by_key(|c| c.size);
@@ -392,6 +407,15 @@ pub async fn verify(
                     "the entry does not match the leaf hash the log integrated",
                 );
             }
+            if promised
+                .remove(&n)
+                .is_some_and(|leaves| leaves.iter().any(|l| Some(*l) != derived))
+            {
+                report.blame(
+                    n,
+                    "the entry is not the one the log promised at this position in an answer",
+                );
+            }
             // A missing or unreadable entry still takes its place in the tree: use the stored
             // leaf so later checkpoints are still checked against the rest.
             frontier.push(derived.or(integrated_leaf).unwrap_or(merkle::empty_root()));
@@ -409,6 +433,14 @@ pub async fn verify(
             }
         }
         seq = end;
+    }
+    if let Some((&seq, _)) = promised.first_key_value() {
+        report.blame(
+            seq,
+            format!(
+                "the log ends at {size} entries but promised an entry at this position in an answer (removed)"
+            ),
+        );
     }
     for c in pending {
         report.bad_checkpoints.push(format!(

@@ -201,21 +201,26 @@ fn check_extension(number: usize, line: &str) -> Result<(), CheckpointError> {
 
 /// ASCII digits, no sign, no leading zero unless the size is `0`, at most `u64::MAX`.
 fn parse_size(line: &str) -> Result<u64, CheckpointError> {
+    decimal(line).ok_or_else(|| CheckpointError::InvalidSize(excerpt(line)))
+}
+
+fn parse_root(line: &str) -> Result<Hash, CheckpointError> {
+    hash(line).ok_or_else(|| CheckpointError::InvalidRoot(excerpt(line)))
+}
+
+/// A decimal `u64` without sign or leading zeroes.
+pub(crate) fn decimal(line: &str) -> Option<u64> {
     let canonical =
         line.bytes().all(|b| b.is_ascii_digit()) && (line == "0" || !line.starts_with('0'));
-    canonical
-        .then(|| line.parse::<u64>().ok())
-        .flatten()
-        .ok_or_else(|| CheckpointError::InvalidSize(excerpt(line)))
+    canonical.then(|| line.parse::<u64>().ok()).flatten()
 }
 
 /// Canonical, padded standard base64 of exactly 32 bytes.
-fn parse_root(line: &str) -> Result<Hash, CheckpointError> {
+pub(crate) fn hash(line: &str) -> Option<Hash> {
     BASE64
         .decode(line)
         .ok()
         .and_then(|bytes| Hash::from_slice(&bytes).ok())
-        .ok_or_else(|| CheckpointError::InvalidRoot(excerpt(line)))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //!   stored node hashes through [`merkle::HashReader`]) and their verification;
 //! - [`note`]: C2SP signed notes with Ed25519 keys;
 //! - [`checkpoint`]: C2SP tlog-checkpoint tree heads, signed as notes;
+//! - [`promise`]: signed promises that an entry is in the log at a position (what a
+//!   data-request answer carries before a checkpoint covers its entry);
 //! - [`tile`]: C2SP tlog-tiles hash tile paths and the stored hashes each tile holds.
 //!
 //! It must not touch: databases, files, the network, clocks, or what a log entry means
@@ -17,6 +19,7 @@
 pub mod checkpoint;
 pub mod merkle;
 pub mod note;
+pub mod promise;
 pub mod tile;
 
 pub use merkle::Hash;

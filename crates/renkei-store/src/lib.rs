@@ -201,6 +201,8 @@ pub struct DecisionInput {
 pub struct RecordedDecision {
     pub decision: Decision,
     pub record: AccessRecord,
+    /// The record's Merkle leaf hash, as the log stores it (what an inclusion promise signs).
+    pub leaf: renkei_log::Hash,
     /// One per requested category the resident has data for (empty when denied).
     pub locators: Vec<Locator>,
     /// The requesting service as the decision saw it (`None` if it is not registered).

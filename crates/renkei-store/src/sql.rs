@@ -729,6 +729,7 @@ macro_rules! impl_store {
                 }
 
                 let mut out = Vec::with_capacity(batch.len());
+                let mut leaves = Vec::with_capacity(batch.len());
                 for ((offset, input), (decision, resident)) in (0_i64..).zip(batch).zip(decisions) {
                     let req = &input.request;
                     let locators: Vec<Locator> = match (&decision, resident) {
@@ -765,19 +766,22 @@ macro_rules! impl_store {
                         .iter()
                         .filter_map(|p| cache.providers.as_ref().and_then(|all| all.get(p)).cloned())
                         .collect();
+                    let leaf = $crate::codec::new_leaf(&LogEntry::Access(record.clone()));
                     out.push($crate::RecordedDecision {
                         decision,
+                        leaf: leaf.hash,
                         record,
                         locators,
                         service: cache.services.get(&req.service).cloned().flatten(),
                         providers: named,
                     });
+                    leaves.push(leaf);
                 }
 
                 self.decision_cache.put_back(cache);
 
                 // The records and their leaves, a few multi-row statements per batch.
-                for chunk in out.chunks($crate::codec::APPEND_CHUNK) {
+                for (chunk_start, chunk) in (0..).step_by($crate::codec::APPEND_CHUNK).zip(out.chunks($crate::codec::APPEND_CHUNK)) {
                     let sql = format!(
                         "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
                          purpose_version, categories, basis, outcome, providers) VALUES {}",
@@ -805,8 +809,7 @@ macro_rules! impl_store {
                         PLACEHOLDERS.rows(4, chunk.len())
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for d in chunk {
-                        let leaf = $crate::codec::new_leaf(&LogEntry::Access(d.record.clone()));
+                    for (d, leaf) in chunk.iter().zip(&leaves[chunk_start..]) {
                         query = query
                             .bind($crate::codec::seq_i64(d.record.seq)?)
                             .bind(leaf.kind)

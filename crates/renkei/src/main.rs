@@ -174,6 +174,10 @@ enum LogCommand {
         /// must still match it (repeatable).
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
+        /// A file holding the `log_promise` of a data-request answer; the log must hold the
+        /// promised entry at its position (repeatable).
+        #[arg(long)]
+        promise: Vec<PathBuf>,
         /// Opens the stored key when `--key` is not given.
         #[command(flatten)]
         kek: KekArgs,
@@ -260,6 +264,7 @@ async fn main() -> anyhow::Result<()> {
                     database,
                     key,
                     checkpoint,
+                    promise,
                     kek,
                 },
         } => {
@@ -277,13 +282,23 @@ async fn main() -> anyhow::Result<()> {
                     std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let report = renkei_hub::log::verify(store.as_ref(), &verifier, &pinned).await?;
+            let promises = promise
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let report =
+                renkei_hub::log::verify(store.as_ref(), &verifier, &pinned, &promises).await?;
             println!(
                 "entries: {}  checkpoints: {}",
                 report.entries, report.checkpoints
             );
             for c in &report.bad_checkpoints {
                 println!("BAD CHECKPOINT: {c}");
+            }
+            for p in &report.bad_promises {
+                println!("BAD PROMISE: {p}");
             }
             for m in &report.state_mismatches {
                 println!("STATE DIFFERS FROM THE LOG: {m}");

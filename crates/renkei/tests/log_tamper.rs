@@ -59,6 +59,8 @@ struct Log {
     size: u64,
     /// A consent its resident revoked.
     revoked: ConsentId,
+    /// The inclusion promise in the answer to the request of the newest entry.
+    promise_of_the_last: String,
     /// The kind (`access` / `consent`) of every position.
     kinds: Vec<String>,
     /// Sizes of every checkpoint the hub signed.
@@ -281,6 +283,20 @@ impl Log {
         }
         integrate().await.unwrap();
         requests(&hub, &subjects, 8).await;
+        // The newest entry: a granted request, whose answer carries the log's promise.
+        let last = hub
+            .request_data(
+                &service_id(),
+                None,
+                DataRequestBody {
+                    // One who consented again to the purpose as it is now.
+                    subject: subjects[RESIDENTS / 2].clone(),
+                    purpose: PURPOSE.into(),
+                    categories: vec!["health.checkup".to_owned()],
+                },
+            )
+            .await
+            .unwrap();
         while integrate().await.unwrap().is_some() {}
 
         let size = store.log_size().await.unwrap();
@@ -313,6 +329,7 @@ impl Log {
             store,
             size,
             revoked: consents[0],
+            promise_of_the_last: last.log_promise,
             kinds,
             checkpoints,
             postgres,
@@ -792,6 +809,76 @@ async fn a_consent_un_revoked_behind_the_logs_back_is_named(backend: Backend) {
     log.remove().await;
 }
 
+async fn cutting_the_log_short_is_caught_by_an_answers_inclusion_promise(backend: Backend) {
+    let Some(log) = Log::build(backend).await else {
+        return;
+    };
+    let last = log.size - 1;
+    assert!(
+        log.promise_of_the_last
+            .contains(&format!("\ninclusion promise\n{last}\n")),
+        "{}",
+        log.promise_of_the_last
+    );
+    let promise = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(promise.path(), &log.promise_of_the_last).unwrap();
+    // The tamperer removes the newest entry and every checkpoint that covered it: what
+    // happens to entries not yet in a checkpoint, which storage alone cannot tell.
+    log.drop_append_only_triggers().await;
+    log.sql(&format!(
+        "DELETE FROM access_records WHERE seq = {last};
+         DELETE FROM log_leaves WHERE seq = {last};
+         DELETE FROM log_checkpoints WHERE size > {last};
+         UPDATE log_head SET size = size - 1 WHERE id = 1;"
+    ))
+    .await;
+    assert_eq!(log.verify(Some(&log.key)).await.code, Some(0));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args([
+            "log",
+            "verify",
+            "--database",
+            &log.database,
+            "--key",
+            &log.key,
+            "--promise",
+        ])
+        .arg(promise.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "FIRST BAD ENTRY: {last}: the log ends at {last} entries but promised"
+        )),
+        "{stdout}"
+    );
+    // A promise the log never signed proves nothing.
+    let forged = log
+        .promise_of_the_last
+        .replace(&format!("\n{last}\n"), "\n3\n");
+    std::fs::write(promise.path(), forged).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args([
+            "log",
+            "verify",
+            "--database",
+            &log.database,
+            "--key",
+            &log.key,
+            "--promise",
+        ])
+        .arg(promise.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BAD PROMISE: "), "{stdout}");
+    log.remove().await;
+}
+
 /// Every case, as one test per backend.
 macro_rules! tamper_tests {
     ($($case:ident),* $(,)?) => {
@@ -828,4 +915,5 @@ tamper_tests!(
     an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_checkpoints,
     cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_checkpoint,
     a_consent_un_revoked_behind_the_logs_back_is_named,
+    cutting_the_log_short_is_caught_by_an_answers_inclusion_promise,
 );
