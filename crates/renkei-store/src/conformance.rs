@@ -64,6 +64,7 @@ macro_rules! store_conformance_suite {
             passkeys_are_kept_per_resident_and_a_credential_registers_once,
             an_authorization_code_redeems_once_and_reuse_revokes_its_tokens,
             an_expired_authorization_code_is_refused,
+            a_code_presented_by_another_client_or_without_its_verifier_stays_redeemable,
             a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under,
             a_revoked_token_reads_back_as_revoked,
             a_service_client_registration_reads_back,

@@ -569,6 +569,7 @@ macro_rules! impl_identity_store {
             async fn redeem_authorization_code(
                 &self,
                 code_hash: &str,
+                presented: &$crate::identity::CodePresentation,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<$crate::identity::CodeRedemption> {
                 use $crate::identity::CodeRedemption;
@@ -580,7 +581,14 @@ macro_rules! impl_identity_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else { return Ok(CodeRedemption::Unknown) };
-                let outcome = if row.redeemed_at.is_some() {
+                let redeemed = row.redeemed_at.is_some();
+                let expires_at = row.expires_at;
+                let code = row.into_domain()?;
+                // INVARIANT: nothing is written unless the presentation matches the code, so
+                // a code seen by anyone else is neither spent nor its tokens revoked by them.
+                let outcome = if let Some(mismatch) = presented.mismatch(&code) {
+                    CodeRedemption::Mismatch(mismatch)
+                } else if redeemed {
                     sqlx::query(
                         "UPDATE authorization_codes SET tokens_revoked_at = $1 WHERE code_hash = $2 AND tokens_revoked_at IS NULL",
                     )
@@ -589,7 +597,7 @@ macro_rules! impl_identity_store {
                     .execute(&mut *tx)
                     .await?;
                     CodeRedemption::Reused
-                } else if $crate::sql_identity::expired(row.expires_at, now) {
+                } else if $crate::sql_identity::expired(expires_at, now) {
                     CodeRedemption::Expired
                 } else {
                     sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2")
@@ -597,7 +605,7 @@ macro_rules! impl_identity_store {
                         .bind(code_hash)
                         .execute(&mut *tx)
                         .await?;
-                    CodeRedemption::Redeemed(Box::new(row.into_domain()?))
+                    CodeRedemption::Redeemed(Box::new(code))
                 };
                 tx.commit().await?;
                 Ok(outcome)

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{service_id, town};
 use crate::identity::{
-    AuthorizationCodeRecord, Ceremony, CodeRedemption, StoredPasskey, StoredSigningKey,
+    AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption,
+    StoredPasskey, StoredSigningKey,
 };
 use crate::{Store, StoreError};
 
@@ -179,6 +180,15 @@ fn code(hash: &str, resident: ResidentId, expires_in: TimeDelta) -> Authorizatio
     }
 }
 
+/// What the rightful client presents with a code made by [`code`].
+fn rightful() -> CodePresentation {
+    CodePresentation {
+        client: service_id(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_challenge: Some("challenge".into()),
+    }
+}
+
 pub async fn an_authorization_code_redeems_once_and_reuse_revokes_its_tokens(
     store: Arc<dyn Store>,
 ) {
@@ -186,18 +196,27 @@ pub async fn an_authorization_code_redeems_once_and_reuse_revokes_its_tokens(
     let stored = code("h1", resident, TimeDelta::minutes(1));
     store.put_authorization_code(&stored).await.unwrap();
     let now = Utc::now();
-    let first = store.redeem_authorization_code("h1", now).await.unwrap();
+    let first = store
+        .redeem_authorization_code("h1", &rightful(), now)
+        .await
+        .unwrap();
     assert!(
         matches!(&first, CodeRedemption::Redeemed(c) if c.consents == stored.consents && c.nonce == stored.nonce)
     );
     assert!(!store.token_revoked("jti-1", Some("h1")).await.unwrap());
     assert_eq!(
-        store.redeem_authorization_code("h1", now).await.unwrap(),
+        store
+            .redeem_authorization_code("h1", &rightful(), now)
+            .await
+            .unwrap(),
         CodeRedemption::Reused
     );
     assert!(store.token_revoked("jti-1", Some("h1")).await.unwrap());
     assert_eq!(
-        store.redeem_authorization_code("nope", now).await.unwrap(),
+        store
+            .redeem_authorization_code("nope", &rightful(), now)
+            .await
+            .unwrap(),
         CodeRedemption::Unknown
     );
 }
@@ -210,11 +229,71 @@ pub async fn an_expired_authorization_code_is_refused(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         store
-            .redeem_authorization_code("h2", Utc::now())
+            .redeem_authorization_code("h2", &rightful(), Utc::now())
             .await
             .unwrap(),
         CodeRedemption::Expired
     );
+}
+
+pub async fn a_code_presented_by_another_client_or_without_its_verifier_stays_redeemable(
+    store: Arc<dyn Store>,
+) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    store
+        .put_authorization_code(&code("h5", resident, TimeDelta::minutes(1)))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let other_client = CodePresentation {
+        client: renkei_domain::ServiceId::new("someone-else").unwrap(),
+        ..rightful()
+    };
+    let other_redirect = CodePresentation {
+        redirect_uri: Some("https://evil.example/cb".into()),
+        ..rightful()
+    };
+    let no_redirect = CodePresentation {
+        redirect_uri: None,
+        ..rightful()
+    };
+    let no_verifier = CodePresentation {
+        code_challenge: None,
+        ..rightful()
+    };
+    let wrong_verifier = CodePresentation {
+        code_challenge: Some("other".into()),
+        ..rightful()
+    };
+    let attempts = [
+        (other_client, CodeMismatch::Client),
+        (other_redirect, CodeMismatch::RedirectUri),
+        (no_redirect, CodeMismatch::RedirectUri),
+        (no_verifier, CodeMismatch::Verifier),
+        (wrong_verifier, CodeMismatch::Verifier),
+    ];
+    // Refused before the rightful client redeems it, and after: a stranger's attempt never
+    // spends the code, nor (once spent) revokes its tokens.
+    for rightful_redeems in [true, false] {
+        for (presented, mismatch) in &attempts {
+            assert_eq!(
+                store
+                    .redeem_authorization_code("h5", presented, now)
+                    .await
+                    .unwrap(),
+                CodeRedemption::Mismatch(*mismatch),
+                "{presented:?}"
+            );
+        }
+        if rightful_redeems {
+            let redeemed = store
+                .redeem_authorization_code("h5", &rightful(), now)
+                .await
+                .unwrap();
+            assert!(matches!(redeemed, CodeRedemption::Redeemed(_)));
+        }
+    }
+    assert!(!store.token_revoked("jti-5", Some("h5")).await.unwrap());
 }
 
 pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under(
@@ -231,7 +310,7 @@ pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under
     let read = store.authorization_code("h4").await.unwrap().unwrap();
     assert_eq!(acting(&read), acting(&stored));
     match store
-        .redeem_authorization_code("h4", Utc::now())
+        .redeem_authorization_code("h4", &rightful(), Utc::now())
         .await
         .unwrap()
     {
