@@ -152,9 +152,13 @@ async fn authenticate_client(
         .client_secret_hash(&id)
         .await?
         .ok_or(HubError::InvalidClient)?;
-    if stored != hash_client_secret(&secret) {
-        return Err(HubError::InvalidClient);
-    }
+    // Compared in constant time, so how long a refusal takes says nothing of how much of
+    // the stored hash a guess matched.
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        stored.as_bytes(),
+        hash_client_secret(&secret).as_bytes(),
+    )
+    .map_err(|_| HubError::InvalidClient)?;
     hub.approved_service(&id)
         .await
         .map_err(|_| HubError::InvalidClient)?;
