@@ -67,6 +67,7 @@ macro_rules! store_conformance_suite {
             a_code_presented_by_another_client_or_without_its_verifier_stays_redeemable,
             a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under,
             a_revoked_token_reads_back_as_revoked,
+            purging_removes_only_what_expired_and_keeps_what_tokens_are_bound_to,
             a_service_client_registration_reads_back,
             only_the_appointing_resident_ends_a_proxy_appointment,
             an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with,

@@ -268,6 +268,13 @@ pub trait IdentityStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> StoreResult<ResidentRequest>;
 
+    // --- housekeeping ---
+    /// Deletes what can no longer be used at `before`: enrolment challenges and WebAuthn
+    /// ceremonies that expired, codes that expired unredeemed, and revoked token ids whose
+    /// tokens expired. Returns how many rows went. Requests nobody authenticated write the
+    /// first two, so without this their tables grow with every such request.
+    async fn purge_expired(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     // --- signing keys ---
     /// Adds a key; `false` (and nothing changed) if one with its `kid` exists.
     async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<bool>;

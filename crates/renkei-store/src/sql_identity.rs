@@ -655,6 +655,29 @@ macro_rules! impl_identity_store {
                 Ok(revoked > 0)
             }
 
+            async fn purge_expired(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                let before = before.timestamp_millis();
+                let mut purged = 0;
+                // One statement per table, each its own short transaction: the one SQLite
+                // writer is never held for long, and what one deletes stays deleted.
+                for statement in [
+                    "DELETE FROM enrolment_challenges WHERE expires_at <= $1",
+                    "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1",
+                    "DELETE FROM authorization_codes WHERE redeemed_at IS NULL AND expires_at <= $1",
+                    "DELETE FROM revoked_tokens WHERE expires_at <= $1",
+                ] {
+                    purged += sqlx::query(statement)
+                        .bind(before)
+                        .execute(&self.write)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(purged)
+            }
+
             async fn appoint_proxy(&self, a: &renkei_domain::ProxyAppointment) -> $crate::StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO proxies (id, resident_id, proxy_id, label, scope, appointed_at, ended_at)

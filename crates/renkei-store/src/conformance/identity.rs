@@ -319,6 +319,75 @@ pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under
     }
 }
 
+pub async fn purging_removes_only_what_expired_and_keeps_what_tokens_are_bound_to(
+    store: Arc<dyn Store>,
+) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    let now = Utc::now();
+    let stale = now - TimeDelta::seconds(1);
+    let fresh = now + TimeDelta::minutes(5);
+    let ceremony = Ceremony {
+        resident: None,
+        state: serde_json::json!({"s": 1}),
+    };
+    let (old_challenge, new_challenge) = (Uuid::new_v4(), Uuid::new_v4());
+    let (old_ceremony, new_ceremony) = (Uuid::new_v4(), Uuid::new_v4());
+    store
+        .put_enrolment_challenge(old_challenge, b"old", stale)
+        .await
+        .unwrap();
+    store
+        .put_enrolment_challenge(new_challenge, b"new", fresh)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(old_ceremony, "sign-in", &ceremony, stale)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(new_ceremony, "sign-in", &ceremony, fresh)
+        .await
+        .unwrap();
+    store
+        .put_authorization_code(&code("unused", resident, TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    // Redeemed before it expired: its tokens are bound to it, so it stays.
+    store
+        .put_authorization_code(&code("used", resident, TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    let redeemed = store
+        .redeem_authorization_code("used", &rightful(), now - TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    assert!(matches!(redeemed, CodeRedemption::Redeemed(_)));
+    store.revoke_token("jti-old", stale, now).await.unwrap();
+    store.revoke_token("jti-new", fresh, now).await.unwrap();
+
+    assert_eq!(store.purge_expired(now).await.unwrap(), 4);
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+
+    assert_eq!(store.authorization_code("unused").await.unwrap(), None);
+    assert!(store.authorization_code("used").await.unwrap().is_some());
+    assert!(store.token_revoked("jti-new", None).await.unwrap());
+    assert!(!store.token_revoked("jti-old", None).await.unwrap());
+    assert_eq!(
+        store
+            .take_enrolment_challenge(new_challenge, now)
+            .await
+            .unwrap(),
+        Some(b"new".to_vec())
+    );
+    assert_eq!(
+        store
+            .take_ceremony(new_ceremony, "sign-in", now)
+            .await
+            .unwrap(),
+        Some(ceremony)
+    );
+}
+
 pub async fn a_revoked_token_reads_back_as_revoked(store: Arc<dyn Store>) {
     let now = Utc::now();
     assert!(!store.token_revoked("jti-9", None).await.unwrap());
