@@ -68,6 +68,10 @@ pub enum HubError {
     PasskeyRefused(String),
     #[error("passkeys need the hub's issuer to be a domain name, not `{0}`")]
     PasskeysUnavailable(String),
+    /// Too many requests from one address or client ([`crate::limits`]): try again after
+    /// `retry_after` seconds.
+    #[error("too many requests: try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -204,6 +208,11 @@ impl HubError {
                 Problem::new(S::FORBIDDEN, "passkeys-unavailable", "Passkeys unavailable")
                     .detail(self.to_string())
             }
+            Self::RateLimited { retry_after } => {
+                Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                    .detail(self.to_string())
+                    .extra(serde_json::json!({ "retry_after": retry_after }))
+            }
             Self::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -294,6 +303,13 @@ impl IntoResponse for HubError {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "request failed");
         }
-        self.to_problem().into_response()
+        let mut response = self.to_problem().into_response();
+        if let Self::RateLimited { retry_after } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after),
+            );
+        }
+        response
     }
 }

@@ -18,6 +18,7 @@ pub mod egress;
 pub mod enrolment;
 mod error;
 pub mod kek;
+pub mod limits;
 pub mod log;
 pub mod oidc;
 pub mod passkeys;

@@ -185,6 +185,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     ("demo-only", "This endpoint exists only in demo mode."),
     (
+        "rate-limited",
+        "Too many requests from this address or client: try again after the number of seconds in the `Retry-After` header (also in `retry_after`).",
+    ),
+    (
         "internal",
         "The hub failed; nothing was changed. The incident is logged without personal data.",
     ),

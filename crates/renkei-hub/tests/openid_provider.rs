@@ -162,7 +162,11 @@ async fn enrolled_resident(town: &Town, name: &str) -> ResidentId {
             renkei_identity::KeyAlgorithm::EcdsaP256,
         )
         .unwrap();
-    let challenge = town.hub.enrolment_challenge().await.unwrap();
+    let challenge = town
+        .hub
+        .enrolment_challenge(common::local_peer())
+        .await
+        .unwrap();
     let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
     let signature = renkei_identity::sign_challenge(&card.key_pem, &bytes).unwrap();
     town.hub
