@@ -896,12 +896,15 @@ async fn set_up(
             // The bench's providers listen on 127.0.0.1.
             let mut config = HubConfig::new(hub_url.clone(), renkei_hub::kek::Kek::generate());
             config.allow_local_network = true;
+            // The figure is the hub's throughput, not its per-service data-request limit.
+            config.limits = renkei_hub::limits::RateLimits::GENEROUS;
             let hub = Hub::start(config, store.clone())
                 .await
                 .context("starting the hub")?;
             let router = renkei_hub::router(hub.clone());
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(hub_listener, router).await {
+                let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                if let Err(e) = axum::serve(hub_listener, app).await {
                     eprintln!("hub stopped: {e}");
                 }
             });

@@ -40,18 +40,24 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("hub.db")).await?);
     let service = set_up(store.as_ref()).await?;
-    let hub = Hub::start(
-        HubConfig::new(
-            "https://hub.bench.example",
-            renkei_hub::kek::Kek::generate(),
-        ),
-        store.clone(),
-    )
-    .await?;
+    let mut config = HubConfig::new(
+        "https://hub.bench.example",
+        renkei_hub::kek::Kek::generate(),
+    );
+    // One client from one address, as fast as it goes: the limits would be the figure.
+    config.limits = renkei_hub::limits::RateLimits::GENEROUS;
+    let hub = Hub::start(config, store.clone()).await?;
     let user_token = code_flow_token(&hub, &service).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, renkei_hub::router(hub)).await });
+    tokio::spawn(async move {
+        let app = renkei_hub::router(hub);
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()?;

@@ -409,7 +409,7 @@ async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubE
 #[utoipa::path(post, path = "/v1/data-requests", request_body = DataRequestBody, security(("service" = [])),
     responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 200, description = "Granted; `complete` is false when some provider failed", body = DataResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, description = "Denied (recorded)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json"), (status = 502, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable (`storage-unavailable`): nothing was released; try again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 async fn data_request(
     State(hub): State<Hub>,

@@ -26,6 +26,7 @@ use crate::auth::{
     bearer, hash_client_secret,
 };
 use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
+use crate::limits::PeerAddr;
 use crate::oidc::{CodeTokens, Introspection};
 use crate::passkeys::PasskeyView;
 use crate::problem::{ApiJson, ApiPath, Problem};
@@ -131,8 +132,11 @@ pub(crate) struct TokenResponse {
 }
 
 /// Checks a client's credentials (HTTP Basic or form fields); the service must be approved.
+/// Every attempt counts against the rate limits of its address and of the client id it
+/// names, before the secret is compared.
 async fn authenticate_client(
     hub: &Hub,
+    from: PeerAddr,
     headers: &HeaderMap,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -146,15 +150,20 @@ async fn authenticate_client(
         (None, Some(id), Some(secret)) => (id, secret),
         _ => return Err(HubError::InvalidClient),
     };
+    hub.limiters.oauth(from, &id)?;
     let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
     let stored = hub
         .store
         .client_secret_hash(&id)
         .await?
         .ok_or(HubError::InvalidClient)?;
-    if stored != hash_client_secret(&secret) {
-        return Err(HubError::InvalidClient);
-    }
+    // Compared in constant time, so how long a refusal takes says nothing of how much of
+    // the stored hash a guess matched.
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        stored.as_bytes(),
+        hash_client_secret(&secret).as_bytes(),
+    )
+    .map_err(|_| HubError::InvalidClient)?;
     hub.approved_service(&id)
         .await
         .map_err(|_| HubError::InvalidClient)?;
@@ -164,17 +173,18 @@ async fn authenticate_client(
 /// OAuth 2.0 token endpoint: `client_credentials` (a service's own token) or
 /// `authorization_code` with its PKCE verifier (tokens for one resident, and an ID token).
 #[utoipa::path(post, path = "/oauth/token", request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = CodeTokens), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = CodeTokens), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn token(
     State(hub): State<Hub>,
+    from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<OAuthForm>, FormRejection>,
 ) -> Result<Response, HubError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     match form.grant_type.as_str() {
         "client_credentials" => {
-            let id =
-                authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+            let id = authenticate_client(&hub, from, &headers, form.client_id, form.client_secret)
+                .await?;
             let access_token = hub.keys.issue_service_token(&id, Utc::now())?;
             Ok(no_store(TokenResponse {
                 access_token,
@@ -183,8 +193,8 @@ pub(crate) async fn token(
             }))
         }
         "authorization_code" => {
-            let id =
-                authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+            let id = authenticate_client(&hub, from, &headers, form.client_id, form.client_secret)
+                .await?;
             let tokens = hub
                 .redeem_code(
                     &id,
@@ -230,28 +240,32 @@ pub(crate) struct TokenForm {
 
 /// RFC 7662 token introspection, for the service that holds the token.
 #[utoipa::path(post, path = "/oauth/introspect", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = Introspection), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Introspection), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn introspect(
     State(hub): State<Hub>,
+    from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, HubError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     let _ = form.token_type_hint;
-    let caller = authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+    let caller =
+        authenticate_client(&hub, from, &headers, form.client_id, form.client_secret).await?;
     Ok(no_store(hub.introspect(&caller, &form.token).await?))
 }
 
 /// RFC 7009 token revocation: the token stops working at once.
 #[utoipa::path(post, path = "/oauth/revoke", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn revoke(
     State(hub): State<Hub>,
+    from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, HubError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
-    let caller = authenticate_client(&hub, &headers, form.client_id, form.client_secret).await?;
+    let caller =
+        authenticate_client(&hub, from, &headers, form.client_id, form.client_secret).await?;
     hub.revoke_token(&caller, &form.token).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -280,11 +294,14 @@ fn session_token(access_token: String, new_resident: Option<bool>) -> Response {
 
 /// A fresh challenge to sign with the certificate's key (single use, 5 minutes).
 #[utoipa::path(post, path = "/v1/enrolment/challenges",
-    responses((status = 201, body = EnrolmentChallenge), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn enrolment_challenge(State(hub): State<Hub>) -> Result<Response, HubError> {
+    responses((status = 201, body = EnrolmentChallenge), (status = 403, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn enrolment_challenge(
+    State(hub): State<Hub>,
+    from: PeerAddr,
+) -> Result<Response, HubError> {
     Ok((
         StatusCode::CREATED,
-        no_store(hub.enrolment_challenge().await?),
+        no_store(hub.enrolment_challenge(from).await?),
     )
         .into_response())
 }
@@ -307,9 +324,12 @@ pub(crate) async fn enrol(
 
 /// Start signing in with a passkey: options for `navigator.credentials.get()`.
 #[utoipa::path(post, path = "/v1/passkeys/sign-in",
-    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn passkey_sign_in_start(State(hub): State<Hub>) -> Result<Response, HubError> {
-    Ok(no_store(hub.start_passkey_sign_in().await?))
+    responses((status = 200, body = Object), (status = 403, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+pub(crate) async fn passkey_sign_in_start(
+    State(hub): State<Hub>,
+    from: PeerAddr,
+) -> Result<Response, HubError> {
+    Ok(no_store(hub.start_passkey_sign_in(from).await?))
 }
 
 /// Finish signing in: the assertion the browser returned; answers a resident session.

@@ -246,6 +246,9 @@ impl Hub {
         token_id: Option<String>,
         body: DataRequestBody,
     ) -> Result<DataResponse, HubError> {
+        // Counted before anything is decided: a refused request is an access record too
+        // (`unknown-subject` ones included), so this bounds what a service can append.
+        self.limiters.data_request(service)?;
         let (request, subject) = parse_request(service, body)?;
         let id = request.id;
         let (recorded, record) = self

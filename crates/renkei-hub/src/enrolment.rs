@@ -16,6 +16,7 @@ use renkei_identity::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::limits::PeerAddr;
 use crate::{Hub, HubError};
 
 /// How long a challenge may wait for its signature.
@@ -99,8 +100,13 @@ impl Hub {
     }
 
     /// A fresh single-use challenge, stored so any replica can check the answer.
-    pub async fn enrolment_challenge(&self) -> Result<EnrolmentChallenge, HubError> {
+    pub async fn enrolment_challenge(
+        &self,
+        from: PeerAddr,
+    ) -> Result<EnrolmentChallenge, HubError> {
         self.trust_anchors()?;
+        // Each challenge is a stored row until it expires (and the purger takes it).
+        self.limiters.ceremony(from)?;
         let bytes = crate::auth::random_bytes();
         let id = uuid::Uuid::new_v4();
         let now = Utc::now();

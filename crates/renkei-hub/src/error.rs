@@ -72,6 +72,10 @@ pub enum HubError {
     /// (`Retry-After`), and a load balancer sends it elsewhere (`/readyz`).
     #[error("storage is unavailable")]
     StorageUnavailable,
+    /// Too many requests from one address or client ([`crate::limits`]): try again after
+    /// `retry_after` seconds.
+    #[error("too many requests: try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -221,6 +225,11 @@ impl HubError {
                 "Storage unavailable",
             )
             .detail("the hub's storage is unavailable for now; try again shortly"),
+            Self::RateLimited { retry_after } => {
+                Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+                    .detail(self.to_string())
+                    .extra(serde_json::json!({ "retry_after": retry_after }))
+            }
             Self::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -311,12 +320,16 @@ impl IntoResponse for HubError {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "request failed");
         }
-        let retry = matches!(self, Self::StorageUnavailable);
+        let retry_after = match &self {
+            Self::StorageUnavailable => Some(u64::from(STORAGE_RETRY_AFTER_SECS)),
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         let mut response = self.to_problem().into_response();
-        if retry {
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response

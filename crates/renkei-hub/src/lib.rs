@@ -18,6 +18,7 @@ pub mod egress;
 pub mod enrolment;
 mod error;
 pub mod kek;
+pub mod limits;
 pub mod log;
 mod log_state;
 pub mod oidc;

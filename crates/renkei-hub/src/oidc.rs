@@ -16,7 +16,7 @@ use renkei_domain::{
     ConsentChannel, ConsentId, ConsentState, Purpose, PurposeId, Service, ServiceId, ServiceStatus,
     SigningAlg,
 };
-use renkei_store::{AuthorizationCodeRecord, CodeRedemption};
+use renkei_store::{AuthorizationCodeRecord, CodeMismatch, CodePresentation, CodeRedemption};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 use utoipa::{IntoParams, ToSchema};
@@ -424,9 +424,16 @@ impl Hub {
     ) -> Result<CodeTokens, HubError> {
         let code = code.ok_or_else(|| HubError::oauth_request("`code` is missing"))?;
         let now = now_ms();
+        // Checked by storage against the code before anything is written: a code presented by
+        // another client, to another redirect URI or without its verifier stays as it was.
+        let presented = CodePresentation {
+            client: client.clone(),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            code_challenge: verifier.filter(|v| is_pkce_value(v)).map(pkce_challenge),
+        };
         let record = match self
             .store
-            .redeem_authorization_code(&code_hash(code), now)
+            .redeem_authorization_code(&code_hash(code), &presented, now)
             .await?
         {
             CodeRedemption::Redeemed(r) => *r,
@@ -435,25 +442,24 @@ impl Hub {
                     "the code was already used; the tokens issued for it are revoked",
                 ));
             }
+            CodeRedemption::Mismatch(CodeMismatch::Client) => {
+                return Err(HubError::invalid_grant(
+                    "the code was issued to another client",
+                ));
+            }
+            CodeRedemption::Mismatch(CodeMismatch::RedirectUri) => {
+                return Err(HubError::invalid_grant(
+                    "`redirect_uri` differs from the authorization request's",
+                ));
+            }
+            CodeRedemption::Mismatch(CodeMismatch::Verifier) => {
+                return Err(HubError::invalid_grant(
+                    "a `code_verifier` matching the code challenge is required",
+                ));
+            }
             CodeRedemption::Expired => return Err(HubError::invalid_grant("the code expired")),
             CodeRedemption::Unknown => return Err(HubError::invalid_grant("unknown code")),
         };
-        if &record.service != client {
-            return Err(HubError::invalid_grant(
-                "the code was issued to another client",
-            ));
-        }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
-            return Err(HubError::invalid_grant(
-                "`redirect_uri` differs from the authorization request's",
-            ));
-        }
-        let verifier = verifier
-            .filter(|v| is_pkce_value(v))
-            .ok_or_else(|| HubError::invalid_grant("a valid `code_verifier` is required"))?;
-        if pkce_challenge(verifier) != record.code_challenge {
-            return Err(HubError::invalid_grant("the code verifier does not match"));
-        }
         let service = self.approved_service(client).await?;
         let actor = self
             .acting_party(&record, &service)

@@ -18,6 +18,7 @@ pub use webauthn_rs::prelude::{
     PublicKeyCredential as PasskeyAssertion, RegisterPublicKeyCredential as PasskeyAttestation,
 };
 
+use crate::limits::PeerAddr;
 use crate::{Hub, HubError};
 
 /// How long a ceremony may take between its two halves.
@@ -161,8 +162,11 @@ impl Hub {
     /// Starts a sign-in with any passkey registered here (discoverable credentials).
     pub async fn start_passkey_sign_in(
         &self,
+        from: PeerAddr,
     ) -> Result<CeremonyStart<RequestChallengeResponse>, HubError> {
         let webauthn = self.webauthn()?;
+        // Each ceremony is a stored row until it expires (and the purger takes it).
+        self.limiters.ceremony(from)?;
         let (mut options, state) = webauthn
             .start_discoverable_authentication()
             .map_err(|e| HubError::Internal(format!("webauthn: {e}")))?;

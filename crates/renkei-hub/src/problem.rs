@@ -189,6 +189,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "The hub's storage is out of reach or cannot write for now (the database is down, the disk is full); nothing was answered from it. Try again after the `Retry-After` seconds; `GET /readyz` says when the hub is ready again.",
     ),
     (
+        "rate-limited",
+        "Too many requests from this address or client: try again after the number of seconds in the `Retry-After` header (also in `retry_after`).",
+    ),
+    (
         "internal",
         "The hub failed; nothing was changed. The incident is logged without personal data.",
     ),

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use renkei_domain::CategoryId;
 use renkei_store::Store;
 use tokio::sync::Notify;
@@ -13,6 +13,7 @@ use crate::HubError;
 use crate::auth::HubKeys;
 use crate::broker::DecisionBatcher;
 use crate::kek::Kek;
+use crate::limits::{Limiters, RateLimits};
 
 /// How a hub runs.
 #[derive(Debug, Clone)]
@@ -36,6 +37,11 @@ pub struct HubConfig {
     pub allow_local_network: bool,
     /// The key-encryption key the hub's secrets are wrapped under in storage.
     pub kek: Arc<Kek>,
+    /// How often one address or client may do what costs a stored row or a secret check.
+    pub limits: RateLimits,
+    /// How often expired challenges, ceremonies, codes and revoked token ids are deleted
+    /// (and the rate limiters forget idle callers).
+    pub purge_interval: Duration,
 }
 
 impl HubConfig {
@@ -52,6 +58,8 @@ impl HubConfig {
             trust_anchors: None,
             allow_local_network: false,
             kek: Arc::new(kek),
+            limits: RateLimits::default(),
+            purge_interval: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct HubInner {
     pub(crate) webauthn: Result<webauthn_rs::Webauthn, String>,
     /// The category vocabulary as last read; reread whenever a name is not in it.
     vocabulary: RwLock<BTreeSet<CategoryId>>,
+    /// The rate limiters of [`HubConfig::limits`].
+    pub(crate) limiters: Limiters,
 }
 
 impl std::ops::Deref for Hub {
@@ -110,6 +120,7 @@ impl Hub {
         let outbox_written = Arc::new(Notify::new());
         let vocabulary = RwLock::new(BTreeSet::new());
         let webauthn = crate::passkeys::relying_party(&config.issuer);
+        let limiters = Limiters::new(&config.limits);
         let hub = Self(Arc::new(HubInner {
             config,
             store,
@@ -119,12 +130,14 @@ impl Hub {
             decisions,
             outbox_written,
             vocabulary,
+            limiters,
         }));
         crate::log::integrate_once(hub.store.as_ref(), &hub.keys.log).await?;
         crate::log::start_integrator(&hub);
         crate::webhooks::start_sender(hub.clone());
         start_expiry_recorder(&hub);
         start_key_reloader(&hub);
+        start_purger(&hub);
         Ok(hub)
     }
 }
@@ -195,6 +208,33 @@ fn start_key_reloader(hub: &Hub) {
             if let Err(e) = inner.keys.signing.reload(inner.store.as_ref()).await {
                 tracing::error!(error = %e, "re-reading the signing keys failed");
             }
+        }
+    });
+}
+
+/// How long past its expiry a revoked token id (or anything else) is kept before the purger
+/// deletes it: a request authenticated just before its token expired is still decided
+/// against the revocation.
+const PURGE_GRACE: TimeDelta = TimeDelta::minutes(5);
+
+/// Deletes expired challenges, ceremonies, unredeemed codes and revoked token ids every
+/// [`HubConfig::purge_interval`] (the first time at start), and lets the rate limiters forget
+/// callers that went quiet. Every replica runs it; deleting twice deletes nothing more.
+fn start_purger(hub: &Hub) {
+    let weak = Arc::downgrade(&hub.0);
+    let interval = hub.config.purge_interval;
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            match inner.store.purge_expired(Utc::now() - PURGE_GRACE).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "purged expired rows"),
+                Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+            }
+            inner.limiters.forget_idle();
         }
     });
 }

@@ -12,6 +12,7 @@ use axum::http::header;
 use common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
 };
+use renkei_hub::limits::{Rate, RateUnit};
 use renkei_hub::routes::{Access, Proxies};
 use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
@@ -873,4 +874,93 @@ async fn a_sector_is_the_services_own_unless_the_operator_assigns_one_and_sharin
             .status(),
         204
     );
+}
+
+/// Tries client credentials `secret` for `client` at the token endpoint.
+async fn token_attempt(town: &Town, client: &str, secret: &str) -> reqwest::Response {
+    town.post("/oauth/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={client}&client_secret={secret}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_one_clients_secret_is_slowed_to_its_limit_and_other_clients_go_on() {
+    let town = Town::with(TownOptions {
+        limits: common::limits(|l| l.oauth_per_client = Rate::new(5, RateUnit::Minute, 5)),
+        ..TownOptions::default()
+    })
+    .await;
+    let client = town.health.id.to_string();
+    for _ in 0..5 {
+        let response = token_attempt(&town, &client, "a-wrong-guess").await;
+        expect_problem(response, 401, "/problems/invalid-client").await;
+    }
+    // Even the right secret waits now: the limit counts attempts, not failures.
+    let response = token_attempt(&town, &client, &town.health.secret).await;
+    common::expect_rate_limited(response, 12).await;
+    // Introspection and revocation authenticate the client too, and are counted alike.
+    let response = town
+        .post("/oauth/introspect")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!(
+            "token=x&client_id={client}&client_secret=a-wrong-guess"
+        ))
+        .send()
+        .await
+        .unwrap();
+    common::expect_rate_limited(response, 12).await;
+    // Another client from the same address is not held up.
+    town.service_token(&town.mobility).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_guessing_secrets_of_many_clients_is_slowed_to_its_limit() {
+    let town = Town::with(TownOptions {
+        limits: common::limits(|l| l.oauth_per_address = Rate::new(5, RateUnit::Minute, 5)),
+        ..TownOptions::default()
+    })
+    .await;
+    for i in 0..5 {
+        let response = token_attempt(&town, &format!("client-{i}"), "guess").await;
+        expect_problem(response, 401, "/problems/invalid-client").await;
+    }
+    let response = token_attempt(&town, "client-5", "guess").await;
+    common::expect_rate_limited(response, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_can_append_only_so_many_unknown_subject_records() {
+    let town = Town::with(TownOptions {
+        limits: common::limits(|l| {
+            l.data_requests_per_client = Rate::new(5, RateUnit::Minute, 5);
+        }),
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let before = town.store.log_size().await.unwrap();
+    for i in 0..20 {
+        let subject = format!("a-subject-nobody-has-{i:02}");
+        let response = town
+            .request_data(&token, &subject, "advice", &[HEALTH_CHECKUP])
+            .await;
+        if i < 5 {
+            expect_problem(response, 404, "/problems/unknown-subject").await;
+        } else {
+            common::expect_rate_limited(response, 12).await;
+        }
+    }
+    // Five access records, not twenty: what was refused for the limit was never recorded.
+    assert_eq!(town.store.log_size().await.unwrap(), before + 5);
+    // Another service is not held up.
+    let other = town.service_token(&town.mobility).await;
+    let response = town
+        .request_data(&other, "a-subject-nobody-has", "rides", &[PAYMENT_HISTORY])
+        .await;
+    expect_problem(response, 404, "/problems/unknown-subject").await;
 }

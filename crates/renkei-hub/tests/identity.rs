@@ -15,12 +15,13 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{TimeDelta, Utc};
-use common::{ISSUER, Town};
+use common::{ISSUER, Town, TownOptions};
 use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
 use passkey::client::{Client, DefaultClientData};
 use passkey::crypto::aws_lc_rs::AwsLcRsBackend;
 use passkey::types::Passkey;
 use passkey::types::ctap2::{Aaguid, Ctap2Error};
+use renkei_hub::limits::{Rate, RateUnit};
 use renkei_hub::{Hub, HubConfig};
 use renkei_identity::{DevCa, IdentityAttributes, IssuedCertificate, KeyAlgorithm, Validity};
 use serde_json::{Value, json};
@@ -102,7 +103,10 @@ async fn a_resident_enrols_with_an_ecdsa_or_rsa_card_and_again_finds_the_same_re
     config.trust_anchors = Some(Arc::new(anchors));
     let rsa_hub = replica(&town, config).await;
     let ichiro = card(&rsa_ca, "佐藤 一郎", KeyAlgorithm::Rsa2048, a_year());
-    let challenge = rsa_hub.enrolment_challenge().await.unwrap();
+    let challenge = rsa_hub
+        .enrolment_challenge(common::local_peer())
+        .await
+        .unwrap();
     let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
     let signature = renkei_identity::sign_challenge(&ichiro.key_pem, &bytes).unwrap();
     let outcome = rsa_hub
@@ -162,7 +166,7 @@ async fn a_revoked_card_is_refused() {
     let mut config = town.config.clone();
     config.trust_anchors = Some(Arc::new(anchors));
     let hub = replica(&town, config).await;
-    let challenge = hub.enrolment_challenge().await.unwrap();
+    let challenge = hub.enrolment_challenge(common::local_peer()).await.unwrap();
     let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
     let signature = renkei_identity::sign_challenge(&lost.key_pem, &bytes).unwrap();
     let error = hub
@@ -864,5 +868,94 @@ async fn a_proxy_scoped_to_one_service_reads_only_that_services_history() {
         assert_eq!(services, ["health-advice", "health-advice"], "{path}");
         let all: Value = get_as(&town, &alice, path).await.json().await.unwrap();
         assert_eq!(log_services(&all).len(), 4, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_may_start_only_so_many_enrolments_and_passkey_sign_ins() {
+    let town = Town::with(TownOptions {
+        limits: common::limits(|l| {
+            l.ceremonies_per_address = Rate::new(3, RateUnit::Minute, 3);
+        }),
+        ..TownOptions::default()
+    })
+    .await;
+    for _ in 0..2 {
+        let response = town.post("/v1/enrolment/challenges").send().await.unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let response = town.post("/v1/passkeys/sign-in").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The fourth from this address, whichever ceremony, waits (one comes back every 20 s).
+    common::expect_rate_limited(
+        town.post("/v1/enrolment/challenges").send().await.unwrap(),
+        20,
+    )
+    .await;
+    common::expect_rate_limited(town.post("/v1/passkeys/sign-in").send().await.unwrap(), 20).await;
+}
+
+/// How many enrolment challenges and WebAuthn ceremonies the town's SQLite file holds.
+async fn stored_ceremonies(town: &Town) -> (i64, i64) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", town.db_path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM enrolment_challenges), (SELECT COUNT(*) FROM webauthn_ceremonies)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_challenges_and_ceremonies_are_purged_and_live_ones_kept() {
+    let town = Town::with(TownOptions {
+        purge_interval: std::time::Duration::from_millis(100),
+        ..TownOptions::default()
+    })
+    .await;
+    let long_ago = Utc::now() - TimeDelta::hours(1);
+    let ceremony = renkei_store::Ceremony {
+        resident: None,
+        state: json!({}),
+    };
+    for _ in 0..50 {
+        let id = uuid::Uuid::new_v4();
+        town.store
+            .put_enrolment_challenge(id, b"old", long_ago)
+            .await
+            .unwrap();
+        town.store
+            .put_ceremony(id, "sign-in", &ceremony, long_ago)
+            .await
+            .unwrap();
+    }
+    // Live ones, as anyone can make them.
+    assert_eq!(
+        town.post("/v1/enrolment/challenges")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        town.post("/v1/passkeys/sign-in")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stored_ceremonies(&town).await != (1, 1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired rows are still there: {:?}",
+            stored_ceremonies(&town).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

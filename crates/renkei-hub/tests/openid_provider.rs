@@ -162,7 +162,11 @@ async fn enrolled_resident(town: &Town, name: &str) -> ResidentId {
             renkei_identity::KeyAlgorithm::EcdsaP256,
         )
         .unwrap();
-    let challenge = town.hub.enrolment_challenge().await.unwrap();
+    let challenge = town
+        .hub
+        .enrolment_challenge(common::local_peer())
+        .await
+        .unwrap();
     let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
     let signature = renkei_identity::sign_challenge(&card.key_pem, &bytes).unwrap();
     town.hub
@@ -599,6 +603,51 @@ async fn a_code_for_another_redirect_uri_or_client_is_refused() {
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoever_merely_saw_a_code_can_neither_spend_it_nor_revoke_its_tokens() {
+    let town = Town::new().await;
+    let client = relying_party(&town, &town.health).await;
+    let redirect = redirect_uri(&town.health.id);
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], false).await;
+    let code = query_param(&back, "code").unwrap();
+    let verifier = started.verifier.secret().clone();
+    let wrong_verifier = "w".repeat(43);
+    // Another client (even with the verifier), another redirect URI, no or a wrong verifier.
+    let attempts: [(&TownService, Option<&str>, &str); 4] = [
+        (&town.reminder, Some(&verifier), &redirect),
+        (
+            &town.health,
+            Some(&verifier),
+            "https://health-advice.example/other",
+        ),
+        (&town.health, None, &redirect),
+        (&town.health, Some(&wrong_verifier), &redirect),
+    ];
+    for (service, verifier, redirect) in attempts {
+        let (status, body) = redeem(&town, service, &code, verifier, redirect).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+    }
+
+    // The code is still the rightful client's to redeem...
+    let (status, tokens) = redeem(&town, &town.health, &code, Some(&verifier), &redirect).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // ...and replaying it as anyone else afterwards revokes none of its tokens.
+    for (service, verifier, redirect) in attempts {
+        let (status, _) = redeem(&town, service, &code, verifier, redirect).await;
+        assert_eq!(status, 400);
+    }
+    assert_eq!(
+        introspect(&town, &town.health, &access).await["active"],
+        true
     );
 }
 

@@ -28,6 +28,9 @@ pub enum PortalError {
     /// The hub refused an operation; the code is its problem type.
     #[error("the hub refused: {0}")]
     Refused(String),
+    /// Too many attempts from this address ([`renkei_hub::limits`]).
+    #[error("too many requests: try again in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("page rendering failed: {0}")]
     Render(#[from] askama::Error),
     /// The hub's storage is unavailable for now.
@@ -45,6 +48,7 @@ impl From<HubError> for PortalError {
             HubError::Forbidden(_) => Self::NotEntrusted,
             HubError::Internal(msg) => Self::Internal(msg),
             HubError::StorageUnavailable => Self::Unavailable,
+            HubError::RateLimited { retry_after } => Self::TooManyRequests { retry_after },
             other => Self::Refused(other.to_problem().code().to_owned()),
         }
     }
@@ -53,6 +57,18 @@ impl From<HubError> for PortalError {
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
         let (status, text) = match &self {
+            Self::TooManyRequests { retry_after } => {
+                let text = format!(
+                    "Too many attempts: please try again in {retry_after} s / \
+                     試行が多すぎます。{retry_after} 秒後にもう一度お試しください"
+                );
+                let mut response = page(StatusCode::TOO_MANY_REQUESTS, &text);
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(*retry_after),
+                );
+                return response;
+            }
             Self::SignedOut => return Redirect::to("/portal/sign-in").into_response(),
             Self::OperatorSignedOut => return Redirect::to("/console/sign-in").into_response(),
             Self::ActingEnded => return Redirect::to("/portal/acting/ended").into_response(),
@@ -78,17 +94,22 @@ impl IntoResponse for PortalError {
                 )
             }
         };
-        let body = format!(
-            "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{text}</title>\
-             <link rel=\"stylesheet\" href=\"/static/portal.css\"></head><body><main id=\"main\">\
-             <h1>{text}</h1><p><a href=\"/portal\">ポータルへ戻る / Back to the portal</a></p>\
-             </main></body></html>"
-        );
-        (
-            status,
-            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response()
+        page(status, text)
     }
+}
+
+/// A plain page saying `text` (no personal data, nothing a template could fail on).
+fn page(status: StatusCode, text: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>{text}</title>\
+         <link rel=\"stylesheet\" href=\"/static/portal.css\"></head><body><main id=\"main\">\
+         <h1>{text}</h1><p><a href=\"/portal\">ポータルへ戻る / Back to the portal</a></p>\
+         </main></body></html>"
+    );
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -18,6 +18,7 @@ use renkei_domain::ResidentId;
 use renkei_hub::HubError;
 use renkei_hub::auth::ProxyPermission;
 use renkei_hub::enrolment::{CHALLENGE_GONE, EnrolmentBody};
+use renkei_hub::limits::PeerAddr;
 use renkei_hub::passkeys::{PasskeyAssertion, PasskeyAttestation};
 use serde::Deserialize;
 
@@ -106,6 +107,15 @@ fn passkey_problem(t: &Tr, e: &HubError) -> Response {
             json_message(StatusCode::UNAUTHORIZED, t.get("passkey-signed-out"))
         }
         HubError::Forbidden(_) => json_message(StatusCode::FORBIDDEN, t.get("passkey-not-proxy")),
+        HubError::RateLimited { retry_after } => {
+            let mut response =
+                json_message(StatusCode::TOO_MANY_REQUESTS, t.get("passkey-too-many"));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
+            response
+        }
         other => {
             tracing::error!(
                 code = other.to_problem().code(),
@@ -119,8 +129,12 @@ fn passkey_problem(t: &Tr, e: &HubError) -> Response {
 // ---------------------------------------------------------------- passkey sign-in
 
 /// Starts a passkey sign-in: the options for `navigator.credentials.get()`.
-pub async fn passkey_sign_in_start(State(state): State<PortalState>, ctx: Ctx) -> Response {
-    match state.hub.start_passkey_sign_in().await {
+pub async fn passkey_sign_in_start(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    from: PeerAddr,
+) -> Response {
+    match state.hub.start_passkey_sign_in(from).await {
         Ok(start) => Json(start).into_response(),
         Err(e) => passkey_problem(&ctx.t, &e),
     }
@@ -183,12 +197,13 @@ pub struct NextQuery {
 async fn enrol_page(
     state: &PortalState,
     ctx: Ctx,
+    from: PeerAddr,
     refusal: Option<String>,
     next: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PortalError> {
     let lang = ctx.lang;
-    let (challenge, expires, refusal) = match state.hub.enrolment_challenge().await {
+    let (challenge, expires, refusal) = match state.hub.enrolment_challenge(from).await {
         Ok(c) => (
             Some((c.id.to_string(), c.challenge)),
             tokyo(c.expires_at, lang),
@@ -216,11 +231,13 @@ async fn enrol_page(
 pub async fn enrol_form(
     State(state): State<PortalState>,
     ctx: Ctx,
+    from: PeerAddr,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, PortalError> {
     enrol_page(
         &state,
         ctx,
+        from,
         None,
         safe_next(q.next.as_deref()),
         StatusCode::OK,
@@ -258,6 +275,7 @@ fn refusal_text(t: &Tr, e: &HubError) -> Option<String> {
 pub async fn enrol(
     State(state): State<PortalState>,
     ctx: Ctx,
+    from: PeerAddr,
     Form(form): Form<EnrolForm>,
 ) -> Result<Response, PortalError> {
     let next = safe_next(form.next.as_deref());
@@ -267,6 +285,7 @@ pub async fn enrol(
         return enrol_page(
             &state,
             ctx,
+            from,
             Some(text),
             next,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -298,6 +317,7 @@ pub async fn enrol(
                 enrol_page(
                     &state,
                     ctx,
+                    from,
                     Some(text),
                     next,
                     StatusCode::UNPROCESSABLE_ENTITY,

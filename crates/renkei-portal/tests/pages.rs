@@ -42,6 +42,10 @@ const CLIENT_SECRET: &str = "health-advice-secret";
 const REDIRECT_URI: &str = "https://navi.example/callback";
 
 async fn town() -> Town {
+    town_with(renkei_hub::limits::RateLimits::GENEROUS).await
+}
+
+async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
@@ -132,15 +136,23 @@ async fn town() -> Town {
     config.demo_mode = true;
     config.allow_local_network = true;
     config.trust_anchors = Some(Arc::new(anchors));
+    config.limits = limits;
     let hub = Hub::start(config, store).await.unwrap();
     Town {
-        app: renkei_portal::router(hub.clone()),
+        app: with_peer(renkei_portal::router(hub.clone())),
         hub,
         resident,
         ca,
         revoked_card,
         _dir: dir,
     }
+}
+
+/// `app` as the binary serves it: each request knows the address it came from.
+fn with_peer(app: Router) -> Router {
+    app.layer(axum::extract::connect_info::MockConnectInfo(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)),
+    ))
 }
 
 struct Answer {
@@ -1235,7 +1247,7 @@ async fn answers_posted_without_javascript_complete_and_the_code_redeems_at_the_
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body))
         .unwrap();
-    let response = renkei_hub::router(town.hub.clone())
+    let response = with_peer(renkei_hub::router(town.hub.clone()))
         .oneshot(request)
         .await
         .unwrap();
@@ -1406,6 +1418,59 @@ async fn a_passkey_sign_in_with_a_forged_answer_is_refused_as_json_without_a_ses
     assert_eq!(
         browser.send(&town.app, request).await.status,
         StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn too_many_sign_ins_from_one_address_get_a_page_saying_when_to_try_again() {
+    use renkei_hub::limits::{Rate, RateLimits, RateUnit};
+    let town = town_with(RateLimits {
+        ceremonies_per_address: Rate::new(2, RateUnit::Minute, 2),
+        ..RateLimits::GENEROUS
+    })
+    .await;
+    let mut browser = Browser::new();
+    let page = browser.get(&town.app, "/portal/sign-in?lang=en").await;
+    let csrf = Browser::csrf(&page);
+    // Each enrolment page holds a fresh challenge: the third from this address waits.
+    for _ in 0..2 {
+        let page = browser.get(&town.app, "/portal/enrol?lang=en").await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    let page = browser.get(&town.app, "/portal/enrol?lang=en").await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = page.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert!(
+        page.body.contains(&format!("try again in {retry_after} s")),
+        "{}",
+        page.body
+    );
+    // The passkey button's JSON ceremony says so in the page's language.
+    let request = Request::post("/portal/sign-in/passkey/start?lang=en")
+        .header(header::HOST, "localhost:8080")
+        .header(header::ORIGIN, "http://localhost:8080")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-csrf-token", csrf)
+        .header(header::COOKIE, browser.cookie_header())
+        .body(Body::from("{}"))
+        .unwrap();
+    let start = browser.send(&town.app, request).await;
+    assert_eq!(
+        start.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        start.body
+    );
+    assert!(start.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        start.body.contains("Too many sign-in attempts"),
+        "{}",
+        start.body
     );
 }
 

@@ -66,13 +66,54 @@ pub struct AuthorizationCodeRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What a client presents with a code at the token endpoint: the code is burnt (redeemed,
+/// or its tokens revoked on reuse) only when all of it matches what was stored, so whoever
+/// merely saw a code can neither spend it nor revoke the tokens issued for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodePresentation {
+    /// The authenticated client.
+    pub client: ServiceId,
+    /// The `redirect_uri` sent, if any.
+    pub redirect_uri: Option<String>,
+    /// The PKCE S256 transform of the `code_verifier` sent (the hub computes it), if any.
+    pub code_challenge: Option<String>,
+}
+
+/// Which part of a [`CodePresentation`] differs from the stored code (the first found, in
+/// this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeMismatch {
+    Client,
+    RedirectUri,
+    Verifier,
+}
+
+impl CodePresentation {
+    /// What in this presentation differs from `code`, if anything.
+    pub fn mismatch(&self, code: &AuthorizationCodeRecord) -> Option<CodeMismatch> {
+        if self.client != code.service {
+            Some(CodeMismatch::Client)
+        } else if self.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+            Some(CodeMismatch::RedirectUri)
+        } else if self.code_challenge.as_deref() != Some(code.code_challenge.as_str()) {
+            Some(CodeMismatch::Verifier)
+        } else {
+            None
+        }
+    }
+}
+
 /// What redeeming a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First redemption, before expiry: the caller may issue tokens.
     Redeemed(Box<AuthorizationCodeRecord>),
-    /// Redeemed before: storage has now revoked the tokens issued for it (RFC 6749 §4.1.2).
+    /// Redeemed before by this same presentation: storage has now revoked the tokens issued
+    /// for it (RFC 6749 §4.1.2).
     Reused,
+    /// The presentation does not match the code: nothing changed, the code and its tokens
+    /// are as they were.
+    Mismatch(CodeMismatch),
     Expired,
     Unknown,
 }
@@ -170,10 +211,12 @@ pub trait IdentityStore: Send + Sync {
         &self,
         code_hash: &str,
     ) -> StoreResult<Option<AuthorizationCodeRecord>>;
-    /// Marks the code redeemed, atomically; see [`CodeRedemption`].
+    /// Marks the code redeemed, atomically, if `presented` matches it; see
+    /// [`CodeRedemption`].
     async fn redeem_authorization_code(
         &self,
         code_hash: &str,
+        presented: &CodePresentation,
         now: DateTime<Utc>,
     ) -> StoreResult<CodeRedemption>;
     async fn revoke_token(
@@ -224,6 +267,13 @@ pub trait IdentityStore: Send + Sync {
         response: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<ResidentRequest>;
+
+    // --- housekeeping ---
+    /// Deletes what can no longer be used at `before`: enrolment challenges and WebAuthn
+    /// ceremonies that expired, codes that expired unredeemed, and revoked token ids whose
+    /// tokens expired. Returns how many rows went. Requests nobody authenticated write the
+    /// first two, so without this their tables grow with every such request.
+    async fn purge_expired(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // --- signing keys ---
     /// Adds a key; `false` (and nothing changed) if one with its `kid` exists.

@@ -31,8 +31,8 @@ use renkei_domain::{
 use serde::{Deserialize, Serialize};
 
 pub use identity::{
-    AuthorizationCodeRecord, Ceremony, CodeRedemption, Enrolled, IdentityStore, StoredPasskey,
-    StoredSigningKey,
+    AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
+    IdentityStore, StoredPasskey, StoredSigningKey,
 };
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;

@@ -569,6 +569,7 @@ macro_rules! impl_identity_store {
             async fn redeem_authorization_code(
                 &self,
                 code_hash: &str,
+                presented: &$crate::identity::CodePresentation,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<$crate::identity::CodeRedemption> {
                 use $crate::identity::CodeRedemption;
@@ -580,7 +581,14 @@ macro_rules! impl_identity_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else { return Ok(CodeRedemption::Unknown) };
-                let outcome = if row.redeemed_at.is_some() {
+                let redeemed = row.redeemed_at.is_some();
+                let expires_at = row.expires_at;
+                let code = row.into_domain()?;
+                // INVARIANT: nothing is written unless the presentation matches the code, so
+                // a code seen by anyone else is neither spent nor its tokens revoked by them.
+                let outcome = if let Some(mismatch) = presented.mismatch(&code) {
+                    CodeRedemption::Mismatch(mismatch)
+                } else if redeemed {
                     sqlx::query(
                         "UPDATE authorization_codes SET tokens_revoked_at = $1 WHERE code_hash = $2 AND tokens_revoked_at IS NULL",
                     )
@@ -589,7 +597,7 @@ macro_rules! impl_identity_store {
                     .execute(&mut *tx)
                     .await?;
                     CodeRedemption::Reused
-                } else if $crate::sql_identity::expired(row.expires_at, now) {
+                } else if $crate::sql_identity::expired(expires_at, now) {
                     CodeRedemption::Expired
                 } else {
                     sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2")
@@ -597,7 +605,7 @@ macro_rules! impl_identity_store {
                         .bind(code_hash)
                         .execute(&mut *tx)
                         .await?;
-                    CodeRedemption::Redeemed(Box::new(row.into_domain()?))
+                    CodeRedemption::Redeemed(Box::new(code))
                 };
                 tx.commit().await?;
                 Ok(outcome)
@@ -645,6 +653,29 @@ macro_rules! impl_identity_store {
                 .fetch_one(&self.read)
                 .await?;
                 Ok(revoked > 0)
+            }
+
+            async fn purge_expired(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                let before = before.timestamp_millis();
+                let mut purged = 0;
+                // One statement per table, each its own short transaction: the one SQLite
+                // writer is never held for long, and what one deletes stays deleted.
+                for statement in [
+                    "DELETE FROM enrolment_challenges WHERE expires_at <= $1",
+                    "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1",
+                    "DELETE FROM authorization_codes WHERE redeemed_at IS NULL AND expires_at <= $1",
+                    "DELETE FROM revoked_tokens WHERE expires_at <= $1",
+                ] {
+                    purged += sqlx::query(statement)
+                        .bind(before)
+                        .execute(&self.write)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(purged)
             }
 
             async fn appoint_proxy(&self, a: &renkei_domain::ProxyAppointment) -> $crate::StoreResult<()> {

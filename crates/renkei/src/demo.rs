@@ -227,6 +227,8 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     // The demo town's providers listen on 127.0.0.1.
     config.allow_local_network = true;
     config.trust_anchors = Some(Arc::new(demo_trust_anchors(&options.data_dir)?));
+    // The demo is for trying every flow from one machine (and its tests script them fast).
+    config.limits = renkei_hub::limits::RateLimits::GENEROUS;
     let hub = Hub::start(config, store.clone()).await?;
     let clients: Vec<(String, String)> = SERVICES
         .iter()

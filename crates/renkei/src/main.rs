@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use renkei::demo::{self, DemoOptions};
-use renkei::run::{self, KekArgs};
+use renkei::run::{self, KekArgs, LimitArgs};
 use renkei_hub::HubConfig;
 use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
@@ -73,6 +73,8 @@ enum Command {
         crl: Vec<PathBuf>,
         #[command(flatten)]
         kek: KekArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// The key-encryption key (KEK) under which the hub's secrets (token keys, the log's
     /// signing seed, the private signing keys) are wrapped in the database.
@@ -237,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", options.hub))?;
             println!("{}", demo::guide(&options, &town));
-            axum::serve(listener, run::app(town.hub)).await?;
+            run::serve_app(listener, run::app(town.hub)).await?;
         }
         Command::Serve {
             database,
@@ -248,8 +250,10 @@ async fn main() -> anyhow::Result<()> {
             trust_anchor,
             crl,
             kek,
+            limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
+            limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
                 run::trust_anchors(&trust_anchor, &crl)?.map(std::sync::Arc::new);

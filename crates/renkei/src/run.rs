@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use renkei_hub::kek::Kek;
+use renkei_hub::limits::{Rate, RateLimits};
 use renkei_hub::{Hub, HubConfig};
 use renkei_store::{PostgresStore, SqliteStore, Store};
 use zeroize::Zeroizing;
@@ -174,8 +175,57 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "hub listening");
-    axum::serve(listener, app(hub)).await.context("serving")?;
-    Ok(())
+    serve_app(listener, app(hub)).await.context("serving")
+}
+
+/// Serves `app` on `listener`, telling each request the address it came from (the rate
+/// limits count by it: `renkei_hub::limits::PeerAddr`).
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+/// `renkei serve`'s rate limits and purge interval (`renkei_hub::limits`). A rate is
+/// COUNT/UNIT or COUNT/UNIT:BURST, unit `s`, `min` or `h`: `30/min:10` is thirty a minute on
+/// average and at most ten at once.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Enrolments and passkey sign-ins started, per client address (an IPv6 address counts
+    /// as its /64). Behind a reverse proxy every request comes from the proxy's address.
+    #[arg(long, env = "RENKEI_LIMIT_CEREMONIES_PER_ADDRESS", default_value_t = RateLimits::default().ceremonies_per_address)]
+    pub limit_ceremonies_per_address: Rate,
+    /// OAuth client authentications (token, introspection, revocation), per client address.
+    #[arg(long, env = "RENKEI_LIMIT_OAUTH_PER_ADDRESS", default_value_t = RateLimits::default().oauth_per_address)]
+    pub limit_oauth_per_address: Rate,
+    /// OAuth client authentications, per client id.
+    #[arg(long, env = "RENKEI_LIMIT_OAUTH_PER_CLIENT", default_value_t = RateLimits::default().oauth_per_client)]
+    pub limit_oauth_per_client: Rate,
+    /// Data requests, per service.
+    #[arg(long, env = "RENKEI_LIMIT_DATA_REQUESTS_PER_CLIENT", default_value_t = RateLimits::default().data_requests_per_client)]
+    pub limit_data_requests_per_client: Rate,
+    /// How often expired challenges, ceremonies, codes and revoked token ids are deleted, in
+    /// seconds.
+    #[arg(long, env = "RENKEI_PURGE_INTERVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub purge_interval_seconds: u64,
+}
+
+impl LimitArgs {
+    /// Sets `config`'s rate limits and purge interval to these.
+    pub fn apply(&self, config: &mut HubConfig) {
+        config.limits = RateLimits {
+            ceremonies_per_address: self.limit_ceremonies_per_address,
+            oauth_per_address: self.limit_oauth_per_address,
+            oauth_per_client: self.limit_oauth_per_client,
+            data_requests_per_client: self.limit_data_requests_per_client,
+        };
+        config.purge_interval = std::time::Duration::from_secs(self.purge_interval_seconds);
+    }
 }
 
 /// Everything a hub serves: the API and, beside it, the resident portal and operator console.

@@ -393,6 +393,8 @@ impl World {
         // The matrix's services register `.example` URLs, which resolve nowhere.
         config.allow_local_network = true;
         config.trust_anchors = Some(Arc::new(anchors));
+        // Every principal calls every route from one address: the matrix is not about limits.
+        config.limits = renkei_hub::limits::RateLimits::GENEROUS;
         let hub = Hub::start(config, store.clone()).await.unwrap();
 
         let alice = new_resident(store.as_ref()).await;
@@ -910,7 +912,7 @@ impl World {
             }
             // The forged assertion is the handler's to refuse (403 passkey-refused).
             ("POST", "/v1/passkeys/sign-in/{ceremony}") => {
-                let start = self.hub.start_passkey_sign_in().await.unwrap();
+                let start = self.hub.start_passkey_sign_in(PEER.into()).await.unwrap();
                 Call::to(format!("/v1/passkeys/sign-in/{}", start.ceremony))
                     .json(forged_assertion())
                     .answered_with(&[403])
@@ -1048,7 +1050,7 @@ impl World {
                 .form(&[("identity", &self.operator_identity.to_string())]),
             ("POST", "/portal/sign-in/passkey/start") => Call::to(row.path).json(json!({})),
             ("POST", "/portal/sign-in/passkey/finish") => {
-                let start = self.hub.start_passkey_sign_in().await.unwrap();
+                let start = self.hub.start_passkey_sign_in(PEER.into()).await.unwrap();
                 Call::to(row.path)
                     .json(json!({ "ceremony": start.ceremony, "credential": forged_assertion() }))
             }
@@ -1166,7 +1168,7 @@ impl World {
 
     /// A fresh enrolment challenge signed with the card's key: (challenge id, signature).
     async fn signed_challenge(&self) -> (String, String) {
-        let challenge = self.hub.enrolment_challenge().await.unwrap();
+        let challenge = self.hub.enrolment_challenge(PEER.into()).await.unwrap();
         let bytes = URL_SAFE_NO_PAD.decode(&challenge.challenge).unwrap();
         let signature = renkei_identity::sign_challenge(&self.card.key_pem, &bytes).unwrap();
         (challenge.id.to_string(), URL_SAFE_NO_PAD.encode(signature))
@@ -1180,6 +1182,10 @@ impl World {
 }
 
 /// Sends `call` to `app` with `credentials`, a CSRF cookie and the token that goes with it,
+/// The address every call comes from.
+const PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
 /// from this site (as a browser on the portal would; the API ignores all three).
 async fn send(app: &Router, method: Method, credentials: &Credentials, call: &Call) -> Answer {
     let mut headers = HeaderMap::new();
@@ -1200,7 +1206,9 @@ async fn send(app: &Router, method: Method, credentials: &Credentials, call: &Ca
         .header(header::HOST, HOST)
         .header(header::ORIGIN, ISSUER)
         .header(header::COOKIE, headers[header::COOKIE].clone())
-        .header(CSRF_HEADER, csrf);
+        .header(CSRF_HEADER, csrf)
+        // What the server's socket tells each request (`into_make_service_with_connect_info`).
+        .extension(axum::extract::ConnectInfo(PEER));
     if let Some(token) = &credentials.bearer {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }

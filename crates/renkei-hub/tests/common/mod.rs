@@ -64,12 +64,17 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            // With each request's peer address, as the binary serves (the rate limits
+            // count by it).
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         Self {
             url: format!("http://{addr}"),
@@ -251,6 +256,9 @@ pub struct TownOptions {
     /// Where the hub keeps its data: a SQLite file in the town's temporary directory unless
     /// this names another file, or a `postgres://` URL.
     pub database: Option<String>,
+    /// Generous unless a test is about the limits.
+    pub limits: renkei_hub::limits::RateLimits,
+    pub purge_interval: Duration,
 }
 
 impl Default for TownOptions {
@@ -262,6 +270,8 @@ impl Default for TownOptions {
             clinic: ProviderMode::Normal,
             payments: ProviderMode::Normal,
             database: None,
+            limits: renkei_hub::limits::RateLimits::GENEROUS,
+            purge_interval: Duration::from_secs(60),
         }
     }
 }
@@ -574,6 +584,8 @@ impl Town {
         config.demo_mode = options.demo_mode;
         config.allow_local_network = options.allow_local_network;
         config.provider_timeout = options.provider_timeout;
+        config.limits = options.limits;
+        config.purge_interval = options.purge_interval;
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
         let jwks = hub.keys.jwks();
 
@@ -1044,4 +1056,37 @@ pub async fn present_grant(
         .send()
         .await
         .unwrap()
+}
+
+/// The address a test calling the hub's operations directly acts from.
+pub fn local_peer() -> renkei_hub::limits::PeerAddr {
+    renkei_hub::limits::PeerAddr(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// Expects a 429 `rate-limited` problem whose `Retry-After` says how many seconds to wait
+/// (at least one, at most `within`).
+pub async fn expect_rate_limited(response: reqwest::Response, within: u64) {
+    let retry_after: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .expect("a 429 says when to try again")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=within).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let body = expect_problem(response, 429, "/problems/rate-limited").await;
+    assert_eq!(body["retry_after"], retry_after);
+}
+
+/// Limits that let everything through but what a test is about.
+pub fn limits(
+    change: impl FnOnce(&mut renkei_hub::limits::RateLimits),
+) -> renkei_hub::limits::RateLimits {
+    let mut limits = renkei_hub::limits::RateLimits::GENEROUS;
+    change(&mut limits);
+    limits
 }

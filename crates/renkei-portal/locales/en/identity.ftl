@@ -12,6 +12,7 @@ passkey-register-refused = No passkey was registered (cancelled, or this device 
 passkey-failed = Something went wrong. Please reload the page and try again.
 passkey-working = Follow your device's instructions…
 passkey-unavailable = Passkeys are not available on this hub (its address must be a domain name).
+passkey-too-many = Too many sign-in attempts from this network. Please wait a moment and try again.
 passkey-signed-out = You are signed out. Please sign in again.
 passkey-not-proxy = Passkeys are the resident's own: a proxy cannot manage them.
 sign-in-first-visit = First time here?

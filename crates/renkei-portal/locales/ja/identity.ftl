@@ -12,6 +12,7 @@ passkey-register-refused = パスキーは登録されませんでした（取�
 passkey-failed = エラーが発生しました。ページを開き直してから、もう一度お試しください。
 passkey-working = 端末の案内に従って操作してください…
 passkey-unavailable = このハブではパスキーを使えません（アドレスがドメイン名である必要があります）。
+passkey-too-many = このネットワークからのサインインが多すぎます。しばらく待ってから、もう一度お試しください。
 passkey-signed-out = サインアウトしています。もう一度サインインしてください。
 passkey-not-proxy = パスキーは本人だけが管理できます。代理人は管理できません。
 sign-in-first-visit = はじめての方

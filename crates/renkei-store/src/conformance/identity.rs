@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{service_id, town};
 use crate::identity::{
-    AuthorizationCodeRecord, Ceremony, CodeRedemption, StoredPasskey, StoredSigningKey,
+    AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption,
+    StoredPasskey, StoredSigningKey,
 };
 use crate::{Store, StoreError};
 
@@ -179,6 +180,15 @@ fn code(hash: &str, resident: ResidentId, expires_in: TimeDelta) -> Authorizatio
     }
 }
 
+/// What the rightful client presents with a code made by [`code`].
+fn rightful() -> CodePresentation {
+    CodePresentation {
+        client: service_id(),
+        redirect_uri: Some("https://app.example/cb".into()),
+        code_challenge: Some("challenge".into()),
+    }
+}
+
 pub async fn an_authorization_code_redeems_once_and_reuse_revokes_its_tokens(
     store: Arc<dyn Store>,
 ) {
@@ -186,18 +196,27 @@ pub async fn an_authorization_code_redeems_once_and_reuse_revokes_its_tokens(
     let stored = code("h1", resident, TimeDelta::minutes(1));
     store.put_authorization_code(&stored).await.unwrap();
     let now = Utc::now();
-    let first = store.redeem_authorization_code("h1", now).await.unwrap();
+    let first = store
+        .redeem_authorization_code("h1", &rightful(), now)
+        .await
+        .unwrap();
     assert!(
         matches!(&first, CodeRedemption::Redeemed(c) if c.consents == stored.consents && c.nonce == stored.nonce)
     );
     assert!(!store.token_revoked("jti-1", Some("h1")).await.unwrap());
     assert_eq!(
-        store.redeem_authorization_code("h1", now).await.unwrap(),
+        store
+            .redeem_authorization_code("h1", &rightful(), now)
+            .await
+            .unwrap(),
         CodeRedemption::Reused
     );
     assert!(store.token_revoked("jti-1", Some("h1")).await.unwrap());
     assert_eq!(
-        store.redeem_authorization_code("nope", now).await.unwrap(),
+        store
+            .redeem_authorization_code("nope", &rightful(), now)
+            .await
+            .unwrap(),
         CodeRedemption::Unknown
     );
 }
@@ -210,11 +229,71 @@ pub async fn an_expired_authorization_code_is_refused(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         store
-            .redeem_authorization_code("h2", Utc::now())
+            .redeem_authorization_code("h2", &rightful(), Utc::now())
             .await
             .unwrap(),
         CodeRedemption::Expired
     );
+}
+
+pub async fn a_code_presented_by_another_client_or_without_its_verifier_stays_redeemable(
+    store: Arc<dyn Store>,
+) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    store
+        .put_authorization_code(&code("h5", resident, TimeDelta::minutes(1)))
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let other_client = CodePresentation {
+        client: renkei_domain::ServiceId::new("someone-else").unwrap(),
+        ..rightful()
+    };
+    let other_redirect = CodePresentation {
+        redirect_uri: Some("https://evil.example/cb".into()),
+        ..rightful()
+    };
+    let no_redirect = CodePresentation {
+        redirect_uri: None,
+        ..rightful()
+    };
+    let no_verifier = CodePresentation {
+        code_challenge: None,
+        ..rightful()
+    };
+    let wrong_verifier = CodePresentation {
+        code_challenge: Some("other".into()),
+        ..rightful()
+    };
+    let attempts = [
+        (other_client, CodeMismatch::Client),
+        (other_redirect, CodeMismatch::RedirectUri),
+        (no_redirect, CodeMismatch::RedirectUri),
+        (no_verifier, CodeMismatch::Verifier),
+        (wrong_verifier, CodeMismatch::Verifier),
+    ];
+    // Refused before the rightful client redeems it, and after: a stranger's attempt never
+    // spends the code, nor (once spent) revokes its tokens.
+    for rightful_redeems in [true, false] {
+        for (presented, mismatch) in &attempts {
+            assert_eq!(
+                store
+                    .redeem_authorization_code("h5", presented, now)
+                    .await
+                    .unwrap(),
+                CodeRedemption::Mismatch(*mismatch),
+                "{presented:?}"
+            );
+        }
+        if rightful_redeems {
+            let redeemed = store
+                .redeem_authorization_code("h5", &rightful(), now)
+                .await
+                .unwrap();
+            assert!(matches!(redeemed, CodeRedemption::Redeemed(_)));
+        }
+    }
+    assert!(!store.token_revoked("jti-5", Some("h5")).await.unwrap());
 }
 
 pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under(
@@ -231,13 +310,82 @@ pub async fn a_code_a_proxy_signed_in_for_keeps_the_appointment_they_acted_under
     let read = store.authorization_code("h4").await.unwrap().unwrap();
     assert_eq!(acting(&read), acting(&stored));
     match store
-        .redeem_authorization_code("h4", Utc::now())
+        .redeem_authorization_code("h4", &rightful(), Utc::now())
         .await
         .unwrap()
     {
         CodeRedemption::Redeemed(redeemed) => assert_eq!(acting(&redeemed), acting(&stored)),
         other => panic!("the code redeems: {other:?}"),
     }
+}
+
+pub async fn purging_removes_only_what_expired_and_keeps_what_tokens_are_bound_to(
+    store: Arc<dyn Store>,
+) {
+    let resident = town(store.as_ref(), 1).await[0].0;
+    let now = Utc::now();
+    let stale = now - TimeDelta::seconds(1);
+    let fresh = now + TimeDelta::minutes(5);
+    let ceremony = Ceremony {
+        resident: None,
+        state: serde_json::json!({"s": 1}),
+    };
+    let (old_challenge, new_challenge) = (Uuid::new_v4(), Uuid::new_v4());
+    let (old_ceremony, new_ceremony) = (Uuid::new_v4(), Uuid::new_v4());
+    store
+        .put_enrolment_challenge(old_challenge, b"old", stale)
+        .await
+        .unwrap();
+    store
+        .put_enrolment_challenge(new_challenge, b"new", fresh)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(old_ceremony, "sign-in", &ceremony, stale)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(new_ceremony, "sign-in", &ceremony, fresh)
+        .await
+        .unwrap();
+    store
+        .put_authorization_code(&code("unused", resident, TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    // Redeemed before it expired: its tokens are bound to it, so it stays.
+    store
+        .put_authorization_code(&code("used", resident, TimeDelta::seconds(-1)))
+        .await
+        .unwrap();
+    let redeemed = store
+        .redeem_authorization_code("used", &rightful(), now - TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    assert!(matches!(redeemed, CodeRedemption::Redeemed(_)));
+    store.revoke_token("jti-old", stale, now).await.unwrap();
+    store.revoke_token("jti-new", fresh, now).await.unwrap();
+
+    assert_eq!(store.purge_expired(now).await.unwrap(), 4);
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+
+    assert_eq!(store.authorization_code("unused").await.unwrap(), None);
+    assert!(store.authorization_code("used").await.unwrap().is_some());
+    assert!(store.token_revoked("jti-new", None).await.unwrap());
+    assert!(!store.token_revoked("jti-old", None).await.unwrap());
+    assert_eq!(
+        store
+            .take_enrolment_challenge(new_challenge, now)
+            .await
+            .unwrap(),
+        Some(b"new".to_vec())
+    );
+    assert_eq!(
+        store
+            .take_ceremony(new_ceremony, "sign-in", now)
+            .await
+            .unwrap(),
+        Some(ceremony)
+    );
 }
 
 pub async fn a_revoked_token_reads_back_as_revoked(store: Arc<dyn Store>) {
