@@ -169,10 +169,12 @@ impl LoadedKeys {
         token: Option<Arc<Token>>,
         now: DateTime<Utc>,
     ) -> Result<Self, HubError> {
-        // A hub with a token makes no key outside it; the first key of a database from before
-        // tokens stays where it is (a no-op once stored, also when retired since).
+        // The first Ed25519 key of a hub without a token; a hub with one makes no key outside
+        // it, and neither makes one beside keys kept in a token. A first key stored before
+        // stays where it is (a no-op once stored, also when retired since).
+        let stored = store.signing_keys().await?;
         let legacy_first = match &token {
-            None => {
+            None if !stored.iter().any(|k| k.alg == SigningAlg::EdDsa) => {
                 let candidate = SigningKey::generate()
                     .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
                 let candidate = pkcs8(candidate.pkcs8_der())?;
@@ -181,7 +183,7 @@ impl LoadedKeys {
                         .await?,
                 )
             }
-            Some(_) => crate::kek::read_secret(store, &kek, FIRST_KEY_SECRET).await?,
+            _ => crate::kek::read_secret(store, &kek, FIRST_KEY_SECRET).await?,
         };
         if let Some(der) = legacy_first {
             let first = SigningKey::from_pkcs8_der(&der)
