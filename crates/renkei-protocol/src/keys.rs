@@ -645,4 +645,71 @@ mod tests {
         assert!(shown.contains("kPrK_"), "{shown}");
         assert!(!shown.contains("pkcs8"), "{shown}");
     }
+
+    /// Hands the signing to a key in this process, as a token would do it inside itself.
+    struct Through(Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>);
+
+    impl ExternalSigner for Through {
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+            (self.0)(message)
+        }
+    }
+
+    fn through(
+        f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> Arc<Through> {
+        Arc::new(Through(Arc::new(f)))
+    }
+
+    #[test]
+    fn an_external_key_signs_through_its_signer_and_refuses_what_cannot_be_a_signature() {
+        let inner = SigningKey::generate().unwrap();
+        let same = inner.clone();
+        let external = SigningKey::external(
+            *inner.public_key(),
+            through(move |m| Ok(same.sign(m).unwrap())),
+        );
+        assert_eq!(external.kid(), inner.kid());
+        assert_eq!(external.public_jwk(), inner.public_jwk());
+        assert!(external.is_external() && !inner.is_external());
+        assert!(external.pkcs8_der().is_none() && external.encoding_key().is_none());
+        assert_eq!(external.sign(b"m").unwrap(), inner.sign(b"m").unwrap());
+        let short = SigningKey::external(*inner.public_key(), through(|_| Ok(vec![0; 63])));
+        assert_eq!(
+            short.sign(b"m"),
+            Err(KeyError::Sign(inner.kid().to_owned()))
+        );
+        let failing = SigningKey::external(
+            *inner.public_key(),
+            through(|_| Err("device removed".into())),
+        );
+        assert!(
+            matches!(failing.sign(b"m"), Err(KeyError::External { why, .. }) if why == "device removed")
+        );
+
+        let rsa = Arc::new(RsaSigningKey::generate().unwrap());
+        let signer = rsa.clone();
+        let mut padded_n = vec![0, 0];
+        padded_n.extend_from_slice(&rsa.n);
+        let external = RsaSigningKey::external(
+            &padded_n,
+            &rsa.e,
+            through(move |m| signer.sign(m).map_err(|e| e.to_string())),
+        )
+        .unwrap();
+        assert_eq!(
+            external.kid(),
+            rsa.kid(),
+            "leading zeros do not change the key"
+        );
+        assert_eq!(external.public_jwk(), rsa.public_jwk());
+        assert!(external.is_external() && external.pkcs8_der().is_none());
+        assert_eq!(external.sign(b"m").unwrap(), rsa.sign(b"m").unwrap());
+        let short = RsaSigningKey::external(&rsa.n, &rsa.e, through(|_| Ok(vec![1; 255]))).unwrap();
+        assert_eq!(short.sign(b"m"), Err(KeyError::Sign(rsa.kid().to_owned())));
+        assert!(
+            RsaSigningKey::external(&rsa.n[..128], &rsa.e, through(|_| Ok(Vec::new()))).is_err(),
+            "a 1024-bit modulus is refused"
+        );
+    }
 }
