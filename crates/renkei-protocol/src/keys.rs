@@ -646,8 +646,11 @@ mod tests {
         assert!(!shown.contains("pkcs8"), "{shown}");
     }
 
+    /// What a device answers when asked to sign.
+    type Answer = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync;
+
     /// Hands the signing to a key in this process, as a token would do it inside itself.
-    struct Through(Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>);
+    struct Through(Arc<Answer>);
 
     impl ExternalSigner for Through {
         fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {

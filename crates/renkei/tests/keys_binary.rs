@@ -334,6 +334,15 @@ fn token_env(test: &str) -> Option<Vec<(&'static str, String)>> {
     ])
 }
 
+/// A `signing_keys` row: kid, alg, pkcs8, token, token_object_id.
+type KeyRow = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
 #[cfg(unix)]
 #[test]
 fn keys_rotate_with_a_token_makes_the_keys_in_it_and_serve_needs_that_token() {
@@ -400,13 +409,7 @@ fn keys_rotate_with_a_token_makes_the_keys_in_it_and_serve_needs_that_token() {
     }
 
     // The database names the objects and holds no private key; the token holds the keys.
-    let rows: Vec<(
-        String,
-        String,
-        Option<Vec<u8>>,
-        Option<String>,
-        Option<Vec<u8>>,
-    )> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+    let rows: Vec<KeyRow> = tokio::runtime::Runtime::new().unwrap().block_on(async {
         use sqlx::Connection;
         let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{database}"))
             .await
