@@ -606,12 +606,12 @@ impl ExternalSigner for TokenSigner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_lc_rs::signature::{ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 
     /// The token `.ci/softhsm-setup` made, or `None` (and a note) when it was not set up.
-    fn test_token() -> Option<Arc<Token>> {
+    pub(crate) fn test_token() -> Option<Arc<Token>> {
         let Ok(module) = std::env::var("RENKEI_TEST_PKCS11_MODULE") else {
             eprintln!(
                 "skipped: RENKEI_TEST_PKCS11_MODULE is not set (eval \"$(.ci/softhsm-setup)\")"

@@ -639,4 +639,38 @@ mod tests {
         );
         Ok(())
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_at_once_with_a_token_agree_on_its_first_keys() {
+        let Some(token) = crate::pkcs11::tests::test_token() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            renkei_store::SqliteStore::open(&dir.path().join("hub.db"))
+                .await
+                .unwrap(),
+        );
+        let kek = Arc::new(Kek::generate());
+        let now = Utc::now();
+        let start = || LoadedKeys::load(store.as_ref(), kek.clone(), Some(token.clone()), now);
+        let (a, b, c) = tokio::join!(start(), start(), start());
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let stored = store.signing_keys().await.unwrap();
+        assert_eq!(stored.len(), 2, "one key of each algorithm: {stored:?}");
+        assert!(
+            stored
+                .iter()
+                .all(|k| matches!(k.custody, KeyCustody::Token(_)))
+        );
+        assert_eq!(a.ring().jwks(), b.ring().jwks());
+        assert_eq!(a.ring().jwks(), c.ring().jwks());
+        assert_eq!(a.ring().jwks().keys.len(), 2);
+        for (alg, _) in FIRST_TOKEN_KEY_SECRETS {
+            assert_eq!(
+                a.ring().id_token_key(alg, now).kid(),
+                c.ring().id_token_key(alg, now).kid()
+            );
+        }
+    }
 }
