@@ -305,21 +305,25 @@ impl Hub {
         // to the service until `record.durable()` returned: a crash before the commit loses
         // the request and its record together.
         let mut fetches = Vec::new();
+        let (request, active, service) = (&request, &active, &service);
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let endpoint = providers.get(&provider).cloned();
-            // The decision checked what a grant needs of the service (its key); a grant that
-            // still cannot be signed fails this provider's part, never the whole request
-            // after its record said granted.
-            let grant = self.grant(
-                &request,
-                &active,
-                &service,
-                &provider,
-                &reference,
-                &categories,
-                now,
-            );
             fetches.push(async move {
+                // The decision checked what a grant needs of the service (its key); a grant
+                // that still cannot be signed fails this provider's part, never the whole
+                // request after its record said granted. Signed here, so that grants signed
+                // in a token are signed concurrently.
+                let grant = self
+                    .grant(
+                        request,
+                        active,
+                        service,
+                        &provider,
+                        &reference,
+                        &categories,
+                        now,
+                    )
+                    .await;
                 let outcome = match (endpoint, grant) {
                     (_, Err(e)) => {
                         tracing::error!(provider = %provider, error = %e, "a grant could not be signed");
@@ -406,7 +410,7 @@ impl Hub {
     }
 
     #[expect(clippy::too_many_arguments, reason = "each is one claim of the grant")]
-    fn grant(
+    async fn grant(
         &self,
         request: &DataRequest,
         active: &ActiveConsent,
@@ -435,7 +439,9 @@ impl Hub {
             service_hpke_key: service.hpke_public_key.clone(),
             consent: active.consent().id,
         };
-        sign_grant(&self.keys.signing_key(), &claims)
+        self.keys
+            .sign_with(move |key| sign_grant(key, &claims))
+            .await?
             .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
     }
 

@@ -74,6 +74,7 @@ macro_rules! store_conformance_suite {
             an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
             signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
+            a_signing_key_in_a_token_reads_back_with_no_private_half_and_is_no_stored_secret,
             operator_actions_take_log_positions_with_leaves_and_list_newest_first,
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
@@ -914,7 +915,7 @@ pub async fn secrets_are_listed_and_replaced_all_together_or_not_at_all(store: A
         .add_signing_key(&crate::StoredSigningKey {
             kid: "k1".into(),
             alg: renkei_domain::SigningAlg::EdDsa,
-            pkcs8: b"private".to_vec(),
+            custody: crate::KeyCustody::Stored(b"private".to_vec()),
             created_at: now,
             active_from: now,
             retired_at: None,
@@ -977,7 +978,10 @@ pub async fn secrets_are_listed_and_replaced_all_together_or_not_at_all(store: A
     assert_eq!(store.ensure_secret("a", b"x", now).await.unwrap(), b"ONE");
     assert_eq!(store.ensure_secret("b", b"x", now).await.unwrap(), b"TWO");
     let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys[0].pkcs8, b"PRIVATE");
+    assert_eq!(
+        keys[0].custody,
+        crate::KeyCustody::Stored(b"PRIVATE".to_vec())
+    );
 }
 
 // --- the transparency log ---

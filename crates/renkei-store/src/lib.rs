@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
-    IdentityStore, StoredPasskey, StoredSigningKey,
+    IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -532,8 +532,8 @@ pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
         candidate: &[u8],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>>;
-    /// Every secret stored: the `hub_secrets` rows and the signing keys' private halves
-    /// (retired keys too), as stored.
+    /// Every secret stored: the `hub_secrets` rows and the private halves of the signing keys
+    /// kept in storage (retired keys too; not those in a token), as stored.
     async fn stored_secrets(&self) -> StoreResult<Vec<StoredSecret>>;
     /// Rewrites stored secrets in one transaction: each replacement takes effect only if its
     /// slot still holds `expected`. If any does not, nothing changes and `false` is returned.

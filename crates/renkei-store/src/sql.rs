@@ -1393,7 +1393,7 @@ macro_rules! impl_store {
                 let hub = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT name, value FROM hub_secrets ORDER BY name")
                     .fetch_all(&self.write)
                     .await?;
-                let keys = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys ORDER BY kid")
+                let keys = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys WHERE pkcs8 IS NOT NULL ORDER BY kid")
                     .fetch_all(&self.write)
                     .await?;
                 Ok(hub
