@@ -348,7 +348,7 @@ impl Hub {
         let (outcomes, durable) = tokio::join!(join_all(fetches), record.durable());
         durable?;
         if let Some(resident) = recorded.record.resident {
-            self.record_fulfilment(&request, resident, &outcomes).await;
+            self.record_fulfilment(request, resident, &outcomes).await;
         }
         let mut results = results(outcomes);
         results.sort_by(|a, b| a.provider.cmp(&b.provider));

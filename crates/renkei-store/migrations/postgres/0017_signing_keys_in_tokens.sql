@@ -1,5 +1,5 @@
 -- Signing keys kept in a PKCS#11 token (PostgreSQL). Keep in step with
--- ../sqlite/0016_signing_keys_in_tokens.sql.
+-- ../sqlite/0017_signing_keys_in_tokens.sql.
 
 -- A key's private half is either in this table (pkcs8, wrapped under the hub's key-encryption
 -- key) or in a PKCS#11 token that never lets it out: then the row names the token (its
