@@ -13,9 +13,19 @@ pub enum IdError {
         "`{0}` is not a valid {1}: use 1 to 64 characters from a-z, 0-9, `.`, `_` and `-`, starting with a letter or digit"
     )]
     BadSlug(String, &'static str),
+    #[error(
+        "`{0}` is not a valid subject: use 16 to 128 characters from A-Z, a-z, 0-9, `-` and `_`"
+    )]
+    BadSubject(String),
     #[error("`{0}` is not a valid {1}: expected a UUID")]
     BadUuid(String, &'static str),
 }
+
+/// The shape [`check_slug`] accepts, as a regular expression (for the API document).
+pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+
+/// The shape [`ServiceSubject::new`] accepts, as a regular expression.
+pub const SUBJECT_PATTERN: &str = "^[A-Za-z0-9_-]{16,128}$";
 
 /// Checks the shape shared by operator-chosen identifiers (service, purpose, category, provider).
 fn check_slug(s: &str, what: &'static str) -> Result<(), IdError> {
@@ -155,7 +165,7 @@ impl ServiceSubject {
         if ok {
             Ok(Self(s))
         } else {
-            Err(IdError::BadSlug(s, "subject"))
+            Err(IdError::BadSubject(s))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -202,6 +212,16 @@ mod tests {
                 let back: CategoryId = serde_json::from_str(&json).unwrap();
                 prop_assert_eq!(back, id);
             }
+        }
+
+        #[test]
+        fn the_published_patterns_accept_exactly_what_parsing_accepts(
+            s in prop_oneof![".{0,130}", "[a-z0-9][a-z0-9._-]{0,70}", "[A-Za-z0-9_-]{10,140}"],
+        ) {
+            let slug = regex::Regex::new(SLUG_PATTERN).unwrap();
+            prop_assert_eq!(ServiceId::new(s.clone()).is_ok(), slug.is_match(&s));
+            let subject = regex::Regex::new(SUBJECT_PATTERN).unwrap();
+            prop_assert_eq!(ServiceSubject::new(s.clone()).is_ok(), subject.is_match(&s));
         }
 
         #[test]

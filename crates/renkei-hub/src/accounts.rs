@@ -28,6 +28,7 @@ const INVITATION: &str = "proxy-invitation";
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProxyInvitationBody {
     /// What the resident calls them ("娘", "窓口 田中").
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub label: String,
     #[schema(value_type = ProxyScopeSchema)]
     pub scope: ProxyScope,
@@ -39,6 +40,7 @@ pub struct ProxyInvitationBody {
 #[expect(dead_code, reason = "describes the JSON in the API document only")]
 pub(crate) struct ProxyScopeSchema {
     /// The services the proxy may act on; empty or absent means all.
+    #[schema(value_type = Vec<crate::schemas::Slug>, required = false)]
     services: Vec<String>,
     /// May grant and revoke consents (and so read them).
     manage_consents: bool,
@@ -48,7 +50,7 @@ pub(crate) struct ProxyScopeSchema {
     file_requests: bool,
     /// May sign in to services as the resident (OpenID Connect), releasing what the
     /// resident's consents to them allow. Off unless given.
-    #[schema(default = false)]
+    #[schema(default = false, required = false)]
     sign_in_to_services: bool,
 }
 
@@ -122,11 +124,24 @@ pub struct RegisteredService {
 /// A resident's request as filed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResidentRequestBody {
-    /// `disclosure`, `correction`, `deletion` or `suspension`.
+    #[schema(value_type = RequestKind)]
     pub kind: String,
     /// The service it concerns; none for the hub itself.
+    #[schema(value_type = Option<crate::schemas::Slug>)]
     pub service: Option<String>,
+    #[schema(max_length = 2000)]
     pub details: String,
+}
+
+/// What a resident asks (開示, 訂正, 削除, 利用停止).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(dead_code, reason = "describes the JSON in the API document only")]
+pub(crate) enum RequestKind {
+    Disclosure,
+    Correction,
+    Deletion,
+    Suspension,
 }
 
 /// One thing a proxy did for the resident, as the hub recorded it.
@@ -169,8 +184,9 @@ impl Hub {
         body: ProxyInvitationBody,
     ) -> Result<ProxyInvitation, HubError> {
         session.require(ProxyPermission::ManageAccount, None)?;
+        // Counted before trimming, as the API document states the length.
         let label = body.label.trim().to_owned();
-        if label.is_empty() || label.chars().count() > 64 {
+        if label.is_empty() || body.label.chars().count() > 64 {
             return Err(HubError::Malformed(
                 "`label` must be 1 to 64 characters".into(),
             ));
@@ -213,7 +229,7 @@ impl Hub {
         let pending: PendingAppointment = serde_json::from_value(ceremony.state)
             .map_err(|e| HubError::Internal(format!("invitation: {e}")))?;
         if pending.resident == proxy.resident {
-            return Err(HubError::Malformed(
+            return Err(HubError::Forbidden(
                 "a resident cannot be their own proxy".into(),
             ));
         }
@@ -343,7 +359,7 @@ impl Hub {
             return Err(HubError::UnknownService(s.to_string()));
         }
         let details = body.details.trim().to_owned();
-        if details.chars().count() > 2000 {
+        if body.details.chars().count() > 2000 {
             return Err(HubError::Malformed(
                 "`details` must be at most 2000 characters".into(),
             ));

@@ -465,7 +465,7 @@ async fn grant_consent(
 
 /// One consent with its history (for a proxy, as for the list; a consent outside their scope
 /// is not found).
-#[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = String, Path)), security(("resident" = [])),
+#[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_consent(
     State(hub): State<Hub>,
@@ -482,7 +482,7 @@ struct ReceiptView {
 }
 
 /// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
-#[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = String, Path)), security(("resident" = [])),
+#[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn my_receipt(
     State(hub): State<Hub>,
@@ -496,7 +496,7 @@ async fn my_receipt(
 
 /// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
 /// A proxy stops only consents of the services their scope covers (others are not found).
-#[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = String, Path)), security(("resident" = [])),
+#[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_consent(
     State(hub): State<Hub>,
@@ -515,6 +515,7 @@ fn consent_id(s: &str) -> Result<ConsentId, HubError> {
 #[into_params(parameter_in = Query)]
 struct AccessFilter {
     /// Only this service's requests.
+    #[param(value_type = Option<crate::schemas::Slug>, inline)]
     service: Option<String>,
     /// Only entries at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
@@ -522,13 +523,15 @@ struct AccessFilter {
     until: Option<DateTime<Utc>>,
     /// Paging cursor forward in time: `next_after` of the previous page (oldest first only).
     after: Option<u64>,
-    /// Paging cursor back in time: `next_before` of the previous page; implies
-    /// `order=newest`.
+    /// Paging cursor back in time: `next_before` of the previous page; without `order`, it
+    /// means `order=newest`. With both cursors a page holds entries between them.
     before: Option<u64>,
     /// Which end the pages start from: `oldest` (the default; paged on with `after`) or
     /// `newest` (entries newest first, paged on with `before`).
+    #[param(inline)]
     order: Option<PageOrder>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -626,6 +629,7 @@ async fn my_access_records(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DemoSignIn {
+    #[schema(value_type = uuid::Uuid)]
     resident: String,
 }
 
@@ -692,7 +696,7 @@ async fn log_key(State(hub): State<Hub>) -> Response {
 
 /// A hash tile (C2SP tlog-tiles), e.g. `/log/tile/0/000` or `/log/tile/0/x001/234.p/5`.
 #[utoipa::path(get, path = "/log/tile/{path}", params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]`")),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, description = "No such tile (a path that names none, or a tile beyond the latest checkpoint)", body = Problem, content_type = "application/problem+json")))]
 async fn log_tile(
     State(hub): State<Hub>,
     ApiPath(path): ApiPath<String>,
@@ -726,7 +730,10 @@ struct InclusionQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ConsistencyQuery {
+    /// The smaller tree's size (a tree of no entries has nothing to prove).
+    #[param(minimum = 1)]
     from: u64,
+    #[param(minimum = 1)]
     to: u64,
 }
 
@@ -738,9 +745,10 @@ struct ProofView {
 
 async fn signed_size(hub: &Hub, size: u64) -> Result<(), HubError> {
     let latest = hub.store.latest_checkpoint().await?.map_or(0, |c| c.size);
+    // Whether a size is signed depends on the log, not on the request: no such proof (yet).
     if size > latest {
-        return Err(HubError::Malformed(format!(
-            "size `{size}` is beyond the latest checkpoint ({latest})"
+        return Err(HubError::NotFound(format!(
+            "a proof for size `{size}`: the latest checkpoint covers {latest} entries"
         )));
     }
     Ok(())
@@ -748,12 +756,18 @@ async fn signed_size(hub: &Hub, size: u64) -> Result<(), HubError> {
 
 /// An inclusion proof of entry `index` in the tree of `size` entries.
 #[utoipa::path(get, path = "/log/proof/inclusion", params(InclusionQuery),
-    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, description = "No checkpoint of that size is signed yet, or the index is not in the tree", body = Problem, content_type = "application/problem+json")))]
 async fn log_inclusion(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<ProofView>, HubError> {
     signed_size(&hub, q.size).await?;
+    if q.index >= q.size {
+        return Err(HubError::NotFound(format!(
+            "entry `{}` in a tree of {} entries",
+            q.index, q.size
+        )));
+    }
     let proof = crate::log::inclusion_proof(hub.store.as_ref(), q.index, q.size).await?;
     Ok(Json(ProofView {
         proof: proof.iter().map(crate::log::b64).collect(),
@@ -762,12 +776,18 @@ async fn log_inclusion(
 
 /// A consistency proof that the tree of `from` entries is a prefix of the tree of `to`.
 #[utoipa::path(get, path = "/log/proof/consistency", params(ConsistencyQuery),
-    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProofView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, description = "No checkpoint of size `to` is signed yet, or `from` is beyond `to`", body = Problem, content_type = "application/problem+json")))]
 async fn log_consistency(
     State(hub): State<Hub>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ProofView>, HubError> {
     signed_size(&hub, q.to).await?;
+    if q.from > q.to {
+        return Err(HubError::NotFound(format!(
+            "a tree of {} entries inside one of {}",
+            q.from, q.to
+        )));
+    }
     let proof = crate::log::consistency_proof(hub.store.as_ref(), q.from, q.to).await?;
     Ok(Json(ProofView {
         proof: proof.iter().map(crate::log::b64).collect(),
@@ -954,27 +974,26 @@ impl PageQuery {
 }
 
 fn access_query(me: ResidentId, f: AccessFilter) -> Result<PageQuery, HubError> {
+    // Log positions are stored as 64-bit signed integers, as the document states them.
+    for (name, cursor) in [("after", f.after), ("before", f.before)] {
+        if cursor.is_some_and(|c| i64::try_from(c).is_err()) {
+            return Err(HubError::Malformed(format!(
+                "`{name}` must be a log position below 2^63"
+            )));
+        }
+    }
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(HubError::Malformed(format!(
             "`limit` must be 1 to 500, not `{limit}`"
         )));
     }
-    // Each order has its own cursor, so a client never gets a page it did not mean.
+    // Either cursor bounds the page in either order (both: the entries between them); the
+    // order given wins, and `before` alone means the newest first, as its pages go back.
     let order = match (f.order, f.before) {
-        (Some(PageOrder::Oldest), Some(_)) => {
-            return Err(HubError::Malformed(
-                "`before` pages newest first and cannot be used with `order=oldest`".into(),
-            ));
-        }
         (Some(PageOrder::Newest), _) | (None, Some(_)) => LogOrder::NewestFirst,
-        (Some(PageOrder::Oldest) | None, None) => LogOrder::OldestFirst,
+        (Some(PageOrder::Oldest), _) | (None, None) => LogOrder::OldestFirst,
     };
-    if order == LogOrder::NewestFirst && f.after.is_some() {
-        return Err(HubError::Malformed(
-            "`after` pages oldest first; newest-first pages go on with `before`".into(),
-        ));
-    }
     let service = f
         .service
         .map(ServiceId::new)

@@ -333,17 +333,52 @@ pub(crate) async fn passkey_sign_in_start(
 }
 
 /// Finish signing in: the assertion the browser returned; answers a resident session.
-#[utoipa::path(post, path = "/v1/passkeys/sign-in/{ceremony}", params(("ceremony" = String, Path)), request_body = Object,
+#[utoipa::path(post, path = "/v1/passkeys/sign-in/{ceremony}", params(("ceremony" = uuid::Uuid, Path)), request_body = CredentialJson,
     responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn passkey_sign_in_finish(
     State(hub): State<Hub>,
     ApiPath(ceremony): ApiPath<String>,
-    ApiJson(credential): ApiJson<PublicKeyCredential>,
+    ApiJson(credential): ApiJson<serde_json::Value>,
 ) -> Result<Response, HubError> {
     let ceremony = ceremony_id(&ceremony)?;
+    let credential: PublicKeyCredential = webauthn_credential(credential)?;
     let resident = hub.finish_passkey_sign_in(ceremony, &credential).await?;
     let token = hub.keys.issue_resident_token(resident, Utc::now())?;
     Ok(session_token(token, None))
+}
+
+/// A WebAuthn credential as a browser's `PublicKeyCredential.toJSON()` gives it: what the
+/// API document states of it. The `response` holds the authenticator's answer (base64url
+/// fields); whether those decode and verify is for the ceremony to judge.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[expect(dead_code, reason = "read to check the shape the document states")]
+pub(crate) struct CredentialJson {
+    /// The credential id, base64url.
+    id: String,
+    /// The same id, base64url.
+    raw_id: String,
+    #[serde(rename = "type")]
+    kind: CredentialType,
+    #[schema(value_type = Object)]
+    response: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) enum CredentialType {
+    #[serde(rename = "public-key")]
+    PublicKey,
+}
+
+/// Reads a credential: one not shaped as the document says is malformed (400); one shaped so
+/// whose contents do not decode is refused (403), as one that does not verify is.
+fn webauthn_credential<T: serde::de::DeserializeOwned>(
+    json: serde_json::Value,
+) -> Result<T, HubError> {
+    serde_json::from_value::<CredentialJson>(json.clone())
+        .map_err(|e| HubError::Malformed(format!("the credential: {e}")))?;
+    serde_json::from_value(json)
+        .map_err(|e| HubError::PasskeyRefused(format!("the credential does not decode: {e}")))
 }
 
 fn ceremony_id(s: &str) -> Result<uuid::Uuid, HubError> {
@@ -377,12 +412,12 @@ pub(crate) async fn passkey_registration_start(
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct PasskeyFinish {
     name: Option<String>,
-    #[schema(value_type = Object)]
-    credential: RegisterPublicKeyCredential,
+    #[schema(value_type = CredentialJson)]
+    credential: serde_json::Value,
 }
 
 /// Finish registering a passkey.
-#[utoipa::path(post, path = "/v1/me/passkeys/registrations/{ceremony}", params(("ceremony" = String, Path)), request_body = PasskeyFinish, security(("resident" = [])),
+#[utoipa::path(post, path = "/v1/me/passkeys/registrations/{ceremony}", params(("ceremony" = uuid::Uuid, Path)), request_body = PasskeyFinish, security(("resident" = [])),
     responses((status = 201, body = PasskeyView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn passkey_registration_finish(
     State(hub): State<Hub>,
@@ -392,8 +427,9 @@ pub(crate) async fn passkey_registration_finish(
 ) -> Result<Response, HubError> {
     me.require(ProxyPermission::ManageAccount, None)?;
     let ceremony = ceremony_id(&ceremony)?;
+    let credential: RegisterPublicKeyCredential = webauthn_credential(body.credential)?;
     let view = hub
-        .finish_passkey_registration(me.resident, ceremony, body.name, &body.credential)
+        .finish_passkey_registration(me.resident, ceremony, body.name, &credential)
         .await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
@@ -465,7 +501,7 @@ pub(crate) async fn my_proxies(
 }
 
 /// End an appointment now: the proxy's sessions stop at once.
-#[utoipa::path(post, path = "/v1/me/proxies/{id}/end", params(("id" = String, Path)), security(("resident" = [])),
+#[utoipa::path(post, path = "/v1/me/proxies/{id}/end", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn end_proxy(
     State(hub): State<Hub>,
@@ -479,7 +515,7 @@ pub(crate) async fn end_proxy(
 }
 
 /// Accept an invitation to act for someone (signed in as myself).
-#[utoipa::path(post, path = "/v1/proxy-invitations/{code}/accept", params(("code" = String, Path)), security(("resident" = [])),
+#[utoipa::path(post, path = "/v1/proxy-invitations/{code}/accept", params(("code" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn accept_invitation(
     State(hub): State<Hub>,
@@ -511,7 +547,7 @@ pub(crate) async fn acting_for(
 
 /// A session acting for the resident of one appointment; everything done in it is marked
 /// as done by a proxy.
-#[utoipa::path(post, path = "/v1/me/acting-for/{id}/session", params(("id" = String, Path)), security(("resident" = [])),
+#[utoipa::path(post, path = "/v1/me/acting-for/{id}/session", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
     responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn proxy_session(
     State(hub): State<Hub>,

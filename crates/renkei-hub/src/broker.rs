@@ -179,9 +179,12 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
 #[serde(deny_unknown_fields)]
 pub struct DataRequestBody {
     /// The resident, as this service knows them (pairwise subject).
+    #[schema(value_type = crate::schemas::Subject)]
     pub subject: String,
+    #[schema(value_type = crate::schemas::Slug)]
     pub purpose: String,
     /// The data categories wanted; all must be covered by the resident's consent.
+    #[schema(value_type = Vec<crate::schemas::Slug>, min_items = 1)]
     pub categories: Vec<String>,
 }
 

@@ -28,10 +28,13 @@ const MAX_CONSENT_DAYS: u32 = 3 * 365;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantConsentBody {
+    #[schema(value_type = crate::schemas::Slug)]
     pub service: String,
+    #[schema(value_type = crate::schemas::Slug)]
     pub purpose: String,
     /// How long the consent lasts (1 to 1095 days; default 365).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1095)]
     pub valid_days: Option<u32>,
 }
 
@@ -72,6 +75,27 @@ impl ConsentView {
             given_by: serde_json::to_value(&c.given_by).unwrap_or_default(),
         }
     }
+}
+
+/// A whole number given as any JSON number: JSON has one number type, and to a JSON Schema
+/// validator (and so to the API document) `426.0` is the integer 426.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(D::Error::custom(format!(
+            "`{n}` is not a whole number from 0 to {}",
+            u32::MAX
+        )));
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a whole number from 0 to u32::MAX, checked above"
+    )]
+    Ok(Some(n as u32))
 }
 
 /// The answer to a grant: the consent, its signed receipt, and how the service will know

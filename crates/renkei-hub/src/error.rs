@@ -153,8 +153,9 @@ impl HubError {
                 Problem::new(S::NOT_FOUND, "unknown-purpose", "Unknown purpose")
                     .detail(self.to_string())
             }
+            // Like an unknown purpose: the name is well formed, the vocabulary has no such entry.
             Self::UnknownCategory(_) => {
-                Problem::new(S::BAD_REQUEST, "unknown-category", "Unknown data category")
+                Problem::new(S::NOT_FOUND, "unknown-category", "Unknown data category")
                     .detail(self.to_string())
             }
             Self::ServiceNotApproved(_) => {

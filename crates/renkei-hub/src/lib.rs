@@ -26,6 +26,7 @@ pub mod passkeys;
 pub mod pkcs11;
 pub mod problem;
 pub mod routes;
+mod schemas;
 pub mod signing_keys;
 mod state;
 pub mod webhooks;

@@ -232,9 +232,11 @@ pub async fn consistency_proof(
 
 /// A hash tile's bytes (C2SP tlog-tiles), if the latest checkpoint covers it.
 pub async fn tile(store: &dyn Store, path: &str) -> Result<Vec<u8>, HubError> {
-    let tile: renkei_log::tile::Tile = path
-        .parse()
-        .map_err(|e: renkei_log::tile::TileError| HubError::Malformed(e.to_string()))?;
+    // Tiles are static resources (a CDN serves them as files): a path that names no tile is
+    // not found, as a file server would answer.
+    let tile: renkei_log::tile::Tile = path.parse().map_err(|e: renkei_log::tile::TileError| {
+        HubError::NotFound(format!("tile `{path}`: {e}"))
+    })?;
     let size = store.latest_checkpoint().await?.map_or(0, |c| c.size);
     if !tile.is_within(size) {
         return Err(HubError::NotFound(format!("tile `{path}`")));

@@ -158,7 +158,7 @@ async fn errors_are_problem_json_with_stable_types() {
             town.post("/v1/data-requests")
                 .bearer_auth(&token)
                 .json(&json!({ "subject": granted.subject, "purpose": "advice", "categories": ["health.genome"] })),
-            400,
+            404,
             "/problems/unknown-category",
         ),
         (

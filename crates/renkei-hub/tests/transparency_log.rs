@@ -293,21 +293,34 @@ async fn a_residents_log_pages_newest_first_by_next_before_and_every_page_verifi
     let six = my_log(&town, &alice, "?limit=6&order=newest").await;
     assert_eq!(six["next_before"].as_u64(), Some(all[5]));
 
-    // Each order keeps its own cursor.
-    for query in [
-        "?order=oldest&before=5",
-        "?order=newest&after=1",
-        "?before=5&after=1",
-        "?order=sideways",
+    // Either cursor bounds a page in either order; `before` alone means newest first.
+    let (low, high) = (all[5], all[1]);
+    let between = |newest_first: bool| {
+        let mut want: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|s| low < *s && *s < high)
+            .collect();
+        if !newest_first {
+            want.reverse();
+        }
+        want
+    };
+    for (query, newest_first) in [
+        (format!("?order=oldest&after={low}&before={high}"), false),
+        (format!("?order=newest&after={low}&before={high}"), true),
+        (format!("?after={low}&before={high}"), true),
     ] {
-        let response = town
-            .get(&format!("/v1/me/log{query}"))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
-        common::expect_problem(response, 400, "/problems/malformed-request").await;
+        let page = my_log(&town, &alice, &query).await;
+        assert_eq!(seqs(&page), between(newest_first), "{query}");
     }
+    let response = town
+        .get("/v1/me/log?order=sideways")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    common::expect_problem(response, 400, "/problems/malformed-request").await;
 }
 
 #[tokio::test]
