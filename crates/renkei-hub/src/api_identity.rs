@@ -26,6 +26,7 @@ use crate::auth::{
     bearer, hash_client_secret,
 };
 use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
+use crate::error::{OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::limits::PeerAddr;
 use crate::oidc::{CodeTokens, Introspection};
 use crate::passkeys::PasskeyView;
@@ -67,6 +68,8 @@ use crate::{Hub, HubError};
     ),
     components(schemas(
         OAuthForm,
+        OAuthErrorBody,
+        OAuthErrorCode,
         TokenResponse,
         CodeTokens,
         Introspection,
@@ -93,6 +96,8 @@ use crate::{Hub, HubError};
 pub struct IdentityApiDoc;
 
 const PROBLEM: &str = "application/problem+json";
+/// The media type of the OAuth endpoints' errors (RFC 6749 §5.2).
+const OAUTH_JSON: &str = "application/json";
 
 fn no_store(body: impl Serialize) -> Response {
     (
@@ -172,14 +177,18 @@ async fn authenticate_client(
 
 /// OAuth 2.0 token endpoint: `client_credentials` (a service's own token) or
 /// `authorization_code` with its PKCE verifier (tokens for one resident, and an ID token).
+/// Errors are RFC 6749 §5.2's `application/json`, not problems.
 #[utoipa::path(post, path = "/oauth/token", request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = CodeTokens), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = CodeTokens), (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn token(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<OAuthForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     match form.grant_type.as_str() {
         "client_credentials" => {
@@ -205,13 +214,13 @@ pub(crate) async fn token(
                 .await?;
             Ok(no_store(tokens))
         }
-        other => Err(HubError::UnsupportedGrantType(other.to_owned())),
+        other => Err(HubError::UnsupportedGrantType(other.to_owned()).into()),
     }
 }
 
 /// OpenID Connect userinfo: `sub`, and the verified name only if the resident shared it.
 #[utoipa::path(get, path = "/oauth/userinfo", security(("user" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"renkei\", error=\"invalid_token\"` (RFC 6750 §3)")))))]
 pub(crate) async fn userinfo_get(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -221,7 +230,7 @@ pub(crate) async fn userinfo_get(
 
 /// The same as `GET /oauth/userinfo`.
 #[utoipa::path(post, path = "/oauth/userinfo", security(("user" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"renkei\", error=\"invalid_token\"` (RFC 6750 §3)")))))]
 pub(crate) async fn userinfo_post(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -238,15 +247,19 @@ pub(crate) struct TokenForm {
     client_secret: Option<String>,
 }
 
-/// RFC 7662 token introspection, for the service that holds the token.
+/// RFC 7662 token introspection, for the service that holds the token. Errors are RFC 6749
+/// §5.2's `application/json` (RFC 7662 §2.3).
 #[utoipa::path(post, path = "/oauth/introspect", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = Introspection), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Introspection), (status = 400, description = "`invalid_request`", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn introspect(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     let _ = form.token_type_hint;
     let caller =
@@ -254,15 +267,19 @@ pub(crate) async fn introspect(
     Ok(no_store(hub.introspect(&caller, &form.token).await?))
 }
 
-/// RFC 7009 token revocation: the token stops working at once.
+/// RFC 7009 token revocation: the token stops working at once. Errors are RFC 6749 §5.2's
+/// `application/json` (RFC 7009 §2.2.1).
 #[utoipa::path(post, path = "/oauth/revoke", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, description = "`invalid_request`", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn revoke(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     let caller =
         authenticate_client(&hub, from, &headers, form.client_id, form.client_secret).await?;
