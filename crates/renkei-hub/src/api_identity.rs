@@ -139,6 +139,11 @@ pub(crate) struct TokenResponse {
 /// Checks a client's credentials (HTTP Basic or form fields); the service must be approved.
 /// Every attempt counts against the rate limits of its address and of the client id it
 /// names, before the secret is compared.
+///
+/// RFC 6749 §5.2: credentials refused over HTTP Basic, or none at all, are a 401 with a
+/// `Basic` challenge (`HubError::InvalidClient`); refused form credentials are a 400
+/// `invalid_client`, since no HTTP authentication scheme was tried (a 401 would need a
+/// challenge, which relying-party libraries then read instead of the error).
 async fn authenticate_client(
     hub: &Hub,
     from: PeerAddr,
@@ -146,32 +151,40 @@ async fn authenticate_client(
     client_id: Option<String>,
     client_secret: Option<String>,
 ) -> Result<ServiceId, HubError> {
-    let (id, secret) = match (
+    let (id, secret, basic) = match (
         crate::api::basic_credentials(headers),
         client_id,
         client_secret,
     ) {
-        (Some(basic), _, _) => basic,
-        (None, Some(id), Some(secret)) => (id, secret),
+        (Some((id, secret)), _, _) => (id, secret, true),
+        (None, Some(id), Some(secret)) => (id, secret, false),
         _ => return Err(HubError::InvalidClient),
     };
+    let refused = || {
+        if basic {
+            HubError::InvalidClient
+        } else {
+            HubError::OAuth {
+                error: OAuthErrorCode::InvalidClient,
+                description: HubError::InvalidClient.to_string(),
+            }
+        }
+    };
     hub.limiters.oauth(from, &id)?;
-    let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
+    let id = ServiceId::new(id).map_err(|_| refused())?;
     let stored = hub
         .store
         .client_secret_hash(&id)
         .await?
-        .ok_or(HubError::InvalidClient)?;
+        .ok_or_else(refused)?;
     // Compared in constant time, so how long a refusal takes says nothing of how much of
     // the stored hash a guess matched.
     aws_lc_rs::constant_time::verify_slices_are_equal(
         stored.as_bytes(),
         hash_client_secret(&secret).as_bytes(),
     )
-    .map_err(|_| HubError::InvalidClient)?;
-    hub.approved_service(&id)
-        .await
-        .map_err(|_| HubError::InvalidClient)?;
+    .map_err(|_| refused())?;
+    hub.approved_service(&id).await.map_err(|_| refused())?;
     Ok(id)
 }
 
@@ -179,8 +192,8 @@ async fn authenticate_client(
 /// `authorization_code` with its PKCE verifier (tokens for one resident, and an ID token).
 /// Errors are RFC 6749 §5.2's `application/json`, not problems.
 #[utoipa::path(post, path = "/oauth/token", request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = CodeTokens), (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`", body = OAuthErrorBody, content_type = OAUTH_JSON),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+    responses((status = 200, body = CodeTokens), (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
         (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn token(
@@ -250,8 +263,8 @@ pub(crate) struct TokenForm {
 /// RFC 7662 token introspection, for the service that holds the token. Errors are RFC 6749
 /// §5.2's `application/json` (RFC 7662 §2.3).
 #[utoipa::path(post, path = "/oauth/introspect", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = Introspection), (status = 400, description = "`invalid_request`", body = OAuthErrorBody, content_type = OAUTH_JSON),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+    responses((status = 200, body = Introspection), (status = 400, description = "`invalid_request`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
         (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn introspect(
@@ -270,8 +283,8 @@ pub(crate) async fn introspect(
 /// RFC 7009 token revocation: the token stops working at once. Errors are RFC 6749 §5.2's
 /// `application/json` (RFC 7009 §2.2.1).
 #[utoipa::path(post, path = "/oauth/revoke", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, description = "`invalid_request`", body = OAuthErrorBody, content_type = OAUTH_JSON),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, description = "`invalid_request`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
         (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn revoke(

@@ -193,12 +193,7 @@ impl HubError {
                 Problem::new(S::FORBIDDEN, "forbidden", "Forbidden").detail(msg)
             }
             Self::OAuth { error, description } => {
-                let status = if *error == OAuthErrorCode::InvalidClient {
-                    S::UNAUTHORIZED
-                } else {
-                    S::BAD_REQUEST
-                };
-                Problem::new(status, "oauth-error", "OAuth error")
+                Problem::new(S::BAD_REQUEST, "oauth-error", "OAuth error")
                     .detail(description)
                     .extra(serde_json::json!({ "error": error, "error_description": description }))
             }
@@ -326,15 +321,11 @@ impl HubError {
     }
 
     /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §11.6.1 requires one): HTTP Basic
-    /// for a client's credentials (RFC 6749 §5.2), `Bearer` with `invalid_token` for a
-    /// bearer token that did not hold (RFC 6750 §3.1).
+    /// for a client's credentials refused over Basic, or none (RFC 6749 §5.2), `Bearer` with
+    /// `invalid_token` for a bearer token that did not hold (RFC 6750 §3.1).
     fn challenge(&self) -> Option<&'static str> {
         match self {
             Self::InvalidClient => Some(BASIC_CHALLENGE),
-            Self::OAuth {
-                error: OAuthErrorCode::InvalidClient,
-                ..
-            } => Some(BASIC_CHALLENGE),
             Self::Unauthorized
             | Self::TokenInactive
             | Self::Denied {
@@ -357,10 +348,7 @@ impl HubError {
             Self::InvalidClient | Self::ServiceNotApproved(_) => {
                 (S::UNAUTHORIZED, C::InvalidClient)
             }
-            Self::OAuth {
-                error: C::InvalidClient,
-                ..
-            } => (S::UNAUTHORIZED, C::InvalidClient),
+            // Form credentials refused: no HTTP authentication was tried (RFC 6749 §5.2).
             Self::OAuth { error, .. } => (S::BAD_REQUEST, *error),
             Self::UnsupportedGrantType(_) => (S::BAD_REQUEST, C::UnsupportedGrantType),
             Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, C::TemporarilyUnavailable),
@@ -474,7 +462,7 @@ impl IntoResponse for OAuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         let mut response = with_headers(response, &e);
-        // A 401 always challenges for the client's credentials here, Basic or not.
+        // A 401 here is always about the client's credentials: challenge for Basic.
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -1047,15 +1047,25 @@ async fn the_oauth_endpoints_answer_errors_as_rfc_6749_json_and_challenge_for_cl
                 .is_some_and(|c| c.starts_with("Basic realm=")),
             "{path}: {challenge:?}"
         );
-        // Wrong credentials in the form, and none at all: the same.
-        for credentials in ["&client_id=health-advice&client_secret=wrong", ""] {
-            let response = form(path, format!("{body}{credentials}"))
-                .send()
-                .await
-                .unwrap();
-            let (status, _, error) = oauth_error(response).await;
-            assert_eq!((status, error.as_str()), (401, "invalid_client"), "{path}");
-        }
+        // No credentials at all: the same, the challenge saying how to send them.
+        let response = form(path, body.to_owned()).send().await.unwrap();
+        let (status, challenge, error) = oauth_error(response).await;
+        assert_eq!((status, error.as_str()), (401, "invalid_client"), "{path}");
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Basic realm=")),
+            "{path}"
+        );
+        // Wrong credentials in the form: 400 `invalid_client`, no HTTP scheme was tried.
+        let response = form(
+            path,
+            format!("{body}&client_id=health-advice&client_secret=wrong"),
+        )
+        .send()
+        .await
+        .unwrap();
+        let (status, challenge, error) = oauth_error(response).await;
+        assert_eq!((status, error.as_str()), (400, "invalid_client"), "{path}");
+        assert_eq!(challenge, None, "{path}");
     }
     let client = format!("client_id=health-advice&client_secret={secret}");
     for (path, body, error) in [

@@ -867,7 +867,12 @@ async fn a_suspended_services_code_flow_tokens_stop_at_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    // Refused form credentials: RFC 6749 §5.2's 400 `invalid_client`.
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

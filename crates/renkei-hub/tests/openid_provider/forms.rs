@@ -178,7 +178,12 @@ fn check_problem(status: u16, content_type: &str, body: &str) -> Result<(), Test
         let expected: &[&str] = match status {
             401 => &["invalid_client"],
             429 => &["temporarily_unavailable"],
-            _ => &["invalid_request", "invalid_grant", "unsupported_grant_type"],
+            _ => &[
+                "invalid_request",
+                "invalid_grant",
+                "unsupported_grant_type",
+                "invalid_client",
+            ],
         };
         prop_assert!(expected.contains(&code), "{} {}", status, body);
         prop_assert!(error["error_description"].is_string(), "{}", body);
