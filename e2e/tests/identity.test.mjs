@@ -113,6 +113,15 @@ test('a service signs a resident in with the code flow: yes to one purpose, no t
       },
     ],
     privacy_impact: { purpose_limitation: 'イベント案内のみに使います' },
+    controller: {
+      contact: 'ひかり台イベント案内 個人情報窓口',
+      address: {
+        country: 'JP', postal_code: '999-0120', region: 'ひかり県', locality: 'ひかり台市',
+        street_address: '公園通り5-6',
+      },
+      email: 'privacy@town-events.example',
+      phone: '+81-3-0000-0120',
+    },
   });
   const operator = await operatorToken(demo.url);
   const auth = { authorization: `Bearer ${operator}` };

@@ -86,6 +86,8 @@ use crate::{Hub, HubError};
         ResidentRequestBody,
         RequestView,
         ServiceRegistration,
+        crate::accounts::ControllerContactSchema,
+        crate::accounts::PostalAddressSchema,
         PurposeDeclaration,
         RegisteredService,
         RiskView,

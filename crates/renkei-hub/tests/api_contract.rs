@@ -704,7 +704,8 @@ fn registration(id: &str) -> Value {
         "webhook_url": null, "redirect_uris": [],
         "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
           "description_ja": "説明", "description_en": "Description",
-          "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}]
+          "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}],
+        "controller": serde_json::to_value(common::controller_contact(id)).unwrap()
     })
 }
 
@@ -811,6 +812,52 @@ async fn a_hub_configured_for_the_demo_accepts_local_urls_but_never_metadata_add
     )
     .await;
     assert_eq!(problem["field"], "webhook_url", "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_registration_refuses_unusable_controller_contact_details_naming_the_field() {
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    for (field, value, named) in [
+        ("email", json!("privacy.example.jp"), "controller.email"),
+        ("phone", json!("call the office"), "controller.phone"),
+        ("contact", json!("   "), "controller.contact"),
+    ] {
+        let mut body = registration("town-walk");
+        body["controller"][field] = value;
+        let refused = expect_problem(
+            register(&town, &operator, &body).await,
+            400,
+            "/problems/invalid-field",
+        )
+        .await;
+        assert_eq!(refused["field"], named);
+    }
+    let mut body = registration("town-walk");
+    body["controller"]["address"]["country"] = json!("Japan");
+    let refused = expect_problem(
+        register(&town, &operator, &body).await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
+    assert_eq!(refused["field"], "controller.address.country");
+    // Without contact details there is no registration at all.
+    let mut body = registration("town-walk");
+    body.as_object_mut().unwrap().remove("controller");
+    expect_problem(
+        register(&town, &operator, &body).await,
+        400,
+        "/problems/malformed-request",
+    )
+    .await;
+    assert!(
+        town.store
+            .service(&renkei_domain::ServiceId::new("town-walk").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
