@@ -1,4 +1,4 @@
--- The PII controller's contact details (PostgreSQL). Keep in step with ../sqlite/0016_controller_contact.sql.
+-- The PII controller's contact details (PostgreSQL). Keep in step with ../sqlite/0018_controller_contact.sql.
 
 -- Whom residents contact about their data at a service (contact, postal address, email,
 -- phone) as JSON: part of its registration, shown at review, carried into every consent
