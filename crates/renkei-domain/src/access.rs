@@ -1,6 +1,6 @@
 //! Access records (アクセスログ): one for every decision, granted or denied.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,45 @@ pub struct AccessRecord {
     pub outcome: AccessOutcome,
     /// The providers the hub sent grants to (empty when denied).
     pub providers: BTreeSet<ProviderId>,
+}
+
+/// What one provider's grant came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ProviderDelivery {
+    /// The provider answered and its sealed answer went to the service.
+    Delivered,
+    /// Nothing of this provider's reached the service; `reason` is the answer's status code
+    /// for it (`provider-timeout`, `provider-refused`, …).
+    Failed { reason: String },
+}
+
+/// What a granted request came to, provider by provider: appended after the providers
+/// answered, when any of them did not deliver. The access record says `granted` before any
+/// provider is asked (it must be durable first); this entry says what was released.
+///
+/// INVARIANT: a granted access record with no fulfilment entry means every provider it lists
+/// delivered, or that the hub stopped before it could say otherwise: the record never
+/// understates what may have been released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfilmentLogEntry {
+    /// Position in the log (shared with every other entry); after the access record's.
+    pub seq: u64,
+    /// The request, as its access record names it.
+    pub request: RequestId,
+    pub at: DateTime<Utc>,
+    pub service: ServiceId,
+    pub resident: ResidentId,
+    pub providers: BTreeMap<ProviderId, ProviderDelivery>,
+}
+
+impl FulfilmentLogEntry {
+    /// Whether anything at all reached the service.
+    pub fn released_anything(&self) -> bool {
+        self.providers
+            .values()
+            .any(|d| *d == ProviderDelivery::Delivered)
+    }
 }
 
 /// A consent change as the access log records it (grant, revocation, supersession).
@@ -127,6 +166,7 @@ pub enum LogEntry {
     Access(AccessRecord),
     Consent(ConsentLogEntry),
     Operator(OperatorLogEntry),
+    Fulfilment(FulfilmentLogEntry),
 }
 
 impl LogEntry {
@@ -135,6 +175,17 @@ impl LogEntry {
             Self::Access(r) => r.seq,
             Self::Consent(c) => c.seq,
             Self::Operator(o) => o.seq,
+            Self::Fulfilment(f) => f.seq,
+        }
+    }
+
+    /// The entry's kind, as its canonical encoding tags it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Access(_) => "access",
+            Self::Consent(_) => "consent",
+            Self::Operator(_) => "operator",
+            Self::Fulfilment(_) => "fulfilment",
         }
     }
 
@@ -143,6 +194,7 @@ impl LogEntry {
             Self::Access(r) => r.resident,
             Self::Consent(c) => Some(c.resident),
             Self::Operator(_) => None,
+            Self::Fulfilment(f) => Some(f.resident),
         }
     }
 
@@ -159,5 +211,53 @@ impl LogEntry {
         data.extend_from_slice(salt);
         data.extend_from_slice(&self.canonical());
         data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fulfilment(deliveries: &[(&str, ProviderDelivery)]) -> FulfilmentLogEntry {
+        FulfilmentLogEntry {
+            seq: 7,
+            request: RequestId::from_uuid(uuid::Uuid::nil()),
+            at: DateTime::UNIX_EPOCH,
+            service: ServiceId::new("health-advice").expect("valid"),
+            resident: ResidentId::from_uuid(uuid::Uuid::nil()),
+            providers: deliveries
+                .iter()
+                .map(|(p, d)| (ProviderId::new(*p).expect("valid"), d.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_request_whose_providers_all_failed_released_nothing() {
+        let failed = ProviderDelivery::Failed {
+            reason: "provider-timeout".into(),
+        };
+        assert!(
+            !fulfilment(&[("clinic", failed.clone()), ("pay", failed.clone())]).released_anything()
+        );
+        assert!(
+            fulfilment(&[("clinic", failed), ("pay", ProviderDelivery::Delivered)])
+                .released_anything()
+        );
+    }
+
+    #[test]
+    fn a_fulfilment_entry_encodes_each_providers_outcome_under_its_kind() {
+        let entry = LogEntry::Fulfilment(fulfilment(&[(
+            "clinic",
+            ProviderDelivery::Failed {
+                reason: "provider-refused".into(),
+            },
+        )]));
+        let json: serde_json::Value =
+            serde_json::from_slice(&entry.canonical()).expect("canonical JSON");
+        assert_eq!(json["kind"], entry.kind());
+        assert_eq!(json["providers"]["clinic"]["status"], "failed");
+        assert_eq!(json["providers"]["clinic"]["reason"], "provider-refused");
     }
 }

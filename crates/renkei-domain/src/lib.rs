@@ -16,8 +16,8 @@ pub mod ids;
 pub mod review;
 
 pub use access::{
-    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, LogEntry, OperatorAction,
-    OperatorActor, OperatorLogEntry,
+    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry, LogEntry,
+    OperatorAction, OperatorActor, OperatorLogEntry, ProviderDelivery,
 };
 pub use catalog::{
     DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,

@@ -800,7 +800,8 @@ async fn log_consistency(
 #[derive(Serialize, ToSchema)]
 struct LogEntryView {
     seq: u64,
-    /// `access` or `consent`.
+    /// `access`, `consent`, or `fulfilment` (what a granted request came to, provider by
+    /// provider, when any provider did not deliver).
     kind: String,
     /// The entry's canonical JSON, exactly the bytes the leaf commits to.
     entry: String,
@@ -828,9 +829,10 @@ struct LogPage {
     next_before: Option<u64>,
 }
 
-/// My history in the tamper-evident log: every access record naming me and every change to my
-/// consents, each with its inclusion proof, filterable by service and time, paged from the
-/// oldest entry forward (`after`) or from the newest back (`order=newest`, then `before`).
+/// My history in the tamper-evident log: every access record naming me, what each granted
+/// request came to where a provider did not deliver, and every change to my consents, each
+/// with its inclusion proof, filterable by service and time, paged from the oldest entry
+/// forward (`after`) or from the newest back (`order=newest`, then `before`).
 /// A proxy entrusted with the history sees the entries of the services their scope covers.
 #[utoipa::path(get, path = "/v1/me/log", params(AccessFilter), security(("resident" = [])),
     responses((status = 200, body = LogPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]

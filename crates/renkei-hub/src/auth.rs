@@ -61,6 +61,7 @@ impl HubKeys {
         store: &dyn Store,
         issuer: &str,
         kek: Arc<Kek>,
+        token: Option<Arc<crate::pkcs11::Token>>,
         now: DateTime<Utc>,
     ) -> Result<Self, HubError> {
         renkei_protocol::keys::install_crypto_provider();
@@ -69,16 +70,16 @@ impl HubKeys {
             let kek = kek.clone();
             async move { crate::kek::ensure_secret(store, &kek, name, &random_bytes(), now).await }
         };
-        let token = secret("access-token-key").await?;
+        let access = secret("access-token-key").await?;
         let pairwise = secret("pairwise-subject-key").await?.to_vec();
         let log_seed = secret("log-signing-seed").await?;
         let log = crate::log::LogIdentity::new(issuer, &log_seed)?;
-        let signing = LoadedKeys::load(store, kek, now).await?;
+        let signing = LoadedKeys::load(store, kek, token, now).await?;
         Ok(Self {
             log,
             signing,
-            token_encoding: EncodingKey::from_secret(&token),
-            token_decoding: DecodingKey::from_secret(&token),
+            token_encoding: EncodingKey::from_secret(&access),
+            token_decoding: DecodingKey::from_secret(&access),
             pairwise,
         })
     }
@@ -88,16 +89,43 @@ impl HubKeys {
         self.signing.ring().signing_key(Utc::now())
     }
 
-    /// Signs `claims` as an ID token with the `alg` key that signs at `now`.
-    pub fn sign_id_token<T: serde::Serialize>(
+    /// Runs `sign` with the Ed25519 key that signs now: at once for a key in memory, on a
+    /// blocking thread for one in a PKCS#11 token (each call into it blocks).
+    pub async fn sign_with<R: Send + 'static>(
+        &self,
+        sign: impl FnOnce(&SigningKey) -> R + Send + 'static,
+    ) -> Result<R, HubError> {
+        let key = self.signing_key();
+        if !key.is_external() {
+            return Ok(sign(&key));
+        }
+        tokio::task::spawn_blocking(move || sign(&key))
+            .await
+            .map_err(|e| HubError::Internal(format!("signing panicked: {e}")))
+    }
+
+    /// Signs `claims` as an ID token with the `alg` key that signs at `now` (on a blocking
+    /// thread if that key is in a token).
+    pub async fn sign_id_token<T: serde::Serialize>(
         &self,
         alg: renkei_domain::SigningAlg,
         claims: &T,
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
         let ring = self.signing.ring();
-        renkei_protocol::sign_jwt(ring.id_token_key(alg, now), claims)
-            .map_err(|e| HubError::Internal(format!("id token signing: {e}")))
+        let failed =
+            |e: renkei_protocol::SignError| HubError::Internal(format!("id token signing: {e}"));
+        if !ring.id_token_key(alg, now).is_external() {
+            return renkei_protocol::sign_jwt(ring.id_token_key(alg, now), claims).map_err(failed);
+        }
+        let claims = serde_json::to_value(claims)
+            .map_err(|e| HubError::Internal(format!("id token claims: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            renkei_protocol::sign_jwt(ring.id_token_key(alg, now), &claims)
+        })
+        .await
+        .map_err(|e| HubError::Internal(format!("signing panicked: {e}")))?
+        .map_err(failed)
     }
 
     /// The published keys (`/.well-known/jwks.json`).

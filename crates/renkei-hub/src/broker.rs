@@ -10,12 +10,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use renkei_domain::{
-    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderId, PurposeId, RequestId,
-    Service, ServiceId, ServiceSubject,
+    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderDelivery, ProviderId,
+    PurposeId, RequestId, Service, ServiceId, ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
-use renkei_store::{DecisionInput, RecordedDecision, Store};
+use renkei_store::{DecisionInput, Fulfilment, RecordedDecision, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
@@ -305,21 +305,25 @@ impl Hub {
         // to the service until `record.durable()` returned: a crash before the commit loses
         // the request and its record together.
         let mut fetches = Vec::new();
+        let (request, active, service) = (&request, &active, &service);
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let endpoint = providers.get(&provider).cloned();
-            // The decision checked what a grant needs of the service (its key); a grant that
-            // still cannot be signed fails this provider's part, never the whole request
-            // after its record said granted.
-            let grant = self.grant(
-                &request,
-                &active,
-                &service,
-                &provider,
-                &reference,
-                &categories,
-                now,
-            );
             fetches.push(async move {
+                // The decision checked what a grant needs of the service (its key); a grant
+                // that still cannot be signed fails this provider's part, never the whole
+                // request after its record said granted. Signed here, so that grants signed
+                // in a token are signed concurrently.
+                let grant = self
+                    .grant(
+                        request,
+                        active,
+                        service,
+                        &provider,
+                        &reference,
+                        &categories,
+                        now,
+                    )
+                    .await;
                 let outcome = match (endpoint, grant) {
                     (_, Err(e)) => {
                         tracing::error!(provider = %provider, error = %e, "a grant could not be signed");
@@ -343,6 +347,9 @@ impl Hub {
         // providers, so a task each would add a spawn and a join and buy nothing.
         let (outcomes, durable) = tokio::join!(join_all(fetches), record.durable());
         durable?;
+        if let Some(resident) = recorded.record.resident {
+            self.record_fulfilment(request, resident, &outcomes).await;
+        }
         let mut results = results(outcomes);
         results.sort_by(|a, b| a.provider.cmp(&b.provider));
         let complete = results.iter().all(|r| r.status == "ok");
@@ -362,8 +369,48 @@ impl Hub {
         })
     }
 
+    /// Appends what the request came to when any provider did not deliver, before the service
+    /// hears it. A failure to append is logged and the answer goes out all the same: the access
+    /// record already says granted, which never understates what was released.
+    async fn record_fulfilment(
+        &self,
+        request: &DataRequest,
+        resident: renkei_domain::ResidentId,
+        outcomes: &[(ProviderId, Vec<CategoryId>, FetchOutcome)],
+    ) {
+        if outcomes.iter().all(|(_, _, outcome)| outcome.is_ok()) {
+            return;
+        }
+        // A provider holding the resident under two references gets two grants: it
+        // delivered if either part reached the service.
+        let mut providers = BTreeMap::new();
+        for (provider, _, outcome) in outcomes {
+            let delivery = match outcome {
+                Ok(_) => ProviderDelivery::Delivered,
+                Err((status, _)) => ProviderDelivery::Failed {
+                    reason: (*status).to_owned(),
+                },
+            };
+            let slot = providers
+                .entry(provider.clone())
+                .or_insert(delivery.clone());
+            if delivery == ProviderDelivery::Delivered {
+                *slot = delivery;
+            }
+        }
+        let fulfilment = Fulfilment {
+            request: request.id,
+            service: request.service.clone(),
+            resident,
+            providers,
+        };
+        if let Err(e) = self.store.record_fulfilment(&fulfilment, Utc::now()).await {
+            tracing::error!(error = %e, "recording what a request came to failed");
+        }
+    }
+
     #[expect(clippy::too_many_arguments, reason = "each is one claim of the grant")]
-    fn grant(
+    async fn grant(
         &self,
         request: &DataRequest,
         active: &ActiveConsent,
@@ -392,7 +439,9 @@ impl Hub {
             service_hpke_key: service.hpke_public_key.clone(),
             consent: active.consent().id,
         };
-        sign_grant(&self.keys.signing_key(), &claims)
+        self.keys
+            .sign_with(move |key| sign_grant(key, &claims))
+            .await?
             .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
     }
 

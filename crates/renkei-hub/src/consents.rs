@@ -327,7 +327,9 @@ impl Hub {
             issued_at: at,
         })
         .map_err(|e| HubError::Internal(format!("receipt: {e}")))?;
-        sign_receipt(&self.keys.signing_key(), &receipt)
+        self.keys
+            .sign_with(move |key| sign_receipt(key, &receipt))
+            .await?
             .map_err(|e| HubError::Internal(format!("receipt signing: {e}")))
     }
 

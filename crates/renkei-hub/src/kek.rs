@@ -18,7 +18,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use renkei_store::{SecretReplacement, SecretSlot, Store, StoreError, StoredSigningKey};
+use renkei_store::{
+    KeyCustody, SecretReplacement, SecretSlot, Store, StoreError, StoredSigningKey,
+};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -272,16 +274,20 @@ pub async fn read_secret(
         .transpose()
 }
 
-/// `key` with its private half wrapped, ready to store.
+/// `key` with its private half wrapped, ready to store (a key kept in a token has none here).
 pub(crate) fn wrap_signing_key(
     kek: &Kek,
     mut key: StoredSigningKey,
 ) -> Result<StoredSigningKey, KekError> {
-    key.pkcs8 = kek.wrap(&SecretSlot::SigningKey(key.kid.clone()), &key.pkcs8)?;
+    if let KeyCustody::Stored(pkcs8) = &key.custody {
+        key.custody =
+            KeyCustody::Stored(kek.wrap(&SecretSlot::SigningKey(key.kid.clone()), pkcs8)?);
+    }
     Ok(key)
 }
 
-/// The stored signing keys with their private halves opened.
+/// The stored signing keys with their private halves opened (those kept in a token as they
+/// are).
 pub(crate) fn open_signing_keys(
     kek: &Kek,
     stored: Vec<StoredSigningKey>,
@@ -289,8 +295,10 @@ pub(crate) fn open_signing_keys(
     stored
         .into_iter()
         .map(|mut key| {
-            let slot = SecretSlot::SigningKey(key.kid.clone());
-            key.pkcs8 = kek.unwrap(&slot, &key.pkcs8)?.to_vec();
+            if let KeyCustody::Stored(wrapped) = &key.custody {
+                let slot = SecretSlot::SigningKey(key.kid.clone());
+                key.custody = KeyCustody::Stored(kek.unwrap(&slot, wrapped)?.to_vec());
+            }
             Ok(key)
         })
         .collect()
@@ -498,13 +506,13 @@ mod tests {
                 "jws-signing-key",
                 renkei_domain::SigningAlg::EdDsa,
                 ed25519.kid(),
-                ed25519.pkcs8_der(),
+                ed25519.pkcs8_der().unwrap(),
             ),
             (
                 "jws-signing-key-rs256",
                 renkei_domain::SigningAlg::Rs256,
                 rsa.kid(),
-                rsa.pkcs8_der(),
+                rsa.pkcs8_der().unwrap(),
             ),
         ] {
             store.ensure_secret(name, der, now).await.unwrap();
@@ -512,7 +520,7 @@ mod tests {
                 .add_signing_key(&StoredSigningKey {
                     kid: kid.to_owned(),
                     alg,
-                    pkcs8: der.to_vec(),
+                    custody: KeyCustody::Stored(der.to_vec()),
                     created_at: now,
                     active_from: DateTime::UNIX_EPOCH,
                     retired_at: None,

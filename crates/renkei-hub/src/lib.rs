@@ -23,6 +23,7 @@ pub mod log;
 mod log_state;
 pub mod oidc;
 pub mod passkeys;
+pub mod pkcs11;
 pub mod problem;
 pub mod routes;
 pub mod signing_keys;

@@ -452,13 +452,32 @@ pub async fn verify(
     if report.first_bad_entry.is_none()
         && let Some(signed) = first_mismatch
     {
-        report.first_bad_entry = Some((
-            last_good_checkpoint,
-            format!(
-                "an entry from {last_good_checkpoint} to {} differs from what checkpoint {signed} signed",
-                signed.saturating_sub(1)
-            ),
-        ));
+        let from = last_good_checkpoint;
+        report.first_bad_entry = Some(
+            match locate_in_stored_tree(store, from, signed.min(integrated), integrated).await? {
+                Some((first, last)) if first == last => (
+                    first,
+                    "the entry was altered with its leaf hashes: the node the log stored above \
+                     it does not match"
+                        .to_owned(),
+                ),
+                Some((first, last)) => (
+                    first,
+                    format!(
+                        "one of entries {first} to {last} was altered with its leaf hashes: the \
+                         node the log stored over them does not match (an inclusion promise for \
+                         one of them tells which)"
+                    ),
+                ),
+                None => (
+                    from,
+                    format!(
+                        "an entry from {from} to {} differs from what checkpoint {signed} signed",
+                        signed.saturating_sub(1)
+                    ),
+                ),
+            },
+        );
     }
     // What decisions read must be what the log says happened to it.
     let mut after = None;
@@ -474,6 +493,56 @@ pub async fn verify(
     }
     report.state_mismatches.extend(consents.missing());
     Ok(report)
+}
+
+/// Narrows a change the signed checkpoints caught in `from..to` (`to` at most `integrated`,
+/// the entries the stored tree holds) using the stored node hashes: the lowest stored node whose stored children do
+/// not hash to it covers the altered entry. Returns the first and last entry of that node
+/// within `from..to`, or `None` when the stored tree agrees with itself (rewritten whole: only
+/// the signatures tell) or the range is too wide to search.
+///
+/// Sound only once every entry matched its stored level-0 hash: the children of a level-1
+/// node are then the entries themselves.
+async fn locate_in_stored_tree(
+    store: &dyn Store,
+    from: u64,
+    to: u64,
+    integrated: u64,
+) -> Result<Option<(u64, u64)>, HubError> {
+    /// The most nodes of one level read to narrow a change (about 3 MB of hashes).
+    const MAX_NODES: u64 = 1 << 15;
+    if from >= to {
+        return Ok(None);
+    }
+    for level in 1u8..64 {
+        let width = 1u64 << level;
+        // Only complete subtrees are stored.
+        let (first, end) = (from / width, (to - 1) / width + 1);
+        let end = end.min(integrated / width);
+        if first >= end {
+            return Ok(None);
+        }
+        if end - first > MAX_NODES {
+            continue;
+        }
+        let mut indexes = Vec::new();
+        for k in first..end {
+            for (l, n) in [(level, k), (level - 1, 2 * k), (level - 1, 2 * k + 1)] {
+                indexes.push(merkle::stored_hash_index(l, n).map_err(merkle_error)?);
+            }
+        }
+        let hashes = integrated_leaves(store, &indexes).await?;
+        for (k, node) in (first..end).zip(hashes.chunks(3)) {
+            if let [Some(parent), Some(left), Some(right)] = node
+                && merkle::node_hash(left, right) != *parent
+            {
+                let first = (k * width).max(from);
+                let last = ((k + 1) * width).min(to) - 1;
+                return Ok(Some((first, last)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn derive_leaf(

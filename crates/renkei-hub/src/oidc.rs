@@ -503,7 +503,7 @@ impl Hub {
             name,
             act: grant.actor.as_ref(),
         };
-        let id_token = self.keys.sign_id_token(alg, &claims, now)?;
+        let id_token = self.keys.sign_id_token(alg, &claims, now).await?;
         Ok(CodeTokens {
             access_token,
             token_type: "Bearer".into(),

@@ -10,6 +10,10 @@
 //! is signed with it, and every replica switches at the same moment without talking to the
 //! others. Old keys stay published, so receipts signed years ago still verify; an operator
 //! retires a key only after a compromise.
+//!
+//! A key's private half is kept in storage, wrapped under the key-encryption key, or, for a
+//! hub given a PKCS#11 token, inside the token (`pkcs11`): then new keys are made there and
+//! storage holds only their public halves and where they are.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -17,11 +21,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::{OperatorAction, OperatorActor, SigningAlg};
 use renkei_protocol::keys::{AnySigningKey, Jwks, RsaSigningKey, SigningKey};
-use renkei_store::{Store, StoredSigningKey};
+use renkei_store::{KeyCustody, Store, StoredSigningKey};
 use serde::Serialize;
 
 use crate::HubError;
 use crate::kek::Kek;
+use crate::pkcs11::{Token, TokenSigningKey};
 
 /// How often a running hub re-reads the keys, so a rotation made by `renkei keys rotate` (or
 /// on another replica) is published here within this time.
@@ -37,6 +42,13 @@ const FIRST_KEY_SECRET: &str = "jws-signing-key";
 
 /// The secret through which replicas starting at once agree on the first RS256 key.
 const FIRST_RS256_KEY_SECRET: &str = "jws-signing-key-rs256";
+
+/// The hub secrets through which replicas starting at once with a token agree on the first key
+/// of each algorithm made in it: they hold its `CKA_ID`, not a private key.
+const FIRST_TOKEN_KEY_SECRETS: [(SigningAlg, &str); 2] = [
+    (SigningAlg::EdDsa, "token-signing-key-eddsa"),
+    (SigningAlg::Rs256, "token-signing-key-rs256"),
+];
 
 /// Keys of one algorithm, in the order they become active.
 type Active<K> = Vec<(DateTime<Utc>, Arc<K>)>;
@@ -60,25 +72,44 @@ fn newest_active<K>(keys: &Active<K>, now: DateTime<Utc>) -> &Arc<K> {
 }
 
 impl SigningKeyRing {
-    /// The ring of the stored keys that are not retired; it needs one of each algorithm.
-    pub fn from_stored(stored: &[StoredSigningKey]) -> Result<Self, HubError> {
+    /// The ring of the stored keys that are not retired (private halves already opened with
+    /// the KEK); it needs one of each algorithm. Keys kept in a token are found in `token`,
+    /// which this blocks on.
+    pub fn from_stored(
+        stored: &[StoredSigningKey],
+        token: Option<&Arc<Token>>,
+    ) -> Result<Self, HubError> {
         let mut eddsa = Vec::new();
         let mut rs256 = Vec::new();
         let mut published = Vec::new();
         for s in stored.iter().filter(|s| s.retired_at.is_none()) {
             let bad = |e| HubError::Internal(format!("signing key `{}`: {e}", s.kid));
-            let jwk = match s.alg {
-                SigningAlg::EdDsa => {
-                    let key = SigningKey::from_pkcs8_der(&s.pkcs8).map_err(bad)?;
+            let jwk = match (&s.custody, s.alg) {
+                (KeyCustody::Stored(pkcs8), SigningAlg::EdDsa) => {
+                    let key = SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?;
                     let jwk = key.public_jwk();
                     eddsa.push((s.active_from, Arc::new(key)));
                     jwk
                 }
-                SigningAlg::Rs256 => {
-                    let key = RsaSigningKey::from_pkcs8_der(&s.pkcs8).map_err(bad)?;
+                (KeyCustody::Stored(pkcs8), SigningAlg::Rs256) => {
+                    let key = RsaSigningKey::from_pkcs8_der(pkcs8).map_err(bad)?;
                     let jwk = key.public_jwk();
                     rs256.push((s.active_from, Arc::new(key)));
                     jwk
+                }
+                (KeyCustody::Token(reference), alg) => {
+                    match crate::pkcs11::open_key(token, &s.kid, alg, reference)? {
+                        TokenSigningKey::EdDsa(key) => {
+                            let jwk = key.public_jwk();
+                            eddsa.push((s.active_from, Arc::new(key)));
+                            jwk
+                        }
+                        TokenSigningKey::Rs256(key) => {
+                            let jwk = key.public_jwk();
+                            rs256.push((s.active_from, Arc::new(key)));
+                            jwk
+                        }
+                    }
                 }
             };
             published.push((s.active_from, jwk));
@@ -119,53 +150,67 @@ impl SigningKeyRing {
     }
 }
 
-/// The ring as this replica last read it from storage, and the KEK that opens it.
+/// The ring as this replica last read it from storage, the KEK that opens it, and the token
+/// that holds its keys, if the hub was given one.
 #[derive(Debug)]
 pub struct LoadedKeys {
     ring: RwLock<Arc<SigningKeyRing>>,
     kek: Arc<Kek>,
+    token: Option<Arc<Token>>,
 }
 
 impl LoadedKeys {
     /// Reads the keys, first storing the hub's first key of each algorithm if storage has
     /// none yet (every replica agrees on them through `ensure_secret`). Private halves are
-    /// stored wrapped under `kek`.
+    /// stored wrapped under `kek`, or, given a `token`, first keys are made in it.
     pub async fn load(
         store: &dyn Store,
         kek: Arc<Kek>,
+        token: Option<Arc<Token>>,
         now: DateTime<Utc>,
     ) -> Result<Self, HubError> {
-        let candidate = SigningKey::generate()
-            .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
-        let der =
-            crate::kek::ensure_secret(store, &kek, FIRST_KEY_SECRET, candidate.pkcs8_der(), now)
-                .await?;
-        let first = SigningKey::from_pkcs8_der(&der)
-            .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
-        // A no-op once stored, also when an operator has retired it since.
-        store
-            .add_signing_key(&crate::kek::wrap_signing_key(
-                &kek,
-                StoredSigningKey {
-                    kid: first.kid().to_owned(),
-                    alg: SigningAlg::EdDsa,
-                    pkcs8: der.to_vec(),
-                    created_at: now,
-                    active_from: DateTime::UNIX_EPOCH,
-                    retired_at: None,
-                },
-            )?)
-            .await?;
+        // The first Ed25519 key of a hub without a token; a hub with one makes no key outside
+        // it, and neither makes one beside keys kept in a token. A first key stored before
+        // stays where it is (a no-op once stored, also when retired since).
         let stored = store.signing_keys().await?;
-        // An RSA key takes a while to generate, so only a hub without any makes a candidate.
-        if !stored.iter().any(|k| k.alg == SigningAlg::Rs256) {
+        let legacy_first = match &token {
+            None if !stored.iter().any(|k| k.alg == SigningAlg::EdDsa) => {
+                let candidate = SigningKey::generate()
+                    .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
+                let candidate = pkcs8(candidate.pkcs8_der())?;
+                Some(
+                    crate::kek::ensure_secret(store, &kek, FIRST_KEY_SECRET, candidate, now)
+                        .await?,
+                )
+            }
+            _ => crate::kek::read_secret(store, &kek, FIRST_KEY_SECRET).await?,
+        };
+        if let Some(der) = legacy_first {
+            let first = SigningKey::from_pkcs8_der(&der)
+                .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
+            store
+                .add_signing_key(&crate::kek::wrap_signing_key(
+                    &kek,
+                    first_key(first.kid(), SigningAlg::EdDsa, &der, now),
+                )?)
+                .await?;
+        }
+        let stored = store.signing_keys().await?;
+        if let Some(token) = &token {
+            for (alg, secret) in FIRST_TOKEN_KEY_SECRETS {
+                if !stored.iter().any(|k| k.alg == alg) {
+                    first_token_key(store, &kek, token, alg, secret, now).await?;
+                }
+            }
+        } else if !stored.iter().any(|k| k.alg == SigningAlg::Rs256) {
+            // An RSA key takes a while to generate, so only a hub without any makes a candidate.
             let candidate = RsaSigningKey::generate()
                 .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
             let der = crate::kek::ensure_secret(
                 store,
                 &kek,
                 FIRST_RS256_KEY_SECRET,
-                candidate.pkcs8_der(),
+                pkcs8(candidate.pkcs8_der())?,
                 now,
             )
             .await?;
@@ -176,27 +221,29 @@ impl LoadedKeys {
             store
                 .add_signing_key(&crate::kek::wrap_signing_key(
                     &kek,
-                    StoredSigningKey {
-                        kid: first.kid().to_owned(),
-                        alg: SigningAlg::Rs256,
-                        pkcs8: der.to_vec(),
-                        created_at: now,
-                        active_from: DateTime::UNIX_EPOCH,
-                        retired_at: None,
-                    },
+                    first_key(first.kid(), SigningAlg::Rs256, &der, now),
                 )?)
                 .await?;
         }
-        let ring = read_ring(store, &kek).await?;
+        let ring = read_ring(store, &kek, token.clone()).await?;
+        let in_storage = stored_private_halves(&ring, &store.signing_keys().await?);
+        if token.is_some() && in_storage > 0 {
+            tracing::warn!(
+                keys = in_storage,
+                "signing keys made before the hub had a token are still kept in the database \
+                 (wrapped under the KEK): `renkei keys rotate` with the token replaces them"
+            );
+        }
         Ok(Self {
             ring: RwLock::new(Arc::new(ring)),
             kek,
+            token,
         })
     }
 
     /// Re-reads the keys from storage.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), HubError> {
-        let ring = read_ring(store, &self.kek).await?;
+        let ring = read_ring(store, &self.kek, self.token.clone()).await?;
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
         Ok(())
     }
@@ -209,15 +256,96 @@ impl LoadedKeys {
     }
 }
 
-/// The stored keys, opened with `kek`, as a ring.
-async fn read_ring(store: &dyn Store, kek: &Kek) -> Result<SigningKeyRing, HubError> {
+/// The PKCS#8 bytes of a key just generated in this process.
+fn pkcs8(der: Option<&[u8]>) -> Result<&[u8], HubError> {
+    der.ok_or_else(|| HubError::Internal("a key generated here has no PKCS#8 bytes".into()))
+}
+
+/// A first key (signing since ever) whose private half is stored.
+fn first_key(kid: &str, alg: SigningAlg, der: &[u8], now: DateTime<Utc>) -> StoredSigningKey {
+    StoredSigningKey {
+        kid: kid.to_owned(),
+        alg,
+        custody: KeyCustody::Stored(der.to_vec()),
+        created_at: now,
+        active_from: DateTime::UNIX_EPOCH,
+        retired_at: None,
+    }
+}
+
+/// How many of the published keys have their private half in storage.
+fn stored_private_halves(ring: &SigningKeyRing, stored: &[StoredSigningKey]) -> usize {
+    stored
+        .iter()
+        .filter(|k| k.retired_at.is_none() && matches!(k.custody, KeyCustody::Stored(_)))
+        .filter(|k| ring.jwks().find(&k.kid).is_some())
+        .count()
+}
+
+/// Makes the first `alg` key in `token` and stores it, signing since ever. Replicas starting
+/// at once each make a candidate and agree on one through the hub secret `secret` (its
+/// `CKA_ID`); the others delete theirs.
+async fn first_token_key(
+    store: &dyn Store,
+    kek: &Kek,
+    token: &Arc<Token>,
+    alg: SigningAlg,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(), HubError> {
+    let made = blocking(token, move |t| t.generate(alg)).await?;
+    let agreed =
+        crate::kek::ensure_secret(store, kek, secret, &made.reference.object_id, now).await?;
+    if agreed.as_slice() != made.reference.object_id.as_slice() {
+        let id = made.reference.object_id.clone();
+        if let Err(e) = blocking(token, move |t| t.destroy(&id)).await {
+            tracing::warn!(error = %e, "deleting a first key another replica beat failed");
+        }
+    }
+    let agreed = agreed.to_vec();
+    let key = blocking(token, move |t| t.describe(alg, &agreed)).await?;
+    store
+        .add_signing_key(&StoredSigningKey {
+            kid: key.kid,
+            alg,
+            custody: KeyCustody::Token(key.reference),
+            created_at: now,
+            active_from: DateTime::UNIX_EPOCH,
+            retired_at: None,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Runs `f` with the token on a blocking thread: every PKCS#11 call blocks.
+async fn blocking<R: Send + 'static>(
+    token: &Arc<Token>,
+    f: impl FnOnce(&Arc<Token>) -> Result<R, crate::pkcs11::TokenError> + Send + 'static,
+) -> Result<R, HubError> {
+    let token = token.clone();
+    tokio::task::spawn_blocking(move || f(&token))
+        .await
+        .map_err(|e| HubError::Internal(format!("a token call panicked: {e}")))?
+        .map_err(HubError::from)
+}
+
+/// The stored keys, opened with `kek` (or found in `token`), as a ring. Opening keys blocks
+/// (parsing an RSA key, or calls into the token), so it runs on a blocking thread.
+async fn read_ring(
+    store: &dyn Store,
+    kek: &Kek,
+    token: Option<Arc<Token>>,
+) -> Result<SigningKeyRing, HubError> {
     let published = store
         .signing_keys()
         .await?
         .into_iter()
         .filter(|k| k.retired_at.is_none())
         .collect();
-    SigningKeyRing::from_stored(&crate::kek::open_signing_keys(kek, published)?)
+    let opened = crate::kek::open_signing_keys(kek, published)?;
+    tokio::task::spawn_blocking(move || SigningKeyRing::from_stored(&opened, token.as_ref()))
+        .await
+        .map_err(|e| HubError::Internal(format!("opening the signing keys panicked: {e}")))?
 }
 
 /// A signing key as an operator sees it (never the private half).
@@ -225,6 +353,9 @@ async fn read_ring(store: &dyn Store, kek: &Kek) -> Result<SigningKeyRing, HubEr
 pub struct SigningKeyView {
     pub kid: String,
     pub alg: SigningAlg,
+    /// The label of the PKCS#11 token that keeps the private half, or `None` if the database
+    /// does (wrapped under the KEK).
+    pub token: Option<String>,
     pub created_at: DateTime<Utc>,
     pub active_from: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
@@ -235,6 +366,10 @@ impl From<&StoredSigningKey> for SigningKeyView {
         Self {
             kid: s.kid.clone(),
             alg: s.alg,
+            token: match &s.custody {
+                KeyCustody::Stored(_) => None,
+                KeyCustody::Token(reference) => Some(reference.token.clone()),
+            },
             created_at: s.created_at,
             active_from: s.active_from,
             retired_at: s.retired_at,
@@ -260,22 +395,52 @@ pub async fn rotate(
     now: DateTime<Utc>,
     activation_delay: TimeDelta,
 ) -> Result<Vec<SigningKeyView>, HubError> {
+    rotate_with(store, kek, None, now, activation_delay).await
+}
+
+/// [`rotate`], making the new keys in `token` if one is given (storage then keeps only their
+/// public halves and where they are).
+pub async fn rotate_with(
+    store: &dyn Store,
+    kek: &Kek,
+    token: Option<&Arc<Token>>,
+    now: DateTime<Utc>,
+    activation_delay: TimeDelta,
+) -> Result<Vec<SigningKeyView>, HubError> {
     // New keys are stored wrapped, which a database with secrets in plain text would refuse.
     crate::kek::seal_stored_secrets(store, kek).await?;
     let generation =
         |e: renkei_protocol::KeyError| HubError::Internal(format!("key generation: {e}"));
-    let eddsa = SigningKey::generate().map_err(generation)?;
-    let rs256 = RsaSigningKey::generate().map_err(generation)?;
+    let mut fresh = Vec::new();
+    for alg in [SigningAlg::EdDsa, SigningAlg::Rs256] {
+        let (kid, custody) = match token {
+            Some(token) => {
+                let made = blocking(token, move |t| t.generate(alg)).await?;
+                (made.kid, KeyCustody::Token(made.reference))
+            }
+            None => {
+                let (kid, der) = match alg {
+                    SigningAlg::EdDsa => {
+                        let key = SigningKey::generate().map_err(generation)?;
+                        (key.kid().to_owned(), pkcs8(key.pkcs8_der())?.to_vec())
+                    }
+                    SigningAlg::Rs256 => {
+                        let key = RsaSigningKey::generate().map_err(generation)?;
+                        (key.kid().to_owned(), pkcs8(key.pkcs8_der())?.to_vec())
+                    }
+                };
+                (kid, KeyCustody::Stored(der))
+            }
+        };
+        fresh.push((alg, kid, custody));
+    }
     let active_from = now + activation_delay.max(TimeDelta::zero());
     let mut added = Vec::new();
-    for (alg, kid, pkcs8) in [
-        (SigningAlg::EdDsa, eddsa.kid(), eddsa.pkcs8_der()),
-        (SigningAlg::Rs256, rs256.kid(), rs256.pkcs8_der()),
-    ] {
+    for (alg, kid, custody) in fresh {
         let stored = StoredSigningKey {
-            kid: kid.to_owned(),
+            kid,
             alg,
-            pkcs8: pkcs8.to_vec(),
+            custody,
             created_at: now,
             active_from,
             retired_at: None,
@@ -352,7 +517,7 @@ mod tests {
         StoredSigningKey {
             kid: key.kid().to_owned(),
             alg: SigningAlg::EdDsa,
-            pkcs8: key.pkcs8_der().to_vec(),
+            custody: KeyCustody::Stored(key.pkcs8_der().unwrap().to_vec()),
             created_at: active_from,
             active_from,
             retired_at: None,
@@ -363,7 +528,7 @@ mod tests {
         StoredSigningKey {
             kid: key.kid().to_owned(),
             alg: SigningAlg::Rs256,
-            pkcs8: key.pkcs8_der().to_vec(),
+            custody: KeyCustody::Stored(key.pkcs8_der().unwrap().to_vec()),
             created_at: active_from,
             active_from,
             retired_at: None,
@@ -384,13 +549,16 @@ mod tests {
         let now = Utc::now();
         let (old, current, next) = (ed25519()?, ed25519()?, ed25519()?);
         let (rsa_current, rsa_next) = (rsa()?, rsa()?);
-        let ring = SigningKeyRing::from_stored(&[
-            stored(&next, now + TimeDelta::hours(1)),
-            stored_rsa(&rsa_next, now + TimeDelta::hours(1)),
-            stored(&old, now - TimeDelta::days(2)),
-            stored_rsa(&rsa_current, now - TimeDelta::days(1)),
-            stored(&current, now - TimeDelta::days(1)),
-        ])?;
+        let ring = SigningKeyRing::from_stored(
+            &[
+                stored(&next, now + TimeDelta::hours(1)),
+                stored_rsa(&rsa_next, now + TimeDelta::hours(1)),
+                stored(&old, now - TimeDelta::days(2)),
+                stored_rsa(&rsa_current, now - TimeDelta::days(1)),
+                stored(&current, now - TimeDelta::days(1)),
+            ],
+            None,
+        )?;
         let later = now + TimeDelta::hours(2);
         assert_eq!(ring.signing_key(now).kid(), current.kid());
         assert_eq!(ring.signing_key(later).kid(), next.kid());
@@ -434,11 +602,14 @@ mod tests {
         let rsa_key = rsa()?;
         let mut retired = stored(&compromised, now - TimeDelta::days(1));
         retired.retired_at = Some(now);
-        let ring = SigningKeyRing::from_stored(&[
-            retired,
-            stored(&next, now + TimeDelta::hours(1)),
-            stored_rsa(&rsa_key, now - TimeDelta::days(1)),
-        ])?;
+        let ring = SigningKeyRing::from_stored(
+            &[
+                retired,
+                stored(&next, now + TimeDelta::hours(1)),
+                stored_rsa(&rsa_key, now - TimeDelta::days(1)),
+            ],
+            None,
+        )?;
         assert_eq!(
             ring.signing_key(now).kid(),
             next.kid(),
@@ -452,9 +623,9 @@ mod tests {
     #[test]
     fn a_ring_without_a_published_key_of_each_algorithm_is_refused() -> Result<(), HubError> {
         let now = Utc::now();
-        assert!(SigningKeyRing::from_stored(&[]).is_err());
-        assert!(SigningKeyRing::from_stored(&[stored(&ed25519()?, now)]).is_err());
-        assert!(SigningKeyRing::from_stored(&[stored_rsa(&rsa()?, now)]).is_err());
+        assert!(SigningKeyRing::from_stored(&[], None).is_err());
+        assert!(SigningKeyRing::from_stored(&[stored(&ed25519()?, now)], None).is_err());
+        assert!(SigningKeyRing::from_stored(&[stored_rsa(&rsa()?, now)], None).is_err());
         Ok(())
     }
 
@@ -463,7 +634,43 @@ mod tests {
         let now = Utc::now();
         let mut mislabelled = stored(&ed25519()?, now);
         mislabelled.alg = SigningAlg::Rs256;
-        assert!(SigningKeyRing::from_stored(&[stored(&ed25519()?, now), mislabelled]).is_err());
+        assert!(
+            SigningKeyRing::from_stored(&[stored(&ed25519()?, now), mislabelled], None).is_err()
+        );
         Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_at_once_with_a_token_agree_on_its_first_keys() {
+        let Some(token) = crate::pkcs11::tests::test_token() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            renkei_store::SqliteStore::open(&dir.path().join("hub.db"))
+                .await
+                .unwrap(),
+        );
+        let kek = Arc::new(Kek::generate());
+        let now = Utc::now();
+        let start = || LoadedKeys::load(store.as_ref(), kek.clone(), Some(token.clone()), now);
+        let (a, b, c) = tokio::join!(start(), start(), start());
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let stored = store.signing_keys().await.unwrap();
+        assert_eq!(stored.len(), 2, "one key of each algorithm: {stored:?}");
+        assert!(
+            stored
+                .iter()
+                .all(|k| matches!(k.custody, KeyCustody::Token(_)))
+        );
+        assert_eq!(a.ring().jwks(), b.ring().jwks());
+        assert_eq!(a.ring().jwks(), c.ring().jwks());
+        assert_eq!(a.ring().jwks().keys.len(), 2);
+        for (alg, _) in FIRST_TOKEN_KEY_SECRETS {
+            assert_eq!(
+                a.ring().id_token_key(alg, now).kid(),
+                c.ring().id_token_key(alg, now).kid()
+            );
+        }
     }
 }

@@ -42,6 +42,9 @@ pub struct HubConfig {
     /// How often expired challenges, ceremonies, codes and revoked token ids are deleted
     /// (and the rate limiters forget idle callers).
     pub purge_interval: Duration,
+    /// The PKCS#11 token that makes and keeps the signing keys, if any; without one their
+    /// private halves are stored wrapped under `kek`.
+    pub pkcs11: Option<crate::pkcs11::Pkcs11Config>,
 }
 
 impl HubConfig {
@@ -60,6 +63,7 @@ impl HubConfig {
             kek: Arc::new(kek),
             limits: RateLimits::default(),
             purge_interval: Duration::from_secs(60),
+            pkcs11: None,
         }
     }
 }
@@ -95,10 +99,21 @@ impl Hub {
     /// Loads (or creates) the hub's keys and starts its background tasks: the decision
     /// batcher and the webhook sender. Needs a Tokio runtime.
     pub async fn start(config: HubConfig, store: Arc<dyn Store>) -> Result<Self, HubError> {
+        let token = match config.pkcs11.clone() {
+            Some(pkcs11) => Some(
+                tokio::task::spawn_blocking(move || crate::pkcs11::Token::open(&pkcs11))
+                    .await
+                    .map_err(|e| {
+                        HubError::Internal(format!("opening the token panicked: {e}"))
+                    })??,
+            ),
+            None => None,
+        };
         let keys = HubKeys::load(
             store.as_ref(),
             &config.issuer,
             config.kek.clone(),
+            token,
             Utc::now(),
         )
         .await?;

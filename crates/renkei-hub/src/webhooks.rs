@@ -95,7 +95,12 @@ impl Hub {
             event.claims,
             Utc::now(),
         );
-        let jws = sign_event(&self.keys.signing_key(), &token).map_err(|e| e.to_string())?;
+        let jws = self
+            .keys
+            .sign_with(move |key| sign_event(key, &token))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let response = self
             .http
             .post(url)

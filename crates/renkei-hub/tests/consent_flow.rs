@@ -705,3 +705,88 @@ async fn receipts_validate_against_kantaras_v1_1_schema_and_carry_the_controller
     assert_kantara_valid(&advice);
     assert_eq!(advice["sensitive"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_with_a_token_signs_in_it_stores_no_private_key_and_cannot_start_without_it() {
+    use renkei_store::{KeyCustody, SecretSlot};
+    let Some(pkcs11) = common::test_token("a_hub_with_a_token_signs_in_it") else {
+        return;
+    };
+    let town = Town::with(common::TownOptions {
+        pkcs11: Some(pkcs11.clone()),
+        ..Default::default()
+    })
+    .await;
+
+    // Receipts and grants (EdDSA) and ID tokens (RS256) are signed in the token and verify
+    // against the published set.
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let jwks = town.published_jwks().await;
+    verify_receipt(&granted.receipt, &jwks).unwrap();
+    let token = town.service_token(&town.health).await;
+    let answer = town
+        .data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    assert!(
+        answer.complete,
+        "the clinic accepted a grant signed in the token"
+    );
+    let now = Utc::now().timestamp();
+    let claims = json!({ "iss": common::ISSUER, "sub": "s", "aud": "health-advice", "iat": now, "exp": now + 60 });
+    let id_token = town
+        .hub
+        .keys
+        .sign_id_token(renkei_domain::SigningAlg::Rs256, &claims, Utc::now())
+        .await
+        .unwrap();
+    let kid = jsonwebtoken::decode_header(&id_token).unwrap().kid.unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["health-advice"]);
+    jsonwebtoken::decode::<Value>(&id_token, &key, &validation).unwrap();
+
+    // Storage names where the keys are and holds no private key, wrapped or not.
+    let keys = town.store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        let KeyCustody::Token(reference) = &k.custody else {
+            panic!("signing key `{}` is kept in the database", k.kid)
+        };
+        assert_eq!(reference.token, pkcs11.token);
+        assert!(jwks.find(&k.kid).is_some());
+    }
+    for s in town.store.stored_secrets().await.unwrap() {
+        assert!(matches!(s.slot, SecretSlot::Hub(_)), "{} is stored", s.slot);
+        let opened = town.config.kek.unwrap(&s.slot, &s.value).unwrap();
+        assert!(
+            SigningKey::from_pkcs8_der(&opened).is_err()
+                && renkei_protocol::keys::RsaSigningKey::from_pkcs8_der(&opened).is_err(),
+            "{} opens to a private key",
+            s.slot
+        );
+    }
+
+    // The same database and KEK without the token: no key to sign with, and the hub says so.
+    let mut without = town.config.clone();
+    without.pkcs11 = None;
+    let refused = renkei_hub::Hub::start(without, town.store.clone())
+        .await
+        .err()
+        .expect("a hub started without the token its keys are in");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("PKCS#11 token `{}`", pkcs11.token))
+            && keys.iter().any(|k| message.contains(&k.kid)),
+        "{message}"
+    );
+    assert_eq!(
+        town.store.signing_keys().await.unwrap(),
+        keys,
+        "a refused start creates no key"
+    );
+    let again = renkei_hub::Hub::start(town.config.clone(), town.store.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.keys.jwks(), jwks, "with the token, the same keys");
+}

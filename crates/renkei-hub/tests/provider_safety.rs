@@ -668,3 +668,123 @@ async fn a_provider_answer_beyond_its_limit_is_refused_unread_not_relayed() {
         });
     eprintln!("refused in {took:?}; providers got out {endless} and {declared} bytes; {peak:?}");
 }
+
+/// Alice's log, oldest first: each entry's JSON, after checking its leaf hash commits to it.
+async fn alices_log(town: &Town, alice: &str) -> Vec<Value> {
+    use base64::Engine;
+    let page: Value = town
+        .get("/v1/me/log")
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut data = b64(&e["salt"]);
+            data.extend_from_slice(e["entry"].as_str().unwrap().as_bytes());
+            assert_eq!(
+                renkei_log::merkle::leaf_hash(&data).as_bytes().to_vec(),
+                b64(&e["leaf_hash"]),
+                "the leaf commits to the entry"
+            );
+            serde_json::from_str(e["entry"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// The access record of `request` and what the log says it came to, if anything.
+fn record_and_fulfilment(log: &[Value], request: &str) -> (Value, Option<Value>) {
+    let record = log
+        .iter()
+        .find(|e| e["kind"] == "access" && e["request"] == request)
+        .unwrap()
+        .clone();
+    let fulfilment = log
+        .iter()
+        .find(|e| e["kind"] == "fulfilment" && e["request"] == request)
+        .cloned();
+    if let Some(f) = &fulfilment {
+        assert!(
+            f["seq"].as_u64() > record["seq"].as_u64(),
+            "after the record"
+        );
+    }
+    (record, fulfilment)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_granted_request_came_to_is_in_the_residents_log_provider_by_provider() {
+    let timeout = Duration::from_millis(300);
+    // Both providers down: the service gets a 502 and nothing; the log says the request was
+    // granted (before any provider was asked), then that nothing reached the service.
+    let town = Town::with(TownOptions {
+        provider_timeout: timeout,
+        clinic: ProviderMode::Down,
+        payments: ProviderMode::Down,
+        ..TownOptions::default()
+    })
+    .await;
+    let token = town.service_token(&town.health).await;
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let response = town
+        .request_data(
+            &token,
+            &granted.subject,
+            "advice",
+            &[HEALTH_CHECKUP, PAYMENT_HISTORY],
+        )
+        .await;
+    let problem = expect_problem(response, 502, "/problems/provider-failure").await;
+    let request = problem["request_id"].as_str().unwrap();
+    let (record, fulfilment) = record_and_fulfilment(&alices_log(&town, &alice).await, request);
+    assert_eq!(record["outcome"]["outcome"], "granted");
+    let fulfilment = fulfilment.expect("the log says what the granted request came to");
+    assert_eq!(
+        fulfilment["providers"],
+        serde_json::json!({
+            "clinic": {"status": "failed", "reason": "provider-unreachable"},
+            "payments": {"status": "failed", "reason": "provider-unreachable"},
+        })
+    );
+    assert_eq!(fulfilment["service"], "health-advice");
+
+    // Only the payment provider down: the clinic delivered, and the log says so.
+    let town = Town::with(TownOptions {
+        provider_timeout: timeout,
+        payments: ProviderMode::Down,
+        ..TownOptions::default()
+    })
+    .await;
+    let alice = town.sign_in(town.alice).await;
+    let (answer, _) = alices_advice(&town).await;
+    let (_, fulfilment) =
+        record_and_fulfilment(&alices_log(&town, &alice).await, &answer.request_id);
+    assert_eq!(
+        fulfilment.unwrap()["providers"],
+        serde_json::json!({
+            "clinic": {"status": "delivered"},
+            "payments": {"status": "failed", "reason": "provider-unreachable"},
+        })
+    );
+
+    // Every provider delivered: the granted record says it all, no entry follows.
+    let town = Town::new().await;
+    let alice = town.sign_in(town.alice).await;
+    let (answer, _) = alices_advice(&town).await;
+    assert!(answer.complete);
+    let (_, fulfilment) =
+        record_and_fulfilment(&alices_log(&town, &alice).await, &answer.request_id);
+    assert_eq!(fulfilment, None);
+}

@@ -692,6 +692,22 @@ fn audit_row(
                 actor,
             }
         }
+        LogEntry::Fulfilment(f) => {
+            let (service, _) = names(&f.service, "");
+            let (what, outcome) = crate::resident::fulfilment_what(f, t);
+            AuditRow {
+                seq: f.seq,
+                when: crate::time::tokyo(f.at, lang),
+                when_iso: crate::time::tokyo_iso(f.at),
+                resident: f.resident.to_string(),
+                actor: t.arg("audit-actor-service", "service", &service),
+                service,
+                purpose: "—".into(),
+                outcome: outcome.to_owned(),
+                what,
+                basis: "—".into(),
+            }
+        }
         LogEntry::Operator(o) => {
             use renkei_domain::{OperatorAction, OperatorActor};
             let (what, service) = match &o.action {

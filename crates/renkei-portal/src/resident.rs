@@ -622,6 +622,11 @@ pub fn history_row(
             let basis = t.get_or(&format!("actor-{actor}"), "actor-other");
             (what, "consent".to_owned(), basis, Vec::new())
         }
+        "fulfilment" => {
+            let f: renkei_domain::FulfilmentLogEntry = serde_json::from_value(v.clone()).ok()?;
+            let (what, outcome) = fulfilment_what(&f, t);
+            (what, outcome.to_owned(), String::new(), Vec::new())
+        }
         _ => return None,
     };
     Some(HistoryRow {
@@ -643,6 +648,39 @@ pub fn history_row(
         proof: e.proof.clone().unwrap_or_default().join(","),
         has_proof: e.proof.is_some(),
     })
+}
+
+/// What a fulfilment entry says, provider by provider, and its outcome class: `released-none`
+/// when nothing reached the service, `released-part` otherwise.
+pub fn fulfilment_what(f: &renkei_domain::FulfilmentLogEntry, t: &Tr) -> (String, &'static str) {
+    use renkei_domain::ProviderDelivery;
+    let providers = f
+        .providers
+        .iter()
+        .map(|(provider, delivery)| match delivery {
+            ProviderDelivery::Delivered => t.arg("delivery-delivered", "provider", provider),
+            ProviderDelivery::Failed { reason } => t.arg2(
+                "delivery-failed",
+                ("provider", provider),
+                (
+                    "why",
+                    &t.get_or(&format!("delivery-{reason}"), "delivery-other"),
+                ),
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(&t.get("list-sep"));
+    if f.released_anything() {
+        (
+            t.arg("history-fulfilment-partial", "providers", &providers),
+            "released-part",
+        )
+    } else {
+        (
+            t.arg("history-fulfilment-none", "providers", &providers),
+            "released-none",
+        )
+    }
 }
 
 /// The most entries one history page shows.

@@ -50,7 +50,10 @@ pub(crate) fn sign<T: Serialize>(
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid().to_owned());
-    compact(&header, claims, |input| Ok(key.sign(input)))
+    compact(&header, claims, |input| {
+        key.sign(input)
+            .map_err(|e| SignError::Signing(e.to_string()))
+    })
 }
 
 /// `base64url(header).base64url(claims).base64url(signature)`, RFC 7515 §7.1.
@@ -201,7 +204,7 @@ mod tests {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("renkei-grant+jwt".to_owned());
         header.kid = Some(key.kid().to_owned());
-        let theirs = jsonwebtoken::encode(&header, &claims, key.encoding_key()).unwrap();
+        let theirs = jsonwebtoken::encode(&header, &claims, key.encoding_key().unwrap()).unwrap();
         assert_eq!(sign(&key, "renkei-grant+jwt", &claims).unwrap(), theirs);
     }
 

@@ -3,6 +3,7 @@
 //! `/.well-known/jwks.json`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
@@ -40,6 +41,16 @@ pub enum KeyError {
     BadRsaPkcs8,
     #[error("signing with key `{0}` failed")]
     Sign(String),
+    #[error("key `{kid}`: {why}")]
+    External { kid: String, why: String },
+}
+
+/// Signs with a private key kept outside this process, in a PKCS#11 token for instance: the
+/// process holds only the public half and a way to ask for signatures.
+pub trait ExternalSigner: Send + Sync {
+    /// The signature of `message` under the key: Ed25519 (RFC 8032) for an Ed25519 key,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 for an RSA key. May block (a call into a device).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
 }
 
 /// Makes `jsonwebtoken` use aws-lc-rs for its cryptography.
@@ -79,12 +90,20 @@ pub fn rsa_thumbprint(n: &[u8], e: &[u8]) -> String {
 /// An RSA signing key of the hub, for RS256 (RSASSA-PKCS1-v1_5 with SHA-256) ID tokens:
 /// what OpenID Connect relying parties accept by default.
 pub struct RsaSigningKey {
-    pkcs8: Zeroizing<Vec<u8>>,
-    pair: RsaKeyPair,
+    private: RsaPrivate,
     /// The public modulus and exponent, big-endian without leading zeros.
     n: Vec<u8>,
     e: Vec<u8>,
     kid: String,
+}
+
+/// Where an RSA key's private half is.
+enum RsaPrivate {
+    InProcess {
+        pkcs8: Zeroizing<Vec<u8>>,
+        pair: RsaKeyPair,
+    },
+    External(Arc<dyn ExternalSigner>),
 }
 
 impl RsaSigningKey {
@@ -106,17 +125,46 @@ impl RsaSigningKey {
         }
         let PublicKeyComponents { n, e } = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
         Ok(Self {
-            pkcs8: Zeroizing::new(der.to_vec()),
             kid: rsa_thumbprint(&n, &e),
-            pair,
+            private: RsaPrivate::InProcess {
+                pkcs8: Zeroizing::new(der.to_vec()),
+                pair,
+            },
             n,
             e,
         })
     }
 
-    /// The PKCS#8 DER bytes, for storage. Secret.
-    pub fn pkcs8_der(&self) -> &[u8] {
-        &self.pkcs8
+    /// A key whose private half is kept elsewhere and signs through `signer`, given its public
+    /// modulus and exponent (big-endian; leading zeros are dropped).
+    pub fn external(n: &[u8], e: &[u8], signer: Arc<dyn ExternalSigner>) -> Result<Self, KeyError> {
+        let strip = |b: &[u8]| {
+            let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+            b[first..].to_vec()
+        };
+        let (n, e) = (strip(n), strip(e));
+        if n.len() < Self::MIN_MODULUS_LEN || e.is_empty() {
+            return Err(KeyError::BadRsaPkcs8);
+        }
+        Ok(Self {
+            kid: rsa_thumbprint(&n, &e),
+            private: RsaPrivate::External(signer),
+            n,
+            e,
+        })
+    }
+
+    /// The PKCS#8 DER bytes, for storage. Secret. `None` for a key kept elsewhere.
+    pub fn pkcs8_der(&self) -> Option<&[u8]> {
+        match &self.private {
+            RsaPrivate::InProcess { pkcs8, .. } => Some(pkcs8),
+            RsaPrivate::External(_) => None,
+        }
+    }
+
+    /// Whether the private half is kept outside this process (signing may block).
+    pub fn is_external(&self) -> bool {
+        matches!(self.private, RsaPrivate::External(_))
     }
 
     /// The key id: the RFC 7638 thumbprint of the public key.
@@ -126,16 +174,31 @@ impl RsaSigningKey {
 
     /// The RS256 signature of `message` (RSASSA-PKCS1-v1_5, SHA-256).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .map_err(|_| KeyError::Sign(self.kid.clone()))?;
-        Ok(signature)
+        match &self.private {
+            RsaPrivate::InProcess { pair, .. } => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| KeyError::Sign(self.kid.clone()))?;
+                Ok(signature)
+            }
+            RsaPrivate::External(signer) => {
+                let signature = signer.sign(message).map_err(|why| KeyError::External {
+                    kid: self.kid.clone(),
+                    why,
+                })?;
+                // INVARIANT: an RS256 signature is as long as the modulus; anything else
+                // from a device is refused rather than published.
+                if signature.len() != self.n.len() {
+                    return Err(KeyError::Sign(self.kid.clone()));
+                }
+                Ok(signature)
+            }
+        }
     }
 
     /// The public JWK: `kty` RSA, `n`, `e`, `kid`, `alg` RS256, `use` sig.
@@ -167,13 +230,22 @@ impl fmt::Debug for RsaSigningKey {
 /// An Ed25519 signing key of the hub, with its key id.
 #[derive(Clone)]
 pub struct SigningKey {
-    pkcs8: Zeroizing<Vec<u8>>,
     public: [u8; 32],
     kid: String,
-    /// Parsed once: parsing derives the public key, a scalar multiplication as costly as a
-    /// signature, which `jsonwebtoken::encode` would repeat for every grant.
-    pair: std::sync::Arc<Ed25519KeyPair>,
-    encoding: EncodingKey,
+    private: Ed25519Private,
+}
+
+/// Where an Ed25519 key's private half is.
+#[derive(Clone)]
+enum Ed25519Private {
+    InProcess {
+        pkcs8: Zeroizing<Vec<u8>>,
+        /// Parsed once: parsing derives the public key, a scalar multiplication as costly as
+        /// a signature, which `jsonwebtoken::encode` would repeat for every grant.
+        pair: Arc<Ed25519KeyPair>,
+        encoding: EncodingKey,
+    },
+    External(Arc<dyn ExternalSigner>),
 }
 
 impl SigningKey {
@@ -193,22 +265,56 @@ impl SigningKey {
             .try_into()
             .map_err(|_| KeyError::BadPkcs8)?;
         Ok(Self {
-            pkcs8: Zeroizing::new(der.to_vec()),
             public,
             kid: ed25519_thumbprint(&public),
-            pair: std::sync::Arc::new(pair),
-            encoding: EncodingKey::from_ed_der(der),
+            private: Ed25519Private::InProcess {
+                pkcs8: Zeroizing::new(der.to_vec()),
+                pair: Arc::new(pair),
+                encoding: EncodingKey::from_ed_der(der),
+            },
         })
     }
 
-    /// The Ed25519 signature of `message` (RFC 8032; deterministic).
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.pair.sign(message).as_ref().to_vec()
+    /// A key whose private half is kept elsewhere and signs through `signer`, given its raw
+    /// 32-byte public key.
+    pub fn external(public: [u8; 32], signer: Arc<dyn ExternalSigner>) -> Self {
+        Self {
+            kid: ed25519_thumbprint(&public),
+            public,
+            private: Ed25519Private::External(signer),
+        }
     }
 
-    /// The PKCS#8 DER bytes, for storage. Secret.
-    pub fn pkcs8_der(&self) -> &[u8] {
-        &self.pkcs8
+    /// The Ed25519 signature of `message` (RFC 8032; deterministic).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.private {
+            Ed25519Private::InProcess { pair, .. } => Ok(pair.sign(message).as_ref().to_vec()),
+            Ed25519Private::External(signer) => {
+                let signature = signer.sign(message).map_err(|why| KeyError::External {
+                    kid: self.kid.clone(),
+                    why,
+                })?;
+                // INVARIANT: an Ed25519 signature is 64 bytes; anything else from a device is
+                // refused rather than published.
+                if signature.len() != 64 {
+                    return Err(KeyError::Sign(self.kid.clone()));
+                }
+                Ok(signature)
+            }
+        }
+    }
+
+    /// The PKCS#8 DER bytes, for storage. Secret. `None` for a key kept elsewhere.
+    pub fn pkcs8_der(&self) -> Option<&[u8]> {
+        match &self.private {
+            Ed25519Private::InProcess { pkcs8, .. } => Some(pkcs8),
+            Ed25519Private::External(_) => None,
+        }
+    }
+
+    /// Whether the private half is kept outside this process (signing may block).
+    pub fn is_external(&self) -> bool {
+        matches!(self.private, Ed25519Private::External(_))
     }
 
     /// The key id: the RFC 7638 thumbprint of the public key.
@@ -222,9 +328,12 @@ impl SigningKey {
     }
 
     /// The key as `jsonwebtoken` signs with it (slower than [`SigningKey::sign`]: it parses
-    /// the key again each time).
-    pub fn encoding_key(&self) -> &EncodingKey {
-        &self.encoding
+    /// the key again each time); `None` for a key kept elsewhere.
+    pub fn encoding_key(&self) -> Option<&EncodingKey> {
+        match &self.private {
+            Ed25519Private::InProcess { encoding, .. } => Some(encoding),
+            Ed25519Private::External(_) => None,
+        }
     }
 
     /// The public JWK: `kty` OKP, `crv` Ed25519, `x`, `kid`, `alg` EdDSA, `use` sig.
@@ -279,6 +388,14 @@ impl<'a> AnySigningKey<'a> {
         match self {
             Self::EdDsa(k) => k.public_jwk(),
             Self::Rs256(k) => k.public_jwk(),
+        }
+    }
+
+    /// Whether the private half is kept outside this process (signing may block).
+    pub fn is_external(self) -> bool {
+        match self {
+            Self::EdDsa(k) => k.is_external(),
+            Self::Rs256(k) => k.is_external(),
         }
     }
 }
@@ -368,7 +485,7 @@ mod tests {
         let key = rfc8037_key();
         let signature = jsonwebtoken::crypto::sign(
             b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc",
-            key.encoding_key(),
+            key.encoding_key().unwrap(),
             jsonwebtoken::Algorithm::EdDSA,
         )
         .unwrap();
@@ -381,7 +498,7 @@ mod tests {
     #[test]
     fn a_key_survives_a_round_trip_through_pkcs8() {
         let key = SigningKey::generate().unwrap();
-        let again = SigningKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
+        let again = SigningKey::from_pkcs8_der(key.pkcs8_der().unwrap()).unwrap();
         assert_eq!(key.kid(), again.kid());
         assert_eq!(key.public_key(), again.public_key());
     }
@@ -462,7 +579,7 @@ mod tests {
     #[test]
     fn an_rsa_key_survives_pkcs8_and_publishes_its_rs256_jwk() {
         let key = RsaSigningKey::generate().unwrap();
-        let again = RsaSigningKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
+        let again = RsaSigningKey::from_pkcs8_der(key.pkcs8_der().unwrap()).unwrap();
         assert_eq!(key.kid(), again.kid());
         let json = serde_json::to_value(key.public_jwk()).unwrap();
         assert_eq!(json["kty"], "RSA");
@@ -501,12 +618,12 @@ mod tests {
     fn an_ed25519_key_is_not_an_rsa_key_nor_the_reverse() {
         let ed = SigningKey::generate().unwrap();
         assert_eq!(
-            RsaSigningKey::from_pkcs8_der(ed.pkcs8_der()).unwrap_err(),
+            RsaSigningKey::from_pkcs8_der(ed.pkcs8_der().unwrap()).unwrap_err(),
             KeyError::BadRsaPkcs8
         );
         let rsa = RsaSigningKey::generate().unwrap();
         assert_eq!(
-            SigningKey::from_pkcs8_der(rsa.pkcs8_der()).unwrap_err(),
+            SigningKey::from_pkcs8_der(rsa.pkcs8_der().unwrap()).unwrap_err(),
             KeyError::BadPkcs8
         );
     }
@@ -527,5 +644,75 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(shown.contains("kPrK_"), "{shown}");
         assert!(!shown.contains("pkcs8"), "{shown}");
+    }
+
+    /// What a device answers when asked to sign.
+    type Answer = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync;
+
+    /// Hands the signing to a key in this process, as a token would do it inside itself.
+    struct Through(Arc<Answer>);
+
+    impl ExternalSigner for Through {
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+            (self.0)(message)
+        }
+    }
+
+    fn through(
+        f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> Arc<Through> {
+        Arc::new(Through(Arc::new(f)))
+    }
+
+    #[test]
+    fn an_external_key_signs_through_its_signer_and_refuses_what_cannot_be_a_signature() {
+        let inner = SigningKey::generate().unwrap();
+        let same = inner.clone();
+        let external = SigningKey::external(
+            *inner.public_key(),
+            through(move |m| Ok(same.sign(m).unwrap())),
+        );
+        assert_eq!(external.kid(), inner.kid());
+        assert_eq!(external.public_jwk(), inner.public_jwk());
+        assert!(external.is_external() && !inner.is_external());
+        assert!(external.pkcs8_der().is_none() && external.encoding_key().is_none());
+        assert_eq!(external.sign(b"m").unwrap(), inner.sign(b"m").unwrap());
+        let short = SigningKey::external(*inner.public_key(), through(|_| Ok(vec![0; 63])));
+        assert_eq!(
+            short.sign(b"m"),
+            Err(KeyError::Sign(inner.kid().to_owned()))
+        );
+        let failing = SigningKey::external(
+            *inner.public_key(),
+            through(|_| Err("device removed".into())),
+        );
+        assert!(
+            matches!(failing.sign(b"m"), Err(KeyError::External { why, .. }) if why == "device removed")
+        );
+
+        let rsa = Arc::new(RsaSigningKey::generate().unwrap());
+        let signer = rsa.clone();
+        let mut padded_n = vec![0, 0];
+        padded_n.extend_from_slice(&rsa.n);
+        let external = RsaSigningKey::external(
+            &padded_n,
+            &rsa.e,
+            through(move |m| signer.sign(m).map_err(|e| e.to_string())),
+        )
+        .unwrap();
+        assert_eq!(
+            external.kid(),
+            rsa.kid(),
+            "leading zeros do not change the key"
+        );
+        assert_eq!(external.public_jwk(), rsa.public_jwk());
+        assert!(external.is_external() && external.pkcs8_der().is_none());
+        assert_eq!(external.sign(b"m").unwrap(), rsa.sign(b"m").unwrap());
+        let short = RsaSigningKey::external(&rsa.n, &rsa.e, through(|_| Ok(vec![1; 255]))).unwrap();
+        assert_eq!(short.sign(b"m"), Err(KeyError::Sign(rsa.kid().to_owned())));
+        assert!(
+            RsaSigningKey::external(&rsa.n[..128], &rsa.e, through(|_| Ok(Vec::new()))).is_err(),
+            "a 1024-bit modulus is refused"
+        );
     }
 }

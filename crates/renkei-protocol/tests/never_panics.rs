@@ -213,7 +213,7 @@ fn signed_with_header(header: &serde_json::Value, claims: &GrantClaims) -> Strin
         b64(header.to_string()),
         b64(serde_json::to_vec(claims).unwrap())
     );
-    let signature = fixture().hub.key.sign(input.as_bytes());
+    let signature = fixture().hub.key.sign(input.as_bytes()).unwrap();
     format!("{input}.{}", b64(signature))
 }
 

@@ -335,13 +335,8 @@ pub fn new_leaf(entry: &renkei_domain::LogEntry) -> NewLeaf {
     use rand::RngCore;
     let mut salt = [0u8; 32];
     rand::rng().fill_bytes(&mut salt);
-    let kind = match entry {
-        renkei_domain::LogEntry::Access(_) => "access",
-        renkei_domain::LogEntry::Consent(_) => "consent",
-        renkei_domain::LogEntry::Operator(_) => "operator",
-    };
     NewLeaf {
-        kind,
+        kind: entry.kind(),
         salt,
         hash: renkei_log::merkle::leaf_hash(&entry.leaf_data(&salt)),
     }
@@ -418,6 +413,29 @@ impl RawOperatorLogEntry {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub struct RawFulfilment {
+    pub log_seq: i64,
+    pub request_id: String,
+    pub at: i64,
+    pub service_id: String,
+    pub resident_id: String,
+    pub providers: String,
+}
+
+impl RawFulfilment {
+    pub fn into_domain(self) -> StoreResult<renkei_domain::FulfilmentLogEntry> {
+        Ok(renkei_domain::FulfilmentLogEntry {
+            seq: seq_u64(self.log_seq)?,
+            request: parse(&self.request_id, "request id")?,
+            at: time(self.at)?,
+            service: parse(&self.service_id, "service id")?,
+            resident: parse(&self.resident_id, "resident id")?,
+            providers: from_json(&self.providers, "fulfilment providers")?,
+        })
+    }
+}
+
 /// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
 /// or unreadable visible (verification must name it, not stop at it).
 pub fn assemble_range(
@@ -427,6 +445,7 @@ pub fn assemble_range(
     access: Vec<RawAccessRecord>,
     consents: Vec<RawConsentLogEntry>,
     operators: Vec<RawOperatorLogEntry>,
+    fulfilments: Vec<RawFulfilment>,
 ) -> Vec<crate::StoredEntry> {
     use std::collections::BTreeMap;
     let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
@@ -466,6 +485,13 @@ pub fn assemble_range(
         place(
             seq,
             raw.into_domain().map(renkei_domain::LogEntry::Operator),
+        );
+    }
+    for raw in fulfilments {
+        let seq = raw.log_seq;
+        place(
+            seq,
+            raw.into_domain().map(renkei_domain::LogEntry::Fulfilment),
         );
     }
     let last = leaf_at

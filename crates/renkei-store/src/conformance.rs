@@ -74,7 +74,9 @@ macro_rules! store_conformance_suite {
             an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with,
             resident_requests_are_listed_and_their_status_updated,
             signing_keys_are_added_once_listed_in_activation_order_and_retired_once,
+            a_signing_key_in_a_token_reads_back_with_no_private_half_and_is_no_stored_secret,
             operator_actions_take_log_positions_with_leaves_and_list_newest_first,
+            a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };
@@ -913,7 +915,7 @@ pub async fn secrets_are_listed_and_replaced_all_together_or_not_at_all(store: A
         .add_signing_key(&crate::StoredSigningKey {
             kid: "k1".into(),
             alg: renkei_domain::SigningAlg::EdDsa,
-            pkcs8: b"private".to_vec(),
+            custody: crate::KeyCustody::Stored(b"private".to_vec()),
             created_at: now,
             active_from: now,
             retired_at: None,
@@ -976,7 +978,10 @@ pub async fn secrets_are_listed_and_replaced_all_together_or_not_at_all(store: A
     assert_eq!(store.ensure_secret("a", b"x", now).await.unwrap(), b"ONE");
     assert_eq!(store.ensure_secret("b", b"x", now).await.unwrap(), b"TWO");
     let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys[0].pkcs8, b"PRIVATE");
+    assert_eq!(
+        keys[0].custody,
+        crate::KeyCustody::Stored(b"PRIVATE".to_vec())
+    );
 }
 
 // --- the transparency log ---
@@ -1039,14 +1044,6 @@ async fn mixed_log(store: &dyn Store) -> (Vec<Expected>, ResidentId, ResidentId)
     (expected, p0, p1)
 }
 
-fn kind_of(entry: &renkei_domain::LogEntry) -> &'static str {
-    match entry {
-        renkei_domain::LogEntry::Access(_) => "access",
-        renkei_domain::LogEntry::Consent(_) => "consent",
-        renkei_domain::LogEntry::Operator(_) => "operator",
-    }
-}
-
 /// The leaf hash an entry and its salt commit to.
 fn leaf_of(entry: &renkei_domain::LogEntry, salt: &[u8]) -> Vec<u8> {
     renkei_log::merkle::leaf_hash(&entry.leaf_data(salt))
@@ -1071,7 +1068,7 @@ pub async fn log_positions_are_shared_and_gap_free_across_access_records_and_con
         let entry = stored.entry.clone().unwrap().unwrap();
         assert_eq!((leaf.seq, entry.seq()), (stored.seq, stored.seq));
         assert_eq!(leaf.kind, want.kind, "position {}", stored.seq);
-        assert_eq!(kind_of(&entry), want.kind, "position {}", stored.seq);
+        assert_eq!(entry.kind(), want.kind, "position {}", stored.seq);
         assert_eq!(entry.resident(), want.resident, "position {}", stored.seq);
         assert_eq!(
             leaf.leaf_hash,
@@ -1267,8 +1264,8 @@ pub async fn a_residents_log_holds_only_their_entries_and_pages_by_after_seq(
             assert_eq!(Some(Ok(entry.clone())), stored.entry.clone());
             assert_eq!(leaf.leaf_hash, leaf_of(entry, &leaf.salt));
         }
-        assert!(log.iter().any(|(e, _)| kind_of(e) == "access"));
-        assert!(log.iter().any(|(e, _)| kind_of(e) == "consent"));
+        assert!(log.iter().any(|(e, _)| e.kind() == "access"));
+        assert!(log.iter().any(|(e, _)| e.kind() == "consent"));
     }
     // Pages of two, each after the last one's final position.
     let mut pages = Vec::new();
@@ -1613,4 +1610,96 @@ pub async fn operator_actions_take_log_positions_with_leaves_and_list_newest_fir
         );
         assert_eq!(leaf.leaf_hash, leaf_of(&entry, &leaf.salt));
     }
+}
+
+pub async fn a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log(
+    store: Arc<dyn Store>,
+) {
+    use renkei_domain::{ProviderDelivery, ProviderId};
+    let (before, p0, p1) = mixed_log(store.as_ref()).await;
+    let granted = store
+        .resident_log(
+            p1,
+            &AccessQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|(e, _)| match e {
+            renkei_domain::LogEntry::Access(r) if r.outcome == AccessOutcome::Granted => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    let fulfilment = crate::Fulfilment {
+        request: granted.request,
+        service: granted.service.clone(),
+        resident: p1,
+        providers: [
+            (
+                ProviderId::new("clinic").unwrap(),
+                ProviderDelivery::Delivered,
+            ),
+            (
+                ProviderId::new("pay").unwrap(),
+                ProviderDelivery::Failed {
+                    reason: "provider-timeout".into(),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let entry = store
+        .record_fulfilment(&fulfilment, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        entry.seq,
+        before.len() as u64,
+        "the next position of the one log"
+    );
+    assert_eq!(
+        (entry.request, &entry.providers),
+        (granted.request, &fulfilment.providers)
+    );
+    assert_eq!(store.log_size().await.unwrap(), before.len() as u64 + 1);
+
+    let newest = store
+        .resident_log(
+            p1,
+            &AccessQuery {
+                order: LogOrder::NewestFirst,
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (shown, leaf) = &newest[0];
+    assert_eq!(shown, &renkei_domain::LogEntry::Fulfilment(entry.clone()));
+    assert_eq!(leaf.kind, "fulfilment");
+    assert_eq!(leaf.leaf_hash, leaf_of(shown, &leaf.salt));
+    let others = store
+        .resident_log(
+            p0,
+            &AccessQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        others.iter().all(|(e, _)| e.seq() != entry.seq),
+        "another resident's log does not show it"
+    );
+
+    let range = store.log_range(entry.seq, 1).await.unwrap();
+    assert_eq!(
+        range[0].entry.clone().unwrap().unwrap(),
+        renkei_domain::LogEntry::Fulfilment(entry)
+    );
 }

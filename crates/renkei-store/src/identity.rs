@@ -118,14 +118,15 @@ pub enum CodeRedemption {
     Unknown,
 }
 
-/// One of the hub's signing keys. `pkcs8` is secret, so `Debug` leaves it out.
+/// One of the hub's signing keys. Its private half may be secret, so `Debug` leaves it out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSigningKey {
     /// The RFC 7638 thumbprint of the public key.
     pub kid: String,
     /// What the key signs with: EdDSA (an Ed25519 key) or RS256 (an RSA key).
     pub alg: SigningAlg,
-    pub pkcs8: Vec<u8>,
+    /// Where the private half is kept.
+    pub custody: KeyCustody,
     pub created_at: DateTime<Utc>,
     /// From when the key signs (it is published from `created_at`).
     pub active_from: DateTime<Utc>,
@@ -143,6 +144,36 @@ impl std::fmt::Debug for StoredSigningKey {
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a signing key's private half is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeyCustody {
+    /// In storage: the PKCS#8 bytes as given (the hub gives them wrapped under its
+    /// key-encryption key). A secret, listed by [`crate::Store::stored_secrets`].
+    Stored(Vec<u8>),
+    /// In a PKCS#11 token, which never lets it out: storage holds where, and the public half.
+    Token(TokenKeyRef),
+}
+
+impl std::fmt::Debug for KeyCustody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stored(_) => f.write_str("Stored(..)"),
+            Self::Token(key) => f.debug_tuple("Token").field(key).finish(),
+        }
+    }
+}
+
+/// A key pair in a PKCS#11 token, as storage names it. Nothing in it is secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKeyRef {
+    /// The token's label.
+    pub token: String,
+    /// The key objects' `CKA_ID` in the token (the private and the public object share it).
+    pub object_id: Vec<u8>,
+    /// The public key as a JWK (RFC 7517 JSON), as the JWK Set publishes it.
+    pub public_jwk: String,
 }
 
 #[async_trait]

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
-    IdentityStore, StoredPasskey, StoredSigningKey,
+    IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -322,11 +322,22 @@ pub struct StoredCheckpoint {
     pub signed_at: DateTime<Utc>,
 }
 
+/// What a granted request came to, to append as a fulfilment entry (see
+/// [`renkei_domain::FulfilmentLogEntry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fulfilment {
+    pub request: renkei_domain::RequestId,
+    pub service: ServiceId,
+    pub resident: ResidentId,
+    pub providers:
+        std::collections::BTreeMap<renkei_domain::ProviderId, renkei_domain::ProviderDelivery>,
+}
+
 /// The Merkle leaf of one log entry, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLeaf {
     pub seq: u64,
-    /// `access` or `consent`.
+    /// `access`, `consent`, `operator` or `fulfilment`.
     pub kind: String,
     pub salt: Vec<u8>,
     pub leaf_hash: Vec<u8>,
@@ -474,6 +485,13 @@ pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
         action: &renkei_domain::OperatorAction,
         at: DateTime<Utc>,
     ) -> StoreResult<renkei_domain::OperatorLogEntry>;
+    /// Appends what a granted request came to, provider by provider (its own transaction,
+    /// durable on return).
+    async fn record_fulfilment(
+        &self,
+        fulfilment: &Fulfilment,
+        at: DateTime<Utc>,
+    ) -> StoreResult<renkei_domain::FulfilmentLogEntry>;
     /// Operators' acts, newest first, before log position `before` if given.
     async fn operator_log(
         &self,
@@ -514,8 +532,8 @@ pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
         candidate: &[u8],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<u8>>;
-    /// Every secret stored: the `hub_secrets` rows and the signing keys' private halves
-    /// (retired keys too), as stored.
+    /// Every secret stored: the `hub_secrets` rows and the private halves of the signing keys
+    /// kept in storage (retired keys too; not those in a token), as stored.
     async fn stored_secrets(&self) -> StoreResult<Vec<StoredSecret>>;
     /// Rewrites stored secrets in one transaction: each replacement takes effect only if its
     /// slot still holds `expected`. If any does not, nothing changes and `false` is returned.

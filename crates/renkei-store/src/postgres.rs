@@ -6,7 +6,9 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::codec::Placeholders;
-use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
+use crate::sql::{
+    consent_columns, consent_log_select, fulfilment_select, impl_store, purpose_columns,
+};
 use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 use crate::{Durability, StoreError, StoreResult};
 

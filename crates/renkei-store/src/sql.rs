@@ -1123,7 +1123,14 @@ macro_rules! impl_store {
                 .bind(end)
                 .fetch_all(&self.read)
                 .await?;
-                Ok($crate::codec::assemble_range(start, end, leaves, access, consents, operators))
+                let fulfilments = sqlx::query_as::<_, $crate::codec::RawFulfilment>(concat!(
+                    fulfilment_select!(), " WHERE log_seq >= $1 AND log_seq < $2"
+                ))
+                .bind(start)
+                .bind(end)
+                .fetch_all(&self.read)
+                .await?;
+                Ok($crate::codec::assemble_range(start, end, leaves, access, consents, operators, fulfilments))
             }
 
             async fn record_operator_action(
@@ -1148,6 +1155,35 @@ macro_rules! impl_store {
                     action: action.clone(),
                 };
                 insert_leaf(&mut tx, seq, &renkei_domain::LogEntry::Operator(entry.clone())).await?;
+                tx.commit().await?;
+                Ok(entry)
+            }
+
+            async fn record_fulfilment(
+                &self,
+                fulfilment: &$crate::Fulfilment,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<renkei_domain::FulfilmentLogEntry> {
+                let mut tx = self.write.begin().await?;
+                let seq = reserve_log_seqs(&mut tx, 1).await?;
+                sqlx::query("INSERT INTO fulfilments (log_seq, request_id, at, service_id, resident_id, providers) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(seq)
+                    .bind(fulfilment.request.to_string())
+                    .bind($crate::codec::millis(at))
+                    .bind(fulfilment.service.as_str())
+                    .bind(fulfilment.resident.to_string())
+                    .bind($crate::codec::to_json(&fulfilment.providers)?)
+                    .execute(&mut *tx)
+                    .await?;
+                let entry = renkei_domain::FulfilmentLogEntry {
+                    seq: $crate::codec::seq_u64(seq)?,
+                    request: fulfilment.request,
+                    at: $crate::codec::time($crate::codec::millis(at))?,
+                    service: fulfilment.service.clone(),
+                    resident: fulfilment.resident,
+                    providers: fulfilment.providers.clone(),
+                };
+                insert_leaf(&mut tx, seq, &renkei_domain::LogEntry::Fulfilment(entry.clone())).await?;
                 tx.commit().await?;
                 Ok(entry)
             }
@@ -1204,10 +1240,33 @@ macro_rules! impl_store {
                 .into_iter()
                 .map(|r| r.into_domain())
                 .collect::<$crate::StoreResult<Vec<_>>>()?;
+                let sql = format!(
+                    "{} WHERE resident_id = $1 AND log_seq > $2 AND log_seq < $7
+                     AND ($3 IS NULL OR service_id = $3)
+                     AND ($4 IS NULL OR at >= $4)
+                     AND ($5 IS NULL OR at < $5)
+                     ORDER BY log_seq {} LIMIT $6",
+                    fulfilment_select!(),
+                    q.order.sql()
+                );
+                let fulfilments = sqlx::query_as::<_, $crate::codec::RawFulfilment>(sqlx::AssertSqlSafe(sql))
+                .bind(resident.to_string())
+                .bind(after)
+                .bind(q.service.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(q.since.map($crate::codec::millis))
+                .bind(q.until.map($crate::codec::millis))
+                .bind(i64::from(q.limit))
+                .bind(before)
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(|r| r.into_domain())
+                .collect::<$crate::StoreResult<Vec<_>>>()?;
                 let mut entries: Vec<renkei_domain::LogEntry> = access
                     .into_iter()
                     .map(renkei_domain::LogEntry::Access)
                     .chain(consents.into_iter().map(renkei_domain::LogEntry::Consent))
+                    .chain(fulfilments.into_iter().map(renkei_domain::LogEntry::Fulfilment))
                     .collect();
                 // Both lists run from the same end; merged, the page is the first `limit`.
                 entries.sort_by_key(|e| e.seq());
@@ -1334,7 +1393,7 @@ macro_rules! impl_store {
                 let hub = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT name, value FROM hub_secrets ORDER BY name")
                     .fetch_all(&self.write)
                     .await?;
-                let keys = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys ORDER BY kid")
+                let keys = sqlx::query_as::<_, (String, Vec<u8>)>("SELECT kid, pkcs8 FROM signing_keys WHERE pkcs8 IS NOT NULL ORDER BY kid")
                     .fetch_all(&self.write)
                     .await?;
                 Ok(hub
@@ -1473,6 +1532,12 @@ macro_rules! purpose_columns {
     };
 }
 
+macro_rules! fulfilment_select {
+    () => {
+        "SELECT log_seq, request_id, at, service_id, resident_id, providers FROM fulfilments"
+    };
+}
+
 macro_rules! consent_log_select {
     () => {
         "SELECT e.log_seq, e.consent_id, c.resident_id, c.service_id, c.purpose_id, c.purpose_version, e.kind, e.at, e.actor
@@ -1486,4 +1551,6 @@ macro_rules! consent_columns {
     };
 }
 
-pub(crate) use {consent_columns, consent_log_select, impl_store, purpose_columns};
+pub(crate) use {
+    consent_columns, consent_log_select, fulfilment_select, impl_store, purpose_columns,
+};

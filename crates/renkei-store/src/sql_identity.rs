@@ -8,7 +8,9 @@ use renkei_domain::{
 };
 
 use crate::codec::{enum_field, from_json, opt_time, parse, time};
-use crate::identity::{AuthorizationCodeRecord, StoredPasskey, StoredSigningKey};
+use crate::identity::{
+    AuthorizationCodeRecord, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
+};
 use crate::{StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
@@ -226,7 +228,10 @@ pub const PROXY_COLUMNS: &str = "id, resident_id, proxy_id, label, scope, appoin
 pub struct RawSigningKey {
     pub kid: String,
     pub alg: String,
-    pub pkcs8: Vec<u8>,
+    pub pkcs8: Option<Vec<u8>>,
+    pub token: Option<String>,
+    pub token_object_id: Option<Vec<u8>>,
+    pub public_jwk: Option<String>,
     pub created_at: i64,
     pub active_from: i64,
     pub retired_at: Option<i64>,
@@ -234,10 +239,33 @@ pub struct RawSigningKey {
 
 impl RawSigningKey {
     pub fn into_domain(self) -> StoreResult<StoredSigningKey> {
+        // INVARIANT: the table's CHECK lets a row have the PKCS#8 bytes or all three token
+        // columns, never both or neither.
+        let custody = match (
+            self.pkcs8,
+            self.token,
+            self.token_object_id,
+            self.public_jwk,
+        ) {
+            (Some(pkcs8), None, None, None) => KeyCustody::Stored(pkcs8),
+            (None, Some(token), Some(object_id), Some(public_jwk)) => {
+                KeyCustody::Token(TokenKeyRef {
+                    token,
+                    object_id,
+                    public_jwk,
+                })
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "signing key `{}` is neither stored nor in a token",
+                    self.kid
+                )));
+            }
+        };
         Ok(StoredSigningKey {
             alg: enum_field(SigningAlg::parse(&self.alg), &self.alg, "signing algorithm")?,
             kid: self.kid,
-            pkcs8: self.pkcs8,
+            custody,
             created_at: time(self.created_at)?,
             active_from: time(self.active_from)?,
             retired_at: opt_time(self.retired_at)?,
@@ -889,13 +917,21 @@ macro_rules! impl_identity_store {
                 &self,
                 key: &$crate::identity::StoredSigningKey,
             ) -> $crate::StoreResult<bool> {
+                let (pkcs8, token) = match &key.custody {
+                    $crate::identity::KeyCustody::Stored(pkcs8) => (Some(pkcs8), None),
+                    $crate::identity::KeyCustody::Token(token) => (None, Some(token)),
+                };
                 let done = sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, pkcs8, created_at, active_from, retired_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
+                    "INSERT INTO signing_keys (kid, alg, pkcs8, token, token_object_id, public_jwk,
+                         created_at, active_from, retired_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (kid) DO NOTHING",
                 )
                 .bind(&key.kid)
                 .bind(key.alg.as_str())
-                .bind(&key.pkcs8)
+                .bind(pkcs8)
+                .bind(token.map(|t| &t.token))
+                .bind(token.map(|t| &t.object_id))
+                .bind(token.map(|t| &t.public_jwk))
                 .bind(key.created_at.timestamp_millis())
                 .bind(key.active_from.timestamp_millis())
                 .bind(key.retired_at.map(|t| t.timestamp_millis()))
@@ -906,8 +942,9 @@ macro_rules! impl_identity_store {
 
             async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::identity::StoredSigningKey>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawSigningKey>(
-                    "SELECT kid, alg, pkcs8, created_at, active_from, retired_at FROM signing_keys
-                     ORDER BY active_from, created_at, kid",
+                    "SELECT kid, alg, pkcs8, token, token_object_id, public_jwk, created_at,
+                         active_from, retired_at
+                     FROM signing_keys ORDER BY active_from, created_at, kid",
                 )
                 .fetch_all(&self.read)
                 .await?

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use sqlx::Sqlite;
@@ -11,7 +11,9 @@ use sqlx::sqlite::{
 };
 
 use crate::codec::Placeholders;
-use crate::sql::{consent_columns, consent_log_select, impl_store, purpose_columns};
+use crate::sql::{
+    consent_columns, consent_log_select, fulfilment_select, impl_store, purpose_columns,
+};
 use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 use crate::wal_sync::WalSync;
 use crate::{Durability, StoreError, StoreResult};
@@ -58,8 +60,26 @@ impl SqliteStore {
         // INVARIANT: exactly one writing connection, so write transactions never contend.
         // Checkpoints (copying the WAL into the database file and syncing it) are left to a
         // connection of their own, so a commit pays only for its WAL frames and their fsync.
+        // Set once the WAL's sync thread runs (it needs the file this pool creates).
+        let wal_sync: Arc<OnceLock<Arc<WalSync>>> = Arc::default();
+        let gate = wal_sync.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // INVARIANT: after a failed write-back (of the WAL or of a checkpoint) the writer
+            // is never handed out again: no write of any kind is acknowledged until a restart
+            // recovers from what is really on disk.
+            .before_acquire({
+                let gate = gate.clone();
+                move |_, _| {
+                    let failed = gate.get().and_then(|wal| wal.failure());
+                    Box::pin(async move { write_back_gate(failed) })
+                }
+            })
+            // A writer replaced after a doubtful state passes the same gate.
+            .after_connect(move |_, _| {
+                let failed = gate.get().and_then(|wal| wal.failure());
+                Box::pin(async move { write_back_gate(failed).map(|_| ()) })
+            })
             // A ping before each use would cost the writer a round trip to its thread per
             // transaction, and a local file does not hang up: every pool here skips it.
             .test_before_acquire(false)
@@ -106,6 +126,7 @@ impl SqliteStore {
             .await?;
         let alive = Arc::new(());
         let wal = Arc::new(WalSync::start(path)?);
+        let _ = wal_sync.set(wal.clone());
         tokio::spawn(checkpoint_in_background(
             checkpointer,
             Arc::downgrade(&alive),
@@ -141,6 +162,17 @@ impl SqliteStore {
     ) -> StoreResult<Durability> {
         tx.commit().await?;
         Ok(Durability::after(self.wal.durable()))
+    }
+}
+
+/// Refuses the writer once a write-back failed (see [`WalSync::failure`]).
+fn write_back_gate(failed: Option<Arc<std::io::Error>>) -> Result<bool, sqlx::Error> {
+    match failed {
+        None => Ok(true),
+        Some(e) => Err(sqlx::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("a write-back to disk failed ({e}): nothing more is written until a restart"),
+        ))),
     }
 }
 
@@ -311,7 +343,7 @@ crate::sql_identity::impl_identity_store!(SqliteStore);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::{Readiness, Store};
 
     async fn writer_synchronous(store: &SqliteStore) -> i64 {
         sqlx::query_scalar("PRAGMA synchronous")
@@ -348,6 +380,30 @@ mod tests {
         let dropped = store.begin_batch().await.unwrap();
         drop(dropped);
         assert_eq!(writer_synchronous(&store).await, FULL);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_back_no_write_of_any_kind_is_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("renkei.db"))
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        store.ensure_secret("before", b"v", now).await.unwrap();
+        // What the background checkpointer does when writing the database file back failed.
+        store
+            .wal
+            .latch(std::io::Error::other("EIO from a checkpoint"));
+        let refused = store.ensure_secret("after", b"v", now).await;
+        assert!(
+            matches!(&refused, Err(e) if e.is_unavailable()),
+            "a write after the failure: {refused:?}"
+        );
+        let batch = store.begin_batch().await;
+        assert!(batch.is_err(), "a decision batch after the failure");
+        assert!(store.readiness().await.is_err());
+        // Reads go on: residents still see what was acknowledged before.
+        assert_eq!(store.log_size().await.unwrap(), 0);
     }
 
     #[tokio::test]

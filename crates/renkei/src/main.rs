@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use renkei::demo::{self, DemoOptions};
-use renkei::run::{self, KekArgs, LimitArgs};
+use renkei::run::{self, KekArgs, LimitArgs, Pkcs11Args};
 use renkei_hub::HubConfig;
 use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
@@ -74,6 +74,8 @@ enum Command {
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
+        pkcs11: Pkcs11Args,
+        #[command(flatten)]
         limits: LimitArgs,
     },
     /// The key-encryption key (KEK) under which the hub's secrets (token keys, the log's
@@ -132,7 +134,7 @@ enum OperatorCommand {
 #[derive(Subcommand)]
 enum KeysCommand {
     /// List every key: its algorithm (EdDSA or RS256), from when it signs, whether it is
-    /// retired.
+    /// retired, and the PKCS#11 token keeping it if one does.
     List {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
         database: String,
@@ -145,6 +147,9 @@ enum KeysCommand {
         database: String,
         #[command(flatten)]
         kek: KekArgs,
+        /// With a token, the new keys are made and kept in it.
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
         /// Minutes until the new key signs (0 after a compromise, then retire the old key).
         #[arg(long, default_value_t = 24 * 60)]
         activate_after_minutes: u32,
@@ -250,9 +255,11 @@ async fn main() -> anyhow::Result<()> {
             trust_anchor,
             crl,
             kek,
+            pkcs11,
             limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
+            config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
@@ -387,8 +394,12 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     None if key.active_from > now => "published, not signing yet".to_owned(),
                     None => "published".to_owned(),
                 };
+                let kept = match &key.token {
+                    Some(token) => format!("  in token `{token}`"),
+                    None => String::new(),
+                };
                 println!(
-                    "{}  {:<5}  signs from {}  {state}",
+                    "{}  {:<5}  signs from {}  {state}{kept}",
                     key.kid,
                     key.alg,
                     key.active_from.to_rfc3339()
@@ -399,14 +410,22 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             database,
             activate_after_minutes,
             kek,
+            pkcs11,
         } => {
             let kek = kek.read()?;
+            let token = pkcs11.open().await?;
             let store = run::open_store(&database).await?;
             run::open_secrets(store.as_ref(), &kek).await?;
             let delay = chrono::TimeDelta::minutes(i64::from(activate_after_minutes));
-            for key in signing_keys::rotate(store.as_ref(), &kek, now, delay).await? {
+            let added =
+                signing_keys::rotate_with(store.as_ref(), &kek, token.as_ref(), now, delay).await?;
+            let place = match &token {
+                Some(token) => format!(" (kept in PKCS#11 token `{}`)", token.label()),
+                None => String::new(),
+            };
+            for key in added {
                 println!(
-                    "new {} key {} published; it signs from {}",
+                    "new {} key {} published{place}; it signs from {}",
                     key.alg,
                     key.kid,
                     key.active_from.to_rfc3339()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use renkei_hub::kek::Kek;
 use renkei_hub::limits::{Rate, RateLimits};
+use renkei_hub::pkcs11::{Pkcs11Config, Token};
 use renkei_hub::{Hub, HubConfig};
 use renkei_store::{PostgresStore, SqliteStore, Store};
 use zeroize::Zeroizing;
@@ -82,7 +83,7 @@ impl KekArgs {
 
 /// Reads a KEK file, which must be its owner's alone.
 pub fn read_kek_file(path: &Path) -> anyhow::Result<Kek> {
-    refuse_open_to_others(path)?;
+    refuse_open_to_others(path, "a key-encryption key")?;
     let text = Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
     );
@@ -109,8 +110,65 @@ pub fn write_new_kek(path: &Path) -> anyhow::Result<Kek> {
     Ok(Kek::from_text(&text)?)
 }
 
+/// The PKCS#11 token that makes and keeps the hub's signing keys, for `serve` and `keys
+/// rotate`. Without one the private signing keys are stored wrapped under the KEK.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Pkcs11Args {
+    /// The PKCS#11 module (a shared library) of the token that makes and keeps the hub's
+    /// signing keys, e.g. /usr/lib/softhsm/libsofthsm2.so for SoftHSM2. The keys never leave
+    /// the token; the database keeps only their public halves.
+    #[arg(long, env = "RENKEI_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, env = "RENKEI_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN. Keep it owner-only, like the KEK file.
+    #[arg(long, env = "RENKEI_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Args {
+    /// The token to use, if a module was given (then the token and PIN file must be too).
+    pub fn read(&self) -> anyhow::Result<Option<Pkcs11Config>> {
+        let (module, token, pin_file) = match (
+            &self.pkcs11_module,
+            &self.pkcs11_token,
+            &self.pkcs11_pin_file,
+        ) {
+            (None, None, None) => return Ok(None),
+            (Some(module), Some(token), Some(pin_file)) => (module, token, pin_file),
+            _ => anyhow::bail!(
+                "a PKCS#11 token needs all of --pkcs11-module, --pkcs11-token and \
+                 --pkcs11-pin-file (or RENKEI_PKCS11_MODULE, RENKEI_PKCS11_TOKEN and \
+                 RENKEI_PKCS11_PIN_FILE)"
+            ),
+        };
+        refuse_open_to_others(pin_file, "a token's PIN")?;
+        let pin = Zeroizing::new(
+            std::fs::read_to_string(pin_file)
+                .with_context(|| format!("reading {}", pin_file.display()))?,
+        );
+        let pin = Zeroizing::new(pin.trim_end_matches(['\n', '\r']).to_owned());
+        anyhow::ensure!(!pin.is_empty(), "`{}` holds no PIN", pin_file.display());
+        Ok(Some(Pkcs11Config {
+            module: module.clone(),
+            token: token.clone(),
+            pin,
+        }))
+    }
+
+    /// Opens the token (see [`Pkcs11Args::read`]), logged in.
+    pub async fn open(&self) -> anyhow::Result<Option<Arc<Token>>> {
+        let Some(config) = self.read()? else {
+            return Ok(None);
+        };
+        let token = tokio::task::spawn_blocking(move || Token::open(&config)).await??;
+        Ok(Some(token))
+    }
+}
+
 #[cfg(unix)]
-fn refuse_open_to_others(path: &Path) -> anyhow::Result<()> {
+fn refuse_open_to_others(path: &Path, what: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -119,8 +177,8 @@ fn refuse_open_to_others(path: &Path) -> anyhow::Result<()> {
         & 0o777;
     anyhow::ensure!(
         mode & 0o077 == 0,
-        "`{}` is open to other users (mode {mode:03o}): a key-encryption key must be its owner's \
-         alone; run `chmod 600 {}` and start again",
+        "`{}` is open to other users (mode {mode:03o}): {what} must be its owner's alone; run \
+         `chmod 600 {}` and start again",
         path.display(),
         path.display()
     );
@@ -128,7 +186,7 @@ fn refuse_open_to_others(path: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn refuse_open_to_others(_path: &Path) -> anyhow::Result<()> {
+fn refuse_open_to_others(_path: &Path, _what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! End-to-end: the real `renkei keys` commands rotate, list and retire the hub's signing keys
 //! in storage (one EdDSA and one RS256 key per rotation), and refuse to retire the last
 //! published key of an algorithm or an unknown one; `renkei kek` makes a key-encryption key
-//! and rewraps every stored secret under a new one.
+//! and rewraps every stored secret under a new one; with a PKCS#11 token (SoftHSM2, from
+//! `.ci/softhsm-setup`) `renkei keys rotate` makes the keys in it and `renkei serve` needs it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +23,9 @@ fn renkei(database: &str, args: &[&str]) -> Output {
         .env("RENKEI_DATABASE", database)
         .env("RENKEI_KEK", KEK)
         .env_remove("RENKEI_KEK_FILE")
+        .env_remove("RENKEI_PKCS11_MODULE")
+        .env_remove("RENKEI_PKCS11_TOKEN")
+        .env_remove("RENKEI_PKCS11_PIN_FILE")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
@@ -118,12 +122,24 @@ fn with_kek_file(database: &str, args: &[&str]) -> Command {
         .env("RENKEI_DATABASE", database)
         .env_remove("RENKEI_KEK")
         .env_remove("RENKEI_KEK_FILE")
+        .env_remove("RENKEI_PKCS11_MODULE")
+        .env_remove("RENKEI_PKCS11_TOKEN")
+        .env_remove("RENKEI_PKCS11_PIN_FILE")
         .env("RUST_LOG", "warn");
     command
 }
 
 /// A `renkei serve` that answered `/healthz`, or its standard error if it exited instead.
 fn serve(database: &str, kek: &Path) -> Result<(Child, String), String> {
+    serve_with(database, kek, &[])
+}
+
+/// [`serve`] with more environment variables.
+fn serve_with(
+    database: &str,
+    kek: &Path,
+    env: &[(&str, String)],
+) -> Result<(Child, String), String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -134,6 +150,7 @@ fn serve(database: &str, kek: &Path) -> Result<(Child, String), String> {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--kek-file")
         .arg(kek)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -298,4 +315,138 @@ fn kek_rotate_rewraps_every_secret_so_that_only_the_new_kek_opens_the_database()
         .unwrap();
     assert!(!stale.status.success());
     assert_eq!(stored_secrets(&database), rewrapped);
+}
+
+/// `renkei`'s variables for the SoftHSM2 token `.ci/softhsm-setup` made, or `None` (saying
+/// the test is skipped) when its `RENKEI_TEST_PKCS11_*` variables are not set.
+fn token_env(test: &str) -> Option<Vec<(&'static str, String)>> {
+    let Ok(module) = std::env::var("RENKEI_TEST_PKCS11_MODULE") else {
+        eprintln!(
+            "skipped {test}: RENKEI_TEST_PKCS11_MODULE is not set (eval \"$(.ci/softhsm-setup)\")"
+        );
+        return None;
+    };
+    let var = |name: &str| std::env::var(name).unwrap();
+    Some(vec![
+        ("RENKEI_PKCS11_MODULE", module),
+        ("RENKEI_PKCS11_TOKEN", var("RENKEI_TEST_PKCS11_TOKEN")),
+        ("RENKEI_PKCS11_PIN_FILE", var("RENKEI_TEST_PKCS11_PIN_FILE")),
+    ])
+}
+
+/// A `signing_keys` row: kid, alg, pkcs8, token, token_object_id.
+type KeyRow = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+#[cfg(unix)]
+#[test]
+fn keys_rotate_with_a_token_makes_the_keys_in_it_and_serve_needs_that_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = token_env("keys_rotate_with_a_token") else {
+        return;
+    };
+    let value = |name: &str| env.iter().find(|(k, _)| *k == name).unwrap().1.clone();
+    let label = value("RENKEI_PKCS11_TOKEN");
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("renkei.db").display().to_string();
+    let kek = dir.path().join("kek");
+    assert!(
+        with_kek_file(&database, &["kek", "new", "--out"])
+            .arg(&kek)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let rotate = |env: &[(&str, String)]| {
+        with_kek_file(
+            &database,
+            &["keys", "rotate", "--activate-after-minutes", "0"],
+        )
+        .arg("--kek-file")
+        .arg(&kek)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap()
+    };
+
+    // A PIN file other users can read is refused before anything is done.
+    let open_pin = dir.path().join("pin");
+    std::fs::copy(value("RENKEI_PKCS11_PIN_FILE"), &open_pin).unwrap();
+    std::fs::set_permissions(&open_pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut careless = env.clone();
+    careless.retain(|(k, _)| *k != "RENKEI_PKCS11_PIN_FILE");
+    careless.push(("RENKEI_PKCS11_PIN_FILE", open_pin.display().to_string()));
+    let refused = rotate(&careless);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("open to other users"), "{why}");
+
+    let out = rotate(&env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.contains(&format!("(kept in PKCS#11 token `{label}`)")),
+        "{out}"
+    );
+    let (eddsa, rs256) = rotated_kids(&out);
+    let listed = ok(&database, &["keys", "list"]);
+    for kid in [&eddsa, &rs256] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(kid.as_str()))
+            .unwrap();
+        assert!(line.ends_with(&format!("in token `{label}`")), "{listed}");
+    }
+
+    // The database names the objects and holds no private key; the token holds the keys.
+    let rows: Vec<KeyRow> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{database}"))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT kid, alg, pkcs8, token, token_object_id FROM signing_keys")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+    });
+    assert_eq!(rows.len(), 2, "only the two rotated keys");
+    let token = renkei_hub::pkcs11::Token::open(&renkei_hub::pkcs11::Pkcs11Config {
+        module: value("RENKEI_PKCS11_MODULE").into(),
+        token: label.clone(),
+        pin: zeroize::Zeroizing::new(
+            std::fs::read_to_string(value("RENKEI_PKCS11_PIN_FILE")).unwrap(),
+        ),
+    })
+    .unwrap();
+    for (kid, alg, pkcs8, in_token, object_id) in rows {
+        assert!(pkcs8.is_none(), "{kid}: a private key in the database");
+        assert_eq!(in_token.as_deref(), Some(label.as_str()));
+        let alg = renkei_domain::SigningAlg::parse(&alg).unwrap();
+        let found = token.describe(alg, &object_id.unwrap()).unwrap();
+        assert_eq!(found.kid, kid, "the token holds {kid}");
+    }
+
+    // A hub with the token publishes these keys and makes no other; without it, it stops.
+    let (hub, url) = serve_with(&database, &kek, &env).unwrap();
+    let mut expected = vec![eddsa.clone(), rs256.clone()];
+    expected.sort();
+    assert_eq!(published_kids(&url), expected);
+    stop(hub);
+    let refused = serve(&database, &kek)
+        .map(|(hub, _)| stop(hub))
+        .unwrap_err();
+    assert!(
+        refused.contains(&format!("kept in PKCS#11 token `{label}`")),
+        "{refused}"
+    );
 }

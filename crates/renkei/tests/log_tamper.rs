@@ -707,6 +707,36 @@ async fn an_edit_with_a_rewritten_leaf_hash_and_its_level_0_hash_removed_is_name
     log.remove().await;
 }
 
+async fn an_edit_with_its_leaf_and_level_0_hashes_rewritten_is_narrowed_to_its_pair(
+    backend: Backend,
+) {
+    let Some(log) = Log::build(backend).await else {
+        return;
+    };
+    // An even position whose pair does not straddle a checkpoint: the node stored over the
+    // pair tells that one of the two changed, and nothing stored can tell which.
+    let mut target = log.position("access", log.size / 2);
+    while target % 2 == 1 || log.checkpoints.contains(&(target + 1)) || target + 1 >= log.size {
+        target = log.position("access", target + 1);
+    }
+    log.drop_append_only_triggers().await;
+    log.edit(target).await;
+    let leaf = log.recomputed_leaf(target).await;
+    log.set_hash("log_leaves", "leaf_hash", "seq", target, leaf.as_bytes())
+        .await;
+    let level0 = merkle::stored_hash_index(0, target).unwrap();
+    log.set_hash("log_hashes", "hash", "idx", level0, leaf.as_bytes())
+        .await;
+    let verdict = log.expect_named(target).await;
+    assert!(
+        verdict
+            .stdout
+            .contains(&format!("one of entries {target} to {}", target + 1)),
+        "{verdict}"
+    );
+    log.remove().await;
+}
+
 async fn an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_checkpoints(
     backend: Backend,
 ) {
@@ -914,6 +944,7 @@ tamper_tests!(
     a_consent_event_swapped_with_an_access_record_and_their_leaves_is_named_by_the_lower_seq,
     an_edit_with_a_rewritten_leaf_hash_is_caught_by_the_integrated_level_0_hash,
     an_edit_with_a_rewritten_leaf_hash_and_its_level_0_hash_removed_is_named_by_its_seq,
+    an_edit_with_its_leaf_and_level_0_hashes_rewritten_is_narrowed_to_its_pair,
     an_edit_with_the_whole_stored_tree_rewritten_is_caught_by_the_signed_checkpoints,
     cutting_the_log_short_with_its_checkpoints_is_caught_only_by_a_pinned_checkpoint,
     a_consent_un_revoked_behind_the_logs_back_is_named,

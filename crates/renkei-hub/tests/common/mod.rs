@@ -259,6 +259,8 @@ pub struct TownOptions {
     /// Generous unless a test is about the limits.
     pub limits: renkei_hub::limits::RateLimits,
     pub purge_interval: Duration,
+    /// The PKCS#11 token that keeps the hub's signing keys, if any.
+    pub pkcs11: Option<renkei_hub::pkcs11::Pkcs11Config>,
 }
 
 impl Default for TownOptions {
@@ -272,8 +274,26 @@ impl Default for TownOptions {
             database: None,
             limits: renkei_hub::limits::RateLimits::GENEROUS,
             purge_interval: Duration::from_secs(60),
+            pkcs11: None,
         }
     }
+}
+
+/// The SoftHSM2 token `.ci/softhsm-setup` made (its `RENKEI_TEST_PKCS11_*` variables), or
+/// `None`, saying so, when they are not set.
+pub fn test_token(test: &str) -> Option<renkei_hub::pkcs11::Pkcs11Config> {
+    let Ok(module) = std::env::var("RENKEI_TEST_PKCS11_MODULE") else {
+        eprintln!(
+            "skipped {test}: RENKEI_TEST_PKCS11_MODULE is not set (eval \"$(.ci/softhsm-setup)\")"
+        );
+        return None;
+    };
+    let pin_file = std::env::var("RENKEI_TEST_PKCS11_PIN_FILE").unwrap();
+    Some(renkei_hub::pkcs11::Pkcs11Config {
+        module: module.into(),
+        token: std::env::var("RENKEI_TEST_PKCS11_TOKEN").unwrap(),
+        pin: zeroize::Zeroizing::new(std::fs::read_to_string(pin_file).unwrap()),
+    })
 }
 
 /// The whole town.
@@ -603,6 +623,7 @@ impl Town {
         config.provider_timeout = options.provider_timeout;
         config.limits = options.limits;
         config.purge_interval = options.purge_interval;
+        config.pkcs11 = options.pkcs11.clone();
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
         let jwks = hub.keys.jwks();
 

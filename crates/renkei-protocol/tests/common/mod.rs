@@ -91,5 +91,5 @@ pub fn sign_raw(key: &SigningKey, typ: &str, payload: &serde_json::Value) -> Str
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.typ = Some(typ.into());
     header.kid = Some(key.kid().into());
-    jsonwebtoken::encode(&header, payload, key.encoding_key()).unwrap()
+    jsonwebtoken::encode(&header, payload, key.encoding_key().unwrap()).unwrap()
 }

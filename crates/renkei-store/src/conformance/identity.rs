@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{service_id, town};
 use crate::identity::{
-    AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption,
-    StoredPasskey, StoredSigningKey,
+    AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, KeyCustody,
+    StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
 use crate::{Store, StoreError};
 
@@ -561,6 +561,54 @@ pub async fn resident_requests_are_listed_and_their_status_updated(store: Arc<dy
     ));
 }
 
+pub async fn a_signing_key_in_a_token_reads_back_with_no_private_half_and_is_no_stored_secret(
+    store: Arc<dyn Store>,
+) {
+    let now = Utc::now();
+    let in_token = StoredSigningKey {
+        kid: "in-token".to_owned(),
+        alg: SigningAlg::Rs256,
+        custody: KeyCustody::Token(TokenKeyRef {
+            token: "city-hsm".to_owned(),
+            object_id: vec![0, 1, 2, 0xff],
+            public_jwk: r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_owned(),
+        }),
+        created_at: now,
+        active_from: now,
+        retired_at: None,
+    };
+    let stored = StoredSigningKey {
+        kid: "stored".to_owned(),
+        alg: SigningAlg::EdDsa,
+        custody: KeyCustody::Stored(b"wrapped".to_vec()),
+        ..in_token.clone()
+    };
+    assert!(store.add_signing_key(&in_token).await.unwrap());
+    assert!(store.add_signing_key(&stored).await.unwrap());
+    let listed = store.signing_keys().await.unwrap();
+    let read = listed.iter().find(|k| k.kid == "in-token").unwrap();
+    assert_eq!(read.custody, in_token.custody);
+    assert_eq!(read.alg, SigningAlg::Rs256);
+    let secrets = store.stored_secrets().await.unwrap();
+    assert_eq!(
+        secrets.iter().map(|s| s.slot.clone()).collect::<Vec<_>>(),
+        [crate::SecretSlot::SigningKey("stored".into())],
+        "only the stored private half is a secret"
+    );
+    assert!(
+        !store
+            .replace_secrets(&[crate::SecretReplacement {
+                slot: crate::SecretSlot::SigningKey("in-token".into()),
+                expected: Vec::new(),
+                value: b"planted".to_vec(),
+            }])
+            .await
+            .unwrap(),
+        "no private half can be written into a key kept in a token"
+    );
+    assert_eq!(store.signing_keys().await.unwrap(), listed);
+}
+
 pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_once(
     store: Arc<dyn Store>,
 ) {
@@ -568,7 +616,7 @@ pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_
     let key = |kid: &str, alg, active_from| StoredSigningKey {
         kid: kid.to_owned(),
         alg,
-        pkcs8: kid.as_bytes().to_vec(),
+        custody: KeyCustody::Stored(kid.as_bytes().to_vec()),
         created_at: now,
         active_from,
         retired_at: None,
@@ -578,7 +626,7 @@ pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_
     assert!(store.add_signing_key(&later).await.unwrap());
     assert!(store.add_signing_key(&first).await.unwrap());
     let mut clash = key("first", SigningAlg::Rs256, now);
-    clash.pkcs8 = b"other".to_vec();
+    clash.custody = KeyCustody::Stored(b"other".to_vec());
     assert!(
         !store.add_signing_key(&clash).await.unwrap(),
         "a second key under a known kid must not be stored"
@@ -587,8 +635,8 @@ pub async fn signing_keys_are_added_once_listed_in_activation_order_and_retired_
     let kids: Vec<&str> = listed.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["first", "later"]);
     assert_eq!(
-        (listed[0].pkcs8.as_slice(), listed[0].alg),
-        (b"first".as_slice(), SigningAlg::EdDsa),
+        (&listed[0].custody, listed[0].alg),
+        (&KeyCustody::Stored(b"first".to_vec()), SigningAlg::EdDsa),
         "the first key under a kid is kept"
     );
     assert_eq!(listed[1].alg, SigningAlg::Rs256);
