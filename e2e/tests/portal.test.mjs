@@ -131,6 +131,15 @@ test('an operator approves a service whose checklist flagged risks only after co
       legal_basis: 'consent',
     }],
     privacy_impact: { purpose_limitation: 'クーポン配信のみに使います' },
+    controller: {
+      contact: 'ウェルネスクーポン事務局',
+      address: {
+        country: 'JP', postal_code: '999-0130', region: 'ひかり県', locality: 'ひかり台市',
+        street_address: '商店街1-2',
+      },
+      email: 'privacy@wellness-coupons.example',
+      phone: '+81-3-0000-0130',
+    },
   });
   const page = await newPage(browser, DESKTOP);
   await signInOperator(page);
@@ -138,6 +147,11 @@ test('an operator approves a service whose checklist flagged risks only after co
   await page.goto(`${demo.url}/console/services/wellness-coupons`);
   const flags = await page.locator('input[name=ack]').evaluateAll((els) => els.map((e) => e.value));
   assert.deepEqual(flags, ['special-care:coupons', 'long-retention:coupons']);
+  // Whom residents contact, as every receipt will say: shown for the operator to check.
+  const contact = await page.locator('dl.controller').innerText();
+  assert.match(contact, /ウェルネスクーポン事務局/);
+  assert.match(contact, /〒999-0130 ひかり県ひかり台市商店街1-2 \(JP\)/);
+  assert.match(contact, /privacy@wellness-coupons\.example/);
   await screenshot(page, 'console-review-pending-ja-desktop');
 
   // Only one of two ticked: refused, nothing approved.

@@ -185,6 +185,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
             privacy_impact: Default::default(),
             registered_at: now,
             id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
+            controller: None,
         })
         .await?;
     store

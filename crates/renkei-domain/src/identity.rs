@@ -190,6 +190,113 @@ pub struct ServiceClient {
     /// `id_token_signed_response_alg`).
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
+    /// Whom residents contact about their data at the service; `None` for services
+    /// registered before the hub asked for it.
+    #[serde(default)]
+    pub controller: Option<ControllerContact>,
+}
+
+/// How to reach the PII controller (ISO/IEC 29100), the service that receives residents'
+/// data: part of its registration, checked by the operator at review, and carried into
+/// every consent receipt (Kantara CR v1.1 `piiControllers[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerContact {
+    /// A person or office to contact ("個人情報保護窓口").
+    pub contact: String,
+    pub address: PostalAddress,
+    pub email: String,
+    pub phone: String,
+}
+
+/// A postal address in schema.org `PostalAddress`'s parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostalAddress {
+    /// ISO 3166-1 alpha-2 (`JP`).
+    pub country: String,
+    /// 郵便番号 (`150-0001`).
+    pub postal_code: String,
+    /// 都道府県.
+    pub region: String,
+    /// 市区町村.
+    pub locality: String,
+    /// 町名・番地・建物名.
+    pub street_address: String,
+}
+
+/// Why contact details were refused; the field is named, never its value echoed beyond it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("`{0}` must be 1 to 200 characters")]
+    Length(&'static str),
+    #[error("`email` must be an address like `privacy@example.jp`")]
+    Email,
+    #[error("`phone` must be digits with `+`, `-`, spaces or parentheses")]
+    Phone,
+    #[error("`address.country` must be an ISO 3166-1 alpha-2 code such as `JP`")]
+    Country,
+}
+
+impl ContactError {
+    /// The field refused, as the registration names it (`address.country`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Length(field) => field,
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::Country => "address.country",
+        }
+    }
+}
+
+impl ControllerContact {
+    /// The contact details if each field is usable: every field given (trimmed) and at most
+    /// 200 characters, an email address with one `@` between a local part and a dotted
+    /// domain, a phone number of digits, and a two-letter country code.
+    pub fn checked(self) -> Result<Self, ContactError> {
+        fn text(value: String, field: &'static str) -> Result<String, ContactError> {
+            let value = value.trim().to_owned();
+            if value.is_empty() || value.chars().count() > 200 {
+                return Err(ContactError::Length(field));
+            }
+            Ok(value)
+        }
+        let email = text(self.email, "email")?;
+        match email.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !email.chars().any(char::is_whitespace) => {}
+            _ => return Err(ContactError::Email),
+        }
+        let phone = text(self.phone, "phone")?;
+        if !phone.chars().any(|c| c.is_ascii_digit())
+            || !phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'))
+        {
+            return Err(ContactError::Phone);
+        }
+        let a = self.address;
+        let country = text(a.country, "address.country")?;
+        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ContactError::Country);
+        }
+        Ok(Self {
+            contact: text(self.contact, "contact")?,
+            address: PostalAddress {
+                country,
+                postal_code: text(a.postal_code, "address.postal_code")?,
+                region: text(a.region, "address.region")?,
+                locality: text(a.locality, "address.locality")?,
+                street_address: text(a.street_address, "address.street_address")?,
+            },
+            email,
+            phone,
+        })
+    }
 }
 
 /// A JWS algorithm the hub signs with (RFC 7518 names). Every hub key has one; a service's
@@ -276,5 +383,81 @@ mod signing_alg_tests {
         }
         assert_eq!(SigningAlg::parse("rs256"), None);
         assert_eq!(SigningAlg::default(), SigningAlg::Rs256);
+    }
+}
+
+#[cfg(test)]
+mod contact_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn contact() -> ControllerContact {
+        ControllerContact {
+            contact: " 個人情報保護窓口 ".into(),
+            address: PostalAddress {
+                country: "JP".into(),
+                postal_code: "999-0001".into(),
+                region: "ひかり県".into(),
+                locality: "ひかり台市".into(),
+                street_address: "中央1-1".into(),
+            },
+            email: "privacy@example.jp".into(),
+            phone: "+81 3-0000-0000".into(),
+        }
+    }
+
+    #[test]
+    fn contact_details_are_kept_trimmed_when_every_field_is_usable() {
+        let checked = contact().checked().unwrap();
+        assert_eq!(checked.contact, "個人情報保護窓口");
+        assert_eq!(checked.address.locality, "ひかり台市");
+    }
+
+    #[test]
+    fn unusable_contact_details_name_the_field() {
+        type Spoil = fn(&mut ControllerContact);
+        let cases: [(Spoil, ContactError); 6] = [
+            (|c| c.contact = "  ".into(), ContactError::Length("contact")),
+            (
+                |c| c.email = "privacy.example.jp".into(),
+                ContactError::Email,
+            ),
+            (|c| c.email = "a@b@example.jp".into(), ContactError::Email),
+            (|c| c.phone = "call us".into(), ContactError::Phone),
+            (
+                |c| c.address.country = "Japan".into(),
+                ContactError::Country,
+            ),
+            (
+                |c| c.address.street_address = String::new(),
+                ContactError::Length("address.street_address"),
+            ),
+        ];
+        for (spoil, expected) in cases {
+            let mut c = contact();
+            spoil(&mut c);
+            assert_eq!(c.checked().unwrap_err(), expected);
+        }
+    }
+
+    proptest! {
+        /// Whatever is sent, the check answers without panicking, and what it keeps holds
+        /// its promises.
+        #[test]
+        fn any_contact_details_are_checked_or_refused(
+            contact in ".{0,40}", email in ".{0,40}", phone in ".{0,20}", country in ".{0,4}",
+        ) {
+            let mut c = super::contact_tests::contact();
+            c.contact = contact;
+            c.email = email;
+            c.phone = phone;
+            c.address.country = country;
+            if let Ok(kept) = c.checked() {
+                prop_assert!(kept.email.contains('@'));
+                prop_assert!(kept.phone.chars().any(|d| d.is_ascii_digit()));
+                prop_assert_eq!(kept.address.country.len(), 2);
+                prop_assert!(!kept.contact.is_empty());
+            }
+        }
     }
 }

@@ -28,8 +28,9 @@ pub use consent::{
 };
 pub use decision::{DataRequest, Decision, DenialReason, decide};
 pub use identity::{
-    Enrolment, Operator, ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestKind,
-    ResidentRequestStatus, ServiceClient, SigningAlg,
+    ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,
+    ProxyScope, ResidentRequest, ResidentRequestKind, ResidentRequestStatus, ServiceClient,
+    SigningAlg,
 };
 pub use ids::{
     CategoryId, ConsentId, IdError, OperatorId, ProviderId, ProxyId, PurposeId, RequestId,

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::review::{self, RiskFlag};
 use renkei_domain::{
-    Actor, CategoryId, ConsentEventKind, LegalBasis, LocalizedText, Operator, OperatorAction,
-    OperatorActor, OperatorId, OperatorLogEntry, ProxyAppointment, ProxyId, ProxyScope, PurposeId,
-    ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind, ResidentRequestStatus,
-    Service, ServiceClient, ServiceId, ServiceStatus, SigningAlg,
+    Actor, CategoryId, ConsentEventKind, ControllerContact, LegalBasis, LocalizedText, Operator,
+    OperatorAction, OperatorActor, OperatorId, OperatorLogEntry, ProxyAppointment, ProxyId,
+    ProxyScope, PurposeId, ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
+    ResidentRequestStatus, Service, ServiceClient, ServiceId, ServiceStatus, SigningAlg,
 };
 use renkei_store::{Ceremony, PurposeDraft, Store};
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,53 @@ pub struct ServiceRegistration {
     #[serde(default)]
     #[schema(value_type = String, example = "RS256")]
     pub id_token_signed_response_alg: SigningAlg,
+    /// Whom residents contact about their data at the service: shown to the operator at
+    /// review and carried into every consent receipt (Kantara `piiControllers[]`).
+    #[schema(value_type = ControllerContactSchema)]
+    pub controller: ControllerContact,
+}
+
+/// How to reach the service about residents' data (the JSON of [`ControllerContact`]).
+#[derive(ToSchema)]
+#[schema(as = ControllerContact)]
+#[expect(dead_code, reason = "describes the JSON in the API document only")]
+pub(crate) struct ControllerContactSchema {
+    /// A person or office to contact, e.g. "個人情報保護窓口".
+    #[schema(min_length = 1, max_length = 200)]
+    contact: String,
+    address: PostalAddressSchema,
+    #[schema(min_length = 3, max_length = 200, example = "privacy@example.jp")]
+    email: String,
+    /// Digits, with `+`, `-`, spaces or parentheses.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[0-9+() -]*[0-9][0-9+() -]*$",
+        example = "+81-3-0000-0000"
+    )]
+    phone: String,
+}
+
+/// A postal address (the JSON of [`renkei_domain::PostalAddress`]).
+#[derive(ToSchema)]
+#[schema(as = PostalAddress)]
+#[expect(dead_code, reason = "describes the JSON in the API document only")]
+pub(crate) struct PostalAddressSchema {
+    /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^[A-Z]{2}$", example = "JP")]
+    country: String,
+    /// 郵便番号.
+    #[schema(min_length = 1, max_length = 200, example = "999-0001")]
+    postal_code: String,
+    /// 都道府県.
+    #[schema(min_length = 1, max_length = 200)]
+    region: String,
+    /// 市区町村.
+    #[schema(min_length = 1, max_length = 200)]
+    locality: String,
+    /// 町名・番地・建物名.
+    #[schema(min_length = 1, max_length = 200)]
+    street_address: String,
 }
 
 /// One purpose as a service declares it.
@@ -503,6 +550,13 @@ impl Hub {
                 sector
             }
         };
+        let controller = registration
+            .controller
+            .checked()
+            .map_err(|e| HubError::InvalidField {
+                field: format!("controller.{}", e.field()),
+                detail: e.to_string(),
+            })?;
         if registration.purposes.is_empty() {
             return Err(HubError::Malformed(
                 "a service declares at least one purpose".into(),
@@ -549,6 +603,7 @@ impl Hub {
                 privacy_impact: registration.privacy_impact,
                 registered_at: now,
                 id_token_signed_response_alg: registration.id_token_signed_response_alg,
+                controller: Some(controller),
             })
             .await?;
         self.audit(

@@ -312,15 +312,36 @@ struct TokenResponse {
     expires_in: i64,
 }
 
+/// The client id and secret of an HTTP Basic `Authorization` header. RFC 6749 §2.3.1: the
+/// client form-urlencodes each before joining them with `:` and Base64-encoding the pair, so
+/// each is form-urldecoded here (`health%2Dadvice` is `health-advice`; `+` is a space). A
+/// byte that needs no encoding may also come as it is.
 pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers
+    let (scheme, value) = headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+        .split_once(' ')?;
+    // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(value.trim()).ok()?;
+    // The `:` that joins them is the first one: an encoded id holds none of its own.
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let (id, secret) = (&decoded[..colon], &decoded[colon + 1..]);
+    Some((form_urldecode(id)?, form_urldecode(secret)?))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a byte;
+/// the result must be UTF-8.
+fn form_urldecode(encoded: &[u8]) -> Option<String> {
+    let plus_as_space: Vec<u8> = encoded
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+    String::from_utf8(bytes).ok()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1016,4 +1037,71 @@ fn access_query(me: ResidentId, f: AccessFilter) -> Result<PageQuery, HubError> 
         },
         limit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(pair: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(pair)).parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urldecoded_after_base64() {
+        assert_eq!(
+            basic_credentials(&basic("health%2Dadvice:s%3Acr%2Bt+x")),
+            Some(("health-advice".to_owned(), "s:cr+t x".to_owned()))
+        );
+        // Characters that need no encoding may come as they are.
+        assert_eq!(
+            basic_credentials(&basic("health-advice:abc_DEF-123")),
+            Some(("health-advice".to_owned(), "abc_DEF-123".to_owned()))
+        );
+    }
+
+    #[test]
+    fn basic_credentials_need_the_basic_scheme_a_colon_and_utf8() {
+        let mut headers = basic("a:b");
+        let value = headers[header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .replace("Basic", "bAsIc");
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        assert_eq!(
+            basic_credentials(&headers),
+            Some(("a".to_owned(), "b".to_owned()))
+        );
+        assert_eq!(basic_credentials(&basic("no-colon")), None);
+        assert_eq!(basic_credentials(&basic("a:%FF")), None);
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(basic_credentials(&bearer), None);
+    }
+
+    proptest! {
+        /// Whatever the id and secret, what a client encodes as RFC 6749 says comes back.
+        #[test]
+        fn any_form_urlencoded_pair_is_read_back(id in ".*", secret in ".*") {
+            let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let headers = basic(&format!("{}:{}", encode(&id), encode(&secret)));
+            prop_assert_eq!(basic_credentials(&headers), Some((id, secret)));
+        }
+
+        /// Any header value is read or refused, never a panic.
+        #[test]
+        fn any_authorization_header_is_read_or_refused(value in "[ -~]*") {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                headers.insert(header::AUTHORIZATION, v);
+            }
+            let _ = basic_credentials(&headers);
+        }
+    }
 }

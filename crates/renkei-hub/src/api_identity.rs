@@ -26,6 +26,7 @@ use crate::auth::{
     bearer, hash_client_secret,
 };
 use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
+use crate::error::{OAuthError, OAuthErrorBody, OAuthErrorCode};
 use crate::limits::PeerAddr;
 use crate::oidc::{CodeTokens, Introspection};
 use crate::passkeys::PasskeyView;
@@ -67,6 +68,8 @@ use crate::{Hub, HubError};
     ),
     components(schemas(
         OAuthForm,
+        OAuthErrorBody,
+        OAuthErrorCode,
         TokenResponse,
         CodeTokens,
         Introspection,
@@ -83,6 +86,8 @@ use crate::{Hub, HubError};
         ResidentRequestBody,
         RequestView,
         ServiceRegistration,
+        crate::accounts::ControllerContactSchema,
+        crate::accounts::PostalAddressSchema,
         PurposeDeclaration,
         RegisteredService,
         RiskView,
@@ -93,6 +98,8 @@ use crate::{Hub, HubError};
 pub struct IdentityApiDoc;
 
 const PROBLEM: &str = "application/problem+json";
+/// The media type of the OAuth endpoints' errors (RFC 6749 §5.2).
+const OAUTH_JSON: &str = "application/json";
 
 fn no_store(body: impl Serialize) -> Response {
     (
@@ -134,6 +141,11 @@ pub(crate) struct TokenResponse {
 /// Checks a client's credentials (HTTP Basic or form fields); the service must be approved.
 /// Every attempt counts against the rate limits of its address and of the client id it
 /// names, before the secret is compared.
+///
+/// RFC 6749 §5.2: credentials refused over HTTP Basic, or none at all, are a 401 with a
+/// `Basic` challenge (`HubError::InvalidClient`); refused form credentials are a 400
+/// `invalid_client`, since no HTTP authentication scheme was tried (a 401 would need a
+/// challenge, which relying-party libraries then read instead of the error).
 async fn authenticate_client(
     hub: &Hub,
     from: PeerAddr,
@@ -141,45 +153,57 @@ async fn authenticate_client(
     client_id: Option<String>,
     client_secret: Option<String>,
 ) -> Result<ServiceId, HubError> {
-    let (id, secret) = match (
+    let (id, secret, basic) = match (
         crate::api::basic_credentials(headers),
         client_id,
         client_secret,
     ) {
-        (Some(basic), _, _) => basic,
-        (None, Some(id), Some(secret)) => (id, secret),
+        (Some((id, secret)), _, _) => (id, secret, true),
+        (None, Some(id), Some(secret)) => (id, secret, false),
         _ => return Err(HubError::InvalidClient),
     };
+    let refused = || {
+        if basic {
+            HubError::InvalidClient
+        } else {
+            HubError::OAuth {
+                error: OAuthErrorCode::InvalidClient,
+                description: HubError::InvalidClient.to_string(),
+            }
+        }
+    };
     hub.limiters.oauth(from, &id)?;
-    let id = ServiceId::new(id).map_err(|_| HubError::InvalidClient)?;
+    let id = ServiceId::new(id).map_err(|_| refused())?;
     let stored = hub
         .store
         .client_secret_hash(&id)
         .await?
-        .ok_or(HubError::InvalidClient)?;
+        .ok_or_else(refused)?;
     // Compared in constant time, so how long a refusal takes says nothing of how much of
     // the stored hash a guess matched.
     aws_lc_rs::constant_time::verify_slices_are_equal(
         stored.as_bytes(),
         hash_client_secret(&secret).as_bytes(),
     )
-    .map_err(|_| HubError::InvalidClient)?;
-    hub.approved_service(&id)
-        .await
-        .map_err(|_| HubError::InvalidClient)?;
+    .map_err(|_| refused())?;
+    hub.approved_service(&id).await.map_err(|_| refused())?;
     Ok(id)
 }
 
 /// OAuth 2.0 token endpoint: `client_credentials` (a service's own token) or
 /// `authorization_code` with its PKCE verifier (tokens for one resident, and an ID token).
+/// Errors are RFC 6749 §5.2's `application/json`, not problems.
 #[utoipa::path(post, path = "/oauth/token", request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = CodeTokens), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = CodeTokens), (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn token(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<OAuthForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     match form.grant_type.as_str() {
         "client_credentials" => {
@@ -205,13 +229,13 @@ pub(crate) async fn token(
                 .await?;
             Ok(no_store(tokens))
         }
-        other => Err(HubError::UnsupportedGrantType(other.to_owned())),
+        other => Err(HubError::UnsupportedGrantType(other.to_owned()).into()),
     }
 }
 
 /// OpenID Connect userinfo: `sub`, and the verified name only if the resident shared it.
 #[utoipa::path(get, path = "/oauth/userinfo", security(("user" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"renkei\", error=\"invalid_token\"` (RFC 6750 §3)")))))]
 pub(crate) async fn userinfo_get(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -221,7 +245,7 @@ pub(crate) async fn userinfo_get(
 
 /// The same as `GET /oauth/userinfo`.
 #[utoipa::path(post, path = "/oauth/userinfo", security(("user" = [])),
-    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Object), (status = 401, body = Problem, content_type = PROBLEM, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"renkei\", error=\"invalid_token\"` (RFC 6750 §3)")))))]
 pub(crate) async fn userinfo_post(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -238,15 +262,19 @@ pub(crate) struct TokenForm {
     client_secret: Option<String>,
 }
 
-/// RFC 7662 token introspection, for the service that holds the token.
+/// RFC 7662 token introspection, for the service that holds the token. Errors are RFC 6749
+/// §5.2's `application/json` (RFC 7662 §2.3).
 #[utoipa::path(post, path = "/oauth/introspect", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = Introspection), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Introspection), (status = 400, description = "`invalid_request`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn introspect(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     let _ = form.token_type_hint;
     let caller =
@@ -254,15 +282,19 @@ pub(crate) async fn introspect(
     Ok(no_store(hub.introspect(&caller, &form.token).await?))
 }
 
-/// RFC 7009 token revocation: the token stops working at once.
+/// RFC 7009 token revocation: the token stops working at once. Errors are RFC 6749 §5.2's
+/// `application/json` (RFC 7009 §2.2.1).
 #[utoipa::path(post, path = "/oauth/revoke", request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, description = "Revoked, or nothing to revoke"), (status = 400, description = "`invalid_request`, or `invalid_client` for refused form credentials", body = OAuthErrorBody, content_type = OAUTH_JSON),
+        (status = 401, description = "`invalid_client`: credentials refused over HTTP Basic, or none", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"renkei\"`"))),
+        (status = 429, description = "`temporarily_unavailable`: too many attempts", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`temporarily_unavailable`: storage unavailable", body = OAuthErrorBody, content_type = OAUTH_JSON, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
 pub(crate) async fn revoke(
     State(hub): State<Hub>,
     from: PeerAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Response, HubError> {
+) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     let caller =
         authenticate_client(&hub, from, &headers, form.client_id, form.client_secret).await?;

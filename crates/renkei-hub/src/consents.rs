@@ -335,12 +335,18 @@ impl Hub {
                 HubError::Internal("a consent names a purpose version that is not stored".into())
             })?;
         let vocabulary = self.store.categories().await?;
+        let controller = self
+            .store
+            .service_client(&service.id)
+            .await?
+            .and_then(|c| c.controller);
         let receipt = ConsentReceipt::build(&ReceiptInput {
             issuer: &self.config.issuer,
             policy_url: &format!("{}/v1/services/{}", self.config.issuer, service.id),
             consent,
             service,
             purpose: &purpose,
+            controller: controller.as_ref(),
             vocabulary: &vocabulary,
             issued_at: at,
         })

@@ -1,6 +1,6 @@
 //! What can go wrong in the hub, and how each maps to a problem response.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renkei_domain::{ConsentId, DenialReason, RequestId};
 use renkei_store::StoreError;
@@ -53,7 +53,7 @@ pub enum HubError {
     /// An OAuth 2.0 error (RFC 6749 §5.2): `error` is the registered code.
     #[error("{description}")]
     OAuth {
-        error: &'static str,
+        error: OAuthErrorCode,
         description: String,
     },
     /// The bearer token was revoked, or a consent it was issued under no longer holds.
@@ -104,7 +104,7 @@ impl HubError {
     /// An OAuth `invalid_request` with what was wrong.
     pub fn oauth_request(description: impl Into<String>) -> Self {
         Self::OAuth {
-            error: "invalid_request",
+            error: OAuthErrorCode::InvalidRequest,
             description: description.into(),
         }
     }
@@ -112,7 +112,7 @@ impl HubError {
     /// An OAuth `invalid_grant`: the code, its verifier or its redirect URI does not hold.
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::OAuth {
-            error: "invalid_grant",
+            error: OAuthErrorCode::InvalidGrant,
             description: description.into(),
         }
     }
@@ -194,12 +194,7 @@ impl HubError {
                 Problem::new(S::FORBIDDEN, "forbidden", "Forbidden").detail(msg)
             }
             Self::OAuth { error, description } => {
-                let status = if *error == "invalid_client" {
-                    S::UNAUTHORIZED
-                } else {
-                    S::BAD_REQUEST
-                };
-                Problem::new(status, "oauth-error", "OAuth error")
+                Problem::new(S::BAD_REQUEST, "oauth-error", "OAuth error")
                     .detail(description)
                     .extra(serde_json::json!({ "error": error, "error_description": description }))
             }
@@ -316,21 +311,163 @@ fn denial_problem(reason: &DenialReason) -> Problem {
     }
 }
 
+impl HubError {
+    /// How long the caller is asked to wait before trying again, if at all.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::StorageUnavailable => Some(u64::from(STORAGE_RETRY_AFTER_SECS)),
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 9110 §11.6.1 requires one): HTTP Basic
+    /// for a client's credentials refused over Basic, or none (RFC 6749 §5.2), `Bearer` with
+    /// `invalid_token` for a bearer token that did not hold (RFC 6750 §3.1).
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidClient => Some(BASIC_CHALLENGE),
+            Self::Unauthorized
+            | Self::TokenInactive
+            | Self::Denied {
+                reason: DenialReason::TokenRevoked,
+                ..
+            } => Some(INVALID_TOKEN_CHALLENGE),
+            _ => None,
+        }
+    }
+
+    /// This error as the OAuth endpoints answer it: the status and the RFC 6749 §5.2 error
+    /// code. What the RFC names no code for (too many requests, storage away, a failure of
+    /// the hub) takes the codes RFC 6749 §4.1.2.1 gives those cases, with the HTTP status
+    /// that says it.
+    pub fn oauth_error(&self) -> (StatusCode, OAuthErrorCode) {
+        use OAuthErrorCode as C;
+        use StatusCode as S;
+        match self {
+            // An unapproved (or suspended) service is no client of the hub.
+            Self::InvalidClient | Self::ServiceNotApproved(_) => {
+                (S::UNAUTHORIZED, C::InvalidClient)
+            }
+            // Form credentials refused: no HTTP authentication was tried (RFC 6749 §5.2).
+            Self::OAuth { error, .. } => (S::BAD_REQUEST, *error),
+            Self::UnsupportedGrantType(_) => (S::BAD_REQUEST, C::UnsupportedGrantType),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, C::TemporarilyUnavailable),
+            Self::StorageUnavailable => (S::SERVICE_UNAVAILABLE, C::TemporarilyUnavailable),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, C::ServerError),
+            _ => (S::BAD_REQUEST, C::InvalidRequest),
+        }
+    }
+}
+
+/// The challenge of a 401 for a client's credentials.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"renkei\", charset=\"UTF-8\"";
+/// The challenge of a 401 for a bearer token that was presented and did not hold.
+pub const INVALID_TOKEN_CHALLENGE: &str = "Bearer realm=\"renkei\", error=\"invalid_token\"";
+/// The challenge of a 401 for a request that presented no bearer token (RFC 6750 §3.1: no
+/// error code then).
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"renkei\"";
+
+fn with_headers(mut response: Response, e: &HubError) -> Response {
+    let headers = response.headers_mut();
+    if let Some(seconds) = e.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(challenge) = e.challenge() {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+}
+
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "request failed");
         }
-        let retry_after = match &self {
-            Self::StorageUnavailable => Some(u64::from(STORAGE_RETRY_AFTER_SECS)),
-            Self::RateLimited { retry_after } => Some(*retry_after),
-            _ => None,
+        with_headers(self.to_problem().into_response(), &self)
+    }
+}
+
+/// An error of the OAuth endpoints (token, introspection, revocation), answered as RFC 6749
+/// §5.2 (which RFC 7662 §2.3 and RFC 7009 §2.2.1 follow) says: `application/json` with
+/// `error` and `error_description`, not a problem, since relying-party libraries read
+/// these by the media type. Everywhere else errors are problems.
+#[derive(Debug)]
+pub struct OAuthError(pub HubError);
+
+impl From<HubError> for OAuthError {
+    fn from(e: HubError) -> Self {
+        Self(e)
+    }
+}
+
+/// An OAuth 2.0 error code the token, introspection and revocation endpoints answer (RFC
+/// 6749 §5.2; the last two from §4.1.2.1).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+/// The body of an OAuth error (RFC 6749 §5.2).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OAuthErrorBody {
+    pub error: OAuthErrorCode,
+    /// What went wrong, in printable ASCII without a double quote or a backslash (RFC 6749
+    /// §5.2). Never contains personal data or the client secret.
+    pub error_description: String,
+}
+
+/// RFC 6749 §5.2: `error_description` holds only %x20-21 / %x23-5B / %x5D-7E; anything else
+/// (a quote, a backslash, a non-ASCII character of someone's input) becomes `?`.
+pub fn oauth_description(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        if let HubError::Internal(msg) = &e {
+            tracing::error!(error = %msg, "request failed");
+        }
+        let (status, error) = e.oauth_error();
+        let description = match &e {
+            // Nothing of the hub's inner workings goes out.
+            HubError::Internal(_) => "the hub failed; nothing was changed".to_owned(),
+            HubError::OAuth { description, .. } => description.clone(),
+            other => other.to_string(),
         };
-        let mut response = self.to_problem().into_response();
-        if let Some(seconds) = retry_after {
+        let body = OAuthErrorBody {
+            error,
+            error_description: oauth_description(&description),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        // RFC 6749 §5.1 asks the same of token answers; errors carry no secret, but no
+        // cache keeps them either.
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        let mut response = with_headers(response, &e);
+        // A 401 here is always about the client's credentials: challenge for Basic.
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
             );
         }
         response

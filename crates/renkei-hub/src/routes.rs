@@ -20,7 +20,7 @@ use std::future::Future;
 use axum::Router;
 use axum::extract::Request;
 use axum::handler::Handler;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -199,7 +199,20 @@ impl Guard for HubGuard {
                 }
                 next.run(request).await
             }
-            Err(e) => e.into_response(),
+            Err(e) => {
+                let mut response = e.into_response();
+                // RFC 6750 §3.1: a request that presented no token is challenged without an
+                // error code; one whose token did not hold, with `invalid_token`.
+                if response.status() == StatusCode::UNAUTHORIZED
+                    && bearer(request.headers()).is_err()
+                {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(crate::error::BEARER_CHALLENGE),
+                    );
+                }
+                response
+            }
         }
     }
 }

@@ -257,7 +257,8 @@ async fn errors_are_problem_json_with_stable_types() {
         assert!(p.captured_grants().is_empty(), "{} got a grant", p.id);
     }
 
-    // --- The token endpoint. ---
+    // --- The token endpoint: RFC 6749 §5.2 errors, not problems (see
+    // the_oauth_endpoints_answer_errors_as_rfc_6749_json_...), and never the secret. ---
     let form = |body: String| {
         town.post("/oauth/token")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -280,10 +281,7 @@ async fn errors_are_problem_json_with_stable_types() {
         let raw = response.text().await.unwrap();
         assert!(!raw.contains(wrong_secret) && !raw.contains(&town.mobility.secret));
         let body: Value = serde_json::from_str(&raw).unwrap();
-        assert_eq!(
-            (body["status"].clone(), body["type"].clone()),
-            (json!(401), json!("/problems/invalid-client"))
-        );
+        assert_eq!(body["error"], "invalid_client", "{body}");
     }
     let response = town
         .post("/oauth/token")
@@ -293,7 +291,7 @@ async fn errors_are_problem_json_with_stable_types() {
         .send()
         .await
         .unwrap();
-    expect_problem(response, 401, "/problems/invalid-client").await;
+    assert_eq!(oauth_error(response).await.2, "invalid_client");
     let response = form(format!(
         "grant_type=password&client_id=health-advice&client_secret={}",
         town.health.secret
@@ -301,22 +299,15 @@ async fn errors_are_problem_json_with_stable_types() {
     .send()
     .await
     .unwrap();
-    expect_problem(response, 400, "/problems/unsupported-grant-type").await;
+    assert_eq!(oauth_error(response).await.2, "unsupported_grant_type");
     let response = town
         .post("/oauth/token")
         .json(&json!({ "grant_type": "client_credentials" }))
         .send()
         .await
         .unwrap();
-    let (status, _) = problem(response).await;
-    assert!(status == 400 || status == 415, "{status}");
-    kinds.extend(
-        [
-            "/problems/invalid-client",
-            "/problems/unsupported-grant-type",
-        ]
-        .map(str::to_owned),
-    );
+    let (status, _, error) = oauth_error(response).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
 
     // --- Routes that do not exist, or do not take this method. ---
     let response = town.get("/v1/nothing-here").send().await.unwrap();
@@ -374,7 +365,7 @@ async fn a_suspended_service_is_shut_out_even_with_a_token_it_already_holds() {
     assert_eq!(records.last().unwrap()["reason"], "service-not-approved");
     // It cannot get a new token, and residents cannot say yes to it.
     let response = town.service_token_basic(&town.health).await;
-    expect_problem(response, 401, "/problems/invalid-client").await;
+    assert_eq!(oauth_error(response).await.2, "invalid_client");
     let response = town.try_grant(&alice, "health-advice", "reminders").await;
     expect_problem(response, 403, "/problems/service-not-approved").await;
     // Alice can still withdraw her consent from it.
@@ -561,6 +552,27 @@ async fn openapi_describes_every_route() {
             "{page}"
         );
     }
+    // The OAuth endpoints' errors are RFC 6749 §5.2's JSON, and said to be.
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let responses = paths[path]["post"]["responses"].as_object().unwrap();
+        for (status, response) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+            let content = response["content"].as_object().unwrap();
+            assert_eq!(
+                content.keys().collect::<Vec<_>>(),
+                ["application/json"],
+                "{path} {status}"
+            );
+            assert_eq!(
+                content["application/json"]["schema"]["$ref"],
+                "#/components/schemas/OAuthErrorBody",
+                "{path} {status}"
+            );
+        }
+        assert!(
+            responses["401"]["headers"]["WWW-Authenticate"].is_object(),
+            "{path}"
+        );
+    }
     // The problem schema and both bearer schemes are there for clients.
     assert!(components["schemas"]["Problem"].is_object());
     assert!(components["securitySchemes"]["service"].is_object());
@@ -692,7 +704,8 @@ fn registration(id: &str) -> Value {
         "webhook_url": null, "redirect_uris": [],
         "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
           "description_ja": "説明", "description_en": "Description",
-          "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}]
+          "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}],
+        "controller": serde_json::to_value(common::controller_contact(id)).unwrap()
     })
 }
 
@@ -802,6 +815,52 @@ async fn a_hub_configured_for_the_demo_accepts_local_urls_but_never_metadata_add
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_registration_refuses_unusable_controller_contact_details_naming_the_field() {
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    for (field, value, named) in [
+        ("email", json!("privacy.example.jp"), "controller.email"),
+        ("phone", json!("call the office"), "controller.phone"),
+        ("contact", json!("   "), "controller.contact"),
+    ] {
+        let mut body = registration("town-walk");
+        body["controller"][field] = value;
+        let refused = expect_problem(
+            register(&town, &operator, &body).await,
+            400,
+            "/problems/invalid-field",
+        )
+        .await;
+        assert_eq!(refused["field"], named);
+    }
+    let mut body = registration("town-walk");
+    body["controller"]["address"]["country"] = json!("Japan");
+    let refused = expect_problem(
+        register(&town, &operator, &body).await,
+        400,
+        "/problems/invalid-field",
+    )
+    .await;
+    assert_eq!(refused["field"], "controller.address.country");
+    // Without contact details there is no registration at all.
+    let mut body = registration("town-walk");
+    body.as_object_mut().unwrap().remove("controller");
+    expect_problem(
+        register(&town, &operator, &body).await,
+        400,
+        "/problems/malformed-request",
+    )
+    .await;
+    assert!(
+        town.store
+            .service(&renkei_domain::ServiceId::new("town-walk").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_registration_refuses_a_key_that_is_not_an_x25519_key() {
     let town = Town::new().await;
     let operator = town.operator_token().await;
@@ -898,11 +957,11 @@ async fn guessing_one_clients_secret_is_slowed_to_its_limit_and_other_clients_go
     let client = town.health.id.to_string();
     for _ in 0..5 {
         let response = token_attempt(&town, &client, "a-wrong-guess").await;
-        expect_problem(response, 401, "/problems/invalid-client").await;
+        assert_eq!(oauth_error(response).await.2, "invalid_client");
     }
     // Even the right secret waits now: the limit counts attempts, not failures.
     let response = token_attempt(&town, &client, &town.health.secret).await;
-    common::expect_rate_limited(response, 12).await;
+    expect_oauth_rate_limited(response, 12).await;
     // Introspection and revocation authenticate the client too, and are counted alike.
     let response = town
         .post("/oauth/introspect")
@@ -913,7 +972,7 @@ async fn guessing_one_clients_secret_is_slowed_to_its_limit_and_other_clients_go
         .send()
         .await
         .unwrap();
-    common::expect_rate_limited(response, 12).await;
+    expect_oauth_rate_limited(response, 12).await;
     // Another client from the same address is not held up.
     town.service_token(&town.mobility).await;
 }
@@ -927,10 +986,10 @@ async fn one_address_guessing_secrets_of_many_clients_is_slowed_to_its_limit() {
     .await;
     for i in 0..5 {
         let response = token_attempt(&town, &format!("client-{i}"), "guess").await;
-        expect_problem(response, 401, "/problems/invalid-client").await;
+        assert_eq!(oauth_error(response).await.2, "invalid_client");
     }
     let response = token_attempt(&town, "client-5", "guess").await;
-    common::expect_rate_limited(response, 12).await;
+    expect_oauth_rate_limited(response, 12).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -963,4 +1022,195 @@ async fn a_service_can_append_only_so_many_unknown_subject_records() {
         .request_data(&other, "a-subject-nobody-has", "rides", &[PAYMENT_HISTORY])
         .await;
     expect_problem(response, 404, "/problems/unknown-subject").await;
+}
+
+// ---------------------------------------------------------------- OAuth error format
+
+/// An OAuth error (RFC 6749 §5.2): `application/json` with `error` and a printable
+/// `error_description`, nothing of a problem; returns the status, the challenge and `error`.
+async fn oauth_error(response: reqwest::Response) -> (u16, Option<String>, String) {
+    let status = response.status().as_u16();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header(header::CONTENT_TYPE);
+    let challenge = header(header::WWW_AUTHENTICATE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(content_type.as_deref(), Some("application/json"), "{body}");
+    let members: BTreeSet<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        members,
+        BTreeSet::from(["error", "error_description"]),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+        "{description}"
+    );
+    (
+        status,
+        challenge,
+        body["error"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth_endpoints_answer_errors_as_rfc_6749_json_and_challenge_for_client_credentials() {
+    let town = Town::new().await;
+    let form = |path: &str, body: String| {
+        town.post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let secret = &town.health.secret;
+    for (path, body) in [
+        ("/oauth/token", "grant_type=client_credentials"),
+        ("/oauth/introspect", "token=x"),
+        ("/oauth/revoke", "token=x"),
+    ] {
+        // Wrong credentials over Basic: 401 with a Basic challenge (RFC 6749 §5.2).
+        let response = form(path, body.to_owned())
+            .basic_auth("health-advice", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        let (status, challenge, error) = oauth_error(response).await;
+        assert_eq!((status, error.as_str()), (401, "invalid_client"), "{path}");
+        assert!(
+            challenge
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Basic realm=")),
+            "{path}: {challenge:?}"
+        );
+        // No credentials at all: the same, the challenge saying how to send them.
+        let response = form(path, body.to_owned()).send().await.unwrap();
+        let (status, challenge, error) = oauth_error(response).await;
+        assert_eq!((status, error.as_str()), (401, "invalid_client"), "{path}");
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Basic realm=")),
+            "{path}"
+        );
+        // Wrong credentials in the form: 400 `invalid_client`, no HTTP scheme was tried.
+        let response = form(
+            path,
+            format!("{body}&client_id=health-advice&client_secret=wrong"),
+        )
+        .send()
+        .await
+        .unwrap();
+        let (status, challenge, error) = oauth_error(response).await;
+        assert_eq!((status, error.as_str()), (400, "invalid_client"), "{path}");
+        assert_eq!(challenge, None, "{path}");
+    }
+    let client = format!("client_id=health-advice&client_secret={secret}");
+    for (path, body, error) in [
+        (
+            "/oauth/token",
+            format!("grant_type=password&{client}"),
+            "unsupported_grant_type",
+        ),
+        (
+            "/oauth/token",
+            format!("grant_type=authorization_code&code=nope&redirect_uri=x&{client}"),
+            "invalid_grant",
+        ),
+        ("/oauth/token", client.clone(), "invalid_request"),
+        ("/oauth/introspect", client.clone(), "invalid_request"),
+        ("/oauth/revoke", client.clone(), "invalid_request"),
+        // Input quoted back stays printable ASCII without quotes.
+        (
+            "/oauth/token",
+            format!("grant_type=%22%E3%81%82%5C&{client}"),
+            "unsupported_grant_type",
+        ),
+    ] {
+        let response = form(path, body.clone()).send().await.unwrap();
+        let (status, _, got) = oauth_error(response).await;
+        assert_eq!((status, got.as_str()), (400, error), "{path} {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_for_a_bearer_token_challenges_with_invalid_token_and_one_for_none_without() {
+    let town = Town::new().await;
+    let challenge = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let invalid = Some("Bearer realm=\"renkei\", error=\"invalid_token\"".to_owned());
+    for path in [
+        "/oauth/userinfo",
+        "/v1/me/consents",
+        "/v1/operator/requests",
+    ] {
+        let response = town
+            .get(path)
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(challenge(&response), invalid, "{path}");
+        expect_problem(response, 401, "/problems/unauthorized").await;
+        // No token at all: challenged, without an error code (RFC 6750 §3.1).
+        let response = town.get(path).send().await.unwrap();
+        assert_eq!(
+            challenge(&response).as_deref(),
+            Some("Bearer realm=\"renkei\""),
+            "{path}"
+        );
+        expect_problem(response, 401, "/problems/unauthorized").await;
+    }
+    // A revoked token at the data endpoint: refused by the decision, challenged the same.
+    let token = town.service_token(&town.health).await;
+    let revoked = town
+        .post("/oauth/revoke")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!(
+            "token={token}&client_id=health-advice&client_secret={}",
+            town.health.secret
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "health-advice", "advice").await;
+    let response = town
+        .request_data(&token, &granted.subject, "advice", &[HEALTH_CHECKUP])
+        .await;
+    assert_eq!(challenge(&response), invalid);
+    expect_problem(response, 401, "/problems/token-inactive").await;
+}
+
+/// A 429 of an OAuth endpoint: `temporarily_unavailable` with `Retry-After` within bounds.
+async fn expect_oauth_rate_limited(response: reqwest::Response, within: u64) {
+    let retry_after: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .expect("a 429 says when to try again")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=within).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    let (status, _, error) = oauth_error(response).await;
+    assert_eq!((status, error.as_str()), (429, "temporarily_unavailable"));
 }

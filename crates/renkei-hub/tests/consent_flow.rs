@@ -576,6 +576,136 @@ async fn a_request_the_hub_cannot_carry_out_is_recorded_as_denied_not_granted() 
     assert_eq!(town.clinic.served() + town.clinic.refused(), 0);
 }
 
+// ------------------------------------------------- receipts against Kantara's own schema
+
+/// The claims of a compact JWS, as signed.
+fn jws_claims(jws: &str) -> Value {
+    let payload = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Kantara's Consent Receipt v1.1 JSON schema (Draft 4), as kept in renkei-protocol.
+fn kantara_schema() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(include_str!(
+        "../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft4::new(&schema).unwrap()
+}
+
+fn assert_kantara_valid(receipt: &Value) {
+    let errors: Vec<String> = kantara_schema()
+        .iter_errors(receipt)
+        .map(|e| format!("{} at `{}`", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{receipt:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_validate_against_kantaras_v1_1_schema_and_carry_the_controllers_contact() {
+    // The schema's own example validates: the validator reads the schema as it was meant.
+    let example: Value = serde_json::from_str(include_str!(
+        "../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-example.json"
+    ))
+    .unwrap();
+    assert_kantara_valid(&example);
+    // And it is no rubber stamp: the same example without a controller's email does not.
+    let mut spoiled = example.clone();
+    spoiled["piiControllers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("email");
+    assert!(!kantara_schema().is_valid(&spoiled));
+
+    let town = Town::new().await;
+    let operator = town.operator_token().await;
+    let controller = json!({
+        "contact": "まち歩き 個人情報保護窓口",
+        "address": {
+            "country": "JP", "postal_code": "999-0002", "region": "ひかり県",
+            "locality": "ひかり台市", "street_address": "駅前2-3-4 まち歩きビル5階"
+        },
+        "email": "privacy@walk.example.jp",
+        "phone": "+81-3-5555-0102"
+    });
+    let registered = town
+        .post("/v1/operator/services")
+        .bearer_auth(&operator)
+        .json(&json!({
+            "id": "town-walk", "name_ja": "まち歩き", "name_en": "Town walk",
+            "hpke_public_key": renkei_protocol::envelope::ServiceKeyPair::generate().unwrap().public_b64(),
+            "webhook_url": null, "redirect_uris": [],
+            "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
+              "description_ja": "歩いた距離から健康ポイントを出します", "description_en": "Points for walking",
+              "categories": [PAYMENT_HISTORY], "retention_days": 30, "legal_basis": "consent"}],
+            "controller": controller,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        registered.status(),
+        201,
+        "{}",
+        registered.text().await.unwrap()
+    );
+    let review: Value = town
+        .get("/v1/operator/services/town-walk/review")
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<Value> = review
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].clone())
+        .collect();
+    let approved = town
+        .post("/v1/operator/services/town-walk/approve")
+        .bearer_auth(&operator)
+        .json(&json!({ "acknowledged": keys }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 204);
+
+    let alice = town.sign_in(town.alice).await;
+    let granted = town.grant(&alice, "town-walk", "steps").await;
+    let receipt = jws_claims(&granted.receipt);
+    assert_kantara_valid(&receipt);
+    let pii_controller = &receipt["piiControllers"][0];
+    assert_eq!(pii_controller["piiController"], "まち歩き");
+    assert_eq!(pii_controller["contact"], "まち歩き 個人情報保護窓口");
+    assert_eq!(pii_controller["email"], "privacy@walk.example.jp");
+    assert_eq!(pii_controller["phone"], "+81-3-5555-0102");
+    assert_eq!(pii_controller["address"]["addressCountry"], "JP");
+    assert_eq!(pii_controller["address"]["addressLocality"], "ひかり台市");
+    assert_eq!(
+        pii_controller["address"]["streetAddress"],
+        "駅前2-3-4 まち歩きビル5階"
+    );
+
+    // The same receipt fetched again later, and one for special-care data, validate too.
+    let again: Value = town
+        .get(&format!("/v1/me/consents/{}/receipt", granted.consent.id))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_kantara_valid(&jws_claims(again["receipt"].as_str().unwrap()));
+    let advice = town.grant(&alice, "health-advice", "advice").await;
+    let advice = jws_claims(&advice.receipt);
+    assert_kantara_valid(&advice);
+    assert_eq!(advice["sensitive"], true);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_with_a_token_signs_in_it_stores_no_private_key_and_cannot_start_without_it() {
     use renkei_store::{KeyCustody, SecretSlot};

@@ -867,7 +867,12 @@ async fn a_suspended_services_code_flow_tokens_stop_at_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    // Refused form credentials: RFC 6749 §5.2's 400 `invalid_client`.
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1225,4 +1230,91 @@ async fn tokens_issued_to_a_proxy_say_so_and_end_with_the_appointment() {
         .request_data(&access, &hanako_subject, "advice", &[HEALTH_CHECKUP])
         .await;
     common::expect_problem(refused, 401, "/problems/token-inactive").await;
+}
+
+/// `client_secret_basic` as RFC 6749 §2.3.1 says and openid-client (Node) sends it: id and
+/// secret form-urlencoded, then joined by `:` and Base64-encoded. Every byte is encoded
+/// here, so `health-advice` travels as `%68%65...%2D...`, a stricter case of the library's
+/// `health%2Dadvice`.
+fn form_encoded_basic(service: &TownService) -> String {
+    let encode = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let pair = format!(
+        "{}:{}",
+        encode(service.id.as_str()),
+        encode(&service.secret)
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_urlencoded_basic_credentials_authenticate_at_token_introspection_and_revocation() {
+    let town = Town::new().await;
+    let basic = form_encoded_basic(&town.health);
+    let post = |path: &str, body: String| {
+        town.post(path)
+            .header("authorization", basic.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    // The library's own spelling of the id, `-` encoded and the secret as it is.
+    let library = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("health%2Dadvice:{}", town.health.secret))
+    );
+    let response = town
+        .post("/oauth/token")
+        .header("authorization", library)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let response = post("/oauth/token", "grant_type=client_credentials".into())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    // The code flow's token request, with a code the consent screen gave.
+    let client = relying_party(&town, &town.health).await;
+    let started = start(&client, &["advice"]);
+    let back = consent_screen(&town, town.alice, &started.params, &["advice"], true).await;
+    let code = query_param(&back, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", &redirect_uri(&town.health.id)),
+        ("code_verifier", started.verifier.secret()),
+    ];
+    let response = post("/oauth/token", serde_urlencoded::to_string(form).unwrap())
+        .await
+        .unwrap();
+    let tokens: Value = response.json().await.unwrap();
+    let access_token = tokens["access_token"].as_str().expect("tokens").to_owned();
+
+    let introspected = post(
+        "/oauth/introspect",
+        serde_urlencoded::to_string([("token", &access_token)]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(introspected.status(), 200);
+    assert_eq!(introspected.json::<Value>().await.unwrap()["active"], true);
+    let revoked = post(
+        "/oauth/revoke",
+        serde_urlencoded::to_string([("token", &access_token)]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        introspect(&town, &town.health, &access_token).await["active"],
+        false
+    );
 }

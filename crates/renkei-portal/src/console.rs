@@ -214,8 +214,35 @@ struct ReviewPage {
     webhook_url: Option<String>,
     redirect_uris: Vec<String>,
     hpke_public_key: String,
+    /// Whom residents contact about their data, as every receipt will say; `None` for a
+    /// service registered before the hub asked.
+    controller: Option<ControllerRow>,
     missing: bool,
     message: Option<String>,
+}
+
+/// The controller's contact details, as the review shows them.
+struct ControllerRow {
+    contact: String,
+    /// In Japanese order: 〒 postal code, prefecture, municipality, street (country).
+    address: String,
+    email: String,
+    phone: String,
+}
+
+impl From<renkei_domain::ControllerContact> for ControllerRow {
+    fn from(c: renkei_domain::ControllerContact) -> Self {
+        let a = c.address;
+        Self {
+            contact: c.contact,
+            address: format!(
+                "〒{} {}{}{} ({})",
+                a.postal_code, a.region, a.locality, a.street_address, a.country
+            ),
+            email: c.email,
+            phone: c.phone,
+        }
+    }
 }
 
 /// A flag in words, for the checklist.
@@ -352,6 +379,10 @@ async fn review_page(
         pia,
         sector: registered.sector,
         webhook_url: registered.webhook_url,
+        controller: client
+            .as_ref()
+            .and_then(|c| c.controller.clone())
+            .map(ControllerRow::from),
         redirect_uris: client.map(|c| c.redirect_uris).unwrap_or_default(),
         hpke_public_key: registered.hpke_public_key,
         ctx: ctx.console("console-review-title", "/console", true),

@@ -80,6 +80,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
             privacy_impact: Default::default(),
             registered_at: Utc::now(),
             id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
+            controller: None,
         })
         .await
         .unwrap();
@@ -830,7 +831,8 @@ async fn the_history_opens_on_the_newest_entries_and_pages_back_to_the_oldest() 
 const SERVICE_KEY: &str = "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo";
 
 #[tokio::test]
-async fn the_review_page_shows_the_sector_webhook_redirect_uris_and_a_shared_sector_to_tick() {
+async fn the_review_page_shows_the_sector_webhook_redirect_uris_contact_and_a_shared_sector_to_tick()
+ {
     let town = town().await;
     let mut operator = Browser::new();
     operator.operator(&town).await;
@@ -843,7 +845,13 @@ async fn the_review_page_shows_the_sector_webhook_redirect_uris_and_a_shared_sec
             "redirect_uris": ["https://copy.example/callback", "https://copy.example/cb2"],
             "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
               "description_ja": "説明", "description_en": "Description",
-              "categories": ["payment.history"], "retention_days": 30, "legal_basis": "consent"}]
+              "categories": ["payment.history"], "retention_days": 30, "legal_basis": "consent"}],
+            "controller": {
+                "contact": "コピー社 個人情報窓口",
+                "address": {"country": "JP", "postal_code": "999-0003", "region": "ひかり県",
+                  "locality": "ひかり台市", "street_address": "港町7-8"},
+                "email": "privacy@copy.example", "phone": "03-0000-0199"
+            }
         }))
         .unwrap();
     town.hub
@@ -863,6 +871,11 @@ async fn the_review_page_shows_the_sector_webhook_redirect_uris_and_a_shared_sec
         "https://copy.example/cb2",
         SERVICE_KEY,
         "<code>health</code>",
+        // Whom residents contact, which every receipt will carry: the operator checks it.
+        "コピー社 個人情報窓口",
+        "〒999-0003 ひかり県ひかり台市港町7-8 (JP)",
+        "privacy@copy.example",
+        "03-0000-0199",
     ] {
         assert!(page.body.contains(shown), "{shown} in {}", page.body);
     }
@@ -899,7 +912,13 @@ async fn the_review_page_shows_the_privacy_impact_answers() {
             "purposes": [{"id": "steps", "title_ja": "歩数", "title_en": "Steps",
               "description_ja": "説明", "description_en": "Description",
               "categories": ["health.checkup"], "retention_days": 30, "legal_basis": "consent"}],
-            "privacy_impact": {"third-party-sharing": "第三者提供はしません"}
+            "privacy_impact": {"third-party-sharing": "第三者提供はしません"},
+            "controller": {
+                "contact": "まち歩き窓口",
+                "address": {"country": "JP", "postal_code": "999-0004", "region": "ひかり県",
+                  "locality": "ひかり台市", "street_address": "北町1-1"},
+                "email": "privacy@walk.example", "phone": "03-0000-0198"
+            }
         }))
         .unwrap();
     town.hub

@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 use renkei_domain::{
-    CategoryId, Consent, ConsentId, DataCategory, LegalBasis, Purpose, PurposeId, Service,
-    ServiceId,
+    CategoryId, Consent, ConsentId, ControllerContact, DataCategory, LegalBasis, Purpose,
+    PurposeId, Service, ServiceId,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -68,23 +68,76 @@ pub struct ConsentReceipt {
     pub expires: Option<i64>,
 }
 
-/// A PII controller (Kantara `piiControllers[]`): who receives the data.
+/// A PII controller (Kantara `piiControllers[]`): who receives the data, and how to reach
+/// them. The schema requires `contact`, `address`, `email` and `phone`; they are empty (and
+/// the address `{}`) only for a service registered before the hub asked for them, and
+/// receipts signed before they were carried read back with them empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PiiController {
     pub pii_controller: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    #[serde(default)]
+    pub contact: String,
+    #[serde(default)]
+    pub address: ReceiptAddress,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub phone: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_controller_url: Option<String>,
+}
+
+/// A postal address with schema.org `PostalAddress` names, as Kantara's own example writes
+/// `address`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_country: Option<String>,
+}
+
+impl PiiController {
+    /// The controller `name`, reached as `contact` says (`None`: nothing registered).
+    pub fn new(name: &str, contact: Option<&ControllerContact>) -> Self {
+        let Some(c) = contact else {
+            return Self {
+                pii_controller: name.to_owned(),
+                on_behalf: Some(false),
+                contact: String::new(),
+                address: ReceiptAddress::default(),
+                email: String::new(),
+                phone: String::new(),
+                pii_controller_url: None,
+            };
+        };
+        let a = &c.address;
+        Self {
+            pii_controller: name.to_owned(),
+            on_behalf: Some(false),
+            contact: c.contact.clone(),
+            address: ReceiptAddress {
+                street_address: Some(a.street_address.clone()),
+                address_locality: Some(a.locality.clone()),
+                address_region: Some(a.region.clone()),
+                postal_code: Some(a.postal_code.clone()),
+                address_country: Some(a.country.clone()),
+            },
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            pii_controller_url: None,
+        }
+    }
 }
 
 /// A service and the purposes consented to (Kantara `services[]`).
@@ -122,6 +175,8 @@ pub struct ReceiptInput<'a> {
     pub service: &'a Service,
     /// The purpose version the consent names.
     pub purpose: &'a Purpose,
+    /// How to reach the service about the data, as registered (`None` if it never was).
+    pub controller: Option<&'a ControllerContact>,
     /// Vocabulary entries covering (at least) the consented categories.
     pub vocabulary: &'a [DataCategory],
     pub issued_at: DateTime<Utc>,
@@ -178,6 +233,7 @@ impl ConsentReceipt {
             consent,
             service,
             purpose,
+            controller,
             vocabulary,
             issued_at,
         } = *input;
@@ -229,15 +285,7 @@ impl ConsentReceipt {
             consent_receipt_id: Uuid::new_v4().to_string(),
             language: "ja".to_owned(),
             pii_principal_id: consent.resident.to_string(),
-            pii_controllers: vec![PiiController {
-                pii_controller: service.name.ja.clone(),
-                on_behalf: Some(false),
-                contact: None,
-                address: None,
-                email: None,
-                phone: None,
-                pii_controller_url: None,
-            }],
+            pii_controllers: vec![PiiController::new(&service.name.ja, controller)],
             policy_url: policy_url.to_owned(),
             services: vec![ReceiptService {
                 service: service.name.ja.clone(),
@@ -368,6 +416,7 @@ mod tests {
             consent,
             service: &service,
             purpose,
+            controller: None,
             vocabulary: &vocabulary,
             issued_at: consent.granted_at,
         })

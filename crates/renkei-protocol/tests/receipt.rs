@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use chrono::TimeDelta;
 use common::*;
 use renkei_domain::{
-    Actor, CategoryId, Consent, ConsentChannel, ConsentId, DataCategory, LegalBasis, LocalizedText,
-    Purpose, PurposeId, ResidentId, Service, ServiceStatus,
+    Actor, CategoryId, Consent, ConsentChannel, ConsentId, ControllerContact, DataCategory,
+    LegalBasis, LocalizedText, PostalAddress, Purpose, PurposeId, ResidentId, Service,
+    ServiceStatus,
 };
 use renkei_protocol::{
     ConsentReceipt, GrantVerifier, Jwks, ReceiptError, ReceiptInput, ServiceKeyPair, SigningKey,
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 struct World {
     service: Service,
+    controller: ControllerContact,
     purpose: Purpose,
     vocabulary: Vec<DataCategory>,
     consent: Consent,
@@ -45,6 +47,18 @@ fn world() -> World {
         legal_basis: LegalBasis::Consent,
     };
     World {
+        controller: ControllerContact {
+            contact: "けんこう相談 個人情報保護窓口".into(),
+            address: PostalAddress {
+                country: "JP".into(),
+                postal_code: "999-0001".into(),
+                region: "ひかり県".into(),
+                locality: "ひかり台市".into(),
+                street_address: "中央1-1".into(),
+            },
+            email: "privacy@health.example.jp".into(),
+            phone: "+81-3-0000-0000".into(),
+        },
         service: Service {
             id: service(),
             name: LocalizedText::new("けんこう相談", "Health advice"),
@@ -88,6 +102,7 @@ fn receipt(w: &World) -> ConsentReceipt {
         consent: &w.consent,
         service: &w.service,
         purpose: &w.purpose,
+        controller: Some(&w.controller),
         vocabulary: &w.vocabulary,
         issued_at: now(),
     })
@@ -198,9 +213,88 @@ fn a_receipt_for_a_consent_to_another_purpose_is_not_built() {
         consent: &w.consent,
         service: &w.service,
         purpose: &w.purpose,
+        controller: Some(&w.controller),
         vocabulary: &w.vocabulary,
         issued_at: now(),
     })
     .unwrap_err();
     assert_eq!(err.code(), "receipt-inconsistent");
+}
+
+// ------------------------------------------- Kantara's Consent Receipt v1.1 JSON schema
+
+/// The schema (Draft 4) as kept in `schemas/kantara-cr-v1.1`, with its `//` lines dropped.
+fn kantara_schema() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-schema.json"
+    ))
+    .unwrap();
+    jsonschema::draft4::new(&schema).unwrap()
+}
+
+fn kantara_errors(receipt: &serde_json::Value) -> Vec<String> {
+    kantara_schema()
+        .iter_errors(receipt)
+        .map(|e| format!("{} at `{}`", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn the_kantara_schemas_own_example_validates_and_a_spoiled_one_does_not() {
+    let example: serde_json::Value = serde_json::from_str(include_str!(
+        "../schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-example.json"
+    ))
+    .unwrap();
+    assert_eq!(kantara_errors(&example), Vec::<String>::new());
+    let mut spoiled = example;
+    spoiled["piiControllers"][0]["address"] = serde_json::json!("a street");
+    assert_eq!(kantara_errors(&spoiled).len(), 1);
+}
+
+#[test]
+fn a_receipt_validates_against_the_kantara_schema_with_the_controllers_contact() {
+    let w = world();
+    let claims = serde_json::to_value(receipt(&w)).unwrap();
+    assert_eq!(kantara_errors(&claims), Vec::<String>::new(), "{claims:#}");
+    let controller = &claims["piiControllers"][0];
+    assert_eq!(controller["email"], "privacy@health.example.jp");
+    assert_eq!(controller["address"]["postalCode"], "999-0001");
+    assert_eq!(controller["address"]["addressRegion"], "ひかり県");
+}
+
+#[test]
+fn a_receipt_of_a_service_registered_without_contact_details_still_validates() {
+    let w = world();
+    let bare = ConsentReceipt::build(&ReceiptInput {
+        issuer: HUB,
+        policy_url: "https://health.example.jp/privacy",
+        consent: &w.consent,
+        service: &w.service,
+        purpose: &w.purpose,
+        controller: None,
+        vocabulary: &w.vocabulary,
+        issued_at: now(),
+    })
+    .unwrap();
+    let claims = serde_json::to_value(&bare).unwrap();
+    assert_eq!(kantara_errors(&claims), Vec::<String>::new(), "{claims:#}");
+    assert_eq!(
+        claims["piiControllers"][0]["address"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn a_receipt_signed_before_contact_details_were_carried_still_reads() {
+    let hub = hub();
+    let token = sign_receipt(&hub.key, &receipt(&world())).unwrap();
+    let mut payload = json_of(&parts(&token).1);
+    let controller = payload["piiControllers"][0].as_object_mut().unwrap();
+    for field in ["contact", "address", "email", "phone"] {
+        controller.remove(field);
+    }
+    // The claims of an older receipt, without them, still read (with them empty).
+    let read: ConsentReceipt = serde_json::from_value(payload).unwrap();
+    assert_eq!(read.pii_controllers[0].email, "");
+    assert_eq!(read.pii_controllers[0].address, Default::default());
 }

@@ -64,6 +64,7 @@ pub struct RawServiceClient {
     pub privacy_impact: String,
     pub registered_at: i64,
     pub id_token_alg: String,
+    pub controller: Option<String>,
 }
 
 impl RawServiceClient {
@@ -78,6 +79,11 @@ impl RawServiceClient {
                 &self.id_token_alg,
                 "id token algorithm",
             )?,
+            controller: self
+                .controller
+                .as_deref()
+                .map(|c| from_json(c, "controller contact"))
+                .transpose()?,
         })
     }
 }
@@ -524,16 +530,18 @@ macro_rules! impl_identity_store {
 
             async fn put_service_client(&self, c: &renkei_domain::ServiceClient) -> $crate::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO service_clients (service_id, redirect_uris, privacy_impact, registered_at, id_token_alg)
-                     VALUES ($1, $2, $3, $4, $5)
+                    "INSERT INTO service_clients (service_id, redirect_uris, privacy_impact, registered_at, id_token_alg, controller)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (service_id) DO UPDATE SET redirect_uris = excluded.redirect_uris,
-                     privacy_impact = excluded.privacy_impact, id_token_alg = excluded.id_token_alg",
+                     privacy_impact = excluded.privacy_impact, id_token_alg = excluded.id_token_alg,
+                     controller = excluded.controller",
                 )
                 .bind(c.service.as_str())
                 .bind($crate::codec::to_json(&c.redirect_uris)?)
                 .bind($crate::codec::to_json(&c.privacy_impact)?)
                 .bind(c.registered_at.timestamp_millis())
                 .bind(c.id_token_signed_response_alg.as_str())
+                .bind(c.controller.as_ref().map($crate::codec::to_json).transpose()?)
                 .execute(&self.write)
                 .await?;
                 Ok(())
@@ -544,7 +552,7 @@ macro_rules! impl_identity_store {
                 service: &renkei_domain::ServiceId,
             ) -> $crate::StoreResult<Option<renkei_domain::ServiceClient>> {
                 sqlx::query_as::<_, $crate::sql_identity::RawServiceClient>(
-                    "SELECT service_id, redirect_uris, privacy_impact, registered_at, id_token_alg FROM service_clients
+                    "SELECT service_id, redirect_uris, privacy_impact, registered_at, id_token_alg, controller FROM service_clients
                      WHERE service_id = $1",
                 )
                 .bind(service.as_str())

@@ -98,6 +98,37 @@ struct ServiceSpec {
     description: (&'static str, &'static str),
     categories: &'static [&'static str],
     retention_days: u32,
+    /// Whom residents contact about their data (fictional): contact, postal code,
+    /// locality, street address, email, phone.
+    controller: ContactSpec,
+}
+
+struct ContactSpec {
+    contact: &'static str,
+    postal_code: &'static str,
+    locality: &'static str,
+    street_address: &'static str,
+    email: &'static str,
+    phone: &'static str,
+}
+
+impl ContactSpec {
+    /// The contact details, checked as a registration checks them.
+    fn contact(&self) -> anyhow::Result<renkei_domain::ControllerContact> {
+        Ok(renkei_domain::ControllerContact {
+            contact: self.contact.to_owned(),
+            address: renkei_domain::PostalAddress {
+                country: "JP".to_owned(),
+                postal_code: self.postal_code.to_owned(),
+                region: "ひかり県".to_owned(),
+                locality: self.locality.to_owned(),
+                street_address: self.street_address.to_owned(),
+            },
+            email: self.email.to_owned(),
+            phone: self.phone.to_owned(),
+        }
+        .checked()?)
+    }
 }
 
 const SERVICES: [ServiceSpec; 3] = [
@@ -113,6 +144,14 @@ const SERVICES: [ServiceSpec; 3] = [
         ),
         categories: &["payment.history", "health.checkup"],
         retention_days: 365,
+        controller: ContactSpec {
+            contact: "ひかり台けんこうナビ 個人情報保護窓口",
+            postal_code: "999-0101",
+            locality: "ひかり台市",
+            street_address: "中央一丁目2番3号 ひかり台メディカルビル4階",
+            email: "privacy@kenko-navi.example",
+            phone: "+81-3-0000-0101",
+        },
     },
     ServiceSpec {
         id: "bousai-app",
@@ -132,6 +171,14 @@ const SERVICES: [ServiceSpec; 3] = [
             "evacuation.support",
         ],
         retention_days: 90,
+        controller: ContactSpec {
+            contact: "ひかり台市 危機管理課 防災アプリ担当",
+            postal_code: "999-0100",
+            locality: "ひかり台市",
+            street_address: "役所通り1番1号 ひかり台市役所3階",
+            email: "bousai-privacy@city-hikaridai.example",
+            phone: "+81-3-0000-0102",
+        },
     },
     ServiceSpec {
         id: "community-bus",
@@ -145,6 +192,14 @@ const SERVICES: [ServiceSpec; 3] = [
         ),
         categories: &["resident.address"],
         retention_days: 30,
+        controller: ContactSpec {
+            contact: "ひかり台交通株式会社 お客様相談室",
+            postal_code: "999-0112",
+            locality: "ひかり台市",
+            street_address: "駅前三丁目4番5号",
+            email: "privacy@hikari-bus.example",
+            phone: "+81-3-0000-0103",
+        },
     },
 ];
 
@@ -310,6 +365,7 @@ async fn seed(
                 privacy_impact: Default::default(),
                 registered_at: now,
                 id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
+                controller: Some(s.controller.contact()?),
             })
             .await?;
         store

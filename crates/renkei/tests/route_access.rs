@@ -180,6 +180,7 @@ async fn put_service(
             privacy_impact: Default::default(),
             registered_at: Utc::now(),
             id_token_signed_response_alg: SigningAlg::default(),
+            controller: None,
         })
         .await
         .unwrap();
@@ -1015,7 +1016,13 @@ impl World {
                         "id": "reminders", "title_ja": "お知らせ", "title_en": "Reminders",
                         "description_ja": "お知らせ", "description_en": "Reminders",
                         "categories": ["payment.history"], "retention_days": 30, "legal_basis": "consent"
-                    }]
+                    }],
+                    "controller": {
+                        "contact": "窓口", "email": format!("privacy@{id}.example"),
+                        "phone": "03-0000-0000",
+                        "address": {"country": "JP", "postal_code": "999-0001", "region": "ひかり県",
+                          "locality": "ひかり台市", "street_address": "中央1-1"}
+                    }
                 }))
             }
             ("GET", "/v1/operator/services/{id}/review") => {

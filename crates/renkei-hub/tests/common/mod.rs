@@ -330,6 +330,22 @@ pub fn redirect_uri(service: &ServiceId) -> String {
     format!("https://{service}.example/callback")
 }
 
+/// Fictional contact details of a town service's data protection office.
+pub fn controller_contact(service: &str) -> renkei_domain::ControllerContact {
+    renkei_domain::ControllerContact {
+        contact: format!("{service} 個人情報保護窓口"),
+        address: renkei_domain::PostalAddress {
+            country: "JP".into(),
+            postal_code: "999-0001".into(),
+            region: "ひかり県".into(),
+            locality: "ひかり台市".into(),
+            street_address: "中央1-1".into(),
+        },
+        email: format!("privacy@{service}.example"),
+        phone: "+81-3-0000-0000".into(),
+    }
+}
+
 pub fn cat(s: &str) -> CategoryId {
     CategoryId::new(s).unwrap()
 }
@@ -537,6 +553,7 @@ impl Town {
                     privacy_impact: Default::default(),
                     registered_at: now,
                     id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
+                    controller: Some(controller_contact(id)),
                 })
                 .await
                 .unwrap();

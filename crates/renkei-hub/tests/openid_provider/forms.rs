@@ -2,7 +2,8 @@
 //! under arbitrary input: property tests (proptest; cargo-fuzz needs a nightly toolchain, so
 //! the fuzzing of these parsers lives here and runs with `cargo test`).
 //!
-//! Whatever the body, the answer is a 4xx problem+json or a success, never a 5xx, and never
+//! Whatever the body, the answer is a 4xx OAuth error (RFC 6749 §5.2) or a success, never a
+//! 5xx, and never
 //! repeats the client secret; a field given twice is refused, not read either way; a
 //! percent-encoded field is read as what it decodes to, and nothing else is.
 
@@ -166,22 +167,33 @@ async fn post(
     (status, content_type, response.text().await.unwrap())
 }
 
-/// A 4xx answer is problem+json whose `status` is the HTTP status and whose `type` is one
-/// of the documented ones.
+/// A 4xx answer is an OAuth error: `application/json` with a registered `error` code that
+/// fits the status, and a printable `error_description`.
 fn check_problem(status: u16, content_type: &str, body: &str) -> Result<(), TestCaseError> {
     prop_assert!(status < 500, "a server error: {status} {body}");
     if status >= 400 {
-        prop_assert_eq!(content_type, "application/problem+json", "{}", body);
-        let problem: Value = serde_json::from_str(body).unwrap();
-        prop_assert_eq!(&problem["status"], status, "{}", body);
-        let kind = problem["type"].as_str().unwrap_or_default();
-        prop_assert!(kind.contains("/problems/"), "{}", body);
+        prop_assert_eq!(content_type, "application/json", "{}", body);
+        let error: Value = serde_json::from_str(body).unwrap();
+        let code = error["error"].as_str().unwrap_or_default();
+        let expected: &[&str] = match status {
+            401 => &["invalid_client"],
+            429 => &["temporarily_unavailable"],
+            _ => &[
+                "invalid_request",
+                "invalid_grant",
+                "unsupported_grant_type",
+                "invalid_client",
+            ],
+        };
+        prop_assert!(expected.contains(&code), "{} {}", status, body);
+        prop_assert!(error["error_description"].is_string(), "{}", body);
+        prop_assert!(error.get("type").is_none(), "{}", body);
     }
     Ok(())
 }
 
 #[test]
-fn any_body_at_the_oauth_endpoints_gets_a_problem_or_an_answer_never_a_server_error() {
+fn any_body_at_the_oauth_endpoints_gets_an_oauth_error_or_an_answer_never_a_server_error() {
     with_town(300, |runtime, town, runner| {
         let secret = town.health.secret.clone();
         let token = runtime.block_on(town.service_token(&town.health));

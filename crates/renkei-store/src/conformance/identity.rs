@@ -412,6 +412,7 @@ pub async fn a_service_client_registration_reads_back(store: Arc<dyn Store>) {
         registered_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
             .unwrap(),
         id_token_signed_response_alg: SigningAlg::EdDsa,
+        controller: None,
     };
     store.put_service_client(&client).await.unwrap();
     assert_eq!(
@@ -420,11 +421,24 @@ pub async fn a_service_client_registration_reads_back(store: Arc<dyn Store>) {
     );
     client.id_token_signed_response_alg = SigningAlg::Rs256;
     client.redirect_uris.push("https://app.example/cb2".into());
+    client.controller = Some(renkei_domain::ControllerContact {
+        contact: "個人情報保護窓口".into(),
+        address: renkei_domain::PostalAddress {
+            country: "JP".into(),
+            postal_code: "999-0001".into(),
+            region: "ひかり県".into(),
+            locality: "ひかり台市".into(),
+            street_address: "中央1-1".into(),
+        },
+        email: "privacy@app.example".into(),
+        phone: "03-0000-0000".into(),
+    });
     store.put_service_client(&client).await.unwrap();
     assert_eq!(
         store.service_client(&service_id()).await.unwrap(),
         Some(client),
-        "a registration made again replaces the redirect URIs and the ID token algorithm"
+        "a registration made again replaces the redirect URIs, the ID token algorithm and \
+         the controller's contact details"
     );
 }
 
