@@ -123,12 +123,22 @@ pub(crate) async fn openid_configuration(State(hub): State<Hub>) -> Json<serde_j
 /// The token endpoint's form (RFC 6749 §4.1.3 and §4.4).
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct OAuthForm {
+    #[schema(value_type = GrantType)]
     grant_type: String,
     client_id: Option<String>,
     client_secret: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
+}
+
+/// The grant types the token endpoint takes (others are `unsupported_grant_type`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "describes the form in the API document only")]
+pub(crate) enum GrantType {
+    ClientCredentials,
+    AuthorizationCode,
 }
 
 #[derive(Serialize, ToSchema)]
