@@ -549,6 +549,13 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
     for (id, secret) in &town.clients {
         out.push_str(&format!("  {id:<15} {secret}\n"));
     }
+    // The root of trust for everything a resident or auditor checks: an auditor takes it
+    // from the city out of band (printed here, as an operator would publish it), not only
+    // from the hub it is meant to check.
+    out.push_str(&format!(
+        "\nAccess log verifier key (also at {hub}/log/key; keep it to verify the log):\n  {}\n",
+        town.hub.keys.log.verifier_key()
+    ));
     out.push_str(&format!(
         "\nTry it (resident {name}, id {resident}):\n\
   R=$(curl -s -X POST {hub}/demo/sign-in -H 'content-type: application/json' -d '{{\"resident\":\"{resident}\"}}' | jq -r .access_token)\n\

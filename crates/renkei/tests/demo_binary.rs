@@ -35,11 +35,13 @@ fn free_port_block(n: u16) -> u16 {
 struct Demo {
     child: Child,
     hub: String,
+    /// What the demo printed so far.
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Demo {
     fn start(data_dir: &Path, port: u16) -> Demo {
-        let child = Command::new(env!("CARGO_BIN_EXE_renkei"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
             .args([
@@ -54,6 +56,18 @@ impl Demo {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = printed.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
         let hub = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -65,7 +79,28 @@ impl Demo {
             assert!(Instant::now() < deadline, "the demo did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Demo { child, hub }
+        Demo {
+            child,
+            hub,
+            printed,
+        }
+    }
+
+    /// The line after the one that starts with `heading`, once the demo printed it.
+    fn printed_after(&self, heading: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let printed = self.printed.lock().unwrap().clone();
+            let mut lines = printed.lines().skip_while(|l| !l.starts_with(heading));
+            if let (Some(_), Some(next)) = (lines.next(), lines.next()) {
+                return next.trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo never printed {heading:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn kill_9(mut self) {
@@ -130,6 +165,16 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     let port = free_port_block(4);
     let demo = Demo::start(dir.path(), port);
     let hub = demo.hub.clone();
+
+    // The log's verifier key is printed for an auditor to keep, as the hub publishes it.
+    let published = reqwest::blocking::get(format!("{hub}/log/key"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        demo.printed_after("Access log verifier key"),
+        published.trim()
+    );
 
     let resident = guide_resident();
     let (status, signed_in) = post(
