@@ -116,6 +116,11 @@ impl HubApi {
             StatusCode::OK => serde_json::from_slice(&bytes)
                 .map_err(|e| PortalError::Internal(format!("hub api {path}: {e}"))),
             StatusCode::UNAUTHORIZED => Err(PortalError::SignedOut),
+            // What the page asked for (a cursor from the address bar, say) the API refused:
+            // the page says so, as the API would.
+            StatusCode::BAD_REQUEST => Err(PortalError::BadRequest(format!("hub api {path}"))),
+            StatusCode::NOT_FOUND => Err(PortalError::NotFound),
+            StatusCode::SERVICE_UNAVAILABLE => Err(PortalError::Unavailable),
             other => Err(PortalError::Internal(format!("hub api {path}: {other}"))),
         }
     }
