@@ -77,6 +77,7 @@ macro_rules! store_conformance_suite {
             a_signing_key_in_a_token_reads_back_with_no_private_half_and_is_no_stored_secret,
             operator_actions_take_log_positions_with_leaves_and_list_newest_first,
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
+            an_expired_consent_gets_one_expiry_entry_in_the_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
         );
     };

@@ -134,3 +134,46 @@ async fn a_database_that_refuses_connections_is_unavailable_within_a_second_and_
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_sqlite_and_postgres_migrations_define_the_same_tables_and_columns() {
+    use std::collections::BTreeSet;
+    let Some((_store, url)) = fresh_store_and_url().await else {
+        return;
+    };
+    let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
+    let postgres: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("renkei.db");
+    drop(renkei_store::SqliteStore::open(&path).await.unwrap());
+    let mut lite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let sqlite: BTreeSet<(String, String)> = sqlx::query_as(
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+         AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\'",
+    )
+    .fetch_all(&mut lite)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+
+    assert!(sqlite.len() > 50, "found only {} columns", sqlite.len());
+    let only_sqlite: Vec<_> = sqlite.difference(&postgres).collect();
+    let only_postgres: Vec<_> = postgres.difference(&sqlite).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "(table, column) only in SQLite: {only_sqlite:#?}; only in PostgreSQL: {only_postgres:#?}"
+    );
+}
