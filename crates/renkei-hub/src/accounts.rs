@@ -246,7 +246,7 @@ impl Hub {
             scope: body.scope,
         };
         let state = serde_json::to_value(&pending)
-            .map_err(|e| HubError::Internal(format!("invitation: {e}")))?;
+            .map_err(|e| HubError::internal(format!("invitation: {e}")))?;
         self.store
             .put_ceremony(
                 code,
@@ -274,7 +274,7 @@ impl Hub {
             .await?
             .ok_or_else(|| HubError::NotFound("proxy invitation (used or expired)".into()))?;
         let pending: PendingAppointment = serde_json::from_value(ceremony.state)
-            .map_err(|e| HubError::Internal(format!("invitation: {e}")))?;
+            .map_err(|e| HubError::internal(format!("invitation: {e}")))?;
         if pending.resident == proxy.resident {
             return Err(HubError::Forbidden(
                 "a resident cannot be their own proxy".into(),

@@ -20,7 +20,7 @@ use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayload
 use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
 };
-use crate::problem::{ApiJson, ApiPath, ApiQuery, CATALOGUE, Problem};
+use crate::problem::{ApiJson, ApiPath, ApiQuery, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
 
@@ -180,7 +180,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         log_consistency, demo_sign_in, problem_type
     ),
     components(schemas(
-        Problem, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
+        Problem, ProblemKind, ProblemTypeDoc, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
         SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
         ReceiptView, AccessRecordView, AccessPage, DemoSignIn, Health, LogPage, LogEntryView, ProofView
     )),
@@ -279,30 +279,26 @@ async fn jwks(State(hub): State<Hub>) -> Response {
 }
 
 /// What a problem `type` means.
-#[utoipa::path(get, path = "/problems/{code}", params(("code" = String, Path)), responses((status = 200, body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/problems/{code}", params(("code" = ProblemKind, Path)), responses((status = 200, body = ProblemTypeDoc), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn problem_type(ApiPath(code): ApiPath<String>) -> Response {
-    match CATALOGUE.iter().find(|(c, _)| *c == code) {
-        Some((c, description)) => Json(
-            serde_json::json!({ "type": format!("/problems/{c}"), "description": description }),
-        )
-        .into_response(),
+    match ProblemKind::from_code(&code) {
+        Some(kind) => Json(ProblemTypeDoc::from(kind)).into_response(),
         None => not_found().await,
     }
 }
 
 async fn not_found() -> Response {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+    Problem::new(ProblemKind::NotFound)
         .detail("no such resource")
         .into_response()
 }
 
 async fn method_not_allowed() -> Response {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "malformed-request",
-        "Method not allowed",
-    )
-    .into_response()
+    // The title has said so since the first release; the type is a malformed request.
+    let mut problem =
+        Problem::new(ProblemKind::MalformedRequest).with_status(StatusCode::METHOD_NOT_ALLOWED);
+    "Method not allowed".clone_into(&mut problem.title);
+    problem.into_response()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -868,7 +864,7 @@ async fn my_log(
         .store
         .latest_checkpoint()
         .await?
-        .ok_or_else(|| HubError::Internal("no checkpoint yet".into()))?;
+        .ok_or_else(|| HubError::internal("no checkpoint yet"))?;
     let store = hub.store.clone();
     let mut rows = per_service(
         &page.query,

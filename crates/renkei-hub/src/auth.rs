@@ -101,7 +101,7 @@ impl HubKeys {
         }
         tokio::task::spawn_blocking(move || sign(&key))
             .await
-            .map_err(|e| HubError::Internal(format!("signing panicked: {e}")))
+            .map_err(|e| HubError::internal(format!("signing panicked: {e}")))
     }
 
     /// Signs `claims` as an ID token with the `alg` key that signs at `now` (on a blocking
@@ -114,17 +114,17 @@ impl HubKeys {
     ) -> Result<String, HubError> {
         let ring = self.signing.ring();
         let failed =
-            |e: renkei_protocol::SignError| HubError::Internal(format!("id token signing: {e}"));
+            |e: renkei_protocol::SignError| HubError::internal(format!("id token signing: {e}"));
         if !ring.id_token_key(alg, now).is_external() {
             return renkei_protocol::sign_jwt(ring.id_token_key(alg, now), claims).map_err(failed);
         }
         let claims = serde_json::to_value(claims)
-            .map_err(|e| HubError::Internal(format!("id token claims: {e}")))?;
+            .map_err(|e| HubError::internal(format!("id token claims: {e}")))?;
         tokio::task::spawn_blocking(move || {
             renkei_protocol::sign_jwt(ring.id_token_key(alg, now), &claims)
         })
         .await
-        .map_err(|e| HubError::Internal(format!("signing panicked: {e}")))?
+        .map_err(|e| HubError::internal(format!("signing panicked: {e}")))?
         .map_err(failed)
     }
 
@@ -219,7 +219,7 @@ impl HubKeys {
 
     fn issue(&self, claims: &AccessClaims) -> Result<String, HubError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.token_encoding)
-            .map_err(|e| HubError::Internal(format!("token signing: {e}")))
+            .map_err(|e| HubError::internal(format!("token signing: {e}")))
     }
 
     /// The claims of a token this hub issued for `aud`, if its signature and times hold.
@@ -388,7 +388,7 @@ fn admitted<T: Clone + Send + Sync + 'static>(parts: &Parts, kind: &str) -> Resu
         .extensions
         .get::<T>()
         .cloned()
-        .ok_or_else(|| HubError::Internal(format!("the route's access admits no {kind}")))
+        .ok_or_else(|| HubError::internal(format!("the route's access admits no {kind}")))
 }
 
 impl FromRequestParts<Hub> for DataRequester {

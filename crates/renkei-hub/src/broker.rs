@@ -33,7 +33,8 @@ type Reply = oneshot::Sender<Result<(RecordedDecision, oneshot::Receiver<Durable
 enum Failure {
     /// Storage was out of reach or could not write: `503`, try again.
     Unavailable,
-    /// Anything else (logged without personal data).
+    /// Anything else: its cause without personal data ([`crate::error::store_cause`]),
+    /// logged once the failure reaches a response.
     Internal(String),
 }
 
@@ -42,7 +43,7 @@ impl Failure {
         if e.is_unavailable() {
             Self::Unavailable
         } else {
-            Self::Internal(e.to_string())
+            Self::Internal(crate::error::store_cause(e))
         }
     }
 }
@@ -51,7 +52,7 @@ impl From<Failure> for HubError {
     fn from(f: Failure) -> Self {
         match f {
             Failure::Unavailable => Self::StorageUnavailable,
-            Failure::Internal(msg) => Self::Internal(msg),
+            Failure::Internal(cause) => Self::internal_cause("recording a decision batch", cause),
         }
     }
 }
@@ -72,7 +73,7 @@ impl PendingRecord {
     pub async fn durable(self) -> Result<(), HubError> {
         self.durable
             .await
-            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
+            .map_err(|_| HubError::internal("decision recorder stopped"))?
             .map_err(HubError::from)
     }
 }
@@ -95,10 +96,10 @@ impl DecisionBatcher {
         self.queue
             .send((input, tx))
             .await
-            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?;
+            .map_err(|_| HubError::internal("decision recorder stopped"))?;
         let (decision, durable) = rx
             .await
-            .map_err(|_| HubError::Internal("decision recorder stopped".into()))?
+            .map_err(|_| HubError::internal("decision recorder stopped"))?
             .map_err(HubError::from)?;
         Ok((decision, PendingRecord { durable }))
     }
@@ -301,7 +302,7 @@ impl Hub {
             recorded.leaf,
         )
         .and_then(|p| p.sign(&self.keys.log.signer))
-        .map_err(|e| HubError::Internal(format!("inclusion promise: {e}")))?;
+        .map_err(|e| HubError::internal(format!("inclusion promise: {e}")))?;
         let now = Utc::now();
         // INVARIANT: providers may be asked before the access record is durable (they answer
         // sealed to the service, so the hub holds nothing it could read), but no answer goes
@@ -445,7 +446,7 @@ impl Hub {
         self.keys
             .sign_with(move |key| sign_grant(key, &claims))
             .await?
-            .map_err(|e| HubError::Internal(format!("grant signing: {e}")))
+            .map_err(|e| HubError::internal(format!("grant signing: {e}")))
     }
 
     /// Asks one provider, reading at most `limit` bytes of its answer.

@@ -332,7 +332,7 @@ impl Hub {
             .purpose_version(&consent.purpose)
             .await?
             .ok_or_else(|| {
-                HubError::Internal("a consent names a purpose version that is not stored".into())
+                HubError::internal("a consent names a purpose version that is not stored")
             })?;
         let vocabulary = self.store.categories().await?;
         let controller = self
@@ -350,11 +350,11 @@ impl Hub {
             vocabulary: &vocabulary,
             issued_at: at,
         })
-        .map_err(|e| HubError::Internal(format!("receipt: {e}")))?;
+        .map_err(|e| HubError::internal(format!("receipt: {e}")))?;
         self.keys
             .sign_with(move |key| sign_receipt(key, &receipt))
             .await?
-            .map_err(|e| HubError::Internal(format!("receipt signing: {e}")))
+            .map_err(|e| HubError::internal(format!("receipt signing: {e}")))
     }
 
     fn outbox_message(

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use renkei_domain::{ConsentId, DenialReason, RequestId};
 use renkei_store::StoreError;
 
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemKind};
 
 /// An error of the hub's operations (shared by HTTP handlers, the demo and tests).
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +76,49 @@ pub enum HubError {
     /// `retry_after` seconds.
     #[error("too many requests: try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// The hub failed ([`InternalError`]): answered as `internal`, logged with its cause.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalError),
+}
+
+/// A failure of the hub itself: what it was doing, why, and the error that said so.
+///
+/// INVARIANT: `context` and `cause` hold no personal data (they go to the log); the source
+/// may (a database's message can quote stored values), so it is kept for callers that
+/// inspect it but never logged.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct InternalError {
+    context: String,
+    cause: Option<String>,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl InternalError {
+    /// What the hub was doing when it failed.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// Why, without personal data: for a storage failure the error's kind and SQLSTATE.
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
+
+    /// Logs this failure: context and cause, never the source's own message.
+    fn log(&self) {
+        tracing::error!(
+            context = %self.context,
+            cause = self.cause.as_deref().unwrap_or("-"),
+            "request failed"
+        );
+    }
+}
+
+/// Why storage failed, without personal data: [`StoreError::cause`].
+pub fn store_cause(e: &StoreError) -> String {
+    e.cause()
 }
 
 /// How long a client is asked to wait before it tries again while storage is unavailable.
@@ -94,13 +135,51 @@ impl From<StoreError> for HubError {
                 tracing::warn!(error = %e, "storage is unavailable");
                 Self::StorageUnavailable
             }
-            // The database's own message may quote stored values: log the kind only.
-            other => Self::Internal(format!("storage: {other}")),
+            // The database's own message may quote stored values: the cause is its kind and
+            // SQLSTATE only.
+            other => Self::Internal(InternalError {
+                context: "storage".to_owned(),
+                cause: Some(store_cause(&other)),
+                source: Some(Box::new(other)),
+            }),
         }
     }
 }
 
 impl HubError {
+    /// A failure of the hub: `context` says what it was doing, without personal data.
+    pub fn internal(context: impl Into<String>) -> Self {
+        Self::Internal(InternalError {
+            context: context.into(),
+            cause: None,
+            source: None,
+        })
+    }
+
+    /// A failure of the hub whose source is gone (shared by several callers), known by its
+    /// cause without personal data.
+    pub fn internal_cause(context: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::Internal(InternalError {
+            context: context.into(),
+            cause: Some(cause.into()),
+            source: None,
+        })
+    }
+
+    /// A failure of the hub with the error that caused it, kept as the source; `cause` says
+    /// why without personal data (it is logged, the source is not).
+    pub fn internal_from(
+        context: impl Into<String>,
+        cause: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal(InternalError {
+            context: context.into(),
+            cause: Some(cause.into()),
+            source: Some(Box::new(source)),
+        })
+    }
+
     /// An OAuth `invalid_request` with what was wrong.
     pub fn oauth_request(description: impl Into<String>) -> Self {
         Self::OAuth {
@@ -118,49 +197,32 @@ impl HubError {
     }
 
     pub fn to_problem(&self) -> Problem {
-        use StatusCode as S;
+        use ProblemKind as K;
         match self {
-            Self::Malformed(msg) => {
-                Problem::new(S::BAD_REQUEST, "malformed-request", "Malformed request").detail(msg)
-            }
-            Self::InvalidField { field, detail } => {
-                Problem::new(S::BAD_REQUEST, "invalid-field", "Invalid field")
-                    .detail(detail)
-                    .extra(serde_json::json!({ "field": field }))
-            }
-            Self::Unauthorized => {
-                Problem::new(S::UNAUTHORIZED, "unauthorized", "Authentication required")
-            }
-            Self::InvalidClient => {
-                Problem::new(S::UNAUTHORIZED, "invalid-client", "Invalid client")
-                    .extra(serde_json::json!({ "error": "invalid_client" }))
-            }
-            Self::UnsupportedGrantType(_) => Problem::new(
-                S::BAD_REQUEST,
-                "unsupported-grant-type",
-                "Unsupported grant type",
-            )
-            .detail(self.to_string())
-            .extra(serde_json::json!({ "error": "unsupported_grant_type" })),
-            Self::NotFound(_) => {
-                Problem::new(S::NOT_FOUND, "not-found", "Not found").detail(self.to_string())
-            }
-            Self::UnknownService(_) => {
-                Problem::new(S::NOT_FOUND, "unknown-service", "Unknown service")
-                    .detail(self.to_string())
-            }
-            Self::UnknownPurpose(..) => {
-                Problem::new(S::NOT_FOUND, "unknown-purpose", "Unknown purpose")
-                    .detail(self.to_string())
-            }
+            Self::Malformed(msg) => Problem::new(K::MalformedRequest).detail(msg),
+            Self::InvalidField { field, detail } => Problem::new(K::InvalidField)
+                .detail(detail)
+                .extra(serde_json::json!({ "field": field })),
+            Self::Unauthorized => Problem::new(K::Unauthorized),
+            // The OAuth endpoints answer these three as RFC 6749 errors ([`OAuthError`]), so
+            // no problem of theirs is sent; were one to reach a problem response, it would
+            // keep the RFC 6749 `error` beside the nearest kind.
+            Self::InvalidClient => Problem::new(K::Unauthorized)
+                .detail(self.to_string())
+                .extra(serde_json::json!({ "error": OAuthErrorCode::InvalidClient })),
+            Self::UnsupportedGrantType(_) => Problem::new(K::MalformedRequest)
+                .detail(self.to_string())
+                .extra(serde_json::json!({ "error": OAuthErrorCode::UnsupportedGrantType })),
+            Self::OAuth { error, description } => Problem::new(K::MalformedRequest)
+                .detail(description)
+                .extra(serde_json::json!({ "error": error, "error_description": description })),
+            Self::NotFound(_) => Problem::new(K::NotFound).detail(self.to_string()),
+            Self::UnknownService(_) => Problem::new(K::UnknownService).detail(self.to_string()),
+            Self::UnknownPurpose(..) => Problem::new(K::UnknownPurpose).detail(self.to_string()),
             // Like an unknown purpose: the name is well formed, the vocabulary has no such entry.
-            Self::UnknownCategory(_) => {
-                Problem::new(S::NOT_FOUND, "unknown-category", "Unknown data category")
-                    .detail(self.to_string())
-            }
+            Self::UnknownCategory(_) => Problem::new(K::UnknownCategory).detail(self.to_string()),
             Self::ServiceNotApproved(_) => {
-                Problem::new(S::FORBIDDEN, "service-not-approved", "Service not approved")
-                    .detail(self.to_string())
+                Problem::new(K::ServiceNotApproved).detail(self.to_string())
             }
             // A revoked token is answered like every revoked token: one contract for it.
             Self::Denied {
@@ -168,143 +230,100 @@ impl HubError {
                 ..
             } => Self::TokenInactive.to_problem(),
             Self::Denied { request, reason } => denial_problem(reason).request_id(request),
-            Self::ConsentAlreadyActive(id) => Problem::new(
-                S::CONFLICT,
-                "consent-already-active",
-                "Consent already active",
-            )
-            .detail(self.to_string())
-            .extra(serde_json::json!({ "consent_id": id })),
-            Self::ConsentNotActive(_) => {
-                Problem::new(S::CONFLICT, "consent-not-active", "Consent not active")
-                    .detail(self.to_string())
-            }
-            Self::ProviderFailure { request, failures } => {
-                Problem::new(S::BAD_GATEWAY, "provider-failure", "No provider answered")
-                    .detail(
-                        "every provider holding the data failed or timed out; nothing was returned",
-                    )
-                    .request_id(request)
-                    .extra(serde_json::json!({ "providers": failures }))
-            }
-            Self::DemoOnly => {
-                Problem::new(S::NOT_FOUND, "demo-only", "Demo mode only").detail(self.to_string())
-            }
-            Self::Forbidden(msg) => {
-                Problem::new(S::FORBIDDEN, "forbidden", "Forbidden").detail(msg)
-            }
-            Self::OAuth { error, description } => {
-                Problem::new(S::BAD_REQUEST, "oauth-error", "OAuth error")
-                    .detail(description)
-                    .extra(serde_json::json!({ "error": error, "error_description": description }))
-            }
-            Self::TokenInactive => {
-                Problem::new(S::UNAUTHORIZED, "token-inactive", "Token no longer active")
-                    .detail(self.to_string())
-            }
-            Self::EnrolmentRefused { reason, .. } => {
-                Problem::new(S::FORBIDDEN, "enrolment-refused", "Enrolment refused")
-                    .detail(self.to_string())
-                    .extra(serde_json::json!({ "reason": reason }))
-            }
-            Self::PasskeyRefused(_) => {
-                Problem::new(S::FORBIDDEN, "passkey-refused", "Passkey refused")
-                    .detail(self.to_string())
-            }
+            Self::ConsentAlreadyActive(id) => Problem::new(K::ConsentAlreadyActive)
+                .detail(self.to_string())
+                .extra(serde_json::json!({ "consent_id": id })),
+            Self::ConsentNotActive(_) => Problem::new(K::ConsentNotActive).detail(self.to_string()),
+            Self::ProviderFailure { request, failures } => Problem::new(K::ProviderFailure)
+                .detail("every provider holding the data failed or timed out; nothing was returned")
+                .request_id(request)
+                .extra(serde_json::json!({ "providers": failures })),
+            Self::DemoOnly => Problem::new(K::DemoOnly).detail(self.to_string()),
+            Self::Forbidden(msg) => Problem::new(K::Forbidden).detail(msg),
+            Self::TokenInactive => Problem::new(K::TokenInactive).detail(self.to_string()),
+            Self::EnrolmentRefused { reason, .. } => Problem::new(K::EnrolmentRefused)
+                .detail(self.to_string())
+                .extra(serde_json::json!({ "reason": reason })),
+            Self::PasskeyRefused(_) => Problem::new(K::PasskeyRefused).detail(self.to_string()),
             Self::PasskeysUnavailable(_) => {
-                Problem::new(S::FORBIDDEN, "passkeys-unavailable", "Passkeys unavailable")
-                    .detail(self.to_string())
+                Problem::new(K::PasskeysUnavailable).detail(self.to_string())
             }
-            Self::StorageUnavailable => Problem::new(
-                S::SERVICE_UNAVAILABLE,
-                "storage-unavailable",
-                "Storage unavailable",
-            )
-            .detail("the hub's storage is unavailable for now; try again shortly"),
-            Self::RateLimited { retry_after } => {
-                Problem::new(S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
-                    .detail(self.to_string())
-                    .extra(serde_json::json!({ "retry_after": retry_after }))
-            }
-            Self::Internal(_) => {
-                Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
-            }
+            Self::StorageUnavailable => Problem::new(K::StorageUnavailable)
+                .detail("the hub's storage is unavailable for now; try again shortly"),
+            Self::RateLimited { retry_after } => Problem::new(K::RateLimited)
+                .detail(self.to_string())
+                .extra(serde_json::json!({ "retry_after": retry_after })),
+            Self::Internal(_) => Problem::new(K::Internal),
         }
+    }
+}
+
+/// The kind of problem a denial is answered with: its code is the denial's own
+/// ([`DenialReason::code`]), except a revoked token's, answered as every inactive token.
+pub fn denial_kind(reason: &DenialReason) -> ProblemKind {
+    use DenialReason as D;
+    use ProblemKind as K;
+    match reason {
+        D::ServiceNotApproved => K::ServiceNotApproved,
+        D::UnknownPurpose => K::UnknownPurpose,
+        D::UnknownSubject => K::UnknownSubject,
+        D::CategoryNotInPurpose { .. } => K::CategoryNotInPurpose,
+        D::NoConsent => K::ConsentMissing,
+        D::ConsentRevoked => K::ConsentRevoked,
+        D::ConsentExpired => K::ConsentExpired,
+        D::PurposeChanged { .. } => K::ConsentWrongPurposeVersion,
+        D::CategoryNotCovered { .. } => K::CategoryNotCovered,
+        D::ServiceKeyInvalid => K::ServiceKeyInvalid,
+        D::TokenRevoked => K::TokenInactive,
     }
 }
 
 fn denial_problem(reason: &DenialReason) -> Problem {
     use DenialReason as D;
-    let (status, title, detail, extra) = match reason {
+    let (detail, extra) = match reason {
         D::ServiceNotApproved => (
-            StatusCode::FORBIDDEN,
-            "Service not approved",
             "the service is not approved or is suspended".to_owned(),
             None,
         ),
-        D::UnknownPurpose => (
-            StatusCode::NOT_FOUND,
-            "Unknown purpose",
-            "the service declared no such purpose".to_owned(),
-            None,
-        ),
+        D::UnknownPurpose => ("the service declared no such purpose".to_owned(), None),
         D::UnknownSubject => (
-            StatusCode::NOT_FOUND,
-            "Unknown subject",
             "no resident is known by this subject for this service".to_owned(),
             None,
         ),
         D::CategoryNotInPurpose { categories } => (
-            StatusCode::FORBIDDEN,
-            "Category not in purpose",
             "the purpose does not declare every category asked for".to_owned(),
             Some(serde_json::json!({ "categories": categories })),
         ),
         D::NoConsent => (
-            StatusCode::FORBIDDEN,
-            "No consent",
             "the resident has not consented to this purpose".to_owned(),
             None,
         ),
         D::ConsentRevoked => (
-            StatusCode::FORBIDDEN,
-            "Consent revoked",
             "the resident revoked consent to this purpose".to_owned(),
             None,
         ),
-        D::ConsentExpired => (
-            StatusCode::FORBIDDEN,
-            "Consent expired",
-            "the consent to this purpose has expired".to_owned(),
-            None,
-        ),
+        D::ConsentExpired => ("the consent to this purpose has expired".to_owned(), None),
         D::PurposeChanged {
             consented_version,
             current_version,
         } => (
-            StatusCode::FORBIDDEN,
-            "Consent to an older purpose version",
             format!(
                 "the consent was given for version {consented_version}; the purpose is now at version {current_version}"
             ),
             None,
         ),
         D::CategoryNotCovered { categories } => (
-            StatusCode::FORBIDDEN,
-            "Category not covered by consent",
             "the consent does not cover every category asked for".to_owned(),
             Some(serde_json::json!({ "categories": categories })),
         ),
         D::ServiceKeyInvalid => (
-            StatusCode::CONFLICT,
-            "Service key invalid",
             "the service's registered HPKE key is not an X25519 public key; nothing was released"
                 .to_owned(),
             None,
         ),
         D::TokenRevoked => return HubError::TokenInactive.to_problem(),
     };
-    let p = Problem::new(status, reason.code(), title).detail(detail);
+    let p = Problem::new(denial_kind(reason)).detail(detail);
     match extra {
         Some(e) => p.extra(e),
         None => p,
@@ -384,8 +403,8 @@ fn with_headers(mut response: Response, e: &HubError) -> Response {
 
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
-        if let Self::Internal(msg) = &self {
-            tracing::error!(error = %msg, "request failed");
+        if let Self::Internal(e) = &self {
+            e.log();
         }
         with_headers(self.to_problem().into_response(), &self)
     }
@@ -442,8 +461,8 @@ pub fn oauth_description(text: &str) -> String {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let e = self.0;
-        if let HubError::Internal(msg) = &e {
-            tracing::error!(error = %msg, "request failed");
+        if let HubError::Internal(e) = &e {
+            e.log();
         }
         let (status, error) = e.oauth_error();
         let description = match &e {
@@ -471,5 +490,127 @@ impl IntoResponse for OAuthError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use renkei_domain::CategoryId;
+    use std::collections::BTreeSet;
+
+    fn every_denial() -> Vec<DenialReason> {
+        let categories: BTreeSet<_> = [CategoryId::new("health.checkup").unwrap()].into();
+        vec![
+            DenialReason::ServiceNotApproved,
+            DenialReason::UnknownPurpose,
+            DenialReason::UnknownSubject,
+            DenialReason::CategoryNotInPurpose {
+                categories: categories.clone(),
+            },
+            DenialReason::NoConsent,
+            DenialReason::ConsentRevoked,
+            DenialReason::ConsentExpired,
+            DenialReason::PurposeChanged {
+                consented_version: 1,
+                current_version: 2,
+            },
+            DenialReason::CategoryNotCovered { categories },
+            DenialReason::TokenRevoked,
+            DenialReason::ServiceKeyInvalid,
+        ]
+    }
+
+    fn one_of_each() -> Vec<HubError> {
+        let request = RequestId::from_uuid(uuid::Uuid::nil());
+        let consent = ConsentId::from_uuid(uuid::Uuid::nil());
+        let mut all = vec![
+            HubError::Malformed("m".into()),
+            HubError::InvalidField {
+                field: "f".into(),
+                detail: "d".into(),
+            },
+            HubError::Unauthorized,
+            HubError::InvalidClient,
+            HubError::UnsupportedGrantType("password".into()),
+            HubError::NotFound("x".into()),
+            HubError::UnknownService("s".into()),
+            HubError::UnknownPurpose("s".into(), "p".into()),
+            HubError::UnknownCategory("c".into()),
+            HubError::ServiceNotApproved("s".into()),
+            HubError::ConsentAlreadyActive(consent),
+            HubError::ConsentNotActive(consent),
+            HubError::ProviderFailure {
+                request,
+                failures: serde_json::json!([]),
+            },
+            HubError::DemoOnly,
+            HubError::Forbidden("f".into()),
+            HubError::oauth_request("r"),
+            HubError::TokenInactive,
+            HubError::EnrolmentRefused {
+                reason: "expired",
+                detail: "d".into(),
+            },
+            HubError::PasskeyRefused("p".into()),
+            HubError::PasskeysUnavailable("localhost".into()),
+            HubError::StorageUnavailable,
+            HubError::RateLimited { retry_after: 1 },
+            HubError::internal("i"),
+        ];
+        all.extend(
+            every_denial()
+                .into_iter()
+                .map(|reason| HubError::Denied { request, reason }),
+        );
+        all
+    }
+
+    #[test]
+    fn every_problem_the_hub_answers_names_a_kind_with_a_page() {
+        for e in one_of_each() {
+            let p = e.to_problem();
+            let kind = ProblemKind::from_code(p.code())
+                .unwrap_or_else(|| panic!("{e:?} answers an undescribed `{}`", p.kind));
+            assert_eq!(p.kind, kind.type_uri());
+            assert_eq!(p.title, kind.title(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_denial_is_answered_with_its_own_code_but_a_revoked_token_as_inactive() {
+        for reason in every_denial() {
+            let p = denial_problem(&reason);
+            if reason == DenialReason::TokenRevoked {
+                assert_eq!(p.code(), "token-inactive");
+            } else {
+                assert_eq!(p.code(), reason.code());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_keeps_its_source_and_logs_its_code_not_its_message() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (name TEXT NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES (NULL)")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        let HubError::Internal(internal) = HubError::from(StoreError::from(e)) else {
+            panic!("a failed statement is an internal error");
+        };
+        assert_eq!(internal.context(), "storage");
+        // SQLITE_CONSTRAINT_NOTNULL.
+        assert_eq!(
+            internal.cause(),
+            Some("database error: kind NotNullViolation, sqlstate 1299")
+        );
+        let source = std::error::Error::source(&internal).expect("the source is kept");
+        assert!(source.downcast_ref::<StoreError>().is_some());
+        assert_eq!(HubError::Internal(internal).to_problem().code(), "internal");
     }
 }

@@ -84,7 +84,7 @@ impl From<KekError> for HubError {
     fn from(e: KekError) -> Self {
         match e {
             KekError::Store(e) => e.into(),
-            other => HubError::Internal(format!("key-encryption key: {other}")),
+            other => HubError::internal(format!("key-encryption key: {other}")),
         }
     }
 }

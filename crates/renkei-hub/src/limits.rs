@@ -197,9 +197,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
             .await
             .map(|ConnectInfo(addr)| Self::from(addr))
             .map_err(|_| {
-                HubError::Internal(
-                    "the peer address is unknown: serve with `into_make_service_with_connect_info`"
-                        .into(),
+                HubError::internal(
+                    "the peer address is unknown: serve with `into_make_service_with_connect_info`",
                 )
             })
     }

@@ -38,9 +38,9 @@ impl LogIdentity {
         let origin = format!("{host}/log");
         let seed: [u8; 32] = seed
             .try_into()
-            .map_err(|_| HubError::Internal("the log signing seed is not 32 bytes".into()))?;
+            .map_err(|_| HubError::internal("the log signing seed is not 32 bytes"))?;
         let signer = Signer::from_seed(&origin, &seed)
-            .map_err(|e| HubError::Internal(format!("log signer: {e}")))?;
+            .map_err(|e| HubError::internal(format!("log signer: {e}")))?;
         Ok(Self { origin, signer })
     }
 
@@ -51,7 +51,7 @@ impl LogIdentity {
 }
 
 fn merkle_error(e: impl std::fmt::Display) -> HubError {
-    HubError::Internal(format!("log: {e}"))
+    HubError::internal(format!("log: {e}"))
 }
 
 /// Reads the stored hashes among `indexes` that `known` lacks into `known`.
@@ -135,7 +135,7 @@ async fn integrate(
         let proof =
             merkle::consistency_proof(previous.size, new_size, &known).map_err(merkle_error)?;
         merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root).map_err(|e| {
-                HubError::Internal(format!("refusing to sign checkpoint {new_size}: not consistent with checkpoint {}: {e}", previous.size))
+                HubError::internal(format!("refusing to sign checkpoint {new_size}: not consistent with checkpoint {}: {e}", previous.size))
             })?;
     }
     let note = Checkpoint::new(&identity.origin, new_size, root)

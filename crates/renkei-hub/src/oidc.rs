@@ -376,7 +376,7 @@ impl Hub {
                         .consent
                         .id
                         .parse()
-                        .map_err(|_| HubError::Internal("a consent id did not parse".into()))?
+                        .map_err(|_| HubError::internal("a consent id did not parse"))?
                 }
             };
             consents.push(id);

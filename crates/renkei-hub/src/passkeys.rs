@@ -73,7 +73,7 @@ fn refused(what: impl std::fmt::Display) -> HubError {
 }
 
 fn stored_state<T: Serialize>(state: &T) -> Result<serde_json::Value, HubError> {
-    serde_json::to_value(state).map_err(|e| HubError::Internal(format!("ceremony state: {e}")))
+    serde_json::to_value(state).map_err(|e| HubError::internal(format!("ceremony state: {e}")))
 }
 
 impl Hub {
@@ -101,7 +101,7 @@ impl Hub {
         let label = format!("renkei-{}", &resident.to_string()[..8]);
         let (options, state): (CreationChallengeResponse, _) = webauthn
             .start_passkey_registration(resident.as_uuid(), &label, &label, Some(exclude))
-            .map_err(|e| HubError::Internal(format!("webauthn: {e}")))?;
+            .map_err(|e| HubError::internal(format!("webauthn: {e}")))?;
         // A discoverable credential, so signing in needs no user name (webauthn-rs asks for
         // none by default; the verification of the answer does not depend on it).
         let mut options = stored_state(&options)?;
@@ -139,7 +139,7 @@ impl Hub {
             .filter(|c| c.resident == Some(resident))
             .ok_or_else(|| refused("no such registration in progress"))?;
         let state: PasskeyRegistration = serde_json::from_value(stored.state)
-            .map_err(|e| HubError::Internal(format!("ceremony state: {e}")))?;
+            .map_err(|e| HubError::internal(format!("ceremony state: {e}")))?;
         let passkey = webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(refused)?;
@@ -169,7 +169,7 @@ impl Hub {
         self.limiters.ceremony(from)?;
         let (mut options, state) = webauthn
             .start_discoverable_authentication()
-            .map_err(|e| HubError::Internal(format!("webauthn: {e}")))?;
+            .map_err(|e| HubError::internal(format!("webauthn: {e}")))?;
         // A button-started sign-in, not autofill: the browser shows its passkey dialog.
         options.mediation = None;
         let ceremony = uuid::Uuid::new_v4();
@@ -202,7 +202,7 @@ impl Hub {
             .await?
             .ok_or_else(|| refused("no such sign-in in progress (expired or already used)"))?;
         let state: DiscoverableAuthentication = serde_json::from_value(stored.state)
-            .map_err(|e| HubError::Internal(format!("ceremony state: {e}")))?;
+            .map_err(|e| HubError::internal(format!("ceremony state: {e}")))?;
         let (user, credential_id) = webauthn
             .identify_discoverable_authentication(credential)
             .map_err(refused)?;
@@ -214,7 +214,7 @@ impl Hub {
             .filter(|p| p.resident.as_uuid() == user)
             .ok_or_else(|| refused("unknown passkey"))?;
         let mut passkey: Passkey = serde_json::from_value(record.passkey.clone())
-            .map_err(|e| HubError::Internal(format!("stored passkey: {e}")))?;
+            .map_err(|e| HubError::internal(format!("stored passkey: {e}")))?;
         let result = webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
             .map_err(refused)?;

@@ -111,7 +111,7 @@ pub enum TokenError {
 
 impl From<TokenError> for HubError {
     fn from(e: TokenError) -> Self {
-        HubError::Internal(e.to_string())
+        HubError::internal(e.to_string())
     }
 }
 

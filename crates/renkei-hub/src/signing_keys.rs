@@ -83,7 +83,7 @@ impl SigningKeyRing {
         let mut rs256 = Vec::new();
         let mut published = Vec::new();
         for s in stored.iter().filter(|s| s.retired_at.is_none()) {
-            let bad = |e| HubError::Internal(format!("signing key `{}`: {e}", s.kid));
+            let bad = |e| HubError::internal(format!("signing key `{}`: {e}", s.kid));
             let jwk = match (&s.custody, s.alg) {
                 (KeyCustody::Stored(pkcs8), SigningAlg::EdDsa) => {
                     let key = SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?;
@@ -122,7 +122,7 @@ impl SigningKeyRing {
             (SigningAlg::Rs256, rs256.is_empty()),
         ] {
             if empty {
-                return Err(HubError::Internal(format!(
+                return Err(HubError::internal(format!(
                     "no {alg} signing key that is not retired"
                 )));
             }
@@ -176,7 +176,7 @@ impl LoadedKeys {
         let legacy_first = match &token {
             None if !stored.iter().any(|k| k.alg == SigningAlg::EdDsa) => {
                 let candidate = SigningKey::generate()
-                    .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
+                    .map_err(|e| HubError::internal(format!("key generation: {e}")))?;
                 let candidate = pkcs8(candidate.pkcs8_der())?;
                 Some(
                     crate::kek::ensure_secret(store, &kek, FIRST_KEY_SECRET, candidate, now)
@@ -187,7 +187,7 @@ impl LoadedKeys {
         };
         if let Some(der) = legacy_first {
             let first = SigningKey::from_pkcs8_der(&der)
-                .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
+                .map_err(|e| HubError::internal(format!("signing key: {e}")))?;
             store
                 .add_signing_key(&crate::kek::wrap_signing_key(
                     &kek,
@@ -205,7 +205,7 @@ impl LoadedKeys {
         } else if !stored.iter().any(|k| k.alg == SigningAlg::Rs256) {
             // An RSA key takes a while to generate, so only a hub without any makes a candidate.
             let candidate = RsaSigningKey::generate()
-                .map_err(|e| HubError::Internal(format!("key generation: {e}")))?;
+                .map_err(|e| HubError::internal(format!("key generation: {e}")))?;
             let der = crate::kek::ensure_secret(
                 store,
                 &kek,
@@ -215,7 +215,7 @@ impl LoadedKeys {
             )
             .await?;
             let first = RsaSigningKey::from_pkcs8_der(&der)
-                .map_err(|e| HubError::Internal(format!("signing key: {e}")))?;
+                .map_err(|e| HubError::internal(format!("signing key: {e}")))?;
             // Signs at once: services registered before RS256 existed keep EdDSA, so nobody
             // can have cached a JWK Set that RS256 ID tokens need and lacks.
             store
@@ -258,7 +258,7 @@ impl LoadedKeys {
 
 /// The PKCS#8 bytes of a key just generated in this process.
 fn pkcs8(der: Option<&[u8]>) -> Result<&[u8], HubError> {
-    der.ok_or_else(|| HubError::Internal("a key generated here has no PKCS#8 bytes".into()))
+    der.ok_or_else(|| HubError::internal("a key generated here has no PKCS#8 bytes"))
 }
 
 /// A first key (signing since ever) whose private half is stored.
@@ -325,7 +325,7 @@ async fn blocking<R: Send + 'static>(
     let token = token.clone();
     tokio::task::spawn_blocking(move || f(&token))
         .await
-        .map_err(|e| HubError::Internal(format!("a token call panicked: {e}")))?
+        .map_err(|e| HubError::internal(format!("a token call panicked: {e}")))?
         .map_err(HubError::from)
 }
 
@@ -345,7 +345,7 @@ async fn read_ring(
     let opened = crate::kek::open_signing_keys(kek, published)?;
     tokio::task::spawn_blocking(move || SigningKeyRing::from_stored(&opened, token.as_ref()))
         .await
-        .map_err(|e| HubError::Internal(format!("opening the signing keys panicked: {e}")))?
+        .map_err(|e| HubError::internal(format!("opening the signing keys panicked: {e}")))?
 }
 
 /// A signing key as an operator sees it (never the private half).
@@ -410,7 +410,7 @@ pub async fn rotate_with(
     // New keys are stored wrapped, which a database with secrets in plain text would refuse.
     crate::kek::seal_stored_secrets(store, kek).await?;
     let generation =
-        |e: renkei_protocol::KeyError| HubError::Internal(format!("key generation: {e}"));
+        |e: renkei_protocol::KeyError| HubError::internal(format!("key generation: {e}"));
     let mut fresh = Vec::new();
     for alg in [SigningAlg::EdDsa, SigningAlg::Rs256] {
         let (kid, custody) = match token {
@@ -449,9 +449,7 @@ pub async fn rotate_with(
             .add_signing_key(&crate::kek::wrap_signing_key(kek, stored.clone())?)
             .await?
         {
-            return Err(HubError::Internal(
-                "a fresh key collided with a stored one".into(),
-            ));
+            return Err(HubError::internal("a fresh key collided with a stored one"));
         }
         let action = OperatorAction::RotateSigningKey {
             kid: stored.kid.clone(),
@@ -536,11 +534,11 @@ mod tests {
     }
 
     fn ed25519() -> Result<SigningKey, HubError> {
-        SigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))
+        SigningKey::generate().map_err(|e| HubError::internal(e.to_string()))
     }
 
     fn rsa() -> Result<RsaSigningKey, HubError> {
-        RsaSigningKey::generate().map_err(|e| HubError::Internal(e.to_string()))
+        RsaSigningKey::generate().map_err(|e| HubError::internal(e.to_string()))
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Hub {
                 tokio::task::spawn_blocking(move || crate::pkcs11::Token::open(&pkcs11))
                     .await
                     .map_err(|e| {
-                        HubError::Internal(format!("opening the token panicked: {e}"))
+                        HubError::internal(format!("opening the token panicked: {e}"))
                     })??,
             ),
             None => None,
@@ -130,7 +130,7 @@ impl Hub {
             .timeout(config.provider_timeout)
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|e| HubError::Internal(format!("http client: {e}")))?;
+            .map_err(|e| HubError::internal(format!("http client: {e}")))?;
         let decisions = DecisionBatcher::start(store.clone());
         let outbox_written = Arc::new(Notify::new());
         let vocabulary = RwLock::new(BTreeSet::new());

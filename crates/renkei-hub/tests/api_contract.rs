@@ -13,6 +13,7 @@ use common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
 };
 use renkei_hub::limits::{Rate, RateUnit};
+use renkei_hub::problem::{Lang, ProblemKind};
 use renkei_hub::routes::{Access, Proxies};
 use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
@@ -328,6 +329,11 @@ async fn errors_are_problem_json_with_stable_types() {
 
     // --- Every type answered is described at its own URI. ---
     for kind in &kinds {
+        let code = kind.strip_prefix("/problems/").unwrap_or_default();
+        assert!(
+            ProblemKind::from_code(code).is_some(),
+            "{kind} is no ProblemKind"
+        );
         let response = town.get(kind).send().await.unwrap();
         assert_eq!(response.status(), 200, "{kind} is not described");
         let described: Value = response.json().await.unwrap();
@@ -338,6 +344,39 @@ async fn errors_are_problem_json_with_stable_types() {
                 .is_some_and(|d| !d.is_empty())
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_problem_kind_is_described_at_its_own_uri_in_japanese_and_english() {
+    let town = Town::new().await;
+    for kind in ProblemKind::ALL {
+        let uri = format!("/problems/{}", kind.code());
+        let response = town.get(&uri).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{uri} is not described");
+        let described: Value = response.json().await.unwrap();
+        assert_eq!(described["type"], uri.as_str());
+        assert_eq!(described["title"], kind.title());
+        assert_eq!(described["status"], kind.status().as_u16());
+        assert_eq!(described["description"], kind.description(Lang::En));
+        assert_eq!(described["description_ja"], kind.description(Lang::Ja));
+    }
+    // The document offers exactly these codes for the page's parameter.
+    let doc: Value = town
+        .get("/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let offered: BTreeSet<&str> = doc["components"]["schemas"]["ProblemKind"]["enum"]
+        .as_array()
+        .expect("the document lists the problem kinds")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let kinds: BTreeSet<&str> = ProblemKind::ALL.iter().map(|k| k.code()).collect();
+    assert_eq!(offered, kinds);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

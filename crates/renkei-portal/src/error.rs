@@ -46,7 +46,11 @@ impl From<HubError> for PortalError {
             HubError::Unauthorized => Self::SignedOut,
             HubError::NotFound(_) => Self::NotFound,
             HubError::Forbidden(_) => Self::NotEntrusted,
-            HubError::Internal(msg) => Self::Internal(msg),
+            // Context and cause only: the source may quote stored values.
+            HubError::Internal(e) => Self::Internal(match e.cause() {
+                Some(cause) => format!("{}: {cause}", e.context()),
+                None => e.context().to_owned(),
+            }),
             HubError::StorageUnavailable => Self::Unavailable,
             HubError::RateLimited { retry_after } => Self::TooManyRequests { retry_after },
             other => Self::Refused(other.to_problem().code().to_owned()),

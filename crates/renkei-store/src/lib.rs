@@ -8,6 +8,7 @@
 //! consent rule is `renkei_domain::decide`, called inside the transaction that records it.
 //! It must not know about HTTP, tokens or cryptography.
 
+mod cause;
 mod codec;
 pub mod conformance;
 mod decision_cache;
