@@ -328,8 +328,20 @@ impl Token {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
+        // SoftHSM2 sometimes fails a key generation with CKR_GENERAL_ERROR while other
+        // sessions of the process use the token (2 to 3 of 20 runs of three replicas starting
+        // at once in one process; serialising the generations did not help), and the same
+        // call then succeeds. A failed generation leaves no object: it is tried up to 3 times.
         self.with_session("generating a key pair", true, |s| {
-            s.generate_key_pair(&mechanism, &public, &private)
+            let mut made = s.generate_key_pair(&mechanism, &public, &private);
+            for _ in 0..2 {
+                if !matches!(made, Err(CkError::Pkcs11(RvError::GeneralError, _))) {
+                    break;
+                }
+                tracing::warn!("the PKCS#11 token failed a key generation; trying again");
+                made = s.generate_key_pair(&mechanism, &public, &private);
+            }
+            made
         })?;
         self.describe(alg, &id)
     }
