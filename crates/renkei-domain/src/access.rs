@@ -201,7 +201,12 @@ impl LogEntry {
     /// The bytes a leaf commits to: JSON with fields in declaration order and sets sorted,
     /// so the same entry always encodes the same way.
     pub fn canonical(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // An empty encoding would be a wrong leaf that verifies nowhere: better loud than that.
+        #[expect(
+            clippy::expect_used,
+            reason = "JSON encoding of these types cannot fail: plain structs and enums, every map keyed by a string id"
+        )]
+        serde_json::to_vec(self).expect("a log entry encodes as JSON")
     }
 
     /// The Merkle leaf data: a per-entry random salt, then the canonical encoding. The salt
