@@ -367,7 +367,8 @@ impl Bench {
             service_hpke_key: self.service_keys.public_b64(),
             consent: resident.consent,
         };
-        let grant = sign_grant(&self.hub.keys.signing_key(), &claims).context("signing a grant")?;
+        let grant =
+            sign_grant(&self.hub.keys().signing_key(), &claims).context("signing a grant")?;
         Ok((grant, request_id))
     }
 }
@@ -649,7 +650,7 @@ async fn worker(bench: Arc<Bench>, load: Arc<Load>, deadline: Instant) -> anyhow
                     _ => {
                         let t = bench
                             .hub
-                            .keys
+                            .keys()
                             .issue_service_token(&bench.service, Utc::now())
                             .context("issuing a service token")?;
                         token = Some((t.clone(), Instant::now()));
@@ -926,13 +927,13 @@ async fn set_up(
     let records = Arc::new(MemoryRecords(records));
     let slow = renkei_provider::Provider::with_delay(
         provider.clone(),
-        hub.keys.jwks(),
+        hub.keys().jwks(),
         records.clone(),
         SLOW_PROVIDER,
     );
     let fast = renkei_provider::Provider::with_delay(
         provider.clone(),
-        hub.keys.jwks(),
+        hub.keys().jwks(),
         records,
         Duration::ZERO,
     );
@@ -1122,7 +1123,7 @@ async fn check_answers(bench: &Bench, provider_url: &str) -> anyhow::Result<()> 
 
     let token = bench
         .hub
-        .keys
+        .keys()
         .issue_service_token(&bench.service, Utc::now())?;
     let response = bench
         .client
@@ -1620,7 +1621,7 @@ async fn run(
         axum::Router::new().route("/", post(|| async { "{}" })),
     )
     .await?;
-    let relay_url = serve_relay(&runtimes.hub, bench.hub.http.clone(), &slow_url).await?;
+    let relay_url = serve_relay(&runtimes.hub, bench.hub.http().clone(), &slow_url).await?;
     measure(
         &bench,
         placement,

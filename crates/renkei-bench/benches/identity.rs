@@ -208,7 +208,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
 /// A code-flow access token bound to one consent, obtained the way a service gets one.
 async fn code_flow_token(hub: &Hub, service: &ServiceId) -> anyhow::Result<String> {
     let resident = ResidentId::from_uuid(uuid::Uuid::new_v4());
-    hub.store.add_resident(resident, Utc::now()).await?;
+    hub.store().add_resident(resident, Utc::now()).await?;
     let verifier = "b".repeat(64);
     let params = AuthorizationParams {
         response_type: Some("code".into()),

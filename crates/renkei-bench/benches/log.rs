@@ -907,7 +907,7 @@ async fn run(entries: u64, duration: Duration) -> anyhow::Result<()> {
     let mut http = histogram()?;
     for i in 0..550 {
         let resident = people[rng.random_range(0..people.len())];
-        let token = hub.keys.issue_resident_token(resident, Utc::now())?;
+        let token = hub.keys().issue_resident_token(resident, Utc::now())?;
         let t = Instant::now();
         let response = client
             .get(format!("http://{addr}/v1/me/log?limit={PAGE}"))

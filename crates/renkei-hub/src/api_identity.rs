@@ -182,10 +182,10 @@ async fn authenticate_client(
             }
         }
     };
-    hub.limiters.oauth(from, &id)?;
+    hub.limiters().oauth(from, &id)?;
     let id = ServiceId::new(id).map_err(|_| refused())?;
     let stored = hub
-        .store
+        .store()
         .client_secret_hash(&id)
         .await?
         .ok_or_else(refused)?;
@@ -219,7 +219,7 @@ pub(crate) async fn token(
         "client_credentials" => {
             let id = authenticate_client(&hub, from, &headers, form.client_id, form.client_secret)
                 .await?;
-            let access_token = hub.keys.issue_service_token(&id, Utc::now())?;
+            let access_token = hub.keys().issue_service_token(&id, Utc::now())?;
             Ok(no_store(TokenResponse {
                 access_token,
                 token_type: "Bearer".into(),
@@ -359,7 +359,7 @@ pub(crate) async fn enrol(
 ) -> Result<Response, HubError> {
     let outcome = hub.enrol(&body).await?;
     let token = hub
-        .keys
+        .keys()
         .issue_resident_token(outcome.resident, Utc::now())?;
     Ok(session_token(token, Some(outcome.new_resident)))
 }
@@ -385,7 +385,7 @@ pub(crate) async fn passkey_sign_in_finish(
     let ceremony = ceremony_id(&ceremony)?;
     let credential: PublicKeyCredential = webauthn_credential(credential)?;
     let resident = hub.finish_passkey_sign_in(ceremony, &credential).await?;
-    let token = hub.keys.issue_resident_token(resident, Utc::now())?;
+    let token = hub.keys().issue_resident_token(resident, Utc::now())?;
     Ok(session_token(token, None))
 }
 
@@ -767,7 +767,7 @@ pub(crate) async fn operator_requests(
     OperatorCaller(_operator): OperatorCaller,
 ) -> Result<Json<Vec<RequestView>>, HubError> {
     Ok(Json(
-        hub.store
+        hub.store()
             .requests(None)
             .await?
             .into_iter()

@@ -28,7 +28,7 @@ impl Hub {
                 query.limit
             )));
         }
-        let found = self.store.audit_search(query).await?;
+        let found = self.store().audit_search(query).await?;
         let action = OperatorAction::SearchAccessLog {
             resident: query.resident,
             service: query.service.clone(),
@@ -43,12 +43,12 @@ impl Hub {
         &self,
         service: &ServiceId,
     ) -> Result<BTreeMap<String, String>, HubError> {
-        self.store
+        self.store()
             .service(service)
             .await?
             .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
         Ok(self
-            .store
+            .store()
             .service_client(service)
             .await?
             .map(|c| c.privacy_impact)

@@ -362,7 +362,7 @@ impl DataRequester {
     /// Authenticates a data request's bearer token (the route's guard does, see `routes.rs`).
     pub(crate) async fn authenticate(hub: &Hub, headers: &HeaderMap) -> Result<Self, HubError> {
         let token = bearer(headers)?;
-        if let Ok(claims) = hub.keys.check(token, SERVICE_AUDIENCE) {
+        if let Ok(claims) = hub.keys().check(token, SERVICE_AUDIENCE) {
             let service = ServiceId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
             return Ok(Self {
                 service,
@@ -370,7 +370,7 @@ impl DataRequester {
                 token_id: Some(claims.jti),
             });
         }
-        let claims = hub.keys.check(token, USER_AUDIENCE)?;
+        let claims = hub.keys().check(token, USER_AUDIENCE)?;
         let grant = hub.user_token_active(&claims).await?;
         Ok(Self {
             service: grant.service,
@@ -514,9 +514,9 @@ impl Hub {
     /// resident ends the appointment; any session ends when it is signed out
     /// ([`Hub::end_session`]).
     pub async fn resident_session(&self, token: &str) -> Result<ResidentSession, HubError> {
-        let claims = self.keys.check(token, RESIDENT_AUDIENCE)?;
+        let claims = self.keys().check(token, RESIDENT_AUDIENCE)?;
         let resident: ResidentId = claims.sub.parse().map_err(|_| HubError::Unauthorized)?;
-        if self.store.token_revoked(&claims.jti, None).await? {
+        if self.store().token_revoked(&claims.jti, None).await? {
             return Err(HubError::TokenInactive);
         }
         let act = match claims.act {
@@ -525,7 +525,7 @@ impl Hub {
             Some(Act::Actor(_)) => return Err(HubError::Unauthorized),
         };
         let id = act.parse().map_err(|_| HubError::Unauthorized)?;
-        match self.store.proxy_appointment(id).await? {
+        match self.store().proxy_appointment(id).await? {
             Some(a) if a.is_active() && a.resident == resident => Ok(ResidentSession {
                 resident,
                 proxy: Some(a),
@@ -538,12 +538,12 @@ impl Hub {
     /// wherever it was copied to, not at its expiry. A token that does not check (expired,
     /// foreign, malformed) has nothing to end and is ignored.
     pub async fn end_session(&self, token: &str) -> Result<(), HubError> {
-        let Ok(claims) = self.keys.check(token, RESIDENT_AUDIENCE) else {
+        let Ok(claims) = self.keys().check(token, RESIDENT_AUDIENCE) else {
             return Ok(());
         };
         let now = Utc::now();
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-        self.store.revoke_token(&claims.jti, expires, now).await?;
+        self.store().revoke_token(&claims.jti, expires, now).await?;
         Ok(())
     }
 
@@ -551,9 +551,9 @@ impl Hub {
     /// signature shows only that the token key signed it, so every operator request also
     /// reads the operators table (an account removed there stops its tokens at once).
     pub async fn operator_session(&self, token: &str) -> Result<OperatorId, HubError> {
-        let claims = self.keys.check(token, OPERATOR_AUDIENCE)?;
+        let claims = self.keys().check(token, OPERATOR_AUDIENCE)?;
         let id = OperatorId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
-        match self.store.operator(&id).await? {
+        match self.store().operator(&id).await? {
             Some(operator) => Ok(operator.id),
             None => Err(HubError::Unauthorized),
         }

@@ -252,11 +252,11 @@ impl Hub {
     ) -> Result<DataResponse, HubError> {
         // Counted before anything is decided: a refused request is an access record too
         // (`unknown-subject` ones included), so this bounds what a service can append.
-        self.limiters.data_request(service)?;
+        self.limiters().data_request(service)?;
         let (request, subject) = parse_request(service, body)?;
         let id = request.id;
         let (recorded, record) = self
-            .decisions
+            .decisions()
             .decide_pending(DecisionInput {
                 request: request.clone(),
                 subject,
@@ -284,7 +284,7 @@ impl Hub {
             .map(|p| {
                 let limit = p
                     .max_answer_bytes
-                    .unwrap_or(self.config.provider_answer_limit);
+                    .unwrap_or(self.config().provider_answer_limit);
                 (p.id.clone(), (p.endpoint.clone(), limit))
             })
             .collect();
@@ -297,11 +297,11 @@ impl Hub {
             .collect();
 
         let log_promise = renkei_log::promise::Promise::new(
-            &self.keys.log.origin,
+            &self.keys().log.origin,
             recorded.record.seq,
             recorded.leaf,
         )
-        .and_then(|p| p.sign(&self.keys.log.signer))
+        .and_then(|p| p.sign(&self.keys().log.signer))
         .map_err(|e| HubError::internal(format!("inclusion promise: {e}")))?;
         let now = Utc::now();
         // INVARIANT: providers may be asked before the access record is durable (they answer
@@ -408,7 +408,11 @@ impl Hub {
             resident,
             providers,
         };
-        if let Err(e) = self.store.record_fulfilment(&fulfilment, Utc::now()).await {
+        if let Err(e) = self
+            .store()
+            .record_fulfilment(&fulfilment, Utc::now())
+            .await
+        {
             tracing::error!(error = %e, "recording what a request came to failed");
         }
     }
@@ -425,11 +429,11 @@ impl Hub {
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
         // A grant lives at least a second (`exp` after `iat`) and at most a minute.
-        let lifetime = i64::try_from(self.config.grant_lifetime.as_secs())
+        let lifetime = i64::try_from(self.config().grant_lifetime.as_secs())
             .unwrap_or(30)
             .clamp(1, 60);
         let claims = GrantClaims {
-            iss: self.config.issuer.clone(),
+            iss: self.config().issuer.clone(),
             aud: provider.clone(),
             sub: reference.to_owned(),
             jti: uuid::Uuid::new_v4(),
@@ -443,7 +447,7 @@ impl Hub {
             service_hpke_key: service.hpke_public_key.clone(),
             consent: active.consent().id,
         };
-        self.keys
+        self.keys()
             .sign_with(move |key| sign_grant(key, &claims))
             .await?
             .map_err(|e| HubError::internal(format!("grant signing: {e}")))
@@ -459,12 +463,12 @@ impl Hub {
             )
         };
         let url = reqwest::Url::parse(&url).map_err(|_| unreachable())?;
-        if let Err(why) = egress::check_destination(&url, self.config.allow_local_network) {
+        if let Err(why) = egress::check_destination(&url, self.config().allow_local_network) {
             tracing::warn!(error = %why, "refused to send a grant to a provider's endpoint");
             return Err(unreachable());
         }
         let response = self
-            .http
+            .http()
             .post(url)
             .bearer_auth(grant)
             .send()
@@ -475,7 +479,7 @@ impl Hub {
                         "provider-timeout",
                         format!(
                             "no answer within {} ms",
-                            self.config.provider_timeout.as_millis()
+                            self.config().provider_timeout.as_millis()
                         ),
                     )
                 } else {

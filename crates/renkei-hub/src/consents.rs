@@ -167,7 +167,7 @@ impl Hub {
         }
         let service = self.approved_service(&service_id).await?;
         let purpose = self
-            .store
+            .store()
             .current_purpose(&service_id, &purpose_id)
             .await?
             .ok_or_else(|| {
@@ -186,13 +186,15 @@ impl Hub {
             given_by: by,
             revoked_at: None,
         };
-        let subject = self.keys.subject(&service.sector, resident);
-        self.store
+        let subject = self.keys().subject(&service.sector, resident);
+        self.store()
             .link_subject(&service.sector, &subject, resident)
             .await?;
         let notify = self.outbox_message(&service, Change::Granted, &consent, now);
-        self.store.grant_consent(&consent, notify.as_ref()).await?;
-        self.outbox_written.notify_one();
+        self.store()
+            .grant_consent(&consent, notify.as_ref())
+            .await?;
+        self.outbox_written().notify_one();
         let receipt = self.sign_receipt(&consent, &service, now).await?;
         Ok(GrantedConsent {
             consent: ConsentView::of(&consent, now),
@@ -214,15 +216,15 @@ impl Hub {
             .await?;
         let (resident, by) = (session.resident, session.actor());
         let now = now_ms();
-        let service = self.store.service(&consent.purpose.service).await?;
+        let service = self.store().service(&consent.purpose.service).await?;
         let notify = service
             .as_ref()
             .and_then(|s| self.outbox_message(s, Change::Revoked, &consent, now));
         let revoked = self
-            .store
+            .store()
             .revoke_consent(resident, id, &by, now, notify.as_ref())
             .await?;
-        self.outbox_written.notify_one();
+        self.outbox_written().notify_one();
         Ok(ConsentView::of(&revoked, now))
     }
 
@@ -231,7 +233,7 @@ impl Hub {
         session.require(ProxyPermission::ViewConsents, None)?;
         let now = Utc::now();
         Ok(self
-            .store
+            .store()
             .consents_of(session.resident)
             .await?
             .iter()
@@ -249,7 +251,7 @@ impl Hub {
             .consent_in_session(session, id, ProxyPermission::ViewConsents)
             .await?;
         let history = self
-            .store
+            .store()
             .consent_history(id)
             .await?
             .into_iter()
@@ -275,7 +277,7 @@ impl Hub {
             .consent_in_session(session, id, ProxyPermission::ViewConsents)
             .await?;
         let service = self
-            .store
+            .store()
             .service(&consent.purpose.service)
             .await?
             .ok_or_else(|| HubError::UnknownService(consent.purpose.service.to_string()))?;
@@ -302,7 +304,7 @@ impl Hub {
     }
 
     async fn own_consent(&self, resident: ResidentId, id: ConsentId) -> Result<Consent, HubError> {
-        match self.store.consent(id).await? {
+        match self.store().consent(id).await? {
             // Another resident's consent is "not found": its existence is theirs alone.
             Some(c) if c.resident == resident => Ok(c),
             _ => Err(HubError::NotFound(format!("consent `{id}`"))),
@@ -311,7 +313,7 @@ impl Hub {
 
     pub(crate) async fn approved_service(&self, id: &ServiceId) -> Result<Service, HubError> {
         let service = self
-            .store
+            .store()
             .service(id)
             .await?
             .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
@@ -328,21 +330,21 @@ impl Hub {
         at: DateTime<Utc>,
     ) -> Result<String, HubError> {
         let purpose = self
-            .store
+            .store()
             .purpose_version(&consent.purpose)
             .await?
             .ok_or_else(|| {
                 HubError::internal("a consent names a purpose version that is not stored")
             })?;
-        let vocabulary = self.store.categories().await?;
+        let vocabulary = self.store().categories().await?;
         let controller = self
-            .store
+            .store()
             .service_client(&service.id)
             .await?
             .and_then(|c| c.controller);
         let receipt = ConsentReceipt::build(&ReceiptInput {
-            issuer: &self.config.issuer,
-            policy_url: &format!("{}/v1/services/{}", self.config.issuer, service.id),
+            issuer: &self.config().issuer,
+            policy_url: &format!("{}/v1/services/{}", self.config().issuer, service.id),
             consent,
             service,
             purpose: &purpose,
@@ -351,7 +353,7 @@ impl Hub {
             issued_at: at,
         })
         .map_err(|e| HubError::internal(format!("receipt: {e}")))?;
-        self.keys
+        self.keys()
             .sign_with(move |key| sign_receipt(key, &receipt))
             .await?
             .map_err(|e| HubError::internal(format!("receipt signing: {e}")))
@@ -369,7 +371,7 @@ impl Hub {
             change,
             claims: ConsentEventClaims {
                 consent: consent.id,
-                subject: self.keys.subject(&service.sector, consent.resident),
+                subject: self.keys().subject(&service.sector, consent.resident),
                 purpose: consent.purpose.purpose.clone(),
                 purpose_version: consent.purpose.version,
                 at: at.timestamp(),

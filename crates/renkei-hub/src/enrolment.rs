@@ -94,7 +94,7 @@ fn kept_attributes(identity: &VerifiedIdentity) -> serde_json::Value {
 
 impl Hub {
     fn trust_anchors(&self) -> Result<&Arc<TrustAnchors>, HubError> {
-        self.config.trust_anchors.as_ref().ok_or_else(|| {
+        self.config().trust_anchors.as_ref().ok_or_else(|| {
             HubError::Forbidden("enrolment is not configured: the hub has no trust anchor".into())
         })
     }
@@ -106,12 +106,12 @@ impl Hub {
     ) -> Result<EnrolmentChallenge, HubError> {
         self.trust_anchors()?;
         // Each challenge is a stored row until it expires (and the purger takes it).
-        self.limiters.ceremony(from)?;
+        self.limiters().ceremony(from)?;
         let bytes = crate::auth::random_bytes();
         let id = uuid::Uuid::new_v4();
         let now = Utc::now();
         let expires_at = now + TimeDelta::seconds(CHALLENGE_SECONDS);
-        self.store
+        self.store()
             .put_enrolment_challenge(id, &bytes, expires_at)
             .await?;
         Ok(EnrolmentChallenge {
@@ -127,7 +127,7 @@ impl Hub {
         let anchors = self.trust_anchors()?;
         let now = Utc::now();
         let challenge = self
-            .store
+            .store()
             .take_enrolment_challenge(body.challenge_id, now)
             .await?
             .ok_or_else(|| refused(EnrolmentError::Malformed(CHALLENGE_GONE.into())))?;
@@ -136,7 +136,7 @@ impl Hub {
         let identity =
             verify_enrolment(anchors, &chain, &challenge, &signature, now).map_err(refused)?;
         let enrolled = self
-            .store
+            .store()
             .enrol(
                 &identity.key_hash.to_string(),
                 &kept_attributes(&identity),

@@ -416,10 +416,10 @@ mod tests {
         let store = store(&dir).await;
         let hub = start(&store, Kek::generate()).await.unwrap();
         let ghost = renkei_domain::OperatorId::new("ghost").unwrap();
-        let token = hub.keys.issue_operator_token(&ghost, Utc::now()).unwrap();
+        let token = hub.keys().issue_operator_token(&ghost, Utc::now()).unwrap();
         let someone = resident();
-        let subject = hub.keys.subject("health", someone);
-        let log_key = hub.keys.log.verifier_key();
+        let subject = hub.keys().subject("health", someone);
+        let log_key = hub.keys().log.verifier_key();
         let stored = store.stored_secrets().await.unwrap();
         assert_eq!(
             stored.len(),
@@ -461,7 +461,7 @@ mod tests {
         let store = store(&dir).await;
         let kek = Kek::generate_text();
         let hub = start(&store, Kek::from_text(&kek).unwrap()).await.unwrap();
-        let jwks = hub.keys.jwks();
+        let jwks = hub.keys().jwks();
         drop(hub);
         let before = store.stored_secrets().await.unwrap();
         let other = Kek::generate();
@@ -481,7 +481,11 @@ mod tests {
             "nothing created or changed"
         );
         let again = start(&store, Kek::from_text(&kek).unwrap()).await.unwrap();
-        assert_eq!(again.keys.jwks(), jwks, "the right KEK opens the same keys");
+        assert_eq!(
+            again.keys().jwks(),
+            jwks,
+            "the right KEK opens the same keys"
+        );
     }
 
     #[tokio::test]
@@ -534,12 +538,12 @@ mod tests {
         let hub = start(&store, Kek::from_text(&kek).unwrap()).await.unwrap();
         let someone = resident();
         assert_eq!(
-            hub.keys.subject("health", someone).as_str(),
+            hub.keys().subject("health", someone).as_str(),
             subject_under(&pairwise, "health", someone),
             "residents keep their pairwise subjects"
         );
         let kids: Vec<_> = hub
-            .keys
+            .keys()
             .jwks()
             .keys
             .iter()
@@ -602,7 +606,7 @@ mod tests {
         let jwks = start(&store, Kek::from_text(&old).unwrap())
             .await
             .unwrap()
-            .keys
+            .keys()
             .jwks();
         let before = store.stored_secrets().await.unwrap();
         let count = rotate(
@@ -619,7 +623,7 @@ mod tests {
         }
         assert!(start(&store, Kek::from_text(&old).unwrap()).await.is_err());
         let hub = start(&store, Kek::from_text(&new).unwrap()).await.unwrap();
-        assert_eq!(hub.keys.jwks(), jwks);
+        assert_eq!(hub.keys().jwks(), jwks);
         assert_eq!(store.stored_secrets().await.unwrap(), after);
     }
 

@@ -10,13 +10,16 @@
 pub mod accounts;
 pub mod api;
 mod api_identity;
+mod api_log;
 pub mod audit;
 pub mod auth;
 pub mod broker;
+pub mod catalogue;
 pub mod consents;
 pub mod egress;
 pub mod enrolment;
 mod error;
+pub mod history;
 pub mod kek;
 pub mod limits;
 pub mod log;
@@ -33,4 +36,4 @@ pub mod webhooks;
 
 pub use api::{ApiDoc, routed, router};
 pub use error::HubError;
-pub use state::{Hub, HubConfig, HubInner};
+pub use state::{Hub, HubConfig};

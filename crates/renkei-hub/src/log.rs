@@ -3,7 +3,6 @@
 //! not consistent with the last, and the public log endpoints (checkpoints, tiles, proofs).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -159,12 +158,12 @@ async fn integrate(
 }
 
 pub(crate) fn start_integrator(hub: &Hub) {
-    let weak = Arc::downgrade(&hub.0);
+    let weak = hub.downgrade();
     tokio::spawn(async move {
         loop {
-            let Some(inner) = weak.upgrade() else { return };
-            let result = integrate(inner.store.as_ref(), &inner.keys.log).await;
-            drop(inner);
+            let Some(hub) = weak.upgrade() else { return };
+            let result = integrate(hub.store().as_ref(), &hub.keys().log).await;
+            drop(hub);
             match result {
                 // A backlog: go on at once.
                 Ok(Some(Integrated { full: true, .. })) => continue,

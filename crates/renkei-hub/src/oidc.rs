@@ -188,7 +188,7 @@ fn urlencode(v: &str) -> String {
 impl Hub {
     /// The discovery document (`/.well-known/openid-configuration`).
     pub fn openid_configuration(&self) -> serde_json::Value {
-        let issuer = &self.config.issuer;
+        let issuer = &self.config().issuer;
         serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/oauth/authorize"),
@@ -226,13 +226,13 @@ impl Hub {
         let service_id =
             ServiceId::new(client_id).map_err(|_| show(format!("unknown client `{client_id}`")))?;
         let service = self
-            .store
+            .store()
             .service(&service_id)
             .await
             .map_err(|e| AuthorizeError::Show(e.into()))?
             .ok_or_else(|| show(format!("unknown client `{client_id}`")))?;
         let client = self
-            .store
+            .store()
             .service_client(&service_id)
             .await
             .map_err(|e| AuthorizeError::Show(e.into()))?
@@ -257,7 +257,7 @@ impl Hub {
             if let Some(s) = &state {
                 pairs.push(("state", s));
             }
-            pairs.push(("iss", &self.config.issuer));
+            pairs.push(("iss", &self.config().issuer));
             AuthorizeError::Redirect(with_query(&redirect_uri, &pairs))
         };
         if service.status != ServiceStatus::Approved {
@@ -291,7 +291,7 @@ impl Hub {
         }
         let profile = words.remove(PROFILE_SCOPE);
         let declared = self
-            .store
+            .store()
             .purposes(&service_id)
             .await
             .map_err(|e| AuthorizeError::Show(e.into()))?;
@@ -327,7 +327,7 @@ impl Hub {
         if let Some(s) = &request.state {
             pairs.push(("state", s));
         }
-        pairs.push(("iss", &self.config.issuer));
+        pairs.push(("iss", &self.config().issuer));
         with_query(&request.redirect_uri, &pairs)
     }
 
@@ -345,7 +345,7 @@ impl Hub {
         session.require(ProxyPermission::SignInToServices, Some(&request.service.id))?;
         let resident = session.resident;
         let now = now_ms();
-        let existing = self.store.consents_of(resident).await?;
+        let existing = self.store().consents_of(resident).await?;
         let mut consents: Vec<ConsentId> = Vec::new();
         let mut granted_scope = vec!["openid".to_owned()];
         for purpose in &request.purposes {
@@ -385,12 +385,12 @@ impl Hub {
         if request.profile && answers.share_profile {
             granted_scope.push(PROFILE_SCOPE.to_owned());
         }
-        let subject = self.keys.subject(&request.service.sector, resident);
-        self.store
+        let subject = self.keys().subject(&request.service.sector, resident);
+        self.store()
             .link_subject(&request.service.sector, &subject, resident)
             .await?;
         let code = URL_SAFE_NO_PAD.encode(crate::auth::random_bytes());
-        self.store
+        self.store()
             .put_authorization_code(&AuthorizationCodeRecord {
                 code_hash: code_hash(&code),
                 service: request.service.id.clone(),
@@ -410,7 +410,7 @@ impl Hub {
         if let Some(s) = &request.state {
             pairs.push(("state", s));
         }
-        pairs.push(("iss", &self.config.issuer));
+        pairs.push(("iss", &self.config().issuer));
         Ok(with_query(&request.redirect_uri, &pairs))
     }
 
@@ -432,7 +432,7 @@ impl Hub {
             code_challenge: verifier.filter(|v| is_pkce_value(v)).map(pkce_challenge),
         };
         let record = match self
-            .store
+            .store()
             .redeem_authorization_code(&code_hash(code), &presented, now)
             .await?
         {
@@ -471,12 +471,12 @@ impl Hub {
                 e => e,
             })?;
         let alg = self
-            .store
+            .store()
             .service_client(client)
             .await?
             .map(|c| c.id_token_signed_response_alg)
             .unwrap_or_default();
-        let subject = self.keys.subject(&service.sector, record.resident);
+        let subject = self.keys().subject(&service.sector, record.resident);
         let grant = UserGrant {
             service: client.clone(),
             subject: subject.to_string(),
@@ -485,14 +485,14 @@ impl Hub {
             code_hash: record.code_hash.clone(),
             actor,
         };
-        let access_token = self.keys.issue_user_token(&grant, now)?;
+        let access_token = self.keys().issue_user_token(&grant, now)?;
         let name = if has_scope(&record.scope, PROFILE_SCOPE) {
             self.verified_name(record.resident).await?
         } else {
             None
         };
         let claims = IdTokenClaims {
-            iss: &self.config.issuer,
+            iss: &self.config().issuer,
             sub: subject.as_str(),
             aud: client.as_str(),
             exp: now.timestamp() + ID_TOKEN_SECONDS,
@@ -503,7 +503,7 @@ impl Hub {
             name,
             act: grant.actor.as_ref(),
         };
-        let id_token = self.keys.sign_id_token(alg, &claims, now).await?;
+        let id_token = self.keys().sign_id_token(alg, &claims, now).await?;
         Ok(CodeTokens {
             access_token,
             token_type: "Bearer".into(),
@@ -518,7 +518,7 @@ impl Hub {
         &self,
         resident: renkei_domain::ResidentId,
     ) -> Result<Option<String>, HubError> {
-        Ok(self.store.enrolment_of(resident).await?.and_then(|e| {
+        Ok(self.store().enrolment_of(resident).await?.and_then(|e| {
             e.attributes
                 .get("name")
                 .and_then(|n| n.as_str())
@@ -541,9 +541,9 @@ impl Hub {
             // it against, so nothing is issued on it.
             (None, Some(_)) => return Err(HubError::TokenInactive),
         };
-        match self.store.proxy_appointment(id).await? {
+        match self.store().proxy_appointment(id).await? {
             Some(a) if a.is_active() && a.resident == record.resident => Ok(Some(ActingParty {
-                sub: self.keys.subject(&service.sector, a.proxy).to_string(),
+                sub: self.keys().subject(&service.sector, a.proxy).to_string(),
             })),
             _ => Err(HubError::TokenInactive),
         }
@@ -561,17 +561,17 @@ impl Hub {
             return Err(HubError::Unauthorized);
         };
         let service = ServiceId::new(client.clone()).map_err(|_| HubError::Unauthorized)?;
-        if self.store.token_revoked(&claims.jti, Some(cid)).await? {
+        if self.store().token_revoked(&claims.jti, Some(cid)).await? {
             return Err(HubError::TokenInactive);
         }
-        let approved = match self.store.service(&service).await? {
+        let approved = match self.store().service(&service).await? {
             Some(s) if s.status == ServiceStatus::Approved => s,
             _ => return Err(HubError::TokenInactive),
         };
         let consents = claims.consents.clone().unwrap_or_default();
         let now = Utc::now();
         for id in &consents {
-            match self.store.consent(*id).await? {
+            match self.store().consent(*id).await? {
                 Some(c) if c.state_at(now) == ConsentState::Active => {}
                 _ => return Err(HubError::TokenInactive),
             }
@@ -582,7 +582,7 @@ impl Hub {
             None => None,
             Some(Act::Actor(said)) => {
                 let record = self
-                    .store
+                    .store()
                     .authorization_code(cid)
                     .await?
                     .ok_or(HubError::TokenInactive)?;
@@ -611,7 +611,7 @@ impl Hub {
         token: &str,
     ) -> Result<Introspection, HubError> {
         let inactive = Introspection::default();
-        if let Ok(claims) = self.keys.check(token, USER_AUDIENCE) {
+        if let Ok(claims) = self.keys().check(token, USER_AUDIENCE) {
             if claims.client_id.as_deref() != Some(caller.as_str()) {
                 return Ok(inactive);
             }
@@ -624,15 +624,17 @@ impl Hub {
                     token_type: Some("Bearer".into()),
                     exp: Some(claims.exp),
                     iat: Some(claims.iat),
-                    iss: Some(self.config.issuer.clone()),
+                    iss: Some(self.config().issuer.clone()),
                     act: grant.actor,
                 }),
                 Err(HubError::TokenInactive | HubError::Unauthorized) => Ok(inactive),
                 Err(e) => Err(e),
             };
         }
-        if let Ok(claims) = self.keys.check(token, crate::auth::SERVICE_AUDIENCE) {
-            if claims.sub != caller.as_str() || self.store.token_revoked(&claims.jti, None).await? {
+        if let Ok(claims) = self.keys().check(token, crate::auth::SERVICE_AUDIENCE) {
+            if claims.sub != caller.as_str()
+                || self.store().token_revoked(&claims.jti, None).await?
+            {
                 return Ok(inactive);
             }
             if self.approved_service(caller).await.is_err() {
@@ -645,7 +647,7 @@ impl Hub {
                 token_type: Some("Bearer".into()),
                 exp: Some(claims.exp),
                 iat: Some(claims.iat),
-                iss: Some(self.config.issuer.clone()),
+                iss: Some(self.config().issuer.clone()),
                 scope: None,
                 act: None,
             });
@@ -656,15 +658,15 @@ impl Hub {
     /// RFC 7009: revokes one of the caller's tokens. Unknown, expired or foreign tokens
     /// are ignored (the answer is the same, so nothing leaks).
     pub async fn revoke_token(&self, caller: &ServiceId, token: &str) -> Result<(), HubError> {
-        let claims = match self.keys.check(token, USER_AUDIENCE) {
+        let claims = match self.keys().check(token, USER_AUDIENCE) {
             Ok(c) if c.client_id.as_deref() == Some(caller.as_str()) => c,
-            _ => match self.keys.check(token, crate::auth::SERVICE_AUDIENCE) {
+            _ => match self.keys().check(token, crate::auth::SERVICE_AUDIENCE) {
                 Ok(c) if c.sub == caller.as_str() => c,
                 _ => return Ok(()),
             },
         };
         let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
-        self.store
+        self.store()
             .revoke_token(&claims.jti, expires, Utc::now())
             .await?;
         Ok(())
@@ -672,12 +674,12 @@ impl Hub {
 
     /// The userinfo endpoint: `sub`, and `name` only when the resident agreed to share it.
     pub async fn userinfo(&self, token: &str) -> Result<serde_json::Value, HubError> {
-        let claims = self.keys.check(token, USER_AUDIENCE)?;
+        let claims = self.keys().check(token, USER_AUDIENCE)?;
         let grant = self.user_token_active(&claims).await?;
         let mut info = serde_json::json!({ "sub": grant.subject });
         if has_scope(&grant.scope, PROFILE_SCOPE) {
             let record = self
-                .store
+                .store()
                 .authorization_code(&grant.code_hash)
                 .await?
                 .ok_or(HubError::TokenInactive)?;

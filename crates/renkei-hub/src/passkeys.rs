@@ -77,12 +77,6 @@ fn stored_state<T: Serialize>(state: &T) -> Result<serde_json::Value, HubError> 
 }
 
 impl Hub {
-    fn webauthn(&self) -> Result<&Webauthn, HubError> {
-        self.webauthn
-            .as_ref()
-            .map_err(|issuer| HubError::PasskeysUnavailable(issuer.clone()))
-    }
-
     /// Starts registering a passkey for a signed-in resident. Their existing passkeys are
     /// excluded, so one authenticator registers once.
     pub async fn start_passkey_registration(
@@ -90,7 +84,7 @@ impl Hub {
         resident: ResidentId,
     ) -> Result<CeremonyStart<serde_json::Value>, HubError> {
         let webauthn = self.webauthn()?;
-        let existing = self.store.passkeys_of(resident).await?;
+        let existing = self.store().passkeys_of(resident).await?;
         let exclude = existing
             .iter()
             .filter_map(|p| serde_json::from_value::<Passkey>(p.passkey.clone()).ok())
@@ -108,7 +102,7 @@ impl Hub {
         options["publicKey"]["authenticatorSelection"]["residentKey"] = "required".into();
         options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = true.into();
         let ceremony = uuid::Uuid::new_v4();
-        self.store
+        self.store()
             .put_ceremony(
                 ceremony,
                 REGISTER,
@@ -133,7 +127,7 @@ impl Hub {
         let webauthn = self.webauthn()?;
         let now = Utc::now();
         let stored = self
-            .store
+            .store()
             .take_ceremony(ceremony, REGISTER, now)
             .await?
             .filter(|c| c.resident == Some(resident))
@@ -155,7 +149,7 @@ impl Hub {
             created_at: crate::consents::now_ms(),
             last_used_at: None,
         };
-        self.store.add_passkey(&stored).await?;
+        self.store().add_passkey(&stored).await?;
         Ok(PasskeyView::from(&stored))
     }
 
@@ -166,14 +160,14 @@ impl Hub {
     ) -> Result<CeremonyStart<RequestChallengeResponse>, HubError> {
         let webauthn = self.webauthn()?;
         // Each ceremony is a stored row until it expires (and the purger takes it).
-        self.limiters.ceremony(from)?;
+        self.limiters().ceremony(from)?;
         let (mut options, state) = webauthn
             .start_discoverable_authentication()
             .map_err(|e| HubError::internal(format!("webauthn: {e}")))?;
         // A button-started sign-in, not autofill: the browser shows its passkey dialog.
         options.mediation = None;
         let ceremony = uuid::Uuid::new_v4();
-        self.store
+        self.store()
             .put_ceremony(
                 ceremony,
                 SIGN_IN,
@@ -197,7 +191,7 @@ impl Hub {
         let webauthn = self.webauthn()?;
         let now = Utc::now();
         let stored = self
-            .store
+            .store()
             .take_ceremony(ceremony, SIGN_IN, now)
             .await?
             .ok_or_else(|| refused("no such sign-in in progress (expired or already used)"))?;
@@ -208,7 +202,7 @@ impl Hub {
             .map_err(refused)?;
         let key = credential_key(credential_id);
         let record = self
-            .store
+            .store()
             .passkey(&key)
             .await?
             .filter(|p| p.resident.as_uuid() == user)
@@ -221,7 +215,7 @@ impl Hub {
         if result.needs_update() {
             passkey.update_credential(&result);
         }
-        self.store
+        self.store()
             .update_passkey(&key, &stored_state(&passkey)?, now)
             .await?;
         Ok(record.resident)
@@ -229,7 +223,7 @@ impl Hub {
 
     pub async fn passkeys(&self, resident: ResidentId) -> Result<Vec<PasskeyView>, HubError> {
         Ok(self
-            .store
+            .store()
             .passkeys_of(resident)
             .await?
             .iter()
@@ -238,7 +232,7 @@ impl Hub {
     }
 
     pub async fn remove_passkey(&self, resident: ResidentId, id: &str) -> Result<(), HubError> {
-        if self.store.remove_passkey(resident, id).await? {
+        if self.store().remove_passkey(resident, id).await? {
             Ok(())
         } else {
             Err(HubError::NotFound(format!("passkey `{id}`")))

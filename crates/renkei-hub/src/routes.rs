@@ -11,6 +11,11 @@
 //! same hub checks. Handlers keep the checks only they can make: the service a proxy's scope
 //! must cover, whose consent an id names.
 //!
+//! An API route is declared once, with its access and its OpenAPI operation (the one
+//! `#[utoipa::path]` writes beside its handler): its method and path are the operation's, and
+//! [`Routes::describe`] writes the operations into the document `GET /openapi.json` serves,
+//! so the router and the document list the same routes by construction.
+//!
 //! [`Routes::finish`] also hands back the table itself ([`RouteAccess`] rows), from which the
 //! authorization matrix test (`crates/renkei/tests/route_access.rs`) derives the expected
 //! outcome of every route for every kind of caller.
@@ -23,7 +28,9 @@ use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
+use axum::routing::{MethodFilter, MethodRouter};
+use utoipa::openapi::path::{HttpMethod, Paths};
+use utoipa::openapi::{OpenApi, RefOr, schema::Schema};
 
 use crate::auth::{
     DataRequester, OperatorCaller, ProxyPermission, ResidentCaller, ResidentSession, USER_AUDIENCE,
@@ -88,7 +95,7 @@ impl Proxies {
 pub struct RouteAccess {
     pub method: Method,
     /// As the router spells it (`{id}`, `{*path}`).
-    pub path: &'static str,
+    pub path: String,
     pub access: Access,
 }
 
@@ -104,75 +111,150 @@ pub trait Guard: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Response> + Send;
 }
 
-/// A router under construction whose every route declares its [`Access`].
-pub struct Routes<S, G> {
-    router: Router<S>,
-    table: Vec<RouteAccess>,
-    guard: G,
+/// The routes of a router under construction, each declared with its [`Access`] and, for
+/// the API's, with its OpenAPI operation. [`Routes::finish`] puts them behind a [`Guard`];
+/// [`Routes::describe`] writes the API's into an OpenAPI document.
+pub struct Routes<S> {
+    routes: Vec<(RouteAccess, MethodRouter<S>)>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
 }
 
-impl<S, G> Routes<S, G>
+impl<S> Default for Routes<S>
 where
     S: Clone + Send + Sync + 'static,
-    G: Guard,
 {
-    pub fn new(guard: G) -> Self {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    pub fn new() -> Self {
         Self {
-            router: Router::new(),
-            table: Vec::new(),
-            guard,
+            routes: Vec::new(),
+            paths: Paths::new(),
+            schemas: Vec::new(),
         }
     }
 
+    /// A page (no OpenAPI operation) answering GET at `path`.
     pub fn get<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
-        self.add(Method::GET, path, access, axum::routing::get(handler))
+        self.add(
+            Method::GET,
+            path.to_owned(),
+            access,
+            axum::routing::get(handler),
+        )
     }
 
+    /// A page (no OpenAPI operation) answering POST at `path`.
     pub fn post<H, T>(self, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
-        self.add(Method::POST, path, access, axum::routing::post(handler))
+        self.add(
+            Method::POST,
+            path.to_owned(),
+            access,
+            axum::routing::post(handler),
+        )
     }
 
-    fn add(
-        mut self,
-        method: Method,
-        path: &'static str,
-        access: Access,
-        route: MethodRouter<S>,
-    ) -> Self {
-        let guard = self.guard.clone();
-        let route = route.route_layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let guard = guard.clone();
-                async move { guard.check(access, request, next).await }
-            },
-        ));
-        self.table.push(RouteAccess {
-            method,
-            path,
-            access,
-        });
-        // INVARIANT: this is the only place routes are added to the hub's and the portal's
-        // routers (clippy.toml disallows `Router::route` elsewhere), so every route has a row.
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "the one place routes are added, each with its access"
-        )]
-        let router = self.router.route(path, route);
-        self.router = router;
+    /// An API route: `handler` answers the methods and path its OpenAPI `operation` (the
+    /// type `#[utoipa::path]` makes beside it, `__path_<handler>`) declares, and the
+    /// operation describes it. A path's last parameter written `{*name}` takes the rest of
+    /// the path; the document writes it `{name}`.
+    pub fn api<P, H, T>(mut self, access: Access, handler: H, operation: P) -> Self
+    where
+        // `SchemaReferences` is how utoipa's own `#[derive(OpenApi)]` (and utoipa-axum)
+        // collect the schemas an operation names; it is public but undocumented.
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let _ = operation;
+        let path = P::path();
+        let methods = P::methods();
+        self.paths
+            .add_path_operation(path.replace("{*", "{"), methods.clone(), P::operation());
+        P::schemas(&mut self.schemas);
+        for method in methods {
+            let (method, filter) = http_method(&method);
+            let route = axum::routing::on(filter, handler.clone());
+            self = self.add(method, path.clone(), access, route);
+        }
         self
     }
 
-    /// The router, and its table of who may call what.
-    pub fn finish(self) -> (Router<S>, Vec<RouteAccess>) {
-        (self.router, self.table)
+    fn add(mut self, method: Method, path: String, access: Access, route: MethodRouter<S>) -> Self {
+        self.routes.push((
+            RouteAccess {
+                method,
+                path,
+                access,
+            },
+            route,
+        ));
+        self
+    }
+
+    /// Adds the API's operations, and the schemas they name, to `doc`.
+    pub fn describe(&self, doc: &mut OpenApi) {
+        doc.paths.merge(self.paths.clone());
+        doc.components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .extend(self.schemas.iter().cloned());
+    }
+
+    /// The router, each route behind `guard`, and its table of who may call what.
+    pub fn finish<G: Guard>(self, guard: G) -> (Router<S>, Vec<RouteAccess>) {
+        let mut router = Router::new();
+        let mut table = Vec::with_capacity(self.routes.len());
+        for (row, route) in self.routes {
+            let access = row.access;
+            let guard = guard.clone();
+            let route = route.route_layer(axum::middleware::from_fn(
+                move |request: Request, next: Next| {
+                    let guard = guard.clone();
+                    async move { guard.check(access, request, next).await }
+                },
+            ));
+            // INVARIANT: this is the only place routes are added to the hub's and the
+            // portal's routers (clippy.toml disallows `Router::route` elsewhere), so every
+            // route has a row and goes through the guard.
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the one place routes are added, each with its access"
+            )]
+            let routed = router.route(&row.path, route);
+            router = routed;
+            table.push(row);
+        }
+        (router, table)
+    }
+}
+
+/// The request method of an OpenAPI operation, and the filter that routes it.
+fn http_method(method: &HttpMethod) -> (Method, MethodFilter) {
+    match method {
+        HttpMethod::Get => (Method::GET, MethodFilter::GET),
+        HttpMethod::Post => (Method::POST, MethodFilter::POST),
+        HttpMethod::Put => (Method::PUT, MethodFilter::PUT),
+        HttpMethod::Delete => (Method::DELETE, MethodFilter::DELETE),
+        HttpMethod::Options => (Method::OPTIONS, MethodFilter::OPTIONS),
+        HttpMethod::Head => (Method::HEAD, MethodFilter::HEAD),
+        HttpMethod::Patch => (Method::PATCH, MethodFilter::PATCH),
+        HttpMethod::Trace => (Method::TRACE, MethodFilter::TRACE),
     }
 }
 
@@ -232,7 +314,7 @@ impl Hub {
     async fn admit(&self, access: Access, headers: &HeaderMap) -> Result<Caller, HubError> {
         match access {
             Access::Public | Access::Client => Ok(Caller::Nobody),
-            Access::DemoOnly if self.config.demo_mode => Ok(Caller::Nobody),
+            Access::DemoOnly if self.config().demo_mode => Ok(Caller::Nobody),
             Access::DemoOnly => Err(HubError::DemoOnly),
             Access::ServiceToken => Ok(Caller::Service(
                 DataRequester::authenticate(self, headers).await?,
@@ -240,7 +322,7 @@ impl Hub {
             Access::UserToken => {
                 // Signature, audience and times; whether the grant still holds (consents,
                 // code, service) is read by the endpoint, which needs the grant anyway.
-                self.keys.check(bearer(headers)?, USER_AUDIENCE)?;
+                self.keys().check(bearer(headers)?, USER_AUDIENCE)?;
                 Ok(Caller::Nobody)
             }
             Access::Resident(proxies) | Access::ResidentOrSignIn(proxies) => {

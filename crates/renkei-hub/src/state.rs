@@ -1,7 +1,7 @@
 //! The hub's shared state and start-up: configuration, keys, storage and background tasks.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -68,30 +68,85 @@ impl HubConfig {
     }
 }
 
-/// The hub: cheap to clone, shared by every request handler and background task.
+/// The hub: cheap to clone, shared by every request handler and background task. What it
+/// holds is reached through its methods, never directly.
 #[derive(Clone)]
-pub struct Hub(pub(crate) Arc<HubInner>);
+pub struct Hub(Arc<HubInner>);
 
-pub struct HubInner {
-    pub config: HubConfig,
-    pub store: Arc<dyn Store>,
-    pub keys: HubKeys,
-    pub http: reqwest::Client,
-    pub(crate) decisions: DecisionBatcher,
+struct HubInner {
+    config: HubConfig,
+    store: Arc<dyn Store>,
+    keys: HubKeys,
+    http: reqwest::Client,
+    decisions: DecisionBatcher,
     /// Woken when a webhook message is written, so it goes out at once.
-    pub(crate) outbox_written: Arc<Notify>,
+    outbox_written: Arc<Notify>,
     /// The WebAuthn relying party, or the issuer that cannot be one (not a domain name).
-    pub(crate) webauthn: Result<webauthn_rs::Webauthn, String>,
+    webauthn: Result<webauthn_rs::Webauthn, String>,
     /// The category vocabulary as last read; reread whenever a name is not in it.
     vocabulary: RwLock<BTreeSet<CategoryId>>,
     /// The rate limiters of [`HubConfig::limits`].
-    pub(crate) limiters: Limiters,
+    limiters: Limiters,
 }
 
-impl std::ops::Deref for Hub {
-    type Target = HubInner;
-    fn deref(&self) -> &HubInner {
-        &self.0
+impl Hub {
+    /// How this hub runs.
+    pub fn config(&self) -> &HubConfig {
+        &self.0.config
+    }
+
+    /// The hub's storage: for the binary's commands, the benchmark and tests. The hub's
+    /// operations are the way in for everything else (the portal never touches storage).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The keys the hub signs and checks with.
+    pub fn keys(&self) -> &HubKeys {
+        &self.0.keys
+    }
+
+    /// The client the hub calls providers and services with (names resolved through
+    /// [`crate::egress::GuardedResolver`], redirects never followed).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+
+    pub(crate) fn decisions(&self) -> &DecisionBatcher {
+        &self.0.decisions
+    }
+
+    /// Woken when a webhook message is written, so it goes out at once.
+    pub(crate) fn outbox_written(&self) -> &Arc<Notify> {
+        &self.0.outbox_written
+    }
+
+    /// The WebAuthn relying party (`passkeys-unavailable` when the issuer cannot be one).
+    pub(crate) fn webauthn(&self) -> Result<&webauthn_rs::Webauthn, HubError> {
+        self.0
+            .webauthn
+            .as_ref()
+            .map_err(|issuer| HubError::PasskeysUnavailable(issuer.clone()))
+    }
+
+    /// The rate limiters of [`HubConfig::limits`].
+    pub(crate) fn limiters(&self) -> &Limiters {
+        &self.0.limiters
+    }
+
+    /// A handle for a background task, which must not keep the hub alive.
+    pub(crate) fn downgrade(&self) -> WeakHub {
+        WeakHub(Arc::downgrade(&self.0))
+    }
+}
+
+/// The hub as a background task holds it: the task ends once every [`Hub`] is dropped.
+pub(crate) struct WeakHub(Weak<HubInner>);
+
+impl WeakHub {
+    /// The hub, while anyone else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(Hub)
     }
 }
 
@@ -147,7 +202,7 @@ impl Hub {
             vocabulary,
             limiters,
         }));
-        crate::log::integrate_once(hub.store.as_ref(), &hub.keys.log).await?;
+        crate::log::integrate_once(hub.store().as_ref(), &hub.keys().log).await?;
         crate::log::start_integrator(&hub);
         crate::webhooks::start_sender(hub.clone());
         start_expiry_recorder(&hub);
@@ -162,7 +217,8 @@ impl Hub {
     /// Malformed names are left to the request parser, which says why.
     pub(crate) async fn check_categories(&self, names: &[String]) -> Result<(), HubError> {
         let known = |name: &str| {
-            self.vocabulary
+            self.0
+                .vocabulary
                 .read()
                 .map(|v| v.iter().any(|c| c.as_str() == name))
                 .unwrap_or(false)
@@ -171,13 +227,13 @@ impl Hub {
             return Ok(());
         }
         let fresh: BTreeSet<CategoryId> = self
-            .store
+            .store()
             .categories()
             .await?
             .into_iter()
             .map(|c| c.id)
             .collect();
-        if let Ok(mut v) = self.vocabulary.write() {
+        if let Ok(mut v) = self.0.vocabulary.write() {
             *v = fresh;
         }
         match names
@@ -193,12 +249,12 @@ impl Hub {
 /// Writes an `expired` log entry for each consent shortly after it expires, so the log shows
 /// every consent change (its effect needs no such entry: decisions compare times).
 fn start_expiry_recorder(hub: &Hub) {
-    let weak = Arc::downgrade(&hub.0);
+    let weak = hub.downgrade();
     tokio::spawn(async move {
         loop {
-            let Some(inner) = weak.upgrade() else { return };
-            let result = inner.store.record_expiries(Utc::now(), 1000).await;
-            drop(inner);
+            let Some(hub) = weak.upgrade() else { return };
+            let result = hub.store().record_expiries(Utc::now(), 1000).await;
+            drop(hub);
             let pause = match result {
                 Ok(1000) => Duration::ZERO,
                 Ok(_) => Duration::from_secs(30),
@@ -215,12 +271,12 @@ fn start_expiry_recorder(hub: &Hub) {
 /// Re-reads the signing keys now and then, so a rotation made elsewhere (`renkei keys
 /// rotate`, another replica) is published and used here without a restart.
 fn start_key_reloader(hub: &Hub) {
-    let weak = Arc::downgrade(&hub.0);
+    let weak = hub.downgrade();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(crate::signing_keys::KEY_RELOAD_INTERVAL).await;
-            let Some(inner) = weak.upgrade() else { return };
-            if let Err(e) = inner.keys.signing.reload(inner.store.as_ref()).await {
+            let Some(hub) = weak.upgrade() else { return };
+            if let Err(e) = hub.keys().signing.reload(hub.store().as_ref()).await {
                 tracing::error!(error = %e, "re-reading the signing keys failed");
             }
         }
@@ -236,20 +292,20 @@ const PURGE_GRACE: TimeDelta = TimeDelta::minutes(5);
 /// [`HubConfig::purge_interval`] (the first time at start), and lets the rate limiters forget
 /// callers that went quiet. Every replica runs it; deleting twice deletes nothing more.
 fn start_purger(hub: &Hub) {
-    let weak = Arc::downgrade(&hub.0);
-    let interval = hub.config.purge_interval;
+    let weak = hub.downgrade();
+    let interval = hub.config().purge_interval;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let Some(inner) = weak.upgrade() else { return };
-            match inner.store.purge_expired(Utc::now() - PURGE_GRACE).await {
+            let Some(hub) = weak.upgrade() else { return };
+            match hub.store().purge_expired(Utc::now() - PURGE_GRACE).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
             }
-            inner.limiters.forget_idle();
+            hub.limiters().forget_idle();
         }
     });
 }

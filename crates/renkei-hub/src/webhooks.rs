@@ -1,7 +1,6 @@
 //! Tells services about consent changes: signed Security Event Tokens (RFC 8417) POSTed to
 //! the service's webhook, from a durable outbox, retried with exponential backoff.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -22,15 +21,14 @@ pub fn backoff(attempts: u32) -> TimeDelta {
 }
 
 pub(crate) fn start_sender(hub: Hub) {
-    let weak = Arc::downgrade(&hub.0);
-    let wake = hub.outbox_written.clone();
+    let weak = hub.downgrade();
+    let wake = hub.outbox_written().clone();
     drop(hub);
     tokio::spawn(async move {
         loop {
-            let Some(inner) = weak.upgrade() else { return };
-            let hub = Hub(inner);
+            let Some(hub) = weak.upgrade() else { return };
             let now = Utc::now();
-            match hub.store.take_due_messages(now, now + LEASE, 32).await {
+            match hub.store().take_due_messages(now, now + LEASE, 32).await {
                 Ok(due) => {
                     for message in due {
                         hub.deliver(message).await;
@@ -61,7 +59,7 @@ impl Hub {
             tracing::warn!(message = %id, service = %due.message.service, attempt = due.attempts + 1, error = %e, "webhook delivery failed");
         }
         if let Err(e) = self
-            .store
+            .store()
             .record_delivery(id, outcome, error.as_deref(), Utc::now())
             .await
         {
@@ -71,7 +69,7 @@ impl Hub {
 
     async fn try_deliver(&self, due: &DueMessage) -> Result<(), String> {
         let service = self
-            .store
+            .store()
             .service(&due.message.service)
             .await
             .map_err(|e| e.to_string())?
@@ -80,7 +78,7 @@ impl Hub {
         // Checked again at each delivery: the URL may predate registration checks, and the
         // client's resolver refuses internal addresses whatever its name resolves to now.
         let url = reqwest::Url::parse(&url).map_err(|_| "the webhook URL is not a URL")?;
-        crate::egress::check_destination(&url, self.config.allow_local_network)
+        crate::egress::check_destination(&url, self.config().allow_local_network)
             .map_err(|e| format!("refused to deliver: {e}"))?;
         let event: OutboxEvent =
             serde_json::from_value(due.message.event.clone()).map_err(|e| e.to_string())?;
@@ -89,20 +87,20 @@ impl Hub {
             Change::Revoked => ConsentChange::Revoked,
         };
         let token = ConsentEventToken::new(
-            self.config.issuer.clone(),
+            self.config().issuer.clone(),
             service.id.clone(),
             change,
             event.claims,
             Utc::now(),
         );
         let jws = self
-            .keys
+            .keys()
             .sign_with(move |key| sign_event(key, &token))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let response = self
-            .http
+            .http()
             .post(url)
             .header("content-type", "application/secevent+jwt")
             .body(jws)

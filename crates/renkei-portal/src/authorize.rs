@@ -185,7 +185,7 @@ async fn render_page(
 ) -> Result<Response, PortalError> {
     let lang: Lang = ctx.lang;
     let t = ctx.t;
-    let vocabulary = state.api.categories().await?;
+    let vocabulary = state.hub.categories().await?;
     // What the resident agreed to before, to say so; a proxy not entrusted with reading
     // consents is not told.
     let consents = match state.hub.consents(&me.hub).await {

@@ -17,11 +17,11 @@ use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
-use crate::hubapi::CategoryView;
 use crate::i18n::{Lang, Tr};
 use crate::resident::{CategoryChip, chips};
 use crate::security::{OPERATOR_COOKIE, set_cookie};
 use crate::session::{OPERATOR_SESSION_SECONDS, OperatorSession, operator, resident};
+use renkei_hub::catalogue::CategoryView;
 
 fn render(t: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(t.render()?).into_response())
@@ -59,7 +59,7 @@ pub async fn sign_in_page(
 ) -> Result<Response, PortalError> {
     render(&SignInPage {
         ctx: ctx.console("console-sign-in-title", "", false),
-        demo: state.hub.config.demo_mode,
+        demo: state.hub.config().demo_mode,
         error: q.error.is_some(),
     })
 }
@@ -104,13 +104,13 @@ pub async fn demo_sign_in(
     State(state): State<PortalState>,
     Form(form): Form<DemoOperatorForm>,
 ) -> Result<Response, PortalError> {
-    if !state.hub.config.demo_mode {
+    if !state.hub.config().demo_mode {
         return Err(PortalError::NotFound);
     }
     let Ok(identity) = form.identity.trim().parse::<renkei_domain::ResidentId>() else {
         return Ok(Redirect::to("/console/sign-in?error=1").into_response());
     };
-    let Some(token) = state.api.demo_sign_in(identity).await? else {
+    let Some(token) = crate::session::demo_session(&state.hub, identity).await? else {
         return Ok(Redirect::to("/console/sign-in?error=1").into_response());
     };
     operator_cookie(&state, &token).await
@@ -156,7 +156,7 @@ pub async fn services(
     let op = signed_in(&state, &headers).await?;
     let t = ctx.t;
     let rows: Vec<ServiceRow> = state
-        .api
+        .hub
         .services()
         .await?
         .iter()
@@ -325,12 +325,12 @@ async fn review_page(
 ) -> Result<Response, PortalError> {
     let t = ctx.t;
     let lang: Lang = ctx.lang;
-    let catalogue = state.api.services().await?;
+    let catalogue = state.hub.services().await?;
     let service = catalogue
         .iter()
         .find(|s| s.id == id)
         .ok_or(PortalError::NotFound)?;
-    let vocabulary = state.api.categories().await?;
+    let vocabulary = state.hub.categories().await?;
     let service_id = ServiceId::new(service.id.as_str()).map_err(|_| PortalError::NotFound)?;
     let titles: std::collections::BTreeMap<String, String> = service
         .purposes
@@ -481,7 +481,7 @@ pub async fn categories(
 ) -> Result<Response, PortalError> {
     signed_in(&state, &headers).await?;
     let categories = state
-        .api
+        .hub
         .categories()
         .await?
         .into_iter()
@@ -614,7 +614,7 @@ impl AuditForm {
 
 fn audit_row(
     e: &renkei_domain::LogEntry,
-    catalogue: &[crate::hubapi::ServiceView],
+    catalogue: &[renkei_hub::catalogue::ServiceView],
     t: &Tr,
 ) -> AuditRow {
     use renkei_domain::{AccessBasis, AccessOutcome, Actor, LogEntry};
@@ -694,7 +694,7 @@ fn audit_row(
         }
         LogEntry::Fulfilment(f) => {
             let (service, _) = names(&f.service, "");
-            let (what, outcome) = crate::resident::fulfilment_what(f, t);
+            let (what, outcome) = crate::history::fulfilment_what(f, t);
             AuditRow {
                 seq: f.seq,
                 when: crate::time::tokyo(f.at, lang),
@@ -755,7 +755,7 @@ pub async fn audit(
 ) -> Result<Response, PortalError> {
     let op = signed_in(&state, &headers).await?;
     let t = ctx.t;
-    let catalogue = state.api.services().await?;
+    let catalogue = state.hub.services().await?;
     let services = catalogue
         .iter()
         .map(|s| (s.id.clone(), t.pick(&s.name_ja, &s.name_en).to_owned()))

@@ -45,7 +45,7 @@ impl PortalGuard {
         let page = Refusal::Page;
         match access {
             Access::Public => Ok(()),
-            Access::DemoOnly if state.hub.config.demo_mode => Ok(()),
+            Access::DemoOnly if state.hub.config().demo_mode => Ok(()),
             Access::DemoOnly => Err(page(PortalError::NotFound)),
             Access::Resident(proxies) => {
                 let me = crate::resident::signed_in(state, headers)

@@ -90,7 +90,10 @@ fn json_session(token: &str, location: &str) -> Response {
 }
 
 fn resident_token(state: &PortalState, resident: ResidentId) -> Result<String, PortalError> {
-    Ok(state.hub.keys.issue_resident_token(resident, Utc::now())?)
+    Ok(state
+        .hub
+        .keys()
+        .issue_resident_token(resident, Utc::now())?)
 }
 
 /// The message for a passkey ceremony the hub refused or cannot run.

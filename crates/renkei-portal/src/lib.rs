@@ -5,8 +5,8 @@
 //! This crate owns the pages, their forms and the little JavaScript they carry (passkeys,
 //! checking history entries against the signed log), and the web security around them:
 //! CSRF tokens on every form, `Secure; HttpOnly; SameSite=Lax` cookies, a strict
-//! Content-Security-Policy. It renders and calls `Hub` methods (or the hub's own API,
-//! in-process, where an operation exists only as an endpoint). It must not talk to storage,
+//! Content-Security-Policy. It renders and calls `Hub` methods, which hand back the
+//! hub's own types (the API's answers are the same values). It must not talk to storage,
 //! re-implement consent rules (those are `renkei_domain::decide` and the hub's consent
 //! operations) or check tokens itself (the hub's extractors and keys do).
 //!
@@ -21,7 +21,7 @@ mod ctx;
 mod error;
 mod extract;
 mod guard;
-mod hubapi;
+mod history;
 pub mod i18n;
 mod identity;
 mod proxies;
@@ -43,7 +43,6 @@ pub use error::PortalError;
 #[derive(Clone)]
 pub struct PortalState {
     pub hub: Hub,
-    api: hubapi::HubApi,
 }
 
 /// The portal's and console's routes, behind the portal's security middleware.
@@ -57,11 +56,8 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
     use Access::*;
     use Proxies::{Any, Entrusted, Never};
     use ProxyPermission::*;
-    let state = PortalState {
-        api: hubapi::HubApi::new(hub.clone()),
-        hub,
-    };
-    let (router, table) = Routes::new(guard::PortalGuard(state.clone()))
+    let state = PortalState { hub };
+    let (router, table) = Routes::new()
         .get("/", Public, || async { Redirect::to("/portal") })
         .get("/portal", Resident(Any), resident::home)
         .get("/portal/sign-in", Public, resident::sign_in_page)
@@ -125,7 +121,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .get(
             "/portal/history",
             Resident(Entrusted(ViewHistory)),
-            resident::history,
+            history::history,
         )
         .get(
             "/portal/requests",
@@ -162,7 +158,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .get("/console/requests", Operator, requests::queue)
         .post("/console/requests/{id}/answer", Operator, requests::answer)
         .get("/static/{file}", Public, assets::serve)
-        .finish();
+        .finish(guard::PortalGuard(state.clone()));
     let router = router
         .layer(axum::middleware::from_fn(security::protect))
         .with_state(state);

@@ -18,12 +18,12 @@ use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
-use crate::hubapi::ServiceView;
 use crate::i18n::Tr;
 use crate::resident::{clear_sessions, signed_in};
 use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident, resident_name};
 use crate::time::tokyo;
+use renkei_hub::catalogue::ServiceView;
 
 /// One appointment as the resident sees it.
 pub struct ProxyRow {
@@ -160,7 +160,7 @@ async fn proxies_page(
 ) -> Result<Response, PortalError> {
     let t = ctx.t;
     let lang = ctx.lang;
-    let catalogue = state.api.services().await?;
+    let catalogue = state.hub.services().await?;
     let mut proxies = Vec::new();
     for a in state.hub.proxies(&me.hub).await? {
         let actions = state

@@ -15,9 +15,9 @@ use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
-use crate::hubapi::ServiceView;
 use crate::i18n::{Lang, Tr};
 use crate::time::{tokyo, tokyo_iso};
+use renkei_hub::catalogue::ServiceView;
 
 /// One request as either page shows it.
 pub struct RequestRow {
@@ -119,7 +119,7 @@ async fn requests_page(
         return Err(PortalError::NotEntrusted);
     }
     let t = ctx.t;
-    let catalogue = state.api.services().await?;
+    let catalogue = state.hub.services().await?;
     let requests = state
         .hub
         .requests_of(&me.hub)
@@ -222,7 +222,7 @@ pub async fn queue(
 ) -> Result<Response, PortalError> {
     let op = crate::console::signed_in(&state, &headers).await?;
     let t = ctx.t;
-    let catalogue = state.api.services().await?;
+    let catalogue = state.hub.services().await?;
     let all = state.hub.resident_requests(&op.id, None).await?;
     let (open, closed): (Vec<_>, Vec<_>) = all.iter().partition(|r| {
         matches!(

@@ -1,5 +1,5 @@
-//! The resident portal: sign-in, "my services" (one switch per purpose, receipts, past
-//! consents) and "who used my data" (the signed history, checked in the page).
+//! The resident portal: sign-in and "my services" (one switch per purpose, receipts, past
+//! consents); "who used my data" is `history.rs`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,6 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
 use renkei_domain::{ConsentChannel, ConsentId, ResidentId};
 use renkei_hub::auth::ProxyPermission;
 use renkei_hub::consents::{ConsentView, GrantConsentBody};
@@ -17,14 +16,14 @@ use crate::PortalState;
 use crate::ctx::Ctx;
 use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
-use crate::hubapi::{CategoryView, LogEntryView, LogPageAt, ServiceView};
 use crate::i18n::{Lang, Tr};
 use crate::identity::{safe_next, with_next};
 use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident};
 use crate::time::{tokyo, tokyo_date, tokyo_iso};
+use renkei_hub::catalogue::{CategoryView, ServiceView};
 
-fn render(t: &impl Template) -> Result<Response, PortalError> {
+pub(crate) fn render(t: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(t.render()?).into_response())
 }
 
@@ -72,7 +71,7 @@ pub async fn sign_in_page(
     let next = safe_next(q.next.as_deref());
     render(&SignInPage {
         ctx: ctx.portal("sign-in-title", "", false),
-        demo: state.hub.config.demo_mode,
+        demo: state.hub.config().demo_mode,
         error: q.error.is_some(),
         for_service: next
             .as_deref()
@@ -94,7 +93,7 @@ pub async fn demo_sign_in(
     State(state): State<PortalState>,
     Form(form): Form<DemoSignInForm>,
 ) -> Result<Response, PortalError> {
-    if !state.hub.config.demo_mode {
+    if !state.hub.config().demo_mode {
         return Err(PortalError::NotFound);
     }
     let next = safe_next(form.next.as_deref());
@@ -102,7 +101,7 @@ pub async fn demo_sign_in(
     let Ok(resident) = form.resident.trim().parse::<ResidentId>() else {
         return Ok(Redirect::to(&again).into_response());
     };
-    let Some(token) = state.api.demo_sign_in(resident).await? else {
+    let Some(token) = crate::session::demo_session(&state.hub, resident).await? else {
         return Ok(Redirect::to(&again).into_response());
     };
     Ok(session_response(
@@ -175,7 +174,7 @@ pub async fn home(
         let consents = state.hub.consents(&me.hub).await?;
         let active = consents.iter().filter(|c| c.state == "active").count();
         let services = state
-            .api
+            .hub
             .services()
             .await?
             .iter()
@@ -271,14 +270,19 @@ pub fn chips(ids: &[String], vocabulary: &[CategoryView], lang: Lang) -> Vec<Cat
         .collect()
 }
 
-fn service_name(services: &[ServiceView], id: &str, lang: Lang) -> String {
+pub(crate) fn service_name(services: &[ServiceView], id: &str, lang: Lang) -> String {
     services.iter().find(|s| s.id == id).map_or_else(
         || id.to_owned(),
         |s| lang.pick(&s.name_ja, &s.name_en).to_owned(),
     )
 }
 
-fn purpose_title(services: &[ServiceView], service: &str, purpose: &str, lang: Lang) -> String {
+pub(crate) fn purpose_title(
+    services: &[ServiceView],
+    service: &str,
+    purpose: &str,
+    lang: Lang,
+) -> String {
     services
         .iter()
         .find(|s| s.id == service)
@@ -290,7 +294,7 @@ fn purpose_title(services: &[ServiceView], service: &str, purpose: &str, lang: L
 }
 
 /// Whether the session may see what concerns the service `id` (a proxy: within the scope).
-fn covers(me: &ResidentSession, id: &str) -> bool {
+pub(crate) fn covers(me: &ResidentSession, id: &str) -> bool {
     renkei_domain::ServiceId::new(id).is_ok_and(|s| me.hub.covers(Some(&s)))
 }
 
@@ -311,8 +315,8 @@ pub async fn services(
     let me = signed_in(&state, &headers).await?;
     let lang = ctx.lang;
     let t = ctx.t;
-    let catalogue = state.api.services().await?;
-    let vocabulary = state.api.categories().await?;
+    let catalogue = state.hub.services().await?;
+    let vocabulary = state.hub.categories().await?;
     // The hub gives a proxy only the consents of the services entrusted (and refuses one
     // entrusted with neither consents nor the history); the page lists only those services.
     let consents = state.hub.consents(&me.hub).await?;
@@ -489,288 +493,4 @@ pub async fn receipt(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
-}
-
-// ---------------------------------------------------------------- who used my data
-
-pub struct HistoryRow {
-    pub seq: u64,
-    pub kind: String,
-    pub when: String,
-    pub when_iso: String,
-    pub service: String,
-    pub service_id: String,
-    pub purpose: String,
-    /// What happened, in words (granted / denied: reason / consent given …).
-    pub what: String,
-    /// `granted`, `denied` or `consent`.
-    pub outcome: String,
-    pub basis: String,
-    pub emergency: bool,
-    pub categories: Vec<CategoryChip>,
-    pub entry: String,
-    pub salt: String,
-    pub leaf_hash: String,
-    pub proof: String,
-    pub has_proof: bool,
-}
-
-#[derive(Template)]
-#[template(path = "portal/history.html")]
-struct HistoryPage {
-    ctx: Ctx,
-    rows: Vec<HistoryRow>,
-    checkpoint: String,
-    verifier_key: String,
-    /// Links to the page of newer and of older entries, when there is one.
-    newer: Option<String>,
-    older: Option<String>,
-    services: Vec<(String, String)>,
-    filter: String,
-}
-
-#[derive(Deserialize)]
-pub struct HistoryQuery {
-    #[serde(default)]
-    service: Option<String>,
-    /// The page holds the entries before this log position (the older page).
-    #[serde(default)]
-    before: Option<u64>,
-    /// The page holds the entries after this log position (the newer page).
-    #[serde(default)]
-    after: Option<u64>,
-}
-
-/// The history page starting `at`, for the service filter `service` (empty: all).
-fn history_href(service: &str, at: LogPageAt) -> String {
-    let mut q: Vec<(&str, String)> = Vec::new();
-    if !service.is_empty() {
-        q.push(("service", service.to_owned()));
-    }
-    match at {
-        LogPageAt::Newest => {}
-        LogPageAt::Before(b) => q.push(("before", b.to_string())),
-        LogPageAt::After(a) => q.push(("after", a.to_string())),
-    }
-    let q = serde_urlencoded::to_string(&q).unwrap_or_default();
-    if q.is_empty() {
-        "/portal/history".to_owned()
-    } else {
-        format!("/portal/history?{q}")
-    }
-}
-
-fn text_of(v: &serde_json::Value, key: &str) -> String {
-    v.get(key)
-        .and_then(|x| x.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// One log entry as the page shows it; `None` if the entry is not one the page knows.
-pub fn history_row(
-    e: &LogEntryView,
-    catalogue: &[ServiceView],
-    vocabulary: &[CategoryView],
-    t: &Tr,
-) -> Option<HistoryRow> {
-    let lang = t.lang;
-    let v: serde_json::Value = serde_json::from_str(&e.entry).ok()?;
-    let at: DateTime<Utc> = serde_json::from_value(v.get("at")?.clone()).ok()?;
-    let service_id = text_of(&v, "service");
-    let purpose_id = text_of(&v, "purpose");
-    let basis_kind = v
-        .get("basis")
-        .and_then(|b| b.get("kind"))
-        .and_then(|k| k.as_str())
-        .unwrap_or("none")
-        .to_owned();
-    let emergency = basis_kind.contains("emergency");
-    let (what, outcome, basis, categories) = match text_of(&v, "kind").as_str() {
-        "access" => {
-            let cats: Vec<String> = v
-                .get("categories")
-                .and_then(|c| serde_json::from_value(c.clone()).ok())
-                .unwrap_or_default();
-            // `{"outcome": {"outcome": "denied", "reason": "…"}}` (a tagged enum in a field).
-            let detail = v.get("outcome").cloned().unwrap_or_default();
-            let outcome = text_of(&detail, "outcome");
-            let what = if outcome == "granted" {
-                t.get("history-granted")
-            } else {
-                let reason = text_of(&detail, "reason");
-                t.arg(
-                    "history-denied",
-                    "reason",
-                    &t.get_or(&format!("reason-{reason}"), "reason-other"),
-                )
-            };
-            let basis = t.get_or(
-                &format!("basis-{}", basis_kind.replace('_', "-")),
-                "basis-other",
-            );
-            (what, outcome, basis, chips(&cats, vocabulary, lang))
-        }
-        "consent" => {
-            let change = text_of(&v, "change");
-            let actor = v
-                .get("actor")
-                .and_then(|a| a.get("kind"))
-                .and_then(|k| k.as_str())
-                .unwrap_or("resident");
-            let what = t.get_or(&format!("consent-change-{change}"), "consent-change-other");
-            let basis = t.get_or(&format!("actor-{actor}"), "actor-other");
-            (what, "consent".to_owned(), basis, Vec::new())
-        }
-        "fulfilment" => {
-            let f: renkei_domain::FulfilmentLogEntry = serde_json::from_value(v.clone()).ok()?;
-            let (what, outcome) = fulfilment_what(&f, t);
-            (what, outcome.to_owned(), String::new(), Vec::new())
-        }
-        _ => return None,
-    };
-    Some(HistoryRow {
-        seq: e.seq,
-        kind: e.kind.clone(),
-        when: tokyo(at, lang),
-        when_iso: tokyo_iso(at),
-        service: service_name(catalogue, &service_id, lang),
-        service_id,
-        purpose: purpose_title(catalogue, &text_of(&v, "service"), &purpose_id, lang),
-        what,
-        outcome,
-        basis,
-        emergency,
-        categories,
-        entry: e.entry.clone(),
-        salt: e.salt.clone(),
-        leaf_hash: e.leaf_hash.clone(),
-        proof: e.proof.clone().unwrap_or_default().join(","),
-        has_proof: e.proof.is_some(),
-    })
-}
-
-/// What a fulfilment entry says, provider by provider, and its outcome class: `released-none`
-/// when nothing reached the service, `released-part` otherwise.
-pub fn fulfilment_what(f: &renkei_domain::FulfilmentLogEntry, t: &Tr) -> (String, &'static str) {
-    use renkei_domain::ProviderDelivery;
-    let providers = f
-        .providers
-        .iter()
-        .map(|(provider, delivery)| match delivery {
-            ProviderDelivery::Delivered => t.arg("delivery-delivered", "provider", provider),
-            ProviderDelivery::Failed { reason } => t.arg2(
-                "delivery-failed",
-                ("provider", provider),
-                (
-                    "why",
-                    &t.get_or(&format!("delivery-{reason}"), "delivery-other"),
-                ),
-            ),
-        })
-        .collect::<Vec<_>>()
-        .join(&t.get("list-sep"));
-    if f.released_anything() {
-        (
-            t.arg("history-fulfilment-partial", "providers", &providers),
-            "released-part",
-        )
-    } else {
-        (
-            t.arg("history-fulfilment-none", "providers", &providers),
-            "released-none",
-        )
-    }
-}
-
-/// The most entries one history page shows.
-const HISTORY_LIMIT: u32 = 100;
-
-pub async fn history(
-    State(state): State<PortalState>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    Query(q): Query<HistoryQuery>,
-) -> Result<Response, PortalError> {
-    let me = signed_in(&state, &headers).await?;
-    if me.hub.require(ProxyPermission::ViewHistory, None).is_err() {
-        return Err(PortalError::NotEntrusted);
-    }
-    let catalogue = state.api.services().await?;
-    let vocabulary = state.api.categories().await?;
-    // A proxy's history holds only the services entrusted: so do the page's filters.
-    let filter = q
-        .service
-        .filter(|s| catalogue.iter().any(|c| &c.id == s) && covers(&me, s))
-        .unwrap_or_default();
-    // The page opens on the newest entries and goes back with the API's `next_before`; a
-    // newer page is the `after` cursor read forward, asking for one entry more than it shows
-    // to know whether a still newer page exists. Pages before and after line up, since every
-    // page but the oldest is full; links carry only a log position, so the way back needs
-    // neither JavaScript nor server-side state.
-    let at = match (q.after, q.before) {
-        (Some(a), _) => LogPageAt::After(a),
-        (None, Some(b)) => LogPageAt::Before(b),
-        (None, None) => LogPageAt::Newest,
-    };
-    let limit = match at {
-        LogPageAt::After(_) => HISTORY_LIMIT + 1,
-        LogPageAt::Newest | LogPageAt::Before(_) => HISTORY_LIMIT,
-    };
-    let filtered = (!filter.is_empty()).then_some(filter.as_str());
-    let mut page = state.api.my_log(&me.token, filtered, at, limit).await?;
-    let href = |at| history_href(&filter, at);
-    let (newer, older) = match at {
-        LogPageAt::After(after) => {
-            let more = page.entries.len() > HISTORY_LIMIT as usize;
-            page.entries.truncate(HISTORY_LIMIT as usize);
-            // Newest on top, as on every page.
-            page.entries.reverse();
-            let newer = page
-                .entries
-                .first()
-                .filter(|_| more)
-                .map(|e| href(LogPageAt::After(e.seq)));
-            // The cursor came from an entry of an older page, so older entries remain.
-            let oldest = page
-                .entries
-                .last()
-                .map_or(after.saturating_add(1), |e| e.seq);
-            (newer, Some(href(LogPageAt::Before(oldest))))
-        }
-        LogPageAt::Before(_) | LogPageAt::Newest => {
-            let newer = match (at, page.entries.first()) {
-                (LogPageAt::Before(_), Some(top)) => Some(href(LogPageAt::After(top.seq))),
-                (LogPageAt::Before(_), None) => Some(href(LogPageAt::Newest)),
-                _ => None,
-            };
-            (newer, page.next_before.map(|b| href(LogPageAt::Before(b))))
-        }
-    };
-    let t = ctx.t;
-    let rows: Vec<HistoryRow> = page
-        .entries
-        .iter()
-        .filter_map(|e| history_row(e, &catalogue, &vocabulary, &t))
-        .collect();
-    let services = catalogue
-        .iter()
-        .filter(|s| covers(&me, &s.id))
-        .map(|s| {
-            (
-                s.id.clone(),
-                ctx.lang.pick(&s.name_ja, &s.name_en).to_owned(),
-            )
-        })
-        .collect();
-    render(&HistoryPage {
-        ctx: ctx.portal_for("history-title", "/portal/history", &me),
-        rows,
-        checkpoint: page.checkpoint,
-        verifier_key: page.verifier_key,
-        newer,
-        older,
-        services,
-        filter,
-    })
 }

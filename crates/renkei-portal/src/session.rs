@@ -5,11 +5,12 @@
 
 use axum::http::HeaderMap;
 use renkei_domain::{OperatorId, ResidentId};
-use renkei_hub::Hub;
+use renkei_hub::{Hub, HubError};
 
+use crate::error::PortalError;
 use crate::security::{OPERATOR_COOKIE, OWN_SESSION_COOKIE, SESSION_COOKIE, cookie};
 
-/// A signed-in resident and the token that proves it (passed on to the hub's API).
+/// A signed-in resident and the token that proves it.
 #[derive(Debug, Clone)]
 pub struct ResidentSession {
     pub id: ResidentId,
@@ -45,6 +46,17 @@ pub async fn resident_name(hub: &Hub, resident: ResidentId) -> String {
             let id = resident.to_string();
             format!("{}…", &id[..8.min(id.len())])
         }
+    }
+}
+
+/// Demo mode: the hub's session token for any resident of the demo town, without proof
+/// (`Hub::demo_sign_in`); `None` when there is no such resident (or the hub is not in demo
+/// mode), for the sign-in form to say so.
+pub async fn demo_session(hub: &Hub, resident: ResidentId) -> Result<Option<String>, PortalError> {
+    match hub.demo_sign_in(resident).await {
+        Ok(token) => Ok(Some(token)),
+        Err(HubError::NotFound(_) | HubError::DemoOnly) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -481,7 +481,7 @@ pub async fn start_providers(
     for ((i, spec), records) in PROVIDERS.iter().enumerate().zip(records) {
         let provider = renkei_provider::Provider::new(
             ProviderId::new(spec.id)?,
-            hub.keys.jwks(),
+            hub.keys().jwks(),
             Arc::new(MemoryRecords(records)),
         );
         let addr = SocketAddr::from((
@@ -512,7 +512,7 @@ fn follow_key_rotation(hub: &Hub, provider: &Arc<renkei_provider::Provider>) {
             let Some(provider) = provider.upgrade() else {
                 return;
             };
-            provider.verifier.replace_jwks(hub.keys.jwks());
+            provider.verifier.replace_jwks(hub.keys().jwks());
         }
     });
 }
@@ -554,7 +554,7 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
     // from the hub it is meant to check.
     out.push_str(&format!(
         "\nAccess log verifier key (also at {hub}/log/key; keep it to verify the log):\n  {}\n",
-        town.hub.keys.log.verifier_key()
+        town.hub.keys().log.verifier_key()
     ));
     out.push_str(&format!(
         "\nTry it (resident {name}, id {resident}):\n\

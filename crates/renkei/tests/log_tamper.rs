@@ -255,7 +255,7 @@ impl Log {
         // Thousands of requests at once from one service: the test is about the log.
         config.limits = renkei_hub::limits::RateLimits::GENEROUS;
         let hub = Hub::start(config, store.clone()).await.unwrap();
-        let integrate = || renkei_hub::log::integrate_once(hub.store.as_ref(), &hub.keys.log);
+        let integrate = || renkei_hub::log::integrate_once(hub.store().as_ref(), &hub.keys().log);
         // Everyone says yes to the purpose.
         let mut consents = Vec::new();
         let mut subjects = Vec::new();
@@ -305,7 +305,7 @@ impl Log {
         assert!(size >= 250, "a log of a few hundred entries, not {size}");
         let latest = store.latest_checkpoint().await.unwrap().unwrap();
         assert_eq!(latest.size, size, "every entry is in a signed checkpoint");
-        let key = hub.keys.log.verifier_key();
+        let key = hub.keys().log.verifier_key();
         // The hub is gone before anyone tampers with its database.
         drop(hub);
         let kinds: Vec<String> = store

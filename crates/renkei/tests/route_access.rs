@@ -120,7 +120,7 @@ struct Credentials {
 struct World {
     app: Router,
     table: Vec<RouteAccess>,
-    api_rows: BTreeSet<(Method, &'static str)>,
+    api_rows: BTreeSet<(Method, String)>,
     hub: Hub,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
@@ -428,7 +428,7 @@ impl World {
         hub.revoke_token(&health, &revoked_user_token)
             .await
             .unwrap();
-        let revoked_service_token = hub.keys.issue_service_token(&health, Utc::now()).unwrap();
+        let revoked_service_token = hub.keys().issue_service_token(&health, Utc::now()).unwrap();
         hub.revoke_token(&health, &revoked_service_token)
             .await
             .unwrap();
@@ -539,7 +539,7 @@ impl World {
         let (app, table) = renkei::run::routed_app(hub.clone());
         // Alice signs out of one session at the portal: its token must stop working then,
         // not when it expires.
-        let signed_out = hub.keys.issue_resident_token(alice, Utc::now()).unwrap();
+        let signed_out = hub.keys().issue_resident_token(alice, Utc::now()).unwrap();
         let sign_out = Credentials {
             cookies: vec![(SESSION_COOKIE, signed_out.clone())],
             ..Credentials::default()
@@ -583,7 +583,7 @@ impl World {
     }
 
     fn credentials(&self, principal: &Principal, access: Access) -> Credentials {
-        let keys = &self.hub.keys;
+        let keys = &self.hub.keys();
         let now = Utc::now();
         let resident = |id| keys.issue_resident_token(id, now).unwrap();
         let session = |token: String| Credentials {
@@ -883,15 +883,15 @@ impl World {
         let alice = self.alice.to_string();
         let size = self.store.latest_checkpoint().await.unwrap().unwrap().size;
         let advice = self.advice.to_string();
-        let call = match (row.method.as_str(), row.path) {
+        let call = match (row.method.as_str(), row.path.as_str()) {
             // --- the API: public ---
             ("GET", "/healthz" | "/readyz" | "/openapi.json" | "/.well-known/jwks.json") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
-            ("GET", "/.well-known/openid-configuration") => Call::to(row.path),
+            ("GET", "/.well-known/openid-configuration") => Call::to(&row.path),
             ("GET", "/problems/{code}") => Call::to("/problems/malformed-request"),
-            ("GET", "/v1/categories" | "/v1/services") => Call::to(row.path),
-            ("GET", "/log/checkpoint" | "/log/key") => Call::to(row.path),
+            ("GET", "/v1/categories" | "/v1/services") => Call::to(&row.path),
+            ("GET", "/log/checkpoint" | "/log/key") => Call::to(&row.path),
             ("GET", "/log/checkpoints/{size}") => Call::to(format!("/log/checkpoints/{size}")),
             ("GET", "/log/tile/{*path}") => Call::to(if size >= 256 {
                 "/log/tile/0/000".to_owned()
@@ -904,10 +904,10 @@ impl World {
             ("GET", "/log/proof/consistency") => {
                 Call::to(format!("/log/proof/consistency?from=1&to={size}"))
             }
-            ("POST", "/v1/enrolment/challenges" | "/v1/passkeys/sign-in") => Call::to(row.path),
+            ("POST", "/v1/enrolment/challenges" | "/v1/passkeys/sign-in") => Call::to(&row.path),
             ("POST", "/v1/enrolment") => {
                 let (id, signature) = self.signed_challenge().await;
-                Call::to(row.path).json(json!({
+                Call::to(&row.path).json(json!({
                     "challenge_id": id, "certificate_chain": self.card.cert_pem, "signature": signature
                 }))
             }
@@ -918,38 +918,38 @@ impl World {
                     .json(forged_assertion())
                     .answered_with(&[403])
             }
-            ("POST", "/demo/sign-in") => Call::to(row.path).json(json!({ "resident": alice })),
+            ("POST", "/demo/sign-in") => Call::to(&row.path).json(json!({ "resident": alice })),
             // --- OAuth ---
             ("POST", "/oauth/token") => {
-                Call::to(row.path).form(&[("grant_type", "client_credentials")])
+                Call::to(&row.path).form(&[("grant_type", "client_credentials")])
             }
-            ("GET" | "POST", "/oauth/userinfo") => Call::to(row.path),
+            ("GET" | "POST", "/oauth/userinfo") => Call::to(&row.path),
             ("POST", "/oauth/introspect") => {
                 let token = self
                     .hub
-                    .keys
+                    .keys()
                     .issue_service_token(&ServiceId::new(HEALTH).unwrap(), Utc::now())
                     .unwrap();
-                Call::to(row.path).form(&[("token", &token)])
+                Call::to(&row.path).form(&[("token", &token)])
             }
             ("POST", "/oauth/revoke") => {
                 let token = self
                     .hub
-                    .keys
+                    .keys()
                     .issue_service_token(&ServiceId::new(HEALTH).unwrap(), Utc::now())
                     .unwrap();
-                Call::to(row.path).form(&[("token", &token)])
+                Call::to(&row.path).form(&[("token", &token)])
             }
-            ("POST", "/v1/data-requests") => Call::to(row.path)
+            ("POST", "/v1/data-requests") => Call::to(&row.path)
                 .json(json!({
                     "subject": self.subject, "purpose": "advice", "categories": ["health.checkup"]
                 }))
                 .alices(),
             // --- a resident's own account ---
             ("GET", "/v1/me/passkeys" | "/v1/me/proxies" | "/v1/me/acting-for") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
-            ("POST", "/v1/me/passkeys/registrations") => Call::to(row.path),
+            ("POST", "/v1/me/passkeys/registrations") => Call::to(&row.path),
             ("POST", "/v1/me/passkeys/registrations/{ceremony}") => {
                 let (ceremony, credential) = self.alices_registration().await;
                 Call::to(format!("/v1/me/passkeys/registrations/{ceremony}"))
@@ -960,7 +960,7 @@ impl World {
                 Call::to(format!("/v1/me/passkeys/{}/remove", self.alices_passkey().await))
                     .alices()
             }
-            ("POST", "/v1/me/proxies") => Call::to(row.path)
+            ("POST", "/v1/me/proxies") => Call::to(&row.path)
                 .json(json!({ "label": "daughter", "scope": full_scope() })),
             ("POST", "/v1/me/proxies/{id}/end") => {
                 let a = appoint(self.store.as_ref(), self.alice, self.dave, full_scope()).await;
@@ -976,11 +976,11 @@ impl World {
             }
             // --- a resident's consents, history and requests ---
             ("GET", "/v1/me/consents" | "/v1/me/access-records" | "/v1/me/requests") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
-            ("GET", "/v1/me/log") => Call::to(row.path),
+            ("GET", "/v1/me/log") => Call::to(&row.path),
             // Granted, or already active (409) from an earlier cell.
-            ("POST", "/v1/me/consents") => Call::to(row.path)
+            ("POST", "/v1/me/consents") => Call::to(&row.path)
                 .json(json!({ "service": HEALTH, "purpose": "reminders" }))
                 .about(HEALTH)
                 .answered_with(&[409]),
@@ -998,17 +998,17 @@ impl World {
             ))
             .alices()
             .about(HEALTH),
-            ("POST", "/v1/me/requests") => Call::to(row.path)
+            ("POST", "/v1/me/requests") => Call::to(&row.path)
                 .json(json!({ "kind": "disclosure", "service": HEALTH, "details": "what do you hold" }))
                 .about(HEALTH),
             // --- operators ---
-            ("POST", "/v1/operator/session") => Call::to(row.path),
+            ("POST", "/v1/operator/session") => Call::to(&row.path),
             ("POST", "/v1/operator/services") => {
                 let id = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
                 let key = renkei_protocol::envelope::ServiceKeyPair::generate()
                     .unwrap()
                     .public_b64();
-                Call::to(row.path).json(json!({
+                Call::to(&row.path).json(json!({
                     "id": id, "name_ja": "新サービス", "name_en": "New service", "sector": "misc",
                     "hpke_public_key": key, "webhook_url": null,
                     "redirect_uris": [format!("https://{id}.example/callback")],
@@ -1037,7 +1037,7 @@ impl World {
                 let (id, _) = self.pending_service().await;
                 Call::to(format!("/v1/operator/services/{id}/suspend"))
             }
-            ("GET", "/v1/operator/requests") => Call::to(row.path),
+            ("GET", "/v1/operator/requests") => Call::to(&row.path),
             ("POST", "/v1/operator/requests/{id}") => {
                 Call::to(format!("/v1/operator/requests/{}", self.request))
                     .json(json!({ "status": "in_progress", "response": "looking" }))
@@ -1045,25 +1045,25 @@ impl World {
 
             // --- the portal: public pages and sign-in ---
             ("GET", "/" | "/portal/sign-in" | "/portal/enrol" | "/console/sign-in") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
             ("GET", "/static/{file}") => Call::to("/static/portal.css"),
-            ("GET", "/portal/acting/ended") => Call::to(row.path),
+            ("GET", "/portal/acting/ended") => Call::to(&row.path),
             ("POST", "/portal/sign-out" | "/console/sign-out" | "/portal/acting/stop") => {
-                Call::to(row.path).form(&[])
+                Call::to(&row.path).form(&[])
             }
-            ("POST", "/portal/sign-in/demo") => Call::to(row.path).form(&[("resident", &alice)]),
-            ("POST", "/console/sign-in/demo") => Call::to(row.path)
+            ("POST", "/portal/sign-in/demo") => Call::to(&row.path).form(&[("resident", &alice)]),
+            ("POST", "/console/sign-in/demo") => Call::to(&row.path)
                 .form(&[("identity", &self.operator_identity.to_string())]),
-            ("POST", "/portal/sign-in/passkey/start") => Call::to(row.path).json(json!({})),
+            ("POST", "/portal/sign-in/passkey/start") => Call::to(&row.path).json(json!({})),
             ("POST", "/portal/sign-in/passkey/finish") => {
                 let start = self.hub.start_passkey_sign_in(PEER.into()).await.unwrap();
-                Call::to(row.path)
+                Call::to(&row.path)
                     .json(json!({ "ceremony": start.ceremony, "credential": forged_assertion() }))
             }
             ("POST", "/portal/enrol") => {
                 let (id, signature) = self.signed_challenge().await;
-                Call::to(row.path).form(&[
+                Call::to(&row.path).form(&[
                     ("challenge_id", &id),
                     ("certificate_chain", &self.card.cert_pem),
                     ("signature", &signature),
@@ -1071,22 +1071,22 @@ impl World {
             }
             // --- the portal: a resident's pages ---
             ("GET", "/portal" | "/portal/services" | "/portal/history" | "/portal/requests") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
-            ("GET", "/portal/passkeys" | "/portal/proxies") => Call::to(row.path),
-            ("POST", "/portal/passkeys/register/start") => Call::to(row.path).json(json!({})),
+            ("GET", "/portal/passkeys" | "/portal/proxies") => Call::to(&row.path),
+            ("POST", "/portal/passkeys/register/start") => Call::to(&row.path).json(json!({})),
             // Another resident finishing Alice's ceremony is told "not accepted" (400), as a
             // forged answer is.
             ("POST", "/portal/passkeys/register/finish") => {
                 let (ceremony, credential) = self.alices_registration().await;
-                Call::to(row.path)
+                Call::to(&row.path)
                     .json(json!({ "ceremony": ceremony, "name": "phone", "credential": credential }))
                     .alices()
                     .refused_with(&[400])
             }
             ("POST", "/portal/passkeys/remove") => {
                 let id = self.alices_passkey().await;
-                Call::to(row.path).form(&[("id", &id)]).alices()
+                Call::to(&row.path).form(&[("id", &id)]).alices()
             }
             ("GET", "/oauth/authorize") => Call::to(format!(
                 "/oauth/authorize?{}",
@@ -1102,11 +1102,11 @@ impl World {
                 ]);
                 let pairs: Vec<(&str, &str)> =
                     form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                Call::to(row.path).form(&pairs).about(HEALTH)
+                Call::to(&row.path).form(&pairs).about(HEALTH)
             }
             ("POST", "/portal/services/switch") => {
                 let consent = self.alices_reminders_consent().await;
-                Call::to(row.path)
+                Call::to(&row.path)
                     .form(&[
                         ("service", HEALTH),
                         ("purpose", "reminders"),
@@ -1121,14 +1121,14 @@ impl World {
                     .alices()
                     .about(HEALTH)
             }
-            ("POST", "/portal/requests") => Call::to(row.path)
+            ("POST", "/portal/requests") => Call::to(&row.path)
                 .form(&[
                     ("kind", "disclosure"),
                     ("service", HEALTH),
                     ("details", "what do you hold"),
                 ])
                 .about(HEALTH),
-            ("POST", "/portal/proxies/invite") => Call::to(row.path)
+            ("POST", "/portal/proxies/invite") => Call::to(&row.path)
                 .form(&[("label", "daughter"), ("manage_consents", "on")]),
             ("POST", "/portal/proxies/{id}/end") => {
                 let a = appoint(self.store.as_ref(), self.alice, self.dave, full_scope()).await;
@@ -1138,20 +1138,20 @@ impl World {
             }
             ("POST", "/portal/acting/accept") => {
                 let code = self.daves_invitation().await;
-                Call::to(row.path).form(&[("code", &code)])
+                Call::to(&row.path).form(&[("code", &code)])
             }
             ("POST", "/portal/acting/start") => {
                 let a = appoint(self.store.as_ref(), self.dave, self.alice, full_scope()).await;
-                Call::to(row.path)
+                Call::to(&row.path)
                     .form(&[("appointment", &a.id.to_string())])
                     .alices()
             }
             // --- the console ---
             ("GET", "/console" | "/console/categories" | "/console/requests") => {
-                Call::to(row.path)
+                Call::to(&row.path)
             }
             ("GET", "/console/audit") => Call::to(format!("/console/audit?resident={alice}")),
-            ("POST", "/console/sign-in/portal") => Call::to(row.path).form(&[]),
+            ("POST", "/console/sign-in/portal") => Call::to(&row.path).form(&[]),
             ("GET", "/console/services/{id}") => {
                 Call::to(format!("/console/services/{}", self.pending))
             }
@@ -1321,7 +1321,7 @@ async fn every_route_admits_exactly_the_callers_its_table_row_names() {
     let rows: BTreeSet<(Method, &str)> = world
         .table
         .iter()
-        .map(|r| (r.method.clone(), r.path))
+        .map(|r| (r.method.clone(), r.path.as_str()))
         .collect();
     assert_eq!(rows.len(), world.table.len(), "a route is listed twice");
 
@@ -1330,7 +1330,10 @@ async fn every_route_admits_exactly_the_callers_its_table_row_names() {
     let mut cells = 0usize;
     let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
     for row in &world.table {
-        let side = if world.api_rows.contains(&(row.method.clone(), row.path)) {
+        let side = if world
+            .api_rows
+            .contains(&(row.method.clone(), row.path.clone()))
+        {
             "api"
         } else {
             "pages"

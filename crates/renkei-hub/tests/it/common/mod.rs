@@ -625,7 +625,7 @@ impl Town {
         config.purge_interval = options.purge_interval;
         config.pkcs11 = options.pkcs11.clone();
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
-        let jwks = hub.keys.jwks();
+        let jwks = hub.keys().jwks();
 
         let clinic = start_provider(
             "clinic",
@@ -781,7 +781,7 @@ impl Town {
         if !self.config.demo_mode {
             return self
                 .hub
-                .keys
+                .keys()
                 .issue_resident_token(resident, Utc::now())
                 .unwrap();
         }
@@ -803,7 +803,10 @@ impl Town {
             .add_operator(id.clone(), "田中".into(), self.alice)
             .await
             .unwrap();
-        self.hub.keys.issue_operator_token(&id, Utc::now()).unwrap()
+        self.hub
+            .keys()
+            .issue_operator_token(&id, Utc::now())
+            .unwrap()
     }
 
     /// Client credentials in the form body.

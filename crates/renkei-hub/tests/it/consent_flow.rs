@@ -5,20 +5,20 @@
 // Tests may unwrap and panic (clippy.toml allows it in #[test] functions; this covers helpers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use common::{
-    HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town, advice_draft, alice_checkup,
-    alice_payments, expect_problem, open_all,
-};
 use renkei_domain::LocalizedText;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, open};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_protocol::receipt::{ReceiptError, verify_receipt};
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::{
+    HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town, advice_draft, alice_checkup,
+    alice_payments, expect_problem, open_all,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_token_then_granted_request_returns_data_only_the_service_can_open() {
@@ -312,11 +312,11 @@ async fn pairwise_subjects_differ_between_sectors_and_are_stable_within_one() {
     }
     assert_eq!(
         advice.subject,
-        town.hub.keys.subject("health", town.alice).to_string()
+        town.hub.keys().subject("health", town.alice).to_string()
     );
     assert_eq!(
         rides.subject,
-        town.hub.keys.subject("mobility", town.alice).to_string()
+        town.hub.keys().subject("mobility", town.alice).to_string()
     );
 
     // Stable: revoking and granting again gives the same subject.
@@ -587,7 +587,7 @@ fn jws_claims(jws: &str) -> Value {
 /// Kantara's Consent Receipt v1.1 JSON schema (Draft 4), as kept in renkei-protocol.
 fn kantara_schema() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(include_str!(
-        "../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-schema.json"
+        "../../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-schema.json"
     ))
     .unwrap();
     jsonschema::draft4::new(&schema).unwrap()
@@ -605,7 +605,7 @@ fn assert_kantara_valid(receipt: &Value) {
 async fn receipts_validate_against_kantaras_v1_1_schema_and_carry_the_controllers_contact() {
     // The schema's own example validates: the validator reads the schema as it was meant.
     let example: Value = serde_json::from_str(include_str!(
-        "../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-example.json"
+        "../../../renkei-protocol/schemas/kantara-cr-v1.1/kantara-consent-receipt-v1_1-example.json"
     ))
     .unwrap();
     assert_kantara_valid(&example);
@@ -736,7 +736,7 @@ async fn a_hub_with_a_token_signs_in_it_stores_no_private_key_and_cannot_start_w
     let claims = json!({ "iss": common::ISSUER, "sub": "s", "aud": "health-advice", "iat": now, "exp": now + 60 });
     let id_token = town
         .hub
-        .keys
+        .keys()
         .sign_id_token(renkei_domain::SigningAlg::Rs256, &claims, Utc::now())
         .await
         .unwrap();
@@ -788,5 +788,5 @@ async fn a_hub_with_a_token_signs_in_it_stores_no_private_key_and_cannot_start_w
     let again = renkei_hub::Hub::start(town.config.clone(), town.store.clone())
         .await
         .unwrap();
-    assert_eq!(again.keys.jwks(), jwks, "with the token, the same keys");
+    assert_eq!(again.keys().jwks(), jwks, "with the token, the same keys");
 }

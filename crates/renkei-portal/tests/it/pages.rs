@@ -24,7 +24,6 @@ use renkei_store::{PurposeDraft, SqliteStore, Store};
 use tower::ServiceExt;
 
 // Arbitrary form bodies and queries on every form and page.
-#[path = "pages/forms.rs"]
 mod forms;
 
 struct Town {
@@ -392,7 +391,7 @@ async fn the_console_refuses_an_operator_token_for_an_operator_id_that_does_not_
     let ghost = renkei_domain::OperatorId::new("ghost").unwrap();
     let forged = town
         .hub
-        .keys
+        .keys()
         .issue_operator_token(&ghost, Utc::now())
         .unwrap();
     let mut intruder = Browser::new();
@@ -442,7 +441,7 @@ fn every_message_exists_in_both_languages() {
 /// A second person of the town, who may be appointed as a proxy (or be an operator).
 async fn another_resident(town: &Town) -> ResidentId {
     let id = ResidentId::from_uuid(uuid::Uuid::new_v4());
-    town.hub.store.add_resident(id, Utc::now()).await.unwrap();
+    town.hub.store().add_resident(id, Utc::now()).await.unwrap();
     id
 }
 
@@ -653,7 +652,7 @@ async fn ending_an_appointment_stops_the_proxys_session_at_once() {
     let page = resident.get(&town.app, "/portal/proxies").await;
     assert!(page.body.contains("同意を撤回しました"), "{}", page.body);
     let csrf = Browser::csrf(&page);
-    let id = town.hub.store.proxies_of(town.resident).await.unwrap()[0].id;
+    let id = town.hub.store().proxies_of(town.resident).await.unwrap()[0].id;
     let ended = resident
         .post(
             &town.app,
@@ -681,7 +680,7 @@ async fn ending_an_appointment_stops_the_proxys_session_at_once() {
 #[tokio::test]
 async fn the_audit_search_returns_only_entries_that_match_its_filters() {
     let town = town().await;
-    let store = &town.hub.store;
+    let store = &town.hub.store();
     let subject = renkei_domain::ServiceSubject::new("subject-of-the-resident").unwrap();
     store
         .link_subject("health", &subject, town.resident)
@@ -1505,7 +1504,7 @@ async fn bousai_consent(town: &Town) -> String {
         webhook_url: None,
         status: ServiceStatus::Approved,
     };
-    let store = &town.hub.store;
+    let store = &town.hub.store();
     store
         .put_service(&service, &renkei_hub::auth::hash_client_secret("bousai"))
         .await
@@ -1546,7 +1545,7 @@ async fn bousai_consent(town: &Town) -> String {
 async fn active(town: &Town, id: &str) -> bool {
     let consent = town
         .hub
-        .store
+        .store()
         .consent(id.parse().unwrap())
         .await
         .unwrap()

@@ -8,18 +8,18 @@
     reason = "a redirecting provider is another party's server, not the hub's"
 )]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{
-    HEALTH_CHECKUP, PAYMENT_HISTORY, ProviderMode, Town, TownOptions, expect_problem, grant_claims,
-    open_all, present_grant,
-};
 use renkei_hub::broker::DataResponse;
 use renkei_protocol::grant::sign_grant;
 use serde_json::Value;
+
+use crate::common;
+use crate::common::{
+    HEALTH_CHECKUP, PAYMENT_HISTORY, ProviderMode, Town, TownOptions, expect_problem, grant_claims,
+    open_all, present_grant,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_never_sees_a_grant_meant_for_another_provider() {
@@ -98,7 +98,7 @@ async fn a_provider_never_sees_a_grant_meant_for_another_provider() {
     let now = Utc::now().timestamp();
     claims.iat = now;
     claims.exp = now + 30;
-    let forged_for_payments = sign_grant(&town.hub.keys.signing_key(), &claims).unwrap();
+    let forged_for_payments = sign_grant(&town.hub.keys().signing_key(), &claims).unwrap();
     let response = present_grant(&town.http, &town.clinic.url, &forged_for_payments).await;
     assert_eq!(response.status(), 401);
     assert_eq!(town.clinic.wrong_audience(), 1);
@@ -133,7 +133,7 @@ async fn a_replayed_grant_is_refused_by_the_provider() {
     // Even a grant that was never used works only once.
     let mut fresh = claims.clone();
     fresh.jti = uuid::Uuid::new_v4();
-    let once = sign_grant(&town.hub.keys.signing_key(), &fresh).unwrap();
+    let once = sign_grant(&town.hub.keys().signing_key(), &fresh).unwrap();
     assert_eq!(
         present_grant(&town.http, &town.clinic.url, &once)
             .await
@@ -164,7 +164,7 @@ async fn an_expired_grant_is_refused() {
     claims.jti = uuid::Uuid::new_v4();
     claims.iat = now - 60;
     claims.exp = now - 10;
-    let stale = sign_grant(&town.hub.keys.signing_key(), &claims).unwrap();
+    let stale = sign_grant(&town.hub.keys().signing_key(), &claims).unwrap();
     let response = present_grant(&town.http, &town.clinic.url, &stale).await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();

@@ -10,16 +10,15 @@
     reason = "a test fails loudly"
 )]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
 use renkei_store::conformance::faults::{OwnDatabase, SmallFileSystem};
 use serde_json::Value;
+
+use crate::common::*;
 
 /// One data request's answer, as the load generator saw it.
 #[derive(Debug, Clone)]

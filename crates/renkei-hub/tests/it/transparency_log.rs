@@ -8,18 +8,18 @@
     reason = "a test fails loudly"
 )]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town};
 use renkei_domain::ResidentId;
 use renkei_log::checkpoint::Checkpoint;
 use renkei_log::merkle::{self, Hash};
 use renkei_log::note::Verifier;
 use serde_json::Value;
+
+use crate::common;
+use crate::common::{HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town};
 
 /// The verifier key from `GET /log/key`.
 async fn published_key(town: &Town) -> Verifier {

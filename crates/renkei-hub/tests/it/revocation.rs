@@ -4,15 +4,15 @@
 // Tests may unwrap and panic (clippy.toml allows it in #[test] functions; this covers helpers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{HEALTH_CHECKUP, PAYMENT_HISTORY, Town};
 use renkei_protocol::event::{ConsentChange, EventError, verify_event};
 use serde_json::Value;
+
+use crate::common;
+use crate::common::{HEALTH_CHECKUP, PAYMENT_HISTORY, Town};
 
 /// One data request as a worker saw it.
 struct Attempt {

@@ -4,19 +4,19 @@
 // Tests may unwrap and panic (clippy.toml allows it in #[test] functions; this covers helpers).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::header;
-use common::{
-    HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
-};
 use renkei_hub::limits::{Rate, RateUnit};
 use renkei_hub::problem::{Lang, ProblemKind};
 use renkei_hub::routes::{Access, Proxies};
 use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
+
+use crate::common;
+use crate::common::{
+    HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_problem_json_with_stable_types() {
@@ -420,7 +420,7 @@ async fn a_suspended_service_is_shut_out_even_with_a_token_it_already_holds() {
     assert!(answer.complete);
 }
 
-/// Routes the hub has always served: the route list read from the source must include them.
+/// Routes the hub has always served (its published API): the route table must still hold them.
 const KNOWN_ROUTES: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
     ("/openapi.json", &["get"]),
@@ -486,7 +486,8 @@ async fn openapi_describes_every_route() {
     assert!(doc["info"]["title"].is_string());
     let paths = doc["paths"].as_object().unwrap();
 
-    // Every route is described, with each of its methods and their responses...
+    // Every route is described, with each of its methods and their responses (one
+    // declaration gives the route and its operation, so this holds by construction)...
     for (path, methods) in &routes {
         let item = paths
             .get(path)
@@ -702,7 +703,7 @@ async fn acknowledged_consents_survive_a_restart() {
     );
     assert_eq!(town.access_records(&alice).await, records_before);
     assert_eq!(
-        town.hub.keys.subject("health", town.alice).to_string(),
+        town.hub.keys().subject("health", town.alice).to_string(),
         granted.subject
     );
     // The consent still lets data through (providers trust the same keys), and the

@@ -8,14 +8,11 @@
     reason = "a test fails loudly"
 )]
 
-mod common;
-
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{TimeDelta, Utc};
-use common::{ISSUER, Town, TownOptions};
 use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
 use passkey::client::{Client, DefaultClientData};
 use passkey::crypto::aws_lc_rs::AwsLcRsBackend;
@@ -26,6 +23,9 @@ use renkei_hub::{Hub, HubConfig};
 use renkei_identity::{DevCa, IdentityAttributes, IssuedCertificate, KeyAlgorithm, Validity};
 use serde_json::{Value, json};
 use webauthn_rs::prelude::Url;
+
+use crate::common;
+use crate::common::{ISSUER, Town, TownOptions};
 
 // --- enrolment ---
 
@@ -655,13 +655,13 @@ async fn an_operator_token_for_an_operator_id_that_does_not_exist_is_refused() {
     // copy of the database would be: only the operators table tells them apart.
     let real = town
         .hub
-        .keys
+        .keys()
         .issue_operator_token(&tanaka, Utc::now())
         .unwrap();
     let ghost = renkei_domain::OperatorId::new("ghost").unwrap();
     let forged = town
         .hub
-        .keys
+        .keys()
         .issue_operator_token(&ghost, Utc::now())
         .unwrap();
     let queue = |token: String| town.get("/v1/operator/requests").bearer_auth(token).send();

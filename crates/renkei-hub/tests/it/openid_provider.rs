@@ -11,9 +11,7 @@
     reason = "a test fails loudly"
 )]
 
-mod common;
 // Arbitrary form bodies at the token, introspection and revocation endpoints.
-#[path = "openid_provider/forms.rs"]
 mod forms;
 
 use std::future::Future;
@@ -22,7 +20,6 @@ use std::pin::Pin;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{TimeDelta, Utc};
-use common::{HEALTH_CHECKUP, ISSUER, Town, TownService, redirect_uri};
 use openidconnect::core::{
     CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims,
 };
@@ -36,6 +33,9 @@ use renkei_hub::auth::ResidentSession;
 use renkei_hub::oidc::{AuthorizationParams, AuthorizeError, ConsentAnswers};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::common;
+use crate::common::{HEALTH_CHECKUP, ISSUER, Town, TownService, redirect_uri};
 
 type HttpFuture =
     Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, reqwest::Error>> + Send>>;
@@ -980,7 +980,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         .unwrap(),
     );
     town.hub
-        .keys
+        .keys()
         .signing
         .reload(town.store.as_ref())
         .await
@@ -1007,7 +1007,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         .unwrap(),
     );
     town.hub
-        .keys
+        .keys()
         .signing
         .reload(town.store.as_ref())
         .await
@@ -1021,7 +1021,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
     let signed = sign_in_accepting(&town, &town.mobility, hanako, &[], &[], eddsa_only()).await;
     assert_eq!(signed.id_token_kid, Some(now_key.clone()));
     let token = town.service_token(&town.health).await;
-    let subject = town.hub.keys.subject("health", town.alice).to_string();
+    let subject = town.hub.keys().subject("health", town.alice).to_string();
     let answer = town
         .data(&token, &subject, "advice", &[HEALTH_CHECKUP])
         .await;
@@ -1033,7 +1033,7 @@ async fn a_rotated_key_is_published_before_it_signs_and_what_old_keys_signed_sti
         .await
         .unwrap();
     town.hub
-        .keys
+        .keys()
         .signing
         .reload(town.store.as_ref())
         .await
@@ -1185,7 +1185,7 @@ async fn tokens_issued_to_a_proxy_say_so_and_end_with_the_appointment() {
     // pairwise subject in its sector), never by the hub's resident id.
     let jwt = serde_json::to_value(id_token).unwrap();
     let claims = payload(jwt.as_str().unwrap());
-    let bob_subject = town.hub.keys.subject("health", town.bob).to_string();
+    let bob_subject = town.hub.keys().subject("health", town.bob).to_string();
     assert_eq!(claims["act"], json!({ "sub": bob_subject }), "{claims}");
     assert_ne!(bob_subject, hanako_subject);
     assert!(!claims.to_string().contains(&town.bob.to_string()));

@@ -1,0 +1,107 @@
+//! The catalogue anyone may read: the data-category vocabulary and the registered services
+//! with the current version of each of their purposes, as `GET /v1/categories` and
+//! `GET /v1/services` answer them and the portal shows them.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{Hub, HubError};
+
+/// One category of the vocabulary.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CategoryView {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    /// 要配慮個人情報 (special-care personal information).
+    pub special_care: bool,
+}
+
+/// A registered service and its purposes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServiceView {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    /// `pending`, `approved` or `suspended`.
+    pub status: String,
+    pub purposes: Vec<PurposeView>,
+}
+
+/// The current version of one purpose of a service.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PurposeView {
+    pub id: String,
+    pub version: u32,
+    pub title_ja: String,
+    pub title_en: String,
+    pub description_ja: String,
+    pub description_en: String,
+    pub categories: Vec<String>,
+    pub retention_days: u32,
+    pub legal_basis: String,
+}
+
+impl Hub {
+    /// The data-category vocabulary.
+    pub async fn categories(&self) -> Result<Vec<CategoryView>, HubError> {
+        let list = self.store().categories().await?;
+        Ok(list
+            .into_iter()
+            .map(|c| CategoryView {
+                id: c.id.to_string(),
+                name_ja: c.name.ja,
+                name_en: c.name.en,
+                special_care: c.special_care,
+            })
+            .collect())
+    }
+
+    /// Registered services and the current version of each of their purposes.
+    pub async fn services(&self) -> Result<Vec<ServiceView>, HubError> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for s in store.services().await? {
+            let purposes = store
+                .purposes(&s.id)
+                .await?
+                .into_iter()
+                .map(|p| PurposeView {
+                    id: p.id.to_string(),
+                    version: p.version,
+                    title_ja: p.title.ja,
+                    title_en: p.title.en,
+                    description_ja: p.description.ja,
+                    description_en: p.description.en,
+                    categories: p.categories.iter().map(|c| c.to_string()).collect(),
+                    retention_days: p.retention_days,
+                    legal_basis: p.legal_basis.as_str().to_owned(),
+                })
+                .collect();
+            out.push(ServiceView {
+                id: s.id.to_string(),
+                name_ja: s.name.ja,
+                name_en: s.name.en,
+                status: s.status.as_str().to_owned(),
+                purposes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The data-category vocabulary.
+#[utoipa::path(get, path = "/v1/categories", responses((status = 200, body = Vec<CategoryView>)))]
+pub(crate) async fn categories(
+    State(hub): State<Hub>,
+) -> Result<Json<Vec<CategoryView>>, HubError> {
+    Ok(Json(hub.categories().await?))
+}
+
+/// Registered services and the current version of each of their purposes.
+#[utoipa::path(get, path = "/v1/services", responses((status = 200, body = Vec<ServiceView>)))]
+pub(crate) async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubError> {
+    Ok(Json(hub.services().await?))
+}

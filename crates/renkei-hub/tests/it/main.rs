@@ -1,0 +1,22 @@
+//! The hub's integration tests, one binary: each module was a test file of its own, and
+//! `common` is the small fictional town they share (a hub on SQLite, providers and a
+//! webhook receiver on 127.0.0.1).
+
+// Tests (and the helpers they share) may unwrap and panic: a test fails loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
+
+mod common;
+
+mod api_contract;
+mod consent_flow;
+mod identity;
+mod openid_provider;
+mod provider_safety;
+mod revocation;
+mod storage_faults;
+mod transparency_log;
