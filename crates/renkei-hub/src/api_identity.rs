@@ -1,6 +1,6 @@
 //! The HTTP API of identity: OpenID Connect endpoints, enrolment, passkeys, proxies,
-//! resident requests and the operators' service registry. Routes are listed in `api.rs`'s
-//! router; the handlers and their OpenAPI descriptions live here.
+//! resident requests and the operators' service registry. Routes are declared in `api.rs`;
+//! the handlers and their OpenAPI operations live here.
 
 use std::collections::BTreeSet;
 
@@ -33,68 +33,37 @@ use crate::passkeys::PasskeyView;
 use crate::problem::{ApiJson, ApiPath, Problem};
 use crate::{Hub, HubError};
 
+/// Identity's schemas for the API document (its operations come with its routes, in
+/// `api.rs`).
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        openid_configuration,
-        token,
-        userinfo_get,
-        userinfo_post,
-        introspect,
-        revoke,
-        enrolment_challenge,
-        enrol,
-        passkey_sign_in_start,
-        passkey_sign_in_finish,
-        my_passkeys,
-        passkey_registration_start,
-        passkey_registration_finish,
-        remove_passkey,
-        invite_proxy,
-        my_proxies,
-        end_proxy,
-        accept_invitation,
-        acting_for,
-        proxy_session,
-        my_requests,
-        file_request,
-        operator_session,
-        register_service,
-        review_service,
-        approve_service,
-        suspend_service,
-        operator_requests,
-        answer_request
-    ),
-    components(schemas(
-        OAuthForm,
-        OAuthErrorBody,
-        OAuthErrorCode,
-        TokenResponse,
-        CodeTokens,
-        Introspection,
-        TokenForm,
-        EnrolmentChallenge,
-        EnrolmentBody,
-        SessionToken,
-        PasskeyView,
-        PasskeyFinish,
-        ProxyInvitationBody,
-        crate::accounts::ProxyScopeSchema,
-        ProxyInvitation,
-        AppointmentView,
-        ResidentRequestBody,
-        RequestView,
-        ServiceRegistration,
-        crate::accounts::ControllerContactSchema,
-        crate::accounts::PostalAddressSchema,
-        PurposeDeclaration,
-        RegisteredService,
-        RiskView,
-        Approval,
-        RequestAnswer
-    ))
-)]
+#[openapi(components(schemas(
+    OAuthForm,
+    OAuthErrorBody,
+    OAuthErrorCode,
+    TokenResponse,
+    CodeTokens,
+    Introspection,
+    TokenForm,
+    EnrolmentChallenge,
+    EnrolmentBody,
+    SessionToken,
+    PasskeyView,
+    PasskeyFinish,
+    ProxyInvitationBody,
+    crate::accounts::ProxyScopeSchema,
+    ProxyInvitation,
+    AppointmentView,
+    ResidentRequestBody,
+    RequestView,
+    ServiceRegistration,
+    crate::accounts::ControllerContactSchema,
+    crate::accounts::PostalAddressSchema,
+    PurposeDeclaration,
+    RegisteredService,
+    RiskView,
+    Approval,
+    RequestAnswer
+)))]
 pub struct IdentityApiDoc;
 
 const PROBLEM: &str = "application/problem+json";

@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 
 use crate::{Hub, HubError};
 
-/// One category of the vocabulary.
+// The views' comments are plain ones: a doc comment would become the schema's description
+// in the API document, which says as much as clients have always read.
+
+// One category of the vocabulary.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CategoryView {
     pub id: String,
@@ -19,7 +22,7 @@ pub struct CategoryView {
     pub special_care: bool,
 }
 
-/// A registered service and its purposes.
+// A registered service and its purposes.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServiceView {
     pub id: String,
@@ -30,7 +33,7 @@ pub struct ServiceView {
     pub purposes: Vec<PurposeView>,
 }
 
-/// The current version of one purpose of a service.
+// The current version of one purpose of a service.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PurposeView {
     pub id: String,

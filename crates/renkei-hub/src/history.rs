@@ -53,7 +53,10 @@ pub enum PageOrder {
     Newest,
 }
 
-/// One access record naming the resident.
+// The views' comments are plain ones where they had none: a doc comment would become the
+// schema's description in the API document, which says as much as clients have always read.
+
+// One access record naming the resident.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccessRecordView {
     pub seq: u64,
@@ -95,7 +98,7 @@ impl From<AccessRecord> for AccessRecordView {
     }
 }
 
-/// A page of access records.
+// A page of access records.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AccessPage {
     pub records: Vec<AccessRecordView>,
@@ -125,7 +128,7 @@ pub struct LogEntryView {
     pub proof: Option<Vec<String>>,
 }
 
-/// A page of the resident's history in the signed log.
+// A page of the resident's history in the signed log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogPage {
     /// The signed checkpoint the proofs are against.

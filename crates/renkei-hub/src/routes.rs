@@ -184,8 +184,11 @@ where
         let _ = operation;
         let path = P::path();
         let methods = P::methods();
+        let mut operation = P::operation();
+        // As utoipa's `#[derive(OpenApi)]` writes an operation: with its (empty) tags.
+        operation.tags.get_or_insert_with(Vec::new);
         self.paths
-            .add_path_operation(path.replace("{*", "{"), methods.clone(), P::operation());
+            .add_path_operation(path.replace("{*", "{"), methods.clone(), operation);
         P::schemas(&mut self.schemas);
         for method in methods {
             let (method, filter) = http_method(&method);
