@@ -138,10 +138,7 @@ impl RsaSigningKey {
     /// A key whose private half is kept elsewhere and signs through `signer`, given its public
     /// modulus and exponent (big-endian; leading zeros are dropped).
     pub fn external(n: &[u8], e: &[u8], signer: Arc<dyn ExternalSigner>) -> Result<Self, KeyError> {
-        let strip = |b: &[u8]| {
-            let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-            b[first..].to_vec()
-        };
+        let strip = |b: &[u8]| -> Vec<u8> { b.iter().copied().skip_while(|&x| x == 0).collect() };
         let (n, e) = (strip(n), strip(e));
         if n.len() < Self::MIN_MODULUS_LEN || e.is_empty() {
             return Err(KeyError::BadRsaPkcs8);
