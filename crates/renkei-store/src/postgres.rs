@@ -92,4 +92,8 @@ type Db = Postgres;
 type Backend = PostgresStore;
 
 #[path = "sql/mod.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (see sql/mod.rs)"
+)]
 mod sql;

@@ -338,6 +338,10 @@ type Db = Sqlite;
 type Backend = SqliteStore;
 
 #[path = "sql/mod.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (see sql/mod.rs)"
+)]
 mod sql;
 
 #[cfg(test)]
