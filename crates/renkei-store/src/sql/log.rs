@@ -9,10 +9,10 @@ use renkei_domain::{
     AccessRecord, FulfilmentLogEntry, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry,
     ResidentId,
 };
+use sqlx::query::QueryAs;
 
 use super::{Args, Backend, Conn, Db, PLACEHOLDERS, all};
-use crate::codec;
-use crate::codec::SqlParam;
+use crate::codec::{self, SqlParam};
 use crate::rows::{
     RawAccessRecord, RawConsentLogEntry, RawFulfilment, RawOperatorLogEntry, access_columns,
     consent_log_select, fulfilment_select,
@@ -21,7 +21,6 @@ use crate::{
     AccessQuery, AuditOutcome, AuditQuery, Fulfilment, LogOrder, StoreError, StoreResult,
     StoredLeaf,
 };
-use sqlx::query::QueryAs;
 
 pub(super) async fn access_records(
     store: &Backend,
