@@ -1,10 +1,4 @@
 //! The store conformance suite against PostgreSQL, from `RENKEI_TEST_POSTGRES_URL`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a test fails loudly"
-)]
 //!
 //! Each test gets a database of its own, so they run in parallel without seeing each other.
 

@@ -1,10 +1,4 @@
 //! The store conformance suite against the embedded SQLite backend, plus SQLite-only checks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a test fails loudly"
-)]
 
 use renkei_store::{SqliteStore, Store};
 
