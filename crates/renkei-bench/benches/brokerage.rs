@@ -16,8 +16,14 @@
 //! alike and the two direct halves show how far identical phases differ. `RENKEI_BENCH_DIR`
 //! puts the hub's database elsewhere (e.g. `/dev/shm`, to see what fsync costs);
 //! `RENKEI_BENCH_OWN_CORE_ONLY=1` skips the shared placement (half the time, for trying a
-//! change); `RENKEI_BENCH_IN_FLIGHT=8` holds another number of requests in flight (the
-//! targets are for 64). Run with `cargo bench -p renkei-bench --bench brokerage`.
+//! change); `RENKEI_BENCH_IN_FLIGHT=8` holds another number of requests in flight.
+//!
+//! The targets, each printed as a verdict with the 5 ms provider and the hub on its own core:
+//! at 8 in flight (below saturation) ≥ 0.95× direct throughput and < 1 ms added at p99; at 64
+//! in flight ≥ 0.8× direct; and the hub's CPU per brokered request no more than the bare
+//! relay's plus the steps a brokered request adds, each timed alone (decide and record, sign
+//! the grant). Run with `cargo bench -p renkei-bench --bench brokerage` (64 in flight) and
+//! again with `RENKEI_BENCH_IN_FLIGHT=8 RENKEI_BENCH_OWN_CORE_ONLY=1`.
 
 #![allow(
     clippy::disallowed_methods,
@@ -54,8 +60,8 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// Requests held in flight by the load generator, always: the figure, for which its
-/// targets are set. `RENKEI_BENCH_IN_FLIGHT` runs the bench at another.
+/// Requests held in flight by the load generator, always, unless `RENKEI_BENCH_IN_FLIGHT`
+/// says another number.
 const TARGET_IN_FLIGHT: usize = 64;
 static IN_FLIGHT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
@@ -68,10 +74,49 @@ const RESIDENTS: usize = 1_000;
 const WARM_UP: Duration = Duration::from_secs(1);
 /// The "database-backed" provider's answer time.
 const SLOW_PROVIDER: Duration = Duration::from_millis(5);
-/// Targets with the 5 ms provider: hub throughput at least this fraction of direct ...
-const TARGET_THROUGHPUT_RATIO: f64 = 0.8;
-/// ... and at most this much added latency at p99.
-const TARGET_ADDED_P99_MS: f64 = 1.0;
+/// The targets with the 5 ms provider and the hub on its own core, by requests in flight: hub
+/// throughput at least this fraction of direct, and (where set) at most this much added
+/// latency at p99. Below saturation the hop must be nearly free; at 64 in flight a 2-vCPU
+/// machine cannot give the p99 target to any hop, a bare relay included.
+const TARGETS: [Target; 2] = [
+    Target {
+        in_flight: 8,
+        throughput_ratio: 0.95,
+        added_p99_ms: Some(1.0),
+    },
+    Target {
+        in_flight: 64,
+        throughput_ratio: 0.8,
+        added_p99_ms: None,
+    },
+];
+
+/// What the hub must reach at one load.
+struct Target {
+    in_flight: usize,
+    throughput_ratio: f64,
+    added_p99_ms: Option<f64>,
+}
+
+impl Target {
+    /// The target for this run's load and placement, if there is one.
+    fn of_run(placement: Placement) -> Option<&'static Target> {
+        let targets = TARGETS.iter();
+        (placement == Placement::HubOnOwnCore)
+            .then(|| targets.into_iter().find(|t| t.in_flight == in_flight()))
+            .flatten()
+    }
+
+    fn verdict(&self, ratio: f64, added_p99_ms: f64) -> String {
+        let mut met = ratio >= self.throughput_ratio;
+        let mut what = format!(">= {:.2}x", self.throughput_ratio);
+        if let Some(p99) = self.added_p99_ms {
+            met &= added_p99_ms < p99;
+            what.push_str(&format!(" and < {p99:.0} ms added at p99"));
+        }
+        format!("{what}: {}", if met { "MET" } else { "NOT MET" })
+    }
+}
 /// More failed requests than this fraction aborts the run.
 const MAX_ERROR_RATE: f64 = 0.01;
 /// Service tokens last 300 s; workers take a new one well before.
@@ -1371,7 +1416,7 @@ async fn direct_and_hub(
 
 /// The hub's own steps, each timed alone on the otherwise idle process, to show where a
 /// brokered request's time goes.
-async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
+async fn hub_costs(bench: &Bench) -> anyhow::Result<HubSteps> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut inputs = |n: usize| -> Vec<DecisionInput> {
         (0..n)
@@ -1440,12 +1485,42 @@ async fn hub_costs(bench: &Bench) -> anyhow::Result<()> {
     for _ in 0..SIGNS {
         bench.sign_grant(&mut rng)?;
     }
-    row(
-        "signing the grant (Ed25519 JWS)",
-        started.elapsed().as_secs_f64() * 1e6 / SIGNS as f64,
-        String::new(),
-    );
-    Ok(())
+    let sign = started.elapsed().as_secs_f64() / SIGNS as f64;
+    row("signing the grant (Ed25519 JWS)", sign * 1e6, String::new());
+    Ok(HubSteps {
+        decide_and_record_us: per_decision * 1e6,
+        sign_grant_us: sign * 1e6,
+    })
+}
+
+/// The steps a brokered request adds to a bare relay, each timed alone (microseconds).
+struct HubSteps {
+    decide_and_record_us: f64,
+    sign_grant_us: f64,
+}
+
+/// The hub's CPU per request (microseconds of its threads) through the hub and through the
+/// bare relay, with the 5 ms provider.
+struct HubCpu {
+    via_hub_us: f64,
+    via_relay_us: f64,
+}
+
+impl HubCpu {
+    /// The CPU target: no overhead beyond the intrinsic work, i.e. what a hop costs plus the
+    /// steps only the hub takes.
+    fn print_verdict(&self, steps: &HubSteps) {
+        let budget = self.via_relay_us + steps.decide_and_record_us + steps.sign_grant_us;
+        let met = self.via_hub_us <= budget;
+        println!(
+            "Hub CPU per brokered request, own core: {:.0} us; bare relay {:.0} + decide and record {:.0} + grant {:.0} = {budget:.0} us: {}",
+            self.via_hub_us,
+            self.via_relay_us,
+            steps.decide_and_record_us,
+            steps.sign_grant_us,
+            if met { "MET" } else { "NOT MET" }
+        );
+    }
 }
 
 fn print_row(name: &str, r: &PhaseResult) {
@@ -1475,7 +1550,7 @@ async fn measure(
     [ceiling_url, slow_url, fast_url, relay_url]: [&str; 4],
     duration: Duration,
     notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<HubCpu>> {
     let ceiling_time = duration.min(Duration::from_secs(3));
     place_threads(placement)?;
     let ceiling = phase(
@@ -1527,26 +1602,21 @@ async fn measure(
         "provider", "hub/direct req/s", "added p50", "added p99"
     );
     // `untargeted` says why a row has no target.
-    let compare = |name: &str,
-                   direct: &PhaseResult,
-                   hub: &PhaseResult,
-                   untargeted: Option<&str>| {
-        let ratio = hub.rate() / direct.rate();
-        let p50 = hub.p50_ms() - direct.p50_ms();
-        let p99 = hub.p99_ms() - direct.p99_ms();
-        let verdict = if let Some(why) = untargeted {
-            format!("none ({why})")
-        } else if in_flight() != TARGET_IN_FLIGHT {
-            format!("none (the target is for {TARGET_IN_FLIGHT} in flight)")
-        } else {
-            let met = ratio >= TARGET_THROUGHPUT_RATIO && p99 < TARGET_ADDED_P99_MS;
-            format!(
-                ">= {TARGET_THROUGHPUT_RATIO:.2}x and < {TARGET_ADDED_P99_MS:.0} ms added at p99: {}",
-                if met { "MET" } else { "NOT MET" }
-            )
+    let compare =
+        |name: &str, direct: &PhaseResult, hub: &PhaseResult, untargeted: Option<&str>| {
+            let ratio = hub.rate() / direct.rate();
+            let p50 = hub.p50_ms() - direct.p50_ms();
+            let p99 = hub.p99_ms() - direct.p99_ms();
+            let verdict = match (untargeted, Target::of_run(placement)) {
+                (Some(why), _) => format!("none ({why})"),
+                (None, Some(target)) => target.verdict(ratio, p99),
+                (None, None) => {
+                    "none (targets are for the hub on its own core at 8 and 64 in flight)"
+                        .to_owned()
+                }
+            };
+            println!("  {name:<14} {ratio:>15.2}x {p50:>+8.2} ms {p99:>+8.2} ms   {verdict}");
         };
-        println!("  {name:<14} {ratio:>15.2}x {p50:>+8.2} ms {p99:>+8.2} ms   {verdict}");
-    };
     compare("5 ms", slow_direct, slow_hub, None);
     compare(
         "5 ms, relay",
@@ -1578,7 +1648,17 @@ async fn measure(
         &fast.direct_again,
         Some("as above, with the 0 ms provider"),
     );
-    Ok(())
+    let cpu = match (
+        slow_hub.cpu_per_request_us(),
+        slow_relay.cpu_per_request_us(),
+    ) {
+        (Some((via_hub_us, _)), Some((via_relay_us, _))) => Some(HubCpu {
+            via_hub_us,
+            via_relay_us,
+        }),
+        _ => None,
+    };
+    Ok(cpu.filter(|_| placement == Placement::HubOnOwnCore))
 }
 
 /// One placement: a fresh hub and town, the phases, and after the last placement the hub's
@@ -1622,7 +1702,7 @@ async fn run(
     )
     .await?;
     let relay_url = serve_relay(&runtimes.hub, bench.hub.http().clone(), &slow_url).await?;
-    measure(
+    let cpu = measure(
         &bench,
         placement,
         [&ceiling_url, &slow_url, &fast_url, &relay_url],
@@ -1637,8 +1717,12 @@ async fn run(
     println!();
     if last {
         place_threads(Placement::Shared)?;
-        hub_costs(&bench).await?;
+        let steps = hub_costs(&bench).await?;
         println!();
+        if let Some(cpu) = cpu {
+            cpu.print_verdict(&steps);
+            println!();
+        }
         println!("Notes:");
         println!(
             "  latencies are of successful requests, measured by the load generator (send to last byte)"

@@ -17,9 +17,9 @@ use cedar_policy::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::{
-    Actor, CategoryId, Consent, ConsentChannel, ConsentId, DataRequest, Decision, LegalBasis,
-    LocalizedText, Purpose, PurposeId, RequestId, ResidentId, Service, ServiceId, ServiceStatus,
-    decide,
+    Actor, CategoryId, Consent, ConsentChannel, ConsentId, DataRequest, Decision, DecisionFacts,
+    LegalBasis, LocalizedText, Purpose, PurposeId, RequestId, ResidentId, Service, ServiceId,
+    ServiceStatus, decide,
 };
 use uuid::Uuid;
 
@@ -82,6 +82,20 @@ struct Case {
     purpose: Purpose,
     consent: Option<Consent>,
     now: DateTime<Utc>,
+}
+
+impl Case {
+    /// What storage would have read for the case: a registered service under a live token,
+    /// about a subject that names the resident.
+    fn facts(&self) -> DecisionFacts<'_> {
+        DecisionFacts {
+            token_revoked: false,
+            service: Some(&self.service),
+            resident: Some(ResidentId::from_uuid(Uuid::nil())),
+            purpose: Some(&self.purpose),
+            consent: self.consent.as_ref(),
+        }
+    }
 }
 
 fn cat(s: &str) -> anyhow::Result<CategoryId> {
@@ -336,13 +350,7 @@ fn cedar_input(case: &Case, schema: &Schema) -> anyhow::Result<CedarInput> {
 
 fn ours(case: &Case) -> bool {
     matches!(
-        decide(
-            &case.request,
-            &case.service,
-            Some(&case.purpose),
-            case.consent.clone(),
-            case.now,
-        ),
+        decide(&case.request, case.facts(), case.now),
         Decision::Granted(_)
     )
 }
@@ -445,9 +453,7 @@ fn main() -> anyhow::Result<()> {
     let decide_with = |case: &Case| {
         let d = decide(
             black_box(&case.request),
-            black_box(&case.service),
-            black_box(Some(&case.purpose)),
-            black_box(case.consent.clone()),
+            black_box(case.facts()),
             black_box(case.now),
         );
         black_box(d);

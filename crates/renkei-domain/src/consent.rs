@@ -109,6 +109,13 @@ impl Consent {
         }
     }
 
+    /// Whether this consent, rather than `other` (to the same purpose of the same service),
+    /// is the one a decision reads: the later granted, and of two granted at the same instant
+    /// the one to the newer purpose version.
+    pub fn is_later_than(&self, other: &Consent) -> bool {
+        (self.granted_at, self.purpose.version) > (other.granted_at, other.purpose.version)
+    }
+
     /// Proof that this consent is in force at `now`; the only way to get an [`ActiveConsent`].
     pub fn active_at(self, now: DateTime<Utc>) -> Result<ActiveConsent, ConsentState> {
         match self.state_at(now) {
@@ -177,6 +184,7 @@ mod tests {
     use super::*;
     use crate::ids::{PurposeId, ServiceId};
     use chrono::TimeDelta;
+    use proptest::strategy::{Just, Strategy};
     use uuid::Uuid;
 
     fn consent(now: DateTime<Utc>) -> Consent {
@@ -207,6 +215,61 @@ mod tests {
             ConsentState::Active
         );
         assert_eq!(c.state_at(now + TimeDelta::days(30)), ConsentState::Expired);
+    }
+
+    #[test]
+    fn the_later_grant_is_the_latest_and_a_tie_goes_to_the_newer_purpose_version() {
+        let now = Utc::now();
+        let first = consent(now);
+        let mut later = consent(now + TimeDelta::milliseconds(1));
+        assert!(later.is_later_than(&first) && !first.is_later_than(&later));
+        later.granted_at = now;
+        later.purpose.version = 2;
+        assert!(later.is_later_than(&first) && !first.is_later_than(&later));
+        assert!(
+            !first.is_later_than(&first),
+            "a consent is not later than itself"
+        );
+    }
+
+    /// The consent a decision reads out of `consents`, read in the given order.
+    fn latest(consents: &[Consent]) -> Option<&Consent> {
+        consents.iter().fold(None, |best, c| match best {
+            Some(b) if !c.is_later_than(b) => Some(b),
+            _ => Some(c),
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever order storage reads a resident's consents in, the same one decides: the
+        /// latest granted, and of those the one to the newest purpose version.
+        #[test]
+        fn the_latest_consent_does_not_depend_on_the_order_consents_are_read_in(
+            (grants, shuffled) in proptest::collection::btree_set((0i64..4, 1u32..4), 1..8)
+                .prop_flat_map(|s| {
+                    let v: Vec<_> = s.into_iter().collect();
+                    (Just(v.clone()), Just(v).prop_shuffle())
+                })
+        ) {
+            let now = Utc::now();
+            let read = |order: &[(i64, u32)]| -> Vec<Consent> {
+                order
+                    .iter()
+                    .map(|&(ms, version)| {
+                        let mut c = consent(now + TimeDelta::milliseconds(ms));
+                        c.purpose.version = version;
+                        c
+                    })
+                    .collect()
+            };
+            let (in_order, reordered) = (read(&grants), read(&shuffled));
+            let expected = grants.iter().max().copied();
+            let found = |c: Option<&Consent>| {
+                c.map(|c| ((c.granted_at - now).num_milliseconds(), c.purpose.version))
+            };
+            proptest::prop_assert_eq!(found(latest(&in_order)), expected);
+            proptest::prop_assert_eq!(found(latest(&reordered)), expected);
+        }
     }
 
     #[test]

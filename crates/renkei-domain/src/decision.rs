@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Purpose, Service, ServiceStatus};
 use crate::consent::{ActiveConsent, Consent, ConsentState};
-use crate::ids::{CategoryId, PurposeId, RequestId, ServiceId};
+use crate::ids::{CategoryId, PurposeId, RequestId, ResidentId, ServiceId};
 
 /// What a service asked for (the resident is resolved by the caller).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,18 +75,46 @@ pub enum Decision {
     Denied(DenialReason),
 }
 
-/// Decides a data request.
+/// What storage holds about one data request, as the deciding transaction read it: every
+/// fact the consent check rests on. Storage only reads them; [`decide`] alone judges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionFacts<'a> {
+    /// Whether the service revoked the bearer token it asked with (RFC 7009).
+    pub token_revoked: bool,
+    /// The requesting service, if it is registered (whatever its status).
+    pub service: Option<&'a Service>,
+    /// The resident the service's pairwise subject names, if it names one in the service's
+    /// sector.
+    pub resident: Option<ResidentId>,
+    /// The *current* version of the requested purpose, if the service declared it.
+    pub purpose: Option<&'a Purpose>,
+    /// The resident's latest consent to that purpose of that service, whatever its state
+    /// (see [`Consent::is_later_than`]).
+    pub consent: Option<&'a Consent>,
+}
+
+/// Decides a data request from what storage read for it.
 ///
-/// `purpose` is the *current* version of the requested purpose; `consent` is the resident's
-/// most recent consent to that purpose of that service, whatever its state.
-pub fn decide(
-    request: &DataRequest,
-    service: &Service,
-    purpose: Option<&Purpose>,
-    consent: Option<Consent>,
-    now: DateTime<Utc>,
-) -> Decision {
+/// The first rule that fails is the reason, in this order: a revoked token; a service that
+/// is not registered (`service-not-approved`); a subject that names no resident; a service
+/// that is not approved; a service key that is not an X25519 key; a purpose the service did
+/// not declare; categories the purpose does not declare; no consent; a consent to another
+/// purpose version; a revoked, then an expired consent; categories the consent does not
+/// cover. Only a request that passes every rule is granted.
+pub fn decide(request: &DataRequest, facts: DecisionFacts<'_>, now: DateTime<Utc>) -> Decision {
     use DenialReason as D;
+    // INVARIANT: a token the service revoked is refused before anything else is looked at,
+    // whoever it names and whatever was consented.
+    if facts.token_revoked {
+        return Decision::Denied(D::TokenRevoked);
+    }
+    // An unregistered service learns nothing more than a suspended one would.
+    let Some(service) = facts.service else {
+        return Decision::Denied(D::ServiceNotApproved);
+    };
+    if facts.resident.is_none() {
+        return Decision::Denied(D::UnknownSubject);
+    }
     if service.status != ServiceStatus::Approved {
         return Decision::Denied(D::ServiceNotApproved);
     }
@@ -96,7 +124,7 @@ pub fn decide(
     if !service.has_well_formed_key() {
         return Decision::Denied(D::ServiceKeyInvalid);
     }
-    let Some(purpose) = purpose else {
+    let Some(purpose) = facts.purpose else {
         return Decision::Denied(D::UnknownPurpose);
     };
     let undeclared = difference(&request.categories, &purpose.categories);
@@ -105,7 +133,7 @@ pub fn decide(
             categories: undeclared,
         });
     }
-    let Some(consent) = consent else {
+    let Some(consent) = facts.consent else {
         return Decision::Denied(D::NoConsent);
     };
     // INVARIANT: a consent only ever speaks for the exact purpose version it was given for.
@@ -116,7 +144,7 @@ pub fn decide(
         });
     }
     let uncovered = difference(&request.categories, &consent.categories);
-    let active = match consent.active_at(now) {
+    let active = match consent.clone().active_at(now) {
         Ok(active) => active,
         Err(ConsentState::Revoked) => return Decision::Denied(D::ConsentRevoked),
         Err(_) => return Decision::Denied(D::ConsentExpired),
@@ -137,189 +165,4 @@ fn difference(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::{LegalBasis, LocalizedText};
-    use crate::consent::{Actor, ConsentChannel};
-    use crate::ids::{ConsentId, ResidentId};
-    use chrono::TimeDelta;
-    use proptest::prelude::*;
-    use uuid::Uuid;
-
-    fn cat(s: &str) -> CategoryId {
-        CategoryId::new(s).unwrap()
-    }
-
-    fn service(status: ServiceStatus) -> Service {
-        Service {
-            id: ServiceId::new("health-advice").unwrap(),
-            name: LocalizedText::new("健康", "Health"),
-            sector: "health".into(),
-            hpke_public_key: "A".repeat(43),
-            webhook_url: None,
-            status,
-        }
-    }
-
-    fn purpose(version: u32) -> Purpose {
-        Purpose {
-            service: ServiceId::new("health-advice").unwrap(),
-            id: PurposeId::new("advice").unwrap(),
-            version,
-            title: LocalizedText::new("t", "t"),
-            description: LocalizedText::new("d", "d"),
-            categories: [cat("health.checkup"), cat("payment.history")].into(),
-            retention_days: 30,
-            legal_basis: LegalBasis::Consent,
-        }
-    }
-
-    fn consent(version: u32, cats: &[&str], now: DateTime<Utc>) -> Consent {
-        Consent {
-            id: ConsentId::from_uuid(Uuid::nil()),
-            resident: ResidentId::from_uuid(Uuid::nil()),
-            purpose: purpose(version).reference(),
-            categories: cats.iter().map(|c| cat(c)).collect(),
-            legal_basis: LegalBasis::Consent,
-            granted_at: now,
-            expires_at: Some(now + TimeDelta::days(1)),
-            given_via: ConsentChannel::Portal,
-            given_by: Actor::Resident,
-            revoked_at: None,
-        }
-    }
-
-    fn request(cats: &[&str]) -> DataRequest {
-        DataRequest {
-            id: RequestId::from_uuid(Uuid::nil()),
-            service: ServiceId::new("health-advice").unwrap(),
-            purpose: PurposeId::new("advice").unwrap(),
-            categories: cats.iter().map(|c| cat(c)).collect(),
-        }
-    }
-
-    fn reason(d: Decision) -> Option<&'static str> {
-        match d {
-            Decision::Granted(_) => None,
-            Decision::Denied(r) => Some(r.code()),
-        }
-    }
-
-    #[test]
-    fn a_matching_active_consent_grants_the_request() {
-        let now = Utc::now();
-        let d = decide(
-            &request(&["health.checkup"]),
-            &service(ServiceStatus::Approved),
-            Some(&purpose(1)),
-            Some(consent(1, &["health.checkup", "payment.history"], now)),
-            now,
-        );
-        assert_eq!(reason(d), None);
-    }
-
-    #[test]
-    fn a_category_outside_the_consent_is_denied() {
-        let now = Utc::now();
-        let d = decide(
-            &request(&["health.checkup", "payment.history"]),
-            &service(ServiceStatus::Approved),
-            Some(&purpose(1)),
-            Some(consent(1, &["health.checkup"], now)),
-            now,
-        );
-        assert_eq!(reason(d), Some("category-not-covered"));
-    }
-
-    #[test]
-    fn a_consent_to_an_older_purpose_version_does_not_stretch_to_the_new_one() {
-        let now = Utc::now();
-        let d = decide(
-            &request(&["health.checkup"]),
-            &service(ServiceStatus::Approved),
-            Some(&purpose(2)),
-            Some(consent(1, &["health.checkup"], now)),
-            now,
-        );
-        assert_eq!(reason(d), Some("consent-wrong-purpose-version"));
-    }
-
-    #[test]
-    fn a_suspended_service_is_denied_even_with_consent() {
-        let now = Utc::now();
-        let d = decide(
-            &request(&["health.checkup"]),
-            &service(ServiceStatus::Suspended),
-            Some(&purpose(1)),
-            Some(consent(1, &["health.checkup"], now)),
-            now,
-        );
-        assert_eq!(reason(d), Some("service-not-approved"));
-    }
-
-    #[test]
-    fn a_service_whose_key_is_not_an_x25519_key_is_denied_even_with_consent() {
-        let now = Utc::now();
-        for bad in ["not-a-key", "", "AAAA", &"A".repeat(44), &"+".repeat(43)] {
-            let mut service = service(ServiceStatus::Approved);
-            service.hpke_public_key = bad.to_owned();
-            let d = decide(
-                &request(&["health.checkup"]),
-                &service,
-                Some(&purpose(1)),
-                Some(consent(1, &["health.checkup"], now)),
-                now,
-            );
-            assert_eq!(reason(d), Some("service-key-invalid"), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn revoked_expired_and_missing_consents_are_denied_with_their_own_reason() {
-        let now = Utc::now();
-        let mut revoked = consent(1, &["health.checkup"], now);
-        revoked.revoked_at = Some(now);
-        let mut expired = consent(1, &["health.checkup"], now);
-        expired.expires_at = Some(now);
-        let s = service(ServiceStatus::Approved);
-        let p = purpose(1);
-        let r = request(&["health.checkup"]);
-        assert_eq!(
-            reason(decide(&r, &s, Some(&p), Some(revoked), now)),
-            Some("consent-revoked")
-        );
-        assert_eq!(
-            reason(decide(&r, &s, Some(&p), Some(expired), now)),
-            Some("consent-expired")
-        );
-        assert_eq!(
-            reason(decide(&r, &s, Some(&p), None, now)),
-            Some("consent-missing")
-        );
-        assert_eq!(
-            reason(decide(&r, &s, None, None, now)),
-            Some("unknown-purpose")
-        );
-    }
-
-    proptest! {
-        /// Whatever is asked, a grant only ever covers categories the consent lists.
-        #[test]
-        fn a_grant_never_exceeds_the_consent(
-            asked in proptest::sample::subsequence(vec!["health.checkup", "payment.history"], 0..=2),
-            given in proptest::sample::subsequence(vec!["health.checkup", "payment.history"], 0..=2),
-            revoked in any::<bool>(),
-        ) {
-            let now = Utc::now();
-            let mut c = consent(1, &given, now);
-            if revoked { c.revoked_at = Some(now); }
-            let d = decide(&request(&asked), &service(ServiceStatus::Approved), Some(&purpose(1)), Some(c), now);
-            if let Decision::Granted(active) = d {
-                prop_assert!(!revoked);
-                for a in &asked {
-                    prop_assert!(active.consent().categories.contains(&cat(a)));
-                }
-            }
-        }
-    }
-}
+mod tests;

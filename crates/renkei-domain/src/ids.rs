@@ -21,7 +21,7 @@ pub enum IdError {
     BadUuid(String, &'static str),
 }
 
-/// The shape [`check_slug`] accepts, as a regular expression (for the API document).
+/// The shape `check_slug` accepts, as a regular expression (for the API document).
 pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 
 /// The shape [`ServiceSubject::new`] accepts, as a regular expression.

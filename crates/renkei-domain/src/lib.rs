@@ -26,7 +26,7 @@ pub use catalog::{
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
 };
-pub use decision::{DataRequest, Decision, DenialReason, decide};
+pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, decide};
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,
     ProxyScope, ResidentRequest, ResidentRequestKind, ResidentRequestStatus, ServiceClient,

@@ -141,7 +141,7 @@ const LOCATION_SEGMENTS: &[&str] = &["location", "geo", "gps", "geolocation", "p
 /// Words in a category's name that make it location data.
 const LOCATION_NAMES: &[&str] = &["位置情報", "位置データ", "移動履歴", "location", "gps"];
 
-/// Whether a category is location data: an id segment from [`LOCATION_SEGMENTS`] or a name
+/// Whether a category is location data: an id segment from `LOCATION_SEGMENTS` or a name
 /// containing 位置情報, 位置データ, 移動履歴, "location" or "GPS". A postal address is not
 /// location data in this sense (it is where one lives, not where one goes).
 pub fn is_location_category(category: &CategoryId, known: Option<&DataCategory>) -> bool {

@@ -343,7 +343,7 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, HubError> 
 
 /// The service a data request comes from, proven by its bearer token: a client-credentials
 /// token, or a code-flow token it holds for one resident (then still active, see
-/// [`Hub::user_token_active`]).
+/// `Hub::user_token_active`).
 ///
 /// A client-credentials token's revocation is not read here: its `jti` goes into the
 /// decision, which reads the revoked tokens in its own batch transaction (as it reads the

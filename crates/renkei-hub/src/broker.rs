@@ -79,7 +79,7 @@ impl PendingRecord {
 }
 
 impl DecisionBatcher {
-    /// Starts the recording task (needs a Tokio runtime; see [`record_batches`]).
+    /// Starts the recording task (needs a Tokio runtime; see `record_batches`).
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (queue, rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
         tokio::spawn(record_batches(store, rx));

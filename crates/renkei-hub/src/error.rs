@@ -76,7 +76,7 @@ pub enum HubError {
     /// `retry_after` seconds.
     #[error("too many requests: try again in {retry_after} s")]
     RateLimited { retry_after: u64 },
-    /// The hub failed ([`InternalError`]): answered as `internal`, logged with its cause.
+    /// The hub failed (`InternalError`): answered as `internal`, logged with its cause.
     #[error("internal error: {0}")]
     Internal(#[source] InternalError),
 }

@@ -12,7 +12,7 @@
 //!
 //! A refusal is [`HubError::RateLimited`]: 429 with `Retry-After` (problem+json on the API, a
 //! plain page on the portal). Limits are per replica, in memory; idle keys are forgotten by
-//! the hub's purger ([`Limiters::forget_idle`]).
+//! the hub's purger (`Limiters::forget_idle`).
 //!
 //! [`Hub::enrolment_challenge`]: crate::Hub::enrolment_challenge
 //! [`Hub::start_passkey_sign_in`]: crate::Hub::start_passkey_sign_in

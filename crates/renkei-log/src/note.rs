@@ -400,14 +400,13 @@ fn parse_signature_line(line: &str) -> Option<(&str, &str, u32, Vec<u8>)> {
 
 /// `SHA-256(name || 0x0A || 0x01 || public key)[:4]` as a big-endian integer.
 fn key_id(name: &str, public_key: &[u8; ED25519_KEY_LEN]) -> u32 {
-    let digest = Sha256::new()
+    let digest: [u8; 32] = Sha256::new()
         .chain_update(name.as_bytes())
         .chain_update([b'\n'])
         .chain_update(typed_key(public_key))
-        .finalize();
-    let mut id = [0u8; 4];
-    id.copy_from_slice(&digest[..4]);
-    u32::from_be_bytes(id)
+        .finalize()
+        .into();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// `0x01 || key`.

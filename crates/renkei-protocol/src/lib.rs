@@ -9,6 +9,8 @@
 //! - [`envelope`]: HPKE (RFC 9180) sealing of a provider's answer to the requesting
 //!   service's key, bound to the request and the provider, so the hub relays ciphertext it
 //!   cannot read;
+//! - [`payload`]: the provider's signed answer inside that envelope, so the service can tell
+//!   the provider produced exactly this answer for this request and the hub cannot forge one;
 //! - [`receipt`]: the signed consent receipt (同意記録) a resident keeps, in the Kantara
 //!   Consent Receipt v1.1 vocabulary;
 //! - [`event`]: the Security Event Token (RFC 8417) a service receives by webhook when a
@@ -25,6 +27,7 @@ pub mod event;
 pub mod grant;
 mod jws;
 pub mod keys;
+pub mod payload;
 pub mod receipt;
 
 pub use envelope::{EnvelopeContext, EnvelopeError, SealedPayload, ServiceKeyPair, open, seal};
@@ -37,6 +40,10 @@ pub use jws::{SignError, sign_jwt};
 pub use keys::{
     AnySigningKey, Jwk, Jwks, KeyError, RsaSigningKey, SigningAlg, SigningKey,
     install_crypto_provider, rsa_thumbprint,
+};
+pub use payload::{
+    PAYLOAD_TYP, PayloadClaims, PayloadError, PayloadSealError, open_verified, sign_and_seal,
+    sign_payload,
 };
 pub use receipt::{
     ConsentReceipt, PiiController, ReceiptError, ReceiptInput, ReceiptPurpose, ReceiptService,

@@ -2,9 +2,11 @@
 //! hub-signed, audience-bound, short-lived, single-use grants, and seals every answer to the
 //! requesting service's key so the hub relays ciphertext it cannot read.
 //!
-//! The demo town's registry, clinic and payment provider run this, and so do the tests and
-//! benchmarks. It owns the provider protocol's server half; it must not know the hub's
-//! storage or consents — the grant is all a provider trusts.
+//! [`kit`] is what a city runs beside a provider's own system: a configuration file maps
+//! each data category to a query over the provider's database or to a CSV file. The demo
+//! town's providers run on it; tests and benchmarks also use [`MemoryRecords`]. The crate
+//! owns the provider protocol's server half; it must not know the hub's storage or
+//! consents — the grant is all a provider trusts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +19,44 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use renkei_domain::{CategoryId, ProviderId};
 use renkei_protocol::envelope::{EnvelopeContext, seal};
-use renkei_protocol::grant::{GrantError, GrantVerifier};
+use renkei_protocol::grant::{GrantClaims, GrantError, GrantVerifier};
 use renkei_protocol::keys::Jwks;
 
+pub mod kit;
+
+use kit::access_log::{AccessLine, AccessLog, GrantFacts};
+
 /// Where a provider keeps its residents' records.
+#[async_trait::async_trait]
 pub trait Records: Send + Sync + 'static {
     /// The record of `reference` restricted to `categories` (as JSON), or `None` if unknown.
-    fn lookup(&self, reference: &str, categories: &[CategoryId]) -> Option<serde_json::Value>;
+    async fn lookup(
+        &self,
+        reference: &str,
+        categories: &[CategoryId],
+    ) -> Result<Option<serde_json::Value>, RecordsError>;
+
+    /// Whether this provider holds `category` at all; a grant naming another is refused
+    /// before anything is read.
+    fn serves(&self, _category: &CategoryId) -> bool {
+        true
+    }
+}
+
+/// Why records could not be read. Messages name a file, a column or an SQLSTATE, never a
+/// record or a reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    #[error("the records are unavailable: {0}")]
+    Unavailable(String),
+    #[error("the query failed (SQLSTATE `{0}`)")]
+    Query(String),
+    #[error(
+        "column `{column}` has type `{type_name}`, which the kit does not read: cast it to text"
+    )]
+    ColumnType { column: String, type_name: String },
+    #[error("category `{0}` is not one this provider serves")]
+    NotServed(CategoryId),
 }
 
 /// What a provider has seen, for operators and tests.
@@ -52,11 +85,12 @@ pub struct Provider {
     /// Extra time before answering, to stand in for a slow back end (benchmarks, tests).
     pub delay: Duration,
     pub stats: ProviderStats,
+    access_log: Option<AccessLog>,
 }
 
 impl Provider {
     pub fn new(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> Arc<Self> {
-        Self::with_delay(id, hub_keys, records, Duration::ZERO)
+        Self::builder(id, hub_keys, records).build()
     }
 
     pub fn with_delay(
@@ -65,12 +99,66 @@ impl Provider {
         records: Arc<dyn Records>,
         delay: Duration,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Self::builder(id, hub_keys, records).delay(delay).build()
+    }
+
+    pub fn builder(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> ProviderBuilder {
+        ProviderBuilder(Self {
             verifier: GrantVerifier::new(id, hub_keys),
             records,
-            delay,
+            delay: Duration::ZERO,
             stats: ProviderStats::default(),
+            access_log: None,
         })
+    }
+
+    /// Writes the access-log line for a grant, if this provider keeps a log. A line that
+    /// cannot be written stops the answer: a provider that cannot account for a release
+    /// does not release.
+    async fn record(&self, outcome: &str, grant: Option<&GrantClaims>) -> Result<(), Response> {
+        let Some(log) = &self.access_log else {
+            return Ok(());
+        };
+        let line = AccessLine {
+            at: chrono::Utc::now(),
+            outcome: outcome.to_owned(),
+            grant: grant.map(|g| GrantFacts {
+                jti: g.jti,
+                request_id: g.request_id.to_string(),
+                service: g.service.to_string(),
+                purpose: g.purpose.to_string(),
+                consent: g.consent.to_string(),
+                categories: g.categories.iter().map(ToString::to_string).collect(),
+                reference: g.sub.clone(),
+            }),
+        };
+        log.append(&line).await.map_err(|e| {
+            tracing::error!(error = %e, "the provider's access log could not be written");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "access-log-unavailable",
+                "the provider cannot record this access",
+            )
+        })
+    }
+}
+
+/// Sets up a [`Provider`].
+pub struct ProviderBuilder(Provider);
+
+impl ProviderBuilder {
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.0.delay = delay;
+        self
+    }
+
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.0.access_log = Some(log);
+        self
+    }
+
+    pub fn build(self) -> Arc<Provider> {
+        Arc::new(self.0)
     }
 }
 
@@ -97,17 +185,24 @@ fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
 }
 
 async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
+    match answer(&p, &headers).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn answer(p: &Provider, headers: &HeaderMap) -> Result<Response, Response> {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
         p.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return refuse(
+        p.record("grant-missing", None).await?;
+        return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "grant-missing",
             "a hub-signed grant is required",
-        );
+        ));
     };
     let claims = match p.verifier.verify(token.trim(), chrono::Utc::now()) {
         Ok(claims) => claims,
@@ -122,19 +217,44 @@ async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
                 GrantError::Expired => p.stats.refused_expired.fetch_add(1, Ordering::Relaxed),
                 _ => 0,
             };
-            return refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+            p.record(e.code(), None).await?;
+            return Err(refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()));
         }
     };
+    // INVARIANT: only what the grant covers is read, and only categories this provider holds.
+    if let Some(other) = claims.categories.iter().find(|c| !p.records.serves(c)) {
+        p.stats.refused.fetch_add(1, Ordering::Relaxed);
+        p.record("category-not-served", Some(&claims)).await?;
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "category-not-served",
+            &RecordsError::NotServed(other.clone()).to_string(),
+        ));
+    }
     if !p.delay.is_zero() {
         tokio::time::sleep(p.delay).await;
     }
-    let Some(record) = p.records.lookup(&claims.sub, &claims.categories) else {
-        p.stats.refused.fetch_add(1, Ordering::Relaxed);
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "record-not-found",
-            "no record for this reference",
-        );
+    let record = match p.records.lookup(&claims.sub, &claims.categories).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            p.stats.refused.fetch_add(1, Ordering::Relaxed);
+            p.record("record-not-found", Some(&claims)).await?;
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "record-not-found",
+                "no record for this reference",
+            ));
+        }
+        Err(e) => {
+            p.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "the provider's records could not be read");
+            p.record("records-unavailable", Some(&claims)).await?;
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "records-unavailable",
+                "the provider cannot read its records now",
+            ));
+        }
     };
     let context = EnvelopeContext {
         provider: p.verifier.provider().clone(),
@@ -143,10 +263,15 @@ async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     let plaintext = record.to_string();
     match seal(&claims.service_hpke_key, &context, plaintext.as_bytes()) {
         Ok(sealed) => {
+            p.record("served", Some(&claims)).await?;
             p.stats.served.fetch_add(1, Ordering::Relaxed);
-            axum::Json(sealed).into_response()
+            Ok(axum::Json(sealed).into_response())
         }
-        Err(e) => refuse(StatusCode::BAD_REQUEST, "bad-service-key", &e.to_string()),
+        Err(e) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-service-key",
+            &e.to_string(),
+        )),
     }
 }
 
@@ -155,13 +280,22 @@ pub struct MemoryRecords(
     pub std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
 );
 
+#[async_trait::async_trait]
 impl Records for MemoryRecords {
-    fn lookup(&self, reference: &str, categories: &[CategoryId]) -> Option<serde_json::Value> {
-        let all = self.0.get(reference)?;
+    async fn lookup(
+        &self,
+        reference: &str,
+        categories: &[CategoryId],
+    ) -> Result<Option<serde_json::Value>, RecordsError> {
+        let Some(all) = self.0.get(reference) else {
+            return Ok(None);
+        };
         let picked: serde_json::Map<String, serde_json::Value> = categories
             .iter()
             .filter_map(|c| all.get(c.as_str()).map(|v| (c.to_string(), v.clone())))
             .collect();
-        Some(serde_json::json!({ "reference": reference, "data": picked }))
+        Ok(Some(
+            serde_json::json!({ "reference": reference, "data": picked }),
+        ))
     }
 }

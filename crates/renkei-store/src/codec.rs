@@ -1,17 +1,12 @@
-//! Row shapes shared by both backends and their conversion to domain types.
-//!
-//! Rows are read into plain structs of strings and integers (`Raw*`), then converted here,
-//! so the conversion is written once and every malformed row becomes [`StoreError::Corrupt`].
+//! What both backends share to turn rows into domain types and values into parameters:
+//! times, JSON, identifiers, log positions, new Merkle leaves, and how a statement built at
+//! run time writes its parameters. The row shapes themselves are in `rows.rs`; every
+//! malformed value becomes [`StoreError::Corrupt`], never a panic.
 
-use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
-use renkei_domain::{
-    AccessBasis, AccessOutcome, AccessRecord, Actor, CategoryId, Consent, ConsentChannel,
-    ConsentEvent, ConsentEventKind, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
-    Purpose, PurposeRef, Service, ServiceStatus,
-};
+use renkei_domain::AccessOutcome;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -47,248 +42,19 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A row shape read from storage (`crate::rows`), turned into the domain value it holds.
+pub trait IntoDomain {
+    type Domain;
+
+    fn into_domain(self) -> StoreResult<Self::Domain>;
+}
+
 pub(crate) fn enum_field<T>(v: Option<T>, s: &str, what: &str) -> StoreResult<T> {
     v.ok_or_else(|| StoreError::Corrupt(format!("unknown {what} `{s}`")))
 }
 
-fn u32_field(v: i64, what: &str) -> StoreResult<u32> {
+pub(crate) fn u32_field(v: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawCategory {
-    pub id: String,
-    pub name_ja: String,
-    pub name_en: String,
-    pub special_care: bool,
-}
-
-impl RawCategory {
-    pub fn into_domain(self) -> StoreResult<DataCategory> {
-        Ok(DataCategory {
-            id: parse(&self.id, "category id")?,
-            name: LocalizedText::new(self.name_ja, self.name_en),
-            special_care: self.special_care,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawService {
-    pub id: String,
-    pub name_ja: String,
-    pub name_en: String,
-    pub sector: String,
-    pub hpke_public_key: String,
-    pub webhook_url: Option<String>,
-    pub status: String,
-}
-
-impl RawService {
-    pub fn into_domain(self) -> StoreResult<Service> {
-        Ok(Service {
-            id: parse(&self.id, "service id")?,
-            name: LocalizedText::new(self.name_ja, self.name_en),
-            sector: self.sector,
-            hpke_public_key: self.hpke_public_key,
-            webhook_url: self.webhook_url,
-            status: enum_field(
-                ServiceStatus::parse(&self.status),
-                &self.status,
-                "service status",
-            )?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawPurpose {
-    pub service_id: String,
-    pub purpose_id: String,
-    pub version: i64,
-    pub title_ja: String,
-    pub title_en: String,
-    pub description_ja: String,
-    pub description_en: String,
-    pub categories: String,
-    pub retention_days: i64,
-    pub legal_basis: String,
-}
-
-impl RawPurpose {
-    pub fn into_domain(self) -> StoreResult<Purpose> {
-        Ok(Purpose {
-            service: parse(&self.service_id, "service id")?,
-            id: parse(&self.purpose_id, "purpose id")?,
-            version: u32_field(self.version, "purpose version")?,
-            title: LocalizedText::new(self.title_ja, self.title_en),
-            description: LocalizedText::new(self.description_ja, self.description_en),
-            categories: from_json(&self.categories, "purpose categories")?,
-            retention_days: u32_field(self.retention_days, "retention days")?,
-            legal_basis: enum_field(
-                LegalBasis::parse(&self.legal_basis),
-                &self.legal_basis,
-                "legal basis",
-            )?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawProvider {
-    pub id: String,
-    pub name_ja: String,
-    pub name_en: String,
-    pub endpoint: String,
-    pub categories: String,
-    pub max_answer_bytes: Option<i64>,
-}
-
-impl RawProvider {
-    pub fn into_domain(self) -> StoreResult<Provider> {
-        Ok(Provider {
-            id: parse(&self.id, "provider id")?,
-            name: LocalizedText::new(self.name_ja, self.name_en),
-            endpoint: self.endpoint,
-            categories: from_json(&self.categories, "provider categories")?,
-            max_answer_bytes: self
-                .max_answer_bytes
-                .map(|n| {
-                    u64::try_from(n).map_err(|_| {
-                        StoreError::Corrupt(format!("negative answer limit {n} of a provider"))
-                    })
-                })
-                .transpose()?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawLocator {
-    pub resident_id: String,
-    pub category_id: String,
-    pub provider_id: String,
-    pub reference: String,
-}
-
-impl RawLocator {
-    pub fn into_domain(self) -> StoreResult<Locator> {
-        Ok(Locator {
-            resident: parse(&self.resident_id, "resident id")?,
-            category: parse(&self.category_id, "category id")?,
-            provider: parse(&self.provider_id, "provider id")?,
-            reference: self.reference,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawConsent {
-    pub id: String,
-    pub resident_id: String,
-    pub service_id: String,
-    pub purpose_id: String,
-    pub purpose_version: i64,
-    pub categories: String,
-    pub legal_basis: String,
-    pub granted_at: i64,
-    pub expires_at: Option<i64>,
-    pub given_via: String,
-    pub given_by: String,
-    pub revoked_at: Option<i64>,
-}
-
-impl RawConsent {
-    pub fn into_domain(self) -> StoreResult<Consent> {
-        Ok(Consent {
-            id: parse(&self.id, "consent id")?,
-            resident: parse(&self.resident_id, "resident id")?,
-            purpose: PurposeRef {
-                service: parse(&self.service_id, "service id")?,
-                purpose: parse(&self.purpose_id, "purpose id")?,
-                version: u32_field(self.purpose_version, "purpose version")?,
-            },
-            categories: from_json::<BTreeSet<CategoryId>>(&self.categories, "consent categories")?,
-            legal_basis: enum_field(
-                LegalBasis::parse(&self.legal_basis),
-                &self.legal_basis,
-                "legal basis",
-            )?,
-            granted_at: time(self.granted_at)?,
-            expires_at: opt_time(self.expires_at)?,
-            given_via: enum_field(
-                ConsentChannel::parse(&self.given_via),
-                &self.given_via,
-                "consent channel",
-            )?,
-            given_by: from_json::<Actor>(&self.given_by, "consent actor")?,
-            revoked_at: opt_time(self.revoked_at)?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawConsentEvent {
-    pub consent_id: String,
-    pub kind: String,
-    pub at: i64,
-    pub actor: String,
-}
-
-impl RawConsentEvent {
-    pub fn into_domain(self) -> StoreResult<ConsentEvent> {
-        Ok(ConsentEvent {
-            consent: parse(&self.consent_id, "consent id")?,
-            kind: enum_field(
-                ConsentEventKind::parse(&self.kind),
-                &self.kind,
-                "consent event",
-            )?,
-            at: time(self.at)?,
-            actor: from_json(&self.actor, "consent event actor")?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawAccessRecord {
-    pub seq: i64,
-    pub request_id: String,
-    pub at: i64,
-    pub service_id: String,
-    pub resident_id: Option<String>,
-    pub purpose_id: String,
-    pub purpose_version: Option<i64>,
-    pub categories: String,
-    pub basis: String,
-    pub outcome: String,
-    pub providers: String,
-}
-
-impl RawAccessRecord {
-    pub fn into_domain(self) -> StoreResult<AccessRecord> {
-        Ok(AccessRecord {
-            seq: u64::try_from(self.seq)
-                .map_err(|_| StoreError::Corrupt(format!("negative seq {}", self.seq)))?,
-            request: parse(&self.request_id, "request id")?,
-            at: time(self.at)?,
-            service: parse(&self.service_id, "service id")?,
-            resident: self
-                .resident_id
-                .as_deref()
-                .map(|r| parse(r, "resident id"))
-                .transpose()?,
-            purpose: parse(&self.purpose_id, "purpose id")?,
-            purpose_version: self
-                .purpose_version
-                .map(|v| u32_field(v, "purpose version"))
-                .transpose()?,
-            categories: from_json(&self.categories, "access categories")?,
-            basis: from_json::<AccessBasis>(&self.basis, "access basis")?,
-            outcome: outcome_from_column(&self.outcome),
-            providers: from_json(&self.providers, "access providers")?,
-        })
-    }
 }
 
 /// `granted`, or the denial's reason code.
@@ -296,16 +62,6 @@ pub fn outcome_column(outcome: &AccessOutcome) -> &str {
     match outcome {
         AccessOutcome::Granted => "granted",
         AccessOutcome::Denied { reason } => reason,
-    }
-}
-
-fn outcome_from_column(s: &str) -> AccessOutcome {
-    if s == "granted" {
-        AccessOutcome::Granted
-    } else {
-        AccessOutcome::Denied {
-            reason: s.to_owned(),
-        }
     }
 }
 
@@ -345,171 +101,6 @@ pub fn new_leaf(entry: &renkei_domain::LogEntry) -> NewLeaf {
 pub fn hash32(bytes: &[u8], what: &str) -> StoreResult<renkei_log::Hash> {
     renkei_log::Hash::from_slice(bytes)
         .map_err(|_| StoreError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
-pub fn checkpoint(
-    (size, root, note, signed_at): (i64, Vec<u8>, String, i64),
-) -> StoreResult<crate::StoredCheckpoint> {
-    Ok(crate::StoredCheckpoint {
-        size: seq_u64(size)?,
-        root: hash32(&root, "checkpoint root")?,
-        note,
-        signed_at: time(signed_at)?,
-    })
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawConsentLogEntry {
-    pub log_seq: Option<i64>,
-    pub consent_id: String,
-    pub resident_id: String,
-    pub service_id: String,
-    pub purpose_id: String,
-    pub purpose_version: i64,
-    pub kind: String,
-    pub at: i64,
-    pub actor: String,
-}
-
-impl RawConsentLogEntry {
-    pub fn into_domain(self) -> StoreResult<renkei_domain::ConsentLogEntry> {
-        let seq = self
-            .log_seq
-            .ok_or_else(|| StoreError::Corrupt("a consent event has no log position".into()))?;
-        Ok(renkei_domain::ConsentLogEntry {
-            seq: seq_u64(seq)?,
-            consent: parse(&self.consent_id, "consent id")?,
-            resident: parse(&self.resident_id, "resident id")?,
-            service: parse(&self.service_id, "service id")?,
-            purpose: parse(&self.purpose_id, "purpose id")?,
-            purpose_version: u32_field(self.purpose_version, "purpose version")?,
-            change: enum_field(
-                ConsentEventKind::parse(&self.kind),
-                &self.kind,
-                "consent event",
-            )?,
-            at: time(self.at)?,
-            actor: from_json(&self.actor, "consent event actor")?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawOperatorLogEntry {
-    pub log_seq: i64,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-}
-
-impl RawOperatorLogEntry {
-    pub fn into_domain(self) -> StoreResult<renkei_domain::OperatorLogEntry> {
-        Ok(renkei_domain::OperatorLogEntry {
-            seq: seq_u64(self.log_seq)?,
-            at: time(self.at)?,
-            actor: from_json(&self.actor, "operator action actor")?,
-            action: from_json(&self.action, "operator action")?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct RawFulfilment {
-    pub log_seq: i64,
-    pub request_id: String,
-    pub at: i64,
-    pub service_id: String,
-    pub resident_id: String,
-    pub providers: String,
-}
-
-impl RawFulfilment {
-    pub fn into_domain(self) -> StoreResult<renkei_domain::FulfilmentLogEntry> {
-        Ok(renkei_domain::FulfilmentLogEntry {
-            seq: seq_u64(self.log_seq)?,
-            request: parse(&self.request_id, "request id")?,
-            at: time(self.at)?,
-            service: parse(&self.service_id, "service id")?,
-            resident: parse(&self.resident_id, "resident id")?,
-            providers: from_json(&self.providers, "fulfilment providers")?,
-        })
-    }
-}
-
-/// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
-/// or unreadable visible (verification must name it, not stop at it).
-pub fn assemble_range(
-    start: i64,
-    end: i64,
-    leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)>,
-    access: Vec<RawAccessRecord>,
-    consents: Vec<RawConsentLogEntry>,
-    operators: Vec<RawOperatorLogEntry>,
-    fulfilments: Vec<RawFulfilment>,
-) -> Vec<crate::StoredEntry> {
-    use std::collections::BTreeMap;
-    let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
-    for (seq, kind, salt, leaf_hash) in leaves {
-        if let Ok(s) = seq_u64(seq) {
-            leaf_at.insert(
-                seq,
-                crate::StoredLeaf {
-                    seq: s,
-                    kind,
-                    salt,
-                    leaf_hash,
-                },
-            );
-        }
-    }
-    let mut entry_at: BTreeMap<i64, Result<renkei_domain::LogEntry, String>> = BTreeMap::new();
-    let mut place = |seq: i64, entry: StoreResult<renkei_domain::LogEntry>| {
-        // A duplicated position is itself tampering: keep it as unreadable.
-        let slot = if entry_at.contains_key(&seq) {
-            Err("two rows claim this position".to_owned())
-        } else {
-            entry.map_err(|e| e.to_string())
-        };
-        entry_at.insert(seq, slot);
-    };
-    for raw in access {
-        let seq = raw.seq;
-        place(seq, raw.into_domain().map(renkei_domain::LogEntry::Access));
-    }
-    for raw in consents {
-        let Some(seq) = raw.log_seq else { continue };
-        place(seq, raw.into_domain().map(renkei_domain::LogEntry::Consent));
-    }
-    for raw in operators {
-        let seq = raw.log_seq;
-        place(
-            seq,
-            raw.into_domain().map(renkei_domain::LogEntry::Operator),
-        );
-    }
-    for raw in fulfilments {
-        let seq = raw.log_seq;
-        place(
-            seq,
-            raw.into_domain().map(renkei_domain::LogEntry::Fulfilment),
-        );
-    }
-    let last = leaf_at
-        .keys()
-        .chain(entry_at.keys())
-        .copied()
-        .max()
-        .map_or(start, |m| m + 1)
-        .min(end);
-    (start..last)
-        .filter_map(|seq| {
-            Some(crate::StoredEntry {
-                seq: seq_u64(seq).ok()?,
-                leaf: leaf_at.remove(&seq),
-                entry: entry_at.remove(&seq),
-            })
-        })
-        .collect()
 }
 
 /// A parameter of a statement built at run time.
@@ -571,11 +162,6 @@ impl Placeholders {
 
 /// The most entries appended by one multi-row `INSERT` (11 parameters each).
 pub const APPEND_CHUNK: usize = 128;
-
-/// The most tree hashes the log integrator writes in one transaction: enough that a
-/// checkpoint takes a handful, few enough that a decision batch waiting for the one writer
-/// waits well under a millisecond.
-pub const INTEGRATE_CHUNK: usize = 256;
 
 /// The most values in one `IN (…)` list of a batch's reads.
 pub const IN_LIST_MAX: usize = 512;

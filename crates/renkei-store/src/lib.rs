@@ -3,11 +3,13 @@
 //!
 //! [`Store`] is the one interface the rest of the hub sees. It has one implementation per
 //! backend — [`SqliteStore`] (embedded, the default) and [`PostgresStore`] (for several hub
-//! replicas) — generated from the same SQL in `sql.rs`, and one conformance suite
-//! ([`conformance`]) that both must pass. This crate never decides anything itself: the
-//! consent rule is `renkei_domain::decide`, called inside the transaction that records it.
+//! replicas) — compiled from the same SQL in `sql/`, and one conformance suite
+//! ([`conformance`]) that both must pass. This crate never decides anything itself: every
+//! rule of the consent check is `renkei_domain::decide`, called inside the transaction that
+//! records it; the store only reads what it needs and writes what it returns.
 //! It must not know about HTTP, tokens or cryptography.
 
+mod batch;
 mod cause;
 mod codec;
 pub mod conformance;
@@ -15,8 +17,7 @@ mod decision_cache;
 mod hash_cache;
 pub mod identity;
 mod postgres;
-mod sql;
-mod sql_identity;
+mod rows;
 mod sqlite;
 mod wal_sync;
 

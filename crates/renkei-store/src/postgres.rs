@@ -6,10 +6,6 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::codec::Placeholders;
-use crate::sql::{
-    consent_columns, consent_log_select, fulfilment_select, impl_store, purpose_columns,
-};
-use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 use crate::{Durability, StoreError, StoreResult};
 
 /// How long a call waits for a connection (or a readiness probe for its answer) before
@@ -91,5 +87,13 @@ impl crate::Readiness for PostgresStore {
 const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 const INSERT_ROWS: &str = "INSERT INTO";
 
-impl_store!(PostgresStore, Postgres);
-crate::sql_identity::impl_identity_store!(PostgresStore);
+// The shared SQL (`sql/`), compiled for this backend: it names the backend only as these.
+type Db = Postgres;
+type Backend = PostgresStore;
+
+#[path = "sql/mod.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (see sql/mod.rs)"
+)]
+mod sql;

@@ -11,10 +11,6 @@ use sqlx::sqlite::{
 };
 
 use crate::codec::Placeholders;
-use crate::sql::{
-    consent_columns, consent_log_select, fulfilment_select, impl_store, purpose_columns,
-};
-use crate::sql_identity::{code_columns, enrolment_columns, passkey_columns};
 use crate::wal_sync::WalSync;
 use crate::{Durability, StoreError, StoreResult};
 
@@ -337,8 +333,16 @@ const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 /// statement: a failed append fails, and rolls back, its whole transaction anyway.
 const INSERT_ROWS: &str = "INSERT OR FAIL INTO";
 
-impl_store!(SqliteStore, Sqlite);
-crate::sql_identity::impl_identity_store!(SqliteStore);
+// The shared SQL (`sql/`), compiled for this backend: it names the backend only as these.
+type Db = Sqlite;
+type Backend = SqliteStore;
+
+#[path = "sql/mod.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "the shared SQL is compiled once per backend on purpose (see sql/mod.rs)"
+)]
+mod sql;
 
 #[cfg(test)]
 mod tests {

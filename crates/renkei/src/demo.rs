@@ -17,9 +17,10 @@ use renkei_domain::{
 use renkei_hub::consents::GrantConsentBody;
 use renkei_hub::{Hub, HubConfig};
 use renkei_protocol::envelope::ServiceKeyPair;
-use renkei_provider::MemoryRecords;
+use renkei_provider::kit::config::KitConfig;
 use renkei_store::{PurposeDraft, Store};
 
+use crate::demo_kit::{Storage, write_provider};
 use crate::town::{self, Person};
 
 /// Same seed, same town.
@@ -467,54 +468,39 @@ fn write_private_key(path: &Path, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the three providers of the town on their ports.
+/// Starts the three providers of the town on their ports, each on the provider kit from the
+/// files [`crate::demo_kit`] writes into `<data dir>/providers/`. The hub must already be
+/// serving at `hub_url`: each kit fetches its key set from there.
 pub async fn start_providers(
     options: &DemoOptions,
-    hub: &Hub,
+    hub_url: &str,
     people: &[Person],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<renkei_provider::kit::RunningKit>> {
     let records = [
         town::registry_records(people),
         town::clinic_records(people, SEED),
         town::payment_records(people, SEED),
     ];
-    for ((i, spec), records) in PROVIDERS.iter().enumerate().zip(records) {
-        let provider = renkei_provider::Provider::new(
-            ProviderId::new(spec.id)?,
-            hub.keys().jwks(),
-            Arc::new(MemoryRecords(records)),
-        );
+    let storage = [Storage::Sqlite, Storage::Sqlite, Storage::Csv];
+    let mut kits = Vec::new();
+    for ((i, spec), (records, storage)) in PROVIDERS
+        .iter()
+        .enumerate()
+        .zip(records.iter().zip(storage))
+    {
         let addr = SocketAddr::from((
             [127, 0, 0, 1],
             options.first_provider_port + u16::try_from(i)?,
         ));
-        let listener = tokio::net::TcpListener::bind(addr)
+        let dir = options.data_dir.join("providers").join(spec.id);
+        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records).await?;
+        let config = KitConfig::load(&config)?;
+        let kit = renkei_provider::kit::start(&config)
             .await
-            .with_context(|| format!("binding provider {} on {addr}", spec.id))?;
-        follow_key_rotation(hub, &provider);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, renkei_provider::router(provider)).await {
-                tracing::error!(error = %e, "provider stopped");
-            }
-        });
+            .with_context(|| format!("starting provider {} on {addr}", spec.id))?;
+        kits.push(kit);
     }
-    Ok(())
-}
-
-/// Gives the provider the hub's published keys as often as the hub re-reads them, as a
-/// provider elsewhere would re-fetch `/.well-known/jwks.json`: a rotated key is known to it
-/// before the hub signs with it.
-fn follow_key_rotation(hub: &Hub, provider: &Arc<renkei_provider::Provider>) {
-    let (hub, provider) = (hub.clone(), Arc::downgrade(provider));
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(renkei_hub::signing_keys::KEY_RELOAD_INTERVAL).await;
-            let Some(provider) = provider.upgrade() else {
-                return;
-            };
-            provider.verifier.replace_jwks(hub.keys().jwks());
-        }
-    });
+    Ok(kits)
 }
 
 /// The resident the printed walk-through signs in as: the first with records at every provider.

@@ -4,5 +4,6 @@
 //! It owns wiring and fixtures only; flows live in `renkei-hub`, rules in `renkei-domain`.
 
 pub mod demo;
+pub mod demo_kit;
 pub mod run;
 pub mod town;

@@ -14,6 +14,7 @@ use renkei_hub::broker::DataResponse;
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
 
 mod dev_ca;
+mod provider;
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees across threads all the
 /// time (requests, buffers, decision batches), where glibc's arenas cost about 15% of a
@@ -105,6 +106,11 @@ enum Command {
     DevCa {
         #[command(subcommand)]
         command: dev_ca::DevCaCommand,
+    },
+    /// The provider kit a city runs beside a data provider's own system.
+    Provider {
+        #[command(subcommand)]
+        command: provider::ProviderCommand,
     },
     /// Open the sealed payloads of a data response (read from standard input) with a
     /// service's private key, as the service would.
@@ -239,12 +245,16 @@ async fn main() -> anyhow::Result<()> {
             let database = options.data_dir.join("renkei.db");
             let store = run::open_store(&database.to_string_lossy()).await?;
             let town = demo::build(&options, store).await?;
-            demo::start_providers(&options, &town.hub, &town.people).await?;
             let listener = tokio::net::TcpListener::bind(options.hub)
                 .await
                 .with_context(|| format!("binding {}", options.hub))?;
+            // The hub serves first: the providers fetch its key set when they start.
+            let hub = tokio::spawn(run::serve_app(listener, run::app(town.hub.clone())));
+            let _kits =
+                demo::start_providers(&options, &format!("http://{}", options.hub), &town.people)
+                    .await?;
             println!("{}", demo::guide(&options, &town));
-            run::serve_app(listener, run::app(town.hub)).await?;
+            hub.await.context("the hub stopped")??;
         }
         Command::Serve {
             database,
@@ -328,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
         Command::DevCa { command } => dev_ca::run(command)?,
         Command::Keys { command } => keys(command).await?,
         Command::Kek { command } => kek(command).await?,
+        Command::Provider { command } => provider::run(command).await?,
         Command::Operator {
             command:
                 OperatorCommand::Add {

@@ -116,6 +116,17 @@ impl Person {
     }
 }
 
+/// One of `list`, drawn by `rng` as indexing with `random_range(0..len)` would (the town's
+/// residents depend on the draws staying the same); an empty list gives "".
+fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
+    if list.is_empty() {
+        return "";
+    }
+    list.get(rng.random_range(0..list.len()))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// The town's residents, the same for the same seed.
 pub fn people(count: usize, seed: u64) -> Vec<Person> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -125,18 +136,18 @@ pub fn people(count: usize, seed: u64) -> Vec<Person> {
             rng.fill(&mut id);
             let resident = ResidentId::from_uuid(uuid::Builder::from_random_bytes(id).into_uuid());
             let female = rng.random_bool(0.51);
-            let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
+            let surname = pick(&mut rng, SURNAMES);
             let given = if female {
-                GIVEN_FEMALE[rng.random_range(0..GIVEN_FEMALE.len())]
+                pick(&mut rng, GIVEN_FEMALE)
             } else {
-                GIVEN_MALE[rng.random_range(0..GIVEN_MALE.len())]
+                pick(&mut rng, GIVEN_MALE)
             };
             let age = rng.random_range(0..100);
             let birth_date = NaiveDate::from_ymd_opt(2026 - age, rng.random_range(1..=12), rng.random_range(1..=28))
                 .unwrap_or_default();
             let address = format!(
                 "ひかり台市{}{}丁目{}番{}号",
-                CHOME[rng.random_range(0..CHOME.len())],
+                pick(&mut rng, CHOME),
                 rng.random_range(1..=5),
                 rng.random_range(1..=30),
                 rng.random_range(1..=20)
@@ -146,7 +157,7 @@ pub fn people(count: usize, seed: u64) -> Vec<Person> {
                 json!({
                     "reason": if age >= 75 { "高齢者のみの世帯" } else { "身体障害者手帳 2級" },
                     "care_level": if age >= 75 { format!("要介護{}", rng.random_range(1..=5)) } else { "なし".into() },
-                    "contact": format!("{}（家族）", SURNAMES[rng.random_range(0..SURNAMES.len())]),
+                    "contact": format!("{}（家族）", pick(&mut rng, SURNAMES)),
                     "assistance": "避難時に車いす介助が必要",
                 })
             });
@@ -230,7 +241,7 @@ pub fn payment_records(people: &[Person], seed: u64) -> HashMap<String, Map<Stri
                 .map(|_| {
                     json!({
                         "date": format!("2026-11-{:02}", rng.random_range(1..=22)),
-                        "shop": shops[rng.random_range(0..shops.len())],
+                        "shop": pick(&mut rng, &shops),
                         "amount_jpy": rng.random_range(150..8000),
                     })
                 })

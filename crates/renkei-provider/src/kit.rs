@@ -1,0 +1,132 @@
+//! The provider kit (`renkei provider serve --config provider.toml`): what a city runs beside
+//! a provider's own system to connect it to the hub without writing code.
+//!
+//! It reads its [`config::KitConfig`], trusts the hub's published key set (fetched from the
+//! hub at start and again every [`JWKS_REFRESH`], so a rotated key is known before the hub
+//! signs with it), answers grants from the configured [`sources`], and keeps its own
+//! [`access_log`].
+
+pub mod access_log;
+pub mod config;
+pub mod sources;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use renkei_protocol::keys::Jwks;
+
+use crate::{Provider, RecordsError};
+use access_log::AccessLog;
+use config::KitConfig;
+use sources::KitRecords;
+
+/// How often the kit re-reads the hub's key set (the hub re-reads its own every 30 s).
+pub const JWKS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Why a kit could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KitError {
+    #[error("the provider's records: {0}")]
+    Records(#[from] RecordsError),
+    #[error("the access log `{path}`: {source}")]
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the hub's keys at `{url}`: {message}")]
+    HubKeys { url: String, message: String },
+    #[error("listening on `{addr}`: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running kit.
+pub struct RunningKit {
+    pub addr: SocketAddr,
+    pub provider: Arc<Provider>,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the kit described by `config`: records, access log, the hub's keys, the listener.
+pub async fn start(config: &KitConfig) -> Result<RunningKit, KitError> {
+    let records = KitRecords::open(config).await?;
+    let log = AccessLog::open(&config.access_log).map_err(|source| KitError::AccessLog {
+        path: config.access_log.display().to_string(),
+        source,
+    })?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| KitError::HubKeys {
+            url: config.hub.clone(),
+            message: e.to_string(),
+        })?;
+    let url = format!("{}/.well-known/jwks.json", config.hub);
+    let jwks = hub_keys(&client, &url).await?;
+    let provider = Provider::builder(config.provider.clone(), jwks, Arc::new(records))
+        .access_log(log)
+        .build();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| KitError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| KitError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    follow_hub_keys(client, url, &provider);
+    let app = crate::router(provider.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "provider kit stopped");
+        }
+    });
+    Ok(RunningKit {
+        addr,
+        provider,
+        server,
+    })
+}
+
+async fn hub_keys(client: &reqwest::Client, url: &str) -> Result<Jwks, KitError> {
+    let error = |message: String| KitError::HubKeys {
+        url: url.to_owned(),
+        message,
+    };
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(error(format!("answered {}", response.status())));
+    }
+    response
+        .json::<Jwks>()
+        .await
+        .map_err(|e| error(format!("not a JWK Set: {e}")))
+}
+
+/// Re-reads the hub's key set every [`JWKS_REFRESH`] while the provider lives; a failed read
+/// keeps the keys it has.
+fn follow_hub_keys(client: reqwest::Client, url: String, provider: &Arc<Provider>) {
+    let provider = Arc::downgrade(provider);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(JWKS_REFRESH).await;
+            let Some(provider) = provider.upgrade() else {
+                return;
+            };
+            match hub_keys(&client, &url).await {
+                Ok(jwks) => provider.verifier.replace_jwks(jwks),
+                Err(e) => tracing::warn!(error = %e, "keeping the hub keys already known"),
+            }
+        }
+    });
+}

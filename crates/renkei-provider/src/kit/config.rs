@@ -1,0 +1,244 @@
+//! The provider kit's configuration file (`provider.toml`): who the provider is, where it
+//! listens, which hub it trusts, and where each data category's records come from.
+//!
+//! ```toml
+//! provider = "hikari-clinic"
+//! listen = "127.0.0.1:8082"
+//! hub = "https://hub.example.city"        # grants are verified with <hub>/.well-known/jwks.json
+//! access_log = "clinic-access.jsonl"      # the kit's own record of every grant it answered
+//!
+//! [database]                              # needed by categories with a `query`
+//! url = "sqlite:clinic.db"                # or postgres://user@host/db
+//!
+//! [[category]]
+//! id = "health.checkup"
+//! query = "SELECT taken_on, bmi FROM checkups WHERE patient_no = $1 ORDER BY taken_on"
+//!
+//! [[category]]
+//! id = "payment.history"
+//! csv = "payments.csv"
+//! key = "member_id"                       # the column holding the resident's reference
+//! columns = ["date", "shop", "amount_jpy"] # released columns (default: all but the key)
+//! ```
+//!
+//! Relative paths are read from the configuration file's directory. A query takes the
+//! resident's reference as its only parameter (`$1`) and releases every column it selects.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use renkei_domain::{CategoryId, ProviderId};
+use serde::Deserialize;
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a valid provider configuration: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KitConfig {
+    pub provider: ProviderId,
+    pub listen: SocketAddr,
+    /// The hub's base URL; its key set is `<hub>/.well-known/jwks.json`.
+    pub hub: String,
+    pub access_log: PathBuf,
+    pub database_url: Option<String>,
+    pub categories: Vec<CategorySource>,
+}
+
+/// Where one category's records come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategorySource {
+    pub id: CategoryId,
+    pub from: Source,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A query over the provider's database, the reference bound as `$1`.
+    Query(String),
+    /// A CSV file with a header row, one row per record.
+    Csv {
+        path: PathBuf,
+        key: String,
+        /// The released columns; `None`: every column but the key.
+        columns: Option<Vec<String>>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    provider: String,
+    listen: SocketAddr,
+    hub: String,
+    access_log: PathBuf,
+    database: Option<RawDatabase>,
+    #[serde(default, rename = "category")]
+    categories: Vec<RawCategory>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategory {
+    id: String,
+    query: Option<String>,
+    csv: Option<PathBuf>,
+    key: Option<String>,
+    columns: Option<Vec<String>>,
+}
+
+impl KitConfig {
+    /// Reads and checks the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Checks a configuration's text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let provider = ProviderId::new(&raw.provider).map_err(|e| format!("`provider`: {e}"))?;
+        if !(raw.hub.starts_with("https://") || raw.hub.starts_with("http://")) {
+            return Err(format!("`hub` must be an http(s) URL, not `{}`", raw.hub));
+        }
+        if raw.categories.is_empty() {
+            return Err("no `[[category]]`: the provider would serve nothing".to_owned());
+        }
+        let mut seen = BTreeSet::new();
+        let mut categories = Vec::new();
+        for c in raw.categories {
+            let id = CategoryId::new(&c.id).map_err(|e| format!("category `{}`: {e}", c.id))?;
+            if !seen.insert(id.clone()) {
+                return Err(format!("category `{id}` is configured twice"));
+            }
+            let from = match (c.query, c.csv) {
+                (Some(query), None) => {
+                    if c.key.is_some() || c.columns.is_some() {
+                        return Err(format!(
+                            "category `{id}`: `key` and `columns` belong to a `csv` source"
+                        ));
+                    }
+                    if raw.database.is_none() {
+                        return Err(format!(
+                            "category `{id}` has a `query` but there is no `[database]`"
+                        ));
+                    }
+                    Source::Query(query)
+                }
+                (None, Some(csv)) => Source::Csv {
+                    path: base.join(csv),
+                    key: c
+                        .key
+                        .ok_or_else(|| format!("category `{id}`: a `csv` source needs `key`"))?,
+                    columns: c.columns,
+                },
+                _ => {
+                    return Err(format!(
+                        "category `{id}` needs exactly one of `query` and `csv`"
+                    ));
+                }
+            };
+            categories.push(CategorySource { id, from });
+        }
+        Ok(Self {
+            provider,
+            listen: raw.listen,
+            hub: raw.hub.trim_end_matches('/').to_owned(),
+            access_log: base.join(raw.access_log),
+            database_url: raw.database.map(|d| d.url),
+            categories,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+provider = "hikari-clinic"
+listen = "127.0.0.1:8082"
+hub = "http://127.0.0.1:8080/"
+access_log = "access.jsonl"
+[database]
+url = "sqlite:clinic.db"
+[[category]]
+id = "health.checkup"
+query = "SELECT bmi FROM checkups WHERE patient_no = $1"
+[[category]]
+id = "payment.history"
+csv = "payments.csv"
+key = "member_id"
+"#;
+
+    #[test]
+    fn a_configuration_names_each_categorys_source_with_paths_from_its_directory() {
+        let c = KitConfig::parse(GOOD, Path::new("/etc/kit")).unwrap();
+        assert_eq!(c.provider.as_str(), "hikari-clinic");
+        assert_eq!(c.hub, "http://127.0.0.1:8080");
+        assert_eq!(c.access_log, Path::new("/etc/kit/access.jsonl"));
+        assert_eq!(
+            c.categories[1].from,
+            Source::Csv {
+                path: "/etc/kit/payments.csv".into(),
+                key: "member_id".into(),
+                columns: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_configuration_that_cannot_work_is_refused_saying_why() {
+        let cases = [
+            (
+                GOOD.replace("[database]\nurl = \"sqlite:clinic.db\"\n", ""),
+                "no `[database]`",
+            ),
+            (GOOD.replace("key = \"member_id\"\n", ""), "needs `key`"),
+            (
+                GOOD.replace("payment.history", "health.checkup"),
+                "configured twice",
+            ),
+            (
+                GOOD.replace("http://127.0.0.1:8080/", "ftp://hub"),
+                "http(s) URL",
+            ),
+            (GOOD.replace("hikari-clinic", "Hikari Clinic"), "`provider`"),
+            (GOOD.replace("access_log", "acess_log"), "unknown field"),
+        ];
+        for (text, expected) in cases {
+            let e = KitConfig::parse(&text, Path::new(".")).unwrap_err();
+            assert!(e.contains(expected), "{expected:?} not in {e:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_configuration_or_an_error_never_a_panic(text in ".{0,400}") {
+            let _ = KitConfig::parse(&text, Path::new("."));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Conformance checks for the catalogue and consents: purpose versions, granting,
+//! superseding, revoking, and the expiry entries the hub writes.
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use renkei_domain::{Actor, ConsentEventKind};
+
+use super::{consent, decide_one, denial, draft, purpose_id, request, service_id, town};
+use crate::{AccessQuery, Store, StoreError};
+
+pub async fn a_fresh_store_has_an_empty_access_log(store: Arc<dyn Store>) {
+    assert_eq!(store.log_size().await.unwrap(), 0);
+    let q = AccessQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.access_records(&q).await.unwrap().is_empty());
+}
+
+pub async fn purposes_get_a_new_version_only_when_they_change(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let now = Utc::now();
+    let same = store
+        .publish_purpose(&draft(&["health.checkup", "payment.history"]), now)
+        .await
+        .unwrap();
+    assert_eq!(same.version, 1);
+    let changed = store
+        .publish_purpose(&draft(&["health.checkup"]), now)
+        .await
+        .unwrap();
+    assert_eq!(changed.version, 2);
+    let current = store
+        .current_purpose(&service_id(), &purpose_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current, changed);
+    let old = store
+        .purpose_version(&same.reference())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.categories.len(), 2, "old versions stay as they were");
+    assert_eq!(store.purposes(&service_id()).await.unwrap(), vec![changed]);
+}
+
+pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let listed = store.consents_of(people[0].0).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, c.id);
+    assert_eq!(listed[0].categories, c.categories);
+    assert_eq!(
+        listed[0].expires_at.map(|t| t.timestamp_millis()),
+        c.expires_at.map(|t| t.timestamp_millis())
+    );
+    let history = store.consent_history(c.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        vec![ConsentEventKind::Granted]
+    );
+}
+
+pub async fn granting_the_same_purpose_version_twice_is_a_conflict(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let first = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&first, None).await.unwrap();
+    let second = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    match store.grant_consent(&second, None).await {
+        Err(StoreError::ConsentAlreadyActive(id)) => assert_eq!(id, first.id),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.consents_of(people[0].0).await.unwrap().len(),
+        1,
+        "the rejected grant left nothing behind"
+    );
+}
+
+pub async fn consent_to_a_new_purpose_version_supersedes_the_old_one(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let now = Utc::now();
+    let v1 = consent(people[0].0, 1, &["health.checkup"], now);
+    store.grant_consent(&v1, None).await.unwrap();
+    store
+        .publish_purpose(&draft(&["health.checkup"]), now)
+        .await
+        .unwrap();
+    // The old consent no longer speaks for the purpose.
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), Some("consent-wrong-purpose-version"));
+    let v2 = consent(
+        people[0].0,
+        2,
+        &["health.checkup"],
+        now + TimeDelta::milliseconds(5),
+    );
+    store.grant_consent(&v2, None).await.unwrap();
+    let old = store.consent(v1.id).await.unwrap().unwrap();
+    assert!(old.revoked_at.is_some());
+    let kinds: Vec<_> = store
+        .consent_history(v1.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![ConsentEventKind::Granted, ConsentEventKind::Superseded]
+    );
+    let d = decide_one(store.as_ref(), request(&people[0].1, &["health.checkup"])).await;
+    assert_eq!(denial(&d), None);
+}
+
+pub async fn a_resident_cannot_revoke_another_residents_consent(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 2).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    let err = store
+        .revoke_consent(people[1].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(
+        store
+            .consent(c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+}
+
+pub async fn a_consent_cannot_be_revoked_twice(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    store.grant_consent(&c, None).await.unwrap();
+    store
+        .revoke_consent(people[0].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap();
+    let err = store
+        .revoke_consent(people[0].0, c.id, &Actor::Resident, Utc::now(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ConsentNotActive(_)), "{err:?}");
+    assert_eq!(store.consent_history(c.id).await.unwrap().len(), 2);
+}
+
+pub async fn an_expired_consent_gets_one_expiry_entry_in_the_log(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let granted = Utc::now() - TimeDelta::days(2);
+    let mut c = consent(people[0].0, 1, &["health.checkup"], granted);
+    c.expires_at = Some(granted + TimeDelta::days(1));
+    store.grant_consent(&c, None).await.unwrap();
+    let before = store.log_size().await.unwrap();
+    assert_eq!(store.record_expiries(Utc::now(), 100).await.unwrap(), 1);
+    assert_eq!(
+        store.record_expiries(Utc::now(), 100).await.unwrap(),
+        0,
+        "recorded once only"
+    );
+    assert_eq!(store.log_size().await.unwrap(), before + 1);
+    let kinds: Vec<_> = store
+        .consent_history(c.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![ConsentEventKind::Granted, ConsentEventKind::Expired]
+    );
+}

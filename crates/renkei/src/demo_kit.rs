@@ -1,0 +1,198 @@
+//! The demo town's providers as a city would run them: each on the provider kit, with its
+//! records in files the demo writes (the registry and the clinic in SQLite databases, the
+//! payment provider in a CSV export) and a `provider.toml` per provider, under
+//! `<data dir>/providers/<id>/`. What the demo exercises is therefore what
+//! `renkei provider serve --config …` runs.
+//!
+//! Each category becomes a table of its own (or, for the CSV, the file's columns), one row
+//! per record, with the record's fields as columns; the kit's query selects them by the
+//! resident's reference at that provider.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use sqlx::ConnectOptions;
+
+/// One provider's records: reference → category → a record or a list of records.
+pub type ProviderRecords = HashMap<String, Map<String, Value>>;
+
+/// How a provider keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Sqlite,
+    Csv,
+}
+
+/// Writes `records` and the kit's configuration for provider `id` into `dir`; returns the
+/// configuration file's path.
+pub async fn write_provider(
+    dir: &Path,
+    id: &str,
+    listen: SocketAddr,
+    hub: &str,
+    storage: Storage,
+    records: &ProviderRecords,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tables = tables(records);
+    let mut config = format!(
+        "# The provider kit's configuration for `{id}`, written by `renkei demo`.\n\
+         provider = \"{id}\"\nlisten = \"{listen}\"\nhub = \"{hub}\"\naccess_log = \"access.jsonl\"\n"
+    );
+    match storage {
+        Storage::Sqlite => {
+            let file = format!("{id}.db");
+            write_sqlite(&dir.join(&file), &tables).await?;
+            config.push_str(&format!(
+                "\n[database]\nurl = \"sqlite:{}\"\n",
+                dir.join(&file).display()
+            ));
+            for (category, table) in &tables {
+                config.push_str(&format!(
+                    "\n[[category]]\nid = \"{category}\"\nquery = \"SELECT {} FROM \\\"{category}\\\" WHERE reference = $1\"\n",
+                    table.columns.iter().map(|c| format!("\\\"{c}\\\"")).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Storage::Csv => {
+            for (category, table) in &tables {
+                let file = format!("{category}.csv");
+                write_csv(&dir.join(&file), table)?;
+                config.push_str(&format!(
+                    "\n[[category]]\nid = \"{category}\"\ncsv = \"{file}\"\nkey = \"reference\"\n"
+                ));
+            }
+        }
+    }
+    let path = dir.join("provider.toml");
+    std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// One category's records as a table: its columns and its rows (reference, values).
+struct Table {
+    columns: Vec<String>,
+    rows: Vec<(String, Vec<Value>)>,
+}
+
+fn tables(records: &ProviderRecords) -> Vec<(String, Table)> {
+    // Category → (reference, row) for every record.
+    type Rows<'a> = Vec<(&'a str, Map<String, Value>)>;
+    let mut by_category: HashMap<&str, Rows<'_>> = HashMap::new();
+    for (reference, categories) in records {
+        for (category, value) in categories {
+            let rows = match value {
+                Value::Array(items) => items.iter().map(as_row).collect(),
+                other => vec![as_row(other)],
+            };
+            let entry = by_category.entry(category.as_str()).or_default();
+            entry.extend(rows.into_iter().map(|r| (reference.as_str(), r)));
+        }
+    }
+    let mut tables: Vec<(String, Table)> = by_category
+        .into_iter()
+        .map(|(category, rows)| {
+            let columns: BTreeSet<String> =
+                rows.iter().flat_map(|(_, r)| r.keys().cloned()).collect();
+            let columns: Vec<String> = columns.into_iter().collect();
+            let mut rows: Vec<(String, Vec<Value>)> = rows
+                .into_iter()
+                .map(|(reference, r)| {
+                    let values = columns
+                        .iter()
+                        .map(|c| r.get(c).cloned().unwrap_or(Value::Null))
+                        .collect();
+                    (reference.to_owned(), values)
+                })
+                .collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            (category.to_owned(), Table { columns, rows })
+        })
+        .collect();
+    tables.sort_by(|a, b| a.0.cmp(&b.0));
+    tables
+}
+
+/// A record as a row: an object's fields, or a bare value as column `value`.
+fn as_row(value: &Value) -> Map<String, Value> {
+    match value {
+        Value::Object(fields) => fields.clone(),
+        other => Map::from_iter([("value".to_owned(), other.clone())]),
+    }
+}
+
+async fn write_sqlite(path: &Path, tables: &[(String, Table)]) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
+        }
+    }
+    let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut tx = sqlx::Connection::begin(&mut db).await?;
+    for (category, table) in tables {
+        let columns: Vec<String> = table.columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let create = format!(
+            "CREATE TABLE \"{category}\" (reference TEXT NOT NULL, {})",
+            columns.join(", ")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut *tx)
+            .await?;
+        let index =
+            format!("CREATE INDEX \"{category}_by_reference\" ON \"{category}\" (reference)");
+        sqlx::query(sqlx::AssertSqlSafe(index))
+            .execute(&mut *tx)
+            .await?;
+        let insert = format!(
+            "INSERT INTO \"{category}\" (reference, {}) VALUES (?{})",
+            columns.join(", "),
+            ", ?".repeat(columns.len())
+        );
+        for (reference, values) in &table.rows {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert.clone())).bind(reference);
+            for v in values {
+                query = match v {
+                    Value::Null => query.bind(None::<String>),
+                    Value::Bool(b) => query.bind(i64::from(*b)),
+                    Value::Number(n) => match n.as_i64() {
+                        Some(i) => query.bind(i),
+                        None => query.bind(n.as_f64().unwrap_or_default()),
+                    },
+                    Value::String(s) => query.bind(s.clone()),
+                    other => query.bind(other.to_string()),
+                };
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn write_csv(path: &Path, table: &Table) -> anyhow::Result<()> {
+    let mut out =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut header = vec!["reference".to_owned()];
+    header.extend(table.columns.iter().cloned());
+    out.write_record(&header)?;
+    for (reference, values) in &table.rows {
+        let mut record = vec![reference.clone()];
+        record.extend(values.iter().map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }));
+        out.write_record(&record)?;
+    }
+    out.flush()?;
+    Ok(())
+}
