@@ -24,7 +24,10 @@
 //! relay's plus the steps a brokered request adds, each timed alone (decide and record, sign
 //! the grant). Run with `cargo bench -p renkei-bench --bench brokerage` (64 in flight) and
 //! again with `RENKEI_BENCH_IN_FLIGHT=8 RENKEI_BENCH_OWN_CORE_ONLY=1`.
-
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark harness, not the product: a bad index fails the run loudly"
+)]
 #![allow(
     clippy::disallowed_methods,
     reason = "the bare relay and the ceiling are stand-ins beside the hub, not its routes"

@@ -3,6 +3,10 @@
 //!
 //! Run with `cargo bench -p renkei-bench --bench consent_check`. Each timing runs for
 //! `RENKEI_BENCH_MICRO_MS` milliseconds (default 1000).
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark harness, not the product: a bad index fails the run loudly"
+)]
 
 use renkei_bench as _; // the binary's allocator
 use std::collections::BTreeSet;

@@ -4,6 +4,10 @@
 //! grants/s per vCPU; Ory Hydra publishes about 21,000 introspections/s.
 //!
 //! `RENKEI_BENCH_SECS` sets each phase's length (default 10).
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark harness, not the product: a bad index fails the run loudly"
+)]
 
 use renkei_bench as _; // the binary's allocator
 use std::sync::Arc;

@@ -22,6 +22,10 @@
 //! skips phases 1 and 2 (e.g. for the ten-million run). Databases go in a
 //! temporary directory under `RENKEI_BENCH_DIR` (default: the target dir); the bulk log takes
 //! about 0.45 kB per entry (4.5 GB at ten million). Run with `cargo bench -p renkei-bench --bench log`.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "a benchmark harness, not the product: a bad index fails the run loudly"
+)]
 
 use renkei_bench as _; // the binary's allocator
 use std::collections::{BTreeMap, BTreeSet};

@@ -349,8 +349,8 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
     }
     let decoded = STANDARD.decode(value.trim()).ok()?;
     // The `:` that joins them is the first one: an encoded id holds none of its own.
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let (id, secret) = (&decoded[..colon], &decoded[colon + 1..]);
+    let mut parts = decoded.splitn(2, |&b| b == b':');
+    let (id, secret) = (parts.next()?, parts.next()?);
     Some((form_urldecode(id)?, form_urldecode(secret)?))
 }
 

@@ -82,14 +82,15 @@ fn refused(e: EnrolmentError) -> HubError {
 /// What the city keeps of the verified attributes (not the serial number or the certificate).
 fn kept_attributes(identity: &VerifiedIdentity) -> serde_json::Value {
     let a = &identity.attributes;
-    let mut kept = serde_json::json!({ "name": a.name });
+    let mut kept = serde_json::Map::new();
+    kept.insert("name".into(), a.name.clone().into());
     if let Some(address) = &a.address {
-        kept["address"] = address.clone().into();
+        kept.insert("address".into(), address.clone().into());
     }
     if let Some(born) = a.date_of_birth {
-        kept["date_of_birth"] = born.to_string().into();
+        kept.insert("date_of_birth".into(), born.to_string().into());
     }
-    kept
+    serde_json::Value::Object(kept)
 }
 
 impl Hub {

@@ -154,10 +154,12 @@ fn code_hash(code: &str) -> String {
 /// `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the access token's hash, with
 /// the hash of the ID token's algorithm: SHA-256 for RS256, SHA-512 for EdDSA (Ed25519).
 fn at_hash(alg: SigningAlg, access_token: &str) -> String {
-    match alg {
-        SigningAlg::Rs256 => URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16]),
-        SigningAlg::EdDsa => URL_SAFE_NO_PAD.encode(&Sha512::digest(access_token.as_bytes())[..32]),
-    }
+    let hash = match alg {
+        SigningAlg::Rs256 => Sha256::digest(access_token.as_bytes()).to_vec(),
+        SigningAlg::EdDsa => Sha512::digest(access_token.as_bytes()).to_vec(),
+    };
+    let (left, _) = hash.split_at(hash.len() / 2);
+    URL_SAFE_NO_PAD.encode(left)
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
@@ -602,136 +604,13 @@ impl Hub {
             actor,
         })
     }
-
-    /// RFC 7662: what `token` is, for the service that holds it; anyone else's token, or
-    /// one no longer active, is just `{"active": false}`.
-    pub async fn introspect(
-        &self,
-        caller: &ServiceId,
-        token: &str,
-    ) -> Result<Introspection, HubError> {
-        let inactive = Introspection::default();
-        if let Ok(claims) = self.keys().check(token, USER_AUDIENCE) {
-            if claims.client_id.as_deref() != Some(caller.as_str()) {
-                return Ok(inactive);
-            }
-            return match self.user_token_active(&claims).await {
-                Ok(grant) => Ok(Introspection {
-                    active: true,
-                    scope: Some(grant.scope),
-                    client_id: Some(caller.to_string()),
-                    sub: Some(grant.subject),
-                    token_type: Some("Bearer".into()),
-                    exp: Some(claims.exp),
-                    iat: Some(claims.iat),
-                    iss: Some(self.config().issuer.clone()),
-                    act: grant.actor,
-                }),
-                Err(HubError::TokenInactive | HubError::Unauthorized) => Ok(inactive),
-                Err(e) => Err(e),
-            };
-        }
-        if let Ok(claims) = self.keys().check(token, crate::auth::SERVICE_AUDIENCE) {
-            if claims.sub != caller.as_str()
-                || self.store().token_revoked(&claims.jti, None).await?
-            {
-                return Ok(inactive);
-            }
-            if self.approved_service(caller).await.is_err() {
-                return Ok(inactive);
-            }
-            return Ok(Introspection {
-                active: true,
-                client_id: Some(caller.to_string()),
-                sub: Some(caller.to_string()),
-                token_type: Some("Bearer".into()),
-                exp: Some(claims.exp),
-                iat: Some(claims.iat),
-                iss: Some(self.config().issuer.clone()),
-                scope: None,
-                act: None,
-            });
-        }
-        Ok(inactive)
-    }
-
-    /// RFC 7009: revokes one of the caller's tokens. Unknown, expired or foreign tokens
-    /// are ignored (the answer is the same, so nothing leaks).
-    pub async fn revoke_token(&self, caller: &ServiceId, token: &str) -> Result<(), HubError> {
-        let claims = match self.keys().check(token, USER_AUDIENCE) {
-            Ok(c) if c.client_id.as_deref() == Some(caller.as_str()) => c,
-            _ => match self.keys().check(token, crate::auth::SERVICE_AUDIENCE) {
-                Ok(c) if c.sub == caller.as_str() => c,
-                _ => return Ok(()),
-            },
-        };
-        let expires = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
-        self.store()
-            .revoke_token(&claims.jti, expires, Utc::now())
-            .await?;
-        Ok(())
-    }
-
-    /// The userinfo endpoint: `sub`, and `name` only when the resident agreed to share it.
-    pub async fn userinfo(&self, token: &str) -> Result<serde_json::Value, HubError> {
-        let claims = self.keys().check(token, USER_AUDIENCE)?;
-        let grant = self.user_token_active(&claims).await?;
-        let mut info = serde_json::json!({ "sub": grant.subject });
-        if has_scope(&grant.scope, PROFILE_SCOPE) {
-            let record = self
-                .store()
-                .authorization_code(&grant.code_hash)
-                .await?
-                .ok_or(HubError::TokenInactive)?;
-            if let Some(name) = self.verified_name(record.resident).await? {
-                info["name"] = serde_json::Value::String(name);
-            }
-        }
-        Ok(info)
-    }
 }
 
 fn has_scope(scope: &str, word: &str) -> bool {
     scope.split(' ').any(|w| w == word)
 }
 
+mod tokens;
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pkce_transform_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn pkce_values_must_be_43_to_128_unreserved_characters() {
-        assert!(is_pkce_value(&"a".repeat(43)));
-        assert!(!is_pkce_value(&"a".repeat(42)));
-        assert!(!is_pkce_value(&"a".repeat(129)));
-        assert!(!is_pkce_value(&format!("{}+", "a".repeat(43))));
-    }
-
-    #[test]
-    fn at_hash_takes_the_left_half_of_the_id_token_algorithms_hash() {
-        // OpenID Connect Core appendix A.3: an RS256 ID token's `at_hash` for this token.
-        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
-        assert_eq!(at_hash(SigningAlg::Rs256, token), "77QmUPtjPfzWtF2AnpK9RQ");
-        // The left 32 bytes of SHA-512, as computed independently (Python hashlib).
-        assert_eq!(
-            at_hash(SigningAlg::EdDsa, token),
-            "q7nS86GgvvFaZkzALLWqJYaJIKw2wCDAVfCAsm5CrBM"
-        );
-    }
-
-    #[test]
-    fn redirect_parameters_are_percent_encoded() {
-        assert_eq!(
-            with_query("https://a.example/cb?x=1", &[("state", "a b&c")]),
-            "https://a.example/cb?x=1&state=a%20b%26c"
-        );
-    }
-}
+mod tests;

@@ -99,8 +99,20 @@ impl Hub {
         // A discoverable credential, so signing in needs no user name (webauthn-rs asks for
         // none by default; the verification of the answer does not depend on it).
         let mut options = stored_state(&options)?;
-        options["publicKey"]["authenticatorSelection"]["residentKey"] = "required".into();
-        options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = true.into();
+        let selection = options
+            .get_mut("publicKey")
+            .and_then(serde_json::Value::as_object_mut)
+            .map(|public_key| {
+                public_key
+                    .entry("authenticatorSelection")
+                    .or_insert_with(|| serde_json::json!({}))
+            })
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| {
+                HubError::internal("webauthn: registration options are not an object")
+            })?;
+        selection.insert("residentKey".into(), "required".into());
+        selection.insert("requireResidentKey".into(), true.into());
         let ceremony = uuid::Uuid::new_v4();
         self.store()
             .put_ceremony(

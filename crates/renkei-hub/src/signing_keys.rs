@@ -64,6 +64,10 @@ pub struct SigningKeyRing {
 
 /// The newest key active at `now`, or, if a compromise retired every active key, the next to
 /// become active (it is published already).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "a ring holds at least one key of each algorithm, checked in `from_stored`"
+)]
 fn newest_active<K>(keys: &Active<K>, now: DateTime<Utc>) -> &Arc<K> {
     // INVARIANT: `keys` is non-empty (checked in `SigningKeyRing::from_stored`).
     let active = keys.iter().rev().find(|(from, _)| *from <= now);

@@ -248,10 +248,10 @@ mod tests {
     impl hpke::rand_core::TryRng for FixedRng {
         type Error = std::convert::Infallible;
         fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            unreachable!()
+            panic!("the vector's generator only fills bytes")
         }
         fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            unreachable!()
+            panic!("the vector's generator only fills bytes")
         }
         fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
             let taken: Vec<u8> = self.0.drain(..dst.len()).collect();

@@ -7,7 +7,13 @@
 
 // Test code compiled into the library (so both backends' test files can share it): it
 // unwraps and panics like any test does.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable
+)]
 
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::{

@@ -6,6 +6,7 @@
     clippy::expect_used,
     clippy::panic,
     clippy::disallowed_methods,
+    clippy::indexing_slicing,
     reason = "a test fails loudly; the stand-in hub is a bare router"
 )]
 

@@ -186,8 +186,20 @@ async fn read_where_data_lives(
 
 /// Appends the batch's access records and their leaves, a few multi-row statements per batch.
 async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
-    let chunks = assembled.decisions.chunks(APPEND_CHUNK);
-    for (chunk_start, chunk) in (0..).step_by(APPEND_CHUNK).zip(chunks) {
+    // INVARIANT: one leaf per record, in the same order (`batch.rs` builds them together);
+    // checked, so that a mismatch fails the batch rather than dropping rows from the zip.
+    if assembled.leaves.len() != assembled.decisions.len() {
+        return Err(StoreError::Invalid(format!(
+            "a batch of {} records came with {} leaves",
+            assembled.decisions.len(),
+            assembled.leaves.len()
+        )));
+    }
+    let chunks = assembled
+        .decisions
+        .chunks(APPEND_CHUNK)
+        .zip(assembled.leaves.chunks(APPEND_CHUNK));
+    for (chunk, leaves) in chunks {
         let sql = format!(
             "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
              purpose_version, categories, basis, outcome, providers) VALUES {}",
@@ -215,7 +227,7 @@ async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
             PLACEHOLDERS.rows(4, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (d, leaf) in chunk.iter().zip(&assembled.leaves[chunk_start..]) {
+        for (d, leaf) in chunk.iter().zip(leaves) {
             query = query
                 .bind(codec::seq_i64(d.record.seq)?)
                 .bind(leaf.kind)

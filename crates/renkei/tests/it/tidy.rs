@@ -198,3 +198,64 @@ fn dependencies_from_architecture() -> BTreeMap<String, BTreeSet<String>> {
 fn architecture_md_maps_the_crate_dependencies_cargo_has() {
     assert_eq!(dependencies_from_architecture(), dependencies_from_cargo());
 }
+
+#[test]
+fn every_crate_links_its_integration_tests_into_one_binary() {
+    let mut extra = Vec::new();
+    for krate in std::fs::read_dir(workspace().join("crates")).unwrap() {
+        let tests = krate.unwrap().path().join("tests");
+        let Ok(entries) = std::fs::read_dir(&tests) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            // Cargo makes a test binary of every `tests/*.rs` and `tests/*/main.rs`.
+            let binary = if path.is_dir() {
+                path.join("main.rs").exists() && !path.ends_with("it")
+            } else {
+                path.extension().is_some_and(|e| e == "rs")
+            };
+            if binary {
+                extra.push(
+                    path.strip_prefix(workspace())
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(
+        extra.is_empty(),
+        "test binaries besides `tests/it/main.rs`: {extra:#?}"
+    );
+}
+
+/// Lines a source file may have before its `//!` must say why it is longer.
+const LONG_FILE: usize = 700;
+
+#[test]
+fn every_source_file_reads_in_one_sitting_or_says_why_not() {
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(workspace().join("crates")).unwrap() {
+        rust_files(&krate.unwrap().path().join("src"), &mut files);
+    }
+    let unexplained: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let lines = text.lines().count();
+            let header: String = text.lines().take_while(|l| l.starts_with("//!")).collect();
+            (lines > LONG_FILE && !header.contains("This file is long because")).then(|| {
+                format!(
+                    "{} ({lines} lines)",
+                    f.strip_prefix(workspace()).unwrap().display()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "files over {LONG_FILE} lines whose `//!` does not say \"This file is long because\": {unexplained:#?}"
+    );
+}
