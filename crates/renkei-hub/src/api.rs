@@ -13,6 +13,7 @@ use renkei_domain::{ConsentChannel, ConsentId, ResidentId, ServiceId};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::api_accounts as accounts;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
 use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
@@ -98,41 +99,81 @@ fn declared() -> Routes<Hub> {
             id::remove_passkey,
             id::__path_remove_passkey,
         )
-        .api(Resident(Never), id::my_proxies, id::__path_my_proxies)
-        .api(Resident(Never), id::invite_proxy, id::__path_invite_proxy)
-        .api(Resident(Never), id::end_proxy, id::__path_end_proxy)
         .api(
             Resident(Never),
-            id::accept_invitation,
-            id::__path_accept_invitation,
-        )
-        .api(Resident(Never), id::acting_for, id::__path_acting_for)
-        .api(Resident(Never), id::proxy_session, id::__path_proxy_session)
-        .api(
-            Resident(Entrusted(FileRequests)),
-            id::my_requests,
-            id::__path_my_requests,
+            accounts::my_proxies,
+            accounts::__path_my_proxies,
         )
         .api(
+            Resident(Never),
+            accounts::invite_proxy,
+            accounts::__path_invite_proxy,
+        )
+        .api(
+            Resident(Never),
+            accounts::end_proxy,
+            accounts::__path_end_proxy,
+        )
+        .api(
+            Resident(Never),
+            accounts::accept_invitation,
+            accounts::__path_accept_invitation,
+        )
+        .api(
+            Resident(Never),
+            accounts::acting_for,
+            accounts::__path_acting_for,
+        )
+        .api(
+            Resident(Never),
+            accounts::proxy_session,
+            accounts::__path_proxy_session,
+        )
+        .api(
             Resident(Entrusted(FileRequests)),
-            id::file_request,
-            id::__path_file_request,
+            accounts::my_requests,
+            accounts::__path_my_requests,
+        )
+        .api(
+            Resident(Entrusted(FileRequests)),
+            accounts::file_request,
+            accounts::__path_file_request,
         )
         .api(
             OperatorIdentity,
-            id::operator_session,
-            id::__path_operator_session,
+            accounts::operator_session,
+            accounts::__path_operator_session,
         )
-        .api(Operator, id::register_service, id::__path_register_service)
-        .api(Operator, id::review_service, id::__path_review_service)
-        .api(Operator, id::approve_service, id::__path_approve_service)
-        .api(Operator, id::suspend_service, id::__path_suspend_service)
         .api(
             Operator,
-            id::operator_requests,
-            id::__path_operator_requests,
+            accounts::register_service,
+            accounts::__path_register_service,
         )
-        .api(Operator, id::answer_request, id::__path_answer_request)
+        .api(
+            Operator,
+            accounts::review_service,
+            accounts::__path_review_service,
+        )
+        .api(
+            Operator,
+            accounts::approve_service,
+            accounts::__path_approve_service,
+        )
+        .api(
+            Operator,
+            accounts::suspend_service,
+            accounts::__path_suspend_service,
+        )
+        .api(
+            Operator,
+            accounts::operator_requests,
+            accounts::__path_operator_requests,
+        )
+        .api(
+            Operator,
+            accounts::answer_request,
+            accounts::__path_answer_request,
+        )
         .api(Public, catalogue::categories, catalogue::__path_categories)
         .api(Public, catalogue::services, catalogue::__path_services)
         .api(ServiceToken, data_request, __path_data_request)
@@ -241,6 +282,7 @@ async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::api_identity::IdentityApiDoc::openapi());
+    doc.merge(crate::api_accounts::AccountsApiDoc::openapi());
     declared().describe(&mut doc);
     doc
 }

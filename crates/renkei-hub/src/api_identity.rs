@@ -1,8 +1,6 @@
-//! The HTTP API of identity: OpenID Connect endpoints, enrolment, passkeys, proxies,
-//! resident requests and the operators' service registry. Routes are declared in `api.rs`;
-//! the handlers and their OpenAPI operations live here.
-
-use std::collections::BTreeSet;
+//! The HTTP API of identity: OpenID Connect endpoints, enrolment and passkeys (proxies,
+//! requests and the service registry are `api_accounts.rs`). Routes are declared in
+//! `api.rs`; the handlers and their OpenAPI operations live here.
 
 use axum::Json;
 use axum::extract::rejection::FormRejection;
@@ -10,20 +8,14 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use renkei_domain::{
-    ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestStatus, ServiceId,
-};
+use renkei_domain::ServiceId;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use crate::accounts::{
-    ProxyInvitation, ProxyInvitationBody, PurposeDeclaration, RegisteredService,
-    ResidentRequestBody, ServiceRegistration,
-};
 use crate::auth::{
-    OperatorCaller, ProxyPermission, RESIDENT_TOKEN_SECONDS, ResidentCaller, SERVICE_TOKEN_SECONDS,
-    bearer, hash_client_secret,
+    ProxyPermission, RESIDENT_TOKEN_SECONDS, ResidentCaller, SERVICE_TOKEN_SECONDS, bearer,
+    hash_client_secret,
 };
 use crate::enrolment::{EnrolmentBody, EnrolmentChallenge};
 use crate::error::{OAuthError, OAuthErrorBody, OAuthErrorCode};
@@ -49,28 +41,14 @@ use crate::{Hub, HubError};
     SessionToken,
     PasskeyView,
     PasskeyFinish,
-    ProxyInvitationBody,
-    crate::accounts::ProxyScopeSchema,
-    ProxyInvitation,
-    AppointmentView,
-    ResidentRequestBody,
-    RequestView,
-    ServiceRegistration,
-    crate::accounts::ControllerContactSchema,
-    crate::accounts::PostalAddressSchema,
-    PurposeDeclaration,
-    RegisteredService,
-    RiskView,
-    Approval,
-    RequestAnswer
 )))]
 pub struct IdentityApiDoc;
 
-const PROBLEM: &str = "application/problem+json";
+pub(crate) const PROBLEM: &str = "application/problem+json";
 /// The media type of the OAuth endpoints' errors (RFC 6749 §5.2).
 const OAUTH_JSON: &str = "application/json";
 
-fn no_store(body: impl Serialize) -> Response {
+pub(crate) fn no_store(body: impl Serialize) -> Response {
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -294,7 +272,7 @@ pub struct SessionToken {
     pub new_resident: Option<bool>,
 }
 
-fn session_token(access_token: String, new_resident: Option<bool>) -> Response {
+pub(crate) fn session_token(access_token: String, new_resident: Option<bool>) -> Response {
     no_store(SessionToken {
         access_token,
         token_type: "Bearer".into(),
@@ -456,319 +434,4 @@ pub(crate) async fn remove_passkey(
     me.require(ProxyPermission::ManageAccount, None)?;
     hub.remove_passkey(me.resident, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// --- proxies ---
-
-/// A proxy appointment as the resident or the proxy sees it.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AppointmentView {
-    id: String,
-    label: String,
-    #[schema(value_type = crate::accounts::ProxyScopeSchema)]
-    scope: ProxyScope,
-    appointed_at: chrono::DateTime<Utc>,
-    ended_at: Option<chrono::DateTime<Utc>>,
-}
-
-impl From<ProxyAppointment> for AppointmentView {
-    fn from(a: ProxyAppointment) -> Self {
-        Self {
-            id: a.id.to_string(),
-            label: a.label,
-            scope: a.scope,
-            appointed_at: a.appointed_at,
-            ended_at: a.ended_at,
-        }
-    }
-}
-
-/// Invite someone to act for me within a scope; they accept with the code.
-#[utoipa::path(post, path = "/v1/me/proxies", request_body = ProxyInvitationBody, security(("resident" = [])),
-    responses((status = 201, body = ProxyInvitation), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn invite_proxy(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiJson(body): ApiJson<ProxyInvitationBody>,
-) -> Result<Response, HubError> {
-    let invitation = hub.invite_proxy(&me, body).await?;
-    Ok((StatusCode::CREATED, Json(invitation)).into_response())
-}
-
-/// The proxies I appointed, ended ones too.
-#[utoipa::path(get, path = "/v1/me/proxies", security(("resident" = [])),
-    responses((status = 200, body = Vec<AppointmentView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn my_proxies(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-) -> Result<Json<Vec<AppointmentView>>, HubError> {
-    Ok(Json(
-        hub.proxies(&me)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
-}
-
-/// End an appointment now: the proxy's sessions stop at once.
-#[utoipa::path(post, path = "/v1/me/proxies/{id}/end", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn end_proxy(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<AppointmentView>, HubError> {
-    let id = id
-        .parse()
-        .map_err(|_| HubError::Malformed(format!("`{id}` is not an appointment id")))?;
-    Ok(Json(hub.end_proxy(&me, id).await?.into()))
-}
-
-/// Accept an invitation to act for someone (signed in as myself).
-#[utoipa::path(post, path = "/v1/proxy-invitations/{code}/accept", params(("code" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = AppointmentView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn accept_invitation(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(code): ApiPath<String>,
-) -> Result<Json<AppointmentView>, HubError> {
-    let code = code
-        .parse()
-        .map_err(|_| HubError::Malformed(format!("`{code}` is not an invitation code")))?;
-    Ok(Json(hub.accept_proxy_invitation(&me, code).await?.into()))
-}
-
-/// The residents I may act for.
-#[utoipa::path(get, path = "/v1/me/acting-for", security(("resident" = [])),
-    responses((status = 200, body = Vec<AppointmentView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn acting_for(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-) -> Result<Json<Vec<AppointmentView>>, HubError> {
-    me.require(ProxyPermission::ManageAccount, None)?;
-    Ok(Json(
-        hub.acting_for(me.resident)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
-}
-
-/// A session acting for the resident of one appointment; everything done in it is marked
-/// as done by a proxy.
-#[utoipa::path(post, path = "/v1/me/acting-for/{id}/session", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = SessionToken), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn proxy_session(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Response, HubError> {
-    let id = id
-        .parse()
-        .map_err(|_| HubError::Malformed(format!("`{id}` is not an appointment id")))?;
-    Ok(session_token(hub.proxy_session_token(&me, id).await?, None))
-}
-
-// --- resident requests ---
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RequestView {
-    id: String,
-    kind: String,
-    service: Option<String>,
-    details: String,
-    status: String,
-    /// `resident`, or `proxy` when a proxy filed it.
-    filed_by: String,
-    filed_at: chrono::DateTime<Utc>,
-    updated_at: chrono::DateTime<Utc>,
-    response: Option<String>,
-}
-
-impl From<ResidentRequest> for RequestView {
-    fn from(r: ResidentRequest) -> Self {
-        Self {
-            id: r.id.to_string(),
-            kind: r.kind.as_str().to_owned(),
-            service: r.service.map(|s| s.to_string()),
-            details: r.details,
-            status: r.status.as_str().to_owned(),
-            filed_by: match r.filed_by {
-                renkei_domain::Actor::Proxy { .. } => "proxy".into(),
-                _ => "resident".into(),
-            },
-            filed_at: r.filed_at,
-            updated_at: r.updated_at,
-            response: r.response,
-        }
-    }
-}
-
-/// My disclosure, correction, deletion and suspension requests, with their status.
-#[utoipa::path(get, path = "/v1/me/requests", security(("resident" = [])),
-    responses((status = 200, body = Vec<RequestView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn my_requests(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-) -> Result<Json<Vec<RequestView>>, HubError> {
-    Ok(Json(
-        hub.requests_of(&me)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
-}
-
-/// File a disclosure, correction, deletion or suspension request (開示・訂正・削除・利用停止).
-#[utoipa::path(post, path = "/v1/me/requests", request_body = ResidentRequestBody, security(("resident" = [])),
-    responses((status = 201, body = RequestView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn file_request(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiJson(body): ApiJson<ResidentRequestBody>,
-) -> Result<Response, HubError> {
-    let request = hub.file_request(&me, body).await?;
-    Ok((StatusCode::CREATED, Json(RequestView::from(request))).into_response())
-}
-
-// --- operators ---
-
-/// Trade a signed-in identity's session for an operator session, if it is an operator.
-#[utoipa::path(post, path = "/v1/operator/session", security(("resident" = [])),
-    responses((status = 200, body = SessionToken), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn operator_session(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-) -> Result<Response, HubError> {
-    Ok(session_token(hub.operator_token(&me).await?, None))
-}
-
-/// Register a service (pending until approved); the client secret is shown once.
-#[utoipa::path(post, path = "/v1/operator/services", request_body = ServiceRegistration, security(("operator" = [])),
-    responses((status = 201, body = RegisteredService), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn register_service(
-    State(hub): State<Hub>,
-    OperatorCaller(operator): OperatorCaller,
-    ApiJson(body): ApiJson<ServiceRegistration>,
-) -> Result<Response, HubError> {
-    let registered = hub.register_service(&operator, body).await?;
-    Ok((StatusCode::CREATED, no_store(registered)).into_response())
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RiskView {
-    /// Acknowledge with this key.
-    key: String,
-    kind: String,
-    /// The purpose the risk is about; none for a risk of the whole service (a shared sector).
-    purpose: Option<String>,
-    #[schema(value_type = Object)]
-    detail: serde_json::Value,
-}
-
-fn service_id(s: &str) -> Result<ServiceId, HubError> {
-    ServiceId::new(s).map_err(|e| HubError::Malformed(e.to_string()))
-}
-
-/// The approval checklist: risks an operator must confirm before approving.
-#[utoipa::path(get, path = "/v1/operator/services/{id}/review", params(("id" = String, Path)), security(("operator" = [])),
-    responses((status = 200, body = Vec<RiskView>), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn review_service(
-    State(hub): State<Hub>,
-    OperatorCaller(_operator): OperatorCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<RiskView>>, HubError> {
-    let flags = hub.review_service(&service_id(&id)?).await?;
-    Ok(Json(
-        flags
-            .into_iter()
-            .map(|f| RiskView {
-                key: f.key(),
-                kind: f.kind().to_owned(),
-                purpose: f.purpose().map(ToString::to_string),
-                detail: serde_json::to_value(&f).unwrap_or_default(),
-            })
-            .collect(),
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub(crate) struct Approval {
-    /// The keys of every flagged risk, confirmed.
-    #[serde(default)]
-    acknowledged: BTreeSet<String>,
-}
-
-/// Approve a service; refused until every flagged risk is acknowledged.
-#[utoipa::path(post, path = "/v1/operator/services/{id}/approve", params(("id" = String, Path)), request_body = Approval, security(("operator" = [])),
-    responses((status = 204, description = "Approved"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn approve_service(
-    State(hub): State<Hub>,
-    OperatorCaller(operator): OperatorCaller,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Approval>,
-) -> Result<Response, HubError> {
-    hub.approve_service(&operator, &service_id(&id)?, &body.acknowledged)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Suspend a service: its tokens and data requests stop at once.
-#[utoipa::path(post, path = "/v1/operator/services/{id}/suspend", params(("id" = String, Path)), security(("operator" = [])),
-    responses((status = 204, description = "Suspended"), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn suspend_service(
-    State(hub): State<Hub>,
-    OperatorCaller(operator): OperatorCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Response, HubError> {
-    hub.suspend_service(&operator, &service_id(&id)?).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Residents' requests waiting for an answer (or all of them).
-#[utoipa::path(get, path = "/v1/operator/requests", security(("operator" = [])),
-    responses((status = 200, body = Vec<RequestView>), (status = 401, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn operator_requests(
-    State(hub): State<Hub>,
-    OperatorCaller(_operator): OperatorCaller,
-) -> Result<Json<Vec<RequestView>>, HubError> {
-    Ok(Json(
-        hub.store()
-            .requests(None)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub(crate) struct RequestAnswer {
-    /// `received`, `in_progress`, `completed` or `rejected`.
-    status: String,
-    response: Option<String>,
-}
-
-/// Answer a resident's request.
-#[utoipa::path(post, path = "/v1/operator/requests/{id}", params(("id" = String, Path)), request_body = RequestAnswer, security(("operator" = [])),
-    responses((status = 200, body = RequestView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn answer_request(
-    State(hub): State<Hub>,
-    OperatorCaller(operator): OperatorCaller,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<RequestAnswer>,
-) -> Result<Json<RequestView>, HubError> {
-    let id = id
-        .parse()
-        .map_err(|_| HubError::Malformed(format!("`{id}` is not a request id")))?;
-    let status = ResidentRequestStatus::parse(&body.status)
-        .ok_or_else(|| HubError::Malformed(format!("unknown status `{}`", body.status)))?;
-    Ok(Json(
-        hub.answer_request(&operator, id, status, body.response.as_deref())
-            .await?
-            .into(),
-    ))
 }

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod api;
+mod api_accounts;
 mod api_identity;
 mod api_log;
 pub mod audit;

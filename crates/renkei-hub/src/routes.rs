@@ -173,7 +173,7 @@ where
     /// type `#[utoipa::path]` makes beside it, `__path_<handler>`) declares, and the
     /// operation describes it. A path's last parameter written `{*name}` takes the rest of
     /// the path; the document writes it `{name}`.
-    pub fn api<P, H, T>(mut self, access: Access, handler: H, operation: P) -> Self
+    pub fn api<P, H, T>(mut self, access: Access, handler: H, _operation: P) -> Self
     where
         // `SchemaReferences` is how utoipa's own `#[derive(OpenApi)]` (and utoipa-axum)
         // collect the schemas an operation names; it is public but undocumented.
@@ -181,7 +181,6 @@ where
         H: Handler<T, S>,
         T: 'static,
     {
-        let _ = operation;
         let path = P::path();
         let methods = P::methods();
         let mut operation = P::operation();

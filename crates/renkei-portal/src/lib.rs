@@ -15,6 +15,7 @@
 //! `/console/...` for operators and `/static/...`; the binary merges it beside the API.
 
 mod assets;
+mod audit;
 mod authorize;
 mod console;
 mod ctx;
@@ -154,7 +155,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .post("/console/services/{id}/approve", Operator, console::approve)
         .post("/console/services/{id}/suspend", Operator, console::suspend)
         .get("/console/categories", Operator, console::categories)
-        .get("/console/audit", Operator, console::audit)
+        .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)
         .post("/console/requests/{id}/answer", Operator, requests::answer)
         .get("/static/{file}", Public, assets::serve)

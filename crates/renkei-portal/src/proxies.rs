@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use renkei_domain::{ProxyId, ProxyScope, ServiceId};
 use renkei_hub::accounts::{ProxyAction, ProxyInvitationBody};
 use renkei_hub::auth::RESIDENT_TOKEN_SECONDS;
+use renkei_hub::catalogue::ServiceView;
 use serde::Deserialize;
 
 use crate::PortalState;
@@ -23,7 +24,6 @@ use crate::resident::{clear_sessions, signed_in};
 use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident, resident_name};
 use crate::time::tokyo;
-use renkei_hub::catalogue::ServiceView;
 
 /// One appointment as the resident sees it.
 pub struct ProxyRow {

@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use renkei_domain::{Actor, ResidentRequest, ResidentRequestKind, ResidentRequestStatus};
 use renkei_hub::accounts::ResidentRequestBody;
 use renkei_hub::auth::ProxyPermission;
+use renkei_hub::catalogue::ServiceView;
 use serde::Deserialize;
 
 use crate::PortalState;
@@ -17,7 +18,6 @@ use crate::error::PortalError;
 use crate::extract::{Form, Path, Query};
 use crate::i18n::{Lang, Tr};
 use crate::time::{tokyo, tokyo_iso};
-use renkei_hub::catalogue::ServiceView;
 
 /// One request as either page shows it.
 pub struct RequestRow {
