@@ -237,7 +237,7 @@ fn declared() -> Routes<Hub> {
         .api(DemoOnly, demo_sign_in, __path_demo_sign_in)
 }
 
-/// The document's parts besides its operations (those come from [`declared`]): its
+/// The document's parts besides its operations (those come from `declared`): its
 /// description, the schemas clients name, and the bearer-token security schemes.
 #[derive(OpenApi)]
 #[openapi(
@@ -278,7 +278,7 @@ async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 }
 
 /// The whole API's OpenAPI document: the core's and identity's schemas, and the operation
-/// of every route as [`declared`] declares it.
+/// of every route as `declared` declares it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::api_identity::IdentityApiDoc::openapi());
