@@ -104,10 +104,10 @@ struct Target {
 impl Target {
     /// The target for this run's load and placement, if there is one.
     fn of_run(placement: Placement) -> Option<&'static Target> {
-        let targets = TARGETS.iter();
-        (placement == Placement::HubOnOwnCore)
-            .then(|| targets.into_iter().find(|t| t.in_flight == in_flight()))
-            .flatten()
+        if placement != Placement::HubOnOwnCore {
+            return None;
+        }
+        TARGETS.iter().find(|t| t.in_flight == in_flight())
     }
 
     fn verdict(&self, ratio: f64, added_p99_ms: f64) -> String {
