@@ -25,6 +25,7 @@ pub mod kek;
 pub mod limits;
 pub mod log;
 mod log_state;
+pub mod outbound;
 pub mod oidc;
 pub mod passkeys;
 pub mod pkcs11;
