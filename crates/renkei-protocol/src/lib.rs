@@ -27,6 +27,7 @@ pub mod event;
 pub mod grant;
 mod jws;
 pub mod keys;
+pub mod outbound;
 pub mod payload;
 pub mod receipt;
 

@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod config;
+pub mod outbound;
 pub mod sources;
 
 use std::net::SocketAddr;

@@ -185,17 +185,25 @@ fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
 }
 
 async fn fetch(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
-    match answer(&p, &headers).await {
-        Ok(response) | Err(response) => response,
+    let grant = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    p.answer_grant(grant).await
+}
+
+impl Provider {
+    /// Answers a grant (`None`: none came) as `POST /renkei/v1/fetch` does: the one path both
+    /// an inbound request and an outbound poll take.
+    pub async fn answer_grant(&self, grant: Option<&str>) -> Response {
+        match answer(self, grant).await {
+            Ok(response) | Err(response) => response,
+        }
     }
 }
 
-async fn answer(p: &Provider, headers: &HeaderMap) -> Result<Response, Response> {
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
+async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response> {
+    let Some(token) = grant else {
         p.stats.refused.fetch_add(1, Ordering::Relaxed);
         p.record("grant-missing", None).await?;
         return Err(refuse(
