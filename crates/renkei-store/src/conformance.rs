@@ -30,6 +30,7 @@ mod identity;
 mod log;
 mod log_reads;
 mod outbox_and_secrets;
+mod providers;
 
 pub use consents::*;
 pub use decisions::*;
@@ -37,6 +38,7 @@ pub use identity::*;
 pub use log::*;
 pub use log_reads::*;
 pub use outbox_and_secrets::*;
+pub use providers::*;
 
 use crate::{DecisionInput, PurposeDraft, Store};
 
@@ -92,6 +94,9 @@ macro_rules! store_conformance_suite {
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             an_expired_consent_gets_one_expiry_entry_in_the_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
+            a_provider_registration_reads_back_with_its_keys_contact_and_connection,
+            a_providers_status_moves_and_an_unknown_provider_is_not_found,
+            a_granted_request_names_no_provider_that_is_not_approved,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -170,9 +175,14 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
         .put_provider(&Provider {
             id: provider.clone(),
             name: LocalizedText::new("診療所", "Clinic"),
-            endpoint: "http://127.0.0.1:9".into(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: "http://127.0.0.1:9".into(),
+            },
             categories: [cat("health.checkup"), cat("payment.history")].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));
