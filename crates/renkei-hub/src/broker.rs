@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use renkei_domain::{
-    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderDelivery, ProviderId,
-    PurposeId, RequestId, Service, ServiceId, ServiceSubject,
+    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderConnection,
+    ProviderDelivery, ProviderId, PurposeId, RequestId, Service, ServiceId, ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
@@ -278,16 +278,14 @@ impl Hub {
             .service
             .clone()
             .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
-        // An outbound provider has no endpoint: until the hub holds its connection, it is
-        // unreachable, answered as a dead endpoint is.
-        let providers: BTreeMap<ProviderId, (String, u64)> = recorded
+        let providers: BTreeMap<ProviderId, (ProviderConnection, u64)> = recorded
             .providers
             .iter()
-            .filter_map(|p| {
+            .map(|p| {
                 let limit = p
                     .max_answer_bytes
                     .unwrap_or(self.config().provider_answer_limit);
-                Some((p.id.clone(), (p.endpoint()?.to_owned(), limit)))
+                (p.id.clone(), (p.connection.clone(), limit))
             })
             .collect();
         let held: BTreeSet<&CategoryId> = recorded.locators.iter().map(|l| &l.category).collect();
@@ -313,7 +311,7 @@ impl Hub {
         let mut fetches = Vec::new();
         let (request, active, service) = (&request, &active, &service);
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
-            let endpoint = providers.get(&provider).cloned();
+            let connection = providers.get(&provider).cloned();
             fetches.push(async move {
                 // The decision checked what a grant needs of the service (its key); a grant
                 // that still cannot be signed fails this provider's part, never the whole
@@ -330,7 +328,7 @@ impl Hub {
                         now,
                     )
                     .await;
-                let outcome = match (endpoint, grant) {
+                let outcome = match (connection, grant) {
                     (_, Err(e)) => {
                         tracing::error!(provider = %provider, error = %e, "a grant could not be signed");
                         Err((
@@ -338,8 +336,11 @@ impl Hub {
                             "the hub could not sign a grant for this provider".to_owned(),
                         ))
                     }
-                    (Some((endpoint, limit)), Ok(grant)) => {
+                    (Some((ProviderConnection::Inbound { endpoint }, limit)), Ok(grant)) => {
                         self.fetch(&endpoint, &grant, limit).await
+                    }
+                    (Some((ProviderConnection::Outbound, limit)), Ok(grant)) => {
+                        self.fetch_outbound(&provider, grant, limit).await
                     }
                     (None, Ok(_)) => Err((
                         "provider-unreachable",
@@ -495,17 +496,11 @@ impl Hub {
         if !status.is_success() {
             // A provider refusing a grant says why in a problem `type` (e.g. grant-replayed),
             // in a few hundred bytes: more is not read.
-            let kind = egress::read_limited(response, PROBLEM_LIMIT)
+            let body = egress::read_limited(response, PROBLEM_LIMIT)
                 .await
                 .ok()
-                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-                .filter(|t| t.len() < 100 && t.starts_with("/problems/"));
-            let detail = match kind {
-                Some(kind) => format!("the provider answered HTTP {}: {kind}", status.as_u16()),
-                None => format!("the provider answered HTTP {}", status.as_u16()),
-            };
-            return Err(("provider-refused", detail));
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok());
+            return Err(refusal(status.as_u16(), body.as_ref()));
         }
         let body = egress::read_limited(response, limit)
             .await
@@ -523,13 +518,29 @@ impl Hub {
                     "the provider's answer broke off".to_owned(),
                 ),
             })?;
-        serde_json::from_slice::<SealedPayload>(&body).map_err(|_| {
-            (
-                "provider-bad-answer",
-                "the provider's answer is not a sealed payload".to_owned(),
-            )
-        })
+        serde_json::from_slice::<SealedPayload>(&body).map_err(|_| not_sealed())
     }
+}
+
+/// A provider's refusal of a grant, named by the problem `type` its answer gave, if any.
+pub(crate) fn refusal(status: u16, body: Option<&serde_json::Value>) -> (&'static str, String) {
+    let kind = body
+        .and_then(|v| v.get("type"))
+        .and_then(|t| t.as_str())
+        .filter(|t| t.len() < 100 && t.starts_with("/problems/"));
+    let detail = match kind {
+        Some(kind) => format!("the provider answered HTTP {status}: {kind}"),
+        None => format!("the provider answered HTTP {status}"),
+    };
+    ("provider-refused", detail)
+}
+
+/// A provider's answer that is not what a provider answers.
+pub(crate) fn not_sealed() -> (&'static str, String) {
+    (
+        "provider-bad-answer",
+        "the provider's answer is not a sealed payload".to_owned(),
+    )
 }
 
 fn parse_request(
@@ -562,7 +573,7 @@ fn parse_request(
 /// The most the hub reads of a provider's refusal (a problem document).
 const PROBLEM_LIMIT: u64 = 16 * 1024;
 
-type FetchOutcome = Result<SealedPayload, (&'static str, String)>;
+pub(crate) type FetchOutcome = Result<SealedPayload, (&'static str, String)>;
 
 /// Every provider's part of the answer.
 fn results(outcomes: Vec<(ProviderId, Vec<CategoryId>, FetchOutcome)>) -> Vec<ProviderResult> {

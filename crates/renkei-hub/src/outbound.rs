@@ -49,6 +49,12 @@ pub enum RelayError {
 #[error("no grant of this provider waits under ticket `{0}`")]
 pub struct UnknownTicket(pub Uuid);
 
+/// A request waiting for its answer.
+struct Waiting {
+    limit: u64,
+    reply: oneshot::Sender<Vec<u8>>,
+}
+
 /// The grants waiting for outbound providers, and the requests waiting for their answers.
 pub struct OutboundRelay {
     lines: Mutex<HashMap<ProviderId, Line>>,
@@ -66,8 +72,8 @@ impl Default for OutboundRelay {
 struct Line {
     /// Grants not yet handed to a poll, oldest first.
     queue: VecDeque<Ticket>,
-    /// Requests waiting for an answer, by ticket: handed out or not.
-    waiting: HashMap<Uuid, oneshot::Sender<Vec<u8>>>,
+    /// Requests waiting for an answer, by ticket, with the most bytes each will read.
+    waiting: HashMap<Uuid, Waiting>,
     /// Polls parked now.
     parked: usize,
     /// When the last poll returned.
@@ -119,12 +125,14 @@ impl OutboundRelay {
             .is_some_and(|line| line.is_connected(Instant::now(), self.grace))
     }
 
-    /// Hands `grant` to `provider`'s next poll and waits at most `timeout` for its answer.
-    /// Fails at once when the provider is not connected, as a dead endpoint does.
+    /// Hands `grant` to `provider`'s next poll and waits at most `timeout` for an answer of
+    /// at most `limit` bytes. Fails at once when the provider is not connected, as a dead
+    /// endpoint does.
     pub async fn send(
         &self,
         provider: &ProviderId,
         grant: String,
+        limit: u64,
         timeout: Duration,
     ) -> Result<Vec<u8>, RelayError> {
         let ticket = Uuid::new_v4();
@@ -136,7 +144,7 @@ impl OutboundRelay {
                 _ => return Err(RelayError::NotConnected),
             };
             line.queue.push_back(Ticket { ticket, grant });
-            line.waiting.insert(ticket, tx);
+            line.waiting.insert(ticket, Waiting { limit, reply: tx });
             line.queued.notify_one();
         }
         // INVARIANT: whatever happens to this request (answer, timeout, the caller dropping
@@ -198,6 +206,15 @@ impl OutboundRelay {
         taken
     }
 
+    /// The most bytes the request waiting under `ticket` reads, if one of `provider`'s
+    /// requests waits under it: what an answer's body is read up to.
+    pub fn expected(&self, provider: &ProviderId, ticket: Uuid) -> Option<u64> {
+        self.lines()
+            .get(provider)
+            .and_then(|line| line.waiting.get(&ticket))
+            .map(|w| w.limit)
+    }
+
     /// A provider's answer to one of its tickets, passed to the request waiting for it.
     pub fn answer(
         &self,
@@ -212,7 +229,7 @@ impl OutboundRelay {
             .ok_or(UnknownTicket(ticket))?;
         // The request may have given up a moment ago: then the answer has nowhere to go,
         // as if it had come after the timeout.
-        waiting.send(body).map_err(|_| UnknownTicket(ticket))
+        waiting.reply.send(body).map_err(|_| UnknownTicket(ticket))
     }
 }
 

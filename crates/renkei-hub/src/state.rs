@@ -14,6 +14,7 @@ use crate::auth::HubKeys;
 use crate::broker::DecisionBatcher;
 use crate::kek::Kek;
 use crate::limits::{Limiters, RateLimits};
+use crate::outbound::OutboundRelay;
 
 /// How a hub runs.
 #[derive(Debug, Clone)]
@@ -87,6 +88,8 @@ struct HubInner {
     vocabulary: RwLock<BTreeSet<CategoryId>>,
     /// The rate limiters of [`HubConfig::limits`].
     limiters: Limiters,
+    /// Grants waiting for outbound-only providers' polls.
+    outbound: OutboundRelay,
 }
 
 impl Hub {
@@ -132,6 +135,11 @@ impl Hub {
     /// The rate limiters of [`HubConfig::limits`].
     pub(crate) fn limiters(&self) -> &Limiters {
         &self.0.limiters
+    }
+
+    /// Grants waiting for outbound-only providers' polls, and their answers.
+    pub(crate) fn outbound(&self) -> &OutboundRelay {
+        &self.0.outbound
     }
 
     /// A handle for a background task, which must not keep the hub alive.
@@ -201,6 +209,7 @@ impl Hub {
             outbox_written,
             vocabulary,
             limiters,
+            outbound: OutboundRelay::default(),
         }));
         crate::log::integrate_once(hub.store().as_ref(), &hub.keys().log).await?;
         crate::log::start_integrator(&hub);

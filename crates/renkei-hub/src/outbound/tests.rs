@@ -12,6 +12,9 @@ fn registry() -> ProviderId {
     ProviderId::new("city-registry").unwrap()
 }
 
+/// What every request here reads at most.
+const LIMIT: u64 = 1024;
+
 /// Long enough for a task on a loaded CI machine to get its turn.
 const PATIENT: Duration = Duration::from_secs(10);
 
@@ -42,7 +45,9 @@ async fn until_parked(relay: &OutboundRelay, provider: &ProviderId) {
 async fn a_grant_for_a_provider_that_never_polled_fails_at_once() {
     let relay = OutboundRelay::default();
     let start = Instant::now();
-    let sent = relay.send(&registry(), "grant".into(), PATIENT).await;
+    let sent = relay
+        .send(&registry(), "grant".into(), LIMIT, PATIENT)
+        .await;
     assert_eq!(sent, Err(RelayError::NotConnected));
     assert!(start.elapsed() < Duration::from_secs(1));
 }
@@ -52,7 +57,9 @@ async fn a_parked_poll_receives_the_grant_and_its_answer_reaches_the_request() {
     let relay = Arc::new(OutboundRelay::default());
     let poller = echo_once(&relay, registry());
     until_parked(&relay, &registry()).await;
-    let answer = relay.send(&registry(), "grant-1".into(), PATIENT).await;
+    let answer = relay
+        .send(&registry(), "grant-1".into(), LIMIT, PATIENT)
+        .await;
     assert_eq!(answer, Ok(b"grant-1".to_vec()));
     assert_eq!(poller.await.unwrap(), 1);
 }
@@ -67,7 +74,7 @@ async fn one_poll_takes_the_waiting_grants_up_to_its_limit_and_the_next_takes_th
     for i in 0..3 {
         let (sender, to) = (relay.clone(), provider.clone());
         requests.push(tokio::spawn(async move {
-            sender.send(&to, format!("grant-{i}"), PATIENT).await
+            sender.send(&to, format!("grant-{i}"), LIMIT, PATIENT).await
         }));
         // One at a time, so the queue's order is known.
         let start = Instant::now();
@@ -98,10 +105,16 @@ async fn a_provider_cannot_answer_another_providers_ticket() {
     let _ = relay.poll(&registry(), 1, Duration::ZERO).await;
     let request = {
         let relay = relay.clone();
-        tokio::spawn(async move { relay.send(&registry(), "grant".into(), PATIENT).await })
+        tokio::spawn(async move {
+            relay
+                .send(&registry(), "grant".into(), LIMIT, PATIENT)
+                .await
+        })
     };
     let tickets = relay.poll(&registry(), 1, PATIENT).await;
     let ticket = tickets.first().unwrap().ticket;
+    assert_eq!(relay.expected(&clinic, ticket), None);
+    assert_eq!(relay.expected(&registry(), ticket), Some(LIMIT));
     assert_eq!(
         relay.answer(&clinic, ticket, b"forged".to_vec()),
         Err(UnknownTicket(ticket))
@@ -122,7 +135,12 @@ async fn an_unanswered_grant_times_out_and_leaves_nothing_waiting() {
     let relay = OutboundRelay::default();
     let _ = relay.poll(&registry(), 1, Duration::ZERO).await;
     let sent = relay
-        .send(&registry(), "grant".into(), Duration::from_millis(20))
+        .send(
+            &registry(),
+            "grant".into(),
+            LIMIT,
+            Duration::from_millis(20),
+        )
         .await;
     assert_eq!(sent, Err(RelayError::Timeout));
     let lines = relay.lines();
@@ -149,7 +167,9 @@ async fn a_provider_whose_polls_stopped_is_no_longer_connected_after_the_grace()
     tokio::time::sleep(Duration::from_millis(40)).await;
     assert!(!relay.is_connected(&registry()));
     assert_eq!(
-        relay.send(&registry(), "grant".into(), PATIENT).await,
+        relay
+            .send(&registry(), "grant".into(), LIMIT, PATIENT)
+            .await,
         Err(RelayError::NotConnected)
     );
 }

@@ -95,7 +95,10 @@ impl Link {
             .await
             .map_err(|e| format!("the poll: {e}"))?;
         if !response.status().is_success() {
-            return Err(format!("the hub answered the poll with {}", response.status()));
+            return Err(format!(
+                "the hub answered the poll with {}",
+                response.status()
+            ));
         }
         let polled: PollAnswer = response
             .json()
@@ -129,7 +132,10 @@ impl Link {
             .map_err(|e| format!("the kit's own answer is not JSON: {e}"))?;
         let posted = self
             .client
-            .post(format!("{}/v1/provider/answers/{}", self.hub, polled.ticket))
+            .post(format!(
+                "{}/v1/provider/answers/{}",
+                self.hub, polled.ticket
+            ))
             .bearer_auth(bearer)
             .json(&GrantAnswer { status, body })
             .send()
