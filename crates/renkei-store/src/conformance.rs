@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod consents;
 mod decisions;
+mod emergency;
 pub mod faults;
 mod identity;
 mod log;
@@ -33,6 +34,7 @@ mod outbox_and_secrets;
 
 pub use consents::*;
 pub use decisions::*;
+pub use emergency::*;
 pub use identity::*;
 pub use log::*;
 pub use log_reads::*;
@@ -92,6 +94,9 @@ macro_rules! store_conformance_suite {
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             an_expired_consent_gets_one_expiry_entry_in_the_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
+            a_declaration_step_is_written_with_its_log_entry_over_the_revision_it_came_from,
+            a_responder_without_consent_is_granted_only_inside_a_confirmed_declarations_window,
+            a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -115,6 +120,10 @@ fn service_id() -> ServiceId {
     ServiceId::new("health-advice").unwrap_or_else(|e| unreachable!("{e}"))
 }
 
+fn service_id_of(id: &str) -> ServiceId {
+    ServiceId::new(id).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
 fn purpose_id() -> PurposeId {
     PurposeId::new("advice").unwrap_or_else(|e| unreachable!("{e}"))
 }
@@ -131,6 +140,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
         categories: categories.iter().map(|c| cat(c)).collect(),
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 
