@@ -413,7 +413,9 @@ impl Bench {
             purpose_version: self.purpose_version,
             categories: self.categories.clone(),
             service_hpke_key: self.service_keys.public_b64(),
-            consent: resident.consent,
+            consent: Some(resident.consent),
+            emergency: None,
+            basis: format!("consent:{}", resident.consent),
         };
         let grant =
             sign_grant(&self.hub.keys().signing_key(), &claims).context("signing a grant")?;
@@ -1048,6 +1050,7 @@ async fn set_up(
                 categories: categories.iter().cloned().collect::<BTreeSet<_>>(),
                 retention_days: 365,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             now,
         )

@@ -98,6 +98,7 @@ impl Case {
             resident: Some(ResidentId::from_uuid(Uuid::nil())),
             purpose: Some(&self.purpose),
             consent: self.consent.as_ref(),
+            declarations: &[],
         }
     }
 }
@@ -136,6 +137,7 @@ fn granted_case() -> anyhow::Result<Case> {
         categories: cats(&CATEGORIES)?,
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     };
     let granted_at = now - TimeDelta::days(10);
     let consent = Consent {

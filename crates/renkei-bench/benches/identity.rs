@@ -202,6 +202,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
                 categories: [category].into(),
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             now,
         )

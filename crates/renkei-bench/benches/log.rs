@@ -181,6 +181,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
                 categories: [cat()?].into(),
                 retention_days: 90,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             now,
         )
@@ -506,7 +507,10 @@ fn generate(
                 purpose_version: Some(1),
                 categories: categories.clone(),
                 basis: if granted {
-                    AccessBasis::Consent { consent }
+                    AccessBasis::Consent {
+                        consent,
+                        during: None,
+                    }
                 } else {
                     AccessBasis::None
                 },

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::emergency::{Area, EmergencyLegalBasis};
 use crate::ids::{
-    CategoryId, ConsentId, OperatorId, ProviderId, PurposeId, RequestId, ResidentId,
+    CategoryId, ConsentId, DeclarationId, OperatorId, ProviderId, PurposeId, RequestId, ResidentId,
     ResidentRequestId, ServiceId,
 };
 
@@ -16,9 +17,26 @@ use crate::ids::{
 pub enum AccessBasis {
     Consent {
         consent: ConsentId,
+        /// For a purpose that applies only during an emergency: the declaration in force.
+        /// Left out otherwise, so entries from before declarations encode as they did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        during: Option<DeclarationId>,
     },
+    /// A declared emergency in force, without consent.
+    Emergency { declaration: DeclarationId },
     /// Nothing allowed it: the request was denied.
     None,
+}
+
+impl std::fmt::Display for AccessBasis {
+    /// `consent:<id>`, `emergency:<declaration id>` or `none`: what grants and pages show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Consent { consent, .. } => write!(f, "consent:{consent}"),
+            Self::Emergency { declaration } => write!(f, "emergency:{declaration}"),
+            Self::None => f.write_str("none"),
+        }
+    }
 }
 
 /// Granted, or denied with a stable reason code.
@@ -171,6 +189,33 @@ pub enum OperatorAction {
     },
     SuspendProvider {
         provider: ProviderId,
+    },
+    /// The first step of an emergency: its whole scope (the reason, free text, stays with
+    /// the public declaration, out of the log).
+    DeclareEmergency {
+        declaration: DeclarationId,
+        legal_basis: EmergencyLegalBasis,
+        categories: BTreeSet<CategoryId>,
+        services: BTreeSet<ServiceId>,
+        area: Area,
+        starts_at: DateTime<Utc>,
+        ends_at: DateTime<Utc>,
+    },
+    /// The second, different operator's step: the declaration takes effect.
+    ConfirmEmergency {
+        declaration: DeclarationId,
+    },
+    ProposeEmergencyRenewal {
+        declaration: DeclarationId,
+        ends_at: DateTime<Utc>,
+    },
+    /// The renewal's second step: the end moves to `ends_at`.
+    ConfirmEmergencyRenewal {
+        declaration: DeclarationId,
+        ends_at: DateTime<Utc>,
+    },
+    EndEmergency {
+        declaration: DeclarationId,
     },
 }
 

@@ -150,6 +150,11 @@ pub struct Purpose {
     /// How long the service keeps what it receives.
     pub retention_days: u32,
     pub legal_basis: LegalBasis,
+    /// Applies only while a declared emergency is in force (幸田町's dual mode: "share my
+    /// support needs with the 自主防災組織 only in a disaster"); in normal times its requests
+    /// are denied `not-in-emergency`, consent or not.
+    #[serde(default)]
+    pub emergency_only: bool,
 }
 
 impl Purpose {
@@ -170,6 +175,7 @@ impl Purpose {
         categories: BTreeSet<CategoryId>,
         retention_days: u32,
         legal_basis: LegalBasis,
+        emergency_only: bool,
     ) -> Option<Purpose> {
         let next = Purpose {
             service: self.service.clone(),
@@ -180,12 +186,14 @@ impl Purpose {
             categories,
             retention_days,
             legal_basis,
+            emergency_only,
         };
         let unchanged = next.title == self.title
             && next.description == self.description
             && next.categories == self.categories
             && next.retention_days == self.retention_days
-            && next.legal_basis == self.legal_basis;
+            && next.legal_basis == self.legal_basis
+            && next.emergency_only == self.emergency_only;
         (!unchanged).then_some(next)
     }
 }
@@ -215,6 +223,7 @@ mod tests {
             categories: [CategoryId::new("health.checkup").unwrap()].into(),
             retention_days: 365,
             legal_basis: LegalBasis::Consent,
+            emergency_only: false,
         }
     }
 
@@ -230,6 +239,7 @@ mod tests {
                 cats,
                 365,
                 LegalBasis::Consent,
+                false,
             )
             .unwrap();
         assert_eq!(next.version, 2);
@@ -244,10 +254,25 @@ mod tests {
                 p.description.clone(),
                 p.categories.clone(),
                 365,
-                LegalBasis::Consent
+                LegalBasis::Consent,
+                false
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn turning_a_purpose_into_an_emergency_only_one_makes_a_new_version() {
+        let p = purpose();
+        let next = p.revise(
+            p.title.clone(),
+            p.description.clone(),
+            p.categories.clone(),
+            365,
+            LegalBasis::Consent,
+            true,
+        );
+        assert_eq!(next.map(|n| (n.version, n.emergency_only)), Some((2, true)));
     }
 
     #[test]
@@ -260,7 +285,8 @@ mod tests {
                 p.description.clone(),
                 p.categories.clone(),
                 365,
-                LegalBasis::Consent
+                LegalBasis::Consent,
+                false
             )
             .map(|n| n.version),
             Some(2)

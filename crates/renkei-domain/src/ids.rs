@@ -148,6 +148,12 @@ uuid_id!(
 slug_id!(
     /// A city operator's account, e.g. `tanaka`.
     OperatorId, "operator id");
+uuid_id!(
+    /// One declared emergency (非常時宣言).
+    DeclarationId, "declaration id");
+slug_id!(
+    /// A district the city defines for emergency areas, e.g. `hikari-1`.
+    DistrictId, "district id");
 
 /// The pseudonymous identifier a service knows a resident by (サービス別仮名ID). It is
 /// different for every service sector, so two services cannot join their records on it.

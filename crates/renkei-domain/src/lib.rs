@@ -11,6 +11,7 @@ pub mod access;
 pub mod catalog;
 pub mod consent;
 pub mod decision;
+pub mod emergency;
 pub mod identity;
 pub mod ids;
 pub mod provider;
@@ -26,15 +27,19 @@ pub use catalog::{
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
 };
-pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, decide};
+pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
+pub use emergency::{
+    Area, AreaCode, Declaration, DeclarationDraft, DeclarationError, DeclarationState,
+    EmergencyLegalBasis,
+};
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,
     ProxyScope, ResidentRequest, ResidentRequestKind, ResidentRequestStatus, ServiceClient,
     SigningAlg,
 };
 pub use ids::{
-    CategoryId, ConsentId, IdError, OperatorId, ProviderId, ProxyId, PurposeId, RequestId,
-    ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
+    CategoryId, ConsentId, DeclarationId, DistrictId, IdError, OperatorId, ProviderId, ProxyId,
+    PurposeId, RequestId, ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
 };
 pub use provider::{
     KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,

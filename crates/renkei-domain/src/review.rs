@@ -323,6 +323,7 @@ mod tests {
                 .collect(),
             retention_days: days,
             legal_basis: LegalBasis::Consent,
+            emergency_only: false,
         }
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api_accounts as accounts;
+use crate::api_emergency as emergency;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
 use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
@@ -174,6 +175,29 @@ fn declared() -> Routes<Hub> {
             accounts::answer_request,
             accounts::__path_answer_request,
         )
+        .api(
+            Public,
+            emergency::declarations,
+            emergency::__path_declarations,
+        )
+        .api(
+            Public,
+            emergency::declaration,
+            emergency::__path_declaration,
+        )
+        .api(Operator, emergency::declare, emergency::__path_declare)
+        .api(Operator, emergency::confirm, emergency::__path_confirm)
+        .api(
+            Operator,
+            emergency::propose_renewal,
+            emergency::__path_propose_renewal,
+        )
+        .api(
+            Operator,
+            emergency::confirm_renewal,
+            emergency::__path_confirm_renewal,
+        )
+        .api(Operator, emergency::end, emergency::__path_end)
         .api(Public, catalogue::categories, catalogue::__path_categories)
         .api(Public, catalogue::services, catalogue::__path_services)
         .api(ServiceToken, data_request, __path_data_request)
@@ -283,6 +307,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::api_identity::IdentityApiDoc::openapi());
     doc.merge(crate::api_accounts::AccountsApiDoc::openapi());
+    doc.merge(crate::api_emergency::EmergencyApiDoc::openapi());
     declared().describe(&mut doc);
     doc
 }

@@ -1,6 +1,6 @@
-//! Outbound-only providers at the hub: the brokered request's side (a grant handed to the
-//! provider's poll, its answer classified as an inbound provider's would be) and the routes
-//! the provider polls and answers on.
+//! Outbound-only providers at the hub, the brokered request's side: a grant handed to the
+//! provider's poll ([`crate::outbound`]), its answer classified as an inbound provider's
+//! would be.
 
 use renkei_domain::ProviderId;
 use renkei_protocol::envelope::SealedPayload;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use renkei_domain::{
-    ActiveConsent, CategoryId, DataRequest, Decision, Locator, ProviderConnection,
-    ProviderDelivery, ProviderId, PurposeId, RequestId, Service, ServiceId, ServiceSubject,
+    CategoryId, DataRequest, Decision, Grounds, Locator, ProviderConnection, ProviderDelivery,
+    ProviderId, PurposeId, RequestId, Service, ServiceId, ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
@@ -263,8 +263,8 @@ impl Hub {
                 token_id,
             })
             .await?;
-        let active = match recorded.decision {
-            Decision::Granted(active) => active,
+        let grounds = match recorded.decision {
+            Decision::Granted(grounds) => grounds,
             Decision::Denied(reason) => {
                 record.durable().await?;
                 return Err(HubError::Denied {
@@ -309,7 +309,12 @@ impl Hub {
         // to the service until `record.durable()` returned: a crash before the commit loses
         // the request and its record together.
         let mut fetches = Vec::new();
-        let (request, active, service) = (&request, &active, &service);
+        // A granted decision read the current purpose, whose version its record states.
+        let purpose_version = recorded
+            .record
+            .purpose_version
+            .ok_or_else(|| HubError::internal("a granted record without a purpose version"))?;
+        let (request, grounds, service) = (&request, &grounds, &service);
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let connection = providers.get(&provider).cloned();
             fetches.push(async move {
@@ -320,7 +325,7 @@ impl Hub {
                 let grant = self
                     .grant(
                         request,
-                        active,
+                        (grounds, purpose_version),
                         service,
                         &provider,
                         &reference,
@@ -424,7 +429,7 @@ impl Hub {
     async fn grant(
         &self,
         request: &DataRequest,
-        active: &ActiveConsent,
+        (grounds, purpose_version): (&Grounds, u32),
         service: &Service,
         provider: &ProviderId,
         reference: &str,
@@ -445,10 +450,12 @@ impl Hub {
             request_id: request.id,
             service: request.service.clone(),
             purpose: request.purpose.clone(),
-            purpose_version: active.consent().purpose.version,
+            purpose_version,
             categories: categories.to_vec(),
             service_hpke_key: service.hpke_public_key.clone(),
-            consent: active.consent().id,
+            consent: grounds.consent().map(|c| c.consent().id),
+            emergency: grounds.declaration(),
+            basis: grounds.basis().to_string(),
         };
         self.keys()
             .sign_with(move |key| sign_grant(key, &claims))

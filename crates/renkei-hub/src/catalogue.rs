@@ -45,6 +45,8 @@ pub struct PurposeView {
     pub categories: Vec<String>,
     pub retention_days: u32,
     pub legal_basis: String,
+    /// Applies only while a declared emergency is in force (dual mode).
+    pub emergency_only: bool,
 }
 
 impl Hub {
@@ -81,6 +83,7 @@ impl Hub {
                     categories: p.categories.iter().map(|c| c.to_string()).collect(),
                     retention_days: p.retention_days,
                     legal_basis: p.legal_basis.as_str().to_owned(),
+                    emergency_only: p.emergency_only,
                 })
                 .collect();
             out.push(ServiceView {

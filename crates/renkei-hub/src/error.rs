@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use renkei_domain::{ConsentId, DenialReason, RequestId};
+use renkei_domain::{ConsentId, DeclarationError, DenialReason, RequestId};
 use renkei_store::StoreError;
 
 use crate::problem::{Problem, ProblemKind};
@@ -41,6 +41,12 @@ pub enum HubError {
     ConsentAlreadyActive(ConsentId),
     #[error("consent `{0}` is not active")]
     ConsentNotActive(ConsentId),
+    /// A step on an emergency declaration that its rules refuse, or that another step beat.
+    #[error("{detail}")]
+    DeclarationRefused {
+        reason: &'static str,
+        detail: String,
+    },
     #[error("no provider answered")]
     ProviderFailure {
         request: RequestId,
@@ -130,6 +136,11 @@ impl From<StoreError> for HubError {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::ConsentAlreadyActive(id) => Self::ConsentAlreadyActive(id),
             StoreError::ConsentNotActive(id) => Self::ConsentNotActive(id),
+            // Only declarations' steps are written over a revision.
+            StoreError::Stale(what) => Self::DeclarationRefused {
+                reason: "changed-meanwhile",
+                detail: format!("{what} changed meanwhile: read it again"),
+            },
             StoreError::Invalid(msg) => Self::Malformed(msg),
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "storage is unavailable");
@@ -142,6 +153,15 @@ impl From<StoreError> for HubError {
                 cause: Some(store_cause(&other)),
                 source: Some(Box::new(other)),
             }),
+        }
+    }
+}
+
+impl From<DeclarationError> for HubError {
+    fn from(e: DeclarationError) -> Self {
+        Self::DeclarationRefused {
+            reason: e.code(),
+            detail: e.to_string(),
         }
     }
 }
@@ -234,6 +254,9 @@ impl HubError {
                 .detail(self.to_string())
                 .extra(serde_json::json!({ "consent_id": id })),
             Self::ConsentNotActive(_) => Problem::new(K::ConsentNotActive).detail(self.to_string()),
+            Self::DeclarationRefused { reason, detail } => Problem::new(K::DeclarationRefused)
+                .detail(detail)
+                .extra(serde_json::json!({ "reason": reason })),
             Self::ProviderFailure { request, failures } => Problem::new(K::ProviderFailure)
                 .detail("every provider holding the data failed or timed out; nothing was returned")
                 .request_id(request)
@@ -275,6 +298,9 @@ pub fn denial_kind(reason: &DenialReason) -> ProblemKind {
         D::CategoryNotCovered { .. } => K::CategoryNotCovered,
         D::ServiceKeyInvalid => K::ServiceKeyInvalid,
         D::TokenRevoked => K::TokenInactive,
+        D::NotInEmergency => K::NotInEmergency,
+        D::EmergencyNotInForce => K::EmergencyNotInForce,
+        D::CategoryNotInEmergency { .. } => K::CategoryNotInEmergency,
     }
 }
 
@@ -320,6 +346,21 @@ fn denial_problem(reason: &DenialReason) -> Problem {
             "the service's registered HPKE key is not an X25519 public key; nothing was released"
                 .to_owned(),
             None,
+        ),
+        D::NotInEmergency => (
+            "the purpose applies only while a declared emergency is in force, and none is"
+                .to_owned(),
+            None,
+        ),
+        D::EmergencyNotInForce => (
+            "no consent covers the request and the declarations naming this service are not in force"
+                .to_owned(),
+            None,
+        ),
+        D::CategoryNotInEmergency { categories } => (
+            "no consent covers the request and the declaration in force does not release every category asked for"
+                .to_owned(),
+            Some(serde_json::json!({ "categories": categories })),
         ),
         D::TokenRevoked => return HubError::TokenInactive.to_problem(),
     };
@@ -515,9 +556,14 @@ mod tests {
                 consented_version: 1,
                 current_version: 2,
             },
-            DenialReason::CategoryNotCovered { categories },
+            DenialReason::CategoryNotCovered {
+                categories: categories.clone(),
+            },
             DenialReason::TokenRevoked,
             DenialReason::ServiceKeyInvalid,
+            DenialReason::NotInEmergency,
+            DenialReason::EmergencyNotInForce,
+            DenialReason::CategoryNotInEmergency { categories },
         ]
     }
 
@@ -540,6 +586,7 @@ mod tests {
             HubError::ServiceNotApproved("s".into()),
             HubError::ConsentAlreadyActive(consent),
             HubError::ConsentNotActive(consent),
+            HubError::from(DeclarationError::SameOperator),
             HubError::ProviderFailure {
                 request,
                 failures: serde_json::json!([]),

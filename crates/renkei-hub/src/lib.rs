@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod api;
 mod api_accounts;
+mod api_emergency;
 mod api_identity;
 mod api_log;
 mod api_outbound;
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod catalogue;
 pub mod consents;
 pub mod egress;
+pub mod emergency;
 pub mod enrolment;
 mod error;
 pub mod history;

@@ -113,9 +113,13 @@ pub enum ProblemKind {
     ConsentExpired,
     ConsentWrongPurposeVersion,
     CategoryNotCovered,
+    NotInEmergency,
+    EmergencyNotInForce,
+    CategoryNotInEmergency,
     ServiceKeyInvalid,
     ConsentAlreadyActive,
     ConsentNotActive,
+    DeclarationRefused,
     GrantExpired,
     GrantReplayed,
     ProviderFailure,
@@ -148,9 +152,13 @@ impl ProblemKind {
         Self::ConsentExpired,
         Self::ConsentWrongPurposeVersion,
         Self::CategoryNotCovered,
+        Self::NotInEmergency,
+        Self::EmergencyNotInForce,
+        Self::CategoryNotInEmergency,
         Self::ServiceKeyInvalid,
         Self::ConsentAlreadyActive,
         Self::ConsentNotActive,
+        Self::DeclarationRefused,
         Self::GrantExpired,
         Self::GrantReplayed,
         Self::ProviderFailure,
@@ -183,9 +191,13 @@ impl ProblemKind {
             Self::ConsentExpired => "consent-expired",
             Self::ConsentWrongPurposeVersion => "consent-wrong-purpose-version",
             Self::CategoryNotCovered => "category-not-covered",
+            Self::NotInEmergency => "not-in-emergency",
+            Self::EmergencyNotInForce => "emergency-not-in-force",
+            Self::CategoryNotInEmergency => "category-not-in-emergency",
             Self::ServiceKeyInvalid => "service-key-invalid",
             Self::ConsentAlreadyActive => "consent-already-active",
             Self::ConsentNotActive => "consent-not-active",
+            Self::DeclarationRefused => "declaration-refused",
             Self::GrantExpired => "grant-expired",
             Self::GrantReplayed => "grant-replayed",
             Self::ProviderFailure => "provider-failure",
@@ -231,10 +243,14 @@ impl ProblemKind {
             | Self::ConsentRevoked
             | Self::ConsentExpired
             | Self::ConsentWrongPurposeVersion
-            | Self::CategoryNotCovered => S::FORBIDDEN,
-            Self::ServiceKeyInvalid | Self::ConsentAlreadyActive | Self::ConsentNotActive => {
-                S::CONFLICT
-            }
+            | Self::CategoryNotCovered
+            | Self::NotInEmergency
+            | Self::EmergencyNotInForce
+            | Self::CategoryNotInEmergency => S::FORBIDDEN,
+            Self::ServiceKeyInvalid
+            | Self::ConsentAlreadyActive
+            | Self::ConsentNotActive
+            | Self::DeclarationRefused => S::CONFLICT,
             Self::ProviderFailure => S::BAD_GATEWAY,
             Self::StorageUnavailable => S::SERVICE_UNAVAILABLE,
             Self::RateLimited => S::TOO_MANY_REQUESTS,
@@ -265,9 +281,13 @@ impl ProblemKind {
             Self::ConsentExpired => "Consent expired",
             Self::ConsentWrongPurposeVersion => "Consent to an older purpose version",
             Self::CategoryNotCovered => "Category not covered by consent",
+            Self::NotInEmergency => "Not in an emergency",
+            Self::EmergencyNotInForce => "Emergency not in force",
+            Self::CategoryNotInEmergency => "Category not released by the emergency",
             Self::ServiceKeyInvalid => "Service key invalid",
             Self::ConsentAlreadyActive => "Consent already active",
             Self::ConsentNotActive => "Consent not active",
+            Self::DeclarationRefused => "Declaration step refused",
             Self::GrantExpired => "Grant expired",
             Self::GrantReplayed => "Grant replayed",
             Self::ProviderFailure => "No provider answered",
@@ -369,6 +389,18 @@ impl ProblemKind {
                 "求められたデータ区分のいずれかが、同意の範囲に含まれていません。",
                 "The consent does not cover one of the categories asked for.",
             ),
+            Self::NotInEmergency => (
+                "この利用目的は、非常時宣言が効力を持つ間だけ適用されます。現在、効力のある宣言はありません。",
+                "This purpose applies only while a declared emergency is in force, and none is.",
+            ),
+            Self::EmergencyNotInForce => (
+                "同意がなく、このサービスを指定する非常時宣言はまだ効力を持っていません（別の運用者による確認待ち、または開始前）。",
+                "No consent covers the request, and the emergency declarations naming this service are not in force yet (waiting for a second operator's confirmation, or before their start).",
+            ),
+            Self::CategoryNotInEmergency => (
+                "同意がなく、効力のある非常時宣言は求められたデータ区分のいずれかを対象としていません。`categories` メンバーがそれを示します。",
+                "No consent covers the request, and the emergency declaration in force does not release one of the categories asked for; the `categories` member names them.",
+            ),
             Self::ServiceKeyInvalid => (
                 "サービスが登録した HPKE 鍵が X25519 公開鍵ではないため、何も暗号化して渡せませんでした。リクエストは拒否として記録されました。",
                 "The service's registered HPKE key is not an X25519 public key, so nothing could be sealed to it; the request was recorded as denied.",
@@ -380,6 +412,10 @@ impl ProblemKind {
             Self::ConsentNotActive => (
                 "この同意はすでに撤回されたか、期限が切れています。",
                 "The consent is already revoked or expired.",
+            ),
+            Self::DeclarationRefused => (
+                "非常時宣言へのこの操作は受け付けられませんでした。宣言した運用者自身による確認、72時間を超える期間、終了後の操作、同時に行われた別の操作などです。`reason` メンバーが理由を示します。",
+                "This step on an emergency declaration was refused: a confirmation by the operator who declared it, a window over 72 hours, a step after its end, or another step taken meanwhile. The `reason` member says which.",
             ),
             Self::GrantExpired => (
                 "提供元が、有効期限の切れたグラントを拒否しました。",
@@ -527,16 +563,20 @@ mod tests {
             K::ConsentExpired => 17,
             K::ConsentWrongPurposeVersion => 18,
             K::CategoryNotCovered => 19,
-            K::ServiceKeyInvalid => 20,
-            K::ConsentAlreadyActive => 21,
-            K::ConsentNotActive => 22,
-            K::GrantExpired => 23,
-            K::GrantReplayed => 24,
-            K::ProviderFailure => 25,
-            K::DemoOnly => 26,
-            K::StorageUnavailable => 27,
-            K::RateLimited => 28,
-            K::Internal => 29,
+            K::NotInEmergency => 20,
+            K::EmergencyNotInForce => 21,
+            K::CategoryNotInEmergency => 22,
+            K::ServiceKeyInvalid => 23,
+            K::ConsentAlreadyActive => 24,
+            K::ConsentNotActive => 25,
+            K::DeclarationRefused => 26,
+            K::GrantExpired => 27,
+            K::GrantReplayed => 28,
+            K::ProviderFailure => 29,
+            K::DemoOnly => 30,
+            K::StorageUnavailable => 31,
+            K::RateLimited => 32,
+            K::Internal => 33,
         }
     }
 

@@ -107,7 +107,7 @@ impl AuditForm {
                 _ => return None,
             },
             basis: opt(&self.basis, |s| {
-                matches!(s, "consent" | "none").then(|| s.to_owned())
+                matches!(s, "consent" | "emergency" | "none").then(|| s.to_owned())
             })?,
             since: opt(&self.since, crate::time::parse_tokyo_local)?,
             until: opt(&self.until, crate::time::parse_tokyo_local)?,
@@ -164,7 +164,10 @@ fn audit_row(
                 ),
             };
             let basis = match &r.basis {
-                AccessBasis::Consent { consent } => t.arg("audit-basis-consent", "id", consent),
+                AccessBasis::Consent { consent, .. } => t.arg("audit-basis-consent", "id", consent),
+                AccessBasis::Emergency { declaration } => {
+                    t.arg("audit-basis-emergency", "id", declaration)
+                }
                 AccessBasis::None => t.get("audit-basis-none"),
             };
             AuditRow {
@@ -246,6 +249,11 @@ fn audit_row(
                 OperatorAction::RegisterProvider { .. } => ("register-provider", None),
                 OperatorAction::ApproveProvider { .. } => ("approve-provider", None),
                 OperatorAction::SuspendProvider { .. } => ("suspend-provider", None),
+                OperatorAction::DeclareEmergency { .. } => ("declare-emergency", None),
+                OperatorAction::ConfirmEmergency { .. } => ("confirm-emergency", None),
+                OperatorAction::ProposeEmergencyRenewal { .. } => ("propose-renewal", None),
+                OperatorAction::ConfirmEmergencyRenewal { .. } => ("confirm-renewal", None),
+                OperatorAction::EndEmergency { .. } => ("end-emergency", None),
             };
             let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
             let actor = match &o.actor {

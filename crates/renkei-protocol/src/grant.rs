@@ -9,7 +9,9 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use renkei_domain::{CategoryId, ConsentId, ProviderId, PurposeId, RequestId, ServiceId};
+use renkei_domain::{
+    CategoryId, ConsentId, DeclarationId, ProviderId, PurposeId, RequestId, ServiceId,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -24,7 +26,8 @@ pub const MAX_GRANT_LIFETIME_SECS: i64 = 60;
 pub const CLOCK_SKEW_SECS: i64 = 5;
 
 /// What a grant says: this provider may hand these categories of this resident to this
-/// service, for this purpose, under this consent, within this request, encrypted to this key.
+/// service, for this purpose, under this consent or declared emergency, within this request,
+/// encrypted to this key.
 ///
 /// Its `Debug` output leaves out `sub`, the resident's reference, so that logging a grant
 /// never logs personal data.
@@ -50,7 +53,33 @@ pub struct GrantClaims {
     /// The requesting service's X25519 public key (base64url, 32 bytes): the provider seals
     /// its answer to it (see [`crate::envelope::seal`]).
     pub service_hpke_key: String,
-    pub consent: ConsentId,
+    /// The consent the release rests on; absent when it rests on a declared emergency alone
+    /// (a provider that requires it refuses such a grant, as it should: it does not know
+    /// emergencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<ConsentId>,
+    /// The declared emergency the release rests on (without consent), or was made during
+    /// (a purpose that applies only during one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<DeclarationId>,
+    /// What the release rests on, as the hub's access record says: `consent:<consent id>`
+    /// or `emergency:<declaration id>` (see [`GrantClaims::basis_of`]).
+    pub basis: String,
+}
+
+impl GrantClaims {
+    /// The `basis` claim of a grant with these `consent` and `emergency` claims: the consent
+    /// when there is one, else the declaration; `None` when there is neither.
+    pub fn basis_of(
+        consent: Option<ConsentId>,
+        emergency: Option<DeclarationId>,
+    ) -> Option<String> {
+        match (consent, emergency) {
+            (Some(c), _) => Some(format!("consent:{c}")),
+            (None, Some(d)) => Some(format!("emergency:{d}")),
+            (None, None) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for GrantClaims {
@@ -69,6 +98,8 @@ impl std::fmt::Debug for GrantClaims {
             .field("categories", &self.categories)
             .field("service_hpke_key", &self.service_hpke_key)
             .field("consent", &self.consent)
+            .field("emergency", &self.emergency)
+            .field("basis", &self.basis)
             .finish()
     }
 }
@@ -88,7 +119,13 @@ struct WireGrant {
     purpose_version: u32,
     categories: Vec<CategoryId>,
     service_hpke_key: String,
-    consent: ConsentId,
+    #[serde(default)]
+    consent: Option<ConsentId>,
+    #[serde(default)]
+    emergency: Option<DeclarationId>,
+    /// Absent from the grants of hubs from before emergencies: the consent's, then.
+    #[serde(default)]
+    basis: Option<String>,
 }
 
 /// Why a grant was refused. Each variant has a stable [`code`](GrantError::code) for
@@ -139,6 +176,20 @@ impl From<JwsError> for GrantError {
     }
 }
 
+/// Checks that a grant rests on something, and that its `basis` says what (when it has one).
+fn check_basis(
+    consent: Option<ConsentId>,
+    emergency: Option<DeclarationId>,
+    basis: Option<&str>,
+) -> Result<String, &'static str> {
+    let expected = GrantClaims::basis_of(consent, emergency)
+        .ok_or("neither a consent nor a declared emergency")?;
+    match basis {
+        Some(b) if b != expected => Err("`basis` does not match `consent` and `emergency`"),
+        _ => Ok(expected),
+    }
+}
+
 /// Checks the parts of a grant that do not depend on who reads it or when.
 fn check_shape(
     sub: &str,
@@ -177,6 +228,8 @@ pub fn sign_grant(key: &SigningKey, claims: &GrantClaims) -> Result<String, Sign
         &claims.service_hpke_key,
     )
     .map_err(SignError::InvalidClaims)?;
+    check_basis(claims.consent, claims.emergency, Some(&claims.basis))
+        .map_err(SignError::InvalidClaims)?;
     if claims.exp.saturating_sub(claims.iat) > MAX_GRANT_LIFETIME_SECS {
         return Err(SignError::InvalidClaims(
             "the grant would live longer than 60 seconds",
@@ -277,6 +330,8 @@ impl GrantVerifier {
             &wire.service_hpke_key,
         )
         .map_err(GrantError::Malformed)?;
+        let basis = check_basis(wire.consent, wire.emergency, wire.basis.as_deref())
+            .map_err(GrantError::Malformed)?;
         if wire.exp.saturating_sub(wire.iat) > MAX_GRANT_LIFETIME_SECS {
             return Err(GrantError::LifetimeTooLong);
         }
@@ -308,6 +363,8 @@ impl GrantVerifier {
             categories: wire.categories,
             service_hpke_key: wire.service_hpke_key,
             consent: wire.consent,
+            emergency: wire.emergency,
+            basis,
         })
     }
 
@@ -367,7 +424,9 @@ mod tests {
             purpose_version: 1,
             categories: vec![CategoryId::new("health.checkup").unwrap()],
             service_hpke_key: "AAAA".into(),
-            consent: ConsentId::from_uuid(uuid(3)),
+            consent: Some(ConsentId::from_uuid(uuid(3))),
+            emergency: None,
+            basis: format!("consent:{}", uuid(3)),
         };
         let shown = format!("{claims:?}");
         assert!(!shown.contains("patient-000123"), "{shown}");

@@ -365,6 +365,7 @@ mod tests {
             categories: [CategoryId::new("health.checkup").unwrap()].into(),
             retention_days: 365,
             legal_basis: LegalBasis::Consent,
+            emergency_only: false,
         }
     }
 

@@ -153,6 +153,7 @@ pub(crate) fn decide(
                 consent: resident
                     .and_then(|r| cache.consents.get(&r))
                     .and_then(|latest| latest.get(&key)),
+                declarations: cache.declarations.as_deref().unwrap_or_default(),
             };
             Decided {
                 decision: renkei_domain::decide(req, facts, now),
@@ -217,12 +218,7 @@ pub(crate) fn assemble(
             _ => Vec::new(),
         };
         let (basis, outcome) = match &decision {
-            Decision::Granted(active) => (
-                AccessBasis::Consent {
-                    consent: active.consent().id,
-                },
-                AccessOutcome::Granted,
-            ),
+            Decision::Granted(grounds) => (grounds.basis(), AccessOutcome::Granted),
             Decision::Denied(reason) => (
                 AccessBasis::None,
                 AccessOutcome::Denied {
@@ -302,6 +298,7 @@ mod tests {
             categories: ["health.checkup".parse().unwrap()].into(),
             retention_days: 30,
             legal_basis: LegalBasis::Consent,
+            emergency_only: false,
         }
     }
 

@@ -14,6 +14,7 @@ impl StoreError {
             Self::NotFound(_) => "not found".to_owned(),
             Self::ConsentAlreadyActive(_) => "consent already active".to_owned(),
             Self::ConsentNotActive(_) => "consent not active".to_owned(),
+            Self::Stale(_) => "changed meanwhile".to_owned(),
             Self::Invalid(_) => "invalid input".to_owned(),
             // The store writes these messages itself: positions and enum values, no rows.
             Self::Corrupt(what) => format!("corrupt data: {what}"),

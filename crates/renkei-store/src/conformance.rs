@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod consents;
 mod decisions;
+mod emergency;
 pub mod faults;
 mod identity;
 mod log;
@@ -34,6 +35,7 @@ mod providers;
 
 pub use consents::*;
 pub use decisions::*;
+pub use emergency::*;
 pub use identity::*;
 pub use log::*;
 pub use log_reads::*;
@@ -97,6 +99,9 @@ macro_rules! store_conformance_suite {
             a_provider_registration_reads_back_with_its_keys_contact_and_connection,
             a_providers_status_moves_and_an_unknown_provider_is_not_found,
             a_granted_request_names_no_provider_that_is_not_approved,
+            a_declaration_step_is_written_with_its_log_entry_over_the_revision_it_came_from,
+            a_responder_without_consent_is_granted_only_inside_a_confirmed_declarations_window,
+            a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -120,6 +125,10 @@ fn service_id() -> ServiceId {
     ServiceId::new("health-advice").unwrap_or_else(|e| unreachable!("{e}"))
 }
 
+fn service_id_of(id: &str) -> ServiceId {
+    ServiceId::new(id).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
 fn purpose_id() -> PurposeId {
     PurposeId::new("advice").unwrap_or_else(|e| unreachable!("{e}"))
 }
@@ -136,6 +145,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
         categories: categories.iter().map(|c| cat(c)).collect(),
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 

@@ -2,8 +2,8 @@
 //! decision clock shows that nothing it depends on has changed.
 //!
 //! Every change to the tables a decision reads (services, purposes, subjects, consents,
-//! locators, providers, revoked tokens) moves the `decision_clock` row forward, by trigger, in
-//! the transaction that makes the change (migration 0010). A batch reads the clock first,
+//! locators, providers, revoked tokens, declarations) moves the `decision_clock` row forward, by trigger, in
+//! the transaction that makes the change (migrations 0010 and 0021). A batch reads the clock first,
 //! inside its own transaction; if it still shows the value this cache was filled at, every
 //! entry here is what the batch would read from the tables, so only what is missing is read.
 //! If the clock moved, everything is forgotten. So a decision never rests on anything older
@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use renkei_domain::{
-    Consent, Locator, Provider, ProviderId, Purpose, PurposeId, ResidentId, Service, ServiceId,
+    Consent, Declaration, Locator, Provider, ProviderId, Purpose, PurposeId, ResidentId, Service,
+    ServiceId,
 };
 
 /// Entries kept before the cache starts over (a few hundred bytes to a few kB each).
@@ -37,6 +38,9 @@ pub(crate) struct DecisionCache {
     pub locators: HashMap<ResidentId, Vec<Locator>>,
     /// Every provider, once a batch needed them.
     pub providers: Option<HashMap<ProviderId, Provider>>,
+    /// The declarations not over when read, once a batch read them. Kept while the clock
+    /// stands still although time passes: decisions judge each window at their own `now`.
+    pub declarations: Option<Vec<Declaration>>,
 }
 
 impl DecisionCache {

@@ -14,6 +14,7 @@ mod cause;
 mod codec;
 pub mod conformance;
 mod decision_cache;
+pub mod emergency;
 mod hash_cache;
 pub mod identity;
 mod postgres;
@@ -32,6 +33,7 @@ use renkei_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use emergency::EmergencyStore;
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
@@ -48,6 +50,10 @@ pub enum StoreError {
     ConsentAlreadyActive(ConsentId),
     #[error("consent `{0}` is not active")]
     ConsentNotActive(ConsentId),
+    /// A step written over a revision that is no longer the stored one: someone else took
+    /// a step meanwhile. Nothing was changed.
+    #[error("{0} changed meanwhile")]
+    Stale(String),
     #[error("{0}")]
     Invalid(String),
     #[error("stored data is corrupt: {0}")]
@@ -161,6 +167,9 @@ pub struct PurposeDraft {
     pub categories: BTreeSet<CategoryId>,
     pub retention_days: u32,
     pub legal_basis: LegalBasis,
+    /// Applies only while a declared emergency is in force (see [`Purpose::emergency_only`]).
+    #[serde(default)]
+    pub emergency_only: bool,
 }
 
 /// A message for a service's webhook, written in the same transaction as the change it reports.
@@ -366,7 +375,7 @@ pub trait Readiness {
 
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
-pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
+pub trait Store: IdentityStore + EmergencyStore + Readiness + Send + Sync + 'static {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
     async fn categories(&self) -> StoreResult<Vec<DataCategory>>;

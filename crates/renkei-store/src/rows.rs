@@ -22,7 +22,7 @@ use crate::{StoreError, StoreResult};
 /// The columns of `purposes` that [`RawPurpose`] reads, in its field order.
 macro_rules! purpose_columns {
     () => {
-        "service_id, purpose_id, version, title_ja, title_en, description_ja, description_en, categories, retention_days, legal_basis"
+        "service_id, purpose_id, version, title_ja, title_en, description_ja, description_en, categories, retention_days, legal_basis, emergency_only"
     };
 }
 
@@ -136,6 +136,7 @@ pub struct RawPurpose {
     pub categories: String,
     pub retention_days: i64,
     pub legal_basis: String,
+    pub emergency_only: bool,
 }
 
 impl IntoDomain for RawPurpose {
@@ -155,7 +156,22 @@ impl IntoDomain for RawPurpose {
                 &self.legal_basis,
                 "legal basis",
             )?,
+            emergency_only: self.emergency_only,
         })
+    }
+}
+
+/// A declaration's row: its JSON body (the other columns are for queries).
+#[derive(sqlx::FromRow)]
+pub struct RawDeclaration {
+    pub body: String,
+}
+
+impl IntoDomain for RawDeclaration {
+    type Domain = renkei_domain::Declaration;
+
+    fn into_domain(self) -> StoreResult<renkei_domain::Declaration> {
+        from_json(&self.body, "declaration")
     }
 }
 

@@ -388,6 +388,7 @@ async fn seed(
                         .collect::<anyhow::Result<BTreeSet<_>>>()?,
                     retention_days: s.retention_days,
                     legal_basis: LegalBasis::Consent,
+                    emergency_only: false,
                 },
                 now,
             )

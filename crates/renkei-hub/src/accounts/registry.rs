@@ -107,6 +107,10 @@ pub struct PurposeDeclaration {
     pub retention_days: u32,
     #[schema(value_type = String)]
     pub legal_basis: LegalBasis,
+    /// Applies only while a declared emergency is in force (dual mode); its requests are
+    /// denied `not-in-emergency` otherwise.
+    #[serde(default)]
+    pub emergency_only: bool,
 }
 
 /// A registered service and, once, its client secret.
@@ -185,6 +189,7 @@ impl Hub {
                 categories,
                 retention_days: p.retention_days,
                 legal_basis: p.legal_basis,
+                emergency_only: p.emergency_only,
             });
         }
         let service = Service {

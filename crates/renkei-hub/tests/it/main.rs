@@ -15,6 +15,7 @@ mod common;
 
 mod api_contract;
 mod consent_flow;
+mod emergency;
 mod identity;
 mod openid_provider;
 mod provider_safety;

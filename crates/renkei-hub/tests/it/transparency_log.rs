@@ -22,7 +22,7 @@ use crate::common;
 use crate::common::{HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town};
 
 /// The verifier key from `GET /log/key`.
-async fn published_key(town: &Town) -> Verifier {
+pub(crate) async fn published_key(town: &Town) -> Verifier {
     let response = town.get("/log/key").send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap().trim().parse().unwrap()
@@ -54,7 +54,7 @@ async fn checkpoint_covering(town: &Town, key: &Verifier, size: u64) -> (String,
 }
 
 /// Waits until every entry written so far is in a signed checkpoint.
-async fn everything_signed(town: &Town, key: &Verifier) -> (String, Checkpoint) {
+pub(crate) async fn everything_signed(town: &Town, key: &Verifier) -> (String, Checkpoint) {
     let size = town.store.log_size().await.unwrap();
     checkpoint_covering(town, key, size).await
 }
@@ -72,7 +72,7 @@ fn proof(v: &Value) -> Vec<Hash> {
 }
 
 /// One page of `/v1/me/log`.
-async fn my_log(town: &Town, token: &str, query: &str) -> Value {
+pub(crate) async fn my_log(town: &Town, token: &str, query: &str) -> Value {
     let response = town
         .get(&format!("/v1/me/log{query}"))
         .bearer_auth(token)
@@ -86,7 +86,7 @@ async fn my_log(town: &Town, token: &str, query: &str) -> Value {
 /// Checks one entry of `/v1/me/log` as the resident's app would: the leaf hash follows from
 /// the salt and the entry bytes, and the inclusion proof leads to the signed root. Returns
 /// the leaf hash and the entry.
-fn verify_entry(entry: &Value, checkpoint: &Checkpoint) -> (Hash, Value) {
+pub(crate) fn verify_entry(entry: &Value, checkpoint: &Checkpoint) -> (Hash, Value) {
     let seq = entry["seq"].as_u64().unwrap();
     let mut data = b64(&entry["salt"]);
     data.extend_from_slice(entry["entry"].as_str().unwrap().as_bytes());

@@ -102,6 +102,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
                 categories: BTreeSet::from([payments]),
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             Utc::now(),
         )
@@ -117,6 +118,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
                 categories: BTreeSet::from([category]),
                 retention_days: 365,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             Utc::now(),
         )
@@ -1519,6 +1521,7 @@ async fn bousai_consent(town: &Town) -> String {
                 categories: BTreeSet::from([CategoryId::new("payment.history").unwrap()]),
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
+                emergency_only: false,
             },
             Utc::now(),
         )

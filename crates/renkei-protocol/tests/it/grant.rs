@@ -371,3 +371,60 @@ fn a_grant_survives_the_published_jwks_json() {
     let token = sign_grant(&hub.key, &grant_claims(&service_key)).unwrap();
     assert!(verifier.verify(&token, now()).is_ok());
 }
+
+#[test]
+fn a_grant_under_a_declared_emergency_carries_its_basis_and_no_consent() {
+    let (hub, verifier, service_key) = setup();
+    let declaration = renkei_domain::DeclarationId::from_uuid(uuid::Uuid::new_v4());
+    let claims = renkei_protocol::GrantClaims {
+        consent: None,
+        emergency: Some(declaration),
+        basis: format!("emergency:{declaration}"),
+        ..grant_claims(&service_key)
+    };
+    let token = sign_grant(&hub.key, &claims).unwrap();
+    let accepted = verifier.verify(&token, now()).unwrap();
+    assert_eq!(accepted.basis, format!("emergency:{declaration}"));
+    assert_eq!(accepted, claims);
+    let payload = json_of(&parts(&token).1);
+    assert!(payload.get("consent").is_none(), "{payload}");
+}
+
+#[test]
+fn a_grant_whose_basis_contradicts_its_consent_or_rests_on_nothing_is_refused() {
+    let (hub, verifier, service_key) = setup();
+    let claims = grant_claims(&service_key);
+    let declaration = renkei_domain::DeclarationId::from_uuid(uuid::Uuid::new_v4());
+    let lying = renkei_protocol::GrantClaims {
+        basis: format!("emergency:{declaration}"),
+        ..claims.clone()
+    };
+    assert!(matches!(
+        sign_grant(&hub.key, &lying),
+        Err(SignError::InvalidClaims(_))
+    ));
+    let mut payload = serde_json::to_value(&lying).unwrap();
+    let token = sign_raw(&hub.key, GRANT_TYP, &payload);
+    assert!(matches!(
+        verifier.verify(&token, now()),
+        Err(GrantError::Malformed(_))
+    ));
+    payload["basis"] = serde_json::json!(claims.basis);
+    payload.as_object_mut().unwrap().remove("consent");
+    payload["jti"] = serde_json::json!(uuid::Uuid::new_v4());
+    let token = sign_raw(&hub.key, GRANT_TYP, &payload);
+    assert!(matches!(
+        verifier.verify(&token, now()),
+        Err(GrantError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_grant_from_a_hub_before_emergencies_verifies_with_its_consent_as_the_basis() {
+    let (hub, verifier, service_key) = setup();
+    let claims = grant_claims(&service_key);
+    let mut payload = serde_json::to_value(&claims).unwrap();
+    payload.as_object_mut().unwrap().remove("basis");
+    let token = sign_raw(&hub.key, GRANT_TYP, &payload);
+    assert_eq!(verifier.verify(&token, now()).unwrap(), claims);
+}

@@ -182,7 +182,9 @@ fn grant_claims_any() -> impl Strategy<Value = GrantClaims> {
                         .map(|c| CategoryId::new(c).unwrap())
                         .collect(),
                     service_hpke_key: b64(key),
-                    consent: ConsentId::from_uuid(consent),
+                    consent: Some(ConsentId::from_uuid(consent)),
+                    emergency: None,
+                    basis: format!("consent:{consent}"),
                 }
             },
         )

@@ -41,6 +41,7 @@ fn world() -> World {
         categories: categories.clone(),
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     };
     World {
         controller: ControllerContact {

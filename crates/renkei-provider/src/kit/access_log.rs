@@ -30,7 +30,11 @@ pub struct GrantFacts {
     pub request_id: String,
     pub service: String,
     pub purpose: String,
-    pub consent: String,
+    /// Absent for a release under a declared emergency alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
+    /// `consent:<id>` or `emergency:<declaration id>`.
+    pub basis: String,
     pub categories: Vec<String>,
     pub reference: String,
 }

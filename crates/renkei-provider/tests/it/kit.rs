@@ -98,6 +98,7 @@ async fn world() -> World {
 
 fn grant(w: &World, reference: &str, categories: &[&str]) -> GrantClaims {
     let now = Utc::now().timestamp();
+    let consent = ConsentId::from_uuid(Uuid::now_v7());
     GrantClaims {
         iss: "http://hub.test".into(),
         aud: ProviderId::new("hikari-clinic").unwrap(),
@@ -114,7 +115,9 @@ fn grant(w: &World, reference: &str, categories: &[&str]) -> GrantClaims {
             .map(|c| CategoryId::new(*c).unwrap())
             .collect(),
         service_hpke_key: w.service_keys.public_b64(),
-        consent: ConsentId::from_uuid(Uuid::now_v7()),
+        consent: Some(consent),
+        emergency: None,
+        basis: format!("consent:{consent}"),
     }
 }
 

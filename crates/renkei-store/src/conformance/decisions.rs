@@ -33,7 +33,10 @@ pub async fn a_matching_consent_grants_the_request_with_only_the_requested_locat
     assert_eq!(d.record.outcome, AccessOutcome::Granted);
     assert_eq!(
         d.record.basis,
-        renkei_domain::AccessBasis::Consent { consent: c.id }
+        renkei_domain::AccessBasis::Consent {
+            consent: c.id,
+            during: None
+        }
     );
     let stored = store
         .access_records(&AccessQuery {

@@ -151,6 +151,7 @@ pub(super) async fn publish_purpose(
             categories: d.categories.clone(),
             retention_days: d.retention_days,
             legal_basis: d.legal_basis,
+            emergency_only: d.emergency_only,
         },
         Some(current) => match current.revise(
             d.title.clone(),
@@ -158,6 +159,7 @@ pub(super) async fn publish_purpose(
             d.categories.clone(),
             d.retention_days,
             d.legal_basis,
+            d.emergency_only,
         ) {
             Some(next) => next,
             None => return Ok(current),
@@ -165,8 +167,8 @@ pub(super) async fn publish_purpose(
     };
     sqlx::query(
         "INSERT INTO purposes (service_id, purpose_id, version, title_ja, title_en, description_ja,
-         description_en, categories, retention_days, legal_basis, published_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         description_en, categories, retention_days, legal_basis, published_at, emergency_only)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(next.service.as_str())
     .bind(next.id.as_str())
@@ -179,6 +181,7 @@ pub(super) async fn publish_purpose(
     .bind(i64::from(next.retention_days))
     .bind(next.legal_basis.as_str())
     .bind(codec::millis(at))
+    .bind(next.emergency_only)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use renkei_domain::ResidentId;
 
 use super::catalogue::{CURRENT_PURPOSE, SERVICE};
+use super::emergency::live_declarations;
 use super::log::reserve_log_seqs;
 use super::{Backend, Conn, INSERT_ROWS, PLACEHOLDERS, all, optional};
 use crate::batch::{self, Assembled, Decided};
@@ -52,6 +53,12 @@ pub(super) async fn decide_and_stage(
     cache.at_clock(clock);
     // The batch shares the transaction, so all its decisions see the same state.
     read_facts(&mut tx, &mut cache, batch).await?;
+    if cache.declarations.is_none() {
+        // A day's margin, so a batch whose clock is a little behind the one that filled the
+        // cache finds the declarations it would read itself; the decision judges each window.
+        let since = now - chrono::TimeDelta::days(1);
+        cache.declarations = Some(live_declarations(&mut tx, since).await?);
+    }
     let decided = batch::decide(&cache, batch, now);
     read_where_data_lives(&mut tx, &mut cache, &decided).await?;
     let assembled = batch::assemble(&cache, batch, decided, first_seq, now)?;

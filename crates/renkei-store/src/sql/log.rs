@@ -184,7 +184,19 @@ pub(super) async fn record_operator_action(
     at: DateTime<Utc>,
 ) -> StoreResult<OperatorLogEntry> {
     let mut tx = store.write.begin().await?;
-    let seq = reserve_log_seqs(&mut tx, 1).await?;
+    let entry = append_operator_action(&mut tx, actor, action, at).await?;
+    tx.commit().await?;
+    Ok(entry)
+}
+
+/// Appends an operator's act to the log inside the caller's transaction.
+pub(super) async fn append_operator_action(
+    conn: &mut Conn,
+    actor: &OperatorActor,
+    action: &OperatorAction,
+    at: DateTime<Utc>,
+) -> StoreResult<OperatorLogEntry> {
+    let seq = reserve_log_seqs(&mut *conn, 1).await?;
     sqlx::query(
         "INSERT INTO operator_actions (log_seq, at, actor, action) VALUES ($1, $2, $3, $4)",
     )
@@ -192,7 +204,7 @@ pub(super) async fn record_operator_action(
     .bind(codec::millis(at))
     .bind(codec::to_json(actor)?)
     .bind(codec::to_json(action)?)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let entry = OperatorLogEntry {
         seq: codec::seq_u64(seq)?,
@@ -200,8 +212,7 @@ pub(super) async fn record_operator_action(
         actor: actor.clone(),
         action: action.clone(),
     };
-    insert_leaf(&mut tx, seq, &LogEntry::Operator(entry.clone())).await?;
-    tx.commit().await?;
+    insert_leaf(&mut *conn, seq, &LogEntry::Operator(entry.clone())).await?;
     Ok(entry)
 }
 

@@ -13,11 +13,12 @@
 //! `write` is the pool for transactions that change data, `read` for plain reads; on SQLite
 //! `write` has one connection, which serialises writers without busy retries. Each concern
 //! is a file of functions taking the store; `store.rs` and `identity/mod.rs` implement the
-//! traits by calling them.
+//! traits by calling them, and `emergency.rs` implements its own.
 
 mod catalogue;
 mod consents;
 mod decisions;
+mod emergency;
 mod identity;
 mod log;
 mod log_tree;

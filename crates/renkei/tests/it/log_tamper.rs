@@ -107,6 +107,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
         categories: categories.iter().map(|c| cat(c)).collect(),
         retention_days: 90,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 

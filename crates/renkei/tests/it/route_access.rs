@@ -188,6 +188,7 @@ async fn put_service(
                     categories: BTreeSet::from([cat(category)]),
                     retention_days: 30,
                     legal_basis: LegalBasis::Consent,
+                    emergency_only: false,
                 },
                 Utc::now(),
             )
@@ -871,6 +872,52 @@ impl World {
         (id, flags.iter().map(|f| f.key()).collect())
     }
 
+    /// A fresh declaration releasing `health.checkup` to health-advice for an hour, taken
+    /// `steps` steps by operators other than the matrix's own: declared (0), confirmed (1),
+    /// a renewal proposed (2).
+    async fn declaration(&self, steps: u8) -> String {
+        use renkei_domain::{
+            Area, Declaration, DeclarationDraft, DeclarationId, EmergencyLegalBasis,
+            OperatorAction, OperatorActor,
+        };
+        let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+        let draft = DeclarationDraft {
+            reason: "大雨".into(),
+            legal_basis: EmergencyLegalBasis::DisasterAct49_11,
+            categories: [CategoryId::new("health.checkup").unwrap()].into(),
+            services: [ServiceId::new(HEALTH).unwrap()].into(),
+            area: Area::parse(["5339"]).unwrap(),
+            starts_at: now,
+            ends_at: now + chrono::TimeDelta::hours(1),
+        };
+        let id = DeclarationId::from_uuid(uuid::Uuid::new_v4());
+        let (sato, suzuki) = (
+            OperatorId::new("sato").unwrap(),
+            OperatorId::new("suzuki").unwrap(),
+        );
+        let mut d = Declaration::declare(id, draft, sato.clone(), now).unwrap();
+        let mut history = vec![d.clone()];
+        if steps >= 1 {
+            d = d.confirm(suzuki.clone(), now).unwrap();
+            history.push(d.clone());
+        }
+        if steps >= 2 {
+            d = d
+                .propose_renewal(suzuki, now + chrono::TimeDelta::hours(2), now)
+                .unwrap();
+            history.push(d);
+        }
+        for d in history {
+            let actor = OperatorActor::Operator { id: sato.clone() };
+            let action = OperatorAction::EndEmergency { declaration: id };
+            self.store
+                .record_declaration_step(&d, &actor, &action, now)
+                .await
+                .unwrap();
+        }
+        id.to_string()
+    }
+
     /// What to send `row`'s route; `None` for a route the matrix does not know yet.
     async fn call(&self, row: &RouteAccess) -> Option<Call> {
         let alice = self.alice.to_string();
@@ -1035,6 +1082,34 @@ impl World {
                 Call::to(format!("/v1/operator/requests/{}", self.request))
                     .json(json!({ "status": "in_progress", "response": "looking" }))
             }
+
+            // --- declared emergencies ---
+            ("GET", "/v1/declarations") => Call::to(&row.path),
+            ("GET", "/v1/declarations/{id}") => {
+                Call::to(format!("/v1/declarations/{}", self.declaration(0).await))
+            }
+            ("POST", "/v1/operator/declarations") => Call::to(&row.path).json(json!({
+                "reason": "大雨", "legal_basis": "disaster_act49_11",
+                "categories": ["health.checkup"], "services": [HEALTH], "area": ["5339"],
+                "ends_at": Utc::now() + chrono::TimeDelta::hours(1),
+            })),
+            ("POST", "/v1/operator/declarations/{id}/confirm") => Call::to(format!(
+                "/v1/operator/declarations/{}/confirm",
+                self.declaration(0).await
+            )),
+            ("POST", "/v1/operator/declarations/{id}/renewal") => Call::to(format!(
+                "/v1/operator/declarations/{}/renewal",
+                self.declaration(1).await
+            ))
+            .json(json!({ "ends_at": Utc::now() + chrono::TimeDelta::hours(3) })),
+            ("POST", "/v1/operator/declarations/{id}/renewal/confirm") => Call::to(format!(
+                "/v1/operator/declarations/{}/renewal/confirm",
+                self.declaration(2).await
+            )),
+            ("POST", "/v1/operator/declarations/{id}/end") => Call::to(format!(
+                "/v1/operator/declarations/{}/end",
+                self.declaration(1).await
+            )),
 
             // --- the portal: public pages and sign-in ---
             ("GET", "/" | "/portal/sign-in" | "/portal/enrol" | "/console/sign-in") => {

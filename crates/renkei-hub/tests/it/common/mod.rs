@@ -367,6 +367,7 @@ pub fn advice_draft() -> PurposeDraft {
         categories: [cat(HEALTH_CHECKUP), cat(PAYMENT_HISTORY)].into(),
         retention_days: 90,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 
@@ -382,6 +383,7 @@ fn reminders_draft(service: &str) -> PurposeDraft {
         categories: [cat(HEALTH_CHECKUP)].into(),
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 
@@ -397,6 +399,7 @@ fn rides_draft() -> PurposeDraft {
         categories: [cat(RESIDENT_ADDRESS), cat(PAYMENT_HISTORY)].into(),
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
+        emergency_only: false,
     }
 }
 

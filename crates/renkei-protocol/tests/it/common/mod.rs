@@ -44,6 +44,7 @@ pub fn hub() -> Hub {
 
 /// A grant for the hospital, issued at `NOW`, living 30 seconds.
 pub fn grant_claims(service_key: &ServiceKeyPair) -> GrantClaims {
+    let consent = ConsentId::from_uuid(Uuid::new_v4());
     GrantClaims {
         iss: HUB.into(),
         aud: hospital(),
@@ -57,7 +58,9 @@ pub fn grant_claims(service_key: &ServiceKeyPair) -> GrantClaims {
         purpose_version: 1,
         categories: vec![CategoryId::new("health.checkup").unwrap()],
         service_hpke_key: service_key.public_b64(),
-        consent: ConsentId::from_uuid(Uuid::new_v4()),
+        consent: Some(consent),
+        emergency: None,
+        basis: format!("consent:{consent}"),
     }
 }
 
