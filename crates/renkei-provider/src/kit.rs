@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod config;
+pub mod credentials;
 pub mod outbound;
 pub mod sources;
 
