@@ -14,6 +14,7 @@ pub mod decision;
 pub mod emergency;
 pub mod identity;
 pub mod ids;
+pub mod provider;
 pub mod review;
 
 pub use access::{
@@ -21,8 +22,7 @@ pub use access::{
     OperatorAction, OperatorActor, OperatorLogEntry, ProviderDelivery,
 };
 pub use catalog::{
-    DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
-    ServiceStatus,
+    DataCategory, LegalBasis, LocalizedText, Locator, Purpose, PurposeRef, Service, ServiceStatus,
 };
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
@@ -40,5 +40,8 @@ pub use identity::{
 pub use ids::{
     CategoryId, ConsentId, DeclarationId, DistrictId, IdError, OperatorId, ProviderId, ProxyId,
     PurposeId, RequestId, ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
+};
+pub use provider::{
+    KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,
 };
 pub use review::RiskFlag;

@@ -31,6 +31,7 @@ mod identity;
 mod log;
 mod log_reads;
 mod outbox_and_secrets;
+mod providers;
 
 pub use consents::*;
 pub use decisions::*;
@@ -39,6 +40,7 @@ pub use identity::*;
 pub use log::*;
 pub use log_reads::*;
 pub use outbox_and_secrets::*;
+pub use providers::*;
 
 use crate::{DecisionInput, PurposeDraft, Store};
 
@@ -97,6 +99,9 @@ macro_rules! store_conformance_suite {
             a_declaration_step_is_written_with_its_log_entry_over_the_revision_it_came_from,
             a_responder_without_consent_is_granted_only_inside_a_confirmed_declarations_window,
             a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force,
+            a_provider_registration_reads_back_with_its_keys_contact_and_connection,
+            a_providers_status_moves_and_an_unknown_provider_is_not_found,
+            a_granted_request_names_no_provider_that_is_not_approved,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -180,9 +185,14 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
         .put_provider(&Provider {
             id: provider.clone(),
             name: LocalizedText::new("診療所", "Clinic"),
-            endpoint: "http://127.0.0.1:9".into(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: "http://127.0.0.1:9".into(),
+            },
             categories: [cat("health.checkup"), cat("payment.history")].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));
