@@ -12,6 +12,7 @@ pub mod api;
 mod api_accounts;
 mod api_identity;
 mod api_log;
+mod api_providers;
 pub mod audit;
 pub mod auth;
 pub mod broker;
