@@ -41,12 +41,23 @@ fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_comma
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     ok(&renkei(dir, &["kek", "new", "--out", "kek"]));
-    ok(&renkei(dir, &["dev-ca", "init", "--dir", "ca", "--algorithm", "ecdsa"]));
+    ok(&renkei(
+        dir,
+        &["dev-ca", "init", "--dir", "ca", "--algorithm", "ecdsa"],
+    ));
     ok(&renkei(
         dir,
         &[
-            "dev-ca", "issue", "--dir", "ca", "--name", "田中 一郎", "--algorithm", "ecdsa",
-            "--out", "tanaka",
+            "dev-ca",
+            "issue",
+            "--dir",
+            "ca",
+            "--name",
+            "田中 一郎",
+            "--algorithm",
+            "ecdsa",
+            "--out",
+            "tanaka",
         ],
     ));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -55,27 +66,32 @@ fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_comma
         .unwrap()
         .port();
     let hub = format!("http://127.0.0.1:{port}");
-    let _serving = Hub(
-        Command::new(env!("CARGO_BIN_EXE_renkei"))
-            .args(["serve", "--database", "hub.db", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--issuer", &format!("http://localhost:{port}")])
-            .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"])
-            .env("RENKEI_KEK_FILE", dir.join("kek"))
-            .env("RUST_LOG", "warn")
-            .current_dir(dir)
-            .spawn()
-            .unwrap(),
-    );
+    let _serving = Hub(Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(["serve", "--database", "hub.db", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--issuer", &format!("http://localhost:{port}")])
+        .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"])
+        .env("RENKEI_KEK_FILE", dir.join("kek"))
+        .env("RUST_LOG", "warn")
+        .current_dir(dir)
+        .spawn()
+        .unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !reqwest::blocking::get(format!("{hub}/healthz")).is_ok_and(|r| r.status().is_success())
-    {
+    while !reqwest::blocking::get(format!("{hub}/healthz")).is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "the hub did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
     let sign_in = [
-        "operator", "sign-in", "--hub", &hub, "--certificate", "tanaka.pem", "--key",
-        "tanaka-key.pem", "--out", "operator-token",
+        "operator",
+        "sign-in",
+        "--hub",
+        &hub,
+        "--certificate",
+        "tanaka.pem",
+        "--key",
+        "tanaka-key.pem",
+        "--out",
+        "operator-token",
     ];
     // Enrolled, but not an operator yet: no token.
     let refused = renkei(dir, &sign_in);
@@ -89,8 +105,16 @@ fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_comma
     ok(&renkei(
         dir,
         &[
-            "operator", "add", "--database", "hub.db", "--id", "tanaka", "--name", "田中",
-            "--certificate", "tanaka.pem",
+            "operator",
+            "add",
+            "--database",
+            "hub.db",
+            "--id",
+            "tanaka",
+            "--name",
+            "田中",
+            "--certificate",
+            "tanaka.pem",
         ],
     ));
     ok(&renkei(dir, &sign_in));
@@ -105,13 +129,23 @@ fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_comma
     }
     let as_operator = ["--hub", &hub, "--operator-token-file", "operator-token"];
     let mut add = vec![
-        "category", "add", "--id", "health.checkup", "--name-ja", "健康診断結果", "--name-en",
-        "Health check results", "--special-care",
+        "category",
+        "add",
+        "--id",
+        "health.checkup",
+        "--name-ja",
+        "健康診断結果",
+        "--name-en",
+        "Health check results",
+        "--special-care",
     ];
     add.extend(as_operator);
     ok(&renkei(dir, &add));
 
-    let jwk = ok(&renkei(dir, &["provider", "keygen", "--out", "clinic-signing.pem"]));
+    let jwk = ok(&renkei(
+        dir,
+        &["provider", "keygen", "--out", "clinic-signing.pem"],
+    ));
     std::fs::write(dir.join("clinic.jwk"), &jwk).unwrap();
     let jwk: Value = serde_json::from_str(&jwk).unwrap();
     assert!(jwk.get("d").is_none(), "only the public key is printed");
@@ -166,7 +200,12 @@ street_address = "中央一丁目5番8号"
     let refused = renkei(
         dir,
         &[
-            "provider", "suspend", "hikari-clinic", "--hub", &hub, "--operator-token-file",
+            "provider",
+            "suspend",
+            "hikari-clinic",
+            "--hub",
+            &hub,
+            "--operator-token-file",
             "forged-token",
         ],
     );

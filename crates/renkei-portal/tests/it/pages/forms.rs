@@ -188,7 +188,7 @@ fn good_values(field: &str, town: &Known) -> Vec<String> {
         "manage_consents" | "view_history" | "file_requests" | "special_care" => &["on"],
         "connection" => &["inbound", "outbound"],
         "category" => &["health.checkup", "no.such"],
-        "endpoint" => &["http://127.0.0.1:9", "https://provider.example"],
+        "endpoint" => &["http://127.0.0.1:9", "https://[::1]:9"],
         "signing_keys" => &[
             r#"{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
             r#"{"keys":[]}"#,
