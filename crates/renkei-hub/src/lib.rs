@@ -13,6 +13,7 @@ mod api_accounts;
 mod api_emergency;
 mod api_identity;
 mod api_log;
+mod api_providers;
 pub mod audit;
 pub mod auth;
 pub mod broker;
