@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -87,6 +88,7 @@ class Demo:
 
     def __init__(self, data_dir, port, provider_port):
         self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
         self.log = open(os.path.join(data_dir, f"demo-{provider_port}.out"), "w+")
         self.process = subprocess.Popen(
             [os.environ["RENKEI_BIN"], "demo", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}",
@@ -201,7 +203,10 @@ def run(demo, stored):
         check("a receipt altered by one claim is refused", True)
 
     # The service asks for the data; the hub sends a grant to each provider holding some.
-    client = "health%2Dadvice:demo-secret-health-advice"  # form-urlencoded, RFC 6749 §2.3.1
+    # The client secret the hub showed the demo operator when it registered the service.
+    with open(os.path.join(demo.data_dir, "service-secrets", "health-advice")) as f:
+        secret = f.read().strip()
+    client = "health%2Dadvice:" + urllib.parse.quote(secret, safe="")  # RFC 6749 §2.3.1
     basic = {"authorization": "Basic " + base64.b64encode(client.encode()).decode(),
              "content-type": "application/x-www-form-urlencoded"}
     status, token = http("POST", demo.url + "/oauth/token", "grant_type=client_credentials", basic)

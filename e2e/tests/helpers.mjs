@@ -41,6 +41,9 @@ async function freePorts() {
   throw new Error('no four free consecutive ports');
 }
 
+/** Each running demo's data folder, by URL: where the services' client secrets are kept. */
+const dataDirs = new Map();
+
 /** Starts `renkei demo`; resolves with its URL, the guide's resident id and a stop function. */
 export async function startDemo() {
   const bin = process.env.RENKEI_BIN;
@@ -71,7 +74,9 @@ export async function startDemo() {
     await new Promise((r) => setTimeout(r, 200));
   }
   if (!resident) throw new Error(`renkei demo did not start: ${out}`);
+  dataDirs.set(url, dataDir);
   const stop = async () => {
+    dataDirs.delete(url);
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
     rmSync(dataDir, { recursive: true, force: true });
@@ -111,9 +116,11 @@ export async function axe(page) {
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
 
-/** The demo service's bearer token (OAuth 2.0 client credentials). */
+/** The demo service's bearer token (OAuth 2.0 client credentials), with the client secret
+ *  the hub showed the demo operator at registration. */
 export async function serviceToken(url, service) {
-  const basic = Buffer.from(`${service}:demo-secret-${service}`).toString('base64');
+  const secret = readFileSync(join(dataDirs.get(url), 'service-secrets', service), 'utf8').trim();
+  const basic = Buffer.from(`${service}:${secret}`).toString('base64');
   const r = await fetch(`${url}/oauth/token`, {
     method: 'POST',
     headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },

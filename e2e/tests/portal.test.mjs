@@ -199,6 +199,7 @@ const CONSOLE_PAGES = [
   ['console-services', '/console', true],
   ['console-review', '/console/services/health-advice', true],
   ['console-categories', '/console/categories', true],
+  ['console-providers', '/console/providers', true],
   ['console-audit', '/console/audit', true],
   ['console-audit-results', '/console/audit?outcome=granted', true],
   ['console-audit-operators', '/console/audit?outcome=operator', true],

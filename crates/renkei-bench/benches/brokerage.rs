@@ -975,15 +975,19 @@ async fn set_up(
         .map(|(i, r)| (r.clone(), record(&mut rng, i)))
         .collect();
     let records = Arc::new(MemoryRecords(records));
+    // Providers sign every answer (a service verifies it); the bench opens none.
+    let signing_key = renkei_protocol::keys::SigningKey::generate()?;
     let slow = renkei_provider::Provider::with_delay(
         provider.clone(),
         hub.keys().jwks(),
+        signing_key.clone(),
         records.clone(),
         SLOW_PROVIDER,
     );
     let fast = renkei_provider::Provider::with_delay(
         provider.clone(),
         hub.keys().jwks(),
+        signing_key,
         records,
         Duration::ZERO,
     );

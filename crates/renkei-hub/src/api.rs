@@ -17,6 +17,7 @@ use crate::api_accounts as accounts;
 use crate::api_emergency as emergency;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
+use crate::api_providers as providers;
 use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::catalogue::{CategoryView, PurposeView, ServiceView};
@@ -198,8 +199,39 @@ fn declared() -> Routes<Hub> {
             emergency::__path_confirm_renewal,
         )
         .api(Operator, emergency::end, emergency::__path_end)
+        .api(
+            Operator,
+            providers::publish_purpose,
+            providers::__path_publish_purpose,
+        )
+        .api(
+            Operator,
+            providers::register_category,
+            providers::__path_register_category,
+        )
+        .api(
+            Operator,
+            providers::register_provider,
+            providers::__path_register_provider,
+        )
+        .api(
+            Operator,
+            providers::provider_registrations,
+            providers::__path_provider_registrations,
+        )
+        .api(
+            Operator,
+            providers::approve_provider,
+            providers::__path_approve_provider,
+        )
+        .api(
+            Operator,
+            providers::suspend_provider,
+            providers::__path_suspend_provider,
+        )
         .api(Public, catalogue::categories, catalogue::__path_categories)
         .api(Public, catalogue::services, catalogue::__path_services)
+        .api(Public, catalogue::providers, catalogue::__path_providers)
         .api(ServiceToken, data_request, __path_data_request)
         .api(
             Resident(Entrusted(ViewConsents)),
@@ -308,6 +340,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api_identity::IdentityApiDoc::openapi());
     doc.merge(crate::api_accounts::AccountsApiDoc::openapi());
     doc.merge(crate::api_emergency::EmergencyApiDoc::openapi());
+    doc.merge(crate::api_providers::ProvidersApiDoc::openapi());
     declared().describe(&mut doc);
     doc
 }

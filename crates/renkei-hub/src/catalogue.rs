@@ -1,6 +1,7 @@
-//! The catalogue anyone may read: the data-category vocabulary and the registered services
-//! with the current version of each of their purposes, as `GET /v1/categories` and
-//! `GET /v1/services` answer them and the portal shows them.
+//! The catalogue anyone may read: the data-category vocabulary, the registered services
+//! with the current version of each of their purposes, and the approved providers with the
+//! keys they sign their answers with, as `GET /v1/categories`, `GET /v1/services` and
+//! `GET /v1/providers` answer them and the portal shows them.
 
 use axum::Json;
 use axum::extract::State;
@@ -49,7 +50,55 @@ pub struct PurposeView {
     pub emergency_only: bool,
 }
 
+impl From<renkei_domain::Purpose> for PurposeView {
+    fn from(p: renkei_domain::Purpose) -> Self {
+        Self {
+            id: p.id.to_string(),
+            version: p.version,
+            title_ja: p.title.ja,
+            title_en: p.title.en,
+            description_ja: p.description.ja,
+            description_en: p.description.en,
+            categories: p.categories.iter().map(|c| c.to_string()).collect(),
+            retention_days: p.retention_days,
+            legal_basis: p.legal_basis.as_str().to_owned(),
+            emergency_only: p.emergency_only,
+        }
+    }
+}
+
+/// An approved provider: what it serves and the keys its answers verify with.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderView {
+    pub id: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub categories: Vec<String>,
+    /// The public keys the provider signs its answers with (a JWK Set of Ed25519 keys):
+    /// a service accepts an answer only if it verifies with one of them.
+    #[schema(value_type = Object)]
+    pub signing_keys: serde_json::Value,
+}
+
 impl Hub {
+    /// The approved providers and their public signing keys.
+    pub async fn providers(&self) -> Result<Vec<ProviderView>, HubError> {
+        Ok(self
+            .store()
+            .providers()
+            .await?
+            .into_iter()
+            .filter(renkei_domain::Provider::receives_grants)
+            .map(|p| ProviderView {
+                id: p.id.to_string(),
+                name_ja: p.name.ja,
+                name_en: p.name.en,
+                categories: p.categories.iter().map(ToString::to_string).collect(),
+                signing_keys: p.signing_keys.to_json(),
+            })
+            .collect())
+    }
+
     /// The data-category vocabulary.
     pub async fn categories(&self) -> Result<Vec<CategoryView>, HubError> {
         let list = self.store().categories().await?;
@@ -73,18 +122,7 @@ impl Hub {
                 .purposes(&s.id)
                 .await?
                 .into_iter()
-                .map(|p| PurposeView {
-                    id: p.id.to_string(),
-                    version: p.version,
-                    title_ja: p.title.ja,
-                    title_en: p.title.en,
-                    description_ja: p.description.ja,
-                    description_en: p.description.en,
-                    categories: p.categories.iter().map(|c| c.to_string()).collect(),
-                    retention_days: p.retention_days,
-                    legal_basis: p.legal_basis.as_str().to_owned(),
-                    emergency_only: p.emergency_only,
-                })
+                .map(PurposeView::from)
                 .collect();
             out.push(ServiceView {
                 id: s.id.to_string(),
@@ -110,4 +148,11 @@ pub(crate) async fn categories(
 #[utoipa::path(get, path = "/v1/services", responses((status = 200, body = Vec<ServiceView>)))]
 pub(crate) async fn services(State(hub): State<Hub>) -> Result<Json<Vec<ServiceView>>, HubError> {
     Ok(Json(hub.services().await?))
+}
+
+/// The approved providers, the categories each serves and the public keys it signs its
+/// answers with: services verify every answer against them.
+#[utoipa::path(get, path = "/v1/providers", responses((status = 200, body = Vec<ProviderView>)))]
+pub(crate) async fn providers(State(hub): State<Hub>) -> Result<Json<Vec<ProviderView>>, HubError> {
+    Ok(Json(hub.providers().await?))
 }

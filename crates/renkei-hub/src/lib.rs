@@ -14,6 +14,7 @@ mod api_emergency;
 mod api_identity;
 mod api_log;
 mod api_outbound;
+mod api_providers;
 pub mod audit;
 pub mod auth;
 pub mod broker;

@@ -1,7 +1,8 @@
 //! The operator console: services and their status, the review of a service waiting for
 //! approval (declared purposes, categories, privacy-impact answers and the risk checklist of
 //! `renkei_domain::review`, each flag to be ticked before approval), the category
-//! vocabulary and suspension; the audit search is `audit.rs`.
+//! vocabulary and suspension; providers and adding a category are `console_providers.rs`,
+//! the audit search is `audit.rs`.
 
 use std::collections::BTreeSet;
 
@@ -472,6 +473,8 @@ pub struct CategoryRow {
 struct CategoriesPage {
     ctx: Ctx,
     categories: Vec<CategoryRow>,
+    error: Option<String>,
+    message: Option<String>,
 }
 
 pub async fn categories(
@@ -480,6 +483,17 @@ pub async fn categories(
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
     signed_in(&state, &headers).await?;
+    categories_page(&state, ctx, None, None).await
+}
+
+/// The vocabulary and the form that adds to it, saying what came of the last addition
+/// (422 when it was refused).
+pub async fn categories_page(
+    state: &PortalState,
+    ctx: Ctx,
+    error: Option<String>,
+    message: Option<String>,
+) -> Result<Response, PortalError> {
     let categories = state
         .hub
         .categories()
@@ -492,8 +506,16 @@ pub async fn categories(
             special_care: c.special_care,
         })
         .collect();
-    render(&CategoriesPage {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = CategoriesPage {
         ctx: ctx.console("console-categories-title", "/console/categories", true),
         categories,
-    })
+        error,
+        message,
+    };
+    Ok((status, Html(page.render()?)).into_response())
 }

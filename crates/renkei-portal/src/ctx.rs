@@ -88,6 +88,7 @@ impl Ctx {
             self.sign_out = Some("/console/sign-out");
             self.nav = [
                 ("/console", "nav-console-services"),
+                ("/console/providers", "nav-console-providers"),
                 ("/console/categories", "nav-console-categories"),
                 ("/console/requests", "nav-console-requests"),
                 ("/console/audit", "nav-console-audit"),

@@ -18,6 +18,7 @@ mod assets;
 mod audit;
 mod authorize;
 mod console;
+mod console_providers;
 mod ctx;
 mod error;
 mod extract;
@@ -155,6 +156,23 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .post("/console/services/{id}/approve", Operator, console::approve)
         .post("/console/services/{id}/suspend", Operator, console::suspend)
         .get("/console/categories", Operator, console::categories)
+        .post(
+            "/console/categories",
+            Operator,
+            console_providers::add_category,
+        )
+        .get("/console/providers", Operator, console_providers::providers)
+        .post("/console/providers", Operator, console_providers::register)
+        .post(
+            "/console/providers/{id}/approve",
+            Operator,
+            console_providers::approve,
+        )
+        .post(
+            "/console/providers/{id}/suspend",
+            Operator,
+            console_providers::suspend,
+        )
         .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)
         .post("/console/requests/{id}/answer", Operator, requests::answer)

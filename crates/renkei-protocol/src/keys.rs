@@ -335,19 +335,56 @@ impl SigningKey {
 
     /// The public JWK: `kty` OKP, `crv` Ed25519, `x`, `kid`, `alg` EdDSA, `use` sig.
     pub fn public_jwk(&self) -> Jwk {
-        Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                key_id: Some(self.kid.clone()),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(self.public),
-            }),
+        ed25519_jwk(&self.kid, &self.public)
+    }
+
+    /// Loads a key from a PKCS#8 PEM file's text (`-----BEGIN PRIVATE KEY-----`), as
+    /// [`SigningKey::to_pkcs8_pem`] writes it: a provider's key file.
+    pub fn from_pkcs8_pem(text: &str) -> Result<Self, KeyError> {
+        use base64::engine::general_purpose::STANDARD;
+        let body = text
+            .trim()
+            .strip_prefix(PEM_BEGIN)
+            .and_then(|rest| rest.strip_suffix(PEM_END))
+            .ok_or(KeyError::BadPkcs8)?;
+        let b64: String = body.split_whitespace().collect();
+        let der = Zeroizing::new(STANDARD.decode(b64).map_err(|_| KeyError::BadPkcs8)?);
+        Self::from_pkcs8_der(&der)
+    }
+
+    /// The private key as PKCS#8 PEM, for a key made in this process (`None` for a key kept
+    /// in a device).
+    pub fn to_pkcs8_pem(&self) -> Option<Zeroizing<String>> {
+        use base64::engine::general_purpose::STANDARD;
+        let b64 = Zeroizing::new(STANDARD.encode(self.pkcs8_der()?));
+        let mut pem = Zeroizing::new(format!("{PEM_BEGIN}\n"));
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
         }
+        pem.push_str(PEM_END);
+        pem.push('\n');
+        Some(pem)
+    }
+}
+
+const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
+const PEM_END: &str = "-----END PRIVATE KEY-----";
+
+/// The public JWK of an Ed25519 key.
+fn ed25519_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
+    Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            key_id: Some(kid.to_owned()),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(public),
+        }),
     }
 }
 
@@ -412,6 +449,17 @@ impl Jwks {
     pub fn from_signing_keys<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Self {
         Self {
             keys: keys.into_iter().map(SigningKey::public_jwk).collect(),
+        }
+    }
+
+    /// The public keys a provider registered, as the JWK Set its answers verify against.
+    pub fn from_provider_keys(keys: &renkei_domain::ProviderKeys) -> Self {
+        Self {
+            keys: keys
+                .keys()
+                .iter()
+                .map(|k| ed25519_jwk(k.kid(), k.public_key()))
+                .collect(),
         }
     }
 

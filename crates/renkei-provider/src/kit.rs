@@ -3,8 +3,8 @@
 //!
 //! It reads its [`config::KitConfig`], trusts the hub's published key set (fetched from the
 //! hub at start and again every [`JWKS_REFRESH`], so a rotated key is known before the hub
-//! signs with it), answers grants from the configured [`sources`], and keeps its own
-//! [`access_log`].
+//! signs with it), answers grants from the configured [`sources`], signed with the
+//! provider's own key, and keeps its own [`access_log`].
 
 pub mod access_log;
 pub mod config;
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use renkei_protocol::keys::Jwks;
+use renkei_protocol::keys::{Jwks, SigningKey};
 
 use crate::{Provider, RecordsError};
 use access_log::AccessLog;
@@ -36,6 +36,8 @@ pub enum KitError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the signing key `{path}`: {message}")]
+    SigningKey { path: String, message: String },
     #[error("the hub's keys at `{url}`: {message}")]
     HubKeys { url: String, message: String },
     #[error("listening on `{addr}`: {source}")]
@@ -54,6 +56,7 @@ pub struct RunningKit {
 
 /// Starts the kit described by `config`: records, access log, the hub's keys, the listener.
 pub async fn start(config: &KitConfig) -> Result<RunningKit, KitError> {
+    let signing_key = read_signing_key(&config.signing_key)?;
     let records = KitRecords::open(config).await?;
     let log = AccessLog::open(&config.access_log).map_err(|source| KitError::AccessLog {
         path: config.access_log.display().to_string(),
@@ -69,9 +72,14 @@ pub async fn start(config: &KitConfig) -> Result<RunningKit, KitError> {
         })?;
     let url = format!("{}/.well-known/jwks.json", config.hub);
     let jwks = hub_keys(&client, &url).await?;
-    let provider = Provider::builder(config.provider.clone(), jwks, Arc::new(records))
-        .access_log(log)
-        .build();
+    let provider = Provider::builder(
+        config.provider.clone(),
+        jwks,
+        signing_key,
+        Arc::new(records),
+    )
+    .access_log(log)
+    .build();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| KitError::Listen {
@@ -94,6 +102,32 @@ pub async fn start(config: &KitConfig) -> Result<RunningKit, KitError> {
         provider,
         server,
     })
+}
+
+/// Reads the provider's private signing key, refusing a file others may read: whoever reads
+/// it can sign answers as the provider.
+pub fn read_signing_key(path: &std::path::Path) -> Result<SigningKey, KitError> {
+    let error = |message: String| KitError::SigningKey {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(error(format!(
+                "others may read it (mode {:o}): run `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| error(e.to_string()))
 }
 
 async fn hub_keys(client: &reqwest::Client, url: &str) -> Result<Jwks, KitError> {

@@ -1,6 +1,7 @@
 //! A data provider's side of Renkei (データ保有者): an HTTP endpoint that answers only
-//! hub-signed, audience-bound, short-lived, single-use grants, and seals every answer to the
-//! requesting service's key so the hub relays ciphertext it cannot read.
+//! hub-signed, audience-bound, short-lived, single-use grants, signs every answer with the
+//! provider's registered key and seals it to the requesting service's key, so the hub relays
+//! ciphertext it can neither read nor forge (`renkei_protocol::payload`).
 //!
 //! [`kit`] is what a city runs beside a provider's own system: a configuration file maps
 //! each data category to a query over the provider's database or to a CSV file. The demo
@@ -18,9 +19,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use renkei_domain::{CategoryId, ProviderId};
-use renkei_protocol::envelope::{EnvelopeContext, seal};
+use renkei_protocol::envelope::EnvelopeContext;
 use renkei_protocol::grant::{GrantClaims, GrantError, GrantVerifier};
-use renkei_protocol::keys::Jwks;
+use renkei_protocol::keys::{Jwks, SigningKey};
+use renkei_protocol::payload::{PayloadSealError, sign_and_seal};
 
 pub mod kit;
 
@@ -78,9 +80,11 @@ impl ProviderStats {
     }
 }
 
-/// One provider: its id, the hub's keys it trusts, its records.
+/// One provider: its id, the hub's keys it trusts, the key it signs its answers with (the
+/// one it registered with the city), its records.
 pub struct Provider {
     pub verifier: GrantVerifier,
+    signing_key: SigningKey,
     pub records: Arc<dyn Records>,
     /// Extra time before answering, to stand in for a slow back end (benchmarks, tests).
     pub delay: Duration,
@@ -89,22 +93,36 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> Arc<Self> {
-        Self::builder(id, hub_keys, records).build()
+    pub fn new(
+        id: ProviderId,
+        hub_keys: Jwks,
+        signing_key: SigningKey,
+        records: Arc<dyn Records>,
+    ) -> Arc<Self> {
+        Self::builder(id, hub_keys, signing_key, records).build()
     }
 
     pub fn with_delay(
         id: ProviderId,
         hub_keys: Jwks,
+        signing_key: SigningKey,
         records: Arc<dyn Records>,
         delay: Duration,
     ) -> Arc<Self> {
-        Self::builder(id, hub_keys, records).delay(delay).build()
+        Self::builder(id, hub_keys, signing_key, records)
+            .delay(delay)
+            .build()
     }
 
-    pub fn builder(id: ProviderId, hub_keys: Jwks, records: Arc<dyn Records>) -> ProviderBuilder {
+    pub fn builder(
+        id: ProviderId,
+        hub_keys: Jwks,
+        signing_key: SigningKey,
+        records: Arc<dyn Records>,
+    ) -> ProviderBuilder {
         ProviderBuilder(Self {
             verifier: GrantVerifier::new(id, hub_keys),
+            signing_key,
             records,
             delay: Duration::ZERO,
             stats: ProviderStats::default(),
@@ -269,18 +287,34 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
         provider: p.verifier.provider().clone(),
         request: claims.request_id,
     };
-    let plaintext = record.to_string();
-    match seal(&claims.service_hpke_key, &context, plaintext.as_bytes()) {
+    let signed = sign_and_seal(
+        &p.signing_key,
+        &claims.service_hpke_key,
+        &context,
+        &claims.service,
+        &claims.categories,
+        record,
+        chrono::Utc::now(),
+    );
+    match signed {
         Ok(sealed) => {
             p.record("served", Some(&claims)).await?;
             p.stats.served.fetch_add(1, Ordering::Relaxed);
             Ok(axum::Json(sealed).into_response())
         }
-        Err(e) => Err(refuse(
+        Err(PayloadSealError::Seal(e)) => Err(refuse(
             StatusCode::BAD_REQUEST,
             "bad-service-key",
             &e.to_string(),
         )),
+        Err(PayloadSealError::Sign(e)) => {
+            tracing::error!(error = %e, "the provider could not sign its answer");
+            Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing-unavailable",
+                "the provider cannot sign its answer now",
+            ))
+        }
     }
 }
 

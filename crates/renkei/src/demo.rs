@@ -1,7 +1,6 @@
 //! The demo town: seeds a fresh hub with ひかり台市, runs its three data providers as real
 //! HTTP servers, and prints what to try next.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,15 +9,11 @@ use anyhow::Context;
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use renkei_domain::{
-    Actor, CategoryId, ConsentChannel, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
-    ProviderId, Service, ServiceId, ServiceStatus,
-};
+use renkei_domain::{Actor, CategoryId, ConsentChannel, Locator, ProviderId};
 use renkei_hub::consents::GrantConsentBody;
 use renkei_hub::{Hub, HubConfig};
-use renkei_protocol::envelope::ServiceKeyPair;
 use renkei_provider::kit::config::KitConfig;
-use renkei_store::{PurposeDraft, Store};
+use renkei_store::Store;
 
 use crate::demo_kit::{Storage, write_provider};
 use crate::town::{self, Person};
@@ -36,13 +31,15 @@ pub struct DemoOptions {
     pub residents: usize,
 }
 
-struct ProviderSpec {
-    id: &'static str,
-    name: (&'static str, &'static str),
-    categories: &'static [&'static str],
+pub(crate) struct ProviderSpec {
+    pub(crate) id: &'static str,
+    pub(crate) name: (&'static str, &'static str),
+    pub(crate) categories: &'static [&'static str],
+    /// Whom the city contacts about the provider (fictional).
+    pub(crate) contact: ContactSpec,
 }
 
-const PROVIDERS: [ProviderSpec; 3] = [
+pub(crate) const PROVIDERS: [ProviderSpec; 3] = [
     ProviderSpec {
         id: "city-registry",
         name: (
@@ -56,21 +53,45 @@ const PROVIDERS: [ProviderSpec; 3] = [
             "resident.sex",
             "evacuation.support",
         ],
+        contact: ContactSpec {
+            contact: "ひかり台市 市民課 住民基本台帳担当",
+            postal_code: "999-0100",
+            locality: "ひかり台市",
+            street_address: "役所通り1番1号 ひかり台市役所1階",
+            email: "juki@city-hikaridai.example",
+            phone: "+81-3-0000-0110",
+        },
     },
     ProviderSpec {
         id: "hikari-clinic",
         name: ("ひかり台クリニック", "Hikaridai Clinic"),
         categories: &["health.checkup"],
+        contact: ContactSpec {
+            contact: "ひかり台クリニック 医療情報管理室",
+            postal_code: "999-0101",
+            locality: "ひかり台市",
+            street_address: "中央一丁目5番8号",
+            email: "records@hikari-clinic.example",
+            phone: "+81-3-0000-0111",
+        },
     },
     ProviderSpec {
         id: "hikari-pay",
         name: ("ひかりペイ", "Hikari Pay"),
         categories: &["payment.history"],
+        contact: ContactSpec {
+            contact: "ひかりペイ株式会社 データ連携窓口",
+            postal_code: "999-0112",
+            locality: "ひかり台市",
+            street_address: "駅前二丁目1番1号",
+            email: "renkei@hikari-pay.example",
+            phone: "+81-3-0000-0112",
+        },
     },
 ];
 
 /// `(id, ja, en, special care)`.
-const CATEGORIES: &[(&str, &str, &str, bool)] = &[
+pub(crate) const CATEGORIES: &[(&str, &str, &str, bool)] = &[
     ("resident.name", "氏名", "Name", false),
     ("resident.address", "住所", "Address", false),
     ("resident.birth_date", "生年月日", "Date of birth", false),
@@ -90,32 +111,32 @@ const CATEGORIES: &[(&str, &str, &str, bool)] = &[
     ("payment.history", "決済履歴", "Payment history", false),
 ];
 
-struct ServiceSpec {
-    id: &'static str,
-    name: (&'static str, &'static str),
-    sector: &'static str,
-    purpose: &'static str,
-    title: (&'static str, &'static str),
-    description: (&'static str, &'static str),
-    categories: &'static [&'static str],
-    retention_days: u32,
+pub(crate) struct ServiceSpec {
+    pub(crate) id: &'static str,
+    pub(crate) name: (&'static str, &'static str),
+    pub(crate) sector: &'static str,
+    pub(crate) purpose: &'static str,
+    pub(crate) title: (&'static str, &'static str),
+    pub(crate) description: (&'static str, &'static str),
+    pub(crate) categories: &'static [&'static str],
+    pub(crate) retention_days: u32,
     /// Whom residents contact about their data (fictional): contact, postal code,
     /// locality, street address, email, phone.
-    controller: ContactSpec,
+    pub(crate) controller: ContactSpec,
 }
 
-struct ContactSpec {
-    contact: &'static str,
-    postal_code: &'static str,
-    locality: &'static str,
-    street_address: &'static str,
-    email: &'static str,
-    phone: &'static str,
+pub(crate) struct ContactSpec {
+    pub(crate) contact: &'static str,
+    pub(crate) postal_code: &'static str,
+    pub(crate) locality: &'static str,
+    pub(crate) street_address: &'static str,
+    pub(crate) email: &'static str,
+    pub(crate) phone: &'static str,
 }
 
 impl ContactSpec {
     /// The contact details, checked as a registration checks them.
-    fn contact(&self) -> anyhow::Result<renkei_domain::ControllerContact> {
+    pub(crate) fn contact(&self) -> anyhow::Result<renkei_domain::ControllerContact> {
         Ok(renkei_domain::ControllerContact {
             contact: self.contact.to_owned(),
             address: renkei_domain::PostalAddress {
@@ -132,7 +153,7 @@ impl ContactSpec {
     }
 }
 
-const SERVICES: [ServiceSpec; 3] = [
+pub(crate) const SERVICES: [ServiceSpec; 3] = [
     ServiceSpec {
         id: "health-advice",
         name: ("ひかり台けんこうナビ", "Hikaridai Health Navi"),
@@ -216,12 +237,6 @@ pub struct DemoTown {
     pub clients: Vec<(String, String)>,
 }
 
-/// The demo's client secret for a service: fixed, so the README's commands work as written.
-/// Demo only: real services get random secrets from `renkei_hub::auth::new_client_secret`.
-pub fn demo_client_secret(service: &str) -> String {
-    format!("demo-secret-{service}")
-}
-
 /// The demo's issuer: `localhost` for a loopback address, since passkeys (WebAuthn) need a
 /// domain name as their relying-party id.
 pub fn demo_issuer(listen: SocketAddr) -> String {
@@ -273,7 +288,7 @@ pub fn demo_redirect_uri(service: &str) -> String {
 /// The demo operator's identity: fixed, so the console's demo sign-in finds it.
 pub const DEMO_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0de";
 
-/// Seeds storage with the town (once; later runs find it there) and starts the hub.
+/// Starts the hub, with the demo operator's account (made once; later runs find it).
 pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
     let people = town::people(options.residents, SEED);
     let kek = demo_kek(&options.data_dir)?;
@@ -286,13 +301,10 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     // The demo is for trying every flow from one machine (and its tests script them fast).
     config.limits = renkei_hub::limits::RateLimits::GENEROUS;
     let hub = Hub::start(config, store.clone()).await?;
-    let clients: Vec<(String, String)> = SERVICES
-        .iter()
-        .map(|s| (s.id.to_owned(), demo_client_secret(s.id)))
-        .collect();
-    if store.services().await?.is_empty() {
-        seed(options, store.as_ref(), &hub, &people).await?;
-        let identity: renkei_domain::ResidentId = DEMO_OPERATOR_IDENTITY.parse()?;
+    // The demo operator's identity and account exist before anything else: they are who
+    // registers the town, through the API, as a city's operator would.
+    let identity: renkei_domain::ResidentId = DEMO_OPERATOR_IDENTITY.parse()?;
+    if hub.operator_of(identity).await?.is_none() {
         store.add_resident(identity, Utc::now()).await?;
         hub.add_operator(
             renkei_domain::OperatorId::new("demo-operator")?,
@@ -304,96 +316,30 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     Ok(DemoTown {
         hub,
         people,
-        clients,
+        clients: Vec::new(),
     })
 }
 
-async fn seed(
+/// Registers the town through the serving hub's API, as its operator (once; later runs find
+/// it there), seeds its residents, and reads the services' client secrets back.
+pub async fn register(
     options: &DemoOptions,
     store: &dyn Store,
-    hub: &Hub,
-    people: &[Person],
+    town: &mut DemoTown,
+    hub_url: &str,
 ) -> anyhow::Result<()> {
+    if store.providers().await?.is_empty() {
+        crate::demo_onboard::register_town(options, hub_url).await?;
+        seed(store, &town.hub, &town.people).await?;
+    }
+    town.clients = crate::demo_onboard::client_secrets(&options.data_dir)?;
+    Ok(())
+}
+
+/// The town's residents, where their data lives and the consents some already gave (the
+/// catalogue is registered through the API first: locators name its providers).
+async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
     let now = Utc::now();
-    for (id, ja, en, special_care) in CATEGORIES {
-        store
-            .put_category(&DataCategory {
-                id: cat(id)?,
-                name: LocalizedText::new(*ja, *en),
-                special_care: *special_care,
-            })
-            .await?;
-    }
-    for (i, p) in PROVIDERS.iter().enumerate() {
-        let port = options.first_provider_port + u16::try_from(i)?;
-        store
-            .put_provider(&Provider {
-                id: ProviderId::new(p.id)?,
-                name: LocalizedText::new(p.name.0, p.name.1),
-                connection: renkei_domain::ProviderConnection::Inbound {
-                    endpoint: format!("http://127.0.0.1:{port}"),
-                },
-                categories: p
-                    .categories
-                    .iter()
-                    .map(|c| cat(c))
-                    .collect::<anyhow::Result<_>>()?,
-                max_answer_bytes: None,
-                signing_keys: Default::default(),
-                contact: None,
-                status: renkei_domain::ProviderStatus::Approved,
-            })
-            .await?;
-    }
-    let keys_dir = options.data_dir.join("service-keys");
-    crate::run::create_private_dir(&keys_dir)?;
-    for s in &SERVICES {
-        let keys = ServiceKeyPair::generate()?;
-        write_private_key(&keys_dir.join(format!("{}.key", s.id)), &keys.private_b64())?;
-        let service = Service {
-            id: ServiceId::new(s.id)?,
-            name: LocalizedText::new(s.name.0, s.name.1),
-            sector: s.sector.to_owned(),
-            hpke_public_key: keys.public_b64(),
-            webhook_url: None,
-            status: ServiceStatus::Approved,
-        };
-        store
-            .put_service(
-                &service,
-                &renkei_hub::auth::hash_client_secret(&demo_client_secret(s.id)),
-            )
-            .await?;
-        store
-            .put_service_client(&renkei_domain::ServiceClient {
-                service: service.id.clone(),
-                redirect_uris: vec![demo_redirect_uri(s.id)],
-                privacy_impact: Default::default(),
-                registered_at: now,
-                id_token_signed_response_alg: renkei_domain::SigningAlg::default(),
-                controller: Some(s.controller.contact()?),
-            })
-            .await?;
-        store
-            .publish_purpose(
-                &PurposeDraft {
-                    service: service.id.clone(),
-                    id: renkei_domain::PurposeId::new(s.purpose)?,
-                    title: LocalizedText::new(s.title.0, s.title.1),
-                    description: LocalizedText::new(s.description.0, s.description.1),
-                    categories: s
-                        .categories
-                        .iter()
-                        .map(|c| cat(c))
-                        .collect::<anyhow::Result<BTreeSet<_>>>()?,
-                    retention_days: s.retention_days,
-                    legal_basis: LegalBasis::Consent,
-                    emergency_only: false,
-                },
-                now,
-            )
-            .await?;
-    }
     let mut locators = Vec::new();
     for (i, p) in people.iter().enumerate() {
         store.add_resident(p.resident, now).await?;
@@ -456,24 +402,6 @@ async fn seed(
     Ok(())
 }
 
-fn write_private_key(path: &Path, key: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // `mode` applies only to a file it creates: one left from an earlier run is made
-    // owner-only too.
-    #[cfg(unix)]
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    writeln!(file, "{key}")?;
-    file.sync_all()?;
-    Ok(())
-}
-
 /// Starts the three providers of the town on their ports, each on the provider kit from the
 /// files [`crate::demo_kit`] writes into `<data dir>/providers/`. The hub must already be
 /// serving at `hub_url`: each kit fetches its key set from there.
@@ -498,7 +426,7 @@ pub async fn start_providers(
             [127, 0, 0, 1],
             options.first_provider_port + u16::try_from(i)?,
         ));
-        let dir = options.data_dir.join("providers").join(spec.id);
+        let dir = crate::demo_onboard::provider_dir(&options.data_dir, spec.id);
         let config = write_provider(&dir, spec.id, addr, hub_url, storage, records).await?;
         let config = KitConfig::load(&config)?;
         let kit = renkei_provider::kit::start(&config)
@@ -522,7 +450,12 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
     let first = guide_resident(&town.people);
     let resident = first.map(|p| p.resident.to_string()).unwrap_or_default();
     let name = first.map(|p| p.name.clone()).unwrap_or_default();
-    let secret = demo_client_secret("health-advice");
+    let secret = town
+        .clients
+        .iter()
+        .find(|(id, _)| id == "health-advice")
+        .map(|(_, secret)| secret.clone())
+        .unwrap_or_default();
     let keys = options.data_dir.join("service-keys");
     let mut out = String::new();
     out.push_str(&format!("\nRenkei demo town ひかり台市 is running.\n  hub:        {hub}  (OpenAPI: {hub}/openapi.json)\n"));
@@ -556,7 +489,7 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
   S=$(curl -s -u health-advice:{secret} -d grant_type=client_credentials {hub}/oauth/token | jq -r .access_token)\n\
   curl -s -X POST {hub}/v1/data-requests -H \"authorization: Bearer $S\" -H 'content-type: application/json' \\\n\
        -d \"{{\\\"subject\\\":\\\"$(jq -r .subject consent.json)\\\",\\\"purpose\\\":\\\"health-advice\\\",\\\"categories\\\":[\\\"health.checkup\\\",\\\"payment.history\\\"]}}\" | tee data.json | jq .\n\
-  cargo run --release -- decrypt --key {keys}/health-advice.key < data.json\n\
+  cargo run --release -- decrypt --service health-advice --key {keys}/health-advice.key --hub {hub} < data.json\n\
   curl -s -X POST {hub}/v1/me/consents/$(jq -r .consent.id consent.json)/revoke -H \"authorization: Bearer $R\" | jq .state\n\
   (repeat the data request: now 403 /problems/consent-revoked)\n\
   curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n",

@@ -1,8 +1,9 @@
 //! The demo town's providers as a city would run them: each on the provider kit, with its
 //! records in files the demo writes (the registry and the clinic in SQLite databases, the
 //! payment provider in a CSV export) and a `provider.toml` per provider, under
-//! `<data dir>/providers/<id>/`. What the demo exercises is therefore what
-//! `renkei provider serve --config …` runs.
+//! `<data dir>/providers/<id>/`, beside the provider's signing key (`signing.pem`, made on
+//! first run and kept, since its public half is what the hub registered). What the demo
+//! exercises is therefore what `renkei provider serve --config …` runs.
 //!
 //! Each category becomes a table of its own (or, for the CSV, the file's columns), one row
 //! per record, with the record's fields as columns; the kit's query selects them by the
@@ -36,11 +37,12 @@ pub async fn write_provider(
     storage: Storage,
     records: &ProviderRecords,
 ) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    signing_key(dir)?;
     let tables = tables(records);
     let mut config = format!(
         "# The provider kit's configuration for `{id}`, written by `renkei demo`.\n\
-         provider = \"{id}\"\nlisten = \"{listen}\"\nhub = \"{hub}\"\naccess_log = \"access.jsonl\"\n"
+         provider = \"{id}\"\nlisten = \"{listen}\"\nhub = \"{hub}\"\naccess_log = \"access.jsonl\"\n\
+         signing_key = \"{SIGNING_KEY}\"\n"
     );
     match storage {
         Storage::Sqlite => {
@@ -70,6 +72,25 @@ pub async fn write_provider(
     let path = dir.join("provider.toml");
     std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The provider's key file in its directory.
+const SIGNING_KEY: &str = "signing.pem";
+
+/// The signing key of the provider whose files are in `dir`: the one made on an earlier run,
+/// or a new one, written owner-only (`renkei provider keygen` does the same for a city).
+pub fn signing_key(dir: &Path) -> anyhow::Result<renkei_protocol::keys::SigningKey> {
+    crate::run::create_private_dir(dir)?;
+    let path = dir.join(SIGNING_KEY);
+    if path.exists() {
+        return Ok(renkei_provider::kit::read_signing_key(&path)?);
+    }
+    let key = renkei_protocol::keys::SigningKey::generate()?;
+    let pem = key
+        .to_pkcs8_pem()
+        .context("a key made here has its private half")?;
+    crate::run::write_private_file(&path, pem.as_bytes())?;
+    Ok(key)
 }
 
 /// One category's records as a table: its columns and its rows (reference, values).

@@ -1,6 +1,5 @@
 //! `renkei`: run the hub, the demo town, or open a data response with a service's key.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,9 +9,8 @@ use clap::{Parser, Subcommand};
 use renkei::demo::{self, DemoOptions};
 use renkei::run::{self, KekArgs, LimitArgs, Pkcs11Args};
 use renkei_hub::HubConfig;
-use renkei_hub::broker::DataResponse;
-use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
 
+mod decrypt;
 mod dev_ca;
 mod provider;
 
@@ -107,21 +105,54 @@ enum Command {
         #[command(subcommand)]
         command: dev_ca::DevCaCommand,
     },
-    /// The provider kit a city runs beside a data provider's own system.
+    /// Data providers: the kit a city runs beside a provider's own system, its signing key,
+    /// and registering, approving and suspending providers at a hub.
     Provider {
         #[command(subcommand)]
         command: provider::ProviderCommand,
     },
+    /// The hub's data-category vocabulary.
+    Category {
+        #[command(subcommand)]
+        command: provider::CategoryCommand,
+    },
     /// Open the sealed payloads of a data response (read from standard input) with a
-    /// service's private key, as the service would.
+    /// service's private key, as the service would, and verify each is its provider's
+    /// signed answer to this request (an answer that does not verify is an error).
     Decrypt {
+        /// The service the response was made for (answers signed for another are refused).
+        #[arg(long)]
+        service: String,
         #[arg(long)]
         key: PathBuf,
+        /// The hub whose published provider keys (`GET /v1/providers`) the answers must
+        /// verify with.
+        #[arg(long, env = "RENKEI_HUB", required_unless_present = "provider_keys")]
+        hub: Option<String>,
+        /// `PROVIDER=FILE`: a provider's public keys (a JWK Set, or one JWK), instead of the
+        /// hub's list. Repeatable.
+        #[arg(long)]
+        provider_keys: Vec<String>,
     },
 }
 
 #[derive(Subcommand)]
 enum OperatorCommand {
+    /// Sign in as an operator without a browser: enrol with the certificate chain and a
+    /// signature by its key over the hub's challenge, trade that for an operator session,
+    /// and write the operator token (valid for an hour) to OUT, owner-only.
+    SignIn {
+        #[arg(long, env = "RENKEI_HUB")]
+        hub: String,
+        /// The operator's certificate chain (PEM), as they enrolled with it.
+        #[arg(long)]
+        certificate: PathBuf,
+        /// The certificate's private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Give the operator role to the person who enrolled with this certificate.
     Add {
         #[arg(long, env = "RENKEI_DATABASE", default_value = "renkei-data/renkei.db")]
@@ -244,15 +275,18 @@ async fn main() -> anyhow::Result<()> {
             run::create_private_dir(&options.data_dir)?;
             let database = options.data_dir.join("renkei.db");
             let store = run::open_store(&database.to_string_lossy()).await?;
-            let town = demo::build(&options, store).await?;
+            let mut town = demo::build(&options, store.clone()).await?;
             let listener = tokio::net::TcpListener::bind(options.hub)
                 .await
                 .with_context(|| format!("binding {}", options.hub))?;
-            // The hub serves first: the providers fetch its key set when they start.
+            // The hub serves first: the town is registered through its API, and the
+            // providers fetch its key set when they start.
             let hub = tokio::spawn(run::serve_app(listener, run::app(town.hub.clone())));
-            let _kits =
-                demo::start_providers(&options, &format!("http://{}", options.hub), &town.people)
-                    .await?;
+            let hub_url = format!("http://{}", options.hub);
+            demo::register(&options, store.as_ref(), &mut town, &hub_url)
+                .await
+                .context("registering the demo town through the hub's API")?;
+            let _kits = demo::start_providers(&options, &hub_url, &town.people).await?;
             println!("{}", demo::guide(&options, &town));
             hub.await.context("the hub stopped")??;
         }
@@ -339,6 +373,35 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => keys(command).await?,
         Command::Kek { command } => kek(command).await?,
         Command::Provider { command } => provider::run(command).await?,
+        Command::Category { command } => provider::category(command).await?,
+        Command::Operator {
+            command:
+                OperatorCommand::SignIn {
+                    hub,
+                    certificate,
+                    key,
+                    out,
+                },
+        } => {
+            let chain = std::fs::read_to_string(&certificate)
+                .with_context(|| format!("reading {}", certificate.display()))?;
+            let key_pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&key)
+                    .with_context(|| format!("reading {}", key.display()))?,
+            );
+            let client = renkei::admin::OperatorClient::sign_in_with_card(&hub, &chain, |c| {
+                use base64::Engine;
+                let signature = renkei_identity::sign_challenge(&key_pem, c)
+                    .with_context(|| format!("signing with {}", key.display()))?;
+                Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature))
+            })
+            .await?;
+            run::write_private_file(&out, client.token().as_bytes())?;
+            println!(
+                "operator token written to {} (owner-only, valid for an hour)",
+                out.display()
+            );
+        }
         Command::Operator {
             command:
                 OperatorCommand::Add {
@@ -355,40 +418,12 @@ async fn main() -> anyhow::Result<()> {
                 operator.id
             );
         }
-        Command::Decrypt { key } => {
-            let key_text = std::fs::read_to_string(&key)
-                .with_context(|| format!("reading {}", key.display()))?;
-            let keys = ServiceKeyPair::from_private_b64(key_text.trim())
-                .context("reading the private key")?;
-            let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input)?;
-            let response: DataResponse =
-                serde_json::from_str(&input).context("standard input is not a data response")?;
-            let request = response.request_id.parse().context("request_id")?;
-            for result in response.results {
-                let Some(payload) = result.payload else {
-                    println!("{}: {}", result.provider, result.status);
-                    continue;
-                };
-                let context = EnvelopeContext {
-                    provider: result.provider.parse().context("provider id")?,
-                    request,
-                };
-                let sealed = SealedPayload {
-                    suite: payload.suite,
-                    enc: payload.enc,
-                    ciphertext: payload.ciphertext,
-                };
-                let plain = open(&keys, &context, &sealed)
-                    .with_context(|| format!("opening {}'s payload", result.provider))?;
-                let value: serde_json::Value = serde_json::from_slice(&plain)?;
-                println!(
-                    "{}:\n{}",
-                    result.provider,
-                    serde_json::to_string_pretty(&value)?
-                );
-            }
-        }
+        Command::Decrypt {
+            service,
+            key,
+            hub,
+            provider_keys,
+        } => decrypt::run(&service, &key, hub.as_deref(), &provider_keys).await?,
     }
     Ok(())
 }

@@ -173,24 +173,7 @@ impl Hub {
         }
         let mut drafts = Vec::new();
         for p in registration.purposes {
-            let categories = p
-                .categories
-                .into_iter()
-                .map(CategoryId::new)
-                .collect::<Result<BTreeSet<_>, _>>()
-                .map_err(malformed)?;
-            self.check_categories(&categories.iter().map(|c| c.to_string()).collect::<Vec<_>>())
-                .await?;
-            drafts.push(PurposeDraft {
-                service: id.clone(),
-                id: PurposeId::new(p.id).map_err(malformed)?,
-                title: LocalizedText::new(p.title_ja, p.title_en),
-                description: LocalizedText::new(p.description_ja, p.description_en),
-                categories,
-                retention_days: p.retention_days,
-                legal_basis: p.legal_basis,
-                emergency_only: p.emergency_only,
-            });
+            drafts.push(self.purpose_draft(&id, p).await?);
         }
         let service = Service {
             id: id.clone(),
@@ -228,6 +211,62 @@ impl Hub {
             status: ServiceStatus::Pending.as_str().to_owned(),
             client_secret: secret,
         })
+    }
+
+    /// A declared purpose as storage publishes it, its categories checked against the
+    /// vocabulary.
+    async fn purpose_draft(
+        &self,
+        service: &ServiceId,
+        p: PurposeDeclaration,
+    ) -> Result<PurposeDraft, HubError> {
+        let categories = p
+            .categories
+            .into_iter()
+            .map(CategoryId::new)
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(malformed)?;
+        self.check_categories(&categories.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+            .await?;
+        Ok(PurposeDraft {
+            service: service.clone(),
+            id: PurposeId::new(p.id).map_err(malformed)?,
+            title: LocalizedText::new(p.title_ja, p.title_en),
+            description: LocalizedText::new(p.description_ja, p.description_en),
+            categories,
+            retention_days: p.retention_days,
+            legal_basis: p.legal_basis,
+            emergency_only: p.emergency_only,
+        })
+    }
+
+    /// Publishes a purpose of a registered service: version 1 of a new purpose, the next
+    /// version when anything the resident is asked changed, or the current one unchanged
+    /// (logged only when a version was published).
+    pub async fn publish_purpose(
+        &self,
+        operator: &OperatorId,
+        service: &ServiceId,
+        declaration: PurposeDeclaration,
+    ) -> Result<renkei_domain::Purpose, HubError> {
+        if self.store().service(service).await?.is_none() {
+            return Err(HubError::NotFound(format!("service `{service}`")));
+        }
+        let draft = self.purpose_draft(service, declaration).await?;
+        let before = self.store().current_purpose(service, &draft.id).await?;
+        let published = self.store().publish_purpose(&draft, now_ms()).await?;
+        if before.map(|p| p.version) != Some(published.version) {
+            self.audit(
+                operator,
+                OperatorAction::PublishPurpose {
+                    service: service.clone(),
+                    purpose: published.id.clone(),
+                    version: published.version,
+                },
+            )
+            .await?;
+        }
+        Ok(published)
     }
 
     /// The approval checklist of a service: the risks an operator must confirm (a shared

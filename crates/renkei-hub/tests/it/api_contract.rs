@@ -14,9 +14,7 @@ use renkei_protocol::receipt::verify_receipt;
 use serde_json::{Value, json};
 
 use crate::common;
-use crate::common::{
-    HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, open_all, problem,
-};
+use crate::common::{HEALTH_CHECKUP, PAYMENT_HISTORY, Town, TownOptions, expect_problem, problem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_problem_json_with_stable_types() {
@@ -717,7 +715,7 @@ async fn acknowledged_consents_survive_a_restart() {
         )
         .await;
     assert!(answer.complete);
-    assert_eq!(open_all(&town.health, &answer).len(), 2);
+    assert_eq!(town.open_all(&town.health, &answer).await.len(), 2);
     let response = town
         .request_data(&token, &granted.subject, "reminders", &[HEALTH_CHECKUP])
         .await;

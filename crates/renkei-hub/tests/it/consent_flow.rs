@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::common;
 use crate::common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, RESIDENT_ADDRESS, Town, advice_draft, alice_checkup,
-    alice_payments, expect_problem, open_all,
+    alice_payments, expect_problem,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +73,7 @@ async fn service_token_then_granted_request_returns_data_only_the_service_can_op
         assert_eq!(providers, ["clinic", "payments"]);
         assert!(answer.results.iter().all(|r| r.status == "ok"));
 
-        let opened = open_all(&town.health, &answer);
+        let opened = town.open_all(&town.health, &answer).await;
         assert_eq!(opened["clinic"]["reference"], "K-0001");
         assert_eq!(
             opened["clinic"]["data"],
@@ -147,7 +147,7 @@ async fn asking_only_some_categories_sends_grants_only_where_they_are_held() {
         .await;
     assert!(answer.complete);
     assert_eq!(answer.not_held, [PAYMENT_HISTORY]);
-    let opened = open_all(&town.health, &answer);
+    let opened = town.open_all(&town.health, &answer).await;
     assert_eq!(opened["clinic"]["reference"], "K-0003");
 }
 
@@ -339,14 +339,14 @@ async fn pairwise_subjects_differ_between_sectors_and_are_stable_within_one() {
         .data(&mobility, &rides.subject, "rides", &[RESIDENT_ADDRESS])
         .await;
     assert_eq!(
-        open_all(&town.mobility, &answer)["registry"]["data"],
+        town.open_all(&town.mobility, &answer).await["registry"]["data"],
         json!({ RESIDENT_ADDRESS: "架空町1-2-3" })
     );
     let answer = town
         .data(&token, &advice.subject, "advice", &[HEALTH_CHECKUP])
         .await;
     assert_eq!(
-        open_all(&town.health, &answer)["clinic"]["reference"],
+        town.open_all(&town.health, &answer).await["clinic"]["reference"],
         "K-0001"
     );
 }

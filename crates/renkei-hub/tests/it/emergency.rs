@@ -108,7 +108,7 @@ async fn a_responder_without_consent_is_served_only_once_a_second_operator_confi
     let response = ask(&[HEALTH_CHECKUP], "reminders").await;
     assert_eq!(response.status(), 200);
     let data: renkei_hub::broker::DataResponse = response.json().await.unwrap();
-    assert_eq!(common::open_all(&town.health, &data).len(), 1);
+    assert_eq!(town.open_all(&town.health, &data).await.len(), 1);
     // The provider sees the basis in the grant, and no consent.
     let grant = common::grant_claims(town.clinic.captured_grants().last().unwrap());
     assert_eq!(grant.basis, format!("emergency:{id}"));

@@ -17,6 +17,7 @@ mod api_contract;
 mod consent_flow;
 mod emergency;
 mod identity;
+mod onboarding;
 mod openid_provider;
 mod provider_safety;
 mod revocation;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::common;
 use crate::common::{
     HEALTH_CHECKUP, PAYMENT_HISTORY, ProviderMode, Town, TownOptions, expect_problem, grant_claims,
-    open_all, present_grant,
+    present_grant,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +41,7 @@ async fn a_provider_never_sees_a_grant_meant_for_another_provider() {
             )
             .await;
         assert!(answer.complete);
-        assert_eq!(open_all(&town.health, &answer).len(), 2);
+        assert_eq!(town.open_all(&town.health, &answer).await.len(), 2);
         request_ids.push(answer.request_id);
     }
 
@@ -234,7 +234,7 @@ async fn the_providers_of_one_request_are_asked_at_the_same_time_not_one_after_a
     .await;
     let (answer, took) = alices_advice(&town).await;
     assert!(answer.complete);
-    assert_eq!(open_all(&town.health, &answer).len(), 2);
+    assert_eq!(town.open_all(&town.health, &answer).await.len(), 2);
     assert!(
         took >= slow && took < slow * 2,
         "took {took:?}: the providers were not asked at the same time"
@@ -266,7 +266,7 @@ async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_reques
     assert_eq!(clinic.categories, [HEALTH_CHECKUP]);
     let payments = result(&answer, "payments");
     assert_eq!(payments.status, "ok");
-    let opened = open_all(&town.health, &answer);
+    let opened = town.open_all(&town.health, &answer).await;
     assert_eq!(opened.len(), 1);
     assert_eq!(
         opened["payments"]["data"][PAYMENT_HISTORY],
@@ -286,7 +286,7 @@ async fn a_slow_or_down_provider_gives_a_clear_partial_failure_not_a_hung_reques
     assert_eq!(result(&answer, "payments").status, "provider-unreachable");
     assert_eq!(result(&answer, "clinic").status, "ok");
     assert_eq!(
-        open_all(&town.health, &answer)["clinic"]["data"][HEALTH_CHECKUP],
+        town.open_all(&town.health, &answer).await["clinic"]["data"][HEALTH_CHECKUP],
         common::alice_checkup()
     );
 

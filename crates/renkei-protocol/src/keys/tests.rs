@@ -257,3 +257,47 @@ fn an_external_key_signs_through_its_signer_and_refuses_what_cannot_be_a_signatu
         "a 1024-bit modulus is refused"
     );
 }
+
+#[test]
+fn a_key_written_as_pem_reads_back_as_the_same_key() {
+    let key = SigningKey::generate().unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    let read = SigningKey::from_pkcs8_pem(&pem).unwrap();
+    assert_eq!(read.kid(), key.kid());
+    assert_eq!(read.public_key(), key.public_key());
+}
+
+#[test]
+fn pem_that_is_not_a_pkcs8_ed25519_key_is_refused() {
+    for text in [
+        "",
+        "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----",
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----",
+    ] {
+        assert!(matches!(
+            SigningKey::from_pkcs8_pem(text),
+            Err(KeyError::BadPkcs8)
+        ));
+    }
+}
+
+#[test]
+fn a_providers_registered_keys_verify_what_its_key_signed() {
+    let key = SigningKey::generate().unwrap();
+    let registered = renkei_domain::ProviderKeys::parse(&serde_json::json!({
+        "keys": [serde_json::to_value(key.public_jwk()).unwrap()]
+    }))
+    .unwrap();
+    let jwks = Jwks::from_provider_keys(&registered);
+    assert!(jwks.decoding_key(key.kid()).is_ok());
+    assert_eq!(jwks, Jwks::from_signing_keys([&key]));
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_text_is_read_as_a_key_or_refused_without_a_panic(text in "(-----BEGIN PRIVATE KEY-----)?[ -~\n]{0,200}(-----END PRIVATE KEY-----)?") {
+        let _ = SigningKey::from_pkcs8_pem(&text);
+    }
+}

@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8082"
 //! hub = "https://hub.example.city"        # grants are verified with <hub>/.well-known/jwks.json
 //! access_log = "clinic-access.jsonl"      # the kit's own record of every grant it answered
+//! signing_key = "clinic-signing.pem"      # signs every answer (`renkei provider keygen`)
 //!
 //! [database]                              # needed by categories with a `query`
 //! url = "sqlite:clinic.db"                # or postgres://user@host/db
@@ -51,6 +52,9 @@ pub struct KitConfig {
     /// The hub's base URL; its key set is `<hub>/.well-known/jwks.json`.
     pub hub: String,
     pub access_log: PathBuf,
+    /// The provider's private signing key (PKCS#8 PEM, owner-only): every answer is signed
+    /// with it, and services verify it against the public key registered at the hub.
+    pub signing_key: PathBuf,
     pub database_url: Option<String>,
     pub categories: Vec<CategorySource>,
 }
@@ -82,6 +86,7 @@ struct RawConfig {
     listen: SocketAddr,
     hub: String,
     access_log: PathBuf,
+    signing_key: PathBuf,
     database: Option<RawDatabase>,
     #[serde(default, rename = "category")]
     categories: Vec<RawCategory>,
@@ -168,6 +173,7 @@ impl KitConfig {
             listen: raw.listen,
             hub: raw.hub.trim_end_matches('/').to_owned(),
             access_log: base.join(raw.access_log),
+            signing_key: base.join(raw.signing_key),
             database_url: raw.database.map(|d| d.url),
             categories,
         })
@@ -183,6 +189,7 @@ provider = "hikari-clinic"
 listen = "127.0.0.1:8082"
 hub = "http://127.0.0.1:8080/"
 access_log = "access.jsonl"
+signing_key = "signing.pem"
 [database]
 url = "sqlite:clinic.db"
 [[category]]
@@ -200,6 +207,7 @@ key = "member_id"
         assert_eq!(c.provider.as_str(), "hikari-clinic");
         assert_eq!(c.hub, "http://127.0.0.1:8080");
         assert_eq!(c.access_log, Path::new("/etc/kit/access.jsonl"));
+        assert_eq!(c.signing_key, Path::new("/etc/kit/signing.pem"));
         assert_eq!(
             c.categories[1].from,
             Source::Csv {
@@ -228,6 +236,10 @@ key = "member_id"
             ),
             (GOOD.replace("hikari-clinic", "Hikari Clinic"), "`provider`"),
             (GOOD.replace("access_log", "acess_log"), "unknown field"),
+            (
+                GOOD.replace("signing_key = \"signing.pem\"\n", ""),
+                "signing_key",
+            ),
         ];
         for (text, expected) in cases {
             let e = KitConfig::parse(&text, Path::new(".")).unwrap_err();

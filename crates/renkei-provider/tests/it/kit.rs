@@ -4,7 +4,7 @@ use std::path::Path;
 
 use chrono::Utc;
 use renkei_domain::{CategoryId, ConsentId, ProviderId, PurposeId, RequestId, ServiceId};
-use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
+use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair};
 use renkei_protocol::grant::{GrantClaims, sign_grant};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_provider::kit::config::KitConfig;
@@ -16,6 +16,8 @@ struct World {
     _dir: tempfile::TempDir,
     dir: std::path::PathBuf,
     hub_key: SigningKey,
+    /// The key the kit signs its answers with (its public half is what the hub publishes).
+    provider_key: SigningKey,
     service_keys: ServiceKeyPair,
     kit: RunningKit,
     http: reqwest::Client,
@@ -30,6 +32,16 @@ async fn stand_in_hub(jwks: Jwks) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
+}
+
+/// Writes a provider signing key file, owner-only, into `dir`.
+fn key_file(dir: &Path) -> SigningKey {
+    use std::os::unix::fs::PermissionsExt;
+    let key = SigningKey::generate().unwrap();
+    let path = dir.join("signing.pem");
+    std::fs::write(&path, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    key
 }
 
 async fn clinic_database(path: &Path) {
@@ -58,6 +70,7 @@ async fn world_with(extra_category: &str) -> World {
     )
     .unwrap();
     let hub_key = SigningKey::generate().unwrap();
+    let provider_key = key_file(&dir);
     let hub = stand_in_hub(Jwks::from_signing_keys([&hub_key])).await;
     let config = format!(
         r#"
@@ -65,6 +78,7 @@ provider = "hikari-clinic"
 listen = "127.0.0.1:0"
 hub = "{hub}"
 access_log = "access.jsonl"
+signing_key = "signing.pem"
 [database]
 url = "sqlite:{db}"
 [[category]]
@@ -86,6 +100,7 @@ columns = ["date", "shop", "amount_jpy"]
         _dir: tmp,
         dir,
         hub_key,
+        provider_key,
         service_keys: ServiceKeyPair::generate().unwrap(),
         kit,
         http: reqwest::Client::new(),
@@ -131,12 +146,21 @@ async fn fetch(w: &World, claims: &GrantClaims) -> reqwest::Response {
         .unwrap()
 }
 
+/// The records an answer released, accepted only as the kit's signed answer to this grant.
 fn opened(w: &World, claims: &GrantClaims, sealed: &SealedPayload) -> Value {
     let context = EnvelopeContext {
         provider: claims.aud.clone(),
         request: claims.request_id,
     };
-    serde_json::from_slice(&open(&w.service_keys, &context, sealed).unwrap()).unwrap()
+    renkei_protocol::payload::open_verified(
+        &w.service_keys,
+        &claims.service,
+        &context,
+        &Jwks::from_signing_keys([&w.provider_key]),
+        sealed,
+    )
+    .unwrap()
+    .data
 }
 
 fn access_log(w: &World) -> Vec<Value> {
@@ -292,6 +316,7 @@ async fn a_postgresql_database_is_read_like_sqlite_with_its_own_types() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let hub_key = SigningKey::generate().unwrap();
+    let provider_key = key_file(tmp.path());
     let hub = stand_in_hub(Jwks::from_signing_keys([&hub_key])).await;
     std::fs::write(
         tmp.path().join("provider.toml"),
@@ -301,6 +326,7 @@ provider = "hikari-clinic"
 listen = "127.0.0.1:0"
 hub = "{hub}"
 access_log = "access.jsonl"
+signing_key = "signing.pem"
 [database]
 url = "{db_url}"
 [[category]]
@@ -317,6 +343,7 @@ query = "SELECT name, born::text AS born, household, carer, extra FROM residents
         _dir: tmp,
         dir: std::path::PathBuf::new(),
         hub_key,
+        provider_key,
         service_keys: ServiceKeyPair::generate().unwrap(),
         kit,
         http: reqwest::Client::new(),
@@ -329,4 +356,50 @@ query = "SELECT name, born::text AS born, household, carer, extra FROM residents
         answer["data"]["registry.basic4"],
         json!([{"name": "山田 花子", "born": "1950-02-03", "household": 3, "carer": true, "extra": {"floor": 2}}])
     );
+}
+
+#[tokio::test]
+async fn every_answer_is_signed_with_the_kits_key_and_no_other_verifies_it() {
+    let w = world().await;
+    let claims = grant(&w, "P-1", &["health.checkup"]);
+    let sealed: SealedPayload = fetch(&w, &claims).await.json().await.unwrap();
+    let context = EnvelopeContext {
+        provider: claims.aud.clone(),
+        request: claims.request_id,
+    };
+    let claimed = renkei_protocol::payload::open_verified(
+        &w.service_keys,
+        &claims.service,
+        &context,
+        &Jwks::from_signing_keys([&w.provider_key]),
+        &sealed,
+    )
+    .unwrap();
+    assert_eq!(claimed.iss, claims.aud);
+    assert_eq!(claimed.categories, claims.categories);
+    let someone_else = SigningKey::generate().unwrap();
+    let refused = renkei_protocol::payload::open_verified(
+        &w.service_keys,
+        &claims.service,
+        &context,
+        &Jwks::from_signing_keys([&someone_else]),
+        &sealed,
+    );
+    assert!(matches!(
+        refused,
+        Err(renkei_protocol::payload::PayloadError::UnknownKey(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_kit_whose_signing_key_others_may_read_does_not_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    key_file(tmp.path());
+    let key = tmp.path().join("signing.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = renkei_provider::kit::read_signing_key(&key).unwrap_err();
+    assert!(refused.to_string().contains("chmod 600"), "{refused}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(renkei_provider::kit::read_signing_key(&key).is_ok());
 }

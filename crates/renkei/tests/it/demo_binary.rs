@@ -64,9 +64,12 @@ impl Demo {
         });
         let hub = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
+        // Ready once the guide is printed: the hub serves first, then the demo registers its
+        // town through the API and starts the providers.
         loop {
-            if reqwest::blocking::get(format!("{hub}/healthz"))
-                .is_ok_and(|r| r.status().is_success())
+            if printed.lock().unwrap().contains("is running")
+                && reqwest::blocking::get(format!("{hub}/healthz"))
+                    .is_ok_and(|r| r.status().is_success())
             {
                 break;
             }
@@ -132,10 +135,21 @@ fn get(url: &str, token: &str) -> Value {
         .unwrap()
 }
 
-fn service_token(hub: &str) -> String {
+/// The client secret the hub showed the demo operator when it registered the service.
+fn client_secret(data_dir: &Path, service: &str) -> String {
+    std::fs::read_to_string(data_dir.join("service-secrets").join(service))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn service_token(hub: &str, data_dir: &Path) -> String {
     let r: Value = reqwest::blocking::Client::new()
         .post(format!("{hub}/oauth/token"))
-        .basic_auth("health-advice", Some("demo-secret-health-advice"))
+        .basic_auth(
+            "health-advice",
+            Some(client_secret(data_dir, "health-advice")),
+        )
         .form(&[("grant_type", "client_credentials")])
         .send()
         .unwrap()
@@ -188,7 +202,7 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     let consent_id = granted["consent"]["id"].as_str().unwrap().to_owned();
     let subject = granted["subject"].as_str().unwrap().to_owned();
 
-    let svc = service_token(&hub);
+    let svc = service_token(&hub, dir.path());
     let request = json!({ "subject": subject, "purpose": "health-advice", "categories": ["health.checkup", "payment.history"] });
     let (status, data) = post(
         &format!("{hub}/v1/data-requests"),
@@ -199,10 +213,18 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
     assert_eq!(data["complete"], json!(true));
     assert_eq!(data["results"].as_array().unwrap().len(), 2);
 
-    // The service opens the payloads with its key, as `renkei decrypt` does.
+    // The service opens the payloads with its key and verifies each against the provider
+    // keys the hub publishes, as `renkei decrypt` does.
     let key = dir.path().join("service-keys/health-advice.key");
     let mut decrypt = Command::new(env!("CARGO_BIN_EXE_renkei"))
-        .args(["decrypt", "--key"])
+        .args([
+            "decrypt",
+            "--service",
+            "health-advice",
+            "--hub",
+            &hub,
+            "--key",
+        ])
         .arg(&key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -223,6 +245,10 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
         "{text}"
     );
     assert!(
+        text.contains("hikari-clinic (ひかり台クリニック): verified"),
+        "{text}"
+    );
+    assert!(
         !data.to_string().contains("hba1c_percent"),
         "the hub relayed plaintext"
     );
@@ -238,7 +264,7 @@ fn the_demo_walk_through_works_and_survives_a_kill_9() {
 
     let demo = Demo::start(dir.path(), port);
     let hub = demo.hub.clone();
-    let svc = service_token(&hub);
+    let svc = service_token(&hub, dir.path());
     let (status, denied) = post(&format!("{hub}/v1/data-requests"), Some(&svc), request);
     assert_eq!(status, 403);
     assert_eq!(denied["type"], json!("/problems/consent-revoked"));
@@ -375,6 +401,7 @@ struct Acknowledged {
 /// data, until the hub stops answering.
 fn resident_under_load(
     hub: &str,
+    secret: &str,
     resident: &str,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Acknowledged {
@@ -400,7 +427,7 @@ fn resident_under_load(
     let Some((200, token)) = send(
         client
             .post(format!("{hub}/oauth/token"))
-            .basic_auth("health-advice", Some("demo-secret-health-advice"))
+            .basic_auth("health-advice", Some(secret))
             .form(&[("grant_type", "client_credentials")]),
     ) else {
         return acked;
@@ -482,7 +509,8 @@ fn acknowledged_decisions_and_consent_changes_survive_kill_9_under_load() {
             .map(|p| {
                 let (hub, resident, stop) =
                     (demo.hub.clone(), p.resident.to_string(), stop.clone());
-                std::thread::spawn(move || resident_under_load(&hub, &resident, &stop))
+                let secret = client_secret(dir.path(), "health-advice");
+                std::thread::spawn(move || resident_under_load(&hub, &secret, &resident, &stop))
             })
             .collect();
         // The crash comes at a different point of each round, with every client mid-request.

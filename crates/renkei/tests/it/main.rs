@@ -14,5 +14,6 @@ mod demo_binary;
 mod dev_ca_binary;
 mod keys_binary;
 mod log_tamper;
+mod onboard_binary;
 mod route_access;
 mod tidy;

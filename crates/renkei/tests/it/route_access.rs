@@ -918,6 +918,25 @@ impl World {
         id.to_string()
     }
 
+    /// A provider just registered, pending review: what approving or suspending acts on.
+    async fn pending_provider(&self) -> String {
+        let id = format!("prov-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        self.store
+            .put_provider(&renkei_domain::Provider {
+                id: renkei_domain::ProviderId::new(id.as_str()).unwrap(),
+                name: renkei_domain::LocalizedText::new("保有者", "Provider"),
+                connection: renkei_domain::ProviderConnection::Outbound,
+                categories: ["payment.history".parse().unwrap()].into(),
+                max_answer_bytes: None,
+                signing_keys: provider_keys(),
+                contact: None,
+                status: renkei_domain::ProviderStatus::Pending,
+            })
+            .await
+            .unwrap();
+        id
+    }
+
     /// What to send `row`'s route; `None` for a route the matrix does not know yet.
     async fn call(&self, row: &RouteAccess) -> Option<Call> {
         let alice = self.alice.to_string();
@@ -1077,7 +1096,40 @@ impl World {
                 let (id, _) = self.pending_service().await;
                 Call::to(format!("/v1/operator/services/{id}/suspend"))
             }
-            ("GET", "/v1/operator/requests") => Call::to(&row.path),
+            ("GET", "/v1/operator/requests" | "/v1/operator/providers" | "/v1/providers") => {
+                Call::to(&row.path)
+            }
+            ("POST", "/v1/operator/categories") => Call::to(&row.path).json(json!({
+                "id": format!("cat-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                "name_ja": "項目", "name_en": "Category", "special_care": false
+            })),
+            ("POST", "/v1/operator/providers") => {
+                let id = format!("prov-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                Call::to(&row.path).json(json!({
+                    "id": id, "name_ja": "保有者", "name_en": "Provider",
+                    "endpoint": format!("https://{id}.example"),
+                    "categories": ["payment.history"],
+                    "signing_keys": provider_keys().to_json(),
+                    "contact": {
+                        "contact": "窓口", "email": format!("data@{id}.example"),
+                        "phone": "03-0000-0000",
+                        "address": {"country": "JP", "postal_code": "999-0001", "region": "ひかり県",
+                          "locality": "ひかり台市", "street_address": "中央1-1"}
+                    }
+                }))
+            }
+            ("POST", "/v1/operator/providers/{id}/approve" | "/v1/operator/providers/{id}/suspend") => {
+                let action = row.path.rsplit('/').next().unwrap_or_default();
+                Call::to(format!("/v1/operator/providers/{}/{action}", self.pending_provider().await))
+            }
+            ("POST", "/v1/operator/services/{id}/purposes") => {
+                let (id, _) = self.pending_service().await;
+                Call::to(format!("/v1/operator/services/{id}/purposes")).json(json!({
+                    "id": "reminders", "title_ja": "お知らせ", "title_en": "Reminders",
+                    "description_ja": "お知らせ", "description_en": "Reminders",
+                    "categories": ["payment.history"], "retention_days": 30, "legal_basis": "consent"
+                }))
+            }
             ("POST", "/v1/operator/requests/{id}") => {
                 Call::to(format!("/v1/operator/requests/{}", self.request))
                     .json(json!({ "status": "in_progress", "response": "looking" }))
@@ -1215,8 +1267,43 @@ impl World {
                     .alices()
             }
             // --- the console ---
-            ("GET", "/console" | "/console/categories" | "/console/requests") => {
-                Call::to(&row.path)
+            (
+                "GET",
+                "/console" | "/console/categories" | "/console/requests" | "/console/providers",
+            ) => Call::to(&row.path),
+            ("POST", "/console/categories") => {
+                let id = format!("cat-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                Call::to(&row.path).form(&[
+                    ("id", id.as_str()),
+                    ("name_ja", "項目"),
+                    ("name_en", "Category"),
+                ])
+            }
+            ("POST", "/console/providers") => {
+                let id = format!("prov-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                let endpoint = format!("https://{id}.example");
+                let keys = provider_keys().to_json().to_string();
+                Call::to(&row.path).form(&[
+                    ("id", id.as_str()),
+                    ("name_ja", "保有者"),
+                    ("name_en", "Provider"),
+                    ("connection", "inbound"),
+                    ("endpoint", endpoint.as_str()),
+                    ("category", "payment.history"),
+                    ("signing_keys", keys.as_str()),
+                    ("contact", "窓口"),
+                    ("email", "data@provider.example"),
+                    ("phone", "03-0000-0000"),
+                    ("postal_code", "999-0001"),
+                    ("region", "ひかり県"),
+                    ("locality", "ひかり台市"),
+                    ("street_address", "中央1-1"),
+                ])
+            }
+            ("POST", "/console/providers/{id}/approve" | "/console/providers/{id}/suspend") => {
+                let action = row.path.rsplit('/').next().unwrap_or_default();
+                Call::to(format!("/console/providers/{}/{action}", self.pending_provider().await))
+                    .form(&[])
             }
             ("GET", "/console/audit") => Call::to(format!("/console/audit?resident={alice}")),
             ("POST", "/console/sign-in/portal") => Call::to(&row.path).form(&[]),
@@ -1465,4 +1552,10 @@ async fn every_route_admits_exactly_the_callers_its_table_row_names() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A provider's public signing keys (one Ed25519 key).
+fn provider_keys() -> renkei_domain::ProviderKeys {
+    let key = renkei_protocol::keys::SigningKey::generate().unwrap();
+    renkei_domain::ProviderKeys::parse(&json!({ "keys": [key.public_jwk()] })).unwrap()
 }

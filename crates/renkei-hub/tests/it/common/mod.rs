@@ -34,7 +34,7 @@ use renkei_domain::{
 use renkei_hub::broker::DataResponse;
 use renkei_hub::consents::{ConsentView, GrantedConsent};
 use renkei_hub::{Hub, HubConfig};
-use renkei_protocol::envelope::{EnvelopeContext, ServiceKeyPair, open};
+use renkei_protocol::envelope::{EnvelopeContext, ServiceKeyPair};
 use renkei_protocol::grant::GrantClaims;
 use renkei_protocol::keys::Jwks;
 use renkei_provider::{MemoryRecords, Provider};
@@ -120,6 +120,8 @@ pub struct TownProvider {
     pub id: renkei_domain::ProviderId,
     /// `None` when the provider is down.
     pub provider: Option<Arc<Provider>>,
+    /// The key it signs its answers with; its public half is registered at the hub.
+    pub signing_key: renkei_protocol::keys::SigningKey,
     pub url: String,
     /// Every grant presented to it, in arrival order (recorded before it is checked).
     pub grants: Arc<Mutex<Vec<String>>>,
@@ -127,6 +129,14 @@ pub struct TownProvider {
 }
 
 impl TownProvider {
+    /// Its public signing key, as registered at the hub.
+    pub fn public_keys(&self) -> renkei_domain::ProviderKeys {
+        renkei_domain::ProviderKeys::parse(&json!({
+            "keys": [serde_json::to_value(self.signing_key.public_jwk()).unwrap()]
+        }))
+        .unwrap()
+    }
+
     pub fn stats(&self) -> &renkei_provider::ProviderStats {
         &self.provider.as_ref().unwrap().stats
     }
@@ -429,11 +439,18 @@ async fn start_provider(
     let pid = renkei_domain::ProviderId::new(id).unwrap();
     let grants: Arc<Mutex<Vec<String>>> = Arc::default();
     let records = Arc::new(MemoryRecords(records));
+    let signing_key = renkei_protocol::keys::SigningKey::generate().unwrap();
     let provider = match mode {
-        ProviderMode::Normal => Some(Provider::new(pid.clone(), jwks.clone(), records)),
+        ProviderMode::Normal => Some(Provider::new(
+            pid.clone(),
+            jwks.clone(),
+            signing_key.clone(),
+            records,
+        )),
         ProviderMode::Slow(delay) => Some(Provider::with_delay(
             pid.clone(),
             jwks.clone(),
+            signing_key.clone(),
             records,
             delay,
         )),
@@ -466,6 +483,7 @@ async fn start_provider(
     TownProvider {
         id: pid,
         provider,
+        signing_key,
         url,
         grants,
         server,
@@ -715,7 +733,7 @@ impl Town {
                     },
                     categories: categories.into_iter().map(cat).collect(),
                     max_answer_bytes: None,
-                    signing_keys: Default::default(),
+                    signing_keys: p.public_keys(),
                     contact: None,
                     status: renkei_domain::ProviderStatus::Approved,
                 })
@@ -1064,28 +1082,60 @@ pub async fn expect_problem(response: reqwest::Response, status: u16, kind: &str
     body
 }
 
-/// Opens each provider's sealed payload with the service's private key.
-pub fn open_all(service: &TownService, response: &DataResponse) -> BTreeMap<String, Value> {
-    let request = response.request_id.parse().unwrap();
-    response
-        .results
-        .iter()
-        .filter(|r| r.status == "ok")
-        .map(|r| {
-            let payload = r.payload.clone().unwrap();
-            let sealed = renkei_protocol::envelope::SealedPayload {
-                suite: payload.suite,
-                enc: payload.enc,
-                ciphertext: payload.ciphertext,
-            };
-            let context = EnvelopeContext {
-                provider: renkei_domain::ProviderId::new(r.provider.as_str()).unwrap(),
-                request,
-            };
-            let plain = open(&service.keys, &context, &sealed).unwrap();
-            (r.provider.clone(), serde_json::from_slice(&plain).unwrap())
-        })
-        .collect()
+impl Town {
+    /// Opens each provider's answer with the service's private key, accepting it only as
+    /// that provider's signed answer (verified with the keys the hub publishes, as a service
+    /// does); the records it released.
+    pub async fn open_all(
+        &self,
+        service: &TownService,
+        response: &DataResponse,
+    ) -> BTreeMap<String, Value> {
+        let published: Vec<Value> = self
+            .http
+            .get(format!("{}/v1/providers", self.hub_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let keys = |provider: &str| {
+            let entry = published
+                .iter()
+                .find(|p| p["id"] == provider)
+                .unwrap_or_else(|| panic!("{provider} is not published"));
+            let keys = renkei_domain::ProviderKeys::parse(&entry["signing_keys"]).unwrap();
+            Jwks::from_provider_keys(&keys)
+        };
+        let request = response.request_id.parse().unwrap();
+        response
+            .results
+            .iter()
+            .filter(|r| r.status == "ok")
+            .map(|r| {
+                let payload = r.payload.clone().unwrap();
+                let sealed = renkei_protocol::envelope::SealedPayload {
+                    suite: payload.suite,
+                    enc: payload.enc,
+                    ciphertext: payload.ciphertext,
+                };
+                let context = EnvelopeContext {
+                    provider: renkei_domain::ProviderId::new(r.provider.as_str()).unwrap(),
+                    request,
+                };
+                let claims = renkei_protocol::payload::open_verified(
+                    &service.keys,
+                    &service.id,
+                    &context,
+                    &keys(&r.provider),
+                    &sealed,
+                )
+                .unwrap();
+                (r.provider.clone(), claims.data)
+            })
+            .collect()
+    }
 }
 
 /// The claims of a grant, read without checking it (what a wiretapper sees).

@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use super::*;
 
 /// Every form of the portal and the console (`{id}` is filled in per case).
-const FORMS: [&str; 22] = [
+const FORMS: [&str; 26] = [
     "/portal/sign-in/demo",
     "/portal/sign-in/passkey/start",
     "/portal/sign-in/passkey/finish",
@@ -37,6 +37,10 @@ const FORMS: [&str; 22] = [
     "/console/services/{id}/approve",
     "/console/services/{id}/suspend",
     "/console/requests/{id}/answer",
+    "/console/categories",
+    "/console/providers",
+    "/console/providers/{id}/approve",
+    "/console/providers/{id}/suspend",
 ];
 
 /// Pages that read a query.
@@ -88,6 +92,23 @@ fn reads(path: &str) -> &'static [&'static str] {
         "/console/sign-in/demo" => &["identity"],
         "/console/services/{id}/approve" => &["ack"],
         "/console/requests/{id}/answer" => &["status", "response"],
+        "/console/categories" => &["id", "name_ja", "name_en", "special_care"],
+        "/console/providers" => &[
+            "id",
+            "name_ja",
+            "name_en",
+            "connection",
+            "endpoint",
+            "category",
+            "signing_keys",
+            "contact",
+            "email",
+            "phone",
+            "postal_code",
+            "region",
+            "locality",
+            "street_address",
+        ],
         "/console/audit" => &[
             "resident", "service", "purpose", "outcome", "basis", "since", "until", "before",
         ],
@@ -100,7 +121,7 @@ fn reads(path: &str) -> &'static [&'static str] {
 }
 
 /// Every field any form or page reads, and one none does.
-const FIELDS: [&str; 41] = [
+const FIELDS: [&str; 55] = [
     "csrf",
     "resident",
     "next",
@@ -141,6 +162,20 @@ const FIELDS: [&str; 41] = [
     "error",
     "before",
     "since",
+    "name_ja",
+    "name_en",
+    "special_care",
+    "connection",
+    "endpoint",
+    "category",
+    "signing_keys",
+    "contact",
+    "email",
+    "phone",
+    "postal_code",
+    "region",
+    "locality",
+    "street_address",
     "unread",
 ];
 
@@ -150,7 +185,16 @@ fn good_values(field: &str, town: &Known) -> Vec<String> {
         "action" => &["stop", "start"],
         "kind" => &["disclosure", "correction", "deletion", "suspension"],
         "status" => &["received", "in_progress", "answered", "rejected"],
-        "manage_consents" | "view_history" | "file_requests" => &["on"],
+        "manage_consents" | "view_history" | "file_requests" | "special_care" => &["on"],
+        "connection" => &["inbound", "outbound"],
+        "category" => &["health.checkup", "no.such"],
+        "endpoint" => &["http://127.0.0.1:9", "https://[::1]:9"],
+        "signing_keys" => &[
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+            r#"{"keys":[]}"#,
+        ],
+        "email" => &["data@provider.example"],
+        "phone" => &["03-0000-0000"],
         "answer-advice" | "answer-coupons" | "share_profile" => &["yes", "no"],
         "decision" => &["deny", "allow"],
         "version-advice" | "version-coupons" => &["1", "2"],
