@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    CategoryId, ConsentId, OperatorId, ProviderId, PurposeId, RequestId, ResidentId,
-    ResidentRequestId, ServiceId,
+    CategoryId, ConsentId, LocatorBatchId, OperatorId, ProviderId, PurposeId, RequestId,
+    ResidentId, ResidentRequestId, ServiceId,
 };
 
 /// On what ground data was (or would have been) released.
@@ -158,6 +158,18 @@ pub struct OperatorLogEntry {
     pub action: OperatorAction,
 }
 
+/// One batch of a provider's locator changes as the log records it: who, which batch and
+/// how many of each outcome, never which residents or references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatorSyncLogEntry {
+    /// Position in the log (shared with every other entry).
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub provider: ProviderId,
+    pub batch: LocatorBatchId,
+    pub counts: crate::locator_sync::LocatorSyncCounts,
+}
+
 /// One entry of the transparency log: its canonical encoding (see [`LogEntry::canonical`])
 /// is what the Merkle leaf commits to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +179,7 @@ pub enum LogEntry {
     Consent(ConsentLogEntry),
     Operator(OperatorLogEntry),
     Fulfilment(FulfilmentLogEntry),
+    LocatorSync(LocatorSyncLogEntry),
 }
 
 impl LogEntry {
@@ -176,6 +189,7 @@ impl LogEntry {
             Self::Consent(c) => c.seq,
             Self::Operator(o) => o.seq,
             Self::Fulfilment(f) => f.seq,
+            Self::LocatorSync(l) => l.seq,
         }
     }
 
@@ -186,6 +200,7 @@ impl LogEntry {
             Self::Consent(_) => "consent",
             Self::Operator(_) => "operator",
             Self::Fulfilment(_) => "fulfilment",
+            Self::LocatorSync(_) => "locator_sync",
         }
     }
 
@@ -195,6 +210,7 @@ impl LogEntry {
             Self::Consent(c) => Some(c.resident),
             Self::Operator(_) => None,
             Self::Fulfilment(f) => Some(f.resident),
+            Self::LocatorSync(_) => None,
         }
     }
 

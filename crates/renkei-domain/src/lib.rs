@@ -13,11 +13,13 @@ pub mod consent;
 pub mod decision;
 pub mod identity;
 pub mod ids;
+pub mod locator_sync;
 pub mod review;
 
 pub use access::{
-    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry, LogEntry,
-    OperatorAction, OperatorActor, OperatorLogEntry, ProviderDelivery,
+    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry,
+    LocatorSyncLogEntry, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry,
+    ProviderDelivery,
 };
 pub use catalog::{
     DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
@@ -33,7 +35,11 @@ pub use identity::{
     SigningAlg,
 };
 pub use ids::{
-    CategoryId, ConsentId, IdError, OperatorId, ProviderId, ProxyId, PurposeId, RequestId,
-    ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
+    CategoryId, ConsentId, IdError, LocatorBatchId, OperatorId, ProviderId, ProviderSubject,
+    ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
+};
+pub use locator_sync::{
+    LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
+    ProviderLocator,
 };
 pub use review::RiskFlag;

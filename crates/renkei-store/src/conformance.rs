@@ -27,6 +27,7 @@ mod consents;
 mod decisions;
 pub mod faults;
 mod identity;
+mod locators;
 mod log;
 mod log_reads;
 mod outbox_and_secrets;
@@ -34,6 +35,7 @@ mod outbox_and_secrets;
 pub use consents::*;
 pub use decisions::*;
 pub use identity::*;
+pub use locators::*;
 pub use log::*;
 pub use log_reads::*;
 pub use outbox_and_secrets::*;
@@ -92,6 +94,11 @@ macro_rules! store_conformance_suite {
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             an_expired_consent_gets_one_expiry_entry_in_the_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
+            a_locator_batch_sent_twice_changes_nothing_the_second_time,
+            a_provider_cannot_write_locators_for_categories_it_is_not_registered_for,
+            a_provider_names_and_reads_only_its_own_residents_and_locators,
+            a_locator_batch_is_one_log_entry_of_counts_that_verifies,
+            a_client_assertion_is_spent_once_and_forgotten_after_it_expires,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

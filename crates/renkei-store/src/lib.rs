@@ -16,6 +16,7 @@ pub mod conformance;
 mod decision_cache;
 mod hash_cache;
 pub mod identity;
+pub mod locators;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -36,6 +37,7 @@ pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
+pub use locators::{LocatorCursor, LocatorStore};
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -50,6 +52,9 @@ pub enum StoreError {
     ConsentNotActive(ConsentId),
     #[error("{0}")]
     Invalid(String),
+    /// A provider's batch of locator changes was refused; nothing of it was applied.
+    #[error(transparent)]
+    LocatorsRefused(#[from] renkei_domain::LocatorBatchError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error")]
@@ -366,7 +371,7 @@ pub trait Readiness {
 
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
-pub trait Store: IdentityStore + Readiness + Send + Sync + 'static {
+pub trait Store: IdentityStore + LocatorStore + Readiness + Send + Sync + 'static {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
     async fn categories(&self) -> StoreResult<Vec<DataCategory>>;

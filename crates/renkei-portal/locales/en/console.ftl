@@ -68,4 +68,6 @@ operator-action-answer-request = answered a resident's request
 operator-action-add-operator = added an operator
 operator-action-rotate-signing-key = rotated the signing key
 operator-action-retire-signing-key = retired a signing key
+audit-actor-provider = the data provider { $provider }
+locator-sync-what = synced its locators: { $written } written, { $removed } removed
 operator-action-search-access-log = searched the access log

@@ -68,4 +68,6 @@ operator-action-answer-request = 住民の請求に回答
 operator-action-add-operator = 運用者を追加
 operator-action-rotate-signing-key = 署名鍵を更新
 operator-action-retire-signing-key = 署名鍵を失効
+audit-actor-provider = データ保有者 { $provider }
+locator-sync-what = 所在情報を同期（登録・更新 { $written } 件、削除 { $removed } 件）
 operator-action-search-access-log = アクセスログを検索

@@ -19,6 +19,7 @@ mod catalogue;
 mod consents;
 mod decisions;
 mod identity;
+mod locators;
 mod log;
 mod log_tree;
 mod outbox;
