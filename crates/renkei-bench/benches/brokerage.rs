@@ -1009,9 +1009,14 @@ async fn set_up(
         .put_provider(&renkei_domain::Provider {
             id: provider.clone(),
             name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
-            endpoint: slow_url.clone(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: slow_url.clone(),
+            },
             categories: categories.iter().cloned().collect(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await?;
     let service_keys = ServiceKeyPair::generate()?;
@@ -1133,9 +1138,14 @@ async fn use_provider(bench: &Bench, url: &str) -> anyhow::Result<()> {
         .put_provider(&renkei_domain::Provider {
             id: bench.provider.clone(),
             name: LocalizedText::new("ベンチ医療・決済", "Bench provider"),
-            endpoint: url.to_owned(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: url.to_owned(),
+            },
             categories: bench.categories.iter().cloned().collect(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await?;
     Ok(())

@@ -147,9 +147,14 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
         .put_provider(&Provider {
             id: ProviderId::new(PROVIDER).context("provider id")?,
             name: LocalizedText::new("診療所", "Clinic"),
-            endpoint: "http://127.0.0.1:9".into(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: "http://127.0.0.1:9".into(),
+            },
             categories: [cat()?].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await?;
     store

@@ -146,6 +146,32 @@ pub enum OperatorAction {
         resident: Option<ResidentId>,
         service: Option<ServiceId>,
     },
+    /// A purpose of a registered service published: a new version when anything the
+    /// resident is asked changed (consents to the old version no longer serve).
+    PublishPurpose {
+        service: ServiceId,
+        purpose: PurposeId,
+        version: u32,
+    },
+    /// A data category added to the vocabulary, with its 要配慮 flag.
+    PutCategory {
+        category: CategoryId,
+        special_care: bool,
+    },
+    /// A provider registered, pending review: the categories it serves, the ids of the
+    /// keys it signs with, and how it connects (`inbound` or `outbound`).
+    RegisterProvider {
+        provider: ProviderId,
+        categories: BTreeSet<CategoryId>,
+        kids: Vec<String>,
+        connection: String,
+    },
+    ApproveProvider {
+        provider: ProviderId,
+    },
+    SuspendProvider {
+        provider: ProviderId,
+    },
 }
 
 /// An operator's act as the log records it.

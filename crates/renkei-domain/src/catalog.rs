@@ -1,5 +1,6 @@
-//! The catalogue the city keeps: data categories, services and their purposes, providers,
-//! and locators (where a resident's data lives — never the data itself).
+//! The catalogue the city keeps: data categories, services and their purposes, and locators
+//! (where a resident's data lives — never the data itself). Providers are in
+//! [`crate::provider`].
 
 use std::collections::BTreeSet;
 
@@ -187,20 +188,6 @@ impl Purpose {
             && next.legal_basis == self.legal_basis;
         (!unchanged).then_some(next)
     }
-}
-
-/// A system that keeps resident data and answers hub-signed grants (データ保有者).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Provider {
-    pub id: ProviderId,
-    pub name: LocalizedText,
-    /// Base URL; the hub POSTs grants to `<endpoint>/renkei/v1/fetch`.
-    pub endpoint: String,
-    pub categories: BTreeSet<CategoryId>,
-    /// The largest answer the hub reads from this provider, in bytes; `None`: the hub's
-    /// default. A provider whose records are large (imaging, say) is given more.
-    #[serde(default)]
-    pub max_answer_bytes: Option<u64>,
 }
 
 /// Where one category of one resident's data lives: the provider and the resident's

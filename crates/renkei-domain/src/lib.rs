@@ -14,6 +14,7 @@ pub mod decision;
 pub mod identity;
 pub mod ids;
 pub mod locator_sync;
+pub mod provider;
 pub mod review;
 
 pub use access::{
@@ -22,8 +23,7 @@ pub use access::{
     ProviderDelivery,
 };
 pub use catalog::{
-    DataCategory, LegalBasis, LocalizedText, Locator, Provider, Purpose, PurposeRef, Service,
-    ServiceStatus,
+    DataCategory, LegalBasis, LocalizedText, Locator, Purpose, PurposeRef, Service, ServiceStatus,
 };
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
@@ -41,5 +41,8 @@ pub use ids::{
 pub use locator_sync::{
     LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
     ProviderLocator,
+};
+pub use provider::{
+    KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,
 };
 pub use review::RiskFlag;

@@ -278,14 +278,16 @@ impl Hub {
             .service
             .clone()
             .ok_or_else(|| HubError::UnknownService(service.to_string()))?;
+        // An outbound provider has no endpoint: until the hub holds its connection, it is
+        // unreachable, answered as a dead endpoint is.
         let providers: BTreeMap<ProviderId, (String, u64)> = recorded
             .providers
             .iter()
-            .map(|p| {
+            .filter_map(|p| {
                 let limit = p
                     .max_answer_bytes
                     .unwrap_or(self.config().provider_answer_limit);
-                (p.id.clone(), (p.endpoint.clone(), limit))
+                Some((p.id.clone(), (p.endpoint()?.to_owned(), limit)))
             })
             .collect();
         let held: BTreeSet<&CategoryId> = recorded.locators.iter().map(|l| &l.category).collect();

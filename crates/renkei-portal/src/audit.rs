@@ -255,6 +255,13 @@ fn audit_row(
                 OperatorAction::SearchAccessLog { service, .. } => {
                     ("search-access-log", service.as_ref())
                 }
+                OperatorAction::PublishPurpose { service, .. } => {
+                    ("publish-purpose", Some(service))
+                }
+                OperatorAction::PutCategory { .. } => ("put-category", None),
+                OperatorAction::RegisterProvider { .. } => ("register-provider", None),
+                OperatorAction::ApproveProvider { .. } => ("approve-provider", None),
+                OperatorAction::SuspendProvider { .. } => ("suspend-provider", None),
             };
             let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
             let actor = match &o.actor {

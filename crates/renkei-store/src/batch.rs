@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     AccessBasis, AccessOutcome, AccessRecord, Consent, Decision, DecisionFacts, Locator, LogEntry,
-    PurposeId, ResidentId, ServiceId,
+    Provider, PurposeId, ResidentId, ServiceId,
 };
 
 use crate::codec::{self, NewLeaf};
@@ -198,8 +198,18 @@ pub(crate) fn assemble(
                 .locators
                 .get(&r)
                 .map(|ls| {
+                    // INVARIANT: a grant goes only to a provider an operator approved
+                    // (`Provider::receives_grants`); the others' data is not held, for
+                    // this request, and the record names no provider that was not asked.
                     ls.iter()
-                        .filter(|l| req.categories.contains(&l.category))
+                        .filter(|l| {
+                            req.categories.contains(&l.category)
+                                && cache
+                                    .providers
+                                    .as_ref()
+                                    .and_then(|all| all.get(&l.provider))
+                                    .is_some_and(Provider::receives_grants)
+                        })
                         .cloned()
                         .collect()
                 })
@@ -435,6 +445,7 @@ mod tests {
             resident,
             vec![locator("health.checkup"), locator("payment.history")],
         );
+        cache.providers = Some([(clinic.clone(), provider(&clinic, true))].into());
         let batch = [input("s-1", None), input("s-2", None)];
         let decided = decide(&cache, &batch, now);
         let assembled = assemble(&cache, &batch, decided, 7, now).unwrap();
@@ -453,5 +464,57 @@ mod tests {
         );
         assert_eq!(assembled.leaves.len(), 2);
         assert_eq!(assembled.leaves[0].hash, granted.leaf);
+    }
+
+    fn provider(id: &ProviderId, approved: bool) -> Provider {
+        Provider {
+            id: id.clone(),
+            name: LocalizedText::new("クリニック", "Clinic"),
+            connection: renkei_domain::ProviderConnection::Outbound,
+            categories: Default::default(),
+            max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: if approved {
+                renkei_domain::ProviderStatus::Approved
+            } else {
+                renkei_domain::ProviderStatus::Pending
+            },
+        }
+    }
+
+    #[test]
+    fn a_granted_request_is_served_only_by_approved_providers() {
+        let resident = ResidentId::from_uuid(Uuid::new_v4());
+        let now = Utc::now();
+        let mut cache = warmed(resident, now);
+        let (clinic, pending) = (
+            ProviderId::new("clinic").unwrap(),
+            ProviderId::new("pending").unwrap(),
+        );
+        let locator = |provider: &ProviderId| Locator {
+            resident,
+            category: "health.checkup".parse().unwrap(),
+            provider: provider.clone(),
+            reference: "R-1".into(),
+        };
+        cache
+            .locators
+            .insert(resident, vec![locator(&clinic), locator(&pending)]);
+        cache.providers = Some(
+            [
+                (clinic.clone(), provider(&clinic, true)),
+                (pending.clone(), provider(&pending, false)),
+            ]
+            .into(),
+        );
+        let batch = [input("s-1", None)];
+        let decided = decide(&cache, &batch, now);
+        let assembled = assemble(&cache, &batch, decided, 1, now).unwrap();
+        let [granted] = &assembled.decisions[..] else {
+            panic!("one decision")
+        };
+        assert_eq!(granted.locators, [locator(&clinic)]);
+        assert_eq!(granted.record.providers, [clinic].into());
     }
 }

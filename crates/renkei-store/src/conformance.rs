@@ -31,6 +31,7 @@ mod locators;
 mod log;
 mod log_reads;
 mod outbox_and_secrets;
+mod providers;
 
 pub use consents::*;
 pub use decisions::*;
@@ -39,6 +40,7 @@ pub use locators::*;
 pub use log::*;
 pub use log_reads::*;
 pub use outbox_and_secrets::*;
+pub use providers::*;
 
 use crate::{DecisionInput, PurposeDraft, Store};
 
@@ -99,6 +101,9 @@ macro_rules! store_conformance_suite {
             a_provider_names_and_reads_only_its_own_residents_and_locators,
             a_locator_batch_is_one_log_entry_of_counts_that_verifies,
             a_client_assertion_is_spent_once_and_forgotten_after_it_expires,
+            a_provider_registration_reads_back_with_its_keys_contact_and_connection,
+            a_providers_status_moves_and_an_unknown_provider_is_not_found,
+            a_granted_request_names_no_provider_that_is_not_approved,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {
@@ -177,9 +182,14 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
         .put_provider(&Provider {
             id: provider.clone(),
             name: LocalizedText::new("診療所", "Clinic"),
-            endpoint: "http://127.0.0.1:9".into(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: "http://127.0.0.1:9".into(),
+            },
             categories: [cat("health.checkup"), cat("payment.history")].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await
         .unwrap_or_else(|e| unreachable!("{e}"));

@@ -28,8 +28,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     AccessRecord, Actor, CategoryId, Consent, ConsentEvent, ConsentId, DataCategory, DataRequest,
-    Decision, LegalBasis, LocalizedText, Locator, LogEntry, Provider, Purpose, PurposeId,
-    PurposeRef, ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
+    Decision, LegalBasis, LocalizedText, Locator, LogEntry, Provider, ProviderId, ProviderStatus,
+    Purpose, PurposeId, PurposeRef, ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
 };
 use serde::{Deserialize, Serialize};
 
@@ -395,8 +395,13 @@ pub trait Store: IdentityStore + LocatorStore + Readiness + Send + Sync + 'stati
     async fn purpose_version(&self, reference: &PurposeRef) -> StoreResult<Option<Purpose>>;
     /// The current version of each purpose of a service.
     async fn purposes(&self, service: &ServiceId) -> StoreResult<Vec<Purpose>>;
+    /// Registers or updates a provider (its status included).
     async fn put_provider(&self, provider: &Provider) -> StoreResult<()>;
     async fn providers(&self) -> StoreResult<Vec<Provider>>;
+    async fn provider(&self, id: &ProviderId) -> StoreResult<Option<Provider>>;
+    /// Moves a provider's review status; `NotFound` for an unknown provider.
+    async fn set_provider_status(&self, id: &ProviderId, status: ProviderStatus)
+    -> StoreResult<()>;
 
     // --- residents ---
     async fn add_resident(&self, id: ResidentId, at: DateTime<Utc>) -> StoreResult<()>;

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use renkei_domain::{
     AccessBasis, AccessOutcome, AccessRecord, Actor, CategoryId, Consent, ConsentChannel,
     ConsentEvent, ConsentEventKind, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
-    Purpose, PurposeRef, Service, ServiceStatus,
+    ProviderConnection, ProviderStatus, Purpose, PurposeRef, Service, ServiceStatus,
 };
 
 use crate::codec::{
@@ -59,7 +59,7 @@ macro_rules! service_columns {
 /// The columns of `providers` that [`RawProvider`] reads, in its field order.
 macro_rules! provider_columns {
     () => {
-        "id, name_ja, name_en, endpoint, categories, max_answer_bytes"
+        "id, name_ja, name_en, endpoint, categories, max_answer_bytes, status, connection, signing_keys, contact"
     };
 }
 
@@ -168,16 +168,31 @@ pub struct RawProvider {
     pub endpoint: String,
     pub categories: String,
     pub max_answer_bytes: Option<i64>,
+    pub status: String,
+    pub connection: String,
+    pub signing_keys: String,
+    pub contact: Option<String>,
 }
 
 impl IntoDomain for RawProvider {
     type Domain = Provider;
 
     fn into_domain(self) -> StoreResult<Provider> {
+        let connection = match self.connection.as_str() {
+            "inbound" => ProviderConnection::Inbound {
+                endpoint: self.endpoint,
+            },
+            "outbound" => ProviderConnection::Outbound,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown provider connection `{other}`"
+                )));
+            }
+        };
         Ok(Provider {
             id: parse(&self.id, "provider id")?,
             name: LocalizedText::new(self.name_ja, self.name_en),
-            endpoint: self.endpoint,
+            connection,
             categories: from_json(&self.categories, "provider categories")?,
             max_answer_bytes: self
                 .max_answer_bytes
@@ -187,6 +202,16 @@ impl IntoDomain for RawProvider {
                     })
                 })
                 .transpose()?,
+            signing_keys: from_json(&self.signing_keys, "provider signing keys")?,
+            contact: self
+                .contact
+                .map(|c| from_json(&c, "provider contact"))
+                .transpose()?,
+            status: enum_field(
+                ProviderStatus::parse(&self.status),
+                &self.status,
+                "provider status",
+            )?,
         })
     }
 }

@@ -330,13 +330,18 @@ async fn seed(
             .put_provider(&Provider {
                 id: ProviderId::new(p.id)?,
                 name: LocalizedText::new(p.name.0, p.name.1),
-                endpoint: format!("http://127.0.0.1:{port}"),
+                connection: renkei_domain::ProviderConnection::Inbound {
+                    endpoint: format!("http://127.0.0.1:{port}"),
+                },
                 categories: p
                     .categories
                     .iter()
                     .map(|c| cat(c))
                     .collect::<anyhow::Result<_>>()?,
                 max_answer_bytes: None,
+                signing_keys: Default::default(),
+                contact: None,
+                status: renkei_domain::ProviderStatus::Approved,
             })
             .await?;
     }

@@ -376,9 +376,14 @@ async fn a_provider_that_redirects_is_not_followed_so_its_grant_goes_nowhere_els
         .put_provider(&renkei_domain::Provider {
             id: town.clinic.id.clone(),
             name: renkei_domain::LocalizedText::new("町立診療所", "Town clinic"),
-            endpoint: redirector.url.clone(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: redirector.url.clone(),
+            },
             categories: [common::cat(HEALTH_CHECKUP)].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await
         .unwrap();
@@ -499,9 +504,12 @@ async fn a_provider_endpoint_on_an_internal_address_is_never_connected_to_outsid
             .put_provider(&renkei_domain::Provider {
                 id: provider.id.clone(),
                 name: renkei_domain::LocalizedText::new("保有者", "Provider"),
-                endpoint,
+                connection: renkei_domain::ProviderConnection::Inbound { endpoint },
                 categories: [common::cat(category)].into(),
                 max_answer_bytes: None,
+                signing_keys: Default::default(),
+                contact: None,
+                status: renkei_domain::ProviderStatus::Approved,
             })
             .await
             .unwrap();
@@ -609,9 +617,14 @@ async fn a_provider_answer_beyond_its_limit_is_refused_unread_not_relayed() {
             .put_provider(&renkei_domain::Provider {
                 id: provider.id.clone(),
                 name: renkei_domain::LocalizedText::new("保有者", "Provider"),
-                endpoint: endpoint.clone(),
+                connection: renkei_domain::ProviderConnection::Inbound {
+                    endpoint: endpoint.clone(),
+                },
                 categories: [common::cat(category)].into(),
                 max_answer_bytes: limit,
+                signing_keys: Default::default(),
+                contact: None,
+                status: renkei_domain::ProviderStatus::Approved,
             })
             .await
             .unwrap();

@@ -62,9 +62,14 @@ async fn two_providers(
         .put_provider(&Provider {
             id: provider("pharmacy"),
             name: renkei_domain::LocalizedText::new("薬局", "Pharmacy"),
-            endpoint: "http://127.0.0.1:9".into(),
+            connection: renkei_domain::ProviderConnection::Inbound {
+                endpoint: "http://127.0.0.1:9".into(),
+            },
             categories: [cat("payment.history")].into(),
             max_answer_bytes: None,
+            signing_keys: Default::default(),
+            contact: None,
+            status: renkei_domain::ProviderStatus::Approved,
         })
         .await
         .unwrap();

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    DataCategory, Provider, Purpose, PurposeId, PurposeRef, Service, ServiceId, ServiceStatus,
+    DataCategory, Provider, ProviderId, ProviderStatus, Purpose, PurposeId, PurposeRef, Service,
+    ServiceId, ServiceStatus,
 };
 
 use super::{Backend, all, optional};
@@ -228,18 +229,25 @@ pub(super) async fn purposes(store: &Backend, service: &ServiceId) -> StoreResul
 
 pub(super) async fn put_provider(store: &Backend, p: &Provider) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO providers (id, name_ja, name_en, endpoint, categories, max_answer_bytes)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO providers (id, name_ja, name_en, endpoint, categories, max_answer_bytes,
+         status, connection, signing_keys, contact)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
          endpoint = excluded.endpoint, categories = excluded.categories,
-         max_answer_bytes = excluded.max_answer_bytes",
+         max_answer_bytes = excluded.max_answer_bytes, status = excluded.status,
+         connection = excluded.connection, signing_keys = excluded.signing_keys,
+         contact = excluded.contact",
     )
     .bind(p.id.as_str())
     .bind(&p.name.ja)
     .bind(&p.name.en)
-    .bind(&p.endpoint)
+    .bind(p.endpoint().unwrap_or_default())
     .bind(codec::to_json(&p.categories)?)
     .bind(p.max_answer_bytes.map(codec::byte_count_i64).transpose()?)
+    .bind(p.status.as_str())
+    .bind(p.connection.mode())
+    .bind(codec::to_json(&p.signing_keys)?)
+    .bind(p.contact.as_ref().map(codec::to_json).transpose()?)
     .execute(&store.write)
     .await?;
     Ok(())
@@ -255,4 +263,33 @@ pub(super) async fn providers(store: &Backend) -> StoreResult<Vec<Provider>> {
         &store.read,
     )
     .await
+}
+
+pub(super) async fn provider(store: &Backend, id: &ProviderId) -> StoreResult<Option<Provider>> {
+    optional(
+        sqlx::query_as::<_, RawProvider>(concat!(
+            "SELECT ",
+            provider_columns!(),
+            " FROM providers WHERE id = $1"
+        ))
+        .bind(id.as_str()),
+        &store.read,
+    )
+    .await
+}
+
+pub(super) async fn set_provider_status(
+    store: &Backend,
+    id: &ProviderId,
+    status: ProviderStatus,
+) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE providers SET status = $1 WHERE id = $2")
+        .bind(status.as_str())
+        .bind(id.as_str())
+        .execute(&store.write)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("provider `{id}`")));
+    }
+    Ok(())
 }

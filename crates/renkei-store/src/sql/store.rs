@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use renkei_domain::{
     AccessRecord, Actor, Consent, ConsentEvent, ConsentId, DataCategory, FulfilmentLogEntry,
-    Locator, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry, Provider, Purpose,
-    PurposeId, PurposeRef, ResidentId, Service, ServiceId, ServiceStatus, ServiceSubject,
+    Locator, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry, Provider, ProviderId,
+    ProviderStatus, Purpose, PurposeId, PurposeRef, ResidentId, Service, ServiceId, ServiceStatus,
+    ServiceSubject,
 };
 
 use super::{Backend, catalogue, consents, decisions, log, log_tree, outbox, residents, secrets};
@@ -71,6 +72,18 @@ impl Store for Backend {
 
     async fn providers(&self) -> StoreResult<Vec<Provider>> {
         catalogue::providers(self).await
+    }
+
+    async fn provider(&self, id: &ProviderId) -> StoreResult<Option<Provider>> {
+        catalogue::provider(self, id).await
+    }
+
+    async fn set_provider_status(
+        &self,
+        id: &ProviderId,
+        status: ProviderStatus,
+    ) -> StoreResult<()> {
+        catalogue::set_provider_status(self, id, status).await
     }
 
     async fn add_resident(&self, id: ResidentId, at: DateTime<Utc>) -> StoreResult<()> {

@@ -132,3 +132,48 @@ async fn readiness_says_when_the_database_s_file_system_is_full_and_ready_again_
     std::fs::remove_file(filler).unwrap();
     store.readiness().await.unwrap();
 }
+
+#[tokio::test]
+async fn providers_from_before_registration_migrate_as_approved_inbound_and_keyless() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("renkei.db");
+    // The schema as it stood before providers were registered through the product.
+    let before = dir.path().join("migrations");
+    std::fs::create_dir(&before).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for file in std::fs::read_dir(&all).unwrap() {
+        let file = file.unwrap();
+        if file.file_name().to_string_lossy().as_ref() < "0019" {
+            std::fs::copy(file.path(), before.join(file.file_name())).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO providers (id, name_ja, name_en, endpoint, categories)
+         VALUES ('clinic', '診療所', 'Clinic', 'http://127.0.0.1:9', '[]')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let clinic = store
+        .provider(&renkei_domain::ProviderId::new("clinic").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(clinic.status, renkei_domain::ProviderStatus::Approved);
+    assert_eq!(clinic.endpoint(), Some("http://127.0.0.1:9"));
+    assert!(clinic.signing_keys.is_empty() && clinic.contact.is_none());
+}

@@ -707,9 +707,14 @@ impl Town {
                 .put_provider(&ProviderEntry {
                     id: p.id.clone(),
                     name: text(ja, en),
-                    endpoint: p.url.clone(),
+                    connection: renkei_domain::ProviderConnection::Inbound {
+                        endpoint: p.url.clone(),
+                    },
                     categories: categories.into_iter().map(cat).collect(),
                     max_answer_bytes: None,
+                    signing_keys: Default::default(),
+                    contact: None,
+                    status: renkei_domain::ProviderStatus::Approved,
                 })
                 .await
                 .unwrap();
