@@ -18,6 +18,7 @@ mod consent_flow;
 mod identity;
 mod openid_provider;
 mod provider_safety;
+mod provider_sync;
 mod revocation;
 mod storage_faults;
 mod transparency_log;
