@@ -1,6 +1,7 @@
 //! Benchmarks of the Renkei hub. See `benches/`: `brokerage.rs` (brokered requests against
 //! direct provider fetches), `consent_check.rs` (the consent check against Cedar), `log.rs`
-//! (the transparency log) and `identity.rs`. Run them with `cargo bench -p renkei-bench`.
+//! (the transparency log), `identity.rs` and `locator_sync.rs` (providers' locator syncs).
+//! Run them with `cargo bench -p renkei-bench`.
 //!
 //! The library holds the allocator the `renkei` binary ships with, so that every benchmark
 //! (each says `use renkei_bench as _;`) measures the hub as it runs, and the parsers the

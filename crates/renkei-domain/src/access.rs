@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::emergency::{Area, EmergencyLegalBasis};
 use crate::ids::{
-    CategoryId, ConsentId, DeclarationId, OperatorId, ProviderId, PurposeId, RequestId, ResidentId,
-    ResidentRequestId, ServiceId,
+    CategoryId, ConsentId, DeclarationId, LocatorBatchId, OperatorId, ProviderId, PurposeId,
+    RequestId, ResidentId, ResidentRequestId, ServiceId,
 };
 
 /// On what ground data was (or would have been) released.
@@ -229,6 +229,18 @@ pub struct OperatorLogEntry {
     pub action: OperatorAction,
 }
 
+/// One batch of a provider's locator changes as the log records it: who, which batch and
+/// how many of each outcome, never which residents or references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatorSyncLogEntry {
+    /// Position in the log (shared with every other entry).
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub provider: ProviderId,
+    pub batch: LocatorBatchId,
+    pub counts: crate::locator_sync::LocatorSyncCounts,
+}
+
 /// One entry of the transparency log: its canonical encoding (see [`LogEntry::canonical`])
 /// is what the Merkle leaf commits to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +250,7 @@ pub enum LogEntry {
     Consent(ConsentLogEntry),
     Operator(OperatorLogEntry),
     Fulfilment(FulfilmentLogEntry),
+    LocatorSync(LocatorSyncLogEntry),
 }
 
 impl LogEntry {
@@ -247,6 +260,7 @@ impl LogEntry {
             Self::Consent(c) => c.seq,
             Self::Operator(o) => o.seq,
             Self::Fulfilment(f) => f.seq,
+            Self::LocatorSync(l) => l.seq,
         }
     }
 
@@ -257,6 +271,7 @@ impl LogEntry {
             Self::Consent(_) => "consent",
             Self::Operator(_) => "operator",
             Self::Fulfilment(_) => "fulfilment",
+            Self::LocatorSync(_) => "locator_sync",
         }
     }
 
@@ -266,6 +281,7 @@ impl LogEntry {
             Self::Consent(c) => Some(c.resident),
             Self::Operator(_) => None,
             Self::Fulfilment(f) => Some(f.resident),
+            Self::LocatorSync(_) => None,
         }
     }
 

@@ -155,35 +155,77 @@ slug_id!(
     /// A district the city defines for emergency areas, e.g. `hikari-1`.
     DistrictId, "district id");
 
-/// The pseudonymous identifier a service knows a resident by (サービス別仮名ID). It is
-/// different for every service sector, so two services cannot join their records on it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ServiceSubject(String);
+uuid_id!(
+    /// One batch of a provider's locator changes, named by the provider: sending the same
+    /// batch again (a retry) changes nothing.
+    LocatorBatchId, "locator batch id");
 
-impl ServiceSubject {
-    /// Accepts the base64url form the hub hands out (43 characters for 32 bytes).
-    pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-        let s = s.into();
-        let ok = (16..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(s))
-        } else {
-            Err(IdError::BadSubject(s))
+/// Checks the shape of a pairwise subject: the base64url form the hub hands out (43
+/// characters for 32 bytes), within bounds that leave room for other lengths.
+fn check_subject(s: String) -> Result<String, IdError> {
+    let ok = (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s)
+    } else {
+        Err(IdError::BadSubject(s))
+    }
+}
+
+macro_rules! subject_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        $(#[$meta])*
+        pub struct $name(String);
+
+        impl $name {
+            /// Accepts the base64url form the hub hands out.
+            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+                check_subject(s.into()).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for ServiceSubject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+subject_id!(
+    /// The pseudonymous identifier a service knows a resident by (サービス別仮名ID). It is
+    /// different for every service sector, so two services cannot join their records on it.
+    #[serde(transparent)]
+    ServiceSubject);
+subject_id!(
+    /// The pseudonymous identifier one data provider knows a resident by: the hub's pairwise
+    /// subject for the provider's own sector (`provider:<id>`, which no service sector can
+    /// be). Two providers never share one for the same resident, so neither they nor anyone
+    /// holding both lists can join them on it (名寄せ), and a provider can name no resident
+    /// it was not given the subject of.
+    #[serde(try_from = "String", into = "String")]
+    ProviderSubject);
 
 #[cfg(test)]
 mod tests {
@@ -228,6 +270,7 @@ mod tests {
             prop_assert_eq!(ServiceId::new(s.clone()).is_ok(), slug.is_match(&s));
             let subject = regex::Regex::new(SUBJECT_PATTERN).unwrap();
             prop_assert_eq!(ServiceSubject::new(s.clone()).is_ok(), subject.is_match(&s));
+            prop_assert_eq!(ProviderSubject::new(s.clone()).is_ok(), subject.is_match(&s));
         }
 
         #[test]

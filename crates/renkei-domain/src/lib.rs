@@ -14,12 +14,14 @@ pub mod decision;
 pub mod emergency;
 pub mod identity;
 pub mod ids;
+pub mod locator_sync;
 pub mod provider;
 pub mod review;
 
 pub use access::{
-    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry, LogEntry,
-    OperatorAction, OperatorActor, OperatorLogEntry, ProviderDelivery,
+    AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry,
+    LocatorSyncLogEntry, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry,
+    ProviderDelivery,
 };
 pub use catalog::{
     DataCategory, LegalBasis, LocalizedText, Locator, Purpose, PurposeRef, Service, ServiceStatus,
@@ -38,8 +40,13 @@ pub use identity::{
     SigningAlg,
 };
 pub use ids::{
-    CategoryId, ConsentId, DeclarationId, DistrictId, IdError, OperatorId, ProviderId, ProxyId,
-    PurposeId, RequestId, ResidentId, ResidentRequestId, ServiceId, ServiceSubject,
+    CategoryId, ConsentId, DeclarationId, DistrictId, IdError, LocatorBatchId, OperatorId,
+    ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId,
+    ServiceId, ServiceSubject,
+};
+pub use locator_sync::{
+    LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
+    ProviderLocator,
 };
 pub use provider::{
     KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,

@@ -28,7 +28,7 @@ use crate::history::{AccessPage, AccessRecordView, LogEntryView, LogPage};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_log, catalogue, history};
+use crate::{api_log, catalogue, history, provider_sync};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -291,6 +291,21 @@ fn declared() -> Routes<Hub> {
             api_log::__path_log_consistency,
         )
         .api(DemoOnly, demo_sign_in, __path_demo_sign_in)
+        .api(
+            Resident(Never),
+            provider_sync::my_provider_codes,
+            provider_sync::__path_my_provider_codes,
+        )
+        .api(
+            Provider,
+            provider_sync::sync_locators,
+            provider_sync::__path_sync_locators,
+        )
+        .api(
+            Provider,
+            provider_sync::provider_locators,
+            provider_sync::__path_provider_locators,
+        )
 }
 
 /// The document's parts besides its operations (those come from `declared`): its
@@ -322,7 +337,8 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme("service", bearer.clone());
         components.add_security_scheme("resident", bearer.clone());
         components.add_security_scheme("operator", bearer.clone());
-        components.add_security_scheme("user", bearer);
+        components.add_security_scheme("user", bearer.clone());
+        components.add_security_scheme("provider", bearer);
     }
 }
 

@@ -77,6 +77,9 @@ pub(crate) struct OAuthForm {
     code: Option<String>,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
+    /// RFC 7523 §2.2: how a data provider authenticates (`client_credentials` only).
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
 }
 
 /// The grant types the token endpoint takes (others are `unsupported_grant_type`).
@@ -163,6 +166,17 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthError> {
     let Form(form) = form.map_err(|r| HubError::oauth_request(r.body_text()))?;
     match form.grant_type.as_str() {
+        "client_credentials" if form.client_assertion.is_some() => {
+            let assertion = form.client_assertion.as_deref().unwrap_or_default();
+            let answer = crate::provider_sync::provider_token(
+                &hub,
+                from,
+                form.client_assertion_type.as_deref(),
+                assertion,
+            )
+            .await?;
+            Ok(no_store(answer))
+        }
         "client_credentials" => {
             let id = authenticate_client(&hub, from, &headers, form.client_id, form.client_secret)
                 .await?;

@@ -40,6 +40,7 @@ pub(crate) const SERVICE_AUDIENCE: &str = "renkei:service";
 const RESIDENT_AUDIENCE: &str = "renkei:resident";
 const OPERATOR_AUDIENCE: &str = "renkei:operator";
 pub(crate) const USER_AUDIENCE: &str = "renkei:user";
+pub(crate) const PROVIDER_AUDIENCE: &str = "renkei:provider";
 
 /// The keys every replica shares (kept in storage, created on first start).
 pub struct HubKeys {
@@ -190,6 +191,20 @@ impl HubKeys {
         );
         claims.act = Some(Act::Appointment(appointment.id.to_string()));
         self.issue(&claims)
+    }
+
+    /// A data provider's token for the provider routes (after its client assertion).
+    pub fn issue_provider_token(
+        &self,
+        provider: &renkei_domain::ProviderId,
+        now: DateTime<Utc>,
+    ) -> Result<String, HubError> {
+        self.issue(&AccessClaims::new(
+            provider.as_str(),
+            PROVIDER_AUDIENCE,
+            now,
+            crate::provider_sync::PROVIDER_TOKEN_SECONDS,
+        ))
     }
 
     pub fn issue_operator_token(
@@ -387,7 +402,10 @@ impl DataRequester {
 /// The caller the route's guard admitted (`routes.rs`), put in the request's extensions by
 /// it. A handler asking for one on a route whose access does not admit such callers gets an
 /// internal error, never a caller nobody checked.
-fn admitted<T: Clone + Send + Sync + 'static>(parts: &Parts, kind: &str) -> Result<T, HubError> {
+pub(crate) fn admitted<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+    kind: &str,
+) -> Result<T, HubError> {
     parts
         .extensions
         .get::<T>()

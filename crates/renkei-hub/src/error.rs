@@ -142,6 +142,10 @@ impl From<StoreError> for HubError {
                 detail: format!("{what} changed meanwhile: read it again"),
             },
             StoreError::Invalid(msg) => Self::Malformed(msg),
+            StoreError::LocatorsRefused(
+                e @ renkei_domain::LocatorBatchError::NotRegistered { .. },
+            ) => Self::Forbidden(e.to_string()),
+            StoreError::LocatorsRefused(e) => Self::Malformed(e.to_string()),
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "storage is unavailable");
                 Self::StorageUnavailable

@@ -34,6 +34,7 @@ pub mod outbound;
 pub mod passkeys;
 pub mod pkcs11;
 pub mod problem;
+pub mod provider_sync;
 pub mod routes;
 mod schemas;
 pub mod signing_keys;

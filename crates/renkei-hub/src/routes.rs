@@ -65,6 +65,9 @@ pub enum Access {
     OperatorIdentity,
     /// A city operator's session, for an operator account that exists.
     Operator,
+    /// A data provider's token (from its client assertion), for a provider that is still
+    /// registered and approved.
+    Provider,
 }
 
 /// Which proxies a resident route admits, besides the resident themselves.
@@ -280,6 +283,9 @@ impl Guard for HubGuard {
                     Caller::Service(requester) => {
                         extensions.insert(requester);
                     }
+                    Caller::Provider(provider) => {
+                        extensions.insert(provider);
+                    }
                 }
                 next.run(request).await
             }
@@ -308,6 +314,7 @@ enum Caller {
     Resident(ResidentSession),
     Operator(OperatorCaller),
     Service(DataRequester),
+    Provider(crate::provider_sync::ProviderCaller),
 }
 
 impl Hub {
@@ -346,6 +353,9 @@ impl Hub {
                 let operator = self.operator_session(bearer(headers)?).await?;
                 Ok(Caller::Operator(OperatorCaller(operator)))
             }
+            Access::Provider => Ok(Caller::Provider(
+                crate::provider_sync::ProviderCaller::authenticate(self, headers).await?,
+            )),
         }
     }
 }

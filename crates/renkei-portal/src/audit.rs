@@ -227,6 +227,22 @@ fn audit_row(
                 basis: "—".into(),
             }
         }
+        LogEntry::LocatorSync(l) => AuditRow {
+            seq: l.seq,
+            when: crate::time::tokyo(l.at, lang),
+            when_iso: crate::time::tokyo_iso(l.at),
+            resident: "—".into(),
+            actor: t.arg("audit-actor-provider", "provider", &l.provider),
+            service: "—".into(),
+            purpose: "—".into(),
+            outcome: "locator_sync".into(),
+            what: t.arg2(
+                "locator-sync-what",
+                ("written", &l.counts.upserted),
+                ("removed", &l.counts.removed),
+            ),
+            basis: "—".into(),
+        },
         LogEntry::Operator(o) => {
             use renkei_domain::{OperatorAction, OperatorActor};
             let (what, service) = match &o.action {

@@ -78,10 +78,13 @@ impl PortalGuard {
                 .await
                 .map(|_| ())
                 .map_err(page),
-            // Services call the API, never a page: a page declaring so admits nobody.
-            Access::Client | Access::ServiceToken | Access::UserToken => Err(page(
-                PortalError::Internal("a page cannot admit a service".into()),
-            )),
+            // Services and providers call the API, never a page: a page declaring so admits
+            // nobody.
+            Access::Client | Access::ServiceToken | Access::UserToken | Access::Provider => {
+                Err(page(PortalError::Internal(
+                    "a page cannot admit a service or a provider".into(),
+                )))
+            }
         }
     }
 }

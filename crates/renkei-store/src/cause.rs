@@ -16,6 +16,7 @@ impl StoreError {
             Self::ConsentNotActive(_) => "consent not active".to_owned(),
             Self::Stale(_) => "changed meanwhile".to_owned(),
             Self::Invalid(_) => "invalid input".to_owned(),
+            Self::LocatorsRefused(e) => format!("locator batch refused: {}", e.code()),
             // The store writes these messages itself: positions and enum values, no rows.
             Self::Corrupt(what) => format!("corrupt data: {what}"),
             Self::Migrate(_) => "migration failed".to_owned(),

@@ -28,6 +28,7 @@ mod decisions;
 mod emergency;
 pub mod faults;
 mod identity;
+mod locators;
 mod log;
 mod log_reads;
 mod outbox_and_secrets;
@@ -37,6 +38,7 @@ pub use consents::*;
 pub use decisions::*;
 pub use emergency::*;
 pub use identity::*;
+pub use locators::*;
 pub use log::*;
 pub use log_reads::*;
 pub use outbox_and_secrets::*;
@@ -96,6 +98,11 @@ macro_rules! store_conformance_suite {
             a_fulfilment_takes_a_log_position_and_shows_in_its_residents_log,
             an_expired_consent_gets_one_expiry_entry_in_the_log,
             the_audit_search_filters_access_and_consent_entries_and_pages_newest_first,
+            a_locator_batch_sent_twice_changes_nothing_the_second_time,
+            a_provider_cannot_write_locators_for_categories_it_is_not_registered_for,
+            a_provider_names_and_reads_only_its_own_residents_and_locators,
+            a_locator_batch_is_one_log_entry_of_counts_that_verifies,
+            a_client_assertion_is_spent_once_and_forgotten_after_it_expires,
             a_provider_registration_reads_back_with_its_keys_contact_and_connection,
             a_providers_status_moves_and_an_unknown_provider_is_not_found,
             a_granted_request_names_no_provider_that_is_not_approved,

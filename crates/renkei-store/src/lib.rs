@@ -17,6 +17,7 @@ mod decision_cache;
 pub mod emergency;
 mod hash_cache;
 pub mod identity;
+pub mod locators;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -38,6 +39,7 @@ pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
+pub use locators::{LocatorCursor, LocatorStore};
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -56,6 +58,9 @@ pub enum StoreError {
     Stale(String),
     #[error("{0}")]
     Invalid(String),
+    /// A provider's batch of locator changes was refused; nothing of it was applied.
+    #[error(transparent)]
+    LocatorsRefused(#[from] renkei_domain::LocatorBatchError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database error")]
@@ -375,7 +380,9 @@ pub trait Readiness {
 
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
-pub trait Store: IdentityStore + EmergencyStore + Readiness + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + EmergencyStore + LocatorStore + Readiness + Send + Sync + 'static
+{
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
     async fn categories(&self) -> StoreResult<Vec<DataCategory>>;

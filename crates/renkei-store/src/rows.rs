@@ -5,6 +5,7 @@
 //! [`identity`].
 
 pub mod identity;
+pub mod locators;
 
 use std::collections::BTreeSet;
 
@@ -482,18 +483,28 @@ impl IntoDomain for RawFulfilment {
     }
 }
 
+/// What a range of log positions holds: its leaves and the rows of each kind of entry.
+pub struct RangeRows {
+    pub leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)>,
+    pub access: Vec<RawAccessRecord>,
+    pub consents: Vec<RawConsentLogEntry>,
+    pub operators: Vec<RawOperatorLogEntry>,
+    pub fulfilments: Vec<RawFulfilment>,
+    pub locator_syncs: Vec<locators::RawLocatorSync>,
+}
+
 /// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
 /// or unreadable visible (verification must name it, not stop at it).
-pub fn assemble_range(
-    start: i64,
-    end: i64,
-    leaves: Vec<(i64, String, Vec<u8>, Vec<u8>)>,
-    access: Vec<RawAccessRecord>,
-    consents: Vec<RawConsentLogEntry>,
-    operators: Vec<RawOperatorLogEntry>,
-    fulfilments: Vec<RawFulfilment>,
-) -> Vec<crate::StoredEntry> {
+pub fn assemble_range(start: i64, end: i64, rows: RangeRows) -> Vec<crate::StoredEntry> {
     use std::collections::BTreeMap;
+    let RangeRows {
+        leaves,
+        access,
+        consents,
+        operators,
+        fulfilments,
+        locator_syncs,
+    } = rows;
     let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
     for (seq, kind, salt, leaf_hash) in leaves {
         if let Ok(s) = seq_u64(seq) {
@@ -538,6 +549,13 @@ pub fn assemble_range(
         place(
             seq,
             raw.into_domain().map(renkei_domain::LogEntry::Fulfilment),
+        );
+    }
+    for raw in locator_syncs {
+        let seq = raw.log_seq;
+        place(
+            seq,
+            raw.into_domain().map(renkei_domain::LogEntry::LocatorSync),
         );
     }
     let last = leaf_at

@@ -428,6 +428,9 @@ const KNOWN_ROUTES: &[(&str, &[&str])] = &[
     ("/v1/categories", &["get"]),
     ("/v1/services", &["get"]),
     ("/v1/data-requests", &["post"]),
+    ("/v1/me/provider-codes", &["get"]),
+    ("/v1/provider/locators/sync", &["post"]),
+    ("/v1/provider/locators", &["get"]),
     ("/v1/me/consents", &["get", "post"]),
     ("/v1/me/consents/{id}", &["get"]),
     ("/v1/me/consents/{id}/receipt", &["get"]),
@@ -460,6 +463,7 @@ fn security_scheme(access: Access) -> Option<&'static str> {
             Some("resident")
         }
         Access::Operator => Some("operator"),
+        Access::Provider => Some("provider"),
     }
 }
 
@@ -522,9 +526,11 @@ async fn openapi_describes_every_route() {
         // ...and describing the refusals its access can answer.
         let refusals: &[&str] = match row.access {
             Access::Public | Access::DemoOnly => &[],
-            Access::Client | Access::ServiceToken | Access::UserToken | Access::Operator => {
-                &["401"]
-            }
+            Access::Client
+            | Access::ServiceToken
+            | Access::UserToken
+            | Access::Operator
+            | Access::Provider => &["401"],
             Access::Resident(Proxies::Any) | Access::ResidentOrSignIn(Proxies::Any) => &["401"],
             Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
                 &["401", "403"]

@@ -20,6 +20,7 @@ mod identity;
 mod onboarding;
 mod openid_provider;
 mod provider_safety;
+mod provider_sync;
 mod revocation;
 mod storage_faults;
 mod transparency_log;

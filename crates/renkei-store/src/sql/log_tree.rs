@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::{Backend, INSERT_ROWS, PLACEHOLDERS, all, optional};
 use crate::codec;
+use crate::rows::locators::{RawLocatorSync, locator_sync_select};
 use crate::rows::{
     RawAccessRecord, RawCheckpoint, RawConsentLogEntry, RawFulfilment, RawOperatorLogEntry,
     access_columns, consent_log_select, fulfilment_select,
@@ -206,13 +207,24 @@ pub(super) async fn log_range(
     .bind(end)
     .fetch_all(&store.read)
     .await?;
+    let locator_syncs = sqlx::query_as::<_, RawLocatorSync>(concat!(
+        locator_sync_select!(),
+        " WHERE log_seq >= $1 AND log_seq < $2"
+    ))
+    .bind(start)
+    .bind(end)
+    .fetch_all(&store.read)
+    .await?;
     Ok(crate::rows::assemble_range(
         start,
         end,
-        leaves,
-        access,
-        consents,
-        operators,
-        fulfilments,
+        crate::rows::RangeRows {
+            leaves,
+            access,
+            consents,
+            operators,
+            fulfilments,
+            locator_syncs,
+        },
     ))
 }

@@ -50,6 +50,7 @@ const HOST: &str = "hub.renkei-town.example.jp";
 const HEALTH: &str = "health-advice";
 const MOBILITY: &str = "town-mobility";
 const REDIRECT_URI: &str = "https://health-advice.example/callback";
+const PROVIDER: &str = "town-clinic";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 // ------------------------------------------------------------------ the callers
@@ -92,6 +93,8 @@ enum Kind {
     RevokedUserToken(String),
     /// The ID token of that code flow, presented as a bearer token.
     IdToken(String),
+    /// A data provider's token (as its client assertion gets it).
+    Provider,
 }
 
 #[derive(Clone)]
@@ -440,10 +443,29 @@ impl World {
             .id
             .to_string();
 
+        store
+            .put_provider(&renkei_domain::Provider {
+                id: renkei_domain::ProviderId::new(PROVIDER).unwrap(),
+                name: text("診療所"),
+                connection: renkei_domain::ProviderConnection::Inbound {
+                    endpoint: "http://127.0.0.1:9".into(),
+                },
+                categories: [cat("health.checkup")].into(),
+                max_answer_bytes: None,
+                signing_keys: Default::default(),
+                contact: None,
+                status: renkei_domain::ProviderStatus::Approved,
+            })
+            .await
+            .unwrap();
         let mut principals = vec![
             Principal {
                 name: "anonymous".into(),
                 kind: Kind::Anonymous,
+            },
+            Principal {
+                name: "a data provider".into(),
+                kind: Kind::Provider,
             },
             Principal {
                 name: "the resident".into(),
@@ -616,6 +638,11 @@ impl World {
             Kind::Operator if access == Access::OperatorIdentity => {
                 session(resident(self.operator_identity))
             }
+            Kind::Provider => bearer(
+                &keys
+                    .issue_provider_token(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), now)
+                    .unwrap(),
+            ),
             Kind::Operator | Kind::GhostOperator => {
                 let id = match principal.kind {
                     Kind::Operator => self.operator.clone(),
@@ -661,6 +688,7 @@ impl World {
             Access::OperatorIdentity | Access::Operator => {
                 matches!(principal.kind, Kind::Operator)
             }
+            Access::Provider => matches!(principal.kind, Kind::Provider),
         }
     }
 }
@@ -1004,6 +1032,10 @@ impl World {
                     "subject": self.subject, "purpose": "advice", "categories": ["health.checkup"]
                 }))
                 .alices(),
+            // --- providers ---
+            ("GET", "/v1/me/provider-codes" | "/v1/provider/locators") => Call::to(&row.path),
+            ("POST", "/v1/provider/locators/sync") => Call::to(&row.path)
+                .json(json!({ "batch_id": uuid::Uuid::new_v4(), "upserts": [], "removals": [] })),
             // --- a resident's own account ---
             ("GET", "/v1/me/passkeys" | "/v1/me/proxies" | "/v1/me/acting-for") => {
                 Call::to(&row.path)
