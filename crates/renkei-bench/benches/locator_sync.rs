@@ -26,7 +26,7 @@ use renkei_domain::{
     CategoryId, DataCategory, LocalizedText, LocatorBatch, LocatorBatchId, LocatorSyncCounts,
     LocatorUpsert, Provider, ProviderId, ProviderSubject,
 };
-use renkei_store::{SqliteStore, Store};
+use renkei_store::{LocatorStore, SqliteStore, Store};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
