@@ -419,10 +419,13 @@ pub async fn switch(
     Form(form): Form<SwitchForm>,
 ) -> Result<Response, PortalError> {
     let me = signed_in(&state, &headers).await?;
-    let anchor = format!("#p-{}-{}", form.service, form.purpose);
     // A proxy may switch only what the resident entrusted to them.
     let service = renkei_domain::ServiceId::new(form.service.as_str())
         .map_err(|_| PortalError::BadRequest("service".into()))?;
+    // Checked before it goes into the redirect's anchor: a `Location` cannot carry any byte.
+    let purpose = renkei_domain::PurposeId::new(form.purpose.as_str())
+        .map_err(|_| PortalError::BadRequest("purpose".into()))?;
+    let anchor = format!("#p-{service}-{purpose}");
     if me
         .hub
         .require(ProxyPermission::ManageConsents, Some(&service))

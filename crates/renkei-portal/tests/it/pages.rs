@@ -1728,3 +1728,29 @@ async fn a_residents_session_token_stops_working_when_they_sign_out() {
         .await;
     assert!(town.hub.resident_session(&token).await.is_err());
 }
+
+#[tokio::test]
+async fn a_switch_naming_a_purpose_that_is_no_id_is_a_bad_request_not_a_server_error() {
+    let town = town().await;
+    let health = grant(&town).await;
+    let mut resident = Browser::new();
+    resident.sign_in(&town).await;
+    let services = resident.get(&town.app, "/portal/services").await;
+    let csrf = Browser::csrf(&services);
+    // Found by the form fuzzer: the purpose went into the redirect's `Location` as it came.
+    let answer = resident
+        .post(
+            &town.app,
+            "/portal/services/switch",
+            &[
+                ("csrf", csrf.as_str()),
+                ("service", "health-advice"),
+                ("purpose", "\0"),
+                ("action", "stop"),
+                ("consent", &health),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(active(&town, &health).await);
+}
