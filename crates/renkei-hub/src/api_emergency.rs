@@ -87,8 +87,10 @@ fn declaration_id(s: &str) -> Result<DeclarationId, HubError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// At most this many (1 to 500; 100 if left out).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

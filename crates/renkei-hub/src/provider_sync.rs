@@ -258,6 +258,7 @@ pub struct LocatorPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LocatorPageQuery {
     after_subject: Option<String>,
     after_category: Option<String>,
