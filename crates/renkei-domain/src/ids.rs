@@ -44,24 +44,9 @@ fn check_slug(s: &str, what: &'static str) -> Result<(), IdError> {
     }
 }
 
-macro_rules! slug_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Validates and wraps an identifier.
-            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                check_slug(&s, $what)?;
-                Ok(Self(s))
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
+/// The conversions every string identifier has, each through its checked `new`.
+macro_rules! string_id_conversions {
+    ($name:ident) => {
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(s: String) -> Result<Self, IdError> {
@@ -84,6 +69,28 @@ macro_rules! slug_id {
                 f.write_str(&self.0)
             }
         }
+    };
+}
+
+macro_rules! slug_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an identifier.
+            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                check_slug(&s, $what)?;
+                Ok(Self(s))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        string_id_conversions!($name);
     };
 }
 
@@ -188,28 +195,7 @@ macro_rules! subject_id {
                 &self.0
             }
         }
-        impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, IdError> {
-                Self::new(s)
-            }
-        }
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-        impl FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, IdError> {
-                Self::new(s)
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        string_id_conversions!($name);
     };
 }
 
