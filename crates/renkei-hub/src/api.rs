@@ -28,7 +28,7 @@ use crate::history::{AccessPage, AccessRecordView, LogEntryView, LogPage};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_log, catalogue, history, provider_sync};
+use crate::{api_log, api_outbound, catalogue, history, provider_sync};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -306,6 +306,8 @@ fn declared() -> Routes<Hub> {
             provider_sync::provider_locators,
             provider_sync::__path_provider_locators,
         )
+        .api(Provider, api_outbound::poll, api_outbound::__path_poll)
+        .api(Provider, api_outbound::answer, api_outbound::__path_answer)
 }
 
 /// The document's parts besides its operations (those come from `declared`): its

@@ -70,6 +70,12 @@ enum Command {
         /// A certificate revocation list (PEM or DER) the operator supplies. Repeatable.
         #[arg(long)]
         crl: Vec<PathBuf>,
+        /// Let registered endpoints, webhooks and redirects be plain http on loopback or
+        /// private addresses, and the hub connect to them: for a hub and providers on one
+        /// closed network, or on one machine. Off, the hub calls only https URLs on public
+        /// addresses (outbound-only providers need neither).
+        #[arg(long)]
+        allow_local_network: bool,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -298,11 +304,13 @@ async fn main() -> anyhow::Result<()> {
             storage_timeout_ms,
             trust_anchor,
             crl,
+            allow_local_network,
             kek,
             pkcs11,
             limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
+            config.allow_local_network = allow_local_network;
             config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);

@@ -19,6 +19,7 @@ mod emergency;
 mod identity;
 mod onboarding;
 mod openid_provider;
+mod outbound;
 mod provider_safety;
 mod provider_sync;
 mod revocation;

@@ -14,13 +14,20 @@
 //! [[category]]
 //! id = "health.checkup"
 //! query = "SELECT taken_on, bmi FROM checkups WHERE patient_no = $1 ORDER BY taken_on"
+//! # for `renkei provider sync`: which residents have a record, by their code at this
+//! # provider (from the portal), and the record's reference
+//! links = "SELECT renkei_code, patient_no FROM patients WHERE renkei_code IS NOT NULL"
 //!
 //! [[category]]
 //! id = "payment.history"
 //! csv = "payments.csv"
 //! key = "member_id"                       # the column holding the resident's reference
 //! columns = ["date", "shop", "amount_jpy"] # released columns (default: all but the key)
+//! links_csv = "members.csv"               # columns `code` and `reference`
 //! ```
+//!
+//! A provider that may accept no connection (三層分離) sets `outbound = true` instead of
+//! `listen`: it then listens on no port and takes its grants by polling the hub.
 //!
 //! Relative paths are read from the configuration file's directory. A query takes the
 //! resident's reference as its only parameter (`$1`) and releases every column it selects.
@@ -48,7 +55,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KitConfig {
     pub provider: ProviderId,
-    pub listen: SocketAddr,
+    pub connection: Connection,
     /// The hub's base URL; its key set is `<hub>/.well-known/jwks.json`.
     pub hub: String,
     pub access_log: PathBuf,
@@ -59,11 +66,31 @@ pub struct KitConfig {
     pub categories: Vec<CategorySource>,
 }
 
+/// How grants reach the kit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// The hub posts them to this address.
+    Listen(SocketAddr),
+    /// The kit polls the hub for them and listens on no port.
+    Outbound,
+}
+
 /// Where one category's records come from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CategorySource {
     pub id: CategoryId,
     pub from: Source,
+    /// Which residents have a record of this category, for `renkei provider sync`.
+    pub links: Option<Links>,
+}
+
+/// Where the kit reads (resident code at this provider, record reference) pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Links {
+    /// A query over the provider's database selecting two columns: the code, the reference.
+    Query(String),
+    /// A CSV file with the columns `code` and `reference`.
+    Csv(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +110,9 @@ pub enum Source {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     provider: String,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    outbound: bool,
     hub: String,
     access_log: PathBuf,
     signing_key: PathBuf,
@@ -106,6 +135,8 @@ struct RawCategory {
     csv: Option<PathBuf>,
     key: Option<String>,
     columns: Option<Vec<String>>,
+    links: Option<String>,
+    links_csv: Option<PathBuf>,
 }
 
 impl KitConfig {
@@ -129,6 +160,20 @@ impl KitConfig {
         if !(raw.hub.starts_with("https://") || raw.hub.starts_with("http://")) {
             return Err(format!("`hub` must be an http(s) URL, not `{}`", raw.hub));
         }
+        let connection = match (raw.listen, raw.outbound) {
+            (Some(addr), false) => Connection::Listen(addr),
+            (None, true) => Connection::Outbound,
+            (Some(_), true) => {
+                return Err(
+                    "an `outbound = true` provider listens on no port: remove `listen`".to_owned(),
+                );
+            }
+            (None, false) => {
+                return Err(
+                    "`listen` is needed unless the provider is `outbound = true`".to_owned(),
+                );
+            }
+        };
         if raw.categories.is_empty() {
             return Err("no `[[category]]`: the provider would serve nothing".to_owned());
         }
@@ -166,11 +211,26 @@ impl KitConfig {
                     ));
                 }
             };
-            categories.push(CategorySource { id, from });
+            let links = match (c.links, c.links_csv) {
+                (None, None) => None,
+                (Some(query), None) if raw.database.is_some() => Some(Links::Query(query)),
+                (Some(_), None) => {
+                    return Err(format!(
+                        "category `{id}` has `links` but there is no `[database]`"
+                    ));
+                }
+                (None, Some(csv)) => Some(Links::Csv(base.join(csv))),
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "category `{id}`: give `links` or `links_csv`, not both"
+                    ));
+                }
+            };
+            categories.push(CategorySource { id, from, links });
         }
         Ok(Self {
             provider,
-            listen: raw.listen,
+            connection,
             hub: raw.hub.trim_end_matches('/').to_owned(),
             access_log: base.join(raw.access_log),
             signing_key: base.join(raw.signing_key),
@@ -195,10 +255,12 @@ url = "sqlite:clinic.db"
 [[category]]
 id = "health.checkup"
 query = "SELECT bmi FROM checkups WHERE patient_no = $1"
+links = "SELECT code, patient_no FROM patients"
 [[category]]
 id = "payment.history"
 csv = "payments.csv"
 key = "member_id"
+links_csv = "members.csv"
 "#;
 
     #[test]
@@ -208,6 +270,18 @@ key = "member_id"
         assert_eq!(c.hub, "http://127.0.0.1:8080");
         assert_eq!(c.access_log, Path::new("/etc/kit/access.jsonl"));
         assert_eq!(c.signing_key, Path::new("/etc/kit/signing.pem"));
+        assert_eq!(
+            c.connection,
+            Connection::Listen("127.0.0.1:8082".parse().unwrap())
+        );
+        assert_eq!(
+            c.categories[0].links,
+            Some(Links::Query("SELECT code, patient_no FROM patients".into()))
+        );
+        assert_eq!(
+            c.categories[1].links,
+            Some(Links::Csv("/etc/kit/members.csv".into()))
+        );
         assert_eq!(
             c.categories[1].from,
             Source::Csv {
@@ -240,11 +314,30 @@ key = "member_id"
                 GOOD.replace("signing_key = \"signing.pem\"\n", ""),
                 "signing_key",
             ),
+            (
+                GOOD.replace("listen = \"127.0.0.1:8082\"\n", ""),
+                "`listen` is needed",
+            ),
+            (format!("outbound = true\n{GOOD}"), "remove `listen`"),
+            (
+                GOOD.replace(
+                    "links_csv = \"members.csv\"",
+                    "links_csv = \"m.csv\"\nlinks = \"SELECT 1\"",
+                ),
+                "not both",
+            ),
         ];
         for (text, expected) in cases {
             let e = KitConfig::parse(&text, Path::new(".")).unwrap_err();
             assert!(e.contains(expected), "{expected:?} not in {e:?}");
         }
+    }
+
+    #[test]
+    fn an_outbound_provider_listens_on_no_port() {
+        let text = GOOD.replace("listen = \"127.0.0.1:8082\"\n", "outbound = true\n");
+        let c = KitConfig::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(c.connection, Connection::Outbound);
     }
 
     proptest::proptest! {

@@ -67,7 +67,7 @@ impl KitRecords {
         let readers = config
             .categories
             .iter()
-            .map(|CategorySource { id, from }| {
+            .map(|CategorySource { id, from, .. }| {
                 let reader = match from {
                     Source::Query(q) => Reader::Query(q.clone()),
                     Source::Csv { path, key, columns } => {
@@ -108,6 +108,49 @@ impl KitRecords {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         Ok(rows)
+    }
+}
+
+impl KitRecords {
+    /// The (code, reference) pairs a `links` query selects: its first two columns, each
+    /// read as text (a numeric reference becomes its decimal form).
+    pub async fn links(&self, sql: &str) -> Result<Vec<(String, String)>, RecordsError> {
+        let sql = || sqlx::AssertSqlSafe(sql.to_owned());
+        let rows: Vec<(Option<Value>, Option<Value>)> = match &self.database {
+            None => {
+                return Err(RecordsError::Unavailable(
+                    "no database is configured".into(),
+                ));
+            }
+            Some(Database::Sqlite(pool)) => sqlx::query(sql())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error)?
+                .iter()
+                .map(|r| (sqlite_value(r, 0), sqlite_value(r, 1)))
+                .collect(),
+            Some(Database::Postgres(pool)) => sqlx::query(sql())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error)?
+                .iter()
+                .map(|r| (postgres_value(r, 0), postgres_value(r, 1)))
+                .collect(),
+        };
+        let text = |v: &Option<Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        rows.iter()
+            .map(|(code, reference)| match (text(code), text(reference)) {
+                (Some(code), Some(reference)) => Ok((code, reference)),
+                _ => Err(RecordsError::Unavailable(
+                    "a `links` query selects two columns of text or integers: the code, the reference"
+                        .into(),
+                )),
+            })
+            .collect()
     }
 }
 
