@@ -28,7 +28,9 @@ pub enum Storage {
 }
 
 /// Writes `records` and the kit's configuration for provider `id` into `dir`; returns the
-/// configuration file's path.
+/// configuration file's path. `codes` gives each record reference's resident code at this
+/// provider (what residents gave at its counter): the kit's `links`, which `renkei provider
+/// sync` sends to the hub.
 pub async fn write_provider(
     dir: &Path,
     id: &str,
@@ -36,9 +38,11 @@ pub async fn write_provider(
     hub: &str,
     storage: Storage,
     records: &ProviderRecords,
+    codes: &HashMap<String, String>,
 ) -> anyhow::Result<PathBuf> {
     signing_key(dir)?;
     let tables = tables(records);
+    write_links(dir, &tables, codes)?;
     let mut config = format!(
         "# The provider kit's configuration for `{id}`, written by `renkei demo`.\n\
          provider = \"{id}\"\nlisten = \"{listen}\"\nhub = \"{hub}\"\naccess_log = \"access.jsonl\"\n\
@@ -54,8 +58,9 @@ pub async fn write_provider(
             ));
             for (category, table) in &tables {
                 config.push_str(&format!(
-                    "\n[[category]]\nid = \"{category}\"\nquery = \"SELECT {} FROM \\\"{category}\\\" WHERE reference = $1\"\n",
-                    table.columns.iter().map(|c| format!("\\\"{c}\\\"")).collect::<Vec<_>>().join(", ")
+                    "\n[[category]]\nid = \"{category}\"\nquery = \"SELECT {} FROM \\\"{category}\\\" WHERE reference = $1\"\nlinks_csv = \"{}\"\n",
+                    table.columns.iter().map(|c| format!("\\\"{c}\\\"")).collect::<Vec<_>>().join(", "),
+                    links_file(category)
                 ));
             }
         }
@@ -64,7 +69,8 @@ pub async fn write_provider(
                 let file = format!("{category}.csv");
                 write_csv(&dir.join(&file), table)?;
                 config.push_str(&format!(
-                    "\n[[category]]\nid = \"{category}\"\ncsv = \"{file}\"\nkey = \"reference\"\n"
+                    "\n[[category]]\nid = \"{category}\"\ncsv = \"{file}\"\nkey = \"reference\"\nlinks_csv = \"{}\"\n",
+                    links_file(category)
                 ));
             }
         }
@@ -72,6 +78,33 @@ pub async fn write_provider(
     let path = dir.join("provider.toml");
     std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The file linking residents' codes to one category's records.
+fn links_file(category: &str) -> String {
+    format!("links-{category}.csv")
+}
+
+/// Writes, for each category, which resident code has a record under which reference.
+fn write_links(
+    dir: &Path,
+    tables: &[(String, Table)],
+    codes: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    for (category, table) in tables {
+        let path = dir.join(links_file(category));
+        let mut out =
+            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+        out.write_record(["code", "reference"])?;
+        let references: BTreeSet<&str> = table.rows.iter().map(|(r, _)| r.as_str()).collect();
+        for reference in references {
+            if let Some(code) = codes.get(reference) {
+                out.write_record([code.as_str(), reference])?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
 }
 
 /// The provider's key file in its directory.
