@@ -408,8 +408,28 @@ async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result
 pub async fn start_providers(
     options: &DemoOptions,
     hub_url: &str,
+    hub: &Hub,
     people: &[Person],
 ) -> anyhow::Result<Vec<renkei_provider::kit::RunningKit>> {
+    // The register knows each entry's resident code at the registry, as if each resident
+    // had given it at the counter: area lists name entries by it.
+    const REGISTER: &str = "evacuation.support";
+    let holder = PROVIDERS
+        .iter()
+        .find(|spec| spec.categories.contains(&REGISTER))
+        .map_or("city-registry", |spec| spec.id);
+    let registry = renkei_domain::ProviderId::new(holder)?;
+    let mut codes = std::collections::HashMap::new();
+    for (i, p) in people.iter().enumerate() {
+        if p.evacuation_support.is_some() {
+            let code = hub.provider_subject(&registry, p.resident).await?;
+            codes.insert(p.registry_ref(i), code.to_string());
+        }
+    }
+    let area = crate::demo_kit::AreaList {
+        category: REGISTER.into(),
+        codes,
+    };
     let records = [
         town::registry_records(people),
         town::clinic_records(people, SEED),
@@ -427,7 +447,8 @@ pub async fn start_providers(
             options.first_provider_port + u16::try_from(i)?,
         ));
         let dir = crate::demo_onboard::provider_dir(&options.data_dir, spec.id);
-        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records).await?;
+        let area = (spec.id == holder).then_some(&area);
+        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records, area).await?;
         let config = KitConfig::load(&config)?;
         let kit = renkei_provider::kit::start(&config)
             .await

@@ -286,7 +286,7 @@ async fn main() -> anyhow::Result<()> {
             demo::register(&options, store.as_ref(), &mut town, &hub_url)
                 .await
                 .context("registering the demo town through the hub's API")?;
-            let _kits = demo::start_providers(&options, &hub_url, &town.people).await?;
+            let _kits = demo::start_providers(&options, &hub_url, &town.hub, &town.people).await?;
             println!("{}", demo::guide(&options, &town));
             hub.await.context("the hub stopped")??;
         }
