@@ -303,7 +303,10 @@ mod tests {
         let category = renkei_domain::CategoryId::new("evacuation.support").unwrap();
         assert!(kit.serves_area(&category));
         let inside = renkei_domain::Area::parse(["53394526"]).unwrap();
-        let entries = kit.in_area(&inside, &[category.clone()]).await.unwrap();
+        let entries = kit
+            .in_area(&inside, std::slice::from_ref(&category))
+            .await
+            .unwrap();
         // The third entry has no code (its resident gave none): it cannot be listed.
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].subject, "code-one");
