@@ -31,8 +31,8 @@ pub use consent::{
 };
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{
-    Area, AreaCode, Declaration, DeclarationDraft, DeclarationError, DeclarationState,
-    EmergencyLegalBasis,
+    Area, AreaCode, AreaListFacts, AreaListRequest, Declaration, DeclarationDraft,
+    DeclarationError, DeclarationState, EmergencyLegalBasis, MAX_AREA_ENTRIES, decide_area_list,
 };
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,

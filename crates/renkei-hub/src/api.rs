@@ -200,6 +200,11 @@ fn declared() -> Routes<Hub> {
         )
         .api(Operator, emergency::end, emergency::__path_end)
         .api(
+            ServiceToken,
+            emergency::area_list,
+            emergency::__path_area_list,
+        )
+        .api(
             Operator,
             providers::publish_purpose,
             providers::__path_publish_purpose,

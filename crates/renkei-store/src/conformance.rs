@@ -109,6 +109,7 @@ macro_rules! store_conformance_suite {
             a_declaration_step_is_written_with_its_log_entry_over_the_revision_it_came_from,
             a_responder_without_consent_is_granted_only_inside_a_confirmed_declarations_window,
             a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force,
+            an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

@@ -400,7 +400,17 @@ pub async fn start_providers(
             codes.insert(reference, code.code);
         }
     }
-    let codes = [registry, clinic, pay];
+    // The register also lists each entry by its resident's code at the registry: area lists
+    // name entries by it (issue 24).
+    const REGISTER: &str = "evacuation.support";
+    let holder = PROVIDERS
+        .iter()
+        .find(|spec| spec.categories.contains(&REGISTER))
+        .map_or("city-registry", |spec| spec.id);
+    let codes = [registry, clinic, pay].map(|codes| crate::demo_kit::ResidentCodes {
+        codes,
+        area_list: None,
+    });
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
@@ -410,14 +420,18 @@ pub async fn start_providers(
         .iter()
         .enumerate()
         .zip(records.iter().zip(storage))
-        .zip(&codes)
+        .zip(codes)
     {
         let addr = SocketAddr::from((
             [127, 0, 0, 1],
             options.first_provider_port + u16::try_from(i)?,
         ));
         let dir = crate::demo_onboard::provider_dir(&options.data_dir, spec.id);
-        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records, codes).await?;
+        let codes = crate::demo_kit::ResidentCodes {
+            area_list: (spec.id == holder).then(|| REGISTER.to_owned()),
+            ..codes
+        };
+        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records, &codes).await?;
         let config = KitConfig::load(&config)?;
         let credentials = renkei_provider::kit::credentials::ClientAssertion::new(
             http.clone(),

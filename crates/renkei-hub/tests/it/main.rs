@@ -14,6 +14,7 @@
 mod common;
 
 mod api_contract;
+mod area_lists;
 mod consent_flow;
 mod emergency;
 mod identity;

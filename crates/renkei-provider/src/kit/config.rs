@@ -24,6 +24,14 @@
 //! key = "member_id"                       # the column holding the resident's reference
 //! columns = ["date", "shop", "amount_jpy"] # released columns (default: all but the key)
 //! links_csv = "members.csv"               # columns `code` and `reference`
+//!
+//! [[category]]
+//! id = "disaster.evacuation-support"
+//! query = "SELECT name, needs FROM register WHERE register_no = $1"
+//! [category.area]                         # area lists under a declared emergency
+//! query = "SELECT renkei_code, mesh, name, address, needs FROM register"
+//! subject = "renkei_code"                 # the resident's code at this provider
+//! place = "mesh"                          # a 地域メッシュ code (or `district:<id>`)
 //! ```
 //!
 //! A provider that may accept no connection (三層分離) sets `outbound = true` instead of
@@ -31,6 +39,11 @@
 //!
 //! Relative paths are read from the configuration file's directory. A query takes the
 //! resident's reference as its only parameter (`$1`) and releases every column it selects.
+//! A category with an `area` table is also listed by area: its entries whose `place` lies
+//! inside the area granted, named by their `subject` column, which is not released. A query
+//! source names its `area.query` (no parameter: the kit selects by place itself); a CSV
+//! source reads the same file, releasing its `columns` (default: all but the key and the
+//! subject).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -82,6 +95,8 @@ pub struct CategorySource {
     pub from: Source,
     /// Which residents have a record of this category, for `renkei provider sync`.
     pub links: Option<Links>,
+    /// How it is listed by area, if it is.
+    pub area: Option<AreaSource>,
 }
 
 /// Where the kit reads (resident code at this provider, record reference) pairs.
@@ -91,6 +106,18 @@ pub enum Links {
     Query(String),
     /// A CSV file with the columns `code` and `reference`.
     Csv(PathBuf),
+}
+
+/// Where a category's entries in an area come from (area lists, issue 24).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaSource {
+    /// For a query source, the query listing every entry; `None` for a CSV source, which
+    /// reads its own file.
+    pub query: Option<String>,
+    /// The column holding the resident's code at this provider (never released).
+    pub subject: String,
+    /// The column holding the entry's place: a 地域メッシュ code or `district:<id>`.
+    pub place: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +164,15 @@ struct RawCategory {
     columns: Option<Vec<String>>,
     links: Option<String>,
     links_csv: Option<PathBuf>,
+    area: Option<RawArea>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArea {
+    query: Option<String>,
+    subject: String,
+    place: String,
 }
 
 impl KitConfig {
@@ -184,6 +220,24 @@ impl KitConfig {
             if !seen.insert(id.clone()) {
                 return Err(format!("category `{id}` is configured twice"));
             }
+            let area = match (&c.area, &c.csv) {
+                (None, _) => None,
+                (Some(a), None) if a.query.is_none() => {
+                    return Err(format!(
+                        "category `{id}`: a query source's `area` needs its own `query`"
+                    ));
+                }
+                (Some(a), Some(_)) if a.query.is_some() => {
+                    return Err(format!(
+                        "category `{id}`: a csv source's `area` reads the same file: no `query`"
+                    ));
+                }
+                (Some(a), _) => Some(AreaSource {
+                    query: a.query.clone(),
+                    subject: a.subject.clone(),
+                    place: a.place.clone(),
+                }),
+            };
             let from = match (c.query, c.csv) {
                 (Some(query), None) => {
                     if c.key.is_some() || c.columns.is_some() {
@@ -226,7 +280,12 @@ impl KitConfig {
                     ));
                 }
             };
-            categories.push(CategorySource { id, from, links });
+            categories.push(CategorySource {
+                id,
+                from,
+                links,
+                area,
+            });
         }
         Ok(Self {
             provider,
@@ -309,6 +368,17 @@ links_csv = "members.csv"
                 "http(s) URL",
             ),
             (GOOD.replace("hikari-clinic", "Hikari Clinic"), "`provider`"),
+            (
+                format!("{GOOD}[category.area]\nsubject = \"code\"\nplace = \"mesh\"\nquery = \"SELECT 1\"\n"),
+                "reads the same file",
+            ),
+            (
+                GOOD.replace(
+                    "query = \"SELECT bmi FROM checkups WHERE patient_no = $1\"\n",
+                    "query = \"SELECT bmi FROM checkups WHERE patient_no = $1\"\n[category.area]\nsubject = \"code\"\nplace = \"mesh\"\n",
+                ),
+                "needs its own `query`",
+            ),
             (GOOD.replace("access_log", "acess_log"), "unknown field"),
             (
                 GOOD.replace("signing_key = \"signing.pem\"\n", ""),

@@ -1204,6 +1204,10 @@ impl World {
                 "/v1/operator/declarations/{}/end",
                 self.declaration(1).await
             )),
+            ("POST", "/v1/area-lists") => Call::to(&row.path).json(json!({
+                "declaration": self.declaration(1).await, "purpose": "advice",
+                "categories": ["health.checkup"], "area": ["533945"],
+            })),
 
             // --- the portal: public pages and sign-in ---
             ("GET", "/" | "/portal/sign-in" | "/portal/enrol" | "/console/sign-in") => {
