@@ -9,16 +9,17 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use renkei_domain::{ConsentChannel, ConsentId, ResidentId, ServiceId};
+use renkei_domain::ResidentId;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api_accounts as accounts;
+use crate::api_consents as consents;
 use crate::api_emergency as emergency;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
 use crate::api_providers as providers;
-use crate::auth::{DataRequester, ProxyPermission, ResidentCaller};
+use crate::auth::{DataRequester, ProxyPermission};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::catalogue::{CategoryView, PurposeView, ServiceView};
 use crate::consents::{
@@ -240,28 +241,28 @@ fn declared() -> Routes<Hub> {
         .api(ServiceToken, data_request, __path_data_request)
         .api(
             Resident(Entrusted(ViewConsents)),
-            my_consents,
-            __path_my_consents,
+            consents::my_consents,
+            consents::__path_my_consents,
         )
         .api(
             Resident(Entrusted(ManageConsents)),
-            grant_consent,
-            __path_grant_consent,
+            consents::grant_consent,
+            consents::__path_grant_consent,
         )
         .api(
             Resident(Entrusted(ViewConsents)),
-            my_consent,
-            __path_my_consent,
+            consents::my_consent,
+            consents::__path_my_consent,
         )
         .api(
             Resident(Entrusted(ViewConsents)),
-            my_receipt,
-            __path_my_receipt,
+            consents::my_receipt,
+            consents::__path_my_receipt,
         )
         .api(
             Resident(Entrusted(ManageConsents)),
-            revoke_consent,
-            __path_revoke_consent,
+            consents::revoke_consent,
+            consents::__path_revoke_consent,
         )
         .api(
             Resident(Entrusted(ViewHistory)),
@@ -323,7 +324,7 @@ fn declared() -> Routes<Hub> {
     components(schemas(
         Problem, ProblemKind, ProblemTypeDoc, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
         SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
-        ReceiptView, AccessRecordView, AccessPage, DemoSignIn, Health, LogPage, LogEntryView, ProofView
+        consents::ReceiptView, AccessRecordView, AccessPage, DemoSignIn, Health, LogPage, LogEntryView, ProofView
     )),
     modifiers(&BearerAuth)
 )]
@@ -512,87 +513,6 @@ async fn data_request(
     Ok(Json(
         hub.request_data(&service, caller.token_id, body).await?,
     ))
-}
-
-/// The signed-in resident's consents, newest first. A proxy sees those of the services their
-/// scope covers, if entrusted with managing consents or viewing the history (403 otherwise).
-#[utoipa::path(get, path = "/v1/me/consents", security(("resident" = [])), responses((status = 200, body = Vec<ConsentView>), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
-async fn my_consents(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-) -> Result<Json<Vec<ConsentView>>, HubError> {
-    Ok(Json(hub.consents(&me).await?))
-}
-
-/// Say yes to one purpose of one service (never several at once).
-#[utoipa::path(post, path = "/v1/me/consents", request_body = GrantConsentBody, security(("resident" = [])),
-    responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 201, body = GrantedConsent), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
-async fn grant_consent(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiJson(body): ApiJson<GrantConsentBody>,
-) -> Result<Response, HubError> {
-    let via = if hub.config().demo_mode {
-        ConsentChannel::Demo
-    } else {
-        ConsentChannel::Portal
-    };
-    if let Ok(service) = ServiceId::new(body.service.clone()) {
-        me.require(ProxyPermission::ManageConsents, Some(&service))?;
-    }
-    let granted = hub
-        .grant_consent(me.resident, body, me.channel(via), me.actor())
-        .await?;
-    Ok((StatusCode::CREATED, Json(granted)).into_response())
-}
-
-/// One consent with its history (for a proxy, as for the list; a consent outside their scope
-/// is not found).
-#[utoipa::path(get, path = "/v1/me/consents/{id}", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentDetail), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn my_consent(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ConsentDetail>, HubError> {
-    Ok(Json(hub.consent_detail(&me, consent_id(&id)?).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-struct ReceiptView {
-    /// Compact JWS; verify with `/.well-known/jwks.json`.
-    receipt: String,
-}
-
-/// The consent's signed receipt (Kantara Consent Receipt v1.1 claims, as a JWS).
-#[utoipa::path(get, path = "/v1/me/consents/{id}/receipt", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = ReceiptView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn my_receipt(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ReceiptView>, HubError> {
-    Ok(Json(ReceiptView {
-        receipt: hub.receipt(&me, consent_id(&id)?).await?,
-    }))
-}
-
-/// Stop a consent now. Once this answers, no data request that starts afterwards is served under it.
-/// A proxy stops only consents of the services their scope covers (others are not found).
-#[utoipa::path(post, path = "/v1/me/consents/{id}/revoke", params(("id" = uuid::Uuid, Path)), security(("resident" = [])),
-    responses((status = 200, body = ConsentView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
-async fn revoke_consent(
-    State(hub): State<Hub>,
-    ResidentCaller(me): ResidentCaller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ConsentView>, HubError> {
-    Ok(Json(hub.revoke_consent(&me, consent_id(&id)?).await?))
-}
-
-fn consent_id(s: &str) -> Result<ConsentId, HubError> {
-    s.parse()
-        .map_err(|e: renkei_domain::IdError| HubError::Malformed(e.to_string()))
 }
 
 #[derive(Deserialize, ToSchema)]

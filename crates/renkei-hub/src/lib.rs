@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod api;
 mod api_accounts;
+mod api_consents;
 mod api_emergency;
 mod api_identity;
 mod api_log;

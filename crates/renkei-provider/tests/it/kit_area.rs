@@ -139,7 +139,10 @@ fn claims(w: &World, area: &[&str], categories: &[&str]) -> AreaGrantClaims {
 
 async fn area_fetch(w: &World, claims: &AreaGrantClaims) -> reqwest::Response {
     reqwest::Client::new()
-        .post(format!("http://{}/renkei/v1/area-fetch", w.kit.addr.unwrap()))
+        .post(format!(
+            "http://{}/renkei/v1/area-fetch",
+            w.kit.addr.unwrap()
+        ))
         .bearer_auth(sign_area_grant(&w.hub_key, claims).unwrap())
         .send()
         .await
@@ -244,7 +247,10 @@ async fn an_area_grant_for_a_category_not_listed_by_area_or_replayed_is_refused(
     let token = sign_area_grant(&w.hub_key, &c).unwrap();
     let send = || {
         reqwest::Client::new()
-            .post(format!("http://{}/renkei/v1/area-fetch", w.kit.addr.unwrap()))
+            .post(format!(
+                "http://{}/renkei/v1/area-fetch",
+                w.kit.addr.unwrap()
+            ))
             .bearer_auth(token.clone())
             .send()
     };
