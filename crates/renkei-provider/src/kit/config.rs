@@ -374,8 +374,8 @@ links_csv = "members.csv"
             ),
             (
                 GOOD.replace(
-                    "query = \"SELECT bmi FROM checkups WHERE patient_no = $1\"\n",
-                    "query = \"SELECT bmi FROM checkups WHERE patient_no = $1\"\n[category.area]\nsubject = \"code\"\nplace = \"mesh\"\n",
+                    "links = \"SELECT code, patient_no FROM patients\"\n",
+                    "links = \"SELECT code, patient_no FROM patients\"\n[category.area]\nsubject = \"code\"\nplace = \"mesh\"\n",
                 ),
                 "needs its own `query`",
             ),
