@@ -12,7 +12,9 @@
 //! under `RENKEI_BENCH_DIR`, default the target dir), the provider and the responder share
 //! one process and its cores, over loopback. Residents and their codes at the provider are
 //! bulk-loaded first (not measured). One run warms up; five are timed, each releasing the
-//! whole list again (and so appending N more records). Run with
+//! whole list again (and so appending N more records). Beside each run, the same list is
+//! fetched straight from the provider with an area grant of its own (select, sign, seal and
+//! the HTTP hop, without the hub), so the hub's share shows as the difference. Run with
 //! `cargo bench -p renkei-bench --bench area_list`.
 #![allow(
     clippy::disallowed_methods,
@@ -34,6 +36,7 @@ use renkei_hub::area_lists::AreaListResponse;
 use renkei_hub::emergency::DeclarationBody;
 use renkei_hub::{Hub, HubConfig};
 use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair};
+use renkei_protocol::grant::{AreaAnswer, AreaGrantClaims, sign_area_grant};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_provider::area::MemoryRegister;
 use renkei_store::{PurposeDraft, SqliteStore, Store};
@@ -172,12 +175,13 @@ async fn run(n: usize) -> anyhow::Result<()> {
         Arc::new(register),
     );
     let provider_url = serve(renkei_provider::router(provider)).await?;
+    let provider_endpoint = provider_url.clone();
     store
         .put_provider(&Provider {
             id: provider_id.clone(),
             name: text("福祉課", "Welfare office"),
             connection: renkei_domain::ProviderConnection::Inbound {
-                endpoint: provider_url,
+                endpoint: provider_endpoint,
             },
             categories: [category.clone()].into(),
             max_answer_bytes: None,
@@ -213,8 +217,10 @@ async fn run(n: usize) -> anyhow::Result<()> {
     });
 
     println!("\nArea list through the hub: {n} register entries, SQLite, one provider");
-    println!("| run | request → whole list at the responder | entries | records appended |");
-    println!("|---|---|---|---|");
+    println!(
+        "| run | request → whole list at the responder | straight from the provider | entries | records appended |"
+    );
+    println!("|---|---|---|---|---|");
     let mut times = Vec::new();
     for run in 0..=RUNS {
         let size = store.log_size().await?;
@@ -236,14 +242,16 @@ async fn run(n: usize) -> anyhow::Result<()> {
         );
         // INVARIANT checked: each entry relayed has its record, committed before the answer.
         ensure!(appended == n as u64, "{appended} records for {n} entries");
+        let direct = straight_from_provider(&hub, &http, &provider_url, &list, n).await?;
         let name = if run == 0 {
             "warm-up".to_owned()
         } else {
             run.to_string()
         };
         println!(
-            "| {name} | {:.0} ms | {} | {appended} |",
+            "| {name} | {:.0} ms | {:.0} ms | {} | {appended} |",
             took.as_secs_f64() * 1e3,
+            direct.as_secs_f64() * 1e3,
             list.entries.len()
         );
         if run > 0 {
@@ -281,6 +289,63 @@ async fn run(n: usize) -> anyhow::Result<()> {
         if worst < TARGET { "met" } else { "MISSED" }
     );
     Ok(())
+}
+
+/// The same list fetched straight from the provider (a fresh area grant signed with the
+/// hub's key, as the hub would send it): how long the provider's part takes alone.
+async fn straight_from_provider(
+    hub: &Hub,
+    http: &reqwest::Client,
+    provider_url: &str,
+    list: &AreaListResponse,
+    n: usize,
+) -> anyhow::Result<Duration> {
+    let now = Utc::now().timestamp();
+    let declaration: renkei_domain::DeclarationId = list.declaration.parse()?;
+    let service = hub
+        .store()
+        .service(&ServiceId::new(SERVICE)?)
+        .await?
+        .context("the service")?;
+    let claims = AreaGrantClaims {
+        iss: hub.config().issuer.clone(),
+        aud: ProviderId::new(PROVIDER)?,
+        jti: uuid::Uuid::new_v4(),
+        iat: now,
+        exp: now + 30,
+        request_id: list.request_id.parse()?,
+        service: service.id.clone(),
+        purpose: PurposeId::new("evacuation")?,
+        purpose_version: 1,
+        categories: vec![CategoryId::new(CATEGORY)?],
+        area: renkei_domain::Area::parse(["53394526"])?,
+        service_hpke_key: service.hpke_public_key.clone(),
+        emergency: declaration,
+        basis: format!("emergency:{declaration}"),
+    };
+    let grant = hub
+        .keys()
+        .sign_with(move |key| sign_area_grant(key, &claims))
+        .await??;
+    let began = Instant::now();
+    let response = http
+        .post(format!("{provider_url}/renkei/v1/area-fetch"))
+        .bearer_auth(grant)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == 200,
+        "the provider answered {}",
+        response.status()
+    );
+    let answer: AreaAnswer = response.json().await?;
+    let took = began.elapsed();
+    ensure!(
+        answer.entries.len() == n,
+        "{} entries of {n}",
+        answer.entries.len()
+    );
+    Ok(took)
 }
 
 /// `n` residents, each with a random code at `provider`, written straight into the tables
