@@ -150,6 +150,7 @@ fn granted_case() -> anyhow::Result<Case> {
         expires_at: Some(granted_at + TimeDelta::days(365)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     };
     let request = DataRequest {

@@ -223,6 +223,7 @@ async fn residents(store: &dyn Store, n: usize) -> anyhow::Result<Vec<ServiceSub
                     expires_at: Some(now + TimeDelta::days(365)),
                     given_via: ConsentChannel::Portal,
                     given_by: Actor::Resident,
+                    form_reference: None,
                     revoked_at: None,
                 },
                 None,

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod catalog;
 pub mod consent;
+pub mod counter;
 pub mod decision;
 pub mod emergency;
 pub mod identity;
@@ -28,6 +29,9 @@ pub use catalog::{
 };
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
+};
+pub use counter::{
+    CounterConsentError, CounterFieldError, FormReference, StaffId, may_take_consent, records_form,
 };
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{

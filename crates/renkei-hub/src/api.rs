@@ -28,7 +28,7 @@ use crate::history::{AccessPage, AccessRecordView, LogEntryView, LogPage};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_log, catalogue, history, provider_sync};
+use crate::{api_log, catalogue, counter_consents, history, provider_sync};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -305,6 +305,11 @@ fn declared() -> Routes<Hub> {
             Provider,
             provider_sync::provider_locators,
             provider_sync::__path_provider_locators,
+        )
+        .api(
+            Provider,
+            counter_consents::record_counter_consent,
+            counter_consents::__path_record_counter_consent,
         )
 }
 

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod broker;
 pub mod catalogue;
 pub mod consents;
+pub mod counter_consents;
 pub mod egress;
 pub mod emergency;
 pub mod enrolment;

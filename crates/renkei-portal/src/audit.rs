@@ -196,6 +196,11 @@ fn audit_row(
                 Actor::Resident => t.get("audit-actor-resident"),
                 Actor::Proxy { proxy } => t.arg("audit-actor-proxy", "id", proxy),
                 Actor::Staff { staff_id } => t.arg("audit-actor-staff", "id", staff_id),
+                Actor::ProviderStaff { provider, staff_id } => t.arg2(
+                    "audit-actor-provider-staff",
+                    ("provider", provider),
+                    ("id", staff_id),
+                ),
                 Actor::Hub => t.get("audit-actor-hub"),
             };
             AuditRow {

@@ -26,6 +26,7 @@ mod guard;
 mod history;
 pub mod i18n;
 mod identity;
+mod provider_codes;
 mod proxies;
 mod requests;
 mod resident;
@@ -134,6 +135,11 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             "/portal/requests",
             Resident(Entrusted(FileRequests)),
             requests::file,
+        )
+        .get(
+            "/portal/provider-codes",
+            Resident(Never),
+            provider_codes::provider_codes,
         )
         .get("/portal/proxies", Resident(Never), proxies::proxies)
         .post("/portal/proxies/invite", Resident(Never), proxies::invite)

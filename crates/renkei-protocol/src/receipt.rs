@@ -404,6 +404,7 @@ mod tests {
             expires_at: Some(at + chrono::TimeDelta::days(365)),
             given_via: ConsentChannel::Portal,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         }
     }

@@ -313,6 +313,7 @@ mod tests {
             expires_at: None,
             given_via: renkei_domain::ConsentChannel::Portal,
             given_by: renkei_domain::Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         }
     }

@@ -56,6 +56,7 @@ macro_rules! store_conformance_suite {
             a_fresh_store_has_an_empty_access_log,
             purposes_get_a_new_version_only_when_they_change,
             a_granted_consent_is_listed_with_its_history,
+            a_counter_consent_keeps_its_staff_member_and_form,
             granting_the_same_purpose_version_twice_is_a_conflict,
             consent_to_a_new_purpose_version_supersedes_the_old_one,
             a_matching_consent_grants_the_request_with_only_the_requested_locators,
@@ -249,6 +250,7 @@ fn consent(resident: ResidentId, version: u32, categories: &[&str], at: DateTime
         expires_at: Some(at + TimeDelta::days(365)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     }
 }

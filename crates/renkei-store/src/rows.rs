@@ -30,7 +30,7 @@ macro_rules! purpose_columns {
 /// The columns of `consents` that [`RawConsent`] reads, in its field order.
 macro_rules! consent_columns {
     () => {
-        "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at"
+        "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at, form_reference"
     };
 }
 
@@ -267,6 +267,7 @@ pub struct RawConsent {
     pub given_via: String,
     pub given_by: String,
     pub revoked_at: Option<i64>,
+    pub form_reference: Option<String>,
 }
 
 impl IntoDomain for RawConsent {
@@ -295,6 +296,10 @@ impl IntoDomain for RawConsent {
                 "consent channel",
             )?,
             given_by: from_json::<Actor>(&self.given_by, "consent actor")?,
+            form_reference: self
+                .form_reference
+                .map(|f| parse(&f, "form reference"))
+                .transpose()?,
             revoked_at: opt_time(self.revoked_at)?,
         })
     }

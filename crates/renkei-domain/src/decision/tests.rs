@@ -53,6 +53,7 @@ fn consent(version: u32, cats: &[&str], now: DateTime<Utc>) -> Consent {
         expires_at: Some(now + TimeDelta::days(1)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     }
 }

@@ -15,6 +15,7 @@ mod common;
 
 mod api_contract;
 mod consent_flow;
+mod counter_consents;
 mod emergency;
 mod identity;
 mod onboarding;

@@ -74,6 +74,7 @@ fn world() -> World {
             expires_at: Some(now() + TimeDelta::days(365)),
             given_via: ConsentChannel::SignInScreen,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         },
         purpose,

@@ -65,6 +65,24 @@ pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>)
     );
 }
 
+pub async fn a_counter_consent_keeps_its_staff_member_and_form(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let mut c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    c.given_via = renkei_domain::ConsentChannel::Counter;
+    c.given_by = Actor::ProviderStaff {
+        provider: renkei_domain::ProviderId::new("clinic").unwrap(),
+        staff_id: renkei_domain::StaffId::new("N-0042").unwrap(),
+    };
+    c.form_reference = Some(renkei_domain::FormReference::new("F-2026-0001").unwrap());
+    store.grant_consent(&c, None).await.unwrap();
+    let read = store.consent(c.id).await.unwrap().unwrap();
+    assert_eq!(read.given_via, c.given_via);
+    assert_eq!(read.given_by, c.given_by);
+    assert_eq!(read.form_reference, c.form_reference);
+    let history = store.consent_history(c.id).await.unwrap();
+    assert_eq!(history[0].actor, c.given_by, "the staff member acted");
+}
+
 pub async fn granting_the_same_purpose_version_twice_is_a_conflict(store: Arc<dyn Store>) {
     let people = town(store.as_ref(), 1).await;
     let first = consent(people[0].0, 1, &["health.checkup"], Utc::now());

@@ -1036,6 +1036,21 @@ impl World {
             ("GET", "/v1/me/provider-codes" | "/v1/provider/locators") => Call::to(&row.path),
             ("POST", "/v1/provider/locators/sync") => Call::to(&row.path)
                 .json(json!({ "batch_id": uuid::Uuid::new_v4(), "upserts": [], "removals": [] })),
+            // The same form each time: the first call that reaches the handler records it, the
+            // next are answered with it (a retry); 409 if Alice consented to it otherwise.
+            ("POST", "/v1/provider/consents") => {
+                let code = self
+                    .hub
+                    .provider_subject(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), self.alice)
+                    .await
+                    .unwrap();
+                Call::to(&row.path)
+                    .json(json!({
+                        "subject": code.to_string(), "service": HEALTH, "purpose": "reminders",
+                        "staff_id": "N-0042", "form_reference": "F-2026-0001",
+                    }))
+                    .answered_with(&[409])
+            }
             // --- a resident's own account ---
             ("GET", "/v1/me/passkeys" | "/v1/me/proxies" | "/v1/me/acting-for") => {
                 Call::to(&row.path)
@@ -1225,7 +1240,9 @@ impl World {
             ("GET", "/portal" | "/portal/services" | "/portal/history" | "/portal/requests") => {
                 Call::to(&row.path)
             }
-            ("GET", "/portal/passkeys" | "/portal/proxies") => Call::to(&row.path),
+            ("GET", "/portal/passkeys" | "/portal/proxies" | "/portal/provider-codes") => {
+                Call::to(&row.path)
+            }
             ("POST", "/portal/passkeys/register/start") => Call::to(&row.path).json(json!({})),
             // Another resident finishing Alice's ceremony is told "not accepted" (400), as a
             // forged answer is.
