@@ -138,6 +138,7 @@ fn granted_case() -> anyhow::Result<Case> {
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     };
     let granted_at = now - TimeDelta::days(10);
     let consent = Consent {

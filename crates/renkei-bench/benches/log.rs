@@ -141,6 +141,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
             id: cat()?,
             name: LocalizedText::new("健康診断結果", "Health check-up results"),
             special_care: true,
+            location: false,
         })
         .await?;
     store
@@ -182,6 +183,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
                 retention_days: 90,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             now,
         )

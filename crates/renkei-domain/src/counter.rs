@@ -199,6 +199,7 @@ mod tests {
             id: cat(id),
             name: LocalizedText::new(id, id),
             special_care,
+            location: false,
         })
         .collect()
     }
@@ -227,6 +228,7 @@ mod tests {
             retention_days: 30,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 

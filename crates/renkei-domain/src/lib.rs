@@ -15,6 +15,7 @@ pub mod decision;
 pub mod emergency;
 pub mod identity;
 pub mod ids;
+pub mod location;
 pub mod locator_sync;
 pub mod provider;
 pub mod review;
@@ -48,6 +49,7 @@ pub use ids::{
     ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId,
     ServiceId, ServiceSubject,
 };
+pub use location::{LocationPrecision, LocationUse};
 pub use locator_sync::{
     LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
     ProviderLocator,

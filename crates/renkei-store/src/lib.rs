@@ -175,6 +175,9 @@ pub struct PurposeDraft {
     /// Applies only while a declared emergency is in force (see [`Purpose::emergency_only`]).
     #[serde(default)]
     pub emergency_only: bool,
+    /// The location data it needs (see [`Purpose::location`]).
+    #[serde(default)]
+    pub location: Option<renkei_domain::LocationUse>,
 }
 
 /// A message for a service's webhook, written in the same transaction as the change it reports.

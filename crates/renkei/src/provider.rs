@@ -90,6 +90,9 @@ pub enum CategoryCommand {
         /// 要配慮個人情報 (medical history, disability and the like).
         #[arg(long)]
         special_care: bool,
+        /// It holds a location (a point or a trace), released at each purpose's precision.
+        #[arg(long)]
+        location: bool,
     },
 }
 
@@ -234,6 +237,7 @@ pub async fn category(command: CategoryCommand) -> anyhow::Result<()> {
             name_ja,
             name_en,
             special_care,
+            location,
         } => {
             operator
                 .client()?
@@ -242,6 +246,7 @@ pub async fn category(command: CategoryCommand) -> anyhow::Result<()> {
                     name_ja,
                     name_en,
                     special_care,
+                    location,
                 })
                 .await?;
             println!("category `{id}` added to the vocabulary");

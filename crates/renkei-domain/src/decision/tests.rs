@@ -39,6 +39,7 @@ fn purpose(version: u32) -> Purpose {
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 

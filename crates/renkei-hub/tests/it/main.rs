@@ -18,6 +18,7 @@ mod consent_flow;
 mod counter_consents;
 mod emergency;
 mod identity;
+mod location_precision;
 mod onboarding;
 mod openid_provider;
 mod provider_safety;

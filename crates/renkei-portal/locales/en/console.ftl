@@ -21,6 +21,7 @@ console-approve = Approve
 console-suspend = Suspend this service
 flag-special-care = Purpose "{ $purpose }" receives special-care data ({ $categories }). It needs explicit consent and may never be provided by opt-out.
 flag-location-marketing = Purpose "{ $purpose }" uses location data ({ $categories }) for advertising or marketing. It needs a clear, explicit consent.
+flag-location-retention = Purpose "{ $purpose }" may keep location data ({ $categories }, precision { $precision }) longer than that precision justifies (declared days / limit: { $days }).
 flag-long-retention = Purpose "{ $purpose }" keeps data longer than its legal basis needs (declared days / limit: { $days }).
 flag-unknown-category = Purpose "{ $purpose }" asks for categories not in the vocabulary ({ $categories }).
 console-registration = Registration

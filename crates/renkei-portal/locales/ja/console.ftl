@@ -21,6 +21,7 @@ console-approve = 承認する
 console-suspend = このサービスを一時停止する
 flag-special-care = 目的「{ $purpose }」は要配慮個人情報（{ $categories }）を受け取ります。明示的な同意が必要で、オプトアウトによる提供はできません。
 flag-location-marketing = 目的「{ $purpose }」は位置情報（{ $categories }）を広告・マーケティングに使います。明確な同意が必要です。
+flag-location-retention = 目的「{ $purpose }」は位置情報（{ $categories }、精度 { $precision }）を、その精度に見合う期間より長く保存できます（申請日数 / 上限日数：{ $days }）。
 flag-long-retention = 目的「{ $purpose }」の保存期間が、根拠に対して長すぎます（申請日数 / 上限日数：{ $days }）。
 flag-unknown-category = 目的「{ $purpose }」は語彙にないデータ項目（{ $categories }）を求めています。
 console-registration = 登録内容

@@ -46,6 +46,37 @@ pub async fn purposes_get_a_new_version_only_when_they_change(store: Arc<dyn Sto
     assert_eq!(store.purposes(&service_id()).await.unwrap(), vec![changed]);
 }
 
+pub async fn a_purposes_location_use_and_a_location_category_are_kept(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let trace = renkei_domain::DataCategory {
+        id: super::cat("mobility.trace"),
+        name: renkei_domain::LocalizedText::new("移動履歴", "Movement history"),
+        special_care: false,
+        location: true,
+    };
+    store.put_category(&trace).await.unwrap();
+    let categories = store.categories().await.unwrap();
+    assert_eq!(categories.iter().find(|c| c.id == trace.id), Some(&trace));
+    let now = Utc::now();
+    let mut d = draft(&["mobility.trace"]);
+    d.location = Some(renkei_domain::LocationUse {
+        precision: renkei_domain::LocationPrecision::Mesh1km,
+        retention_days: 30,
+    });
+    let first = store.publish_purpose(&d, now).await.unwrap();
+    assert_eq!(first.location, d.location);
+    let read = store.purpose_version(&first.reference()).await.unwrap();
+    assert_eq!(read.and_then(|p| p.location), d.location);
+    // A finer precision is a change the resident is asked about again: a new version.
+    d.location = Some(renkei_domain::LocationUse {
+        precision: renkei_domain::LocationPrecision::Exact,
+        retention_days: 30,
+    });
+    let finer = store.publish_purpose(&d, now).await.unwrap();
+    assert_eq!(finer.version, first.version + 1);
+    assert_eq!(store.publish_purpose(&d, now).await.unwrap(), finer);
+}
+
 pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>) {
     let people = town(store.as_ref(), 1).await;
     let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());

@@ -192,6 +192,7 @@ async fn put_service(
                     retention_days: 30,
                     legal_basis: LegalBasis::Consent,
                     emergency_only: false,
+                    location: None,
                 },
                 Utc::now(),
             )
@@ -334,6 +335,7 @@ impl World {
                     id: cat(id),
                     name: text(id),
                     special_care,
+                    location: false,
                 })
                 .await
                 .unwrap();
