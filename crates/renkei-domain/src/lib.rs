@@ -49,7 +49,7 @@ pub use ids::{
     ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId,
     ServiceId, ServiceSubject,
 };
-pub use location::{LocationPrecision, LocationUse};
+pub use location::{LocationDeletion, LocationPrecision, LocationUse};
 pub use locator_sync::{
     LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
     ProviderLocator,

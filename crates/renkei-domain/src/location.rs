@@ -12,8 +12,12 @@
 //! not a point (an address written out, say) is withheld (`null`) at any precision but
 //! [`LocationPrecision::Exact`]: what cannot be coarsened is not released.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use crate::catalog::{DataCategory, Purpose};
+use crate::ids::{OperatorId, PurposeId, ServiceId};
 
 /// How precisely a purpose needs a location, finest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,6 +84,59 @@ pub struct LocationUse {
 /// a purpose that declared none, the coarsest (the rule fails closed).
 pub fn grant_precision(declared: Option<&LocationUse>) -> LocationPrecision {
     declared.map_or(LocationPrecision::Municipality, |u| u.precision)
+}
+
+/// A service's promise to delete the location data it received under one purpose version,
+/// due when the service ended plus the days the purpose let it keep them. An operator
+/// records the service's confirmation (its data-deletion certificate, データ消去証明書);
+/// until then a deletion past its due date is overdue, and the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationDeletion {
+    pub service: ServiceId,
+    pub purpose: PurposeId,
+    pub purpose_version: u32,
+    /// When the service ended (was suspended).
+    pub ended_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub confirmed_by: Option<OperatorId>,
+}
+
+impl LocationDeletion {
+    /// Past its due date with no confirmation recorded.
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.confirmed_at.is_none() && now >= self.due_at
+    }
+}
+
+/// The deletions a service owes when it ends at `ended_at`: one per purpose (its current
+/// version) that draws on a location category, due after the days the purpose let the
+/// service keep location data (its `retention_days` when it declared no location use).
+pub fn deletions_owed(
+    purposes: &[Purpose],
+    vocabulary: &[DataCategory],
+    ended_at: DateTime<Utc>,
+) -> Vec<LocationDeletion> {
+    purposes
+        .iter()
+        .filter(|p| {
+            p.categories.iter().any(|id| {
+                crate::review::is_location_category(id, vocabulary.iter().find(|c| &c.id == id))
+            })
+        })
+        .map(|p| {
+            let days = p.location.map_or(p.retention_days, |l| l.retention_days);
+            LocationDeletion {
+                service: p.service.clone(),
+                purpose: p.id.clone(),
+                purpose_version: p.version,
+                ended_at,
+                due_at: ended_at + TimeDelta::days(i64::from(days)),
+                confirmed_at: None,
+                confirmed_by: None,
+            }
+        })
+        .collect()
 }
 
 /// A location category's value coarsened to `precision` (see the module's documentation).
@@ -243,5 +300,52 @@ mod tests {
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
         }
         assert_eq!(grant_precision(None), LocationPrecision::Municipality);
+    }
+
+    #[test]
+    fn a_service_that_ends_owes_a_deletion_per_location_purpose_due_after_its_retention() {
+        use crate::catalog::{LegalBasis, LocalizedText};
+        use crate::ids::CategoryId;
+        let trace = DataCategory {
+            id: CategoryId::new("bus.boarding").unwrap(),
+            name: LocalizedText::new("乗車地点", "Boarding point"),
+            special_care: false,
+            location: true,
+        };
+        let purpose = |id: &str, category: &str| Purpose {
+            service: ServiceId::new("town-mobility").unwrap(),
+            id: PurposeId::new(id).unwrap(),
+            version: 2,
+            title: LocalizedText::new("t", "t"),
+            description: LocalizedText::new("d", "d"),
+            categories: [CategoryId::new(category).unwrap()].into(),
+            retention_days: 90,
+            legal_basis: LegalBasis::Consent,
+            emergency_only: false,
+            location: Some(LocationUse {
+                precision: LocationPrecision::Mesh1km,
+                retention_days: 30,
+            }),
+        };
+        let ended = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let owed = deletions_owed(
+            &[
+                purpose("boarding", "bus.boarding"),
+                purpose("fares", "payment.history"),
+            ],
+            &[trace],
+            ended,
+        );
+        assert_eq!(owed.len(), 1, "only the purpose drawing on a location");
+        let d = &owed[0];
+        assert_eq!((d.purpose.as_str(), d.purpose_version), ("boarding", 2));
+        assert_eq!(d.due_at, ended + TimeDelta::days(30));
+        assert!(!d.is_overdue(d.due_at - TimeDelta::milliseconds(1)));
+        assert!(d.is_overdue(d.due_at));
+        let confirmed = LocationDeletion {
+            confirmed_at: Some(d.due_at),
+            ..d.clone()
+        };
+        assert!(!confirmed.is_overdue(d.due_at + TimeDelta::days(1)));
     }
 }

@@ -28,6 +28,7 @@ mod error;
 pub mod history;
 pub mod kek;
 pub mod limits;
+pub mod location_deletions;
 pub mod log;
 mod log_state;
 pub mod oidc;

@@ -275,6 +275,9 @@ fn audit_row(
                 OperatorAction::ProposeEmergencyRenewal { .. } => ("propose-renewal", None),
                 OperatorAction::ConfirmEmergencyRenewal { .. } => ("confirm-renewal", None),
                 OperatorAction::EndEmergency { .. } => ("end-emergency", None),
+                OperatorAction::ConfirmLocationDeletion { service, .. } => {
+                    ("confirm-location-deletion", Some(service))
+                }
             };
             let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
             let actor = match &o.actor {

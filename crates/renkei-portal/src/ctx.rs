@@ -92,6 +92,10 @@ impl Ctx {
                 ("/console/providers", "nav-console-providers"),
                 ("/console/categories", "nav-console-categories"),
                 ("/console/requests", "nav-console-requests"),
+                (
+                    "/console/location-deletions",
+                    "nav-console-location-deletions",
+                ),
                 ("/console/audit", "nav-console-audit"),
             ]
             .into_iter()

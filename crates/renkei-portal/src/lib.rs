@@ -18,6 +18,7 @@ mod assets;
 mod audit;
 mod authorize;
 mod console;
+mod console_location;
 mod console_providers;
 mod ctx;
 mod error;
@@ -178,6 +179,16 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             "/console/providers/{id}/suspend",
             Operator,
             console_providers::suspend,
+        )
+        .get(
+            "/console/location-deletions",
+            Operator,
+            console_location::deletions,
+        )
+        .post(
+            "/console/location-deletions/confirm",
+            Operator,
+            console_location::confirm,
         )
         .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)

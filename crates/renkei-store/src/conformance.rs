@@ -57,6 +57,7 @@ macro_rules! store_conformance_suite {
             purposes_get_a_new_version_only_when_they_change,
             a_granted_consent_is_listed_with_its_history,
             a_purposes_location_use_and_a_location_category_are_kept,
+            a_location_deletion_owed_is_confirmed_once_with_its_log_entry,
             a_counter_consent_keeps_its_staff_member_and_form,
             granting_the_same_purpose_version_twice_is_a_conflict,
             consent_to_a_new_purpose_version_supersedes_the_old_one,

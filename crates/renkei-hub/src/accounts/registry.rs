@@ -357,6 +357,7 @@ impl Hub {
         self.store()
             .set_service_status(id, ServiceStatus::Suspended)
             .await?;
+        self.owe_location_deletions(id).await?;
         self.audit(
             operator,
             OperatorAction::SuspendService {

@@ -136,3 +136,47 @@ async fn a_location_category_is_released_at_the_purposes_precision_and_no_finer(
         released["lat"]
     );
 }
+
+#[tokio::test]
+async fn a_service_that_ends_owes_the_deletion_of_its_location_data_until_confirmed() {
+    use renkei_domain::{LogEntry, OperatorAction, OperatorId};
+    let town = Town::new().await;
+    let _transit = transit(&town, LocationPrecision::Exact).await;
+    let operator = OperatorId::new("tanaka").unwrap();
+    town.hub
+        .suspend_service(&operator, &town.mobility.id)
+        .await
+        .unwrap();
+    let owed = town.hub.location_deletions().await.unwrap();
+    assert_eq!(
+        owed.len(),
+        1,
+        "only `boarding` draws on a location: {owed:?}"
+    );
+    let d = &owed[0];
+    assert_eq!(d.purpose.as_str(), "boarding");
+    assert_eq!(d.due_at - d.ended_at, chrono::TimeDelta::days(30));
+    assert!(!d.is_overdue(Utc::now()));
+    assert!(d.is_overdue(d.due_at), "overdue once due, unconfirmed");
+
+    town.hub
+        .confirm_location_deletion(&operator, &d.service, &d.purpose, d.purpose_version)
+        .await
+        .unwrap();
+    let confirmed = &town.hub.location_deletions().await.unwrap()[0];
+    assert_eq!(confirmed.confirmed_by.as_ref(), Some(&operator));
+    assert!(!confirmed.is_overdue(d.due_at));
+    // The confirmation is an operator entry of the log; a second one finds nothing owed.
+    let log = town.store.log_range(0, 10_000).await.unwrap();
+    assert!(log.iter().any(|e| matches!(
+        &e.entry,
+        Some(Ok(LogEntry::Operator(o)))
+            if matches!(o.action, OperatorAction::ConfirmLocationDeletion { .. })
+    )));
+    assert!(
+        town.hub
+            .confirm_location_deletion(&operator, &d.service, &d.purpose, d.purpose_version)
+            .await
+            .is_err()
+    );
+}

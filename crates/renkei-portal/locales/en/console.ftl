@@ -2,6 +2,7 @@
 nav-console-services = Services
 nav-console-categories = Data categories
 nav-console-audit = Audit search
+nav-console-location-deletions = Location deletions
 console-sign-in-title = Sign in to the console
 console-demo-title = Demo sign-in
 console-services-title = Services
@@ -82,6 +83,7 @@ operator-action-confirm-emergency = confirmed an emergency declaration
 operator-action-propose-renewal = proposed renewing an emergency declaration
 operator-action-confirm-renewal = confirmed renewing an emergency declaration
 operator-action-end-emergency = ended an emergency declaration
+operator-action-confirm-location-deletion = recorded a service's deletion of location data
 
 # Providers and the vocabulary (console_providers.rs)
 nav-console-providers = Data providers
@@ -113,3 +115,16 @@ console-provider-registered = Provider { $id } is registered and waits for appro
 console-category-add = Add a data category
 console-category-add-button = Add to the vocabulary
 console-category-added = Category { $id } was added to the vocabulary.
+console-location-deletions-title = Location data deletions
+console-location-deletions-lead = When a service ends, it must delete the location data it received, within the days its purpose allowed it to keep them. Record each confirmation the service sends (its deletion certificate).
+console-location-deletions-list = Deletions owed
+console-location-deletions-none = No service owes a deletion.
+console-location-deletions-overdue = { $count ->
+    [one] One deletion is overdue.
+   *[other] { $count } deletions are overdue.
+}
+console-location-deletion-overdue = overdue
+console-location-deletion-ended = Service ended
+console-location-deletion-due = Deletion due
+console-location-deletion-confirmed = Confirmed
+console-location-deletion-confirm = Record the service's confirmation

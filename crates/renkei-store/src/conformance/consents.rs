@@ -77,6 +77,63 @@ pub async fn a_purposes_location_use_and_a_location_category_are_kept(store: Arc
     assert_eq!(store.publish_purpose(&d, now).await.unwrap(), finer);
 }
 
+pub async fn a_location_deletion_owed_is_confirmed_once_with_its_log_entry(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let owed = renkei_domain::LocationDeletion {
+        service: service_id(),
+        purpose: purpose_id(),
+        purpose_version: 1,
+        ended_at: now,
+        due_at: now + TimeDelta::days(30),
+        confirmed_at: None,
+        confirmed_by: None,
+    };
+    store
+        .record_location_deletions(std::slice::from_ref(&owed))
+        .await
+        .unwrap();
+    // Owed again (a second suspension): the first due date stands.
+    let later = renkei_domain::LocationDeletion {
+        due_at: now + TimeDelta::days(60),
+        ..owed.clone()
+    };
+    store.record_location_deletions(&[later]).await.unwrap();
+    assert_eq!(
+        store.location_deletions().await.unwrap(),
+        vec![owed.clone()]
+    );
+    let operator = renkei_domain::OperatorId::new("tanaka").unwrap();
+    let actor = renkei_domain::OperatorActor::Operator {
+        id: operator.clone(),
+    };
+    let action = renkei_domain::OperatorAction::ConfirmLocationDeletion {
+        service: service_id(),
+        purpose: purpose_id(),
+        version: 1,
+    };
+    let size = store.log_size().await.unwrap();
+    let entry = store
+        .confirm_location_deletion(&owed, &actor, &action, now)
+        .await
+        .unwrap();
+    assert!(entry.is_some());
+    assert_eq!(store.log_size().await.unwrap(), size + 1);
+    let read = store.location_deletions().await.unwrap();
+    assert_eq!(read[0].confirmed_at, Some(now));
+    assert_eq!(read[0].confirmed_by, Some(operator));
+    let again = store
+        .confirm_location_deletion(&owed, &actor, &action, now)
+        .await
+        .unwrap();
+    assert!(again.is_none(), "nothing left to confirm");
+    assert_eq!(
+        store.log_size().await.unwrap(),
+        size + 1,
+        "and nothing logged"
+    );
+}
+
 pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>) {
     let people = town(store.as_ref(), 1).await;
     let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());

@@ -1320,8 +1320,32 @@ impl World {
             // --- the console ---
             (
                 "GET",
-                "/console" | "/console/categories" | "/console/requests" | "/console/providers",
+                "/console"
+                | "/console/categories"
+                | "/console/requests"
+                | "/console/providers"
+                | "/console/location-deletions",
             ) => Call::to(&row.path),
+            // One deletion owed, recorded again before each call: the first operator call
+            // confirms it, a later one finds nothing left to confirm.
+            ("POST", "/console/location-deletions/confirm") => {
+                let now = Utc::now();
+                self.store
+                    .record_location_deletions(&[renkei_domain::LocationDeletion {
+                        service: ServiceId::new(MOBILITY).unwrap(),
+                        purpose: PurposeId::new("rides").unwrap(),
+                        purpose_version: 1,
+                        ended_at: now,
+                        due_at: now,
+                        confirmed_at: None,
+                        confirmed_by: None,
+                    }])
+                    .await
+                    .unwrap();
+                Call::to(&row.path)
+                    .form(&[("service", MOBILITY), ("purpose", "rides"), ("version", "1")])
+                    .answered_with(&[404])
+            }
             ("POST", "/console/categories") => {
                 let id = format!("cat-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
                 Call::to(&row.path).form(&[
