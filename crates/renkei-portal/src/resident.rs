@@ -223,6 +223,8 @@ pub struct PurposeCard {
     pub had_consent: bool,
     /// Where, by whom and on which form, for a consent taken at a provider's counter.
     pub counter: Option<String>,
+    /// How precisely the service receives location data and how long it may keep it.
+    pub location: Option<String>,
 }
 
 pub struct ServiceCard {
@@ -391,6 +393,22 @@ pub async fn services(
                         .is_ok(),
                     had_consent: current.is_some(),
                     counter: active.and_then(|c| counter_text(&t, c, &providers, lang)),
+                    location: p.location_precision.as_deref().map(|precision| {
+                        t.arg2(
+                            "purpose-location",
+                            (
+                                "precision",
+                                &t.get_or(
+                                    &format!("location-precision-{precision}"),
+                                    "location-precision-other",
+                                ),
+                            ),
+                            (
+                                "days",
+                                &p.location_retention_days.unwrap_or(p.retention_days),
+                            ),
+                        )
+                    }),
                 }
             })
             .collect();
