@@ -102,6 +102,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
             id: category.clone(),
             name: text("避難行動要支援者名簿", "Evacuation support register"),
             special_care: true,
+            location: false,
         })
         .await?;
     let service_keys = ServiceKeyPair::generate()?;
@@ -130,6 +131,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
                 retention_days: 30,
                 legal_basis: LegalBasis::VitalInterest,
                 emergency_only: false,
+                location: None,
             },
             Utc::now(),
         )

@@ -426,6 +426,7 @@ impl Bench {
             consent: Some(resident.consent),
             emergency: None,
             basis: format!("consent:{}", resident.consent),
+            location: Default::default(),
         };
         let grant =
             sign_grant(&self.hub.keys().signing_key(), &claims).context("signing a grant")?;
@@ -1025,6 +1026,7 @@ async fn set_up(
                 id: c.clone(),
                 name: LocalizedText::new(ja, en),
                 special_care: c.as_str() == "health.checkup",
+                location: false,
             })
             .await?;
     }
@@ -1072,6 +1074,7 @@ async fn set_up(
                 retention_days: 365,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             now,
         )

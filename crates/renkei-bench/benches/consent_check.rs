@@ -138,6 +138,7 @@ fn granted_case() -> anyhow::Result<Case> {
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     };
     let granted_at = now - TimeDelta::days(10);
     let consent = Consent {
@@ -150,6 +151,7 @@ fn granted_case() -> anyhow::Result<Case> {
         expires_at: Some(granted_at + TimeDelta::days(365)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     };
     let request = DataRequest {

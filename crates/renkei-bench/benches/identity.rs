@@ -165,6 +165,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
             id: category.clone(),
             name: LocalizedText::new("健診結果", "Check-up results"),
             special_care: true,
+            location: false,
         })
         .await?;
     let id = ServiceId::new("bench-service")?;
@@ -203,6 +204,7 @@ async fn set_up(store: &dyn Store) -> anyhow::Result<ServiceId> {
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             now,
         )

@@ -78,6 +78,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
             id: category.clone(),
             name: LocalizedText::new("住所", "Address"),
             special_care: false,
+            location: false,
         })
         .await?;
     store

@@ -141,6 +141,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
             id: cat()?,
             name: LocalizedText::new("健康診断結果", "Health check-up results"),
             special_care: true,
+            location: false,
         })
         .await?;
     store
@@ -182,6 +183,7 @@ async fn catalogue(store: &dyn Store) -> anyhow::Result<()> {
                 retention_days: 90,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             now,
         )
@@ -223,6 +225,7 @@ async fn residents(store: &dyn Store, n: usize) -> anyhow::Result<Vec<ServiceSub
                     expires_at: Some(now + TimeDelta::days(365)),
                     given_via: ConsentChannel::Portal,
                     given_by: Actor::Resident,
+                    form_reference: None,
                     revoked_at: None,
                 },
                 None,

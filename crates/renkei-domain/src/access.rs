@@ -217,6 +217,13 @@ pub enum OperatorAction {
     EndEmergency {
         declaration: DeclarationId,
     },
+    /// A service's confirmation that it deleted the location data it received under a
+    /// purpose version, after it ended, recorded by an operator.
+    ConfirmLocationDeletion {
+        service: ServiceId,
+        purpose: PurposeId,
+        version: u32,
+    },
 }
 
 /// An operator's act as the log records it.

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CategoryId, ProviderId, PurposeId, ResidentId, ServiceId};
+use crate::location::LocationUse;
 
 /// Text shown to people, in Japanese (the default) and English.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,10 @@ pub struct DataCategory {
     /// 要配慮個人情報 (APPI art. 2(3)): medical history, disability and the like. Such data
     /// needs explicit opt-in consent; opt-out provision to third parties is forbidden.
     pub special_care: bool,
+    /// The category holds a location (a point or a trace, see [`crate::location`]):
+    /// released only at the precision the purpose declared, coarsened by the provider.
+    #[serde(default)]
+    pub location: bool,
 }
 
 /// Whether the city lets a service ask for data.
@@ -155,6 +160,11 @@ pub struct Purpose {
     /// are denied `not-in-emergency`, consent or not.
     #[serde(default)]
     pub emergency_only: bool,
+    /// The precision of location data it needs and how long the service may keep it;
+    /// `None`: it declared none, and location categories go to it at the coarsest
+    /// ([`crate::location::grant_precision`]).
+    #[serde(default)]
+    pub location: Option<LocationUse>,
 }
 
 impl Purpose {
@@ -168,6 +178,10 @@ impl Purpose {
 
     /// Returns the next version if anything the resident is asked about changed, or `None`
     /// when the revision is identical (so re-publishing a purpose never voids consents).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one declared field of the purpose"
+    )]
     pub fn revise(
         &self,
         title: LocalizedText,
@@ -176,6 +190,7 @@ impl Purpose {
         retention_days: u32,
         legal_basis: LegalBasis,
         emergency_only: bool,
+        location: Option<LocationUse>,
     ) -> Option<Purpose> {
         let next = Purpose {
             service: self.service.clone(),
@@ -187,13 +202,15 @@ impl Purpose {
             retention_days,
             legal_basis,
             emergency_only,
+            location,
         };
         let unchanged = next.title == self.title
             && next.description == self.description
             && next.categories == self.categories
             && next.retention_days == self.retention_days
             && next.legal_basis == self.legal_basis
-            && next.emergency_only == self.emergency_only;
+            && next.emergency_only == self.emergency_only
+            && next.location == self.location;
         (!unchanged).then_some(next)
     }
 }
@@ -224,6 +241,7 @@ mod tests {
             retention_days: 365,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 
@@ -240,6 +258,7 @@ mod tests {
                 365,
                 LegalBasis::Consent,
                 false,
+                None,
             )
             .unwrap();
         assert_eq!(next.version, 2);
@@ -255,7 +274,8 @@ mod tests {
                 p.categories.clone(),
                 365,
                 LegalBasis::Consent,
-                false
+                false,
+                None,
             )
             .is_none()
         );
@@ -271,6 +291,7 @@ mod tests {
             365,
             LegalBasis::Consent,
             true,
+            None,
         );
         assert_eq!(next.map(|n| (n.version, n.emergency_only)), Some((2, true)));
     }
@@ -286,7 +307,8 @@ mod tests {
                 p.categories.clone(),
                 365,
                 LegalBasis::Consent,
-                false
+                false,
+                None,
             )
             .map(|n| n.version),
             Some(2)

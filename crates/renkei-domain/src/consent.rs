@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{LegalBasis, PurposeRef};
-use crate::ids::{CategoryId, ConsentId, ResidentId};
+use crate::counter::{FormReference, StaffId};
+use crate::ids::{CategoryId, ConsentId, ProviderId, ResidentId};
 
 /// How the answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +20,8 @@ pub enum ConsentChannel {
     SignInScreen,
     /// An appointed proxy (代理人) acting for the resident.
     Proxy,
-    /// City counter staff, with the resident present.
+    /// Counter staff, with the resident present: the city's, or a data provider's on the
+    /// provider's paper form.
     Counter,
     /// The demo town's sign-in; never enabled outside demo mode.
     Demo,
@@ -58,6 +60,11 @@ pub enum Actor {
     Staff {
         staff_id: String,
     },
+    /// A data provider's staff member, at the provider's counter (see [`crate::counter`]).
+    ProviderStaff {
+        provider: ProviderId,
+        staff_id: StaffId,
+    },
     /// The hub itself (expiry).
     Hub,
 }
@@ -94,6 +101,9 @@ pub struct Consent {
     pub expires_at: Option<DateTime<Utc>>,
     pub given_via: ConsentChannel,
     pub given_by: Actor,
+    /// The paper form the resident signed, for a consent taken at a counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_reference: Option<FormReference>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -202,6 +212,7 @@ mod tests {
             expires_at: Some(now + TimeDelta::days(30)),
             given_via: ConsentChannel::Portal,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         }
     }

@@ -109,8 +109,9 @@ pub enum Decision {
 pub enum Grounds {
     /// The resident's consent, in force. `during` is the declaration in force that a
     /// purpose applying only during an emergency needed (`None` for any other purpose).
+    /// Boxed: a consent is large beside an emergency's id.
     Consent {
-        consent: ActiveConsent,
+        consent: Box<ActiveConsent>,
         during: Option<DeclarationId>,
     },
     /// A declared emergency in force that names the service and releases every category
@@ -122,7 +123,7 @@ impl Grounds {
     /// The consent, when the request rests on one.
     pub fn consent(&self) -> Option<&ActiveConsent> {
         match self {
-            Self::Consent { consent, .. } => Some(consent),
+            Self::Consent { consent, .. } => Some(consent.as_ref()),
             Self::Emergency { .. } => None,
         }
     }
@@ -231,7 +232,7 @@ pub fn decide(request: &DataRequest, facts: DecisionFacts<'_>, now: DateTime<Utc
     }
     match consent_check(request, purpose, facts.consent, now) {
         Ok(consent) => Decision::Granted(Grounds::Consent {
-            consent,
+            consent: Box::new(consent),
             // A dual-mode purpose's grant names the emergency it was made during.
             during: in_force.filter(|_| purpose.emergency_only),
         }),

@@ -10,10 +10,12 @@
 pub mod access;
 pub mod catalog;
 pub mod consent;
+pub mod counter;
 pub mod decision;
 pub mod emergency;
 pub mod identity;
 pub mod ids;
+pub mod location;
 pub mod locator_sync;
 pub mod provider;
 pub mod review;
@@ -28,6 +30,9 @@ pub use catalog::{
 };
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
+};
+pub use counter::{
+    CounterConsentError, CounterFieldError, FormReference, StaffId, may_take_consent, records_form,
 };
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{
@@ -44,6 +49,7 @@ pub use ids::{
     ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId,
     ServiceId, ServiceSubject,
 };
+pub use location::{LocationDeletion, LocationPrecision, LocationUse};
 pub use locator_sync::{
     LocatorBatch, LocatorBatchError, LocatorRemoval, LocatorSyncCounts, LocatorUpsert,
     ProviderLocator,

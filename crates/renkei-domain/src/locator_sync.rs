@@ -9,7 +9,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::ids::{CategoryId, LocatorBatchId, ProviderId, ProviderSubject};
 
@@ -35,6 +38,8 @@ pub enum LocatorBatchError {
         provider: ProviderId,
         category: CategoryId,
     },
+    #[error("batch `{batch}` was already applied with other content: a new batch needs a new id")]
+    IdReused { batch: LocatorBatchId },
 }
 
 impl LocatorBatchError {
@@ -45,6 +50,7 @@ impl LocatorBatchError {
             Self::Repeated { .. } => "batch-item-repeated",
             Self::BadReference => "bad-reference",
             Self::NotRegistered { .. } => "category-not-registered",
+            Self::IdReused { .. } => "batch-id-reused",
         }
     }
 }
@@ -127,6 +133,63 @@ impl LocatorBatch {
 
     pub fn removals(&self) -> &[LocatorRemoval] {
         &self.removals
+    }
+
+    /// What the batch asks for, as a SHA-256 digest (base64url), whatever the order of its
+    /// items: the order changes nothing the batch does ([`LocatorBatch::new`]), so a retry
+    /// that lists them otherwise is the same batch. Storage keeps it beside the batch's entry
+    /// to tell a retry from another batch under a reused id ([`LocatorBatch::check_retry`]).
+    pub fn digest(&self) -> String {
+        let mut upserts: Vec<_> = self
+            .upserts
+            .iter()
+            .map(|u| {
+                (
+                    u.subject.as_str(),
+                    u.category.as_str(),
+                    u.reference.as_str(),
+                )
+            })
+            .collect();
+        upserts.sort_unstable();
+        let mut removals: Vec<_> = self
+            .removals
+            .iter()
+            .map(|r| (r.subject.as_str(), r.category.as_str()))
+            .collect();
+        removals.sort_unstable();
+        let mut hash = Sha256::new();
+        // Each field is length-prefixed, so no two different batches write the same bytes.
+        let mut field = |s: &str| {
+            hash.update((s.len() as u64).to_be_bytes());
+            hash.update(s.as_bytes());
+        };
+        field("upserts");
+        for (subject, category, reference) in upserts {
+            field(subject);
+            field(category);
+            field(reference);
+        }
+        field("removals");
+        for (subject, category) in removals {
+            field(subject);
+            field(category);
+        }
+        URL_SAFE_NO_PAD.encode(hash.finalize())
+    }
+
+    /// The rule for a batch id the provider used before, whose content had `recorded` as its
+    /// [`LocatorBatch::digest`]: the same content is a retry, answered as the first time;
+    /// other content under the same id is refused, for answering it as the first time would
+    /// tell the provider that changes were applied which never were. A batch recorded before
+    /// digests were kept (`None`) is taken as a retry, as it was then.
+    pub fn check_retry(&self, recorded: Option<&str>) -> Result<(), LocatorBatchError> {
+        match recorded {
+            Some(digest) if digest != self.digest() => {
+                Err(LocatorBatchError::IdReused { batch: self.id })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The rule: a provider writes locators only for categories it is registered for
@@ -244,6 +307,58 @@ mod tests {
             vec![],
         );
         assert!(other_category.is_ok());
+    }
+
+    #[test]
+    fn a_reused_batch_id_is_a_retry_only_with_the_same_content_in_any_order() {
+        let first = batch(
+            vec![
+                upsert(1, "health.checkup", "p-1"),
+                upsert(2, "health.checkup", "p-2"),
+            ],
+            vec![],
+        )
+        .unwrap();
+        let reordered = batch(
+            vec![
+                upsert(2, "health.checkup", "p-2"),
+                upsert(1, "health.checkup", "p-1"),
+            ],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(reordered.check_retry(Some(&first.digest())), Ok(()));
+        let changed = batch(
+            vec![
+                upsert(1, "health.checkup", "p-1"),
+                upsert(2, "health.checkup", "p-9"),
+            ],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            changed.check_retry(Some(&first.digest())),
+            Err(LocatorBatchError::IdReused { batch: first.id() })
+        );
+        // An upsert is not the removal of the same item, nor are fields run together.
+        let removal = batch(
+            vec![],
+            vec![LocatorRemoval {
+                subject: subject(1),
+                category: cat("health.checkup"),
+            }],
+        )
+        .unwrap();
+        assert_ne!(removal.digest(), batch(vec![], vec![]).unwrap().digest());
+        assert_ne!(
+            batch(vec![upsert(1, "health.checkup", "p-1")], vec![])
+                .unwrap()
+                .digest(),
+            batch(vec![upsert(1, "health.checku", "pp-1")], vec![])
+                .unwrap()
+                .digest()
+        );
+        assert_eq!(changed.check_retry(None), Ok(()), "recorded before digests");
     }
 
     #[test]

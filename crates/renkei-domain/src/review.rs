@@ -20,6 +20,10 @@
 //!   last a year by default, and data kept past the consent it came under needs a reason) and
 //!   under public health; 90 days under vital interest (emergency use is short-lived); 1,825
 //!   days (five years, the common statutory period such as medical records) under law.
+//! - **Location data kept long**: a location category (declared, or by the words above) in a
+//!   purpose whose service may keep it longer than its precision justifies
+//!   ([`LocationPrecision::retention_limit_days`]: a week exact, a month at 100 m, a year
+//!   coarser; a purpose that declared no precision gets the coarsest).
 //! - **A category outside the vocabulary**: the operator cannot judge what it is.
 //! - **A sector shared with another service** ([`shared_sector`]): pairwise subjects are an
 //!   HMAC of sector and resident, so services of one sector know each resident by the same
@@ -36,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{DataCategory, LegalBasis, Purpose, Service};
 use crate::ids::{CategoryId, PurposeId, ServiceId};
+use crate::location::{LocationPrecision, grant_precision};
 
 /// One risk an operator must confirm before approving a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,15 @@ pub enum RiskFlag {
         categories: BTreeSet<CategoryId>,
         /// The words in the purpose's text that read as advertising or marketing.
         matched: BTreeSet<String>,
+    },
+    /// The service may keep location data longer than its precision justifies
+    /// ([`LocationPrecision::retention_limit_days`]).
+    LocationRetention {
+        purpose: PurposeId,
+        categories: BTreeSet<CategoryId>,
+        precision: LocationPrecision,
+        retention_days: u32,
+        limit_days: u32,
     },
     /// The service keeps what it receives longer than the purpose's legal basis needs.
     LongRetention {
@@ -75,12 +89,14 @@ pub enum RiskFlag {
 }
 
 impl RiskFlag {
-    /// The flag's kind, stable: `special-care`, `location-marketing`, `long-retention`,
+    /// The flag's kind, stable: `special-care`, `location-marketing`, `location-retention`,
+    /// `long-retention`,
     /// `unknown-category`, `shared-sector`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::SpecialCare { .. } => "special-care",
             Self::LocationForMarketing { .. } => "location-marketing",
+            Self::LocationRetention { .. } => "location-retention",
             Self::LongRetention { .. } => "long-retention",
             Self::UnknownCategory { .. } => "unknown-category",
             Self::SharedSector { .. } => "shared-sector",
@@ -92,6 +108,7 @@ impl RiskFlag {
         match self {
             Self::SpecialCare { purpose, .. }
             | Self::LocationForMarketing { purpose, .. }
+            | Self::LocationRetention { purpose, .. }
             | Self::LongRetention { purpose, .. }
             | Self::UnknownCategory { purpose, .. } => Some(purpose),
             Self::SharedSector { .. } => None,
@@ -141,10 +158,14 @@ const LOCATION_SEGMENTS: &[&str] = &["location", "geo", "gps", "geolocation", "p
 /// Words in a category's name that make it location data.
 const LOCATION_NAMES: &[&str] = &["位置情報", "位置データ", "移動履歴", "location", "gps"];
 
-/// Whether a category is location data: an id segment from `LOCATION_SEGMENTS` or a name
-/// containing 位置情報, 位置データ, 移動履歴, "location" or "GPS". A postal address is not
-/// location data in this sense (it is where one lives, not where one goes).
+/// Whether a category is location data: declared so ([`DataCategory::location`]), or, for
+/// a category that did not say, an id segment from `LOCATION_SEGMENTS` or a name containing
+/// 位置情報, 位置データ, 移動履歴, "location" or "GPS". A postal address is not location data
+/// in this sense (it is where one lives, not where one goes).
 pub fn is_location_category(category: &CategoryId, known: Option<&DataCategory>) -> bool {
+    if known.is_some_and(|c| c.location) {
+        return true;
+    }
     let by_id = category
         .as_str()
         .split(['.', '_', '-'])
@@ -240,10 +261,23 @@ pub fn review(purposes: &[Purpose], vocabulary: &[DataCategory]) -> Vec<RiskFlag
             if !matched.is_empty() {
                 flags.push(RiskFlag::LocationForMarketing {
                     purpose: purpose.id.clone(),
-                    categories: location,
+                    categories: location.clone(),
                     matched,
                 });
             }
+        }
+        let precision = grant_precision(purpose.location.as_ref());
+        let kept = purpose
+            .location
+            .map_or(purpose.retention_days, |l| l.retention_days);
+        if !location.is_empty() && kept > precision.retention_limit_days() {
+            flags.push(RiskFlag::LocationRetention {
+                purpose: purpose.id.clone(),
+                categories: location,
+                precision,
+                retention_days: kept,
+                limit_days: precision.retention_limit_days(),
+            });
         }
         let limit = retention_limit_days(purpose.legal_basis);
         if purpose.retention_days > limit {
@@ -292,6 +326,7 @@ mod tests {
             id: CategoryId::new(id).unwrap(),
             name: LocalizedText::new(ja, en),
             special_care,
+            location: false,
         }
     }
 
@@ -324,6 +359,7 @@ mod tests {
             retention_days: days,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 
@@ -448,6 +484,7 @@ mod tests {
             [
                 "special-care:a",
                 "location-marketing:a",
+                "location-retention:a",
                 "long-retention:a",
                 "special-care:b"
             ]
@@ -509,5 +546,34 @@ mod tests {
         let flags = review(&[p], &vocabulary());
         let acks: BTreeSet<String> = ["special-care:b".to_owned()].into();
         assert_eq!(unacknowledged(&flags, &acks).len(), 1);
+    }
+
+    #[test]
+    fn location_kept_longer_than_its_precision_justifies_is_flagged() {
+        let mut vocabulary = vocabulary();
+        vocabulary.push(DataCategory {
+            id: CategoryId::new("bus.stop").unwrap(),
+            name: LocalizedText::new("乗車地点", "Boarding point"),
+            special_care: false,
+            location: true,
+        });
+        let mut exact = purpose("rides", "Rides", &["bus.stop"], 30);
+        exact.location = Some(crate::LocationUse {
+            precision: LocationPrecision::Exact,
+            retention_days: 30,
+        });
+        let flags = review(&[exact.clone()], &vocabulary);
+        assert!(
+            flags.iter().any(|f| f.key() == "location-retention:rides"),
+            "a declared location category, exact, kept a month: {flags:?}"
+        );
+        exact.location = Some(crate::LocationUse {
+            precision: LocationPrecision::Mesh1km,
+            retention_days: 30,
+        });
+        assert!(
+            review(&[exact], &vocabulary).is_empty(),
+            "a 1 km mesh kept a month"
+        );
     }
 }

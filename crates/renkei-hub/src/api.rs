@@ -29,7 +29,7 @@ use crate::history::{AccessPage, AccessRecordView, LogEntryView, LogPage};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_log, api_outbound, catalogue, history, provider_sync};
+use crate::{api_log, api_outbound, catalogue, counter_consents, history, provider_sync};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -314,6 +314,11 @@ fn declared() -> Routes<Hub> {
         )
         .api(Provider, api_outbound::poll, api_outbound::__path_poll)
         .api(Provider, api_outbound::answer, api_outbound::__path_answer)
+        .api(
+            Provider,
+            counter_consents::record_counter_consent,
+            counter_consents::__path_record_counter_consent,
+        )
 }
 
 /// The document's parts besides its operations (those come from `declared`): its

@@ -44,6 +44,7 @@ pub(crate) async fn register_category(
         name_ja: c.name.ja,
         name_en: c.name.en,
         special_care: c.special_care,
+        location: c.location,
     };
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use renkei_domain::{
-    CategoryId, DataRequest, Decision, Grounds, Locator, ProviderConnection, ProviderDelivery,
-    ProviderId, PurposeId, RequestId, Service, ServiceId, ServiceSubject,
+    CategoryId, DataRequest, Decision, Grounds, LocationPrecision, Locator, ProviderConnection,
+    ProviderDelivery, ProviderId, PurposeId, PurposeRef, RequestId, Service, ServiceId,
+    ServiceSubject,
 };
 use renkei_protocol::envelope::SealedPayload;
 use renkei_protocol::grant::{GrantClaims, sign_grant};
@@ -308,13 +309,14 @@ impl Hub {
         // sealed to the service, so the hub holds nothing it could read), but no answer goes
         // to the service until `record.durable()` returned: a crash before the commit loses
         // the request and its record together.
-        let mut fetches = Vec::new();
         // A granted decision read the current purpose, whose version its record states.
         let purpose_version = recorded
             .record
             .purpose_version
             .ok_or_else(|| HubError::internal("a granted record without a purpose version"))?;
-        let (request, grounds, service) = (&request, &grounds, &service);
+        let location = self.location_precisions(&request, purpose_version).await?;
+        let mut fetches = Vec::new();
+        let (request, grounds, service, location) = (&request, &grounds, &service, &location);
         for ((provider, reference), categories) in group_by_provider(&recorded.locators) {
             let connection = providers.get(&provider).cloned();
             fetches.push(async move {
@@ -329,7 +331,7 @@ impl Hub {
                         service,
                         &provider,
                         &reference,
-                        &categories,
+                        (&categories, location),
                         now,
                     )
                     .await;
@@ -433,7 +435,7 @@ impl Hub {
         service: &Service,
         provider: &ProviderId,
         reference: &str,
-        categories: &[CategoryId],
+        (categories, location): (&[CategoryId], &BTreeMap<CategoryId, LocationPrecision>),
         now: DateTime<Utc>,
     ) -> Result<String, HubError> {
         // A grant lives at least a second (`exp` after `iat`) and at most a minute.
@@ -456,11 +458,50 @@ impl Hub {
             consent: grounds.consent().map(|c| c.consent().id),
             emergency: grounds.declaration(),
             basis: grounds.basis().to_string(),
+            location: location
+                .iter()
+                .filter(|(c, _)| categories.contains(c))
+                .map(|(c, p)| (c.clone(), *p))
+                .collect(),
         };
         self.keys()
             .sign_with(move |key| sign_grant(key, &claims))
             .await?
             .map_err(|e| HubError::internal(format!("grant signing: {e}")))
+    }
+
+    /// The precision each location category the request asks for is released at: the
+    /// purpose's declared one, or the coarsest for a purpose that declared none
+    /// ([`renkei_domain::location::grant_precision`]). Empty when no category asked for holds
+    /// a location.
+    async fn location_precisions(
+        &self,
+        request: &DataRequest,
+        purpose_version: u32,
+    ) -> Result<BTreeMap<CategoryId, LocationPrecision>, HubError> {
+        let vocabulary = self.store().categories().await?;
+        let located: Vec<&CategoryId> = request
+            .categories
+            .iter()
+            .filter(|c| vocabulary.iter().any(|v| &v.id == *c && v.location))
+            .collect();
+        if located.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let purpose = self
+            .store()
+            .purpose_version(&PurposeRef {
+                service: request.service.clone(),
+                purpose: request.purpose.clone(),
+                version: purpose_version,
+            })
+            .await?;
+        let precision =
+            renkei_domain::location::grant_precision(purpose.and_then(|p| p.location).as_ref());
+        Ok(located
+            .into_iter()
+            .map(|c| (c.clone(), precision))
+            .collect())
     }
 
     /// Asks one provider, reading at most `limit` bytes of its answer.

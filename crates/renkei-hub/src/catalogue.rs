@@ -21,6 +21,8 @@ pub struct CategoryView {
     pub name_en: String,
     /// 要配慮個人情報 (special-care personal information).
     pub special_care: bool,
+    /// It holds a location, released at each purpose's declared precision.
+    pub location: bool,
 }
 
 // A registered service and its purposes.
@@ -48,6 +50,13 @@ pub struct PurposeView {
     pub legal_basis: String,
     /// Applies only while a declared emergency is in force (dual mode).
     pub emergency_only: bool,
+    /// The precision of location data it receives (`exact`, `100m`, `1km-mesh`,
+    /// `municipality`), if it declared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_precision: Option<String>,
+    /// How long the service may keep that location data, in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_retention_days: Option<u32>,
 }
 
 impl From<renkei_domain::Purpose> for PurposeView {
@@ -63,6 +72,8 @@ impl From<renkei_domain::Purpose> for PurposeView {
             retention_days: p.retention_days,
             legal_basis: p.legal_basis.as_str().to_owned(),
             emergency_only: p.emergency_only,
+            location_precision: p.location.map(|l| l.precision.as_str().to_owned()),
+            location_retention_days: p.location.map(|l| l.retention_days),
         }
     }
 }
@@ -109,6 +120,7 @@ impl Hub {
                 name_ja: c.name.ja,
                 name_en: c.name.en,
                 special_care: c.special_care,
+                location: c.location,
             })
             .collect())
     }

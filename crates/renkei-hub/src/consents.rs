@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use renkei_domain::{
-    Actor, Consent, ConsentChannel, ConsentId, PurposeId, ResidentId, Service, ServiceId,
-    ServiceStatus,
+    Actor, Consent, ConsentChannel, ConsentId, FormReference, Purpose, PurposeId, ResidentId,
+    Service, ServiceId, ServiceStatus, ServiceSubject,
 };
 use renkei_protocol::event::ConsentEventClaims;
 use renkei_protocol::receipt::{ConsentReceipt, ReceiptInput, sign_receipt};
@@ -54,8 +54,13 @@ pub struct ConsentView {
     pub revoked_at: Option<DateTime<Utc>>,
     /// `portal`, `sign_in_screen`, `proxy`, `counter` or `demo`.
     pub given_via: String,
+    /// Who gave it: `{"kind": "resident"}`, a proxy, or for a counter consent the staff
+    /// member who took it (`{"kind": "provider_staff", "provider": …, "staff_id": …}`).
     #[schema(value_type = Object)]
     pub given_by: serde_json::Value,
+    /// The paper form signed at a counter, as the provider files it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_reference: Option<String>,
 }
 
 impl ConsentView {
@@ -73,13 +78,16 @@ impl ConsentView {
             revoked_at: c.revoked_at,
             given_via: c.given_via.as_str().to_owned(),
             given_by: serde_json::to_value(&c.given_by).unwrap_or_default(),
+            form_reference: c.form_reference.as_ref().map(ToString::to_string),
         }
     }
 }
 
 /// A whole number given as any JSON number: JSON has one number type, and to a JSON Schema
 /// validator (and so to the API document) `426.0` is the integer 426.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
     use serde::de::Error;
     let Some(n) = Option::<f64>::deserialize(d)? else {
         return Ok(None);
@@ -147,6 +155,48 @@ pub(crate) fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// How a new consent is given: everything but the purpose it is given to.
+pub(crate) struct ConsentTerms {
+    pub resident: ResidentId,
+    /// From [`consent_days`].
+    pub days: u32,
+    pub via: ConsentChannel,
+    pub by: Actor,
+    pub form_reference: Option<FormReference>,
+}
+
+impl ConsentTerms {
+    /// A new consent to the purpose's version, from now.
+    pub fn consent(self, purpose: &Purpose) -> Consent {
+        let now = now_ms();
+        Consent {
+            id: ConsentId::from_uuid(uuid::Uuid::new_v4()),
+            resident: self.resident,
+            purpose: purpose.reference(),
+            categories: purpose.categories.clone(),
+            legal_basis: purpose.legal_basis,
+            granted_at: now,
+            expires_at: Some(now + TimeDelta::days(i64::from(self.days))),
+            given_via: self.via,
+            given_by: self.by,
+            form_reference: self.form_reference,
+            revoked_at: None,
+        }
+    }
+}
+
+/// How many days a consent asked for with `valid_days` lasts: 1 to [`MAX_CONSENT_DAYS`],
+/// [`DEFAULT_CONSENT_DAYS`] if absent.
+pub(crate) fn consent_days(valid_days: Option<u32>) -> Result<u32, HubError> {
+    let days = valid_days.unwrap_or(DEFAULT_CONSENT_DAYS);
+    if !(1..=MAX_CONSENT_DAYS).contains(&days) {
+        return Err(HubError::Malformed(format!(
+            "`valid_days` must be 1 to {MAX_CONSENT_DAYS}, not `{days}`"
+        )));
+    }
+    Ok(days)
+}
+
 impl Hub {
     pub async fn grant_consent(
         &self,
@@ -159,48 +209,55 @@ impl Hub {
             ServiceId::new(body.service).map_err(|e| HubError::Malformed(e.to_string()))?;
         let purpose_id =
             PurposeId::new(body.purpose).map_err(|e| HubError::Malformed(e.to_string()))?;
-        let days = body.valid_days.unwrap_or(DEFAULT_CONSENT_DAYS);
-        if !(1..=MAX_CONSENT_DAYS).contains(&days) {
-            return Err(HubError::Malformed(format!(
-                "`valid_days` must be 1 to {MAX_CONSENT_DAYS}, not `{days}`"
-            )));
-        }
+        let days = consent_days(body.valid_days)?;
         let service = self.approved_service(&service_id).await?;
-        let purpose = self
-            .store()
-            .current_purpose(&service_id, &purpose_id)
-            .await?
-            .ok_or_else(|| {
-                HubError::UnknownPurpose(service_id.to_string(), purpose_id.to_string())
-            })?;
-        let now = now_ms();
-        let consent = Consent {
-            id: ConsentId::from_uuid(uuid::Uuid::new_v4()),
+        let purpose = self.current_purpose(&service_id, &purpose_id).await?;
+        let consent = ConsentTerms {
             resident,
-            purpose: purpose.reference(),
-            categories: purpose.categories.clone(),
-            legal_basis: purpose.legal_basis,
-            granted_at: now,
-            expires_at: Some(now + TimeDelta::days(i64::from(days))),
-            given_via: via,
-            given_by: by,
-            revoked_at: None,
-        };
-        let subject = self.keys().subject(&service.sector, resident);
-        self.store()
-            .link_subject(&service.sector, &subject, resident)
+            days,
+            via,
+            by,
+            form_reference: None,
+        }
+        .consent(&purpose);
+        let subject = self.record_consent(&service, &consent).await?;
+        let receipt = self
+            .sign_receipt(&consent, &service, consent.granted_at)
             .await?;
-        let notify = self.outbox_message(&service, Change::Granted, &consent, now);
-        self.store()
-            .grant_consent(&consent, notify.as_ref())
-            .await?;
-        self.outbox_written().notify_one();
-        let receipt = self.sign_receipt(&consent, &service, now).await?;
         Ok(GrantedConsent {
-            consent: ConsentView::of(&consent, now),
+            consent: ConsentView::of(&consent, consent.granted_at),
             receipt,
             subject: subject.to_string(),
         })
+    }
+
+    /// The current version of a purpose of a service.
+    pub(crate) async fn current_purpose(
+        &self,
+        service: &ServiceId,
+        purpose: &PurposeId,
+    ) -> Result<Purpose, HubError> {
+        self.store()
+            .current_purpose(service, purpose)
+            .await?
+            .ok_or_else(|| HubError::UnknownPurpose(service.to_string(), purpose.to_string()))
+    }
+
+    /// Stores a new consent (with its log entry and the service's webhook message, in one
+    /// transaction) and answers the resident's subject at the service.
+    pub(crate) async fn record_consent(
+        &self,
+        service: &Service,
+        consent: &Consent,
+    ) -> Result<ServiceSubject, HubError> {
+        let subject = self.keys().subject(&service.sector, consent.resident);
+        self.store()
+            .link_subject(&service.sector, &subject, consent.resident)
+            .await?;
+        let notify = self.outbox_message(service, Change::Granted, consent, consent.granted_at);
+        self.store().grant_consent(consent, notify.as_ref()).await?;
+        self.outbox_written().notify_one();
+        Ok(subject)
     }
 
     /// Revokes at once: when this returns, the revocation is durable and every data request

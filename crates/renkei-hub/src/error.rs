@@ -145,6 +145,12 @@ impl From<StoreError> for HubError {
             StoreError::LocatorsRefused(
                 e @ renkei_domain::LocatorBatchError::NotRegistered { .. },
             ) => Self::Forbidden(e.to_string()),
+            StoreError::LocatorsRefused(e @ renkei_domain::LocatorBatchError::IdReused { .. }) => {
+                Self::InvalidField {
+                    field: "batch_id".to_owned(),
+                    detail: e.to_string(),
+                }
+            }
             StoreError::LocatorsRefused(e) => Self::Malformed(e.to_string()),
             e if e.is_unavailable() => {
                 tracing::warn!(error = %e, "storage is unavailable");

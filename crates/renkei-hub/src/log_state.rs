@@ -151,6 +151,7 @@ mod tests {
             expires_at: None,
             given_via: ConsentChannel::Portal,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at,
         }
     }

@@ -281,9 +281,11 @@ fn key(item: &LocatorItem) -> Result<(ProviderSubject, CategoryId), HubError> {
 }
 
 /// Applies a batch of the calling provider's locator changes (one log entry of counts).
-/// A batch id used before changes nothing and is answered as the first time.
+/// A batch id used before changes nothing: sent again with the same items (in any order) it
+/// is answered as the first time; with other items it is refused (`invalid-field`, field
+/// `batch_id`).
 #[utoipa::path(post, path = "/v1/provider/locators/sync", request_body = LocatorSyncBody, security(("provider" = [])),
-    responses((status = 200, body = LocatorSyncAnswer), (status = 400, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = LocatorSyncAnswer), (status = 400, description = "Malformed, or a batch id already used for other items: nothing applied", body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, description = "A category the provider is not registered for: nothing applied", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Storage unavailable: nothing applied; send the same batch again", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]

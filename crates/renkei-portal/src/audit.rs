@@ -196,6 +196,11 @@ fn audit_row(
                 Actor::Resident => t.get("audit-actor-resident"),
                 Actor::Proxy { proxy } => t.arg("audit-actor-proxy", "id", proxy),
                 Actor::Staff { staff_id } => t.arg("audit-actor-staff", "id", staff_id),
+                Actor::ProviderStaff { provider, staff_id } => t.arg2(
+                    "audit-actor-provider-staff",
+                    ("provider", provider),
+                    ("id", staff_id),
+                ),
                 Actor::Hub => t.get("audit-actor-hub"),
             };
             AuditRow {
@@ -270,6 +275,9 @@ fn audit_row(
                 OperatorAction::ProposeEmergencyRenewal { .. } => ("propose-renewal", None),
                 OperatorAction::ConfirmEmergencyRenewal { .. } => ("confirm-renewal", None),
                 OperatorAction::EndEmergency { .. } => ("end-emergency", None),
+                OperatorAction::ConfirmLocationDeletion { service, .. } => {
+                    ("confirm-location-deletion", Some(service))
+                }
             };
             let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
             let actor = match &o.actor {

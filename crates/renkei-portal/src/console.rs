@@ -288,6 +288,21 @@ pub fn flag_text(
             ("purpose", &title),
             ("categories", &names(categories)),
         ),
+        RiskFlag::LocationRetention {
+            categories,
+            precision,
+            retention_days,
+            limit_days,
+            ..
+        } => t.args(
+            "flag-location-retention",
+            &[
+                ("purpose", &title),
+                ("categories", &names(categories)),
+                ("precision", &precision.as_str()),
+                ("days", &format!("{retention_days} / {limit_days}")),
+            ],
+        ),
         RiskFlag::LongRetention {
             purpose: _,
             retention_days,

@@ -294,6 +294,7 @@ pub async fn add_category(
         name_ja: form.name_ja,
         name_en: form.name_en,
         special_care: form.special_care.is_some(),
+        location: false,
     };
     let (error, message) = match state.hub.register_category(&op.id, registration).await {
         Ok(c) => (None, Some(ctx.t.arg("console-category-added", "id", &c.id))),

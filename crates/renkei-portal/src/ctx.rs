@@ -52,6 +52,7 @@ impl Ctx {
                 ("/portal/passkeys", "nav-passkeys"),
                 ("/portal/requests", "nav-requests"),
                 ("/portal/proxies", "nav-proxies"),
+                ("/portal/provider-codes", "nav-provider-codes"),
             ]
             .into_iter()
             .map(|(href, id)| NavItem {
@@ -73,7 +74,7 @@ impl Ctx {
             "/portal/services" => may(ProxyPermission::ViewConsents),
             "/portal/history" => may(ProxyPermission::ViewHistory),
             "/portal/requests" => may(ProxyPermission::FileRequests),
-            "/portal/proxies" => may(ProxyPermission::ManageAccount),
+            "/portal/proxies" | "/portal/provider-codes" => may(ProxyPermission::ManageAccount),
             _ => true,
         });
         ctx.acting_for = me.acting_for.clone();
@@ -91,6 +92,10 @@ impl Ctx {
                 ("/console/providers", "nav-console-providers"),
                 ("/console/categories", "nav-console-categories"),
                 ("/console/requests", "nav-console-requests"),
+                (
+                    "/console/location-deletions",
+                    "nav-console-location-deletions",
+                ),
                 ("/console/audit", "nav-console-audit"),
             ]
             .into_iter()

@@ -178,7 +178,7 @@ pub fn history_row(
                 .and_then(|k| k.as_str())
                 .unwrap_or("resident");
             let what = t.get_or(&format!("consent-change-{change}"), "consent-change-other");
-            let basis = t.get_or(&format!("actor-{actor}"), "actor-other");
+            let basis = t.get_or(&format!("actor-{}", actor.replace('_', "-")), "actor-other");
             (what, "consent".to_owned(), basis, Vec::new())
         }
         "fulfilment" => {

@@ -146,6 +146,15 @@ impl Tr {
         self.format(id, Some(&args))
     }
 
+    /// The message `id` with any number of arguments.
+    pub fn args(&self, id: &str, values: &[(&str, &dyn std::fmt::Display)]) -> String {
+        let mut args = FluentArgs::new();
+        for (name, value) in values {
+            args.set(*name, FluentValue::from(value.to_string()));
+        }
+        self.format(id, Some(&args))
+    }
+
     /// The message `id` with a number argument (for plural rules).
     pub fn count(&self, id: &str, name: &str, n: usize) -> String {
         let mut args = FluentArgs::new();

@@ -360,7 +360,7 @@ pub struct PasskeysQuery {
     next: Option<String>,
 }
 
-async fn account_holder(
+pub(crate) async fn account_holder(
     state: &PortalState,
     headers: &HeaderMap,
 ) -> Result<ResidentSession, PortalError> {

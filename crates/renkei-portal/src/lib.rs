@@ -18,6 +18,7 @@ mod assets;
 mod audit;
 mod authorize;
 mod console;
+mod console_location;
 mod console_providers;
 mod ctx;
 mod error;
@@ -26,6 +27,7 @@ mod guard;
 mod history;
 pub mod i18n;
 mod identity;
+mod provider_codes;
 mod proxies;
 mod requests;
 mod resident;
@@ -135,6 +137,11 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             Resident(Entrusted(FileRequests)),
             requests::file,
         )
+        .get(
+            "/portal/provider-codes",
+            Resident(Never),
+            provider_codes::provider_codes,
+        )
         .get("/portal/proxies", Resident(Never), proxies::proxies)
         .post("/portal/proxies/invite", Resident(Never), proxies::invite)
         .post("/portal/proxies/{id}/end", Resident(Never), proxies::end)
@@ -172,6 +179,16 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             "/console/providers/{id}/suspend",
             Operator,
             console_providers::suspend,
+        )
+        .get(
+            "/console/location-deletions",
+            Operator,
+            console_location::deletions,
+        )
+        .post(
+            "/console/location-deletions/confirm",
+            Operator,
+            console_location::confirm,
         )
         .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)

@@ -50,6 +50,7 @@ fn actor_text(t: &Tr, actor: &Actor) -> String {
         Actor::Resident => t.get("request-by-resident"),
         Actor::Proxy { .. } => t.get("request-by-proxy"),
         Actor::Staff { .. } => t.get("actor-staff"),
+        Actor::ProviderStaff { .. } => t.get("actor-provider-staff"),
         Actor::Hub => t.get("actor-hub"),
     }
 }

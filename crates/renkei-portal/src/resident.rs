@@ -21,7 +21,7 @@ use crate::identity::{safe_next, with_next};
 use crate::security::{OWN_SESSION_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::session::{ResidentSession, resident};
 use crate::time::{tokyo, tokyo_date, tokyo_iso};
-use renkei_hub::catalogue::{CategoryView, ServiceView};
+use renkei_hub::catalogue::{CategoryView, ProviderView, ServiceView};
 
 pub(crate) fn render(t: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(t.render()?).into_response())
@@ -221,6 +221,10 @@ pub struct PurposeCard {
     pub can_switch: bool,
     /// Whether the resident ever agreed to this purpose (restart rather than start).
     pub had_consent: bool,
+    /// Where, by whom and on which form, for a consent taken at a provider's counter.
+    pub counter: Option<String>,
+    /// How precisely the service receives location data and how long it may keep it.
+    pub location: Option<String>,
 }
 
 pub struct ServiceCard {
@@ -237,6 +241,7 @@ pub struct PastConsent {
     pub granted: String,
     pub ended: String,
     pub via: String,
+    pub counter: Option<String>,
 }
 
 #[derive(Template)]
@@ -302,6 +307,28 @@ fn via_text(t: &Tr, via: &str) -> String {
     t.get_or(&format!("via-{}", via.replace('_', "-")), "via-other")
 }
 
+/// For a consent a provider's staff took at its counter: which provider, which staff member
+/// and which paper form, so the resident can follow it up there.
+fn counter_text(t: &Tr, c: &ConsentView, providers: &[ProviderView], lang: Lang) -> Option<String> {
+    if c.given_via != "counter" {
+        return None;
+    }
+    let provider = c.given_by.get("provider")?.as_str()?;
+    let staff = c.given_by.get("staff_id")?.as_str()?;
+    let name = providers
+        .iter()
+        .find(|p| p.id == provider)
+        .map_or(provider, |p| lang.pick(&p.name_ja, &p.name_en));
+    Some(t.args(
+        "counter-given",
+        &[
+            ("provider", &name),
+            ("staff", &staff),
+            ("form", &c.form_reference.as_deref().unwrap_or("-")),
+        ],
+    ))
+}
+
 fn consent_state_text(t: &Tr, c: &ConsentView) -> String {
     t.get_or(&format!("state-{}", c.state), "state-other")
 }
@@ -317,6 +344,7 @@ pub async fn services(
     let t = ctx.t;
     let catalogue = state.hub.services().await?;
     let vocabulary = state.hub.categories().await?;
+    let providers = state.hub.providers().await?;
     // The hub gives a proxy only the consents of the services entrusted (and refuses one
     // entrusted with neither consents nor the history); the page lists only those services.
     let consents = state.hub.consents(&me.hub).await?;
@@ -364,6 +392,23 @@ pub async fn services(
                         .require(ProxyPermission::ManageConsents, service_id.as_ref())
                         .is_ok(),
                     had_consent: current.is_some(),
+                    counter: active.and_then(|c| counter_text(&t, c, &providers, lang)),
+                    location: p.location_precision.as_deref().map(|precision| {
+                        t.arg2(
+                            "purpose-location",
+                            (
+                                "precision",
+                                &t.get_or(
+                                    &format!("location-precision-{precision}"),
+                                    "location-precision-other",
+                                ),
+                            ),
+                            (
+                                "days",
+                                &p.location_retention_days.unwrap_or(p.retention_days),
+                            ),
+                        )
+                    }),
                 }
             })
             .collect();
@@ -388,6 +433,7 @@ pub async fn services(
                 .map(|at| tokyo(at, lang))
                 .unwrap_or_default(),
             via: via_text(&t, &c.given_via),
+            counter: counter_text(&t, c, &providers, lang),
         })
         .collect();
     let done = q

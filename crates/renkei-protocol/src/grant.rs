@@ -3,14 +3,15 @@
 //! its audience, and is accepted once.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    CategoryId, ConsentId, DeclarationId, ProviderId, PurposeId, RequestId, ServiceId,
+    CategoryId, ConsentId, DeclarationId, LocationPrecision, ProviderId, PurposeId, RequestId,
+    ServiceId,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -69,6 +70,11 @@ pub struct GrantClaims {
     /// What the release rests on, as the hub's access record says: `consent:<consent id>`
     /// or `emergency:<declaration id>` (see [`GrantClaims::basis_of`]).
     pub basis: String,
+    /// The precision each location category of the grant is released at (the purpose's):
+    /// the provider coarsens those values to it before sealing
+    /// ([`renkei_domain::location::coarsen`]). Every key is one of `categories`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub location: BTreeMap<CategoryId, LocationPrecision>,
 }
 
 impl GrantClaims {
@@ -104,6 +110,7 @@ impl std::fmt::Debug for GrantClaims {
             .field("consent", &self.consent)
             .field("emergency", &self.emergency)
             .field("basis", &self.basis)
+            .field("location", &self.location)
             .finish()
     }
 }
@@ -130,6 +137,8 @@ struct WireGrant {
     /// Absent from the grants of hubs from before emergencies: the consent's, then.
     #[serde(default)]
     basis: Option<String>,
+    #[serde(default)]
+    location: BTreeMap<CategoryId, LocationPrecision>,
 }
 
 /// Why a grant was refused. Each variant has a stable [`code`](GrantError::code) for
@@ -194,6 +203,18 @@ fn check_basis(
     }
 }
 
+/// Checks that every precision a grant names is for one of its categories.
+fn check_location(
+    categories: &[CategoryId],
+    location: &BTreeMap<CategoryId, LocationPrecision>,
+) -> Result<(), &'static str> {
+    if location.keys().all(|c| categories.contains(c)) {
+        Ok(())
+    } else {
+        Err("`location` names a category the grant does not")
+    }
+}
+
 /// Checks the parts of a grant that do not depend on who reads it or when.
 fn check_shape(
     sub: &str,
@@ -234,6 +255,7 @@ pub fn sign_grant(key: &SigningKey, claims: &GrantClaims) -> Result<String, Sign
     .map_err(SignError::InvalidClaims)?;
     check_basis(claims.consent, claims.emergency, Some(&claims.basis))
         .map_err(SignError::InvalidClaims)?;
+    check_location(&claims.categories, &claims.location).map_err(SignError::InvalidClaims)?;
     if claims.exp.saturating_sub(claims.iat) > MAX_GRANT_LIFETIME_SECS {
         return Err(SignError::InvalidClaims(
             "the grant would live longer than 60 seconds",
@@ -336,6 +358,7 @@ impl GrantVerifier {
         .map_err(GrantError::Malformed)?;
         let basis = check_basis(wire.consent, wire.emergency, wire.basis.as_deref())
             .map_err(GrantError::Malformed)?;
+        check_location(&wire.categories, &wire.location).map_err(GrantError::Malformed)?;
         if wire.exp.saturating_sub(wire.iat) > MAX_GRANT_LIFETIME_SECS {
             return Err(GrantError::LifetimeTooLong);
         }
@@ -369,6 +392,7 @@ impl GrantVerifier {
             consent: wire.consent,
             emergency: wire.emergency,
             basis,
+            location: wire.location,
         })
     }
 
@@ -431,6 +455,7 @@ mod tests {
             consent: Some(ConsentId::from_uuid(uuid(3))),
             emergency: None,
             basis: format!("consent:{}", uuid(3)),
+            location: Default::default(),
         };
         let shown = format!("{claims:?}");
         assert!(!shown.contains("patient-000123"), "{shown}");

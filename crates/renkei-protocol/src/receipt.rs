@@ -366,6 +366,7 @@ mod tests {
             retention_days: 365,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 
@@ -375,11 +376,13 @@ mod tests {
                 id: CategoryId::new("health.checkup").unwrap(),
                 name: LocalizedText::new("健診結果", "Checkup results"),
                 special_care: true,
+                location: false,
             },
             DataCategory {
                 id: CategoryId::new("payment.history").unwrap(),
                 name: LocalizedText::new("決済履歴", "Payment history"),
                 special_care: false,
+                location: false,
             },
         ]
     }
@@ -404,6 +407,7 @@ mod tests {
             expires_at: Some(at + chrono::TimeDelta::days(365)),
             given_via: ConsentChannel::Portal,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod config;
+pub mod counter;
 pub mod credentials;
 pub mod outbound;
 pub mod sources;
@@ -45,6 +46,8 @@ pub enum KitError {
     SigningKey { path: String, message: String },
     #[error("the hub's keys at `{url}`: {message}")]
     HubKeys { url: String, message: String },
+    #[error("the hub at `{url}`: {message}")]
+    Hub { url: String, message: String },
     #[error("listening on `{addr}`: {source}")]
     Listen {
         addr: SocketAddr,

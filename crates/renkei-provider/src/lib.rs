@@ -305,6 +305,7 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
             ));
         }
     };
+    let record = coarsen_locations(record, &claims.location);
     let context = EnvelopeContext {
         provider: p.verifier.provider().clone(),
         request: claims.request_id,
@@ -338,6 +339,32 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
             ))
         }
     }
+}
+
+/// The record with each location category the grant names coarsened to its precision, in the
+/// shape [`Records::lookup`] answers (`{"data": {category: value}}`); a record of another
+/// shape is withheld whole when the grant names any location category.
+///
+/// INVARIANT: nothing finer than the grant's precision of a location category is sealed.
+fn coarsen_locations(
+    mut record: serde_json::Value,
+    location: &std::collections::BTreeMap<CategoryId, renkei_domain::LocationPrecision>,
+) -> serde_json::Value {
+    if location.is_empty() {
+        return record;
+    }
+    let Some(data) = record
+        .get_mut("data")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return serde_json::Value::Null;
+    };
+    for (category, precision) in location {
+        if let Some(value) = data.get_mut(category.as_str()) {
+            *value = renkei_domain::location::coarsen(value, *precision);
+        }
+    }
+    record
 }
 
 /// Records held in memory as `reference → {category → value}`.

@@ -299,6 +299,7 @@ mod tests {
             retention_days: 30,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 
@@ -313,6 +314,7 @@ mod tests {
             expires_at: None,
             given_via: renkei_domain::ConsentChannel::Portal,
             given_by: renkei_domain::Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         }
     }

@@ -56,6 +56,9 @@ macro_rules! store_conformance_suite {
             a_fresh_store_has_an_empty_access_log,
             purposes_get_a_new_version_only_when_they_change,
             a_granted_consent_is_listed_with_its_history,
+            a_purposes_location_use_and_a_location_category_are_kept,
+            a_location_deletion_owed_is_confirmed_once_with_its_log_entry,
+            a_counter_consent_keeps_its_staff_member_and_form,
             granting_the_same_purpose_version_twice_is_a_conflict,
             consent_to_a_new_purpose_version_supersedes_the_old_one,
             a_matching_consent_grants_the_request_with_only_the_requested_locators,
@@ -154,6 +157,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -167,6 +171,7 @@ async fn town(store: &dyn Store, residents: usize) -> Vec<(ResidentId, ServiceSu
                 id: cat(id),
                 name: LocalizedText::new(id, id),
                 special_care: special,
+                location: false,
             })
             .await
             .unwrap_or_else(|e| unreachable!("{e}"));
@@ -250,6 +255,7 @@ fn consent(resident: ResidentId, version: u32, categories: &[&str], at: DateTime
         expires_at: Some(at + TimeDelta::days(365)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     }
 }

@@ -17,6 +17,7 @@ mod decision_cache;
 pub mod emergency;
 mod hash_cache;
 pub mod identity;
+pub mod location;
 pub mod locators;
 mod postgres;
 mod rows;
@@ -39,6 +40,7 @@ pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
+pub use location::LocationStore;
 pub use locators::{LocatorCursor, LocatorStore};
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -175,6 +177,9 @@ pub struct PurposeDraft {
     /// Applies only while a declared emergency is in force (see [`Purpose::emergency_only`]).
     #[serde(default)]
     pub emergency_only: bool,
+    /// The location data it needs (see [`Purpose::location`]).
+    #[serde(default)]
+    pub location: Option<renkei_domain::LocationUse>,
 }
 
 /// A message for a service's webhook, written in the same transaction as the change it reports.
@@ -381,7 +386,7 @@ pub trait Readiness {
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
 pub trait Store:
-    IdentityStore + EmergencyStore + LocatorStore + Readiness + Send + Sync + 'static
+    IdentityStore + EmergencyStore + LocatorStore + LocationStore + Readiness + Send + Sync + 'static
 {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;

@@ -34,11 +34,20 @@ pub trait LocatorStore {
         resident: ResidentId,
     ) -> StoreResult<()>;
 
+    /// The resident `subject` names for `provider`, if the hub issued it to that provider:
+    /// another provider's subject, or a service's, names no one here.
+    async fn provider_subject_resident(
+        &self,
+        provider: &ProviderId,
+        subject: &ProviderSubject,
+    ) -> StoreResult<Option<ResidentId>>;
+
     /// Applies one provider's batch and appends its log entry (counts only), in one
     /// transaction, durable on return; answers the entry.
     ///
-    /// A batch id the provider used before changes nothing and answers that batch's entry
-    /// again (same position, same counts): a retry is harmless. The batch is checked against
+    /// A batch id the provider used before changes nothing: with the same content it answers
+    /// that batch's entry again (same position, same counts), so a retry is harmless; with
+    /// other content it is refused ([`renkei_domain::LocatorBatchError::IdReused`]). The batch is checked against
     /// the provider's registered categories as the transaction reads them
     /// ([`LocatorBatch::check_categories`]); a refused batch changes nothing. An upsert never
     /// replaces another provider's locator, and a removal deletes only the provider's own.

@@ -11,8 +11,9 @@ use std::collections::BTreeSet;
 
 use renkei_domain::{
     AccessBasis, AccessOutcome, AccessRecord, Actor, CategoryId, Consent, ConsentChannel,
-    ConsentEvent, ConsentEventKind, DataCategory, LegalBasis, LocalizedText, Locator, Provider,
-    ProviderConnection, ProviderStatus, Purpose, PurposeRef, Service, ServiceStatus,
+    ConsentEvent, ConsentEventKind, DataCategory, LegalBasis, LocalizedText, LocationPrecision,
+    LocationUse, Locator, Provider, ProviderConnection, ProviderStatus, Purpose, PurposeRef,
+    Service, ServiceStatus,
 };
 
 use crate::codec::{
@@ -23,14 +24,14 @@ use crate::{StoreError, StoreResult};
 /// The columns of `purposes` that [`RawPurpose`] reads, in its field order.
 macro_rules! purpose_columns {
     () => {
-        "service_id, purpose_id, version, title_ja, title_en, description_ja, description_en, categories, retention_days, legal_basis, emergency_only"
+        "service_id, purpose_id, version, title_ja, title_en, description_ja, description_en, categories, retention_days, legal_basis, emergency_only, location_precision, location_retention_days"
     };
 }
 
 /// The columns of `consents` that [`RawConsent`] reads, in its field order.
 macro_rules! consent_columns {
     () => {
-        "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at"
+        "id, resident_id, service_id, purpose_id, purpose_version, categories, legal_basis, granted_at, expires_at, given_via, given_by, revoked_at, form_reference"
     };
 }
 
@@ -81,6 +82,7 @@ pub struct RawCategory {
     pub name_ja: String,
     pub name_en: String,
     pub special_care: bool,
+    pub location: bool,
 }
 
 impl IntoDomain for RawCategory {
@@ -91,6 +93,7 @@ impl IntoDomain for RawCategory {
             id: parse(&self.id, "category id")?,
             name: LocalizedText::new(self.name_ja, self.name_en),
             special_care: self.special_care,
+            location: self.location,
         })
     }
 }
@@ -138,6 +141,8 @@ pub struct RawPurpose {
     pub retention_days: i64,
     pub legal_basis: String,
     pub emergency_only: bool,
+    pub location_precision: Option<String>,
+    pub location_retention_days: Option<i64>,
 }
 
 impl IntoDomain for RawPurpose {
@@ -158,6 +163,17 @@ impl IntoDomain for RawPurpose {
                 "legal basis",
             )?,
             emergency_only: self.emergency_only,
+            location: match (self.location_precision, self.location_retention_days) {
+                (Some(precision), Some(days)) => Some(LocationUse {
+                    precision: enum_field(
+                        LocationPrecision::parse(&precision),
+                        &precision,
+                        "location precision",
+                    )?,
+                    retention_days: u32_field(days, "location retention days")?,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -267,6 +283,7 @@ pub struct RawConsent {
     pub given_via: String,
     pub given_by: String,
     pub revoked_at: Option<i64>,
+    pub form_reference: Option<String>,
 }
 
 impl IntoDomain for RawConsent {
@@ -295,6 +312,10 @@ impl IntoDomain for RawConsent {
                 "consent channel",
             )?,
             given_by: from_json::<Actor>(&self.given_by, "consent actor")?,
+            form_reference: self
+                .form_reference
+                .map(|f| parse(&f, "form reference"))
+                .transpose()?,
             revoked_at: opt_time(self.revoked_at)?,
         })
     }

@@ -38,6 +38,7 @@ pub async fn register_town(options: &DemoOptions, hub_url: &str) -> anyhow::Resu
                 name_ja: (*ja).to_owned(),
                 name_en: (*en).to_owned(),
                 special_care: *special_care,
+                location: false,
             })
             .await?;
     }
@@ -86,6 +87,8 @@ pub async fn register_town(options: &DemoOptions, hub_url: &str) -> anyhow::Resu
                     retention_days: s.retention_days,
                     legal_basis: LegalBasis::Consent,
                     emergency_only: false,
+                    location_precision: None,
+                    location_retention_days: None,
                 }],
                 privacy_impact: Default::default(),
                 id_token_signed_response_alg: Default::default(),

@@ -56,6 +56,29 @@ pub enum ProviderCommand {
         operator: OperatorArgs,
         id: String,
     },
+    /// Record at the hub a consent a resident gave at the provider's counter, on its paper
+    /// form, as the provider (its key, from provider.toml).
+    Consent {
+        /// The kit's configuration (`provider.toml`): the hub, the provider, its key.
+        #[arg(long, env = "RENKEI_PROVIDER_CONFIG")]
+        config: PathBuf,
+        /// The resident's code at this provider (their portal shows it).
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        purpose: String,
+        /// The staff member who took the consent (a staff number).
+        #[arg(long)]
+        staff: String,
+        /// The paper form's reference.
+        #[arg(long)]
+        form: String,
+        /// How long the consent lasts, in days, as the form says (default 365).
+        #[arg(long)]
+        valid_days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +97,9 @@ pub enum CategoryCommand {
         /// 要配慮個人情報 (medical history, disability and the like).
         #[arg(long)]
         special_care: bool,
+        /// It holds a location (a point or a trace), released at each purpose's precision.
+        #[arg(long)]
+        location: bool,
     },
 }
 
@@ -178,6 +204,31 @@ pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
             println!("provider `{id}` approved: it is sent grants from the next request on");
             Ok(())
         }
+        ProviderCommand::Consent {
+            config,
+            code,
+            service,
+            purpose,
+            staff,
+            form,
+            valid_days,
+        } => {
+            let config = KitConfig::load(&config)?;
+            let answer = kit::counter::record_counter_consent(
+                &config,
+                &kit::counter::CounterForm {
+                    subject: code,
+                    service,
+                    purpose,
+                    staff_id: staff,
+                    form_reference: form,
+                    valid_days,
+                },
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
         ProviderCommand::Suspend { operator, id } => {
             operator.client()?.suspend_provider(&id).await?;
             println!("provider `{id}` suspended: no request is sent to it");
@@ -194,6 +245,7 @@ pub async fn category(command: CategoryCommand) -> anyhow::Result<()> {
             name_ja,
             name_en,
             special_care,
+            location,
         } => {
             operator
                 .client()?
@@ -202,6 +254,7 @@ pub async fn category(command: CategoryCommand) -> anyhow::Result<()> {
                     name_ja,
                     name_en,
                     special_care,
+                    location,
                 })
                 .await?;
             println!("category `{id}` added to the vocabulary");

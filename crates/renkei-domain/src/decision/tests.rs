@@ -39,6 +39,7 @@ fn purpose(version: u32) -> Purpose {
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn consent(version: u32, cats: &[&str], now: DateTime<Utc>) -> Consent {
         expires_at: Some(now + TimeDelta::days(1)),
         given_via: ConsentChannel::Portal,
         given_by: Actor::Resident,
+        form_reference: None,
         revoked_at: None,
     }
 }

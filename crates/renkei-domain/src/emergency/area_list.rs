@@ -167,6 +167,7 @@ mod tests {
             retention_days: 30,
             legal_basis: LegalBasis::Consent,
             emergency_only: false,
+            location: None,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct CategoryRegistration {
     /// 要配慮個人情報 (APPI art. 2(3)): medical history, disability and the like. Services
     /// asking for it are flagged at review, and residents are told.
     pub special_care: bool,
+    /// The category holds a location (a point or a trace): released only at the precision
+    /// each purpose declares, coarsened by the provider.
+    #[serde(default)]
+    pub location: bool,
 }
 
 /// A provider as an operator registers it (pending until approved).
@@ -125,6 +129,7 @@ impl Hub {
             ),
             id,
             special_care: registration.special_care,
+            location: registration.location,
         };
         if self
             .store()

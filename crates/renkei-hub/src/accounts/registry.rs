@@ -111,6 +111,16 @@ pub struct PurposeDeclaration {
     /// denied `not-in-emergency` otherwise.
     #[serde(default)]
     pub emergency_only: bool,
+    /// The precision of location data the purpose needs: `exact`, `100m`, `1km-mesh` or
+    /// `municipality`; providers release nothing finer. Without it, location categories go
+    /// to the purpose at `municipality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub location_precision: Option<renkei_domain::LocationPrecision>,
+    /// How long the service may keep location data received under the purpose, in days
+    /// (with `location_precision`; its `retention_days` if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_retention_days: Option<u32>,
 }
 
 /// A registered service and, once, its client secret.
@@ -237,6 +247,12 @@ impl Hub {
             retention_days: p.retention_days,
             legal_basis: p.legal_basis,
             emergency_only: p.emergency_only,
+            location: p
+                .location_precision
+                .map(|precision| renkei_domain::LocationUse {
+                    precision,
+                    retention_days: p.location_retention_days.unwrap_or(p.retention_days),
+                }),
         })
     }
 
@@ -341,6 +357,7 @@ impl Hub {
         self.store()
             .set_service_status(id, ServiceStatus::Suspended)
             .await?;
+        self.owe_location_deletions(id).await?;
         self.audit(
             operator,
             OperatorAction::SuspendService {

@@ -52,6 +52,7 @@ async fn welfare(town: &Town) -> Welfare {
             id: cat(SUPPORT),
             name: text("避難行動要支援者名簿", "Evacuation support register"),
             special_care: true,
+            location: false,
         })
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common::{Town, TownProvider};
 
 /// Registers a fresh Ed25519 key for `provider` (as an operator would) and returns it.
-async fn register_key(town: &Town, provider: &TownProvider) -> SigningKey {
+pub(crate) async fn register_key(town: &Town, provider: &TownProvider) -> SigningKey {
     let key = SigningKey::generate().unwrap();
     let mut registered = town.store.provider(&provider.id).await.unwrap().unwrap();
     registered.signing_keys = ProviderKeys::new(vec![
@@ -49,7 +49,11 @@ fn token_endpoint(town: &Town) -> String {
 }
 
 /// A provider token, through a fresh assertion.
-async fn provider_token(town: &Town, key: &SigningKey, provider: &TownProvider) -> String {
+pub(crate) async fn provider_token(
+    town: &Town,
+    key: &SigningKey,
+    provider: &TownProvider,
+) -> String {
     let a = assertion(
         key,
         provider.id.as_str(),
@@ -64,7 +68,7 @@ async fn provider_token(town: &Town, key: &SigningKey, provider: &TownProvider) 
 }
 
 /// Alice's code at `provider`, as her portal shows it.
-async fn alice_code(town: &Town, provider: &TownProvider) -> String {
+pub(crate) async fn alice_code(town: &Town, provider: &TownProvider) -> String {
     let session = town.sign_in(town.alice).await;
     let codes: Value = town
         .get("/v1/me/provider-codes")
@@ -267,4 +271,42 @@ async fn bad_client_assertions_are_refused() {
     // The issuer itself is an audience RFC 7523 allows.
     let to_issuer = assertion(&key, clinic, &town.config.issuer, 60, &jti());
     assert_eq!(token_response(&town, &to_issuer).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_batch_id_reused_for_other_items_is_refused_and_changes_nothing() {
+    let town = Town::new().await;
+    let key = register_key(&town, &town.clinic).await;
+    let token = provider_token(&town, &key, &town.clinic).await;
+    let code = alice_code(&town, &town.clinic).await;
+    let batch_id = uuid::Uuid::new_v4();
+    let first = sync(
+        &town,
+        &token,
+        &json!({
+            "batch_id": batch_id,
+            "upserts": [{ "subject": code, "category": "health.checkup", "reference": "K-NEW" }],
+        }),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    let size = town.store.log_size().await.unwrap();
+    let reused = sync(
+        &town,
+        &token,
+        &json!({
+            "batch_id": batch_id,
+            "upserts": [{ "subject": code, "category": "health.checkup", "reference": "K-OTHER" }],
+        }),
+    )
+    .await;
+    let body = crate::common::expect_problem(reused, 400, "/problems/invalid-field").await;
+    assert_eq!(body["field"], "batch_id", "{body}");
+    assert_eq!(town.store.log_size().await.unwrap(), size, "nothing logged");
+    let locators = town.store.locators_of(town.alice).await.unwrap();
+    let checkup = locators
+        .iter()
+        .find(|l| l.category.as_str() == "health.checkup")
+        .unwrap();
+    assert_eq!(checkup.reference, "K-NEW", "nothing applied");
 }

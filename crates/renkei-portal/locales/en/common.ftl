@@ -23,6 +23,7 @@ col-state = State
 col-granted = Agreed on
 col-ended = Ended on
 col-receipt = Receipt
+col-counter = Taken at
 col-id = ID
 col-status = Status
 col-purposes = Purposes

@@ -2,6 +2,7 @@
 nav-console-services = Services
 nav-console-categories = Data categories
 nav-console-audit = Audit search
+nav-console-location-deletions = Location deletions
 console-sign-in-title = Sign in to the console
 console-demo-title = Demo sign-in
 console-services-title = Services
@@ -21,6 +22,7 @@ console-approve = Approve
 console-suspend = Suspend this service
 flag-special-care = Purpose "{ $purpose }" receives special-care data ({ $categories }). It needs explicit consent and may never be provided by opt-out.
 flag-location-marketing = Purpose "{ $purpose }" uses location data ({ $categories }) for advertising or marketing. It needs a clear, explicit consent.
+flag-location-retention = Purpose "{ $purpose }" may keep location data ({ $categories }, precision { $precision }) longer than that precision justifies (declared days / limit: { $days }).
 flag-long-retention = Purpose "{ $purpose }" keeps data longer than its legal basis needs (declared days / limit: { $days }).
 flag-unknown-category = Purpose "{ $purpose }" asks for categories not in the vocabulary ({ $categories }).
 console-registration = Registration
@@ -81,6 +83,7 @@ operator-action-confirm-emergency = confirmed an emergency declaration
 operator-action-propose-renewal = proposed renewing an emergency declaration
 operator-action-confirm-renewal = confirmed renewing an emergency declaration
 operator-action-end-emergency = ended an emergency declaration
+operator-action-confirm-location-deletion = recorded a service's deletion of location data
 
 # Providers and the vocabulary (console_providers.rs)
 nav-console-providers = Data providers
@@ -112,3 +115,16 @@ console-provider-registered = Provider { $id } is registered and waits for appro
 console-category-add = Add a data category
 console-category-add-button = Add to the vocabulary
 console-category-added = Category { $id } was added to the vocabulary.
+console-location-deletions-title = Location data deletions
+console-location-deletions-lead = When a service ends, it must delete the location data it received, within the days its purpose allowed it to keep them. Record each confirmation the service sends (its deletion certificate).
+console-location-deletions-list = Deletions owed
+console-location-deletions-none = No service owes a deletion.
+console-location-deletions-overdue = { $count ->
+    [one] One deletion is overdue.
+   *[other] { $count } deletions are overdue.
+}
+console-location-deletion-overdue = overdue
+console-location-deletion-ended = Service ended
+console-location-deletion-due = Deletion due
+console-location-deletion-confirmed = Confirmed
+console-location-deletion-confirm = Record the service's confirmation

@@ -101,6 +101,7 @@ audit-actor-service = the service { $service }
 audit-actor-resident = the resident
 audit-actor-proxy = a proxy ({ $id })
 audit-actor-staff = city staff ({ $id })
+audit-actor-provider-staff = staff { $id } at the counter of { $provider }
 audit-actor-hub = the hub (automatic)
 audit-pages = Pages of results
 audit-older = Older entries

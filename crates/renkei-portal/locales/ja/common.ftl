@@ -20,6 +20,7 @@ col-state = 状態
 col-granted = 同意した日時
 col-ended = 終了日時
 col-receipt = 同意記録
+col-counter = 受付
 col-id = ID
 col-status = 状態
 col-purposes = 利用目的の数

@@ -2,6 +2,7 @@
 nav-console-services = サービス
 nav-console-categories = データ項目
 nav-console-audit = 監査検索
+nav-console-location-deletions = 位置情報の消去
 console-sign-in-title = 管理コンソールへのサインイン
 console-demo-title = デモ用サインイン
 console-services-title = サービス一覧
@@ -21,6 +22,7 @@ console-approve = 承認する
 console-suspend = このサービスを一時停止する
 flag-special-care = 目的「{ $purpose }」は要配慮個人情報（{ $categories }）を受け取ります。明示的な同意が必要で、オプトアウトによる提供はできません。
 flag-location-marketing = 目的「{ $purpose }」は位置情報（{ $categories }）を広告・マーケティングに使います。明確な同意が必要です。
+flag-location-retention = 目的「{ $purpose }」は位置情報（{ $categories }、精度 { $precision }）を、その精度に見合う期間より長く保存できます（申請日数 / 上限日数：{ $days }）。
 flag-long-retention = 目的「{ $purpose }」の保存期間が、根拠に対して長すぎます（申請日数 / 上限日数：{ $days }）。
 flag-unknown-category = 目的「{ $purpose }」は語彙にないデータ項目（{ $categories }）を求めています。
 console-registration = 登録内容
@@ -81,6 +83,7 @@ operator-action-confirm-emergency = 非常時の宣言を確認
 operator-action-propose-renewal = 非常時の宣言の延長を提案
 operator-action-confirm-renewal = 非常時の宣言の延長を確認
 operator-action-end-emergency = 非常時の宣言を終了
+operator-action-confirm-location-deletion = サービスによる位置情報の消去を記録
 
 # データ保有者とデータ項目 (console_providers.rs)
 nav-console-providers = データ保有者
@@ -112,3 +115,13 @@ console-provider-registered = データ保有者 { $id } を登録しました�
 console-category-add = データ項目を追加
 console-category-add-button = 語彙に追加する
 console-category-added = データ項目 { $id } を語彙に追加しました。
+console-location-deletions-title = 位置情報の消去確認
+console-location-deletions-lead = サービスが終了したときは、受け取った位置情報を、利用目的で認められた保存日数のうちに消去しなければなりません。サービスから届いた消去の確認（データ消去証明書）をここで記録します。
+console-location-deletions-list = 消去の確認待ち
+console-location-deletions-none = 消去を確認すべきサービスはありません。
+console-location-deletions-overdue = { $count } 件の消去確認が期限を過ぎています。
+console-location-deletion-overdue = 期限超過
+console-location-deletion-ended = サービス終了
+console-location-deletion-due = 消去期限
+console-location-deletion-confirmed = 確認日時
+console-location-deletion-confirm = サービスの消去確認を記録

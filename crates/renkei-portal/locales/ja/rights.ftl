@@ -101,6 +101,7 @@ audit-actor-service = サービス { $service }
 audit-actor-resident = 住民本人
 audit-actor-proxy = 代理人（{ $id }）
 audit-actor-staff = 市職員（{ $id }）
+audit-actor-provider-staff = { $provider } の窓口職員（{ $id }）
 audit-actor-hub = 基盤（自動）
 audit-pages = 検索結果のページ
 audit-older = さらに古い記録

@@ -54,6 +54,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
             id: category.clone(),
             name: LocalizedText::new("健康診断結果", "Health check results"),
             special_care: true,
+            location: false,
         })
         .await
         .unwrap();
@@ -89,6 +90,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
             id: payments.clone(),
             name: LocalizedText::new("支払い履歴", "Payment history"),
             special_care: false,
+            location: false,
         })
         .await
         .unwrap();
@@ -103,6 +105,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             Utc::now(),
         )
@@ -119,6 +122,7 @@ async fn town_with(limits: renkei_hub::limits::RateLimits) -> Town {
                 retention_days: 365,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             Utc::now(),
         )
@@ -1522,6 +1526,7 @@ async fn bousai_consent(town: &Town) -> String {
                 retention_days: 30,
                 legal_basis: LegalBasis::Consent,
                 emergency_only: false,
+                location: None,
             },
             Utc::now(),
         )

@@ -258,6 +258,7 @@ mod tests {
             consent: None,
             emergency: Some(c.emergency),
             basis: c.basis,
+            location: Default::default(),
         };
         let token = sign_grant(&hub, &grant).unwrap();
         let verifier = GrantVerifier::new(c.aud, jwks);

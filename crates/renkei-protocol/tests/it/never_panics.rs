@@ -185,6 +185,7 @@ fn grant_claims_any() -> impl Strategy<Value = GrantClaims> {
                     consent: Some(ConsentId::from_uuid(consent)),
                     emergency: None,
                     basis: format!("consent:{consent}"),
+                    location: Default::default(),
                 }
             },
         )

@@ -42,6 +42,7 @@ fn world() -> World {
         retention_days: 365,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     };
     World {
         controller: ControllerContact {
@@ -74,6 +75,7 @@ fn world() -> World {
             expires_at: Some(now() + TimeDelta::days(365)),
             given_via: ConsentChannel::SignInScreen,
             given_by: Actor::Resident,
+            form_reference: None,
             revoked_at: None,
         },
         purpose,
@@ -82,11 +84,13 @@ fn world() -> World {
                 id: CategoryId::new("health.checkup").unwrap(),
                 name: LocalizedText::new("健診結果", "Checkup results"),
                 special_care: true,
+                location: false,
             },
             DataCategory {
                 id: CategoryId::new("payment.history").unwrap(),
                 name: LocalizedText::new("決済履歴", "Payment history"),
                 special_care: false,
+                location: false,
             },
         ],
     }

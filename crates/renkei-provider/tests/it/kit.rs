@@ -133,6 +133,7 @@ fn grant(w: &World, reference: &str, categories: &[&str]) -> GrantClaims {
         consent: Some(consent),
         emergency: None,
         basis: format!("consent:{consent}"),
+        location: Default::default(),
     }
 }
 

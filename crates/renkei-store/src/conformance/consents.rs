@@ -46,6 +46,94 @@ pub async fn purposes_get_a_new_version_only_when_they_change(store: Arc<dyn Sto
     assert_eq!(store.purposes(&service_id()).await.unwrap(), vec![changed]);
 }
 
+pub async fn a_purposes_location_use_and_a_location_category_are_kept(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let trace = renkei_domain::DataCategory {
+        id: super::cat("mobility.trace"),
+        name: renkei_domain::LocalizedText::new("移動履歴", "Movement history"),
+        special_care: false,
+        location: true,
+    };
+    store.put_category(&trace).await.unwrap();
+    let categories = store.categories().await.unwrap();
+    assert_eq!(categories.iter().find(|c| c.id == trace.id), Some(&trace));
+    let now = Utc::now();
+    let mut d = draft(&["mobility.trace"]);
+    d.location = Some(renkei_domain::LocationUse {
+        precision: renkei_domain::LocationPrecision::Mesh1km,
+        retention_days: 30,
+    });
+    let first = store.publish_purpose(&d, now).await.unwrap();
+    assert_eq!(first.location, d.location);
+    let read = store.purpose_version(&first.reference()).await.unwrap();
+    assert_eq!(read.and_then(|p| p.location), d.location);
+    // A finer precision is a change the resident is asked about again: a new version.
+    d.location = Some(renkei_domain::LocationUse {
+        precision: renkei_domain::LocationPrecision::Exact,
+        retention_days: 30,
+    });
+    let finer = store.publish_purpose(&d, now).await.unwrap();
+    assert_eq!(finer.version, first.version + 1);
+    assert_eq!(store.publish_purpose(&d, now).await.unwrap(), finer);
+}
+
+pub async fn a_location_deletion_owed_is_confirmed_once_with_its_log_entry(store: Arc<dyn Store>) {
+    town(store.as_ref(), 0).await;
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let owed = renkei_domain::LocationDeletion {
+        service: service_id(),
+        purpose: purpose_id(),
+        purpose_version: 1,
+        ended_at: now,
+        due_at: now + TimeDelta::days(30),
+        confirmed_at: None,
+        confirmed_by: None,
+    };
+    store
+        .record_location_deletions(std::slice::from_ref(&owed))
+        .await
+        .unwrap();
+    // Owed again (a second suspension): the first due date stands.
+    let later = renkei_domain::LocationDeletion {
+        due_at: now + TimeDelta::days(60),
+        ..owed.clone()
+    };
+    store.record_location_deletions(&[later]).await.unwrap();
+    assert_eq!(
+        store.location_deletions().await.unwrap(),
+        vec![owed.clone()]
+    );
+    let operator = renkei_domain::OperatorId::new("tanaka").unwrap();
+    let actor = renkei_domain::OperatorActor::Operator {
+        id: operator.clone(),
+    };
+    let action = renkei_domain::OperatorAction::ConfirmLocationDeletion {
+        service: service_id(),
+        purpose: purpose_id(),
+        version: 1,
+    };
+    let size = store.log_size().await.unwrap();
+    let entry = store
+        .confirm_location_deletion(&owed, &actor, &action, now)
+        .await
+        .unwrap();
+    assert!(entry.is_some());
+    assert_eq!(store.log_size().await.unwrap(), size + 1);
+    let read = store.location_deletions().await.unwrap();
+    assert_eq!(read[0].confirmed_at, Some(now));
+    assert_eq!(read[0].confirmed_by, Some(operator));
+    let again = store
+        .confirm_location_deletion(&owed, &actor, &action, now)
+        .await
+        .unwrap();
+    assert!(again.is_none(), "nothing left to confirm");
+    assert_eq!(
+        store.log_size().await.unwrap(),
+        size + 1,
+        "and nothing logged"
+    );
+}
+
 pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>) {
     let people = town(store.as_ref(), 1).await;
     let c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
@@ -63,6 +151,24 @@ pub async fn a_granted_consent_is_listed_with_its_history(store: Arc<dyn Store>)
         history.iter().map(|e| e.kind).collect::<Vec<_>>(),
         vec![ConsentEventKind::Granted]
     );
+}
+
+pub async fn a_counter_consent_keeps_its_staff_member_and_form(store: Arc<dyn Store>) {
+    let people = town(store.as_ref(), 1).await;
+    let mut c = consent(people[0].0, 1, &["health.checkup"], Utc::now());
+    c.given_via = renkei_domain::ConsentChannel::Counter;
+    c.given_by = Actor::ProviderStaff {
+        provider: renkei_domain::ProviderId::new("clinic").unwrap(),
+        staff_id: renkei_domain::StaffId::new("N-0042").unwrap(),
+    };
+    c.form_reference = Some(renkei_domain::FormReference::new("F-2026-0001").unwrap());
+    store.grant_consent(&c, None).await.unwrap();
+    let read = store.consent(c.id).await.unwrap().unwrap();
+    assert_eq!(read.given_via, c.given_via);
+    assert_eq!(read.given_by, c.given_by);
+    assert_eq!(read.form_reference, c.form_reference);
+    let history = store.consent_history(c.id).await.unwrap();
+    assert_eq!(history[0].actor, c.given_by, "the staff member acted");
 }
 
 pub async fn granting_the_same_purpose_version_twice_is_a_conflict(store: Arc<dyn Store>) {

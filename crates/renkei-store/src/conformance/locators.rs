@@ -129,15 +129,36 @@ pub async fn a_locator_batch_sent_twice_changes_nothing_the_second_time(store: A
     );
     let size = store.log_size().await.unwrap();
 
-    // The same batch id again, even with other contents, is answered from the first.
+    // The same batch again, its items in another order, is answered from the first.
     let again = batch(
+        "clinic",
+        id,
+        vec![
+            upsert(c1, "health.checkup", "P-1-health.checkup"),
+            upsert(c0, "health.checkup", "NEW-0"),
+        ],
+        vec![removal(c1, "payment.history")],
+    );
+    let replay = store.sync_locators(&again, Utc::now()).await.unwrap();
+    assert_eq!(replay, applied, "the same entry, position and counts");
+    assert_eq!(store.log_size().await.unwrap(), size, "no new log entry");
+    // The same id with other items is refused, not answered as if they were applied.
+    let other_items = batch(
         "clinic",
         id,
         vec![upsert(c0, "health.checkup", "OTHER")],
         vec![],
     );
-    let replay = store.sync_locators(&again, Utc::now()).await.unwrap();
-    assert_eq!(replay, applied, "the same entry, position and counts");
+    let refused = store.sync_locators(&other_items, Utc::now()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::LocatorsRefused(
+                LocatorBatchError::IdReused { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
     assert_eq!(store.log_size().await.unwrap(), size, "no new log entry");
     assert_eq!(
         reference_at(&store.locators_of(*p0).await.unwrap(), "health.checkup"),

@@ -31,14 +31,16 @@ pub(super) const CURRENT_PURPOSE: &str = concat!(
 
 pub(super) async fn put_category(store: &Backend, c: &DataCategory) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO categories (id, name_ja, name_en, special_care) VALUES ($1, $2, $3, $4)
+        "INSERT INTO categories (id, name_ja, name_en, special_care, location)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET name_ja = excluded.name_ja, name_en = excluded.name_en,
-         special_care = excluded.special_care",
+         special_care = excluded.special_care, location = excluded.location",
     )
     .bind(c.id.as_str())
     .bind(&c.name.ja)
     .bind(&c.name.en)
     .bind(c.special_care)
+    .bind(c.location)
     .execute(&store.write)
     .await?;
     Ok(())
@@ -47,7 +49,7 @@ pub(super) async fn put_category(store: &Backend, c: &DataCategory) -> StoreResu
 pub(super) async fn categories(store: &Backend) -> StoreResult<Vec<DataCategory>> {
     all(
         sqlx::query_as::<_, RawCategory>(
-            "SELECT id, name_ja, name_en, special_care FROM categories ORDER BY id",
+            "SELECT id, name_ja, name_en, special_care, location FROM categories ORDER BY id",
         ),
         &store.read,
     )
@@ -152,6 +154,7 @@ pub(super) async fn publish_purpose(
             retention_days: d.retention_days,
             legal_basis: d.legal_basis,
             emergency_only: d.emergency_only,
+            location: d.location,
         },
         Some(current) => match current.revise(
             d.title.clone(),
@@ -160,6 +163,7 @@ pub(super) async fn publish_purpose(
             d.retention_days,
             d.legal_basis,
             d.emergency_only,
+            d.location,
         ) {
             Some(next) => next,
             None => return Ok(current),
@@ -167,8 +171,9 @@ pub(super) async fn publish_purpose(
     };
     sqlx::query(
         "INSERT INTO purposes (service_id, purpose_id, version, title_ja, title_en, description_ja,
-         description_en, categories, retention_days, legal_basis, published_at, emergency_only)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         description_en, categories, retention_days, legal_basis, published_at, emergency_only,
+         location_precision, location_retention_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(next.service.as_str())
     .bind(next.id.as_str())
@@ -182,6 +187,8 @@ pub(super) async fn publish_purpose(
     .bind(next.legal_basis.as_str())
     .bind(codec::millis(at))
     .bind(next.emergency_only)
+    .bind(next.location.map(|l| l.precision.as_str()))
+    .bind(next.location.map(|l| i64::from(l.retention_days)))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

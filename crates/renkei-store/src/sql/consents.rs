@@ -78,7 +78,7 @@ pub(super) async fn grant_consent(
     sqlx::query(concat!(
         "INSERT INTO consents (",
         consent_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(c.id.to_string())
     .bind(c.resident.to_string())
@@ -92,6 +92,7 @@ pub(super) async fn grant_consent(
     .bind(c.given_via.as_str())
     .bind(to_json(&c.given_by)?)
     .bind(c.revoked_at.map(millis))
+    .bind(c.form_reference.as_ref().map(|f| f.as_str()))
     .execute(&mut *tx)
     .await?;
     insert_consent_event(

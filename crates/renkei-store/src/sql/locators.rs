@@ -11,9 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use renkei_domain::locator_sync::provider_sector;
 use renkei_domain::{
-    CategoryId, LocatorBatch, LocatorBatchId, LocatorRemoval, LocatorSyncCounts,
-    LocatorSyncLogEntry, LocatorUpsert, LogEntry, ProviderId, ProviderLocator, ProviderSubject,
-    ResidentId,
+    CategoryId, LocatorBatch, LocatorRemoval, LocatorSyncCounts, LocatorSyncLogEntry,
+    LocatorUpsert, LogEntry, ProviderId, ProviderLocator, ProviderSubject, ResidentId,
 };
 
 use super::log::{insert_leaf, reserve_log_seqs};
@@ -44,6 +43,23 @@ impl LocatorStore for Backend {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+
+    async fn provider_subject_resident(
+        &self,
+        provider: &ProviderId,
+        subject: &ProviderSubject,
+    ) -> StoreResult<Option<ResidentId>> {
+        let resident: Option<String> = sqlx::query_scalar(
+            "SELECT resident_id FROM subjects WHERE sector = $1 AND subject = $2",
+        )
+        .bind(provider_sector(provider))
+        .bind(subject.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        resident
+            .map(|r| codec::parse(&r, "resident id"))
+            .transpose()
     }
 
     async fn sync_locators(
@@ -97,7 +113,7 @@ async fn sync_locators(
 ) -> StoreResult<LocatorSyncLogEntry> {
     let provider = batch.provider();
     let mut tx = store.write.begin().await?;
-    if let Some(done) = recorded_batch(&mut tx, provider, batch.id()).await? {
+    if let Some(done) = recorded_batch(&mut tx, batch).await? {
         return Ok(done);
     }
     let registered: String = sqlx::query_scalar("SELECT categories FROM providers WHERE id = $1")
@@ -123,7 +139,7 @@ async fn sync_locators(
     };
     let inserted = sqlx::query(
         "INSERT INTO locator_syncs (log_seq, at, provider_id, batch_id, upserted, removed,
-         unchanged, not_applied) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         unchanged, not_applied, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (provider_id, batch_id) DO NOTHING",
     )
     .bind(seq)
@@ -134,6 +150,7 @@ async fn sync_locators(
     .bind(count(counts.removed)?)
     .bind(count(counts.unchanged)?)
     .bind(count(counts.not_applied)?)
+    .bind(batch.digest())
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -141,7 +158,7 @@ async fn sync_locators(
         // unique key): this one is rolled back, and its entry is the answer.
         tx.rollback().await?;
         let mut conn = store.write.acquire().await?;
-        return recorded_batch(&mut conn, provider, batch.id())
+        return recorded_batch(&mut conn, batch)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("locator batch `{}`", batch.id())));
     }
@@ -157,19 +174,31 @@ async fn sync_locators(
     Ok(entry)
 }
 
-/// The entry of a batch the provider already sent, if it did.
+/// The entry of a batch the provider already sent under this batch's id, if it did: a
+/// retry ([`LocatorBatch::check_retry`]), or refused as a reused id.
 async fn recorded_batch(
     conn: &mut Conn,
-    provider: &ProviderId,
-    batch: LocatorBatchId,
+    batch: &LocatorBatch,
 ) -> StoreResult<Option<LocatorSyncLogEntry>> {
+    let (provider, id) = (batch.provider().as_str(), batch.id().to_string());
+    let digest: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT digest FROM locator_syncs WHERE provider_id = $1 AND batch_id = $2",
+    )
+    .bind(provider)
+    .bind(&id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    batch.check_retry(digest.as_deref())?;
     optional(
         sqlx::query_as::<_, RawLocatorSync>(concat!(
             locator_sync_select!(),
             " WHERE provider_id = $1 AND batch_id = $2"
         ))
-        .bind(provider.as_str())
-        .bind(batch.to_string()),
+        .bind(provider)
+        .bind(id),
         &mut *conn,
     )
     .await

@@ -21,6 +21,7 @@ mod consents;
 mod decisions;
 mod emergency;
 mod identity;
+mod location;
 mod locators;
 mod log;
 mod log_tree;

@@ -108,6 +108,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
         retention_days: 90,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -214,6 +215,7 @@ impl Log {
                     id: cat(id),
                     name: LocalizedText::new(ja, en),
                     special_care,
+                    location: false,
                 })
                 .await
                 .unwrap();

@@ -192,6 +192,7 @@ async fn put_service(
                     retention_days: 30,
                     legal_basis: LegalBasis::Consent,
                     emergency_only: false,
+                    location: None,
                 },
                 Utc::now(),
             )
@@ -334,6 +335,7 @@ impl World {
                     id: cat(id),
                     name: text(id),
                     special_care,
+                    location: false,
                 })
                 .await
                 .unwrap();
@@ -1046,6 +1048,21 @@ impl World {
                     .json(json!({ "status": 200, "body": {} }))
                     .answered_with(&[404])
             }
+            // The same form each time: the first call that reaches the handler records it, the
+            // next are answered with it (a retry); 409 if Alice consented to it otherwise.
+            ("POST", "/v1/provider/consents") => {
+                let code = self
+                    .hub
+                    .provider_subject(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), self.alice)
+                    .await
+                    .unwrap();
+                Call::to(&row.path)
+                    .json(json!({
+                        "subject": code.to_string(), "service": HEALTH, "purpose": "reminders",
+                        "staff_id": "N-0042", "form_reference": "F-2026-0001",
+                    }))
+                    .answered_with(&[409])
+            }
             // --- a resident's own account ---
             ("GET", "/v1/me/passkeys" | "/v1/me/proxies" | "/v1/me/acting-for") => {
                 Call::to(&row.path)
@@ -1239,7 +1256,9 @@ impl World {
             ("GET", "/portal" | "/portal/services" | "/portal/history" | "/portal/requests") => {
                 Call::to(&row.path)
             }
-            ("GET", "/portal/passkeys" | "/portal/proxies") => Call::to(&row.path),
+            ("GET", "/portal/passkeys" | "/portal/proxies" | "/portal/provider-codes") => {
+                Call::to(&row.path)
+            }
             ("POST", "/portal/passkeys/register/start") => Call::to(&row.path).json(json!({})),
             // Another resident finishing Alice's ceremony is told "not accepted" (400), as a
             // forged answer is.
@@ -1315,8 +1334,32 @@ impl World {
             // --- the console ---
             (
                 "GET",
-                "/console" | "/console/categories" | "/console/requests" | "/console/providers",
+                "/console"
+                | "/console/categories"
+                | "/console/requests"
+                | "/console/providers"
+                | "/console/location-deletions",
             ) => Call::to(&row.path),
+            // One deletion owed, recorded again before each call: the first operator call
+            // confirms it, a later one finds nothing left to confirm.
+            ("POST", "/console/location-deletions/confirm") => {
+                let now = Utc::now();
+                self.store
+                    .record_location_deletions(&[renkei_domain::LocationDeletion {
+                        service: ServiceId::new(MOBILITY).unwrap(),
+                        purpose: PurposeId::new("rides").unwrap(),
+                        purpose_version: 1,
+                        ended_at: now,
+                        due_at: now,
+                        confirmed_at: None,
+                        confirmed_by: None,
+                    }])
+                    .await
+                    .unwrap();
+                Call::to(&row.path)
+                    .form(&[("service", MOBILITY), ("purpose", "rides"), ("version", "1")])
+                    .answered_with(&[404])
+            }
             ("POST", "/console/categories") => {
                 let id = format!("cat-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
                 Call::to(&row.path).form(&[

@@ -378,6 +378,7 @@ pub fn advice_draft() -> PurposeDraft {
         retention_days: 90,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -394,6 +395,7 @@ fn reminders_draft(service: &str) -> PurposeDraft {
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -410,6 +412,7 @@ fn rides_draft() -> PurposeDraft {
         retention_days: 30,
         legal_basis: LegalBasis::Consent,
         emergency_only: false,
+        location: None,
     }
 }
 
@@ -526,6 +529,7 @@ impl Town {
                     id: cat(id),
                     name: text(ja, en),
                     special_care,
+                    location: false,
                 })
                 .await
                 .unwrap();

@@ -61,6 +61,7 @@ pub fn grant_claims(service_key: &ServiceKeyPair) -> GrantClaims {
         consent: Some(consent),
         emergency: None,
         basis: format!("consent:{consent}"),
+        location: Default::default(),
     }
 }
 
