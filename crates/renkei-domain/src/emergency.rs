@@ -10,6 +10,7 @@
 //! revision it was taken from, so two operators cannot both take the same one.
 
 pub mod area;
+pub mod notice;
 
 use std::collections::BTreeSet;
 
@@ -17,6 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use area::{Area, AreaCode, AreaError, MeshCode, MeshLevel};
+pub use notice::{EmergencyNotice, NoticeRelease};
 
 use crate::ids::{CategoryId, DeclarationId, OperatorId, ServiceId};
 

@@ -32,7 +32,7 @@ pub use consent::{
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{
     Area, AreaCode, Declaration, DeclarationDraft, DeclarationError, DeclarationState,
-    EmergencyLegalBasis,
+    EmergencyLegalBasis, EmergencyNotice, NoticeRelease,
 };
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,

@@ -18,6 +18,7 @@ pub mod emergency;
 mod hash_cache;
 pub mod identity;
 pub mod locators;
+pub mod notices;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -40,6 +41,7 @@ pub use identity::{
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,
 };
 pub use locators::{LocatorCursor, LocatorStore};
+pub use notices::NoticeStore;
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -381,7 +383,7 @@ pub trait Readiness {
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
 pub trait Store:
-    IdentityStore + EmergencyStore + LocatorStore + Readiness + Send + Sync + 'static
+    IdentityStore + EmergencyStore + NoticeStore + LocatorStore + Readiness + Send + Sync + 'static
 {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;
