@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod api;
 mod api_accounts;
+mod api_demo;
 mod api_emergency;
 mod api_identity;
 mod api_log;
@@ -29,6 +30,7 @@ pub mod kek;
 pub mod limits;
 pub mod log;
 mod log_state;
+pub mod notices;
 pub mod oidc;
 pub mod outbound;
 pub mod passkeys;

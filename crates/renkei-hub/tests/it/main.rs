@@ -16,6 +16,7 @@ mod common;
 mod api_contract;
 mod consent_flow;
 mod emergency;
+mod notices;
 mod identity;
 mod onboarding;
 mod openid_provider;
