@@ -300,7 +300,11 @@ fn declared() -> Routes<Hub> {
             api_log::log_consistency,
             api_log::__path_log_consistency,
         )
-        .api(DemoOnly, api_demo::demo_sign_in, api_demo::__path_demo_sign_in)
+        .api(
+            DemoOnly,
+            api_demo::demo_sign_in,
+            api_demo::__path_demo_sign_in,
+        )
         .api(
             Resident(Never),
             provider_sync::my_provider_codes,

@@ -50,4 +50,3 @@ pub(crate) async fn demo_sign_in(
         expires_in: crate::auth::RESIDENT_TOKEN_SECONDS,
     }))
 }
-

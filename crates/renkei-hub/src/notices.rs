@@ -17,6 +17,7 @@
 //! the resident named it (`notice_channels`); the responder services already know what they
 //! received, and are not told again.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -186,11 +187,11 @@ impl Hub {
         let mut messages = Vec::new();
         for n in notices {
             for id in channels.get(&n.resident).into_iter().flatten() {
-                if !services.contains_key(id) {
-                    let read = self.store().service(id).await?;
-                    services.insert(id.clone(), read);
-                }
-                let Some(Some(service)) = services.get(id) else {
+                let service = match services.entry(id.clone()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => v.insert(self.store().service(id).await?),
+                };
+                let Some(service) = service else {
                     continue;
                 };
                 if service.webhook_url.is_none() {
@@ -234,12 +235,9 @@ impl Hub {
         let mut declarations: HashMap<_, Declaration> = HashMap::new();
         let mut out = Vec::with_capacity(notices.len());
         for n in notices {
-            if !declarations.contains_key(&n.declaration) {
-                let d = self.declaration(n.declaration).await?;
-                declarations.insert(n.declaration, d);
-            }
-            let Some(d) = declarations.get(&n.declaration) else {
-                continue;
+            let d = match declarations.entry(n.declaration) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(v) => v.insert(self.declaration(n.declaration).await?),
             };
             out.extend(NoticeView::new(n, d, me));
         }
@@ -264,7 +262,9 @@ impl Hub {
             .services()
             .await?
             .into_iter()
-            .filter(|s| s.webhook_url.is_some() && s.status == renkei_domain::ServiceStatus::Approved)
+            .filter(|s| {
+                s.webhook_url.is_some() && s.status == renkei_domain::ServiceStatus::Approved
+            })
             .map(|s| NoticeChannelView {
                 chosen: chosen.contains(&s.id),
                 service: s.id.to_string(),

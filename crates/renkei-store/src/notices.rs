@@ -46,8 +46,7 @@ pub trait NoticeStore {
 
     /// A resident's notices, the latest written first, at most `limit` (capped at
     /// [`MAX_NOTICES_LISTED`]).
-    async fn notices(&self, resident: ResidentId, limit: u32)
-    -> StoreResult<Vec<EmergencyNotice>>;
+    async fn notices(&self, resident: ResidentId, limit: u32) -> StoreResult<Vec<EmergencyNotice>>;
 
     /// The services each of `residents` chose to hear of their notices.
     async fn notice_channels(

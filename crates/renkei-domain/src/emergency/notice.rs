@@ -56,13 +56,16 @@ impl EmergencyNotice {
             else {
                 continue;
             };
-            by_resident.entry(resident).or_default().push(NoticeRelease {
-                seq: r.seq,
-                at: r.at,
-                service: r.service.clone(),
-                categories: r.categories.clone(),
-                providers: r.providers.clone(),
-            });
+            by_resident
+                .entry(resident)
+                .or_default()
+                .push(NoticeRelease {
+                    seq: r.seq,
+                    at: r.at,
+                    service: r.service.clone(),
+                    categories: r.categories.clone(),
+                    providers: r.providers.clone(),
+                });
         }
         by_resident
             .into_iter()
@@ -163,7 +166,7 @@ mod tests {
 
     #[test]
     fn notices_are_due_at_once_after_an_early_end_and_a_grace_after_an_end_by_time() {
-        use crate::emergency::{DeclarationDraft, EmergencyLegalBasis, Area};
+        use crate::emergency::{Area, DeclarationDraft, EmergencyLegalBasis};
         use crate::ids::OperatorId;
         let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
         let draft = DeclarationDraft {
@@ -176,13 +179,19 @@ mod tests {
             ends_at: now + TimeDelta::hours(1),
         };
         let id = DeclarationId::from_uuid(Uuid::from_u128(1));
-        let declared = Declaration::declare(id, draft, OperatorId::new("sato").unwrap(), now).unwrap();
+        let declared =
+            Declaration::declare(id, draft, OperatorId::new("sato").unwrap(), now).unwrap();
         let grace = TimeDelta::seconds(30);
         let end = declared.ends_at;
         assert!(!declared.notices_due_at(now, grace));
-        assert!(!declared.notices_due_at(end, grace), "not while a late batch may still record");
+        assert!(
+            !declared.notices_due_at(end, grace),
+            "not while a late batch may still record"
+        );
         assert!(declared.notices_due_at(end + grace, grace));
-        let ended = declared.end(OperatorId::new("suzuki").unwrap(), now).unwrap();
+        let ended = declared
+            .end(OperatorId::new("suzuki").unwrap(), now)
+            .unwrap();
         assert!(ended.notices_due_at(now, grace));
     }
 }

@@ -48,7 +48,12 @@ async fn post(town: &Town, token: &str, path: &str, body: Value) -> reqwest::Res
 }
 
 /// Declares an emergency releasing `health.checkup` to health-advice for `minutes`.
-pub(crate) async fn declare(town: &Town, token: &str, services: &[&str], ends_in: TimeDelta) -> String {
+pub(crate) async fn declare(
+    town: &Town,
+    token: &str,
+    services: &[&str],
+    ends_in: TimeDelta,
+) -> String {
     let response = post(
         town,
         token,

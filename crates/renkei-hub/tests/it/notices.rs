@@ -77,7 +77,10 @@ async fn a_notice_of_each_release_appears_once_a_declaration_is_ended_and_not_be
         .json()
         .await
         .unwrap();
-    let seqs: Vec<u64> = releases.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = releases
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
     for seq in &seqs {
         let record = records["records"]
             .as_array()
@@ -115,7 +118,10 @@ async fn a_notice_appears_after_a_declaration_ends_by_itself_at_its_end_time() {
         .await;
     assert_eq!(granted.status(), 200);
     let token = town.sign_in(town.bob).await;
-    assert!(my_notices(&town, &token).await.is_empty(), "not before the end");
+    assert!(
+        my_notices(&town, &token).await.is_empty(),
+        "not before the end"
+    );
     let declaration = town.hub.declaration(id.parse().unwrap()).await.unwrap();
     let grace = town.hub.config().notice_grace;
     // Before the end and its grace have passed, a round writes nothing.
@@ -124,7 +130,10 @@ async fn a_notice_appears_after_a_declaration_ends_by_itself_at_its_end_time() {
     assert!(my_notices(&town, &token).await.is_empty());
 
     // Nobody ends it: it ends at its end time, and the notifier writes the notice.
-    let wait = (declaration.ends_at - Utc::now()).to_std().unwrap_or_default() + grace;
+    let wait = (declaration.ends_at - Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        + grace;
     let notices = notices_within(&town, &token, 1, wait + Duration::from_secs(3)).await;
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(notices[0]["declaration"], id.as_str());
@@ -138,7 +147,11 @@ async fn a_notice_appears_after_a_declaration_ends_by_itself_at_its_end_time() {
         .await
         .unwrap();
     assert_eq!(shown["state"], "ended");
-    assert_eq!(shown["ended_at"], Value::Null, "ended by time, not by a step");
+    assert_eq!(
+        shown["ended_at"],
+        Value::Null,
+        "ended by time, not by a step"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(my_notices(&town, &token).await.len(), 1, "exactly once");
 }

@@ -148,8 +148,8 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let jwks = Jwks::from_signing_keys([&key]);
         let signed = sign_notice_event(&key, &token("city-app")).unwrap();
-        let read = verify_notice_event(&signed, &jwks, &ServiceId::new("city-app").unwrap())
-            .unwrap();
+        let read =
+            verify_notice_event(&signed, &jwks, &ServiceId::new("city-app").unwrap()).unwrap();
         assert_eq!(read.events.notice.releases.len(), 1);
         let json = serde_json::to_value(&read).unwrap();
         assert!(json["events"][EMERGENCY_RELEASE_NOTICE].is_object());

@@ -47,7 +47,11 @@ pub(super) async fn step(store: &dyn Store, d: &Declaration, by: &str) -> Result
         .map(|entry| entry.seq)
 }
 
-pub(super) async fn decide_at(store: &dyn Store, input: DecisionInput, at: DateTime<Utc>) -> RecordedDecision {
+pub(super) async fn decide_at(
+    store: &dyn Store,
+    input: DecisionInput,
+    at: DateTime<Utc>,
+) -> RecordedDecision {
     store
         .decide_and_record(&[input], at)
         .await

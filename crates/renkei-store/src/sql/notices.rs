@@ -97,11 +97,7 @@ impl NoticeStore for Backend {
         Ok(true)
     }
 
-    async fn notices(
-        &self,
-        resident: ResidentId,
-        limit: u32,
-    ) -> StoreResult<Vec<EmergencyNotice>> {
+    async fn notices(&self, resident: ResidentId, limit: u32) -> StoreResult<Vec<EmergencyNotice>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT body FROM emergency_notices WHERE resident_id = $1
              ORDER BY created_at DESC, declaration_id DESC LIMIT $2",
