@@ -34,6 +34,9 @@
 )]
 
 use renkei_bench as _; // the binary's allocator
+
+#[path = "brokerage/outbound.rs"]
+mod outbound;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +75,9 @@ static IN_FLIGHT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 fn in_flight() -> usize {
     IN_FLIGHT.get().copied().unwrap_or(TARGET_IN_FLIGHT)
 }
+/// Brokered throughput with the provider in outbound-only mode, as a share of the same
+/// provider's inbound (issue 23).
+const OUTBOUND_TARGET: f64 = 0.9;
 /// Residents, each with a consent and records at the provider.
 const RESIDENTS: usize = 1_000;
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -387,6 +393,10 @@ struct Bench {
     categories: Vec<CategoryId>,
     residents: Vec<Resident>,
     client: reqwest::Client,
+    /// The 5 ms provider again, for the outbound-only phase (it polls instead of listening).
+    outbound_provider: Arc<renkei_provider::Provider>,
+    /// Where the providers' tasks run.
+    providers_runtime: tokio::runtime::Handle,
 }
 
 impl Bench {
@@ -984,6 +994,13 @@ async fn set_up(
         records.clone(),
         SLOW_PROVIDER,
     );
+    let outbound_provider = renkei_provider::Provider::with_delay(
+        provider.clone(),
+        hub.keys().jwks(),
+        signing_key.clone(),
+        records.clone(),
+        SLOW_PROVIDER,
+    );
     let fast = renkei_provider::Provider::with_delay(
         provider.clone(),
         hub.keys().jwks(),
@@ -1134,6 +1151,8 @@ async fn set_up(
         categories,
         residents,
         client,
+        outbound_provider,
+        providers_runtime: runtimes.providers.clone(),
     });
     Ok((bench, slow_url, fast_url))
 }
@@ -1586,6 +1605,8 @@ async fn measure(
     let (slow_direct, slow_hub) = (&slow.direct, &slow.hub);
     place_threads(placement)?;
     let slow_relay = direct_phase("5 ms via bare relay", bench, relay_url, duration, notes).await?;
+    place_threads(placement)?;
+    let slow_outbound = outbound::phase_outbound(bench, duration).await?;
     use_provider(bench, fast_url).await?;
     check_answers(bench, fast_url).await?;
     place_threads(placement)?;
@@ -1613,6 +1634,7 @@ async fn measure(
     print_row("5 ms provider, direct again", &slow.direct_again);
     print_row("5 ms provider, via bare relay", &slow_relay);
     print_row("5 ms provider, via hub", slow_hub);
+    print_row("5 ms provider, hub, outbound", &slow_outbound);
     print_row("0 ms provider, direct", fast_direct);
     print_row("0 ms provider, direct again", &fast.direct_again);
     print_row("0 ms provider, via hub", fast_hub);
@@ -1659,6 +1681,19 @@ async fn measure(
                 "only rounds whose slices lost <= {:.0} % of the cores' time to steal",
                 QUIET_STEAL_SHARE * 100.0
             )),
+        );
+    }
+    {
+        let ratio = slow_outbound.rate() / slow_hub.rate();
+        let p99 = slow_outbound.p99_ms() - slow_hub.p99_ms();
+        let met = if ratio >= OUTBOUND_TARGET {
+            "met"
+        } else {
+            "NOT MET"
+        };
+        println!(
+            "  {:<14} {ratio:>15.2}x {:>11} {p99:>+8.2} ms   >= {OUTBOUND_TARGET}x the inbound mode's req/s: {met}",
+            "outbound/in", ""
         );
     }
     compare("0 ms", fast_direct, fast_hub, Some("CPU-bound worst case"));

@@ -12,6 +12,11 @@
 //! 3. **10 % changed**: a re-sync where one resident in ten has a new reference;
 //! 4. **replayed batches**: the first phase's batch ids again, each answered from its entry.
 //!
+//! And a control, the ceiling for these rows on this machine: the same million
+//! (resident, category, provider, reference) rows written straight into a bare table with
+//! the locators' primary key, by multi-row INSERTs, one fsynced transaction per 10,000, with
+//! no resolving of subjects, no log entry, no trigger and no foreign key.
+//!
 //! Batches are sent one after another, as one provider's kit sends them. The database goes in
 //! a temporary directory under `RENKEI_BENCH_DIR` (default: the target dir). Run with
 //! `cargo bench -p renkei-bench --bench locator_sync`.
@@ -92,7 +97,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     progress(&format!(
         "loading {n} residents with their subjects at {PROVIDER}"
     ));
-    let subjects = load_residents(&path, &provider, n).await?;
+    let (residents, subjects) = load_residents(&path, &provider, n).await?;
 
     let reference = |i: usize, generation: usize| format!("REG-{i:08}-{generation}");
     let first: Vec<LocatorUpsert> = subjects
@@ -144,12 +149,59 @@ async fn run(n: usize) -> anyhow::Result<()> {
         "the provider reads its locators back"
     );
 
+    let ceiling = bare_inserts(&path, &residents).await?;
     let met = rate >= TARGET_PER_SEC;
     println!(
         "\nfirst sync: {rate:.0} locators/s against a target of ≥ {TARGET_PER_SEC:.0}/s: {}",
         if met { "met" } else { "MISSED" }
     );
+    println!(
+        "control: bare multi-row INSERTs of the same rows, fsynced per 10,000: {ceiling:.0} rows/s \
+         (the first sync reaches {:.0} % of it)",
+        rate / ceiling * 100.0
+    );
     Ok(())
+}
+
+/// The control: `residents`' rows written into a bare table with the locators' key, as
+/// fast as SQLite takes them here; answers rows per second.
+async fn bare_inserts(path: &std::path::Path, residents: &[String]) -> anyhow::Result<f64> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30));
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    sqlx::query(
+        "CREATE TABLE bench_bare_locators (resident_id TEXT NOT NULL, category_id TEXT NOT NULL,
+         provider_id TEXT NOT NULL, reference TEXT NOT NULL, PRIMARY KEY (resident_id, category_id))",
+    )
+    .execute(&mut conn)
+    .await?;
+    let began = Instant::now();
+    for batch in residents.chunks(MAX_BATCH_ITEMS) {
+        let mut tx = conn.begin().await?;
+        for rows in batch.chunks(500) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO bench_bare_locators (resident_id, category_id, provider_id, reference) ",
+            );
+            insert.push_values(rows, |mut b, r| {
+                b.push_bind(r.clone())
+                    .push_bind(CATEGORY)
+                    .push_bind(PROVIDER)
+                    .push_bind(format!("REG-{r}"));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    let rate = residents.len() as f64 / began.elapsed().as_secs_f64();
+    println!(
+        "| control: bare INSERTs | {rate:.0} | {} | | |",
+        residents.len().div_ceil(MAX_BATCH_ITEMS)
+    );
+    conn.close().await?;
+    Ok(rate)
 }
 
 /// Sends `items` in batches (fresh ids, or `replay`'s), one after another, and prints the
@@ -201,12 +253,12 @@ async fn phase(
 }
 
 /// `n` residents, each with a random subject at `provider` (64 characters; the hub's are 43),
-/// written straight into the tables without fsync.
+/// written straight into the tables without fsync: their ids and their subjects.
 async fn load_residents(
     path: &std::path::Path,
     provider: &ProviderId,
     n: usize,
-) -> anyhow::Result<Vec<ProviderSubject>> {
+) -> anyhow::Result<(Vec<String>, Vec<ProviderSubject>)> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .journal_mode(SqliteJournalMode::Wal)
@@ -216,6 +268,7 @@ async fn load_residents(
     let sector = provider_sector(provider);
     let now = Utc::now().timestamp_millis();
     let mut subjects = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     let mut tx = conn.begin().await?;
     for start in (0..n).step_by(LOAD_ROWS) {
         let rows: Vec<(String, ProviderSubject)> = (start..n.min(start + LOAD_ROWS))
@@ -243,9 +296,12 @@ async fn load_residents(
                 .push_bind(r.clone());
         });
         linked.build().execute(&mut *tx).await?;
-        subjects.extend(rows.into_iter().map(|(_, s)| s));
+        for (r, s) in rows {
+            ids.push(r);
+            subjects.push(s);
+        }
     }
     tx.commit().await?;
     conn.close().await?;
-    Ok(subjects)
+    Ok((ids, subjects))
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::AccessBasis;
 use crate::catalog::{Purpose, Service, ServiceStatus};
 use crate::consent::{ActiveConsent, Consent, ConsentState};
-use crate::emergency::{Declaration, DeclarationState};
+use crate::emergency::{AreaCode, Declaration, DeclarationState};
 use crate::ids::{CategoryId, DeclarationId, PurposeId, RequestId, ResidentId, ServiceId};
 
 /// What a service asked for (the resident is resolved by the caller).
@@ -64,6 +64,13 @@ pub enum DenialReason {
     CategoryNotInEmergency {
         categories: BTreeSet<CategoryId>,
     },
+    /// An area list named a declaration that does not name the service (or none that
+    /// exists).
+    ServiceNotInEmergency,
+    /// An area list asked for codes outside the declaration's area.
+    AreaNotInEmergency {
+        codes: BTreeSet<AreaCode>,
+    },
 }
 
 impl DenialReason {
@@ -84,6 +91,8 @@ impl DenialReason {
             Self::NotInEmergency => "not-in-emergency",
             Self::EmergencyNotInForce => "emergency-not-in-force",
             Self::CategoryNotInEmergency { .. } => "category-not-in-emergency",
+            Self::ServiceNotInEmergency => "service-not-in-emergency",
+            Self::AreaNotInEmergency { .. } => "area-not-in-emergency",
         }
     }
 }

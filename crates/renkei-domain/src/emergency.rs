@@ -10,6 +10,7 @@
 //! revision it was taken from, so two operators cannot both take the same one.
 
 pub mod area;
+pub mod area_list;
 pub mod notice;
 
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use area::{Area, AreaCode, AreaError, MeshCode, MeshLevel};
+pub use area_list::{AreaListFacts, AreaListRequest, MAX_AREA_ENTRIES, decide_area_list};
 pub use notice::{EmergencyNotice, NoticeRelease};
 
 use crate::ids::{CategoryId, DeclarationId, OperatorId, ServiceId};

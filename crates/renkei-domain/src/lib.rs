@@ -31,8 +31,9 @@ pub use consent::{
 };
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{
-    Area, AreaCode, Declaration, DeclarationDraft, DeclarationError, DeclarationState,
-    EmergencyLegalBasis, EmergencyNotice, NoticeRelease,
+    Area, AreaCode, AreaListFacts, AreaListRequest, Declaration, DeclarationDraft,
+    DeclarationError, DeclarationState, EmergencyLegalBasis, EmergencyNotice, MAX_AREA_ENTRIES,
+    NoticeRelease, decide_area_list,
 };
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,

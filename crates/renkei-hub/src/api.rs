@@ -28,7 +28,7 @@ use crate::notices::{NoticeChannelBody, NoticeReleaseView, NoticeView};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_demo, api_log, catalogue, history, notices, provider_sync};
+use crate::{api_demo, api_log, api_outbound, catalogue, history, notices, provider_sync};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -200,6 +200,11 @@ fn declared() -> Routes<Hub> {
         )
         .api(Operator, emergency::end, emergency::__path_end)
         .api(
+            ServiceToken,
+            emergency::area_list,
+            emergency::__path_area_list,
+        )
+        .api(
             Operator,
             providers::publish_purpose,
             providers::__path_publish_purpose,
@@ -320,6 +325,8 @@ fn declared() -> Routes<Hub> {
             provider_sync::provider_locators,
             provider_sync::__path_provider_locators,
         )
+        .api(Provider, api_outbound::poll, api_outbound::__path_poll)
+        .api(Provider, api_outbound::answer, api_outbound::__path_answer)
 }
 
 /// The document's parts besides its operations (those come from `declared`): its

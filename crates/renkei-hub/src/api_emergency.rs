@@ -12,14 +12,24 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api_identity::PROBLEM;
-use crate::auth::OperatorCaller;
+use crate::area_lists::{AreaListBody, AreaListEntry, AreaListResponse, AreaProviderResult};
+use crate::auth::{DataRequester, OperatorCaller};
 use crate::emergency::{DeclarationBody, RenewalBody};
 use crate::problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use crate::{Hub, HubError};
 
 /// The emergencies' schemas for the API document.
 #[derive(OpenApi)]
-#[openapi(components(schemas(DeclarationBody, RenewalBody, DeclarationView, RenewalView)))]
+#[openapi(components(schemas(
+    DeclarationBody,
+    RenewalBody,
+    DeclarationView,
+    RenewalView,
+    AreaListBody,
+    AreaListResponse,
+    AreaListEntry,
+    AreaProviderResult
+)))]
 pub struct EmergencyApiDoc;
 
 /// A declared emergency as anyone may see it: its scope and window, never a resident, and
@@ -193,5 +203,29 @@ pub(crate) async fn end(
 ) -> Result<Json<DeclarationView>, HubError> {
     Ok(view(
         &hub.end_emergency(&operator, declaration_id(&id)?).await?,
+    ))
+}
+
+/// Ask, under a declaration in force that names this service, for every entry of its
+/// categories inside an area (e.g. the evacuation-support register in these mesh codes).
+/// Each provider selects and seals the entries; the hub records one access record per
+/// resident released (basis `emergency:<declaration>`) before relaying any of them.
+#[utoipa::path(post, path = "/v1/area-lists", request_body = AreaListBody, security(("service" = [])),
+    responses((status = 200, description = "Granted: the entries relayed, each sealed to the service", body = AreaListResponse),
+        (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Denied (recorded): `service-not-in-emergency`, `emergency-not-in-force`, `category-not-in-emergency`, `area-not-in-emergency`, …", body = Problem, content_type = PROBLEM),
+        (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM), (status = 429, body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Storage unavailable: nothing was released", body = Problem, content_type = PROBLEM, headers(("Retry-After" = u32, description = "Seconds to wait before trying again")))))]
+pub(crate) async fn area_list(
+    State(hub): State<Hub>,
+    caller: DataRequester,
+    ApiJson(body): ApiJson<AreaListBody>,
+) -> Result<Json<AreaListResponse>, HubError> {
+    // Any token of the service will do, a code-flow one too: the list rests on the
+    // declaration naming the service, never on the resident a token was issued for.
+    hub.check_categories(&body.categories).await?;
+    Ok(Json(
+        hub.request_area_list(&caller.service, caller.token_id, body)
+            .await?,
     ))
 }

@@ -305,6 +305,8 @@ pub fn denial_kind(reason: &DenialReason) -> ProblemKind {
         D::NotInEmergency => K::NotInEmergency,
         D::EmergencyNotInForce => K::EmergencyNotInForce,
         D::CategoryNotInEmergency { .. } => K::CategoryNotInEmergency,
+        D::ServiceNotInEmergency => K::ServiceNotInEmergency,
+        D::AreaNotInEmergency { .. } => K::AreaNotInEmergency,
     }
 }
 
@@ -365,6 +367,14 @@ fn denial_problem(reason: &DenialReason) -> Problem {
             "no consent covers the request and the declaration in force does not release every category asked for"
                 .to_owned(),
             Some(serde_json::json!({ "categories": categories })),
+        ),
+        D::ServiceNotInEmergency => (
+            "the declaration named does not name this service, or does not exist".to_owned(),
+            None,
+        ),
+        D::AreaNotInEmergency { codes } => (
+            "the area asked for is not inside the declaration's area".to_owned(),
+            Some(serde_json::json!({ "codes": codes })),
         ),
         D::TokenRevoked => return HubError::TokenInactive.to_problem(),
     };
@@ -568,6 +578,10 @@ mod tests {
             DenialReason::NotInEmergency,
             DenialReason::EmergencyNotInForce,
             DenialReason::CategoryNotInEmergency { categories },
+            DenialReason::ServiceNotInEmergency,
+            DenialReason::AreaNotInEmergency {
+                codes: ["5339".parse().unwrap()].into(),
+            },
         ]
     }
 

@@ -16,6 +16,7 @@ mod api_identity;
 mod api_log;
 mod api_outbound;
 mod api_providers;
+pub mod area_lists;
 pub mod audit;
 pub mod auth;
 pub mod broker;

@@ -41,6 +41,12 @@ pub enum RelayError {
     /// The provider took the grant (or never did) and did not answer in time.
     #[error("the provider did not answer in time")]
     Timeout,
+    /// The provider's answer was larger than the request reads.
+    #[error("the provider's answer is larger than its limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// The provider posted something that is not an answer.
+    #[error("the provider's answer is not an answer")]
+    BadAnswer,
 }
 
 /// An answer for a ticket that is not waiting (answered already, timed out, or another
@@ -52,7 +58,7 @@ pub struct UnknownTicket(pub Uuid);
 /// A request waiting for its answer.
 struct Waiting {
     limit: u64,
-    reply: oneshot::Sender<Vec<u8>>,
+    reply: oneshot::Sender<Result<Vec<u8>, RelayError>>,
 }
 
 /// The grants waiting for outbound providers, and the requests waiting for their answers.
@@ -157,7 +163,7 @@ impl OutboundRelay {
         let answer = tokio::time::timeout(timeout, rx).await;
         drop(forget);
         match answer {
-            Ok(Ok(body)) => Ok(body),
+            Ok(Ok(answer)) => answer,
             Ok(Err(_)) | Err(_) => Err(RelayError::Timeout),
         }
     }
@@ -221,6 +227,25 @@ impl OutboundRelay {
         provider: &ProviderId,
         ticket: Uuid,
         body: Vec<u8>,
+    ) -> Result<(), UnknownTicket> {
+        self.reply(provider, ticket, Ok(body))
+    }
+
+    /// Ends the request waiting under `ticket` with `why` the provider's answer is unusable.
+    pub fn fail(
+        &self,
+        provider: &ProviderId,
+        ticket: Uuid,
+        why: RelayError,
+    ) -> Result<(), UnknownTicket> {
+        self.reply(provider, ticket, Err(why))
+    }
+
+    fn reply(
+        &self,
+        provider: &ProviderId,
+        ticket: Uuid,
+        body: Result<Vec<u8>, RelayError>,
     ) -> Result<(), UnknownTicket> {
         let waiting = self
             .lines()

@@ -116,6 +116,8 @@ pub enum ProblemKind {
     NotInEmergency,
     EmergencyNotInForce,
     CategoryNotInEmergency,
+    ServiceNotInEmergency,
+    AreaNotInEmergency,
     ServiceKeyInvalid,
     ConsentAlreadyActive,
     ConsentNotActive,
@@ -155,6 +157,8 @@ impl ProblemKind {
         Self::NotInEmergency,
         Self::EmergencyNotInForce,
         Self::CategoryNotInEmergency,
+        Self::ServiceNotInEmergency,
+        Self::AreaNotInEmergency,
         Self::ServiceKeyInvalid,
         Self::ConsentAlreadyActive,
         Self::ConsentNotActive,
@@ -194,6 +198,8 @@ impl ProblemKind {
             Self::NotInEmergency => "not-in-emergency",
             Self::EmergencyNotInForce => "emergency-not-in-force",
             Self::CategoryNotInEmergency => "category-not-in-emergency",
+            Self::ServiceNotInEmergency => "service-not-in-emergency",
+            Self::AreaNotInEmergency => "area-not-in-emergency",
             Self::ServiceKeyInvalid => "service-key-invalid",
             Self::ConsentAlreadyActive => "consent-already-active",
             Self::ConsentNotActive => "consent-not-active",
@@ -246,7 +252,9 @@ impl ProblemKind {
             | Self::CategoryNotCovered
             | Self::NotInEmergency
             | Self::EmergencyNotInForce
-            | Self::CategoryNotInEmergency => S::FORBIDDEN,
+            | Self::CategoryNotInEmergency
+            | Self::ServiceNotInEmergency
+            | Self::AreaNotInEmergency => S::FORBIDDEN,
             Self::ServiceKeyInvalid
             | Self::ConsentAlreadyActive
             | Self::ConsentNotActive
@@ -284,6 +292,8 @@ impl ProblemKind {
             Self::NotInEmergency => "Not in an emergency",
             Self::EmergencyNotInForce => "Emergency not in force",
             Self::CategoryNotInEmergency => "Category not released by the emergency",
+            Self::ServiceNotInEmergency => "Service not named by the emergency",
+            Self::AreaNotInEmergency => "Area outside the emergency",
             Self::ServiceKeyInvalid => "Service key invalid",
             Self::ConsentAlreadyActive => "Consent already active",
             Self::ConsentNotActive => "Consent not active",
@@ -400,6 +410,14 @@ impl ProblemKind {
             Self::CategoryNotInEmergency => (
                 "同意がなく、効力のある非常時宣言は求められたデータ区分のいずれかを対象としていません。`categories` メンバーがそれを示します。",
                 "No consent covers the request, and the emergency declaration in force does not release one of the categories asked for; the `categories` member names them.",
+            ),
+            Self::ServiceNotInEmergency => (
+                "地域リストの要求が示した非常時宣言は、このサービスを対象としていない（またはそのような宣言がない）ため、何も提供されませんでした。",
+                "The area list request named an emergency declaration that does not name this service (or none that exists), so nothing was released.",
+            ),
+            Self::AreaNotInEmergency => (
+                "地域リストの要求が、非常時宣言の区域の外にある地域メッシュまたは地区を含んでいます。`codes` メンバーがそれを示します。何も提供されませんでした。",
+                "The area list request names mesh codes or districts outside the emergency declaration's area; the `codes` member names them. Nothing was released.",
             ),
             Self::ServiceKeyInvalid => (
                 "サービスが登録した HPKE 鍵が X25519 公開鍵ではないため、何も暗号化して渡せませんでした。リクエストは拒否として記録されました。",
@@ -566,17 +584,19 @@ mod tests {
             K::NotInEmergency => 20,
             K::EmergencyNotInForce => 21,
             K::CategoryNotInEmergency => 22,
-            K::ServiceKeyInvalid => 23,
-            K::ConsentAlreadyActive => 24,
-            K::ConsentNotActive => 25,
-            K::DeclarationRefused => 26,
-            K::GrantExpired => 27,
-            K::GrantReplayed => 28,
-            K::ProviderFailure => 29,
-            K::DemoOnly => 30,
-            K::StorageUnavailable => 31,
-            K::RateLimited => 32,
-            K::Internal => 33,
+            K::ServiceNotInEmergency => 23,
+            K::AreaNotInEmergency => 24,
+            K::ServiceKeyInvalid => 25,
+            K::ConsentAlreadyActive => 26,
+            K::ConsentNotActive => 27,
+            K::DeclarationRefused => 28,
+            K::GrantExpired => 29,
+            K::GrantReplayed => 30,
+            K::ProviderFailure => 31,
+            K::DemoOnly => 32,
+            K::StorageUnavailable => 33,
+            K::RateLimited => 34,
+            K::Internal => 35,
         }
     }
 

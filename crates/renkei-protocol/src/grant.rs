@@ -18,6 +18,10 @@ use uuid::Uuid;
 use crate::jws::{self, JwsError, SignError};
 use crate::keys::{Jwks, SigningKey};
 
+pub mod area;
+
+pub use area::{AREA_GRANT_TYP, AreaAnswer, AreaAnswerEntry, AreaGrantClaims, sign_area_grant};
+
 /// The JWS `typ` of a grant.
 pub const GRANT_TYP: &str = "renkei-grant+jwt";
 /// The longest a grant may live, from `iat` to `exp`.

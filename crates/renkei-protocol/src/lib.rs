@@ -36,7 +36,9 @@ pub use event::{
     ConsentChange, ConsentEventClaims, ConsentEventToken, ConsentEvents, EventError, sign_event,
     verify_event,
 };
-pub use grant::{GrantClaims, GrantError, GrantVerifier, sign_grant};
+pub use grant::{
+    AreaGrantClaims, GrantClaims, GrantError, GrantVerifier, sign_area_grant, sign_grant,
+};
 pub use jws::{SignError, sign_jwt};
 pub use keys::{
     AnySigningKey, Jwk, Jwks, KeyError, RsaSigningKey, SigningAlg, SigningKey,

@@ -4,13 +4,16 @@
 //! It reads its [`config::KitConfig`], trusts the hub's published key set (fetched from the
 //! hub at start and again every [`JWKS_REFRESH`], so a rotated key is known before the hub
 //! signs with it), answers grants from the configured [`sources`], signed with the
-//! provider's own key, and keeps its own [`access_log`].
+//! provider's own key, and keeps its own [`access_log`]. It takes grants on its own port,
+//! or, for an `outbound = true` provider, by polling the hub ([`outbound`]) with a token its
+//! [`credentials`] get.
 
 pub mod access_log;
 pub mod config;
 pub mod credentials;
 pub mod outbound;
 pub mod sources;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,11 +23,13 @@ use renkei_protocol::keys::{Jwks, SigningKey};
 
 use crate::{Provider, RecordsError};
 use access_log::AccessLog;
-use config::KitConfig;
+use config::{Connection, KitConfig};
 use sources::KitRecords;
 
 /// How often the kit re-reads the hub's key set (the hub re-reads its own every 30 s).
 pub const JWKS_REFRESH: Duration = Duration::from_secs(30);
+/// How many polls an outbound kit keeps going at once.
+pub const POLLERS: usize = 4;
 
 /// Why a kit could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +54,10 @@ pub enum KitError {
 
 /// A running kit.
 pub struct RunningKit {
-    pub addr: SocketAddr,
+    /// Where it listens; `None` for an outbound provider, which listens nowhere.
+    pub addr: Option<SocketAddr>,
     pub provider: Arc<Provider>,
+    /// The server, or the polls: ends only if they fail.
     pub server: tokio::task::JoinHandle<()>,
 }
 
@@ -80,23 +87,47 @@ pub async fn start(config: &KitConfig) -> Result<RunningKit, KitError> {
     )
     .access_log(log)
     .build();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| KitError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| KitError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    follow_hub_keys(client, url, &provider);
-    let app = crate::router(provider.clone());
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "provider kit stopped");
+    follow_hub_keys(client.clone(), url, &provider);
+    let (addr, server) = match config.connection {
+        Connection::Listen(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|source| KitError::Listen {
+                    addr: listen,
+                    source,
+                })?;
+            let addr = listener.local_addr().map_err(|source| KitError::Listen {
+                addr: listen,
+                source,
+            })?;
+            let app = crate::router(provider.clone());
+            let server = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "provider kit stopped");
+                }
+            });
+            (Some(addr), server)
         }
-    });
+        Connection::Outbound => {
+            let credentials = credentials::ClientAssertion::new(
+                client.clone(),
+                &config.hub,
+                config.provider.clone(),
+                read_signing_key(&config.signing_key)?,
+            );
+            let polls = outbound::start(
+                client,
+                config.hub.clone(),
+                &provider,
+                Arc::new(credentials),
+                POLLERS,
+            );
+            let server = tokio::spawn(async move {
+                futures_util::future::join_all(polls).await;
+            });
+            (None, server)
+        }
+    };
     Ok(RunningKit {
         addr,
         provider,

@@ -24,6 +24,7 @@ use renkei_protocol::grant::{GrantClaims, GrantError, GrantVerifier};
 use renkei_protocol::keys::{Jwks, SigningKey};
 use renkei_protocol::payload::{PayloadSealError, sign_and_seal};
 
+pub mod area;
 pub mod kit;
 
 use kit::access_log::{AccessLine, AccessLog, GrantFacts};
@@ -42,6 +43,25 @@ pub trait Records: Send + Sync + 'static {
     /// before anything is read.
     fn serves(&self, _category: &CategoryId) -> bool {
         true
+    }
+
+    /// Whether this provider lists `category` by area (area lists under a declared
+    /// emergency); an area grant naming another is refused before anything is read.
+    fn serves_area(&self, _category: &CategoryId) -> bool {
+        false
+    }
+
+    /// Every entry of `categories` whose place lies inside `area`, named by the resident's
+    /// code at this provider: an entry holds at least one of the categories, and only them.
+    async fn in_area(
+        &self,
+        _area: &renkei_domain::Area,
+        categories: &[CategoryId],
+    ) -> Result<Vec<area::AreaEntry>, RecordsError> {
+        match categories.first() {
+            Some(c) => Err(RecordsError::NotServed(c.clone())),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
@@ -181,7 +201,8 @@ impl ProviderBuilder {
     }
 }
 
-/// `POST /renkei/v1/fetch` with `Authorization: Bearer <grant>`.
+/// `POST /renkei/v1/fetch` with `Authorization: Bearer <grant>`, and
+/// `POST /renkei/v1/area-fetch` with an area grant ([`area`]).
 #[expect(
     clippy::disallowed_methods,
     reason = "a provider's own server, outside the hub's route table: its one route is \
@@ -190,6 +211,7 @@ impl ProviderBuilder {
 pub fn router(provider: Arc<Provider>) -> Router {
     Router::new()
         .route("/renkei/v1/fetch", post(fetch))
+        .merge(area::routes())
         .with_state(provider)
 }
 

@@ -114,6 +114,7 @@ macro_rules! store_conformance_suite {
             a_declarations_notices_are_written_once_from_the_records_under_it,
             an_early_end_makes_the_notices_due_before_the_end_time,
             a_residents_notice_channels_are_added_once_and_removed,
+            an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

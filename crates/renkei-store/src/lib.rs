@@ -35,7 +35,7 @@ use renkei_domain::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use emergency::EmergencyStore;
+pub use emergency::{AreaListOutcome, AreaRelease, EmergencyStore, ReleasedEntry};
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
     IdentityStore, KeyCustody, StoredPasskey, StoredSigningKey, TokenKeyRef,

@@ -1,6 +1,7 @@
 //! The demo town: seeds a fresh hub with ひかり台市, runs its three data providers as real
 //! HTTP servers, and prints what to try next.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use renkei_domain::{Actor, CategoryId, ConsentChannel, Locator, ProviderId};
+use renkei_domain::{Actor, ConsentChannel};
 use renkei_hub::consents::GrantConsentBody;
 use renkei_hub::{Hub, HubConfig};
 use renkei_provider::kit::config::KitConfig;
@@ -225,10 +226,6 @@ pub(crate) const SERVICES: [ServiceSpec; 3] = [
     },
 ];
 
-fn cat(id: &str) -> anyhow::Result<CategoryId> {
-    CategoryId::new(id).with_context(|| format!("category {id}"))
-}
-
 /// What the demo prints so a newcomer can try it.
 pub struct DemoTown {
     pub hub: Hub,
@@ -348,41 +345,13 @@ pub async fn register(
     Ok(())
 }
 
-/// The town's residents, where their data lives and the consents some already gave (the
-/// catalogue is registered through the API first: locators name its providers).
+/// The town's residents and the consents some already gave (where their data lives is told
+/// to the hub by the providers' kits, in [`start_providers`]).
 async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result<()> {
     let now = Utc::now();
-    let mut locators = Vec::new();
-    for (i, p) in people.iter().enumerate() {
+    for p in people {
         store.add_resident(p.resident, now).await?;
-        let mut put = |category: &str, provider: &str, reference: String| -> anyhow::Result<()> {
-            locators.push(Locator {
-                resident: p.resident,
-                category: cat(category)?,
-                provider: ProviderId::new(provider)?,
-                reference,
-            });
-            Ok(())
-        };
-        for c in [
-            "resident.name",
-            "resident.address",
-            "resident.birth_date",
-            "resident.sex",
-        ] {
-            put(c, "city-registry", p.registry_ref(i))?;
-        }
-        if p.evacuation_support.is_some() {
-            put("evacuation.support", "city-registry", p.registry_ref(i))?;
-        }
-        if p.has_clinic_record {
-            put("health.checkup", "hikari-clinic", p.clinic_ref(i))?;
-        }
-        if p.has_payment_record {
-            put("payment.history", "hikari-pay", p.payment_ref(i))?;
-        }
     }
-    store.put_locators(&locators).await?;
     // Some residents already said yes; the guide's resident is left for the walk-through.
     let guide = guide_resident(people).map(|p| p.resident);
     let mut rng = StdRng::seed_from_u64(SEED ^ 0xC0DE);
@@ -415,10 +384,13 @@ async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result
 }
 
 /// Starts the three providers of the town on their ports, each on the provider kit from the
-/// files [`crate::demo_kit`] writes into `<data dir>/providers/`. The hub must already be
-/// serving at `hub_url`: each kit fetches its key set from there.
+/// files [`crate::demo_kit`] writes into `<data dir>/providers/`, and has each tell the hub
+/// where its records are (`renkei provider sync`), with the codes the town's residents gave
+/// at its counter (as their portal shows them). The hub must already be serving at
+/// `hub_url`: each kit fetches its key set from there.
 pub async fn start_providers(
     options: &DemoOptions,
+    hub: &Hub,
     hub_url: &str,
     people: &[Person],
 ) -> anyhow::Result<Vec<renkei_provider::kit::RunningKit>> {
@@ -427,20 +399,61 @@ pub async fn start_providers(
         town::clinic_records(people, SEED),
         town::payment_records(people, SEED),
     ];
+    // Each provider's record references, by the code of the resident they belong to.
+    let (mut registry, mut clinic, mut pay) = (HashMap::new(), HashMap::new(), HashMap::new());
+    for (i, p) in people.iter().enumerate() {
+        for code in hub.provider_codes(p.resident).await? {
+            let (codes, reference) = match code.provider.as_str() {
+                "city-registry" => (&mut registry, p.registry_ref(i)),
+                "hikari-clinic" => (&mut clinic, p.clinic_ref(i)),
+                "hikari-pay" => (&mut pay, p.payment_ref(i)),
+                _ => continue,
+            };
+            codes.insert(reference, code.code);
+        }
+    }
+    // The register also lists each entry by its resident's code at the registry: area lists
+    // name entries by it (issue 24).
+    const REGISTER: &str = "evacuation.support";
+    let holder = PROVIDERS
+        .iter()
+        .find(|spec| spec.categories.contains(&REGISTER))
+        .map_or("city-registry", |spec| spec.id);
+    let codes = [registry, clinic, pay].map(|codes| crate::demo_kit::ResidentCodes {
+        codes,
+        area_list: None,
+    });
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
     let storage = [Storage::Sqlite, Storage::Sqlite, Storage::Csv];
     let mut kits = Vec::new();
-    for ((i, spec), (records, storage)) in PROVIDERS
+    for (((i, spec), (records, storage)), codes) in PROVIDERS
         .iter()
         .enumerate()
         .zip(records.iter().zip(storage))
+        .zip(codes)
     {
         let addr = SocketAddr::from((
             [127, 0, 0, 1],
             options.first_provider_port + u16::try_from(i)?,
         ));
         let dir = crate::demo_onboard::provider_dir(&options.data_dir, spec.id);
-        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records).await?;
+        let codes = crate::demo_kit::ResidentCodes {
+            area_list: (spec.id == holder).then(|| REGISTER.to_owned()),
+            ..codes
+        };
+        let config = write_provider(&dir, spec.id, addr, hub_url, storage, records, &codes).await?;
         let config = KitConfig::load(&config)?;
+        let credentials = renkei_provider::kit::credentials::ClientAssertion::new(
+            http.clone(),
+            hub_url,
+            config.provider.clone(),
+            renkei_provider::kit::read_signing_key(&config.signing_key)?,
+        );
+        renkei_provider::kit::sync::sync(&config, &http, &credentials)
+            .await
+            .with_context(|| format!("syncing provider {}'s locators", spec.id))?;
         let kit = renkei_provider::kit::start(&config)
             .await
             .with_context(|| format!("starting provider {} on {addr}", spec.id))?;

@@ -7,7 +7,22 @@
 //!
 //! Each category becomes a table of its own (or, for the CSV, the file's columns), one row
 //! per record, with the record's fields as columns; the kit's query selects them by the
-//! resident's reference at that provider.
+//! resident's reference at that provider. Each category's links (which resident code has a
+//! record under which reference) go in a CSV file for `renkei provider sync`. A category
+//! listed by area ([`ResidentCodes::area_list`]: the registry's evacuation-support register)
+//! also gets each entry's resident code at the provider, in a `renkei_code` column the kit's
+//! area query names and never releases.
+
+/// The residents' codes at a provider (what they gave at its counter), by record reference,
+/// and the category it also lists by area, if any (its records have a `mesh` field).
+#[derive(Debug, Clone, Default)]
+pub struct ResidentCodes {
+    pub codes: HashMap<String, String>,
+    pub area_list: Option<String>,
+}
+
+/// The column holding an entry's resident code at the provider.
+const CODE_COLUMN: &str = "renkei_code";
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -28,7 +43,8 @@ pub enum Storage {
 }
 
 /// Writes `records` and the kit's configuration for provider `id` into `dir`; returns the
-/// configuration file's path.
+/// configuration file's path. `codes` become the kit's `links`, which `renkei provider
+/// sync` sends to the hub.
 pub async fn write_provider(
     dir: &Path,
     id: &str,
@@ -36,9 +52,20 @@ pub async fn write_provider(
     hub: &str,
     storage: Storage,
     records: &ProviderRecords,
+    codes: &ResidentCodes,
 ) -> anyhow::Result<PathBuf> {
     signing_key(dir)?;
-    let tables = tables(records);
+    let mut tables = tables(records);
+    write_links(dir, &tables, &codes.codes)?;
+    if let Some(area) = &codes.area_list
+        && let Some((_, table)) = tables.iter_mut().find(|(c, _)| c == area)
+    {
+        table.columns.push(CODE_COLUMN.to_owned());
+        for (reference, values) in &mut table.rows {
+            let code = codes.codes.get(reference.as_str()).cloned();
+            values.push(code.map_or(Value::Null, Value::String));
+        }
+    }
     let mut config = format!(
         "# The provider kit's configuration for `{id}`, written by `renkei demo`.\n\
          provider = \"{id}\"\nlisten = \"{listen}\"\nhub = \"{hub}\"\naccess_log = \"access.jsonl\"\n\
@@ -53,10 +80,26 @@ pub async fn write_provider(
                 dir.join(&file).display()
             ));
             for (category, table) in &tables {
+                let columns = |with_code: bool| {
+                    table
+                        .columns
+                        .iter()
+                        .filter(|c| with_code || *c != CODE_COLUMN)
+                        .map(|c| format!("\\\"{c}\\\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 config.push_str(&format!(
-                    "\n[[category]]\nid = \"{category}\"\nquery = \"SELECT {} FROM \\\"{category}\\\" WHERE reference = $1\"\n",
-                    table.columns.iter().map(|c| format!("\\\"{c}\\\"")).collect::<Vec<_>>().join(", ")
+                    "\n[[category]]\nid = \"{category}\"\nquery = \"SELECT {} FROM \\\"{category}\\\" WHERE reference = $1\"\nlinks_csv = \"{}\"\n",
+                    columns(false),
+                    links_file(category)
                 ));
+                if table.columns.iter().any(|c| c == CODE_COLUMN) {
+                    config.push_str(&format!(
+                        "[category.area]\nquery = \"SELECT {} FROM \\\"{category}\\\"\"\nsubject = \"{CODE_COLUMN}\"\nplace = \"mesh\"\n",
+                        columns(true)
+                    ));
+                }
             }
         }
         Storage::Csv => {
@@ -64,7 +107,8 @@ pub async fn write_provider(
                 let file = format!("{category}.csv");
                 write_csv(&dir.join(&file), table)?;
                 config.push_str(&format!(
-                    "\n[[category]]\nid = \"{category}\"\ncsv = \"{file}\"\nkey = \"reference\"\n"
+                    "\n[[category]]\nid = \"{category}\"\ncsv = \"{file}\"\nkey = \"reference\"\nlinks_csv = \"{}\"\n",
+                    links_file(category)
                 ));
             }
         }
@@ -72,6 +116,33 @@ pub async fn write_provider(
     let path = dir.join("provider.toml");
     std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The file linking residents' codes to one category's records.
+fn links_file(category: &str) -> String {
+    format!("links-{category}.csv")
+}
+
+/// Writes, for each category, which resident code has a record under which reference.
+fn write_links(
+    dir: &Path,
+    tables: &[(String, Table)],
+    codes: &HashMap<String, String>,
+) -> anyhow::Result<()> {
+    for (category, table) in tables {
+        let path = dir.join(links_file(category));
+        let mut out =
+            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+        out.write_record(["code", "reference"])?;
+        let references: BTreeSet<&str> = table.rows.iter().map(|(r, _)| r.as_str()).collect();
+        for reference in references {
+            if let Some(code) = codes.get(reference) {
+                out.write_record([code.as_str(), reference])?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
 }
 
 /// The provider's key file in its directory.
@@ -216,4 +287,71 @@ fn write_csv(path: &Path, table: &Table) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use renkei_provider::Records;
+    use renkei_provider::kit::config::KitConfig;
+    use renkei_provider::kit::sources::KitRecords;
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_registrys_register_is_listed_by_mesh_code_without_its_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |mesh: &str| {
+            Map::from_iter([(
+                "evacuation.support".to_owned(),
+                json!({ "assistance": "車いす", "mesh": mesh }),
+            )])
+        };
+        let records: ProviderRecords = HashMap::from([
+            ("REG-000001".to_owned(), entry("533945261")),
+            ("REG-000002".to_owned(), entry("533945371")),
+            ("REG-000003".to_owned(), entry("533945262")),
+        ]);
+        let codes = ResidentCodes {
+            codes: HashMap::from([
+                ("REG-000001".to_owned(), "code-one".to_owned()),
+                ("REG-000002".to_owned(), "code-two".to_owned()),
+            ]),
+            area_list: Some("evacuation.support".into()),
+        };
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let path = write_provider(
+            dir.path(),
+            "city-registry",
+            addr,
+            "http://127.0.0.1:1",
+            Storage::Sqlite,
+            &records,
+            &codes,
+        )
+        .await
+        .unwrap();
+        let config = KitConfig::load(&path).unwrap();
+        let kit = KitRecords::open(&config).await.unwrap();
+        let category = renkei_domain::CategoryId::new("evacuation.support").unwrap();
+        assert!(kit.serves_area(&category));
+        let inside = renkei_domain::Area::parse(["53394526"]).unwrap();
+        let entries = kit
+            .in_area(&inside, std::slice::from_ref(&category))
+            .await
+            .unwrap();
+        // The third entry has no code (its resident gave none): it cannot be listed.
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].subject, "code-one");
+        let row = &entries[0].data["evacuation.support"][0];
+        assert_eq!(row["mesh"], "533945261");
+        assert!(row.get("renkei_code").is_none(), "{row}");
+        // Looked up one at a time, the code is not released either.
+        let one = kit
+            .lookup("REG-000001", &[category])
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!one.to_string().contains("code-one"), "{one}");
+    }
 }

@@ -70,6 +70,12 @@ enum Command {
         /// A certificate revocation list (PEM or DER) the operator supplies. Repeatable.
         #[arg(long)]
         crl: Vec<PathBuf>,
+        /// Let registered endpoints, webhooks and redirects be plain http on loopback or
+        /// private addresses, and the hub connect to them: for a hub and providers on one
+        /// closed network, or on one machine. Off, the hub calls only https URLs on public
+        /// addresses (outbound-only providers need neither).
+        #[arg(long)]
+        allow_local_network: bool,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -286,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
             demo::register(&options, store.as_ref(), &mut town, &hub_url)
                 .await
                 .context("registering the demo town through the hub's API")?;
-            let _kits = demo::start_providers(&options, &hub_url, &town.people).await?;
+            let _kits = demo::start_providers(&options, &town.hub, &hub_url, &town.people).await?;
             println!("{}", demo::guide(&options, &town));
             hub.await.context("the hub stopped")??;
         }
@@ -298,11 +304,13 @@ async fn main() -> anyhow::Result<()> {
             storage_timeout_ms,
             trust_anchor,
             crl,
+            allow_local_network,
             kek,
             pkcs11,
             limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
+            config.allow_local_network = allow_local_network;
             config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);

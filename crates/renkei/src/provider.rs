@@ -22,6 +22,13 @@ pub enum ProviderCommand {
         #[arg(long, env = "RENKEI_PROVIDER_CONFIG")]
         config: PathBuf,
     },
+    /// Tell the hub which residents have records here: what each category's `links` in the
+    /// configuration select, sent as the difference from what the hub has.
+    Sync {
+        /// The kit's configuration (`provider.toml`).
+        #[arg(long, env = "RENKEI_PROVIDER_CONFIG")]
+        config: PathBuf,
+    },
     /// Make the provider's signing key: the private key goes to OUT (owner-only; name it
     /// as `signing_key` in provider.toml), the public JWK to standard output (register it).
     Keygen {
@@ -137,6 +144,7 @@ fn registration(path: &Path) -> anyhow::Result<ProviderRegistration> {
 pub async fn run(command: ProviderCommand) -> anyhow::Result<()> {
     match command {
         ProviderCommand::Serve { config } => serve(&config).await,
+        ProviderCommand::Sync { config } => sync(&config).await,
         ProviderCommand::Keygen { out } => {
             if out.exists() {
                 anyhow::bail!("{} exists: a key is never replaced", out.display());
@@ -207,10 +215,13 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
     let running = kit::start(&config)
         .await
         .with_context(|| format!("starting provider `{}`", config.provider))?;
+    let from = match running.addr {
+        Some(addr) => format!("on {addr}"),
+        None => "by polling the hub (outbound-only, no port)".to_owned(),
+    };
     println!(
-        "provider `{}` answers grants on {} (hub {}, access log {})",
+        "provider `{}` answers grants {from} (hub {}, access log {})",
         config.provider,
-        running.addr,
         config.hub,
         config.access_log.display()
     );
@@ -218,5 +229,32 @@ async fn serve(config: &Path) -> anyhow::Result<()> {
         stopped = running.server => stopped.context("the provider's server stopped")?,
         signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
     }
+    Ok(())
+}
+
+async fn sync(config: &Path) -> anyhow::Result<()> {
+    let config = KitConfig::load(config)?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let credentials = kit::credentials::ClientAssertion::new(
+        client.clone(),
+        &config.hub,
+        config.provider.clone(),
+        kit::read_signing_key(&config.signing_key)?,
+    );
+    let report = kit::sync::sync(&config, &client, &credentials)
+        .await
+        .with_context(|| format!("syncing provider `{}`'s locators", config.provider))?;
+    println!(
+        "locators of `{}` synced in {} batches: {} upserted, {} removed, {} unchanged, {} not applied (codes the hub does not know)",
+        config.provider,
+        report.batches,
+        report.upserted,
+        report.removed,
+        report.unchanged,
+        report.not_applied
+    );
     Ok(())
 }

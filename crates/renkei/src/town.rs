@@ -114,6 +114,17 @@ impl Person {
     pub fn payment_ref(&self, i: usize) -> String {
         format!("HP-{:08}", 31_000_000 + i * 7)
     }
+
+    /// Where they live, as a half mesh (2分の1地域メッシュ, JIS X 0410): each 丁目 name is a
+    /// 1 km mesh of its own inside 533945, and the half within it follows `i`. Derived, not
+    /// drawn, so the town's residents stay the same.
+    pub fn mesh(&self, i: usize) -> String {
+        let k = CHOME
+            .iter()
+            .position(|c| self.address.contains(c))
+            .unwrap_or_default();
+        format!("533945{}{}{}", 2 + k / 5, 5 + k % 5, 1 + i % 4)
+    }
 }
 
 /// One of `list`, drawn by `rng` as indexing with `random_range(0..len)` would (the town's
@@ -190,7 +201,12 @@ pub fn registry_records(people: &[Person]) -> HashMap<String, Map<String, Value>
             );
             m.insert("resident.sex".into(), json!(p.sex));
             if let Some(e) = &p.evacuation_support {
-                m.insert("evacuation.support".into(), e.clone());
+                // The register keeps where each entry lives, for area lists.
+                let mut entry = e.clone();
+                if let Value::Object(fields) = &mut entry {
+                    fields.insert("mesh".into(), json!(p.mesh(i)));
+                }
+                m.insert("evacuation.support".into(), entry);
             }
             (p.registry_ref(i), m)
         })
@@ -278,5 +294,20 @@ mod tests {
             .filter(|p| p.evacuation_support.is_some())
             .count();
         assert!((20..300).contains(&supported), "{supported}");
+    }
+
+    #[test]
+    fn every_register_entry_lies_in_a_half_mesh_inside_the_town() {
+        let town = people(200, 1);
+        let registry = registry_records(&town);
+        for (i, p) in town.iter().enumerate() {
+            let mesh = renkei_domain::emergency::MeshCode::parse(&p.mesh(i)).unwrap();
+            assert_eq!(mesh.level(), renkei_domain::emergency::MeshLevel::Half);
+            assert!(mesh.as_str().starts_with("533945"));
+            if p.evacuation_support.is_some() {
+                let entry = &registry[&p.registry_ref(i)]["evacuation.support"];
+                assert_eq!(entry["mesh"], p.mesh(i).as_str());
+            }
+        }
     }
 }

@@ -14,12 +14,14 @@
 mod common;
 
 mod api_contract;
+mod area_lists;
 mod consent_flow;
 mod emergency;
 mod identity;
 mod notices;
 mod onboarding;
 mod openid_provider;
+mod outbound;
 mod provider_safety;
 mod provider_sync;
 mod revocation;

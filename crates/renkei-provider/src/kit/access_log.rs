@@ -55,8 +55,16 @@ impl AccessLog {
 
     /// Appends `line` and syncs it, on a blocking thread.
     pub async fn append(&self, line: &AccessLine) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
+        self.append_all(std::slice::from_ref(line)).await
+    }
+
+    /// Appends `lines` and syncs them once (an area list's entries), on a blocking thread.
+    pub async fn append_all(&self, lines: &[AccessLine]) -> std::io::Result<()> {
+        let mut bytes = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut bytes, line).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+        }
         let file = self.0.clone();
         tokio::task::spawn_blocking(move || {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,13 +1,17 @@
 //! How the kit proves to the hub that it is its provider: an RFC 7523 client assertion
 //! signed with the key the provider registered, exchanged at the hub's token endpoint for a
 //! short-lived provider token, which is kept until shortly before it expires.
+//!
+//! The assertion's audience is the hub's issuer, read once from its OpenID discovery
+//! document: the URL the kit reaches the hub by (through a proxy, on a private address) need
+//! not be the one the hub calls itself.
 
 use std::time::Duration;
 
 use renkei_domain::ProviderId;
 use renkei_protocol::keys::{AnySigningKey, SigningKey};
 use serde::Deserialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
 use super::outbound::HubCredentials;
@@ -23,11 +27,18 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30);
 /// Provider tokens from client assertions, one at a time.
 pub struct ClientAssertion {
     client: reqwest::Client,
-    /// The hub's issuer: the assertion's audience, and where its token endpoint is.
+    /// Where the kit reaches the hub.
     hub: String,
+    /// The hub's issuer, the assertion's audience.
+    issuer: OnceCell<String>,
     provider: ProviderId,
     key: SigningKey,
     token: Mutex<Option<(String, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
 }
 
 #[derive(Deserialize)]
@@ -41,19 +52,47 @@ impl ClientAssertion {
         Self {
             client,
             hub: hub.trim_end_matches('/').to_owned(),
+            issuer: OnceCell::new(),
             provider,
             key,
             token: Mutex::new(None),
         }
     }
 
+    async fn issuer(&self) -> Result<&str, String> {
+        self.issuer
+            .get_or_try_init(|| async {
+                let url = format!("{}/.well-known/openid-configuration", self.hub);
+                let response = self
+                    .client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("the hub's discovery document: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!(
+                        "the hub's discovery document was answered {}",
+                        response.status()
+                    ));
+                }
+                let discovery: Discovery = response
+                    .json()
+                    .await
+                    .map_err(|e| format!("the hub's discovery document: {e}"))?;
+                Ok(discovery.issuer)
+            })
+            .await
+            .map(String::as_str)
+    }
+
     async fn fresh_token(&self) -> Result<(String, Instant), String> {
+        let issuer = self.issuer().await?;
         let now = chrono::Utc::now().timestamp();
         let token_url = format!("{}/oauth/token", self.hub);
         let claims = serde_json::json!({
             "iss": self.provider.as_str(),
             "sub": self.provider.as_str(),
-            "aud": token_url,
+            "aud": issuer,
             "iat": now,
             "exp": now + ASSERTION_SECONDS,
             "jti": uuid::Uuid::new_v4().to_string(),

@@ -6,6 +6,9 @@
 //! refused with its name, so the city casts it to text in the query rather than the kit
 //! guessing. A CSV file is read when first needed and again whenever its modification time
 //! changes, so a provider that rewrites it nightly needs no restart.
+//!
+//! A category configured with an `area` is listed by area too (`area` below): its entries
+//! are read whole and kept when their place lies inside the area granted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,8 +19,11 @@ use renkei_domain::CategoryId;
 use serde_json::{Map, Value};
 use sqlx::{Column, Row, TypeInfo};
 
-use super::config::{CategorySource, KitConfig, Source};
+use super::config::{AreaSource, CategorySource, KitConfig, Source};
+use crate::area::AreaEntry;
 use crate::{Records, RecordsError};
+
+mod area;
 
 /// The provider's database, when a category is read by query.
 enum Database {
@@ -35,6 +41,8 @@ enum Reader {
 pub struct KitRecords {
     database: Option<Database>,
     readers: BTreeMap<CategoryId, Reader>,
+    /// The categories listed by area, and how.
+    areas: BTreeMap<CategoryId, (AreaSource, Option<PathBuf>)>,
 }
 
 impl KitRecords {
@@ -67,7 +75,7 @@ impl KitRecords {
         let readers = config
             .categories
             .iter()
-            .map(|CategorySource { id, from }| {
+            .map(|CategorySource { id, from, .. }| {
                 let reader = match from {
                     Source::Query(q) => Reader::Query(q.clone()),
                     Source::Csv { path, key, columns } => {
@@ -77,10 +85,34 @@ impl KitRecords {
                 (id.clone(), reader)
             })
             .collect();
-        Ok(Self { database, readers })
+        let areas = config
+            .categories
+            .iter()
+            .filter_map(|c| {
+                let csv = match &c.from {
+                    Source::Csv { path, .. } => Some(path.clone()),
+                    Source::Query(_) => None,
+                };
+                c.area.clone().map(|a| (c.id.clone(), (a, csv)))
+            })
+            .collect();
+        Ok(Self {
+            database,
+            readers,
+            areas,
+        })
     }
 
     async fn query(&self, sql: &str, reference: &str) -> Result<Vec<Value>, RecordsError> {
+        self.query_with(sql, Some(reference)).await
+    }
+
+    /// Runs one of the city's queries, with the reference as `$1` if there is one.
+    async fn query_with(
+        &self,
+        sql: &str,
+        reference: Option<&str>,
+    ) -> Result<Vec<Value>, RecordsError> {
         // The city's own query, from its configuration file; the reference is bound as `$1`,
         // never spliced into it.
         let sql = || sqlx::AssertSqlSafe(sql.to_owned());
@@ -90,16 +122,14 @@ impl KitRecords {
                     "no database is configured".into(),
                 ));
             }
-            Some(Database::Sqlite(pool)) => sqlx::query(sql())
-                .bind(reference)
+            Some(Database::Sqlite(pool)) => bind(sqlx::query(sql()), reference)
                 .fetch_all(pool)
                 .await
                 .map_err(query_error)?
                 .iter()
                 .map(|r| row_to_json(r, sqlite_value))
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(Database::Postgres(pool)) => sqlx::query(sql())
-                .bind(reference)
+            Some(Database::Postgres(pool)) => bind(sqlx::query(sql()), reference)
                 .fetch_all(pool)
                 .await
                 .map_err(query_error)?
@@ -108,6 +138,63 @@ impl KitRecords {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         Ok(rows)
+    }
+}
+
+impl KitRecords {
+    /// The (code, reference) pairs a `links` query selects: its first two columns, each
+    /// read as text (a numeric reference becomes its decimal form).
+    pub async fn links(&self, sql: &str) -> Result<Vec<(String, String)>, RecordsError> {
+        let sql = || sqlx::AssertSqlSafe(sql.to_owned());
+        let rows: Vec<(Option<Value>, Option<Value>)> = match &self.database {
+            None => {
+                return Err(RecordsError::Unavailable(
+                    "no database is configured".into(),
+                ));
+            }
+            Some(Database::Sqlite(pool)) => sqlx::query(sql())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error)?
+                .iter()
+                .map(|r| (sqlite_value(r, 0), sqlite_value(r, 1)))
+                .collect(),
+            Some(Database::Postgres(pool)) => sqlx::query(sql())
+                .fetch_all(pool)
+                .await
+                .map_err(query_error)?
+                .iter()
+                .map(|r| (postgres_value(r, 0), postgres_value(r, 1)))
+                .collect(),
+        };
+        let text = |v: &Option<Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        rows.iter()
+            .map(|(code, reference)| match (text(code), text(reference)) {
+                (Some(code), Some(reference)) => Ok((code, reference)),
+                _ => Err(RecordsError::Unavailable(
+                    "a `links` query selects two columns of text or integers: the code, the reference"
+                        .into(),
+                )),
+            })
+            .collect()
+    }
+}
+
+/// Binds the reference as `$1`, when the query takes one.
+fn bind<'q, DB: sqlx::Database>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    reference: Option<&'q str>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match reference {
+        Some(r) => query.bind(r),
+        None => query,
     }
 }
 
@@ -187,6 +274,52 @@ impl Records for KitRecords {
 
     fn serves(&self, category: &CategoryId) -> bool {
         self.readers.contains_key(category)
+    }
+
+    fn serves_area(&self, category: &CategoryId) -> bool {
+        self.areas.contains_key(category)
+    }
+
+    async fn in_area(
+        &self,
+        area: &renkei_domain::Area,
+        categories: &[CategoryId],
+    ) -> Result<Vec<AreaEntry>, RecordsError> {
+        let mut by_subject: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        for category in categories {
+            let (source, csv) = self
+                .areas
+                .get(category)
+                .ok_or_else(|| RecordsError::NotServed(category.clone()))?;
+            let inside = match (&source.query, csv, self.readers.get(category)) {
+                (Some(sql), _, _) => {
+                    area::inside(self.query_with(sql, None).await?, source, area, |_| true)
+                }
+                (None, Some(path), Some(Reader::Csv(file))) => {
+                    // Released as the category's lookups are: its `columns`, or all but the key.
+                    let keep = |c: &str| match &file.columns {
+                        Some(columns) => columns.iter().any(|k| k == c),
+                        None => c != file.key,
+                    };
+                    area::inside(area::csv_rows(path)?, source, area, keep)
+                }
+                _ => Vec::new(),
+            };
+            for (subject, row) in inside {
+                let slot = by_subject
+                    .entry(subject)
+                    .or_default()
+                    .entry(category.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(rows) = slot {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(by_subject
+            .into_iter()
+            .map(|(subject, data)| AreaEntry { subject, data })
+            .collect())
     }
 }
 

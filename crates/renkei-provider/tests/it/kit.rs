@@ -139,7 +139,7 @@ fn grant(w: &World, reference: &str, categories: &[&str]) -> GrantClaims {
 async fn fetch(w: &World, claims: &GrantClaims) -> reqwest::Response {
     let token = sign_grant(&w.hub_key, claims).unwrap();
     w.http
-        .post(format!("http://{}/renkei/v1/fetch", w.kit.addr))
+        .post(format!("http://{}/renkei/v1/fetch", w.kit.addr.unwrap()))
         .bearer_auth(token)
         .send()
         .await

@@ -203,3 +203,173 @@ pub async fn a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force
         }
     );
 }
+
+fn code() -> renkei_domain::ProviderSubject {
+    renkei_domain::ProviderSubject::new(format!("ps-{}", Uuid::new_v4().simple())).unwrap()
+}
+
+fn area_release(
+    d: &Declaration,
+    area: &[&str],
+    entries: Vec<crate::ReleasedEntry>,
+) -> crate::AreaRelease {
+    crate::AreaRelease {
+        request: renkei_domain::AreaListRequest {
+            id: renkei_domain::RequestId::from_uuid(Uuid::now_v7()),
+            service: service_id(),
+            purpose: super::purpose_id(),
+            declaration: d.id,
+            categories: [cat("health.checkup")].into(),
+            area: Area::parse(area.iter().copied()).unwrap(),
+        },
+        token_id: None,
+        entries,
+    }
+}
+
+pub async fn an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else(
+    store: Arc<dyn Store>,
+) {
+    use crate::{AreaListOutcome, ReleasedEntry};
+    let people = town(store.as_ref(), 3).await;
+    let clinic = renkei_domain::ProviderId::new("clinic").unwrap();
+    let pharmacy = renkei_domain::ProviderId::new("pharmacy").unwrap();
+    let (at_clinic, at_pharmacy) = (code(), code());
+    let mut codes = Vec::new();
+    for (resident, _) in &people[..2] {
+        let c = code();
+        store
+            .link_provider_subject(&clinic, &c, *resident)
+            .await
+            .unwrap();
+        codes.push(c);
+    }
+    // The third resident is known by a code at another provider only.
+    let third = people[2].0;
+    store
+        .link_provider_subject(&pharmacy, &at_pharmacy, third)
+        .await
+        .unwrap();
+    let entry = |subject: &renkei_domain::ProviderSubject| ReleasedEntry {
+        provider: clinic.clone(),
+        subject: subject.clone(),
+        categories: [cat("health.checkup")].into(),
+    };
+    let now = now_ms();
+    let d = declared(now);
+    step(store.as_ref(), &d, "sato").await.unwrap();
+    let pending = area_release(&d, &["53394526"], vec![entry(&codes[0])]);
+    let size = store.log_size().await.unwrap();
+    let AreaListOutcome::Denied { reason, record } =
+        store.record_area_list(&pending, now).await.unwrap()
+    else {
+        panic!("a pending declaration releases nothing");
+    };
+    assert_eq!(reason.code(), "emergency-not-in-force");
+    assert_eq!((record.seq, record.resident), (size, None));
+    assert_eq!(
+        store.log_size().await.unwrap(),
+        size + 1,
+        "one denial entry"
+    );
+
+    let d = d.confirm(op("suzuki"), now).unwrap();
+    step(store.as_ref(), &d, "suzuki").await.unwrap();
+    // Checked before any provider is asked: granted, nothing written.
+    let size = store.log_size().await.unwrap();
+    let empty = area_release(&d, &["53394526"], Vec::new());
+    assert!(matches!(
+        store.record_area_list(&empty, now).await.unwrap(),
+        AreaListOutcome::Released { records, .. } if records.is_empty()
+    ));
+    assert_eq!(store.log_size().await.unwrap(), size);
+
+    let release = area_release(
+        &d,
+        &["53394526"],
+        vec![
+            entry(&codes[0]),
+            entry(&at_pharmacy),
+            entry(&codes[1]),
+            entry(&at_clinic),
+            entry(&codes[0]),
+        ],
+    );
+    let AreaListOutcome::Released { records, entries } =
+        store.record_area_list(&release, now).await.unwrap()
+    else {
+        panic!("granted inside the declaration");
+    };
+    let (first, second) = (people[0].0, people[1].0);
+    assert_eq!(
+        entries,
+        vec![
+            Some((first, size)),
+            None,
+            Some((second, size + 1)),
+            None,
+            Some((first, size)),
+        ],
+        "a code is resolved in its own provider's sector only, each resident once"
+    );
+    assert_eq!(records.len(), 2);
+    assert_eq!(store.log_size().await.unwrap(), size + 2);
+    let basis = AccessBasis::Emergency { declaration: d.id };
+    for (resident, seq) in [(first, size), (second, size + 1)] {
+        let log = store
+            .resident_log(
+                resident,
+                &AccessQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let released: Vec<_> = log
+            .iter()
+            .filter_map(|(e, _)| match e {
+                LogEntry::Access(r) if r.basis == basis => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].seq, seq);
+        assert_eq!(released[0].request, release.request.id);
+        assert_eq!(released[0].providers, [clinic.clone()].into());
+        assert_eq!(released[0].purpose_version, Some(1));
+    }
+    let third_log = store
+        .resident_log(
+            third,
+            &AccessQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !third_log
+            .iter()
+            .any(|(e, _)| matches!(e, LogEntry::Access(r) if r.basis == basis)),
+        "{third_log:?}"
+    );
+
+    // Outside the declaration's area, or after its end: one denial, no resident's entry.
+    let wide = area_release(&d, &["5340"], vec![entry(&codes[0])]);
+    let outcome = store.record_area_list(&wide, now).await.unwrap();
+    assert!(matches!(
+        outcome,
+        AreaListOutcome::Denied { ref reason, .. } if reason.code() == "area-not-in-emergency"
+    ));
+    let late = store
+        .record_area_list(&release, d.ends_at + TimeDelta::milliseconds(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        late,
+        AreaListOutcome::Denied { ref reason, .. } if reason.code() == "emergency-not-in-force"
+    ));
+    assert_eq!(store.log_size().await.unwrap(), size + 4);
+}

@@ -6,14 +6,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use renkei_domain::ResidentId;
+use renkei_domain::{AccessRecord, ResidentId};
 
 use super::catalogue::{CURRENT_PURPOSE, SERVICE};
 use super::emergency::live_declarations;
 use super::log::reserve_log_seqs;
 use super::{Backend, Conn, INSERT_ROWS, PLACEHOLDERS, all, optional};
 use crate::batch::{self, Assembled, Decided};
-use crate::codec::{self, APPEND_CHUNK, IN_LIST_MAX, in_list_len, padded};
+use crate::codec::{self, APPEND_CHUNK, IN_LIST_MAX, NewLeaf, in_list_len, padded};
 use crate::decision_cache::DecisionCache;
 use crate::rows::{
     RawConsent, RawLocator, RawProvider, RawPurpose, RawService, consent_columns, provider_columns,
@@ -202,10 +202,20 @@ async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
             assembled.leaves.len()
         )));
     }
-    let chunks = assembled
-        .decisions
+    let records: Vec<&AccessRecord> = assembled.decisions.iter().map(|d| &d.record).collect();
+    append_records(conn, &records, &assembled.leaves).await
+}
+
+/// Appends access records and their leaves (one each, in the same order), a few multi-row
+/// statements per [`APPEND_CHUNK`].
+pub(super) async fn append_records(
+    conn: &mut Conn,
+    records: &[&AccessRecord],
+    leaves: &[NewLeaf],
+) -> StoreResult<()> {
+    let chunks = records
         .chunks(APPEND_CHUNK)
-        .zip(assembled.leaves.chunks(APPEND_CHUNK));
+        .zip(leaves.chunks(APPEND_CHUNK));
     for (chunk, leaves) in chunks {
         let sql = format!(
             "{INSERT_ROWS} access_records (seq, request_id, at, service_id, resident_id, purpose_id,
@@ -213,8 +223,7 @@ async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
             PLACEHOLDERS.rows(11, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for d in chunk {
-            let r = &d.record;
+        for r in chunk {
             query = query
                 .bind(codec::seq_i64(r.seq)?)
                 .bind(r.request.to_string())
@@ -234,9 +243,9 @@ async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
             PLACEHOLDERS.rows(4, chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (d, leaf) in chunk.iter().zip(leaves) {
+        for (r, leaf) in chunk.iter().zip(leaves) {
             query = query
-                .bind(codec::seq_i64(d.record.seq)?)
+                .bind(codec::seq_i64(r.seq)?)
                 .bind(leaf.kind)
                 .bind(leaf.salt.to_vec())
                 .bind(leaf.hash.as_bytes().to_vec());
@@ -248,6 +257,6 @@ async fn append(conn: &mut Conn, assembled: &Assembled) -> StoreResult<()> {
 
 /// Placeholders `first..` of an `IN (…)` list of `n` values, padded to a power of two (see
 /// [`codec::padded`]) so a handful of statement texts serve every batch and stay prepared.
-fn in_list(first: usize, n: usize) -> String {
+pub(super) fn in_list(first: usize, n: usize) -> String {
     PLACEHOLDERS.list(first, in_list_len(n))
 }

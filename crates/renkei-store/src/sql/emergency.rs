@@ -7,7 +7,7 @@ use renkei_domain::{Declaration, DeclarationId, OperatorAction, OperatorActor, O
 use super::log::append_operator_action;
 use super::{Backend, Conn, all, optional};
 use crate::codec;
-use crate::emergency::{EmergencyStore, MAX_DECLARATIONS_LISTED};
+use crate::emergency::{AreaListOutcome, AreaRelease, EmergencyStore, MAX_DECLARATIONS_LISTED};
 use crate::rows::RawDeclaration;
 use crate::{StoreError, StoreResult};
 
@@ -67,6 +67,14 @@ impl EmergencyStore for Backend {
             &self.read,
         )
         .await
+    }
+
+    async fn record_area_list(
+        &self,
+        release: &AreaRelease,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AreaListOutcome> {
+        super::area_lists::record_area_list(self, release, now).await
     }
 
     async fn declarations(&self, limit: u32) -> StoreResult<Vec<Declaration>> {

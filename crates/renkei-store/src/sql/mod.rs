@@ -15,6 +15,7 @@
 //! is a file of functions taking the store; `store.rs` and `identity/mod.rs` implement the
 //! traits by calling them, and `emergency.rs` and `notices.rs` implement their own.
 
+mod area_lists;
 mod catalogue;
 mod consents;
 mod decisions;

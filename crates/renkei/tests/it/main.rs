@@ -17,3 +17,4 @@ mod log_tamper;
 mod onboard_binary;
 mod route_access;
 mod tidy;
+mod town_from_nothing;

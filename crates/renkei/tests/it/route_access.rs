@@ -447,9 +447,9 @@ impl World {
             .put_provider(&renkei_domain::Provider {
                 id: renkei_domain::ProviderId::new(PROVIDER).unwrap(),
                 name: text("診療所"),
-                connection: renkei_domain::ProviderConnection::Inbound {
-                    endpoint: "http://127.0.0.1:9".into(),
-                },
+                // Outbound-only, so that its poll is answered; no poll waits, so a grant
+                // for it fails at once, as one for a dead endpoint does.
+                connection: renkei_domain::ProviderConnection::Outbound,
                 categories: [cat("health.checkup")].into(),
                 max_answer_bytes: None,
                 signing_keys: Default::default(),
@@ -1036,6 +1036,16 @@ impl World {
             ("GET", "/v1/me/provider-codes" | "/v1/provider/locators") => Call::to(&row.path),
             ("POST", "/v1/provider/locators/sync") => Call::to(&row.path)
                 .json(json!({ "batch_id": uuid::Uuid::new_v4(), "upserts": [], "removals": [] })),
+            ("POST", "/v1/provider/poll") => {
+                Call::to(&row.path).json(json!({ "max": 1, "wait_ms": 0 }))
+            }
+            // No grant waits under a fresh ticket: the provider reaches the handler, which
+            // finds nothing to answer.
+            ("POST", "/v1/provider/answers/{ticket}") => {
+                Call::to(format!("/v1/provider/answers/{}", uuid::Uuid::new_v4()))
+                    .json(json!({ "status": 200, "body": {} }))
+                    .answered_with(&[404])
+            }
             // --- a resident's own account ---
             ("GET", "/v1/me/passkeys" | "/v1/me/proxies" | "/v1/me/acting-for") => {
                 Call::to(&row.path)
@@ -1199,6 +1209,10 @@ impl World {
                 "/v1/operator/declarations/{}/end",
                 self.declaration(1).await
             )),
+            ("POST", "/v1/area-lists") => Call::to(&row.path).json(json!({
+                "declaration": self.declaration(1).await, "purpose": "advice",
+                "categories": ["health.checkup"], "area": ["533945"],
+            })),
 
             // --- the portal: public pages and sign-in ---
             ("GET", "/" | "/portal/sign-in" | "/portal/enrol" | "/console/sign-in") => {
