@@ -11,6 +11,7 @@
 
 pub mod area;
 pub mod area_list;
+pub mod notice;
 
 use std::collections::BTreeSet;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use area::{Area, AreaCode, AreaError, MeshCode, MeshLevel};
 pub use area_list::{AreaListFacts, AreaListRequest, MAX_AREA_ENTRIES, decide_area_list};
+pub use notice::{EmergencyNotice, NoticeRelease};
 
 use crate::ids::{CategoryId, DeclarationId, OperatorId, ServiceId};
 

@@ -37,7 +37,8 @@ pub use counter::{
 pub use decision::{DataRequest, Decision, DecisionFacts, DenialReason, Grounds, decide};
 pub use emergency::{
     Area, AreaCode, AreaListFacts, AreaListRequest, Declaration, DeclarationDraft,
-    DeclarationError, DeclarationState, EmergencyLegalBasis, MAX_AREA_ENTRIES, decide_area_list,
+    DeclarationError, DeclarationState, EmergencyLegalBasis, EmergencyNotice, MAX_AREA_ENTRIES,
+    NoticeRelease, decide_area_list,
 };
 pub use identity::{
     ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,

@@ -8,9 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chrono::Utc;
-use renkei_domain::ResidentId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api_accounts as accounts;
@@ -26,10 +24,13 @@ use crate::consents::{
     ConsentDetail, ConsentEventView, ConsentView, GrantConsentBody, GrantedConsent,
 };
 use crate::history::{AccessPage, AccessRecordView, LogEntryView, LogPage};
+use crate::notices::{NoticeChannelBody, NoticeReleaseView, NoticeView};
 use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind, ProblemTypeDoc};
 use crate::routes::{Access, HubGuard, Proxies, RouteAccess, Routes};
 use crate::{Hub, HubError};
-use crate::{api_log, api_outbound, catalogue, counter_consents, history, provider_sync};
+use crate::{
+    api_demo, api_log, api_outbound, catalogue, counter_consents, history, notices, provider_sync,
+};
 
 /// Every route of the hub.
 pub fn router(hub: Hub) -> Router {
@@ -275,6 +276,16 @@ fn declared() -> Routes<Hub> {
             history::__path_my_log,
         )
         .api(
+            Resident(Entrusted(ViewHistory)),
+            notices::my_notices,
+            notices::__path_my_notices,
+        )
+        .api(
+            Resident(Never),
+            notices::set_my_notice_channel,
+            notices::__path_set_my_notice_channel,
+        )
+        .api(
             Public,
             api_log::log_checkpoint,
             api_log::__path_log_checkpoint,
@@ -296,7 +307,11 @@ fn declared() -> Routes<Hub> {
             api_log::log_consistency,
             api_log::__path_log_consistency,
         )
-        .api(DemoOnly, demo_sign_in, __path_demo_sign_in)
+        .api(
+            DemoOnly,
+            api_demo::demo_sign_in,
+            api_demo::__path_demo_sign_in,
+        )
         .api(
             Resident(Never),
             provider_sync::my_provider_codes,
@@ -329,7 +344,8 @@ fn declared() -> Routes<Hub> {
     components(schemas(
         Problem, ProblemKind, ProblemTypeDoc, TokenResponse, CategoryView, ServiceView, PurposeView, DataRequestBody, DataResponse, ProviderResult,
         SealedPayloadView, GrantConsentBody, GrantedConsent, ConsentView, ConsentDetail, ConsentEventView,
-        consents::ReceiptView, AccessRecordView, AccessPage, DemoSignIn, Health, LogPage, LogEntryView, ProofView
+        consents::ReceiptView, AccessRecordView, AccessPage, api_demo::DemoSignIn, Health, LogPage, LogEntryView, ProofView,
+        NoticeView, NoticeReleaseView, NoticeChannelBody
     )),
     modifiers(&BearerAuth)
 )]
@@ -456,10 +472,10 @@ async fn method_not_allowed() -> Response {
 }
 
 #[derive(Serialize, ToSchema)]
-struct TokenResponse {
-    access_token: String,
-    token_type: String,
-    expires_in: i64,
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) token_type: String,
+    pub(crate) expires_in: i64,
 }
 
 /// The client id and secret of an HTTP Basic `Authorization` header. RFC 6749 §2.3.1: the
@@ -518,45 +534,6 @@ async fn data_request(
     Ok(Json(
         hub.request_data(&service, caller.token_id, body).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct DemoSignIn {
-    #[schema(value_type = uuid::Uuid)]
-    resident: String,
-}
-
-impl Hub {
-    /// Demo mode only: a session for any resident of the demo town, without proof
-    /// (`demo-only` outside demo mode, not found for a resident who does not exist).
-    pub async fn demo_sign_in(&self, resident: ResidentId) -> Result<String, HubError> {
-        if !self.config().demo_mode {
-            return Err(HubError::DemoOnly);
-        }
-        if !self.store().resident_exists(resident).await? {
-            return Err(HubError::NotFound(format!("resident `{resident}`")));
-        }
-        self.keys().issue_resident_token(resident, Utc::now())
-    }
-}
-
-/// Demo mode only: sign in as any resident of the demo town, without proof.
-#[utoipa::path(post, path = "/demo/sign-in", request_body = DemoSignIn,
-    responses((status = 415, body = Problem, content_type = "application/problem+json"), (status = 200, body = TokenResponse), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn demo_sign_in(
-    State(hub): State<Hub>,
-    ApiJson(body): ApiJson<DemoSignIn>,
-) -> Result<Json<TokenResponse>, HubError> {
-    let resident: ResidentId = body
-        .resident
-        .parse()
-        .map_err(|e: renkei_domain::IdError| HubError::Malformed(e.to_string()))?;
-    Ok(Json(TokenResponse {
-        access_token: hub.demo_sign_in(resident).await?,
-        token_type: "Bearer".into(),
-        expires_in: crate::auth::RESIDENT_TOKEN_SECONDS,
-    }))
 }
 
 #[cfg(test)]

@@ -170,7 +170,8 @@ impl Hub {
         Ok(next)
     }
 
-    /// Ends a declaration now (or withdraws a pending one): one operator suffices.
+    /// Ends a declaration now (or withdraws a pending one): one operator suffices. The
+    /// residents whose data was released under it are told (`notices.rs`).
     pub async fn end_emergency(
         &self,
         operator: &OperatorId,
@@ -180,6 +181,14 @@ impl Hub {
         let next = self.declaration(id).await?.end(operator.clone(), now)?;
         let action = OperatorAction::EndEmergency { declaration: id };
         self.record_step(operator, &next, action, now).await?;
+        // Its residents are told now rather than at the notifier's next round; if this
+        // fails, that round writes them (`notices.rs`).
+        let hub = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hub.write_due_notices(now_ms()).await {
+                tracing::warn!(error = %e, "writing emergency notices after an end failed");
+            }
+        });
         Ok(next)
     }
 

@@ -46,6 +46,12 @@ pub struct HubConfig {
     /// The PKCS#11 token that makes and keeps the signing keys, if any; without one their
     /// private halves are stored wrapped under `kek`.
     pub pkcs11: Option<crate::pkcs11::Pkcs11Config>,
+    /// How long after a declaration's end time its notices wait, so that a decision batch
+    /// that read the clock just before the end has committed (`notices.rs`). An early end
+    /// needs no wait.
+    pub notice_grace: Duration,
+    /// How often the hub looks for declarations whose notices are due.
+    pub notice_interval: Duration,
 }
 
 impl HubConfig {
@@ -65,6 +71,8 @@ impl HubConfig {
             limits: RateLimits::default(),
             purge_interval: Duration::from_secs(60),
             pkcs11: None,
+            notice_grace: Duration::from_secs(60),
+            notice_interval: Duration::from_secs(5),
         }
     }
 }
@@ -217,6 +225,7 @@ impl Hub {
         start_expiry_recorder(&hub);
         start_key_reloader(&hub);
         start_purger(&hub);
+        crate::notices::start_notifier(&hub);
         Ok(hub)
     }
 }

@@ -1,14 +1,27 @@
-//! Tells services about consent changes: signed Security Event Tokens (RFC 8417) POSTed to
-//! the service's webhook, from a durable outbox, retried with exponential backoff.
+//! Tells services about consent changes, and the services residents chose about their
+//! emergency notices (`notices.rs`): signed Security Event Tokens (RFC 8417) POSTed to the
+//! service's webhook, from a durable outbox, retried with exponential backoff.
 
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use renkei_protocol::event::notice::{NoticeEventToken, sign_notice_event};
 use renkei_protocol::event::{ConsentChange, ConsentEventToken, sign_event};
 use renkei_store::{DeliveryOutcome, DueMessage};
+use serde::Deserialize;
 
 use crate::Hub;
 use crate::consents::{Change, OutboxEvent};
+use crate::notices::NoticeOutboxEvent;
+
+/// Every kind of message the outbox keeps, told apart by their fields (consent messages
+/// written before notices existed read as they always did).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredEvent {
+    Consent(OutboxEvent),
+    Notice(NoticeOutboxEvent),
+}
 
 /// After this many failed attempts (about a day and a half of backoff) a message is dropped.
 const MAX_ATTEMPTS: u32 = 16;
@@ -80,23 +93,30 @@ impl Hub {
         let url = reqwest::Url::parse(&url).map_err(|_| "the webhook URL is not a URL")?;
         crate::egress::check_destination(&url, self.config().allow_local_network)
             .map_err(|e| format!("refused to deliver: {e}"))?;
-        let event: OutboxEvent =
+        let event: StoredEvent =
             serde_json::from_value(due.message.event.clone()).map_err(|e| e.to_string())?;
-        let change = match event.change {
-            Change::Granted => ConsentChange::Granted,
-            Change::Revoked => ConsentChange::Revoked,
+        let issuer = self.config().issuer.clone();
+        let now = Utc::now();
+        let signed = match event {
+            StoredEvent::Consent(event) => {
+                let change = match event.change {
+                    Change::Granted => ConsentChange::Granted,
+                    Change::Revoked => ConsentChange::Revoked,
+                };
+                let token =
+                    ConsentEventToken::new(issuer, service.id.clone(), change, event.claims, now);
+                self.keys()
+                    .sign_with(move |key| sign_event(key, &token))
+                    .await
+            }
+            StoredEvent::Notice(event) => {
+                let token = NoticeEventToken::new(issuer, service.id.clone(), event.notice, now);
+                self.keys()
+                    .sign_with(move |key| sign_notice_event(key, &token))
+                    .await
+            }
         };
-        let token = ConsentEventToken::new(
-            self.config().issuer.clone(),
-            service.id.clone(),
-            change,
-            event.claims,
-            Utc::now(),
-        );
-        let jws = self
-            .keys()
-            .sign_with(move |key| sign_event(key, &token))
-            .await
+        let jws = signed
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let response = self

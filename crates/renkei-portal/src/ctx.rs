@@ -49,6 +49,7 @@ impl Ctx {
                 ("/portal", "nav-home"),
                 ("/portal/services", "nav-services"),
                 ("/portal/history", "nav-history"),
+                ("/portal/notices", "nav-notices"),
                 ("/portal/passkeys", "nav-passkeys"),
                 ("/portal/requests", "nav-requests"),
                 ("/portal/proxies", "nav-proxies"),
@@ -72,7 +73,7 @@ impl Ctx {
         let may = |p| me.hub.require(p, None).is_ok();
         ctx.nav.retain(|item| match item.href {
             "/portal/services" => may(ProxyPermission::ViewConsents),
-            "/portal/history" => may(ProxyPermission::ViewHistory),
+            "/portal/history" | "/portal/notices" => may(ProxyPermission::ViewHistory),
             "/portal/requests" => may(ProxyPermission::FileRequests),
             "/portal/proxies" | "/portal/provider-codes" => may(ProxyPermission::ManageAccount),
             _ => true,
@@ -91,6 +92,7 @@ impl Ctx {
                 ("/console", "nav-console-services"),
                 ("/console/providers", "nav-console-providers"),
                 ("/console/categories", "nav-console-categories"),
+                ("/console/declarations", "nav-console-declarations"),
                 ("/console/requests", "nav-console-requests"),
                 (
                     "/console/location-deletions",

@@ -66,6 +66,11 @@ pub struct HistoryRow {
     pub outcome: String,
     pub basis: String,
     pub emergency: bool,
+    /// The declaration an emergency release was made under, or during which a dual-mode
+    /// consent applied: the page links to it.
+    pub declaration: Option<String>,
+    /// Whether the resident has a notice of this declaration (the page links to it).
+    pub noticed: bool,
     pub categories: Vec<CategoryChip>,
     pub entry: String,
     pub salt: String,
@@ -145,6 +150,12 @@ pub fn history_row(
         .unwrap_or("none")
         .to_owned();
     let emergency = basis_kind.contains("emergency");
+    let declaration = v.get("basis").and_then(|b| {
+        b.get("declaration")
+            .or_else(|| b.get("during"))
+            .and_then(|d| d.as_str())
+            .map(str::to_owned)
+    });
     let (what, outcome, basis, categories) = match text_of(&v, "kind").as_str() {
         "access" => {
             let cats: Vec<String> = v
@@ -200,6 +211,8 @@ pub fn history_row(
         outcome,
         basis,
         emergency,
+        declaration,
+        noticed: false,
         categories,
         entry: e.entry.clone(),
         salt: e.salt.clone(),
@@ -316,10 +329,22 @@ pub async fn history(
         }
     };
     let t = ctx.t;
+    // Emergency entries link to the notice written once their declaration was over.
+    let noticed: Vec<String> = state
+        .hub
+        .my_notices(&me.hub)
+        .await?
+        .into_iter()
+        .map(|n| n.declaration)
+        .collect();
     let rows: Vec<HistoryRow> = page
         .entries
         .iter()
         .filter_map(|e| history_row(e, &catalogue, &vocabulary, &t))
+        .map(|mut r| {
+            r.noticed = r.declaration.as_ref().is_some_and(|d| noticed.contains(d));
+            r
+        })
         .collect();
     let services = catalogue
         .iter()

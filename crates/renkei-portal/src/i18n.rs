@@ -48,6 +48,7 @@ const JA: &[&str] = &[
     include_str!("../locales/ja/console.ftl"),
     include_str!("../locales/ja/identity.ftl"),
     include_str!("../locales/ja/rights.ftl"),
+    include_str!("../locales/ja/emergency.ftl"),
 ];
 const EN: &[&str] = &[
     include_str!("../locales/en/common.ftl"),
@@ -55,6 +56,7 @@ const EN: &[&str] = &[
     include_str!("../locales/en/console.ftl"),
     include_str!("../locales/en/identity.ftl"),
     include_str!("../locales/en/rights.ftl"),
+    include_str!("../locales/en/emergency.ftl"),
 ];
 
 struct Bundles {

@@ -18,15 +18,18 @@ mod assets;
 mod audit;
 mod authorize;
 mod console;
+mod console_emergency;
 mod console_location;
 mod console_providers;
 mod ctx;
+mod declarations;
 mod error;
 mod extract;
 mod guard;
 mod history;
 pub mod i18n;
 mod identity;
+mod notices;
 mod provider_codes;
 mod proxies;
 mod requests;
@@ -128,6 +131,24 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             history::history,
         )
         .get(
+            "/portal/notices",
+            Resident(Entrusted(ViewHistory)),
+            notices::notices,
+        )
+        // Where the resident is told is theirs to choose, never a proxy's.
+        .post(
+            "/portal/notices/channels",
+            Resident(Never),
+            notices::set_channel,
+        )
+        // Declarations are public, as `GET /v1/declarations` is.
+        .get("/portal/declarations", Public, declarations::declarations)
+        .get(
+            "/portal/declarations/{id}",
+            Public,
+            declarations::declaration,
+        )
+        .get(
             "/portal/requests",
             Resident(Entrusted(FileRequests)),
             requests::requests,
@@ -189,6 +210,36 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             "/console/location-deletions/confirm",
             Operator,
             console_location::confirm,
+        )
+        .get(
+            "/console/declarations",
+            Operator,
+            console_emergency::declarations,
+        )
+        .post(
+            "/console/declarations",
+            Operator,
+            console_emergency::declare,
+        )
+        .post(
+            "/console/declarations/{id}/confirm",
+            Operator,
+            console_emergency::confirm,
+        )
+        .post(
+            "/console/declarations/{id}/renewal",
+            Operator,
+            console_emergency::propose_renewal,
+        )
+        .post(
+            "/console/declarations/{id}/renewal/confirm",
+            Operator,
+            console_emergency::confirm_renewal,
+        )
+        .post(
+            "/console/declarations/{id}/end",
+            Operator,
+            console_emergency::end,
         )
         .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)

@@ -100,12 +100,26 @@ struct RequestsPage {
     requests: Vec<RequestRow>,
     done: Option<String>,
     failed: bool,
+    /// What the form starts with: a notice's link names its declaration and service.
+    prefill: Prefill,
+}
+
+/// The form's starting values.
+#[derive(Default)]
+pub struct Prefill {
+    pub service: String,
+    pub details: String,
 }
 
 #[derive(Deserialize)]
 pub struct DoneQuery {
     #[serde(default)]
     done: Option<String>,
+    /// A request about a declared emergency's release (from a notice).
+    #[serde(default)]
+    declaration: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
 }
 
 async fn requests_page(
@@ -114,6 +128,7 @@ async fn requests_page(
     headers: &HeaderMap,
     done: Option<String>,
     failed: bool,
+    prefill: Prefill,
 ) -> Result<Response, PortalError> {
     let me = crate::resident::signed_in(state, headers).await?;
     if me.hub.require(ProxyPermission::FileRequests, None).is_err() {
@@ -148,6 +163,7 @@ async fn requests_page(
         requests,
         done,
         failed,
+        prefill,
     };
     let status = if failed {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -167,7 +183,18 @@ pub async fn requests(
         .done
         .filter(|d| d == "filed")
         .map(|_| ctx.t.get("request-filed"));
-    requests_page(&state, ctx, &headers, done, false).await
+    // Only a well-formed id goes into the text: the query is anyone's to write.
+    let prefill = match q
+        .declaration
+        .and_then(|d| d.parse::<renkei_domain::DeclarationId>().ok())
+    {
+        Some(d) => Prefill {
+            service: q.service.unwrap_or_default(),
+            details: ctx.t.arg("request-about-declaration", "id", &d),
+        },
+        None => Prefill::default(),
+    };
+    requests_page(&state, ctx, &headers, done, false, prefill).await
 }
 
 #[derive(Deserialize)]
@@ -197,7 +224,7 @@ pub async fn file(
         Ok(_) => Ok(Redirect::to("/portal/requests?done=filed").into_response()),
         Err(renkei_hub::HubError::Forbidden(_)) => Err(PortalError::NotEntrusted),
         Err(renkei_hub::HubError::Malformed(_) | renkei_hub::HubError::UnknownService(_)) => {
-            requests_page(&state, ctx, &headers, None, true).await
+            requests_page(&state, ctx, &headers, None, true, Prefill::default()).await
         }
         Err(e) => Err(e.into()),
     }

@@ -155,6 +155,11 @@ pub fn clear_sessions(headers: &mut HeaderMap) {
 struct HomePage {
     ctx: Ctx,
     counts: String,
+    /// Declared emergencies in force or scheduled: every resident is shown them.
+    declarations: Vec<crate::declarations::DeclarationRow>,
+    /// How many notices of releases under declarations the resident has, in words (if any and
+    /// they may see them).
+    notices: Option<String>,
 }
 
 pub async fn home(
@@ -188,9 +193,18 @@ pub async fn home(
     } else {
         String::new()
     };
+    let declarations = crate::declarations::active_rows(&state, &ctx.t).await?;
+    let notices = if me.hub.require(ProxyPermission::ViewHistory, None).is_ok() {
+        let n = state.hub.my_notices(&me.hub).await?.len();
+        (n > 0).then(|| ctx.t.count("home-notices", "count", n))
+    } else {
+        None
+    };
     render(&HomePage {
         ctx: ctx.portal_for("home-title", "/portal", &me),
         counts,
+        declarations,
+        notices,
     })
 }
 

@@ -3,6 +3,9 @@
 //! `secevent+jwt`), with one event, `urn:renkei:event:consent-granted` or
 //! `urn:renkei:event:consent-revoked`.
 //!
+//! A resident's notice of releases under a declared emergency reaches the services they chose
+//! as another event type of the same format: [`notice`].
+//!
 //! A SET does not expire: webhooks may be retried. A receiver should remember the `jti`s it
 //! has handled, and act on a revocation at once whatever its `iat`.
 
@@ -13,6 +16,8 @@ use uuid::Uuid;
 
 use crate::jws::{self, JwsError, SignError};
 use crate::keys::{Jwks, SigningKey};
+
+pub mod notice;
 
 /// The JWS `typ` of a Security Event Token (RFC 8417 §2.3).
 pub const EVENT_TYP: &str = "secevent+jwt";

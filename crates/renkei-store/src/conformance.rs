@@ -31,6 +31,7 @@ mod identity;
 mod locators;
 mod log;
 mod log_reads;
+mod notices;
 mod outbox_and_secrets;
 mod providers;
 
@@ -41,6 +42,7 @@ pub use identity::*;
 pub use locators::*;
 pub use log::*;
 pub use log_reads::*;
+pub use notices::*;
 pub use outbox_and_secrets::*;
 pub use providers::*;
 
@@ -112,6 +114,9 @@ macro_rules! store_conformance_suite {
             a_declaration_step_is_written_with_its_log_entry_over_the_revision_it_came_from,
             a_responder_without_consent_is_granted_only_inside_a_confirmed_declarations_window,
             a_dual_mode_purpose_is_granted_only_while_a_declaration_is_in_force,
+            a_declarations_notices_are_written_once_from_the_records_under_it,
+            an_early_end_makes_the_notices_due_before_the_end_time,
+            a_residents_notice_channels_are_added_once_and_removed,
             an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
         );
     };

@@ -19,6 +19,7 @@ mod hash_cache;
 pub mod identity;
 pub mod location;
 pub mod locators;
+pub mod notices;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -42,6 +43,7 @@ pub use identity::{
 };
 pub use location::LocationStore;
 pub use locators::{LocatorCursor, LocatorStore};
+pub use notices::NoticeStore;
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use sqlite::SqliteStore;
 
@@ -386,7 +388,15 @@ pub trait Readiness {
 /// Everything the hub keeps. See the crate documentation.
 #[async_trait]
 pub trait Store:
-    IdentityStore + EmergencyStore + LocatorStore + LocationStore + Readiness + Send + Sync + 'static
+    IdentityStore
+    + EmergencyStore
+    + NoticeStore
+    + LocatorStore
+    + LocationStore
+    + Readiness
+    + Send
+    + Sync
+    + 'static
 {
     // --- catalogue ---
     async fn put_category(&self, category: &DataCategory) -> StoreResult<()>;

@@ -284,6 +284,9 @@ pub fn demo_redirect_uri(service: &str) -> String {
 
 /// The demo operator's identity: fixed, so the console's demo sign-in finds it.
 pub const DEMO_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0de";
+/// A second demo operator's identity: a declared emergency takes effect only when a second,
+/// different operator confirms it, so the demo has two.
+pub const DEMO_SECOND_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0df";
 
 /// Starts the hub, with the demo operator's account (made once; later runs find it).
 pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
@@ -300,15 +303,24 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
     let hub = Hub::start(config, store.clone()).await?;
     // The demo operator's identity and account exist before anything else: they are who
     // registers the town, through the API, as a city's operator would.
-    let identity: renkei_domain::ResidentId = DEMO_OPERATOR_IDENTITY.parse()?;
-    if hub.operator_of(identity).await?.is_none() {
-        store.add_resident(identity, Utc::now()).await?;
-        hub.add_operator(
-            renkei_domain::OperatorId::new("demo-operator")?,
-            "デモ職員 / Demo operator".into(),
-            identity,
-        )
-        .await?;
+    for (identity, id, name) in [
+        (
+            DEMO_OPERATOR_IDENTITY,
+            "demo-operator",
+            "デモ職員 / Demo operator",
+        ),
+        (
+            DEMO_SECOND_OPERATOR_IDENTITY,
+            "demo-operator-2",
+            "デモ職員2 / Second demo operator",
+        ),
+    ] {
+        let identity: renkei_domain::ResidentId = identity.parse()?;
+        if hub.operator_of(identity).await?.is_none() {
+            store.add_resident(identity, Utc::now()).await?;
+            hub.add_operator(renkei_domain::OperatorId::new(id)?, name.into(), identity)
+                .await?;
+        }
     }
     Ok(DemoTown {
         hub,

@@ -12,7 +12,7 @@ use crate::common::{self, HEALTH_CHECKUP, PAYMENT_HISTORY, Town, advice_draft, e
 use crate::transparency_log::{everything_signed, my_log, published_key, verify_entry};
 
 /// Two operators: `tanaka` (Alice's identity) and `suzuki` (Carol's); their tokens.
-async fn two_operators(town: &Town) -> (String, String) {
+pub(crate) async fn two_operators(town: &Town) -> (String, String) {
     let first = town.operator_token().await;
     let suzuki = OperatorId::new("suzuki").unwrap();
     town.hub
@@ -29,7 +29,7 @@ async fn two_operators(town: &Town) -> (String, String) {
 
 /// The subject `service`'s sector knows `resident` by, linked as a sign-in would link it: a
 /// responder names residents it already knows.
-async fn known_subject(town: &Town, sector: &str, resident: ResidentId) -> String {
+pub(crate) async fn known_subject(town: &Town, sector: &str, resident: ResidentId) -> String {
     let subject = town.hub.keys().subject(sector, resident);
     town.store
         .link_subject(sector, &subject, resident)
@@ -48,7 +48,12 @@ async fn post(town: &Town, token: &str, path: &str, body: Value) -> reqwest::Res
 }
 
 /// Declares an emergency releasing `health.checkup` to health-advice for `minutes`.
-async fn declare(town: &Town, token: &str, services: &[&str], ends_in: TimeDelta) -> String {
+pub(crate) async fn declare(
+    town: &Town,
+    token: &str,
+    services: &[&str],
+    ends_in: TimeDelta,
+) -> String {
     let response = post(
         town,
         token,
@@ -67,7 +72,7 @@ async fn declare(town: &Town, token: &str, services: &[&str], ends_in: TimeDelta
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn step(town: &Town, token: &str, id: &str, what: &str) -> reqwest::Response {
+pub(crate) async fn step(town: &Town, token: &str, id: &str, what: &str) -> reqwest::Response {
     post(
         town,
         token,

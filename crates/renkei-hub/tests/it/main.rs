@@ -20,6 +20,7 @@ mod counter_consents;
 mod emergency;
 mod identity;
 mod location_precision;
+mod notices;
 mod onboarding;
 mod openid_provider;
 mod outbound;

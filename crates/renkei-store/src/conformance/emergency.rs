@@ -14,17 +14,17 @@ use uuid::Uuid;
 use super::{cat, consent, denial, draft, request, service_id, town};
 use crate::{AccessQuery, DecisionInput, RecordedDecision, Store, StoreError};
 
-fn op(id: &str) -> OperatorId {
+pub(super) fn op(id: &str) -> OperatorId {
     OperatorId::new(id).unwrap()
 }
 
 /// Now, as storage keeps times (milliseconds).
-fn now_ms() -> DateTime<Utc> {
+pub(super) fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
 }
 
 /// A declaration by `sato` releasing `health.checkup` to the town's service for an hour.
-fn declared(now: DateTime<Utc>) -> Declaration {
+pub(super) fn declared(now: DateTime<Utc>) -> Declaration {
     let draft = DeclarationDraft {
         reason: "豪雨".into(),
         legal_basis: EmergencyLegalBasis::DisasterAct49_11,
@@ -38,7 +38,7 @@ fn declared(now: DateTime<Utc>) -> Declaration {
     Declaration::declare(id, draft, op("sato"), now).unwrap()
 }
 
-async fn step(store: &dyn Store, d: &Declaration, by: &str) -> Result<u64, StoreError> {
+pub(super) async fn step(store: &dyn Store, d: &Declaration, by: &str) -> Result<u64, StoreError> {
     let action = OperatorAction::ConfirmEmergency { declaration: d.id };
     let actor = OperatorActor::Operator { id: op(by) };
     store
@@ -47,7 +47,11 @@ async fn step(store: &dyn Store, d: &Declaration, by: &str) -> Result<u64, Store
         .map(|entry| entry.seq)
 }
 
-async fn decide_at(store: &dyn Store, input: DecisionInput, at: DateTime<Utc>) -> RecordedDecision {
+pub(super) async fn decide_at(
+    store: &dyn Store,
+    input: DecisionInput,
+    at: DateTime<Utc>,
+) -> RecordedDecision {
     store
         .decide_and_record(&[input], at)
         .await

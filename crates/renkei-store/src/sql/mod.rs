@@ -13,7 +13,7 @@
 //! `write` is the pool for transactions that change data, `read` for plain reads; on SQLite
 //! `write` has one connection, which serialises writers without busy retries. Each concern
 //! is a file of functions taking the store; `store.rs` and `identity/mod.rs` implement the
-//! traits by calling them, and `emergency.rs` implements its own.
+//! traits by calling them, and `emergency.rs` and `notices.rs` implement their own.
 
 mod area_lists;
 mod catalogue;
@@ -25,6 +25,7 @@ mod location;
 mod locators;
 mod log;
 mod log_tree;
+mod notices;
 mod outbox;
 mod residents;
 mod secrets;

@@ -1097,6 +1097,11 @@ impl World {
                 Call::to(&row.path)
             }
             ("GET", "/v1/me/log") => Call::to(&row.path),
+            ("GET", "/v1/me/notices") => Call::to(&row.path),
+            // Stopping always succeeds (starting needs a service with a webhook).
+            ("POST", "/v1/me/notice-channels") => {
+                Call::to(&row.path).json(json!({ "service": HEALTH, "on": false }))
+            }
             // Granted, or already active (409) from an earlier cell.
             ("POST", "/v1/me/consents") => Call::to(&row.path)
                 .json(json!({ "service": HEALTH, "purpose": "reminders" }))
@@ -1259,6 +1264,13 @@ impl World {
             ("GET", "/portal/passkeys" | "/portal/proxies" | "/portal/provider-codes") => {
                 Call::to(&row.path)
             }
+            ("GET", "/portal/notices" | "/portal/declarations") => Call::to(&row.path),
+            ("GET", "/portal/declarations/{id}") => {
+                Call::to(format!("/portal/declarations/{}", self.declaration(1).await))
+            }
+            ("POST", "/portal/notices/channels") => {
+                Call::to(&row.path).form(&[("service", HEALTH), ("on", "off")])
+            }
             ("POST", "/portal/passkeys/register/start") => Call::to(&row.path).json(json!({})),
             // Another resident finishing Alice's ceremony is told "not accepted" (400), as a
             // forged answer is.
@@ -1395,6 +1407,41 @@ impl World {
                     .form(&[])
             }
             ("GET", "/console/audit") => Call::to(format!("/console/audit?resident={alice}")),
+            ("GET", "/console/declarations") => Call::to(&row.path),
+            ("POST", "/console/declarations") => {
+                let ends = tokyo_local(Utc::now() + chrono::TimeDelta::hours(2));
+                Call::to(&row.path).form(&[
+                    ("reason", "大雨"),
+                    ("legal_basis", "disaster_act49_11"),
+                    ("category", "health.checkup"),
+                    ("service", HEALTH),
+                    ("area", "5339"),
+                    ("ends_at", ends.as_str()),
+                ])
+            }
+            ("POST", "/console/declarations/{id}/confirm") => Call::to(format!(
+                "/console/declarations/{}/confirm",
+                self.declaration(0).await
+            ))
+            .form(&[]),
+            ("POST", "/console/declarations/{id}/renewal") => {
+                let ends = tokyo_local(Utc::now() + chrono::TimeDelta::hours(3));
+                Call::to(format!(
+                    "/console/declarations/{}/renewal",
+                    self.declaration(1).await
+                ))
+                .form(&[("ends_at", ends.as_str())])
+            }
+            ("POST", "/console/declarations/{id}/renewal/confirm") => Call::to(format!(
+                "/console/declarations/{}/renewal/confirm",
+                self.declaration(2).await
+            ))
+            .form(&[]),
+            ("POST", "/console/declarations/{id}/end") => Call::to(format!(
+                "/console/declarations/{}/end",
+                self.declaration(1).await
+            ))
+            .form(&[]),
             ("POST", "/console/sign-in/portal") => Call::to(&row.path).form(&[]),
             ("GET", "/console/services/{id}") => {
                 Call::to(format!("/console/services/{}", self.pending))
@@ -1647,4 +1694,11 @@ async fn every_route_admits_exactly_the_callers_its_table_row_names() {
 fn provider_keys() -> renkei_domain::ProviderKeys {
     let key = renkei_protocol::keys::SigningKey::generate().unwrap();
     renkei_domain::ProviderKeys::parse(&json!({ "keys": [key.public_jwk()] })).unwrap()
+}
+
+/// A `datetime-local` form value in Japan time (UTC+9, no summer time), as the console
+/// reads it.
+fn tokyo_local(at: chrono::DateTime<Utc>) -> String {
+    let jst = chrono::FixedOffset::east_opt(9 * 3600).unwrap();
+    at.with_timezone(&jst).format("%Y-%m-%dT%H:%M").to_string()
 }

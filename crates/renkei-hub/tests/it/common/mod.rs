@@ -271,6 +271,10 @@ pub struct TownOptions {
     pub purge_interval: Duration,
     /// The PKCS#11 token that keeps the hub's signing keys, if any.
     pub pkcs11: Option<renkei_hub::pkcs11::Pkcs11Config>,
+    /// How long emergency notices wait past a declaration's end time, and how often the
+    /// hub looks: short, so tests see them soon.
+    pub notice_grace: Duration,
+    pub notice_interval: Duration,
 }
 
 impl Default for TownOptions {
@@ -285,6 +289,8 @@ impl Default for TownOptions {
             limits: renkei_hub::limits::RateLimits::GENEROUS,
             purge_interval: Duration::from_secs(60),
             pkcs11: None,
+            notice_grace: Duration::from_millis(200),
+            notice_interval: Duration::from_millis(100),
         }
     }
 }
@@ -649,6 +655,8 @@ impl Town {
         config.limits = options.limits;
         config.purge_interval = options.purge_interval;
         config.pkcs11 = options.pkcs11.clone();
+        config.notice_grace = options.notice_grace;
+        config.notice_interval = options.notice_interval;
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
         let jwks = hub.keys().jwks();
 

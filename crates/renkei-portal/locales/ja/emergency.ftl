@@ -1,0 +1,97 @@
+# 非常時宣言：公開ページ、住民への事後通知、コンソールでの手続き。
+
+nav-notices = 非常時の通知
+declarations-title = 非常時宣言
+declarations-lead = 災害時、市は非常時を宣言することがあります。限られた期間、指定された対応機関が、指定されたデータを、住民一人ひとりの同意を得ずに参照できます。宣言は別の職員の確認を経て効力を持ち、最長72時間で、すべての利用が記録に残ります。
+declarations-active = 発効中の宣言
+declarations-none-active = 現在、非常時は宣言されていません。
+declarations-past = 過去の宣言
+declarations-none-past = ありません。
+declarations-all = すべての宣言
+declaration-state-pending = 確認待ち
+declaration-state-scheduled = 確認済み（開始前）
+declaration-state-in-force = 発効中
+declaration-state-ended = 終了
+declaration-legal-basis = 法的根拠
+declaration-window = 期間
+declaration-ended-early = 早期終了
+declaration-renewal-waiting = 確認待ちの延長（終了予定）
+declaration-categories = 提供されるデータ
+declaration-services = 対応機関
+declaration-area = 対象地域（地域メッシュ・地区）
+declaration-id = 宣言番号
+
+home-emergency-title = 非常時が宣言されています
+home-emergency-help = 宣言の間、下記の対応機関は下記のデータを、あなたの同意を得ずに参照できます。あなたのデータが使われた場合は、後でお知らせします。
+home-notices = { $count ->
+   *[other] 非常時宣言のもとであなたのデータが提供されました（{ $count }件）。通知をご確認ください。
+  }
+home-declarations-help = 市が宣言した非常時（発効中・過去）。
+
+history-during-emergency = 非常時宣言の間だけ適用される利用目的として、あなたの同意にもとづき利用されました。
+history-declaration-link = 宣言を見る
+history-notice-link = 通知を見る
+
+notices-title = 非常時の通知
+notices-lead = 市が宣言した非常時が終わると、その間にあなたのデータが提供されたすべての記録を、ここでお知らせします。何が、どこへ、いつ提供されたかを示します。利用履歴にも記録されています。
+notices-none = 非常時宣言のもとで提供されたあなたのデータはありません。
+notice-heading = 非常時宣言「{ $reason }」のもとで提供されました
+notice-summary = 宣言の期間：{ $started } から { $ended } まで。
+notice-releases = 提供された内容
+notice-release-to = 提供先：{ $service }
+notice-in-history = 利用履歴の #{ $seq }
+notice-file-request = この件について請求する
+notices-channels = サービスを通じても知らせる
+notices-channels-help = 次のサービスをお使いなら、そのサービスからもこの通知を受け取れます。サービスが知るのは、どの宣言で、どの機関に、どのデータ項目が提供されたかだけで、データそのものは知りません。
+notices-channels-none = 現在、この通知を受け取れるサービスはありません。
+notices-channel-on = 通知中
+notices-channel-start = このサービスでも知らせる
+notices-channel-stop = やめる
+notices-channel-saved = 設定を保存しました。
+request-about-declaration = 非常時宣言 { $id } のもとでの私のデータの提供について：
+
+console-declarations-title = 非常時宣言
+nav-console-declarations = 非常時宣言
+console-declarations-lead = 宣言は、宣言した職員とは別の職員が確認するまで効力を持ちません。期間は最長72時間で、延長にも同じ2段階が必要です。どの職員も終了でき、終了すると、データが提供された住民に通知されます。
+console-declarations-list = 宣言の一覧
+console-declarations-none = 宣言はまだありません。
+console-declaration-step = { $operator }（{ $at }）
+console-declaration-declared = 宣言
+console-declaration-confirmed = 確認
+console-declaration-renewal-proposed = 延長の提案
+console-declaration-ended = 終了
+console-declaration-confirm = 確認する（2人目の職員）
+console-declaration-confirm-renewal = 延長を確認する
+console-declaration-renew-until = 延長後の終了
+console-declaration-renew = 延長を提案する
+console-declaration-end = 今すぐ終了する
+console-declare = 非常時を宣言する
+console-declare-help = 公開される理由、法的根拠、提供するデータ、対応機関、対象地域を指定します。別の職員が確認すると効力を持ちます。
+console-declare-reason = 理由（公開されます）
+console-declare-area-hint = 地域メッシュコード（JIS X 0410、4〜11桁）または district:<地区ID> を空白で区切って入力します。
+console-declare-starts = 開始（日本時間。空欄なら今）
+console-declare-ends = 終了（日本時間）
+console-declare-ends-hint = 開始から最長72時間です。
+console-declare-button = 宣言する（確認待ち）
+console-declaration-bad-time = 日時を年・月・日・時・分で入力してください。
+console-declaration-done-declared = 宣言しました。別の職員が確認すると効力を持ちます。
+console-declaration-done-confirmed = 確認しました。宣言が効力を持ちます。
+console-declaration-done-renewal = 延長を提案しました。別の職員の確認が必要です。
+console-declaration-done-renewed = 延長を確認しました。
+console-declaration-done-ended = 終了しました。データが提供された住民に通知します。
+declaration-refused-bad-reason = 理由は1〜1000文字で入力してください。
+declaration-refused-no-categories = データ項目を1つ以上選んでください。
+declaration-refused-no-services = 対応機関を1つ以上選んでください。
+declaration-refused-end-not-after-start = 終了は開始より後にしてください。
+declaration-refused-too-long = 宣言の期間は最長72時間です。
+declaration-refused-already-over = 終了の日時がすでに過ぎています。
+declaration-refused-same-operator = 最初の手続きをした職員は確認できません。別の職員が確認してください。
+declaration-refused-already-confirmed = すでに確認されています。
+declaration-refused-not-confirmed = まだ確認されていません。
+declaration-refused-ended = 終了しています。
+declaration-refused-no-renewal = 確認待ちの延長はありません。
+declaration-refused-renewal-pending = すでに確認待ちの延長があります。
+declaration-refused-renewal-not-later = 延長後の終了は、現在の終了より後にしてください。
+declaration-refused-renewal-too-long = 延長後の終了は、今から最長72時間です。
+declaration-refused-changed-meanwhile = 他の職員が先に変更しました。もう一度ご確認ください。
+declaration-refused-other = この手続きは受け付けられませんでした。
