@@ -106,7 +106,9 @@ pub struct NoticeChannelView {
 
 /// A service a resident wants told of their notices, or no longer.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoticeChannelBody {
+    #[schema(value_type = crate::schemas::Slug)]
     pub service: String,
     /// `true` to be told through it, `false` to stop.
     pub on: bool,
@@ -291,11 +293,11 @@ impl Hub {
             .service(&id)
             .await?
             .ok_or_else(|| HubError::UnknownService(id.to_string()))?;
+        // The request is well formed; the service cannot take it in its present state.
         if body.on && service.webhook_url.is_none() {
-            return Err(HubError::InvalidField {
-                field: "service".into(),
-                detail: format!("`{id}` has no webhook to be told through"),
-            });
+            return Err(HubError::Forbidden(format!(
+                "`{id}` has no webhook: it cannot tell you of notices"
+            )));
         }
         self.store()
             .set_notice_channel(me.resident, &id, body.on, now_ms())
