@@ -56,8 +56,9 @@ use renkei_domain::{
 use renkei_hub::broker::{DataRequestBody, DataResponse};
 use renkei_hub::consents::GrantConsentBody;
 use renkei_hub::{Hub, HubConfig};
-use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair, open};
+use renkei_protocol::envelope::{EnvelopeContext, SealedPayload, ServiceKeyPair};
 use renkei_protocol::grant::{GrantClaims, MAX_GRANT_LIFETIME_SECS, sign_grant};
+use renkei_protocol::payload::open_verified;
 use renkei_provider::MemoryRecords;
 use renkei_store::{DecisionInput, PurposeDraft, SqliteStore, Store};
 use reqwest::StatusCode;
@@ -397,6 +398,8 @@ struct Bench {
     outbound_provider: Arc<renkei_provider::Provider>,
     /// Where the providers' tasks run.
     providers_runtime: tokio::runtime::Handle,
+    /// The provider's public key: answers are opened as a service opens them, verified.
+    provider_keys: renkei_protocol::keys::Jwks,
 }
 
 impl Bench {
@@ -995,6 +998,7 @@ async fn set_up(
         records.clone(),
         SLOW_PROVIDER,
     );
+    let provider_keys = renkei_protocol::keys::Jwks::from_signing_keys([&signing_key]);
     let outbound_provider = renkei_provider::Provider::with_delay(
         provider.clone(),
         hub.keys().jwks(),
@@ -1156,6 +1160,7 @@ async fn set_up(
         client,
         outbound_provider,
         providers_runtime: runtimes.providers.clone(),
+        provider_keys,
     });
     Ok((bench, slow_url, fast_url))
 }
@@ -1202,8 +1207,15 @@ async fn check_answers(bench: &Bench, provider_url: &str) -> anyhow::Result<()> 
         provider: bench.provider.clone(),
         request,
     };
-    let plain = open(&bench.service_keys, &context, &sealed).context("opening a direct answer")?;
-    let plain: Value = serde_json::from_slice(&plain)?;
+    let plain = open_verified(
+        &bench.service_keys,
+        &bench.service,
+        &context,
+        &bench.provider_keys,
+        &sealed,
+    )
+    .context("opening a direct answer")?
+    .data;
     if plain["data"]["health.checkup"].is_null() || plain["data"]["payment.history"].is_null() {
         bail!("a direct answer lacks the requested data: {plain}");
     }
@@ -1240,8 +1252,15 @@ async fn check_answers(bench: &Bench, provider_url: &str) -> anyhow::Result<()> 
         provider: bench.provider.clone(),
         request: answer.request_id.parse()?,
     };
-    let plain = open(&bench.service_keys, &context, &sealed).context("opening a hub answer")?;
-    let plain: Value = serde_json::from_slice(&plain)?;
+    let plain = open_verified(
+        &bench.service_keys,
+        &bench.service,
+        &context,
+        &bench.provider_keys,
+        &sealed,
+    )
+    .context("opening a hub answer")?
+    .data;
     if plain["reference"] != json!(bench.residents[0].reference) || !answer.complete {
         bail!("the hub relayed the wrong resident's data or an incomplete answer");
     }

@@ -3,9 +3,10 @@
 //! grant exactly as the inbound endpoint does ([`Provider::answer_grant`]): the same checks,
 //! the same sealed payload, the same access-log line.
 //!
-//! Several polls are kept going at once, so that one busy answering a batch never leaves
-//! the provider without a poll parked at the hub (a hub with no poll parked, and none
-//! lately, fails requests for this provider at once).
+//! Several polls are kept going at once, and a poll's answers are posted in the background
+//! while its link polls again, so the provider always has a poll parked at the hub (a hub
+//! with no poll parked, and none lately, fails requests for this provider at once) and a
+//! grant never waits behind a slow answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub fn start(
         .collect()
 }
 
+#[derive(Clone)]
 struct Link {
     client: reqwest::Client,
     hub: String,
@@ -63,13 +65,12 @@ impl Link {
     async fn run(self) {
         let mut pause = BACKOFF.0;
         loop {
-            let Some(provider) = self.provider.upgrade() else {
+            if self.provider.strong_count() == 0 {
                 return;
-            };
-            match self.poll_once(&provider).await {
+            }
+            match self.poll_once().await {
                 Ok(()) => pause = BACKOFF.0,
                 Err(e) => {
-                    drop(provider);
                     tracing::warn!(error = %e, pause_ms = pause.as_millis(), "polling the hub failed");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(BACKOFF.1);
@@ -78,8 +79,8 @@ impl Link {
         }
     }
 
-    /// One poll, and the answers to whatever it brought, all posted before the next poll.
-    async fn poll_once(&self, provider: &Provider) -> Result<(), String> {
+    /// One poll; the answers to whatever it brought are posted in the background.
+    async fn poll_once(&self) -> Result<(), String> {
         let bearer = self.credentials.bearer().await?;
         let wait_ms = u64::try_from(POLL_WAIT.as_millis()).unwrap_or(u64::MAX);
         let response = self
@@ -104,15 +105,20 @@ impl Link {
             .json()
             .await
             .map_err(|e| format!("the hub's answer to the poll: {e}"))?;
-        let answers = polled
-            .grants
-            .iter()
-            .map(|g| self.answer(provider, g, &bearer));
-        for result in futures_util::future::join_all(answers).await {
-            // One answer lost is the hub's timeout for that request, not a reason to stop.
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "an answer did not reach the hub");
-            }
+        // The answers go on in tasks of their own while this link polls again at once: a
+        // grant that arrives meanwhile must not wait for the slowest answer of this batch.
+        for grant in polled.grants {
+            let link = self.clone();
+            let bearer = bearer.clone();
+            let Some(provider) = self.provider.upgrade() else {
+                return Ok(());
+            };
+            tokio::spawn(async move {
+                // One answer lost is the hub's timeout for that request, not a reason to stop.
+                if let Err(e) = link.answer(&provider, &grant, &bearer).await {
+                    tracing::warn!(error = %e, "an answer did not reach the hub");
+                }
+            });
         }
         Ok(())
     }
