@@ -15,6 +15,7 @@ mod dev_ca_binary;
 mod keys_binary;
 mod log_tamper;
 mod onboard_binary;
+mod process;
 mod route_access;
 mod tidy;
 mod town_from_nothing;

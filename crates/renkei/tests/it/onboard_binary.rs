@@ -2,39 +2,11 @@
 //! card's certificate and key, adds a category, makes a provider's signing key, registers the
 //! provider and approves it; the hub then publishes it with that key.
 
-use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::process::{Running, ok, renkei};
 use serde_json::Value;
-
-fn renkei(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_renkei"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_commands_alone() {
@@ -66,16 +38,18 @@ fn an_operator_registers_a_category_and_a_provider_on_a_fresh_hub_with_the_comma
         .unwrap()
         .port();
     let hub = format!("http://127.0.0.1:{port}");
-    let _serving = Hub(Command::new(env!("CARGO_BIN_EXE_renkei"))
-        .args(["serve", "--database", "hub.db", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--issuer", &format!("http://localhost:{port}")])
-        .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"])
-        .env("RENKEI_KEK_FILE", dir.join("kek"))
-        .env("RUST_LOG", "warn")
-        .current_dir(dir)
-        .spawn()
-        .unwrap());
+    let _serving = Running(
+        Command::new(env!("CARGO_BIN_EXE_renkei"))
+            .args(["serve", "--database", "hub.db", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--issuer", &format!("http://localhost:{port}")])
+            .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"])
+            .env("RENKEI_KEK_FILE", dir.join("kek"))
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !reqwest::blocking::get(format!("{hub}/healthz")).is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "the hub did not come up");
