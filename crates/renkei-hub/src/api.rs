@@ -328,7 +328,11 @@ fn declared() -> Routes<Hub> {
             provider_sync::__path_provider_locators,
         )
         .api(Provider, api_outbound::poll, api_outbound::__path_poll)
-        .api(Provider, api_outbound::answer, api_outbound::__path_answer)
+        .api(
+            Provider,
+            api_outbound::answers,
+            api_outbound::__path_answers,
+        )
         .api(
             Provider,
             counter_consents::record_counter_consent,

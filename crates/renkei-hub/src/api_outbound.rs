@@ -1,5 +1,5 @@
 //! Outbound-only providers at the hub: their routes (the long poll that takes grants, the
-//! post that answers one) and the brokered request's side, a grant handed to the poll
+//! post that answers those ready) and the brokered request's side, a grant handed to the poll
 //! ([`crate::outbound`]) and its answer classified as an inbound provider's would be.
 
 use std::time::Duration;
@@ -11,15 +11,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renkei_domain::{ProviderConnection, ProviderId};
 use renkei_protocol::envelope::SealedPayload;
-use renkei_protocol::outbound::GrantAnswer;
+use renkei_protocol::outbound::{AnswerBatch, GrantAnswer, TicketAnswer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api_identity::PROBLEM;
 use crate::broker::{FetchOutcome, not_sealed, refusal};
 use crate::outbound::RelayError;
-use crate::problem::{ApiJson, ApiPath, Problem, ProblemKind};
+use crate::problem::{ApiJson, Problem, ProblemKind};
 use crate::provider_sync::ProviderCaller;
 use crate::{Hub, HubError};
 
@@ -56,18 +57,43 @@ pub struct PolledGrantView {
     pub grant: String,
 }
 
-/// What the provider's inbound endpoint would have answered
-/// (`renkei_protocol::outbound::GrantAnswer`).
+/// Answers an outbound provider had ready (`renkei_protocol::outbound::AnswerBatch`).
 #[derive(Debug, ToSchema)]
 #[expect(
     dead_code,
     reason = "only the API document reads it; the handler reads bytes"
 )]
-pub struct GrantAnswerBody {
+pub struct AnswerBatchBody {
+    pub answers: Vec<TicketAnswerBody>,
+}
+
+/// What the provider's inbound endpoint would have answered to the grant taken under
+/// `ticket` (`renkei_protocol::outbound::TicketAnswer`).
+#[derive(Debug, ToSchema)]
+#[expect(
+    dead_code,
+    reason = "only the API document reads it; the handler reads bytes"
+)]
+pub struct TicketAnswerBody {
+    pub ticket: Uuid,
     /// The HTTP status.
     pub status: u16,
     /// A sealed payload, or a problem saying why not.
     pub body: serde_json::Value,
+}
+
+/// What the hub did with each answer of a batch
+/// (`renkei_protocol::outbound::AnswerBatchResult`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnswerBatchView {
+    /// How many answers reached the request waiting for them.
+    pub relayed: usize,
+    /// Tickets under which no request of this provider waits (answered already, given up,
+    /// or never this provider's).
+    pub unknown: Vec<Uuid>,
+    /// Tickets whose answer was not an answer, or larger than its request reads: that
+    /// request fails as a bad or too large answer from an inbound provider would.
+    pub refused: Vec<Uuid>,
 }
 
 /// Refuses a provider registered with an endpoint: the hub sends its grants there, so a
@@ -110,21 +136,20 @@ pub(crate) async fn poll(
     }))
 }
 
-/// An outbound-only provider's answer to the grant it took under `ticket`: the status and
-/// body its inbound endpoint would have answered.
-#[utoipa::path(post, path = "/v1/provider/answers/{ticket}", params(("ticket" = Uuid, Path)), request_body = GrantAnswerBody, security(("provider" = [])),
-    responses((status = 204, description = "Relayed to the waiting request"), (status = 400, body = Problem, content_type = PROBLEM),
+/// An outbound-only provider's answers to grants it took, as many as it has ready: each
+/// the status and body its inbound endpoint would have answered, under the grant's ticket.
+/// The body is read up to what the requests waiting for this provider read between them.
+#[utoipa::path(post, path = "/v1/provider/answers", request_body = AnswerBatchBody, security(("provider" = [])),
+    responses((status = 200, description = "Each answer relayed, or why not", body = AnswerBatchView), (status = 400, body = Problem, content_type = PROBLEM),
         (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 404, description = "No request of this provider waits under the ticket (answered already, or given up)", body = Problem, content_type = PROBLEM),
-        (status = 413, description = "Larger than the request reads: it fails as too large", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Larger than the requests waiting read between them: nothing is relayed", body = Problem, content_type = PROBLEM),
         (status = 415, body = Problem, content_type = PROBLEM)))]
-pub(crate) async fn answer(
+pub(crate) async fn answers(
     State(hub): State<Hub>,
     ProviderCaller(provider): ProviderCaller,
-    ApiPath(ticket): ApiPath<Uuid>,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, Response> {
+) -> Result<Json<AnswerBatchView>, Response> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -132,35 +157,92 @@ pub(crate) async fn answer(
     if !json {
         return Err(Problem::new(ProblemKind::MalformedRequest)
             .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
-            .detail("an answer is `application/json`")
+            .detail("answers are `application/json`")
             .into_response());
     }
     let relay = hub.outbound();
-    let unknown = || HubError::NotFound(format!("ticket `{ticket}`")).into_response();
-    let limit = relay.expected(&provider, ticket).ok_or_else(unknown)?;
-    // Read no more than the waiting request would: an answer is held in memory whole.
-    let Ok(bytes) = to_bytes(
-        body,
-        usize::try_from(limit + ANSWER_OVERHEAD).unwrap_or(usize::MAX),
-    )
-    .await
-    else {
-        let _ = relay.fail(&provider, ticket, RelayError::TooLarge { limit });
+    // Read no more than the waiting requests would: answers are held in memory whole.
+    let (waiting, expected) = relay.expected_total(&provider);
+    let overhead =
+        ANSWER_OVERHEAD.saturating_mul(u64::try_from(waiting.max(1)).unwrap_or(u64::MAX));
+    let limit = expected.saturating_add(overhead);
+    let Ok(bytes) = to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await else {
         return Err(Problem::new(ProblemKind::MalformedRequest)
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-            .detail(format!("an answer to this grant is at most {limit} bytes"))
+            .detail(format!(
+                "answers to this provider's waiting requests are at most {limit} bytes in all"
+            ))
             .into_response());
     };
-    if serde_json::from_slice::<GrantAnswer>(&bytes).is_err() {
-        let _ = relay.fail(&provider, ticket, RelayError::BadAnswer);
-        return Err(Problem::new(ProblemKind::MalformedRequest)
-            .detail("an answer is `{\"status\": <HTTP status>, \"body\": <JSON>}`")
-            .into_response());
+    let answers = parse_answers(&bytes).ok_or_else(|| {
+        Problem::new(ProblemKind::MalformedRequest)
+            .detail("answers are `{\"answers\": [{\"ticket\": <ticket>, \"status\": <HTTP status>, \"body\": <JSON>}]}`")
+            .into_response()
+    })?;
+    let mut view = AnswerBatchView {
+        relayed: 0,
+        unknown: Vec::new(),
+        refused: Vec::new(),
+    };
+    for (ticket, answer) in answers {
+        let outcome = match (answer, relay.expected(&provider, ticket)) {
+            (_, None) => Err(()),
+            (Some(answer), Some(limit)) if answer.body.get().len() as u64 <= limit => relay
+                .answer(&provider, ticket, answer)
+                .map(|()| true)
+                .map_err(|_| ()),
+            (Some(_), Some(limit)) => relay
+                .fail(&provider, ticket, RelayError::TooLarge { limit })
+                .map(|()| false)
+                .map_err(|_| ()),
+            (None, Some(_)) => relay
+                .fail(&provider, ticket, RelayError::BadAnswer)
+                .map(|()| false)
+                .map_err(|_| ()),
+        };
+        match outcome {
+            Ok(true) => view.relayed += 1,
+            Ok(false) => view.refused.push(ticket),
+            Err(()) => view.unknown.push(ticket),
+        }
     }
-    relay
-        .answer(&provider, ticket, bytes.to_vec())
-        .map_err(|_| unknown())?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(view))
+}
+
+/// The answers in a batch, each under its ticket, `None` where the item names a ticket but
+/// is not an answer; `None` for the whole when it is not a batch.
+fn parse_answers(bytes: &[u8]) -> Option<Vec<(Uuid, Option<GrantAnswer>)>> {
+    #[derive(Deserialize)]
+    struct Loose {
+        answers: Vec<Box<RawValue>>,
+    }
+    #[derive(Deserialize)]
+    struct TicketOnly {
+        ticket: Uuid,
+    }
+    // The common case parses once; only a batch with a bad item is looked at item by item.
+    if let Ok(batch) = serde_json::from_slice::<AnswerBatch>(bytes) {
+        return Some(
+            batch
+                .answers
+                .into_iter()
+                .map(|a| {
+                    let (ticket, answer) = a.into_answer();
+                    (ticket, Some(answer))
+                })
+                .collect(),
+        );
+    }
+    let loose: Loose = serde_json::from_slice(bytes).ok()?;
+    let items = loose.answers.iter().filter_map(|item| {
+        match serde_json::from_str::<TicketAnswer>(item.get()) {
+            Ok(a) => Some((a.ticket, Some(a.into_answer().1))),
+            Err(_) => serde_json::from_str::<TicketOnly>(item.get())
+                .ok()
+                .map(|t| (t.ticket, None)),
+        }
+    });
+    Some(items.collect())
 }
 
 impl Hub {
@@ -173,7 +255,7 @@ impl Hub {
         limit: u64,
     ) -> FetchOutcome {
         let timeout = self.config().provider_timeout;
-        let body = self
+        let answer = self
             .outbound()
             .send(provider, grant, limit, timeout)
             .await
@@ -189,11 +271,11 @@ impl Hub {
                 RelayError::TooLarge { .. } => ("provider-answer-too-large", e.to_string()),
                 RelayError::BadAnswer => not_sealed(),
             })?;
-        let answer: GrantAnswer = serde_json::from_slice(&body).map_err(|_| not_sealed())?;
         if !(200..300).contains(&answer.status) {
-            return Err(refusal(answer.status, Some(&answer.body)));
+            let problem = serde_json::from_str(answer.body.get()).ok();
+            return Err(refusal(answer.status, problem.as_ref()));
         }
-        serde_json::from_value::<SealedPayload>(answer.body).map_err(|_| not_sealed())
+        serde_json::from_str::<SealedPayload>(answer.body.get()).map_err(|_| not_sealed())
     }
 }
 

@@ -6,7 +6,8 @@
 //! Long polls rather than a WebSocket: municipal networks reach outside through HTTP
 //! forward proxies that often refuse `Upgrade`, and a poll is an ordinary request that
 //! needs nothing new on either side. One poll returns every grant waiting (up to a limit),
-//! so a busy provider pays one round trip for many grants.
+//! and one post carries every answer the provider has ready, so a busy provider pays one
+//! round trip, and one authentication, for many grants each way.
 //!
 //! The relay is this hub process's own: grants wait in memory for a poll of the same
 //! replica (docs/operating.md says how to run outbound providers behind several replicas).
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use renkei_domain::ProviderId;
+use renkei_protocol::outbound::GrantAnswer;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -58,7 +60,7 @@ pub struct UnknownTicket(pub Uuid);
 /// A request waiting for its answer.
 struct Waiting {
     limit: u64,
-    reply: oneshot::Sender<Result<Vec<u8>, RelayError>>,
+    reply: oneshot::Sender<Result<GrantAnswer, RelayError>>,
 }
 
 /// The grants waiting for outbound providers, and the requests waiting for their answers.
@@ -140,7 +142,7 @@ impl OutboundRelay {
         grant: String,
         limit: u64,
         timeout: Duration,
-    ) -> Result<Vec<u8>, RelayError> {
+    ) -> Result<GrantAnswer, RelayError> {
         let ticket = Uuid::new_v4();
         let (tx, rx) = oneshot::channel();
         {
@@ -213,7 +215,7 @@ impl OutboundRelay {
     }
 
     /// The most bytes the request waiting under `ticket` reads, if one of `provider`'s
-    /// requests waits under it: what an answer's body is read up to.
+    /// requests waits under it: the most an answer's body may be.
     pub fn expected(&self, provider: &ProviderId, ticket: Uuid) -> Option<u64> {
         self.lines()
             .get(provider)
@@ -221,14 +223,26 @@ impl OutboundRelay {
             .map(|w| w.limit)
     }
 
+    /// How many of `provider`'s requests wait for an answer, and the most bytes they read
+    /// between them: what a batch of answers is read up to.
+    pub fn expected_total(&self, provider: &ProviderId) -> (usize, u64) {
+        self.lines().get(provider).map_or((0, 0), |line| {
+            let bytes = line
+                .waiting
+                .values()
+                .fold(0u64, |sum, w| sum.saturating_add(w.limit));
+            (line.waiting.len(), bytes)
+        })
+    }
+
     /// A provider's answer to one of its tickets, passed to the request waiting for it.
     pub fn answer(
         &self,
         provider: &ProviderId,
         ticket: Uuid,
-        body: Vec<u8>,
+        answer: GrantAnswer,
     ) -> Result<(), UnknownTicket> {
-        self.reply(provider, ticket, Ok(body))
+        self.reply(provider, ticket, Ok(answer))
     }
 
     /// Ends the request waiting under `ticket` with `why` the provider's answer is unusable.
@@ -245,7 +259,7 @@ impl OutboundRelay {
         &self,
         provider: &ProviderId,
         ticket: Uuid,
-        body: Result<Vec<u8>, RelayError>,
+        body: Result<GrantAnswer, RelayError>,
     ) -> Result<(), UnknownTicket> {
         let waiting = self
             .lines()

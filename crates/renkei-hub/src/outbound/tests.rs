@@ -4,9 +4,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use renkei_domain::ProviderId;
+use renkei_protocol::outbound::GrantAnswer;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::{OutboundRelay, RelayError, UnknownTicket};
+
+/// An answer whose body is the JSON string `text`.
+fn says(text: &str) -> GrantAnswer {
+    GrantAnswer {
+        status: 200,
+        body: RawValue::from_string(serde_json::to_string(text).unwrap()).unwrap(),
+    }
+}
+
+/// What an answer's body says, as [`says`] wrote it.
+fn said(answer: Result<GrantAnswer, RelayError>) -> Result<String, RelayError> {
+    answer.map(|a| serde_json::from_str(a.body.get()).unwrap())
+}
 
 fn registry() -> ProviderId {
     ProviderId::new("city-registry").unwrap()
@@ -24,9 +39,7 @@ fn echo_once(relay: &Arc<OutboundRelay>, provider: ProviderId) -> tokio::task::J
     tokio::spawn(async move {
         let tickets = relay.poll(&provider, 16, PATIENT).await;
         for t in &tickets {
-            relay
-                .answer(&provider, t.ticket, t.grant.clone().into_bytes())
-                .unwrap();
+            relay.answer(&provider, t.ticket, says(&t.grant)).unwrap();
         }
         tickets.len()
     })
@@ -48,7 +61,7 @@ async fn a_grant_for_a_provider_that_never_polled_fails_at_once() {
     let sent = relay
         .send(&registry(), "grant".into(), LIMIT, PATIENT)
         .await;
-    assert_eq!(sent, Err(RelayError::NotConnected));
+    assert_eq!(said(sent), Err(RelayError::NotConnected));
     assert!(start.elapsed() < Duration::from_secs(1));
 }
 
@@ -60,7 +73,7 @@ async fn a_parked_poll_receives_the_grant_and_its_answer_reaches_the_request() {
     let answer = relay
         .send(&registry(), "grant-1".into(), LIMIT, PATIENT)
         .await;
-    assert_eq!(answer, Ok(b"grant-1".to_vec()));
+    assert_eq!(said(answer), Ok("grant-1".to_owned()));
     assert_eq!(poller.await.unwrap(), 1);
 }
 
@@ -87,13 +100,11 @@ async fn one_poll_takes_the_waiting_grants_up_to_its_limit_and_the_next_takes_th
     let second = relay.poll(&provider, 2, PATIENT).await;
     assert_eq!((first.len(), second.len()), (2, 1));
     for t in first.iter().chain(&second) {
-        relay
-            .answer(&provider, t.ticket, t.grant.clone().into_bytes())
-            .unwrap();
+        relay.answer(&provider, t.ticket, says(&t.grant)).unwrap();
     }
     let mut answers = Vec::new();
     for r in requests {
-        answers.push(String::from_utf8(r.await.unwrap().unwrap()).unwrap());
+        answers.push(said(r.await.unwrap()).unwrap());
     }
     assert_eq!(answers, ["grant-0", "grant-1", "grant-2"]);
 }
@@ -115,17 +126,17 @@ async fn a_provider_cannot_answer_another_providers_ticket() {
     let ticket = tickets.first().unwrap().ticket;
     assert_eq!(relay.expected(&clinic, ticket), None);
     assert_eq!(relay.expected(&registry(), ticket), Some(LIMIT));
+    assert_eq!(relay.expected_total(&registry()), (1, LIMIT));
+    assert_eq!(relay.expected_total(&clinic), (0, 0));
     assert_eq!(
-        relay.answer(&clinic, ticket, b"forged".to_vec()),
+        relay.answer(&clinic, ticket, says("forged")),
         Err(UnknownTicket(ticket))
     );
-    relay
-        .answer(&registry(), ticket, b"genuine".to_vec())
-        .unwrap();
-    assert_eq!(request.await.unwrap(), Ok(b"genuine".to_vec()));
+    relay.answer(&registry(), ticket, says("genuine")).unwrap();
+    assert_eq!(said(request.await.unwrap()), Ok("genuine".to_owned()));
     // Answered once: a second answer to the same ticket finds nothing.
     assert_eq!(
-        relay.answer(&registry(), ticket, b"again".to_vec()),
+        relay.answer(&registry(), ticket, says("again")),
         Err(UnknownTicket(ticket))
     );
 }
@@ -142,7 +153,7 @@ async fn an_unanswered_grant_times_out_and_leaves_nothing_waiting() {
             Duration::from_millis(20),
         )
         .await;
-    assert_eq!(sent, Err(RelayError::Timeout));
+    assert_eq!(said(sent), Err(RelayError::Timeout));
     let lines = relay.lines();
     let line = lines.get(&registry()).unwrap();
     assert!(line.queue.is_empty() && line.waiting.is_empty());
@@ -154,7 +165,7 @@ async fn an_answer_under_a_ticket_nobody_waits_for_is_refused() {
     let _ = relay.poll(&registry(), 1, Duration::ZERO).await;
     let ticket = uuid::Uuid::new_v4();
     assert_eq!(
-        relay.answer(&registry(), ticket, Vec::new()),
+        relay.answer(&registry(), ticket, says("")),
         Err(UnknownTicket(ticket))
     );
 }
@@ -167,9 +178,11 @@ async fn a_provider_whose_polls_stopped_is_no_longer_connected_after_the_grace()
     tokio::time::sleep(Duration::from_millis(40)).await;
     assert!(!relay.is_connected(&registry()));
     assert_eq!(
-        relay
-            .send(&registry(), "grant".into(), LIMIT, PATIENT)
-            .await,
+        said(
+            relay
+                .send(&registry(), "grant".into(), LIMIT, PATIENT)
+                .await
+        ),
         Err(RelayError::NotConnected)
     );
 }

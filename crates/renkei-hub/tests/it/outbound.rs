@@ -126,38 +126,69 @@ async fn a_provider_registered_with_an_endpoint_cannot_poll() {
     expect_problem(poll(&town, &token, 0).await, 403, "/problems/forbidden").await;
 }
 
+/// Alice's advice requests for her checkup alone (the clinic's part only), `n` of them at
+/// once in the background.
+async fn checkup_requests(town: &Town, n: usize) -> Vec<tokio::task::JoinHandle<Value>> {
+    let alice = town.sign_in(town.alice).await;
+    let consent = town.grant(&alice, "health-advice", "advice").await;
+    let service = town.service_token(&town.health).await;
+    (0..n)
+        .map(|_| {
+            let (town_url, http) = (town.hub_url.clone(), town.http.clone());
+            let (service, subject) = (service.clone(), consent.subject.clone());
+            tokio::spawn(async move {
+                http.post(format!("{town_url}/v1/data-requests"))
+                    .bearer_auth(service)
+                    .json(&json!({ "subject": subject, "purpose": "advice",
+                                   "categories": [HEALTH_CHECKUP] }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect()
+}
+
+/// Polls until `n` grants have come, returning their tickets.
+async fn tickets(town: &Town, token: &str, n: usize) -> Vec<String> {
+    let mut tickets = Vec::new();
+    while tickets.len() < n {
+        let polled: Value = poll(town, token, 10_000).await.json().await.unwrap();
+        for grant in polled["grants"].as_array().unwrap() {
+            tickets.push(grant["ticket"].as_str().unwrap().to_owned());
+        }
+    }
+    tickets
+}
+
+async fn post_answers(town: &Town, token: &str, answers: Value) -> reqwest::Response {
+    town.post("/v1/provider/answers")
+        .bearer_auth(token)
+        .json(&json!({ "answers": answers }))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_that_is_not_an_answer_is_refused_and_fails_that_providers_part() {
+async fn answers_posted_together_each_reach_their_request_and_only_the_bad_ones_fail() {
     let town = Town::new().await;
     clinic_goes_outbound(&town).await;
+    // A small limit of its own, so one answer can be too large for it.
+    let mut clinic = town.store.provider(&town.clinic.id).await.unwrap().unwrap();
+    clinic.max_answer_bytes = Some(2048);
+    town.store.put_provider(&clinic).await.unwrap();
     let token = clinic_token(&town).await;
     // Polled once so the hub counts the clinic as connected.
     let empty: Value = poll(&town, &token, 0).await.json().await.unwrap();
     assert_eq!(empty, json!({ "grants": [] }));
-    let request = {
-        let town_url = town.hub_url.clone();
-        let http = town.http.clone();
-        let alice = town.sign_in(town.alice).await;
-        let consent = town.grant(&alice, "health-advice", "advice").await;
-        let service = town.service_token(&town.health).await;
-        tokio::spawn(async move {
-            http.post(format!("{town_url}/v1/data-requests"))
-                .bearer_auth(service)
-                .json(&json!({ "subject": consent.subject, "purpose": "advice",
-                               "categories": [HEALTH_CHECKUP] }))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    };
-    let polled: Value = poll(&town, &token, 10_000).await.json().await.unwrap();
-    let ticket = polled["grants"][0]["ticket"].as_str().unwrap().to_owned();
-    let answer_path = format!("/v1/provider/answers/{ticket}");
+    let requests = checkup_requests(&town, 3).await;
+    let tickets = tickets(&town, &token, 3).await;
 
-    // Another provider cannot answer the clinic's ticket.
+    // Another provider cannot answer the clinic's tickets.
     let payments = ClientAssertion::new(
         town.http.clone(),
         &town.hub_url,
@@ -167,17 +198,21 @@ async fn an_answer_that_is_not_an_answer_is_refused_and_fails_that_providers_par
     .bearer()
     .await
     .unwrap();
-    let foreign = town
-        .post(&answer_path)
-        .bearer_auth(payments)
-        .json(&json!({ "status": 200, "body": {} }))
-        .send()
-        .await
-        .unwrap();
-    expect_problem(foreign, 404, "/problems/not-found").await;
+    let foreign = post_answers(
+        &town,
+        &payments,
+        json!([{ "ticket": tickets[0], "status": 200, "body": {} }]),
+    )
+    .await;
+    assert_eq!(foreign.status(), 200);
+    let foreign: Value = foreign.json().await.unwrap();
+    assert_eq!(
+        foreign,
+        json!({ "relayed": 0, "unknown": [tickets[0]], "refused": [] })
+    );
 
     let not_json = town
-        .post(&answer_path)
+        .post("/v1/provider/answers")
         .bearer_auth(&token)
         .header(header::CONTENT_TYPE, "text/plain")
         .body("hello")
@@ -185,26 +220,64 @@ async fn an_answer_that_is_not_an_answer_is_refused_and_fails_that_providers_par
         .await
         .unwrap();
     assert_eq!(not_json.status(), 415);
-    let bad = town
-        .post(&answer_path)
+    let not_a_batch = town
+        .post("/v1/provider/answers")
         .bearer_auth(&token)
         .json(&json!({ "sealed": "not an answer" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(bad.status(), 400);
-    let answered = request.await.unwrap();
+    expect_problem(not_a_batch, 400, "/problems/malformed-request").await;
+
+    // One post: an answer that is not one, one larger than its request reads, and a
+    // refusal, which is an answer like any other.
+    let posted = post_answers(
+        &town,
+        &token,
+        json!([
+            { "ticket": tickets[0], "sealed": "not an answer" },
+            { "ticket": tickets[1], "status": 200, "body": "x".repeat(3000) },
+            { "ticket": tickets[2], "status": 404, "body": { "type": "/problems/not-found" } },
+        ]),
+    )
+    .await;
+    assert_eq!(posted.status(), 200);
+    let posted: Value = posted.json().await.unwrap();
     assert_eq!(
-        answered["providers"][0]["status"], "provider-bad-answer",
-        "{answered}"
+        posted,
+        json!({ "relayed": 1, "unknown": [], "refused": [tickets[0], tickets[1]] })
     );
-    // The ticket is spent: a late, good answer finds nothing waiting.
-    let late = town
-        .post(&answer_path)
-        .bearer_auth(&token)
-        .json(&json!({ "status": 200, "body": {} }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(late.status(), 404);
+    let mut outcomes = Vec::new();
+    for request in requests {
+        let answered = request.await.unwrap();
+        outcomes.push(
+            answered["providers"][0]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            "provider-answer-too-large",
+            "provider-bad-answer",
+            "provider-refused"
+        ]
+    );
+    // The tickets are spent: a late, good answer finds nothing waiting.
+    let late: Value = post_answers(
+        &town,
+        &token,
+        json!([{ "ticket": tickets[2], "status": 200, "body": {} }]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        late,
+        json!({ "relayed": 0, "unknown": [tickets[2]], "refused": [] })
+    );
 }

@@ -1042,12 +1042,10 @@ impl World {
                 Call::to(&row.path).json(json!({ "max": 1, "wait_ms": 0 }))
             }
             // No grant waits under a fresh ticket: the provider reaches the handler, which
-            // finds nothing to answer.
-            ("POST", "/v1/provider/answers/{ticket}") => {
-                Call::to(format!("/v1/provider/answers/{}", uuid::Uuid::new_v4()))
-                    .json(json!({ "status": 200, "body": {} }))
-                    .answered_with(&[404])
-            }
+            // reports it unknown.
+            ("POST", "/v1/provider/answers") => Call::to(&row.path).json(json!({
+                "answers": [{ "ticket": uuid::Uuid::new_v4(), "status": 200, "body": {} }]
+            })),
             // The same form each time: the first call that reaches the handler records it, the
             // next are answered with it (a retry); 409 if Alice consented to it otherwise.
             ("POST", "/v1/provider/consents") => {
