@@ -736,7 +736,10 @@ async fn append_phases(dir: &std::path::Path, duration: Duration) -> anyhow::Res
         small.clone(),
     )
     .await?;
-    let batcher = Arc::new(DecisionBatcher::start(small.clone()));
+    let batcher = Arc::new(DecisionBatcher::start(
+        small.clone(),
+        Arc::new(renkei_hub::metrics::Metrics::new()),
+    ));
     // Warm up.
     appends(&batcher, &subjects, 16, Duration::from_millis(500)).await?;
 

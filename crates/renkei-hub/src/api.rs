@@ -44,6 +44,11 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Every request is counted and timed by the route it matched.
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            crate::metrics::track,
+        ))
         .with_state(hub);
     (router, table)
 }
@@ -334,6 +339,11 @@ fn declared() -> Routes<Hub> {
             api_outbound::__path_answers,
         )
         .api(
+            Scraper,
+            crate::metrics::scrape,
+            crate::metrics::__path_scrape,
+        )
+        .api(
             Provider,
             counter_consents::record_counter_consent,
             counter_consents::__path_record_counter_consent,
@@ -372,6 +382,10 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme("operator", bearer.clone());
         components.add_security_scheme("user", bearer.clone());
         components.add_security_scheme("provider", bearer);
+        components.add_security_scheme(
+            "scraper",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 

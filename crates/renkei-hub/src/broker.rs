@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
+use crate::metrics::Metrics;
 use crate::{Hub, HubError, egress};
 
 /// The most requests decided in one transaction.
@@ -81,9 +82,9 @@ impl PendingRecord {
 
 impl DecisionBatcher {
     /// Starts the recording task (needs a Tokio runtime; see `record_batches`).
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         let (queue, rx) = mpsc::channel::<(DecisionInput, Reply)>(4096);
-        tokio::spawn(record_batches(store, rx));
+        tokio::spawn(record_batches(store, rx, metrics));
         Self { queue }
     }
 
@@ -120,7 +121,11 @@ impl DecisionBatcher {
 /// does every request queued meanwhile, at once: none waits for a batch of its own to time
 /// out behind the one before it. The next request starts a new attempt, so the batcher
 /// recovers by itself once storage is back.
-async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionInput, Reply)>) {
+async fn record_batches(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<(DecisionInput, Reply)>,
+    metrics: Arc<Metrics>,
+) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     let mut making_durable = tokio::task::JoinSet::new();
     while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
@@ -128,6 +133,7 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
         let (inputs, replies): (Vec<_>, Vec<_>) = pending.drain(..).unzip();
         // INVARIANT: `now` is taken after every request in the batch was queued, so a
         // request that started after a revocation was answered is decided after it.
+        let started = std::time::Instant::now();
         let staged = match store.decide_and_stage(&inputs, Utc::now()).await {
             Ok(staged) => staged,
             Err(e) => {
@@ -150,6 +156,7 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
         // fsync runs; each request then waits for `durable` before it answers.
         let mut durable = Vec::with_capacity(replies.len());
         for (reply, decision) in replies.into_iter().zip(staged.decisions) {
+            metrics.decision(&decision.decision);
             let (tx, rx) = oneshot::channel();
             durable.push(tx);
             let _ = reply.send(Ok((decision, rx)));
@@ -158,11 +165,13 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(DecisionI
         // records are made durable (on SQLite, an fsync several batches may share).
         let batch = inputs.len();
         let durability = staged.commit.await;
+        let metrics = metrics.clone();
         making_durable.spawn(async move {
             let outcome = match durability {
                 Ok(durability) => durability.wait().await,
                 Err(e) => Err(e),
             }
+            .inspect(|()| metrics.batch(batch, started.elapsed()))
             .map_err(|e| {
                 tracing::error!(error = %e, batch, "recording decisions failed");
                 Failure::of(&e)
@@ -363,6 +372,11 @@ impl Hub {
         durable?;
         if let Some(resident) = recorded.record.resident {
             self.record_fulfilment(request, resident, &outcomes).await;
+        }
+        for (provider, _, outcome) in &outcomes {
+            if let Err((status, _)) = outcome {
+                self.metrics().provider_failure(provider.as_str(), status);
+            }
         }
         let mut results = results(outcomes);
         results.sort_by(|a, b| a.provider.cmp(&b.provider));

@@ -34,6 +34,7 @@ pub mod limits;
 pub mod location_deletions;
 pub mod log;
 mod log_state;
+pub mod metrics;
 pub mod notices;
 pub mod oidc;
 pub mod outbound;

@@ -68,6 +68,9 @@ pub enum Access {
     /// A data provider's token (from its client assertion), for a provider that is still
     /// registered and approved.
     Provider,
+    /// A metrics scraper presenting the token the city configured
+    /// ([`crate::HubConfig::metrics_token`]); with none configured, nobody (404).
+    Scraper,
 }
 
 /// Which proxies a resident route admits, besides the resident themselves.
@@ -356,6 +359,13 @@ impl Hub {
             Access::Provider => Ok(Caller::Provider(
                 crate::provider_sync::ProviderCaller::authenticate(self, headers).await?,
             )),
+            Access::Scraper => match &self.config().metrics_token {
+                None => Err(HubError::NotFound(
+                    "metrics (no metrics token is configured)".into(),
+                )),
+                Some(token) if token.admits(bearer(headers)?) => Ok(Caller::Nobody),
+                Some(_) => Err(HubError::Unauthorized),
+            },
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::auth::HubKeys;
 use crate::broker::DecisionBatcher;
 use crate::kek::Kek;
 use crate::limits::{Limiters, RateLimits};
+use crate::metrics::Metrics;
 use crate::outbound::OutboundRelay;
 
 /// How a hub runs.
@@ -52,6 +53,8 @@ pub struct HubConfig {
     pub notice_grace: Duration,
     /// How often the hub looks for declarations whose notices are due.
     pub notice_interval: Duration,
+    /// The token a metrics scraper presents at `GET /metrics`; without one the route is off.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
 }
 
 impl HubConfig {
@@ -73,6 +76,7 @@ impl HubConfig {
             pkcs11: None,
             notice_grace: Duration::from_secs(60),
             notice_interval: Duration::from_secs(5),
+            metrics_token: None,
         }
     }
 }
@@ -98,6 +102,8 @@ struct HubInner {
     limiters: Limiters,
     /// Grants waiting for outbound-only providers' polls.
     outbound: OutboundRelay,
+    /// What `GET /metrics` reports.
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
@@ -148,6 +154,11 @@ impl Hub {
     /// Grants waiting for outbound-only providers' polls, and their answers.
     pub(crate) fn outbound(&self) -> &OutboundRelay {
         &self.0.outbound
+    }
+
+    /// The operational metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     /// A handle for a background task, which must not keep the hub alive.
@@ -202,7 +213,8 @@ impl Hub {
             .pool_max_idle_per_host(256)
             .build()
             .map_err(|e| HubError::internal(format!("http client: {e}")))?;
-        let decisions = DecisionBatcher::start(store.clone());
+        let metrics = Arc::new(Metrics::new());
+        let decisions = DecisionBatcher::start(store.clone(), metrics.clone());
         let outbox_written = Arc::new(Notify::new());
         let vocabulary = RwLock::new(BTreeSet::new());
         let webauthn = crate::passkeys::relying_party(&config.issuer);
@@ -218,6 +230,7 @@ impl Hub {
             vocabulary,
             limiters,
             outbound: OutboundRelay::default(),
+            metrics,
         }));
         crate::log::integrate_once(hub.store().as_ref(), &hub.keys().log).await?;
         crate::log::start_integrator(&hub);

@@ -80,11 +80,13 @@ impl PortalGuard {
                 .map_err(page),
             // Services and providers call the API, never a page: a page declaring so admits
             // nobody.
-            Access::Client | Access::ServiceToken | Access::UserToken | Access::Provider => {
-                Err(page(PortalError::Internal(
-                    "a page cannot admit a service or a provider".into(),
-                )))
-            }
+            Access::Client
+            | Access::ServiceToken
+            | Access::UserToken
+            | Access::Provider
+            | Access::Scraper => Err(page(PortalError::Internal(
+                "a page cannot admit a service or a provider".into(),
+            ))),
         }
     }
 }

@@ -248,6 +248,11 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .finish(guard::PortalGuard(state.clone()));
     let router = router
         .layer(axum::middleware::from_fn(security::protect))
+        // Counted and timed by the page's route, as the API's requests are.
+        .layer(axum::middleware::from_fn_with_state(
+            state.hub.clone(),
+            renkei_hub::metrics::track,
+        ))
         .with_state(state);
     (router, table)
 }

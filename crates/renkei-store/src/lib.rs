@@ -560,6 +560,8 @@ pub trait Store:
         error: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// How many messages are neither delivered nor given up (what `/metrics` reports).
+    async fn webhook_backlog(&self) -> StoreResult<u64>;
 
     // --- secrets ---
     /// Returns the secret stored under `name`, storing `candidate` first if there is none.

@@ -76,6 +76,10 @@ enum Command {
         /// addresses (outbound-only providers need neither).
         #[arg(long)]
         allow_local_network: bool,
+        /// A file holding the token a metrics scraper presents at `GET /metrics` (at least
+        /// 22 characters; owner-only, like the KEK file). Without one, `/metrics` is off.
+        #[arg(long, env = "RENKEI_METRICS_TOKEN_FILE")]
+        metrics_token_file: Option<PathBuf>,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -305,12 +309,17 @@ async fn main() -> anyhow::Result<()> {
             trust_anchor,
             crl,
             allow_local_network,
+            metrics_token_file,
             kek,
             pkcs11,
             limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
             config.allow_local_network = allow_local_network;
+            config.metrics_token = metrics_token_file
+                .as_deref()
+                .map(run::read_metrics_token)
+                .transpose()?;
             config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);

@@ -305,6 +305,16 @@ impl LimitArgs {
     }
 }
 
+/// The metrics token in `path`, which only its owner may read.
+pub fn read_metrics_token(path: &Path) -> anyhow::Result<renkei_hub::metrics::MetricsToken> {
+    refuse_open_to_others(path, "the metrics token")?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    renkei_hub::metrics::MetricsToken::new(&text)
+        .with_context(|| format!("the metrics token in {}", path.display()))
+}
+
 /// Everything a hub serves: the API and, beside it, the resident portal and operator console.
 pub fn app(hub: Hub) -> axum::Router {
     routed_app(hub).0

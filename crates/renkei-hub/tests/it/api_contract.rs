@@ -421,6 +421,7 @@ async fn a_suspended_service_is_shut_out_even_with_a_token_it_already_holds() {
 /// Routes the hub has always served (its published API): the route table must still hold them.
 const KNOWN_ROUTES: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
+    ("/metrics", &["get"]),
     ("/openapi.json", &["get"]),
     ("/.well-known/jwks.json", &["get"]),
     ("/problems/{code}", &["get"]),
@@ -464,6 +465,7 @@ fn security_scheme(access: Access) -> Option<&'static str> {
         }
         Access::Operator => Some("operator"),
         Access::Provider => Some("provider"),
+        Access::Scraper => Some("scraper"),
     }
 }
 
@@ -535,6 +537,7 @@ async fn openapi_describes_every_route() {
             Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
                 &["401", "403"]
             }
+            Access::Scraper => &["401", "404"],
         };
         for status in refusals {
             assert!(

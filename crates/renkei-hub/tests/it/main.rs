@@ -20,6 +20,7 @@ mod counter_consents;
 mod emergency;
 mod identity;
 mod location_precision;
+mod metrics;
 mod notices;
 mod onboarding;
 mod openid_provider;

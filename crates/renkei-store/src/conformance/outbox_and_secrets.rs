@@ -16,7 +16,9 @@ pub async fn webhook_messages_are_leased_once_and_retried_until_delivered(store:
         service: service_id(),
         event: serde_json::json!({"kind": "granted"}),
     };
+    let before = store.webhook_backlog().await.unwrap();
     store.grant_consent(&c, Some(&m)).await.unwrap();
+    assert_eq!(store.webhook_backlog().await.unwrap(), before + 1);
     let now = Utc::now() + TimeDelta::seconds(1);
     let first = store
         .take_due_messages(now, now + TimeDelta::seconds(30), 10)
@@ -58,10 +60,16 @@ pub async fn webhook_messages_are_leased_once_and_retried_until_delivered(store:
         .unwrap();
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].attempts, 1);
+    assert_eq!(
+        store.webhook_backlog().await.unwrap(),
+        before + 1,
+        "a message being retried is still waiting"
+    );
     store
         .record_delivery(m.id, DeliveryOutcome::Delivered, None, now)
         .await
         .unwrap();
+    assert_eq!(store.webhook_backlog().await.unwrap(), before);
     assert!(
         store
             .take_due_messages(now + TimeDelta::days(1), now + TimeDelta::days(2), 10)

@@ -51,6 +51,16 @@ pub(super) async fn take_due_messages(
     Ok(due)
 }
 
+/// Messages neither delivered nor given up.
+pub(super) async fn webhook_backlog(store: &Backend) -> StoreResult<u64> {
+    let (waiting,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND given_up_at IS NULL",
+    )
+    .fetch_one(&store.read)
+    .await?;
+    Ok(u64::try_from(waiting).unwrap_or(0))
+}
+
 pub(super) async fn record_delivery(
     store: &Backend,
     id: uuid::Uuid,

@@ -254,6 +254,10 @@ impl Store for Backend {
         outbox::record_delivery(self, id, outcome, error, at).await
     }
 
+    async fn webhook_backlog(&self) -> StoreResult<u64> {
+        outbox::webhook_backlog(self).await
+    }
+
     async fn ensure_secret(
         &self,
         name: &str,

@@ -51,6 +51,8 @@ const HEALTH: &str = "health-advice";
 const MOBILITY: &str = "town-mobility";
 const REDIRECT_URI: &str = "https://health-advice.example/callback";
 const PROVIDER: &str = "town-clinic";
+/// The token the matrix's metrics scraper presents.
+const SCRAPER_TOKEN: &str = "matrix-metrics-scraper-token";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 // ------------------------------------------------------------------ the callers
@@ -95,6 +97,8 @@ enum Kind {
     IdToken(String),
     /// A data provider's token (as its client assertion gets it).
     Provider,
+    /// A metrics scraper with the configured metrics token.
+    Scraper,
 }
 
 #[derive(Clone)]
@@ -395,6 +399,7 @@ impl World {
         config.trust_anchors = Some(Arc::new(anchors));
         // Every principal calls every route from one address: the matrix is not about limits.
         config.limits = renkei_hub::limits::RateLimits::GENEROUS;
+        config.metrics_token = Some(renkei_hub::metrics::MetricsToken::new(SCRAPER_TOKEN).unwrap());
         let hub = Hub::start(config, store.clone()).await.unwrap();
 
         let alice = new_resident(store.as_ref()).await;
@@ -468,6 +473,10 @@ impl World {
             Principal {
                 name: "a data provider".into(),
                 kind: Kind::Provider,
+            },
+            Principal {
+                name: "the metrics scraper".into(),
+                kind: Kind::Scraper,
             },
             Principal {
                 name: "the resident".into(),
@@ -640,6 +649,7 @@ impl World {
             Kind::Operator if access == Access::OperatorIdentity => {
                 session(resident(self.operator_identity))
             }
+            Kind::Scraper => bearer(SCRAPER_TOKEN),
             Kind::Provider => bearer(
                 &keys
                     .issue_provider_token(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), now)
@@ -691,6 +701,7 @@ impl World {
                 matches!(principal.kind, Kind::Operator)
             }
             Access::Provider => matches!(principal.kind, Kind::Provider),
+            Access::Scraper => matches!(principal.kind, Kind::Scraper),
         }
     }
 }
@@ -980,7 +991,7 @@ impl World {
             ("GET", "/.well-known/openid-configuration") => Call::to(&row.path),
             ("GET", "/problems/{code}") => Call::to("/problems/malformed-request"),
             ("GET", "/v1/categories" | "/v1/services") => Call::to(&row.path),
-            ("GET", "/log/checkpoint" | "/log/key") => Call::to(&row.path),
+            ("GET", "/log/checkpoint" | "/log/key" | "/metrics") => Call::to(&row.path),
             ("GET", "/log/checkpoints/{size}") => Call::to(format!("/log/checkpoints/{size}")),
             ("GET", "/log/tile/{*path}") => Call::to(if size >= 256 {
                 "/log/tile/0/000".to_owned()

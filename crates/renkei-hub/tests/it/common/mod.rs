@@ -275,7 +275,12 @@ pub struct TownOptions {
     /// hub looks: short, so tests see them soon.
     pub notice_grace: Duration,
     pub notice_interval: Duration,
+    /// The token `GET /metrics` takes; `None` turns metrics off.
+    pub metrics_token: Option<&'static str>,
 }
+
+/// The town's metrics token.
+pub const METRICS_TOKEN: &str = "the-town-prometheus-token";
 
 impl Default for TownOptions {
     fn default() -> Self {
@@ -291,6 +296,7 @@ impl Default for TownOptions {
             pkcs11: None,
             notice_grace: Duration::from_millis(200),
             notice_interval: Duration::from_millis(100),
+            metrics_token: Some(METRICS_TOKEN),
         }
     }
 }
@@ -657,6 +663,9 @@ impl Town {
         config.pkcs11 = options.pkcs11.clone();
         config.notice_grace = options.notice_grace;
         config.notice_interval = options.notice_interval;
+        config.metrics_token = options
+            .metrics_token
+            .map(|t| renkei_hub::metrics::MetricsToken::new(t).unwrap());
         let hub = Hub::start(config.clone(), store.clone()).await.unwrap();
         let jwks = hub.keys().jwks();
 
