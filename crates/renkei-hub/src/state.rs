@@ -52,6 +52,9 @@ pub struct HubConfig {
     pub notice_grace: Duration,
     /// How often the hub looks for declarations whose notices are due.
     pub notice_interval: Duration,
+    /// In how many days a resident's request is due a first answer (a city setting;
+    /// `renkei serve --request-answer-days`).
+    pub request_answer_days: u32,
 }
 
 impl HubConfig {
@@ -73,6 +76,7 @@ impl HubConfig {
             pkcs11: None,
             notice_grace: Duration::from_secs(60),
             notice_interval: Duration::from_secs(5),
+            request_answer_days: renkei_domain::rights::DEFAULT_ANSWER_DAYS,
         }
     }
 }

@@ -380,6 +380,29 @@ async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result
             }
         }
     }
+    // One correction the city let run past its due date, so that the console's queue shows
+    // what an overdue request looks like (flagged, in the summary).
+    if let Some(p) = people.iter().find(|p| Some(p.resident) != guide) {
+        let days = renkei_domain::rights::DEFAULT_ANSWER_DAYS;
+        let filed = now - chrono::TimeDelta::days(i64::from(days) + 3);
+        store
+            .file_request(&renkei_domain::ResidentRequest {
+                id: renkei_domain::ResidentRequestId::from_uuid(uuid::Uuid::new_v4()),
+                resident: p.resident,
+                kind: renkei_domain::ResidentRequestKind::Correction,
+                service: None,
+                details: "転居したので住所を訂正してください".into(),
+                status: renkei_domain::ResidentRequestStatus::Received,
+                filed_by: Actor::Resident,
+                filed_at: filed,
+                updated_at: filed,
+                response: None,
+                category: None,
+                due_at: renkei_domain::rights::due_at(filed, days),
+                extension_reason: None,
+            })
+            .await?;
+    }
     Ok(())
 }
 

@@ -76,6 +76,10 @@ enum Command {
         /// addresses (outbound-only providers need neither).
         #[arg(long)]
         allow_local_network: bool,
+        /// In how many days a resident's request (開示・訂正・削除・利用停止) is due a first
+        /// answer: shown to the resident and operators, flagged in the console once past.
+        #[arg(long, env = "RENKEI_REQUEST_ANSWER_DAYS", default_value_t = renkei_domain::rights::DEFAULT_ANSWER_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
+        request_answer_days: u32,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -305,12 +309,14 @@ async fn main() -> anyhow::Result<()> {
             trust_anchor,
             crl,
             allow_local_network,
+            request_answer_days,
             kek,
             pkcs11,
             limits,
         } => {
             let mut config = HubConfig::new(issuer, kek.read()?);
             config.allow_local_network = allow_local_network;
+            config.request_answer_days = request_answer_days;
             config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
