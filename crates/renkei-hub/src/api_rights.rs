@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use renkei_domain::Recipient;
+use renkei_domain::{Recipient, ServiceId, ServiceStatus};
 use utoipa::OpenApi;
 
 use crate::api_accounts::RequestView;
@@ -33,34 +33,49 @@ use crate::{Hub, HubError};
 )))]
 pub struct RightsApiDoc;
 
+/// The service a service token speaks for, as these routes need it: a client-credentials
+/// token not revoked, of a service still approved. A data request's decision checks both in
+/// its own transaction; these routes have no decision to, so they check here.
+async fn approved_service(hub: &Hub, caller: DataRequester) -> Result<ServiceId, HubError> {
+    if let Some(jti) = &caller.token_id
+        && hub.store().token_revoked(jti, None).await?
+    {
+        return Err(HubError::TokenInactive);
+    }
+    match hub.store().service(&caller.service).await? {
+        Some(s) if s.status == ServiceStatus::Approved => Ok(s.id),
+        _ => Err(HubError::ServiceNotApproved(caller.service.to_string())),
+    }
+}
+
 /// The correction, deletion and suspension requests routed to the calling service that it
 /// has not answered finally, oldest first, each naming the resident by the service's
 /// pairwise subject. The same requests reach the service's webhook as
 /// `urn:renkei:event:rights-request` events.
 #[utoipa::path(get, path = "/v1/service/rights-requests", security(("service" = [])),
-    responses((status = 200, body = Vec<RoutedRequestView>), (status = 401, body = Problem, content_type = PROBLEM)))]
+    responses((status = 200, body = Vec<RoutedRequestView>), (status = 401, body = Problem, content_type = PROBLEM), (status = 403, description = "The service is suspended", body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn service_rights_requests(
     State(hub): State<Hub>,
     caller: DataRequester,
 ) -> Result<Json<Vec<RoutedRequestView>>, HubError> {
-    Ok(Json(
-        hub.routed_to(&Recipient::Service(caller.service)).await?,
-    ))
+    let service = approved_service(&hub, caller).await?;
+    Ok(Json(hub.routed_to(&Recipient::Service(service)).await?))
 }
 
 /// The calling service answers a request routed to it: `done`, `refused` with a reason, or
 /// `partly` with a note (which a final answer may follow). The resident reads the answer.
 #[utoipa::path(post, path = "/v1/service/rights-requests/{id}/answer", params(("id" = String, Path)), request_body = RecipientAnswerBody, security(("service" = [])),
     responses((status = 200, body = RecipientView), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Already answered finally", body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
+        (status = 403, description = "Already answered finally, or the service is suspended", body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM), (status = 415, body = Problem, content_type = PROBLEM)))]
 pub(crate) async fn service_answer(
     State(hub): State<Hub>,
     caller: DataRequester,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RecipientAnswerBody>,
 ) -> Result<Json<RecipientView>, HubError> {
+    let service = approved_service(&hub, caller).await?;
     Ok(Json(
-        hub.answer_as_recipient(&Recipient::Service(caller.service), &id, body)
+        hub.answer_as_recipient(&Recipient::Service(service), &id, body)
             .await?,
     ))
 }

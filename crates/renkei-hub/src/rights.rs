@@ -201,13 +201,13 @@ impl Hub {
                 purpose: r.purpose.clone(),
                 version,
             };
-            if !retention.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = retention.entry(key) {
                 let days = self
                     .store()
-                    .purpose_version(&key)
+                    .purpose_version(slot.key())
                     .await?
                     .map(|p| p.retention_days);
-                retention.insert(key, days);
+                slot.insert(days);
             }
         }
         let locators = self.store().locators_of(request.resident).await?;

@@ -25,9 +25,9 @@ pub const MAX_ROUTED_LISTED: u32 = 500;
 pub enum AnswerOutcome {
     /// Written: the request as it now stands, every recipient's answer, the log entry.
     Answered {
-        request: ResidentRequest,
+        request: Box<ResidentRequest>,
         recipients: Vec<RequestRecipient>,
-        entry: RightsLogEntry,
+        entry: Box<RightsLogEntry>,
     },
     /// The request was not routed to this recipient (or does not exist): nothing written.
     NotARecipient,

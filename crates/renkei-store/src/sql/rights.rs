@@ -275,9 +275,9 @@ impl RightsStore for Backend {
         let entry = append_rights_entry(&mut tx, &request, event, d.at).await?;
         tx.commit().await?;
         Ok(AnswerOutcome::Answered {
-            request,
+            request: Box::new(request),
             recipients,
-            entry,
+            entry: Box::new(entry),
         })
     }
 
