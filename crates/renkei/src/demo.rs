@@ -540,7 +540,14 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
   cargo run --release -- decrypt --service health-advice --key {keys}/health-advice.key --hub {hub} < data.json\n\
   curl -s -X POST {hub}/v1/me/consents/$(jq -r .consent.id consent.json)/revoke -H \"authorization: Bearer $R\" | jq .state\n\
   (repeat the data request: now 403 /problems/consent-revoked)\n\
-  curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n",
+  curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n\
+\nA deletion request reaches the service that received the data and the provider that keeps it:\n\
+  curl -s -X POST {hub}/v1/me/requests -H \"authorization: Bearer $R\" -H 'content-type: application/json' \\\n\
+       -d '{{\"kind\":\"deletion\",\"service\":\"health-advice\",\"details\":\"please delete\"}}' | tee request.json | jq .recipients\n\
+  curl -s {hub}/v1/service/rights-requests -H \"authorization: Bearer $S\" | jq .\n\
+  curl -s -X POST {hub}/v1/service/rights-requests/$(jq -r .id request.json)/answer -H \"authorization: Bearer $S\" \\\n\
+       -H 'content-type: application/json' -d '{{\"answer\":\"done\"}}' | jq .\n\
+  (the portal's requests page shows each answer; the console's queue flags overdue requests)\n",
         keys = keys.display()
     ));
     out
