@@ -185,17 +185,26 @@ impl RightsStore for Backend {
         recipient: &Recipient,
         open_only: bool,
     ) -> StoreResult<Vec<(ResidentRequest, RequestRecipient)>> {
+        // Which answers count as open is the domain's (`may_answer`), not the query's.
+        let answers: Vec<&str> = RecipientAnswer::ALL
+            .into_iter()
+            .filter(|a| !open_only || may_answer(*a))
+            .map(RecipientAnswer::as_str)
+            .collect();
         let sql = format!(
             "SELECT {RECIPIENT_COLUMNS} FROM resident_request_recipients
-             WHERE recipient_kind = $1 AND recipient_id = $2
-             AND ($3 = 0 OR answer IN ('pending', 'partly'))
-             ORDER BY routed_at, request_id LIMIT $4"
+             WHERE recipient_kind = $1 AND recipient_id = $2 AND answer IN ($3, $4, $5, $6)
+             ORDER BY routed_at, request_id LIMIT $7"
         );
-        let mut conn = self.read.acquire().await?;
-        let rows = sqlx::query_as::<_, RawRecipient>(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query_as::<_, RawRecipient>(sqlx::AssertSqlSafe(sql))
             .bind(recipient.kind())
-            .bind(recipient.id())
-            .bind(i64::from(open_only))
+            .bind(recipient.id());
+        // Four places, padded with the last answer (a repeated value changes no match).
+        for i in 0..RecipientAnswer::ALL.len() {
+            query = query.bind(answers.get(i).or(answers.last()).copied().unwrap_or(""));
+        }
+        let mut conn = self.read.acquire().await?;
+        let rows = query
             .bind(i64::from(MAX_ROUTED_LISTED))
             .fetch_all(&mut *conn)
             .await?;
