@@ -102,10 +102,11 @@ test('a resident files a disclosure request and an operator answers it in the co
   await operator.click('form[action="/console/sign-in/demo"] button[type=submit]');
   await operator.waitForURL(`${demo.url}/console`);
   await operator.goto(`${demo.url}/console/requests`);
-  const open = operator.locator('.request[data-status=received]').first();
+  // The demo also holds an overdue request of another resident: take the one just filed.
+  const open = operator.locator('.request[data-status=received]', { hasText: '健診結果としてどの情報' });
   await open.locator('select[name=status]').selectOption('completed');
   await open.locator('textarea[name=response]').fill('保有している項目を郵送でお知らせしました。');
-  await open.locator('button[type=submit]').click();
+  await open.locator('form[action$="/answer"] button[type=submit]').click();
   await operator.waitForURL(/done=answered/);
   await screenshot(operator, 'console-requests-answered-ja-desktop');
 

@@ -149,6 +149,11 @@ pub enum OperatorAction {
         request: ResidentRequestId,
         status: String,
     },
+    /// A resident request's due date moved (the reason, for the resident, stays with it).
+    ExtendRequest {
+        request: ResidentRequestId,
+        due_at: DateTime<Utc>,
+    },
     AddOperator {
         operator: OperatorId,
     },
@@ -258,6 +263,8 @@ pub enum LogEntry {
     Operator(OperatorLogEntry),
     Fulfilment(FulfilmentLogEntry),
     LocatorSync(LocatorSyncLogEntry),
+    /// A resident's request routed to whoever holds the data, or a recipient's answer.
+    Rights(crate::rights::RightsLogEntry),
 }
 
 impl LogEntry {
@@ -268,6 +275,7 @@ impl LogEntry {
             Self::Operator(o) => o.seq,
             Self::Fulfilment(f) => f.seq,
             Self::LocatorSync(l) => l.seq,
+            Self::Rights(r) => r.seq,
         }
     }
 
@@ -279,6 +287,7 @@ impl LogEntry {
             Self::Operator(_) => "operator",
             Self::Fulfilment(_) => "fulfilment",
             Self::LocatorSync(_) => "locator_sync",
+            Self::Rights(_) => "rights",
         }
     }
 
@@ -289,6 +298,7 @@ impl LogEntry {
             Self::Operator(_) => None,
             Self::Fulfilment(f) => Some(f.resident),
             Self::LocatorSync(_) => None,
+            Self::Rights(r) => Some(r.resident),
         }
     }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::consent::Actor;
-use crate::ids::{OperatorId, ProxyId, ResidentId, ResidentRequestId, ServiceId};
+use crate::ids::{CategoryId, OperatorId, ProxyId, ResidentId, ResidentRequestId, ServiceId};
 
 /// A proven identity: what the hub keeps of the certificate a resident enrolled with.
 /// Never the certificate itself.
@@ -123,6 +123,12 @@ impl ResidentRequestKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// Whether the request goes on to whoever holds the data (訂正・削除・利用停止): a
+    /// disclosure is the hub's to answer.
+    pub fn is_routed(self) -> bool {
+        !matches!(self, Self::Disclosure)
+    }
 }
 
 /// Where a resident request stands.
@@ -155,6 +161,11 @@ impl ResidentRequestStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// Whether it still waits for an answer.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Received | Self::InProgress)
+    }
 }
 
 /// A disclosure, correction, deletion or suspension request and its status.
@@ -174,6 +185,20 @@ pub struct ResidentRequest {
     pub updated_at: DateTime<Utc>,
     /// The city's answer, once there is one.
     pub response: Option<String>,
+    /// The data category it concerns, if it names one (at every service and provider).
+    pub category: Option<CategoryId>,
+    /// When a first answer is due: the filing day plus the city's setting, or later once
+    /// extended.
+    pub due_at: DateTime<Utc>,
+    /// Why the due date was moved, as the resident reads it; `None` unless extended.
+    pub extension_reason: Option<String>,
+}
+
+impl ResidentRequest {
+    /// Whether it is past its due date and still waits for an answer.
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.status.is_open() && now > self.due_at
+    }
 }
 
 /// A service's OpenID Connect registration and its privacy-impact answers, kept beside the

@@ -19,6 +19,7 @@ pub mod location;
 pub mod locator_sync;
 pub mod provider;
 pub mod review;
+pub mod rights;
 
 pub use access::{
     AccessBasis, AccessOutcome, AccessRecord, ConsentLogEntry, FulfilmentLogEntry,
@@ -59,3 +60,6 @@ pub use provider::{
     KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,
 };
 pub use review::RiskFlag;
+pub use rights::{
+    Recipient, RecipientAnswer, RequestRecipient, RightsError, RightsEvent, RightsLogEntry, Routing,
+};

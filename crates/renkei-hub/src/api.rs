@@ -17,6 +17,7 @@ use crate::api_emergency as emergency;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
 use crate::api_providers as providers;
+use crate::api_rights as rights;
 use crate::auth::{DataRequester, ProxyPermission};
 use crate::broker::{DataRequestBody, DataResponse, ProviderResult, SealedPayloadView};
 use crate::catalogue::{CategoryView, PurposeView, ServiceView};
@@ -348,6 +349,37 @@ fn declared() -> Routes<Hub> {
             counter_consents::record_counter_consent,
             counter_consents::__path_record_counter_consent,
         )
+        // Residents' requests routed to whoever holds the data, and their deadlines.
+        .api(
+            ServiceToken,
+            rights::service_rights_requests,
+            rights::__path_service_rights_requests,
+        )
+        .api(
+            ServiceToken,
+            rights::service_answer,
+            rights::__path_service_answer,
+        )
+        .api(
+            Provider,
+            rights::provider_rights_requests,
+            rights::__path_provider_rights_requests,
+        )
+        .api(
+            Provider,
+            rights::provider_answer,
+            rights::__path_provider_answer,
+        )
+        .api(
+            Operator,
+            rights::request_summary,
+            rights::__path_request_summary,
+        )
+        .api(
+            Operator,
+            rights::extend_request,
+            rights::__path_extend_request,
+        )
 }
 
 /// The document's parts besides its operations (those come from `declared`): its
@@ -404,6 +436,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api_accounts::AccountsApiDoc::openapi());
     doc.merge(crate::api_emergency::EmergencyApiDoc::openapi());
     doc.merge(crate::api_providers::ProvidersApiDoc::openapi());
+    doc.merge(crate::api_rights::RightsApiDoc::openapi());
     declared().describe(&mut doc);
     doc
 }

@@ -165,6 +165,8 @@ pub(crate) struct RequestView {
     id: String,
     kind: String,
     service: Option<String>,
+    /// The data category it concerns, if it names one.
+    category: Option<String>,
     details: String,
     status: String,
     /// `resident`, or `proxy` when a proxy filed it.
@@ -172,14 +174,28 @@ pub(crate) struct RequestView {
     filed_at: chrono::DateTime<Utc>,
     updated_at: chrono::DateTime<Utc>,
     response: Option<String>,
+    /// When a first answer is due.
+    due_at: chrono::DateTime<Utc>,
+    /// Past its due date and still open.
+    overdue: bool,
+    /// Why the due date was moved, if it was.
+    extension_reason: Option<String>,
+    /// Who a correction, deletion or suspension went to, and what each answered.
+    recipients: Vec<crate::rights::RecipientView>,
 }
 
-impl From<ResidentRequest> for RequestView {
-    fn from(r: ResidentRequest) -> Self {
+impl RequestView {
+    fn new(
+        r: ResidentRequest,
+        recipients: Vec<renkei_domain::RequestRecipient>,
+        now: chrono::DateTime<Utc>,
+    ) -> Self {
         Self {
             id: r.id.to_string(),
             kind: r.kind.as_str().to_owned(),
-            service: r.service.map(|s| s.to_string()),
+            service: r.service.as_ref().map(ToString::to_string),
+            category: r.category.as_ref().map(ToString::to_string),
+            overdue: r.is_overdue(now),
             details: r.details,
             status: r.status.as_str().to_owned(),
             filed_by: match r.filed_by {
@@ -189,7 +205,28 @@ impl From<ResidentRequest> for RequestView {
             filed_at: r.filed_at,
             updated_at: r.updated_at,
             response: r.response,
+            due_at: r.due_at,
+            extension_reason: r.extension_reason,
+            recipients: recipients.into_iter().map(Into::into).collect(),
         }
+    }
+}
+
+impl Hub {
+    /// The API's view of these requests, each with its recipients' answers.
+    pub(crate) async fn request_views(
+        &self,
+        requests: Vec<ResidentRequest>,
+    ) -> Result<Vec<RequestView>, HubError> {
+        let mut recipients = self.recipients_of(&requests).await?;
+        let now = Utc::now();
+        Ok(requests
+            .into_iter()
+            .map(|r| {
+                let mine = recipients.remove(&r.id).unwrap_or_default();
+                RequestView::new(r, mine, now)
+            })
+            .collect())
     }
 }
 
@@ -200,13 +237,8 @@ pub(crate) async fn my_requests(
     State(hub): State<Hub>,
     ResidentCaller(me): ResidentCaller,
 ) -> Result<Json<Vec<RequestView>>, HubError> {
-    Ok(Json(
-        hub.requests_of(&me)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let requests = hub.requests_of(&me).await?;
+    Ok(Json(hub.request_views(requests).await?))
 }
 
 /// File a disclosure, correction, deletion or suspension request (開示・訂正・削除・利用停止).
@@ -218,7 +250,13 @@ pub(crate) async fn file_request(
     ApiJson(body): ApiJson<ResidentRequestBody>,
 ) -> Result<Response, HubError> {
     let request = hub.file_request(&me, body).await?;
-    Ok((StatusCode::CREATED, Json(RequestView::from(request))).into_response())
+    let view = hub
+        .request_views(vec![request])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| HubError::internal("a filed request has no view"))?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 // --- operators ---
@@ -322,14 +360,8 @@ pub(crate) async fn operator_requests(
     State(hub): State<Hub>,
     OperatorCaller(_operator): OperatorCaller,
 ) -> Result<Json<Vec<RequestView>>, HubError> {
-    Ok(Json(
-        hub.store()
-            .requests(None)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let requests = hub.store().requests(None).await?;
+    Ok(Json(hub.request_views(requests).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -353,9 +385,13 @@ pub(crate) async fn answer_request(
         .map_err(|_| HubError::Malformed(format!("`{id}` is not a request id")))?;
     let status = ResidentRequestStatus::parse(&body.status)
         .ok_or_else(|| HubError::Malformed(format!("unknown status `{}`", body.status)))?;
-    Ok(Json(
-        hub.answer_request(&operator, id, status, body.response.as_deref())
-            .await?
-            .into(),
-    ))
+    let answered = hub
+        .answer_request(&operator, id, status, body.response.as_deref())
+        .await?;
+    hub.request_views(vec![answered])
+        .await?
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| HubError::internal("an answered request has no view"))
 }

@@ -271,18 +271,29 @@ impl Hub {
         let consent = self
             .consent_in_session(session, id, ProxyPermission::ManageConsents)
             .await?;
-        let (resident, by) = (session.resident, session.actor());
         let now = now_ms();
+        let revoked = self.revoke_now(&consent, &session.actor(), now).await?;
+        Ok(ConsentView::of(&revoked, now))
+    }
+
+    /// Revokes `consent` as `by`, durable when this returns, and tells its service: the one
+    /// path every revocation takes (a resident's, and a suspension request's, `rights.rs`).
+    pub(crate) async fn revoke_now(
+        &self,
+        consent: &Consent,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Consent, HubError> {
         let service = self.store().service(&consent.purpose.service).await?;
         let notify = service
             .as_ref()
-            .and_then(|s| self.outbox_message(s, Change::Revoked, &consent, now));
+            .and_then(|s| self.outbox_message(s, Change::Revoked, consent, now));
         let revoked = self
             .store()
-            .revoke_consent(resident, id, &by, now, notify.as_ref())
+            .revoke_consent(consent.resident, consent.id, by, now, notify.as_ref())
             .await?;
         self.outbox_written().notify_one();
-        Ok(ConsentView::of(&revoked, now))
+        Ok(revoked)
     }
 
     /// The session's consents, newest first: a proxy's, only those of services in scope.

@@ -55,6 +55,9 @@ pub struct HubConfig {
     pub notice_interval: Duration,
     /// The token a metrics scraper presents at `GET /metrics`; without one the route is off.
     pub metrics_token: Option<crate::metrics::MetricsToken>,
+    /// In how many days a resident's request is due a first answer (a city setting;
+    /// `renkei serve --request-answer-days`).
+    pub request_answer_days: u32,
 }
 
 impl HubConfig {
@@ -77,6 +80,7 @@ impl HubConfig {
             notice_grace: Duration::from_secs(60),
             notice_interval: Duration::from_secs(5),
             metrics_token: None,
+            request_answer_days: renkei_domain::rights::DEFAULT_ANSWER_DAYS,
         }
     }
 }

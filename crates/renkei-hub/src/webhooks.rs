@@ -1,11 +1,13 @@
-//! Tells services about consent changes, and the services residents chose about their
-//! emergency notices (`notices.rs`): signed Security Event Tokens (RFC 8417) POSTed to the
+//! Tells services about consent changes, the services residents chose about their
+//! emergency notices (`notices.rs`), and the services that received data about residents'
+//! requests routed to them (`rights.rs`): signed Security Event Tokens (RFC 8417) POSTed to the
 //! service's webhook, from a durable outbox, retried with exponential backoff.
 
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use renkei_protocol::event::notice::{NoticeEventToken, sign_notice_event};
+use renkei_protocol::event::rights::{RightsEventToken, sign_rights_event};
 use renkei_protocol::event::{ConsentChange, ConsentEventToken, sign_event};
 use renkei_store::{DeliveryOutcome, DueMessage};
 use serde::Deserialize;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use crate::Hub;
 use crate::consents::{Change, OutboxEvent};
 use crate::notices::NoticeOutboxEvent;
+use crate::rights::RightsOutboxEvent;
 
 /// Every kind of message the outbox keeps, told apart by their fields (consent messages
 /// written before notices existed read as they always did).
@@ -21,6 +24,7 @@ use crate::notices::NoticeOutboxEvent;
 enum StoredEvent {
     Consent(OutboxEvent),
     Notice(NoticeOutboxEvent),
+    Rights(RightsOutboxEvent),
 }
 
 /// After this many failed attempts (about a day and a half of backoff) a message is dropped.
@@ -113,6 +117,12 @@ impl Hub {
                 let token = NoticeEventToken::new(issuer, service.id.clone(), event.notice, now);
                 self.keys()
                     .sign_with(move |key| sign_notice_event(key, &token))
+                    .await
+            }
+            StoredEvent::Rights(event) => {
+                let token = RightsEventToken::new(issuer, service.id.clone(), event.rights, now);
+                self.keys()
+                    .sign_with(move |key| sign_rights_event(key, &token))
                     .await
             }
         };

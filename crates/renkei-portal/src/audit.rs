@@ -248,6 +248,47 @@ fn audit_row(
             ),
             basis: "—".into(),
         },
+        LogEntry::Rights(r) => {
+            let (actor, what) = match &r.event {
+                renkei_domain::RightsEvent::Routed {
+                    services,
+                    providers,
+                    ..
+                } => (
+                    t.get("audit-actor-hub"),
+                    t.arg2(
+                        "rights-routed-what",
+                        ("services", &services.len()),
+                        ("providers", &providers.len()),
+                    ),
+                ),
+                renkei_domain::RightsEvent::Answered {
+                    recipient, answer, ..
+                } => (
+                    match recipient {
+                        renkei_domain::Recipient::Service(s) => {
+                            t.arg("audit-actor-service", "service", &names(s, "").0)
+                        }
+                        renkei_domain::Recipient::Provider(p) => {
+                            t.arg("audit-actor-provider", "provider", p)
+                        }
+                    },
+                    t.get(&format!("recipient-answer-{}", answer.as_str())),
+                ),
+            };
+            AuditRow {
+                seq: r.seq,
+                when: crate::time::tokyo(r.at, lang),
+                when_iso: crate::time::tokyo_iso(r.at),
+                resident: r.resident.to_string(),
+                actor,
+                service: "—".into(),
+                purpose: "—".into(),
+                outcome: "rights".into(),
+                what,
+                basis: t.get(&format!("request-kind-{}", r.request_kind.as_str())),
+            }
+        }
         LogEntry::Operator(o) => {
             use renkei_domain::{OperatorAction, OperatorActor};
             let (what, service) = match &o.action {
@@ -257,6 +298,7 @@ fn audit_row(
                 }
                 OperatorAction::SuspendService { service } => ("suspend-service", Some(service)),
                 OperatorAction::AnswerRequest { .. } => ("answer-request", None),
+                OperatorAction::ExtendRequest { .. } => ("extend-request", None),
                 OperatorAction::AddOperator { .. } => ("add-operator", None),
                 OperatorAction::RotateSigningKey { .. } => ("rotate-signing-key", None),
                 OperatorAction::RetireSigningKey { .. } => ("retire-signing-key", None),

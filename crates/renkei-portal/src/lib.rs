@@ -244,6 +244,7 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .get("/console/audit", Operator, audit::audit)
         .get("/console/requests", Operator, requests::queue)
         .post("/console/requests/{id}/answer", Operator, requests::answer)
+        .post("/console/requests/{id}/extend", Operator, requests::extend)
         .get("/static/{file}", Public, assets::serve)
         .finish(guard::PortalGuard(state.clone()));
     let router = router

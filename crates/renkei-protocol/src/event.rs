@@ -4,7 +4,8 @@
 //! `urn:renkei:event:consent-revoked`.
 //!
 //! A resident's notice of releases under a declared emergency reaches the services they chose
-//! as another event type of the same format: [`notice`].
+//! as another event type of the same format: [`notice`]; a resident's correction, deletion or
+//! suspension request reaches the services that received the data likewise: [`rights`].
 //!
 //! A SET does not expire: webhooks may be retried. A receiver should remember the `jti`s it
 //! has handled, and act on a revocation at once whatever its `iat`.
@@ -18,6 +19,7 @@ use crate::jws::{self, JwsError, SignError};
 use crate::keys::{Jwks, SigningKey};
 
 pub mod notice;
+pub mod rights;
 
 /// The JWS `typ` of a Security Event Token (RFC 8417 §2.3).
 pub const EVENT_TYP: &str = "secevent+jwt";

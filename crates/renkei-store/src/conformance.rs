@@ -34,6 +34,7 @@ mod log_reads;
 mod notices;
 mod outbox_and_secrets;
 mod providers;
+mod rights;
 
 pub use consents::*;
 pub use decisions::*;
@@ -45,6 +46,7 @@ pub use log_reads::*;
 pub use notices::*;
 pub use outbox_and_secrets::*;
 pub use providers::*;
+pub use rights::*;
 
 use crate::{DecisionInput, PurposeDraft, Store};
 
@@ -118,6 +120,9 @@ macro_rules! store_conformance_suite {
             an_early_end_makes_the_notices_due_before_the_end_time,
             a_residents_notice_channels_are_added_once_and_removed,
             an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
+            a_routed_request_is_filed_with_its_recipients_messages_and_log_entry,
+            a_providers_deletion_removes_its_locators_and_the_answers_complete_the_request,
+            an_extension_moves_the_due_date_with_its_reason_and_an_operator_entry,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

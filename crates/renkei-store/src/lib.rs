@@ -21,6 +21,7 @@ pub mod location;
 pub mod locators;
 pub mod notices;
 mod postgres;
+pub mod rights;
 mod rows;
 mod sqlite;
 mod wal_sync;
@@ -45,6 +46,7 @@ pub use location::LocationStore;
 pub use locators::{LocatorCursor, LocatorStore};
 pub use notices::NoticeStore;
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
+pub use rights::{AnswerOutcome, RecipientAnswerDraft, RightsStore};
 pub use sqlite::SqliteStore;
 
 /// Why a storage call failed.
@@ -393,6 +395,7 @@ pub trait Store:
     + NoticeStore
     + LocatorStore
     + LocationStore
+    + RightsStore
     + Readiness
     + Send
     + Sync

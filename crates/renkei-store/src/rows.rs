@@ -512,6 +512,7 @@ pub struct RangeRows {
     pub operators: Vec<RawOperatorLogEntry>,
     pub fulfilments: Vec<RawFulfilment>,
     pub locator_syncs: Vec<locators::RawLocatorSync>,
+    pub rights: Vec<locators::RawRightsEntry>,
 }
 
 /// Joins leaves and rows of log positions `start..end` by position, keeping what is missing
@@ -525,6 +526,7 @@ pub fn assemble_range(start: i64, end: i64, rows: RangeRows) -> Vec<crate::Store
         operators,
         fulfilments,
         locator_syncs,
+        rights,
     } = rows;
     let mut leaf_at: BTreeMap<i64, crate::StoredLeaf> = BTreeMap::new();
     for (seq, kind, salt, leaf_hash) in leaves {
@@ -578,6 +580,10 @@ pub fn assemble_range(start: i64, end: i64, rows: RangeRows) -> Vec<crate::Store
             seq,
             raw.into_domain().map(renkei_domain::LogEntry::LocatorSync),
         );
+    }
+    for raw in rights {
+        let seq = raw.log_seq;
+        place(seq, raw.into_domain().map(renkei_domain::LogEntry::Rights));
     }
     let last = leaf_at
         .keys()

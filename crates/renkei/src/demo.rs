@@ -380,6 +380,29 @@ async fn seed(store: &dyn Store, hub: &Hub, people: &[Person]) -> anyhow::Result
             }
         }
     }
+    // One correction the city let run past its due date, so that the console's queue shows
+    // what an overdue request looks like (flagged, in the summary).
+    if let Some(p) = people.iter().find(|p| Some(p.resident) != guide) {
+        let days = renkei_domain::rights::DEFAULT_ANSWER_DAYS;
+        let filed = now - chrono::TimeDelta::days(i64::from(days) + 3);
+        store
+            .file_request(&renkei_domain::ResidentRequest {
+                id: renkei_domain::ResidentRequestId::from_uuid(uuid::Uuid::new_v4()),
+                resident: p.resident,
+                kind: renkei_domain::ResidentRequestKind::Correction,
+                service: None,
+                details: "転居したので住所を訂正してください".into(),
+                status: renkei_domain::ResidentRequestStatus::Received,
+                filed_by: Actor::Resident,
+                filed_at: filed,
+                updated_at: filed,
+                response: None,
+                category: None,
+                due_at: renkei_domain::rights::due_at(filed, days),
+                extension_reason: None,
+            })
+            .await?;
+    }
     Ok(())
 }
 
@@ -517,7 +540,14 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
   cargo run --release -- decrypt --service health-advice --key {keys}/health-advice.key --hub {hub} < data.json\n\
   curl -s -X POST {hub}/v1/me/consents/$(jq -r .consent.id consent.json)/revoke -H \"authorization: Bearer $R\" | jq .state\n\
   (repeat the data request: now 403 /problems/consent-revoked)\n\
-  curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n",
+  curl -s {hub}/v1/me/access-records -H \"authorization: Bearer $R\" | jq .\n\
+\nA deletion request reaches the service that received the data and the provider that keeps it:\n\
+  curl -s -X POST {hub}/v1/me/requests -H \"authorization: Bearer $R\" -H 'content-type: application/json' \\\n\
+       -d '{{\"kind\":\"deletion\",\"service\":\"health-advice\",\"details\":\"please delete\"}}' | tee request.json | jq .recipients\n\
+  curl -s {hub}/v1/service/rights-requests -H \"authorization: Bearer $S\" | jq .\n\
+  curl -s -X POST {hub}/v1/service/rights-requests/$(jq -r .id request.json)/answer -H \"authorization: Bearer $S\" \\\n\
+       -H 'content-type: application/json' -d '{{\"answer\":\"done\"}}' | jq .\n\
+  (the portal's requests page shows each answer; the console's queue flags overdue requests)\n",
         keys = keys.display()
     ));
     out

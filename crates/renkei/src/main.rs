@@ -80,6 +80,10 @@ enum Command {
         /// 22 characters; owner-only, like the KEK file). Without one, `/metrics` is off.
         #[arg(long, env = "RENKEI_METRICS_TOKEN_FILE")]
         metrics_token_file: Option<PathBuf>,
+        /// In how many days a resident's request (開示・訂正・削除・利用停止) is due a first
+        /// answer: shown to the resident and operators, flagged in the console once past.
+        #[arg(long, env = "RENKEI_REQUEST_ANSWER_DAYS", default_value_t = renkei_domain::rights::DEFAULT_ANSWER_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
+        request_answer_days: u32,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -310,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
             crl,
             allow_local_network,
             metrics_token_file,
+            request_answer_days,
             kek,
             pkcs11,
             limits,
@@ -320,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .map(run::read_metrics_token)
                 .transpose()?;
+            config.request_answer_days = request_answer_days;
             config.pkcs11 = pkcs11.read()?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);

@@ -1,9 +1,11 @@
 //! The disclosure, correction, deletion and suspension requests (開示・訂正・削除・利用停止)
-//! residents (or their proxies) file, and the operators' queue that answers them.
+//! residents (or their proxies) file, and the operators' queue that answers them. A
+//! correction, deletion or suspension about a service or a category is routed to whoever
+//! holds the data as it is filed (`crate::rights`).
 
 use renkei_domain::{
-    OperatorAction, OperatorId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
-    ResidentRequestStatus, ServiceId,
+    CategoryId, OperatorAction, OperatorId, ResidentRequest, ResidentRequestId,
+    ResidentRequestKind, ResidentRequestStatus, ServiceId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,9 +20,14 @@ use crate::{Hub, HubError};
 pub struct ResidentRequestBody {
     #[schema(value_type = RequestKind)]
     pub kind: String,
-    /// The service it concerns; none for the hub itself.
+    /// The service it concerns; none for the hub itself (or for a category everywhere).
     #[schema(value_type = Option<crate::schemas::Slug>)]
     pub service: Option<String>,
+    /// The data category it concerns, at every service that received it and every
+    /// provider that keeps it (with `service`: at that service only).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub category: Option<String>,
     #[schema(max_length = 2000)]
     pub details: String,
 }
@@ -60,6 +67,17 @@ impl Hub {
         {
             return Err(HubError::UnknownService(s.to_string()));
         }
+        let category = body
+            .category
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| CategoryId::new(c.trim()))
+            .transpose()
+            .map_err(malformed)?;
+        if let Some(c) = &category
+            && !self.store().categories().await?.iter().any(|x| &x.id == c)
+        {
+            return Err(HubError::UnknownCategory(c.to_string()));
+        }
         let details = body.details.trim().to_owned();
         if body.details.chars().count() > 2000 {
             return Err(HubError::Malformed(
@@ -78,8 +96,15 @@ impl Hub {
             filed_at: now,
             updated_at: now,
             response: None,
+            category,
+            due_at: renkei_domain::rights::due_at(now, self.config().request_answer_days),
+            extension_reason: None,
         };
-        self.store().file_request(&request).await?;
+        if request.kind.is_routed() && (request.service.is_some() || request.category.is_some()) {
+            self.route_request(session, &request).await?;
+        } else {
+            self.store().file_request(&request).await?;
+        }
         Ok(request)
     }
 

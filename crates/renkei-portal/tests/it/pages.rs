@@ -25,6 +25,8 @@ use tower::ServiceExt;
 
 // Arbitrary form bodies and queries on every form and page.
 mod forms;
+// Requests' due dates: the overdue ones flagged in the console, extensions with a reason.
+mod deadlines;
 
 struct Town {
     app: Router,

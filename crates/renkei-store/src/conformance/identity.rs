@@ -520,6 +520,9 @@ pub async fn resident_requests_are_listed_and_their_status_updated(store: Arc<dy
         filed_at: now,
         updated_at: now,
         response: None,
+        category: None,
+        due_at: now + TimeDelta::days(14),
+        extension_reason: None,
     };
     store.file_request(&request).await.unwrap();
     assert_eq!(

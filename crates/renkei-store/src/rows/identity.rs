@@ -200,6 +200,9 @@ pub struct RawResidentRequest {
     pub filed_at: i64,
     pub updated_at: i64,
     pub response: Option<String>,
+    pub category_id: Option<String>,
+    pub due_at: i64,
+    pub extension_reason: Option<String>,
 }
 
 impl IntoDomain for RawResidentRequest {
@@ -225,6 +228,13 @@ impl IntoDomain for RawResidentRequest {
             filed_at: time(self.filed_at)?,
             updated_at: time(self.updated_at)?,
             response: self.response,
+            category: self
+                .category_id
+                .as_deref()
+                .map(|c| parse(c, "category id"))
+                .transpose()?,
+            due_at: time(self.due_at)?,
+            extension_reason: self.extension_reason,
         })
     }
 }
@@ -316,7 +326,8 @@ macro_rules! proxy_columns {
 /// The columns of `resident_requests` that [`RawResidentRequest`] reads, in its field order.
 macro_rules! resident_request_columns {
     () => {
-        "id, resident_id, kind, service_id, details, status, filed_by, filed_at, updated_at, response"
+        "id, resident_id, kind, service_id, details, status, filed_by, filed_at, updated_at, response, \
+         category_id, due_at, extension_reason"
     };
 }
 

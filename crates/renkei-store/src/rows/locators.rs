@@ -1,5 +1,6 @@
 //! The rows of providers' locator syncs (see `rows.rs`): the log's `locator_syncs` entries
-//! and a provider's own locators as it names them.
+//! and a provider's own locators as it names them; and the log's `rights_log` entries (a routed
+//! request's steps).
 
 use renkei_domain::{LocatorSyncCounts, LocatorSyncLogEntry, ProviderLocator};
 
@@ -65,6 +66,44 @@ impl IntoDomain for RawProviderLocator {
             subject: parse(&self.subject, "provider subject")?,
             category: parse(&self.category_id, "data category")?,
             reference: self.reference,
+        })
+    }
+}
+
+/// Reads [`RawRightsEntry`]s.
+macro_rules! rights_select {
+    () => {
+        "SELECT log_seq, at, request_id, resident_id, request_kind, event FROM rights_log"
+    };
+}
+
+pub(crate) use rights_select;
+
+/// A `rights_log` row: a routed request's step (`renkei_domain::RightsLogEntry`).
+#[derive(sqlx::FromRow)]
+pub struct RawRightsEntry {
+    pub log_seq: i64,
+    pub at: i64,
+    pub request_id: String,
+    pub resident_id: String,
+    pub request_kind: String,
+    pub event: String,
+}
+
+impl IntoDomain for RawRightsEntry {
+    type Domain = renkei_domain::RightsLogEntry;
+
+    fn into_domain(self) -> StoreResult<renkei_domain::RightsLogEntry> {
+        Ok(renkei_domain::RightsLogEntry {
+            seq: seq_u64(self.log_seq)?,
+            at: time(self.at)?,
+            request: parse(&self.request_id, "resident request id")?,
+            resident: parse(&self.resident_id, "resident id")?,
+            request_kind: renkei_domain::ResidentRequestKind::parse(&self.request_kind)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("unknown request kind `{}`", self.request_kind))
+                })?,
+            event: crate::codec::from_json(&self.event, "rights event")?,
         })
     }
 }

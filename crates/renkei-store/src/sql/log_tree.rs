@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{Backend, INSERT_ROWS, PLACEHOLDERS, all, optional};
 use crate::codec;
-use crate::rows::locators::{RawLocatorSync, locator_sync_select};
+use crate::rows::locators::{RawLocatorSync, RawRightsEntry, locator_sync_select, rights_select};
 use crate::rows::{
     RawAccessRecord, RawCheckpoint, RawConsentLogEntry, RawFulfilment, RawOperatorLogEntry,
     access_columns, consent_log_select, fulfilment_select,
@@ -215,6 +215,14 @@ pub(super) async fn log_range(
     .bind(end)
     .fetch_all(&store.read)
     .await?;
+    let rights = sqlx::query_as::<_, RawRightsEntry>(concat!(
+        rights_select!(),
+        " WHERE log_seq >= $1 AND log_seq < $2"
+    ))
+    .bind(start)
+    .bind(end)
+    .fetch_all(&store.read)
+    .await?;
     Ok(crate::rows::assemble_range(
         start,
         end,
@@ -225,6 +233,7 @@ pub(super) async fn log_range(
             operators,
             fulfilments,
             locator_syncs,
+            rights,
         },
     ))
 }

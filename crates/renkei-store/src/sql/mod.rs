@@ -28,6 +28,7 @@ mod log_tree;
 mod notices;
 mod outbox;
 mod residents;
+mod rights;
 mod secrets;
 mod store;
 

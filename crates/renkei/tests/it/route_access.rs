@@ -442,6 +442,7 @@ impl World {
                 ResidentRequestBody {
                     kind: "disclosure".into(),
                     service: Some(HEALTH.into()),
+                    category: None,
                     details: "what do you hold".into(),
                 },
             )
@@ -960,6 +961,24 @@ impl World {
     }
 
     /// A provider just registered, pending review: what approving or suspending acts on.
+    /// A fresh open request of Alice's, so that each call extending one has one to extend.
+    async fn fresh_request(&self) -> String {
+        self.hub
+            .file_request(
+                &ResidentSession::resident(self.alice),
+                ResidentRequestBody {
+                    kind: "correction".into(),
+                    service: None,
+                    category: None,
+                    details: "my address".into(),
+                },
+            )
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+
     async fn pending_provider(&self) -> String {
         let id = format!("prov-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         self.store
@@ -1468,6 +1487,37 @@ impl World {
                 Call::to(format!("/console/requests/{}/answer", self.request))
                     .form(&[("status", "in_progress"), ("response", "looking")])
             }
+            // --- requests routed to whoever holds the data, and their deadlines ---
+            ("POST", "/console/requests/{id}/extend") => {
+                let due = tokyo_local(Utc::now() + chrono::TimeDelta::days(30));
+                Call::to(format!("/console/requests/{}/extend", self.fresh_request().await))
+                    .form(&[("due_at", due.as_str()), ("reason", "archive off-site")])
+            }
+            ("GET", "/v1/service/rights-requests" | "/v1/provider/rights-requests") => {
+                Call::to(&row.path)
+            }
+            // Nothing is routed under a fresh id: the caller reaches the handler, which finds
+            // no request routed to it.
+            ("POST", "/v1/service/rights-requests/{id}/answer") => Call::to(format!(
+                "/v1/service/rights-requests/{}/answer",
+                uuid::Uuid::new_v4()
+            ))
+            .json(json!({ "answer": "done" }))
+            .answered_with(&[404]),
+            ("POST", "/v1/provider/rights-requests/{id}/answer") => Call::to(format!(
+                "/v1/provider/rights-requests/{}/answer",
+                uuid::Uuid::new_v4()
+            ))
+            .json(json!({ "answer": "done" }))
+            .answered_with(&[404]),
+            ("GET", "/v1/operator/request-summary") => Call::to(&row.path),
+            ("POST", "/v1/operator/requests/{id}/extension") => Call::to(format!(
+                "/v1/operator/requests/{}/extension",
+                self.fresh_request().await
+            ))
+            .json(json!({
+                "due_at": Utc::now() + chrono::TimeDelta::days(30), "reason": "archive off-site"
+            })),
             _ => return None,
         };
         Some(call)

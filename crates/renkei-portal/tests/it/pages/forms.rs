@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use super::*;
 
 /// Every form of the portal and the console (`{id}` is filled in per case).
-const FORMS: [&str; 26] = [
+const FORMS: [&str; 27] = [
     "/portal/sign-in/demo",
     "/portal/sign-in/passkey/start",
     "/portal/sign-in/passkey/finish",
@@ -37,6 +37,7 @@ const FORMS: [&str; 26] = [
     "/console/services/{id}/approve",
     "/console/services/{id}/suspend",
     "/console/requests/{id}/answer",
+    "/console/requests/{id}/extend",
     "/console/categories",
     "/console/providers",
     "/console/providers/{id}/approve",
@@ -79,7 +80,7 @@ fn reads(path: &str) -> &'static [&'static str] {
             "decision",
         ],
         "/portal/services/switch" => &["service", "purpose", "action", "consent"],
-        "/portal/requests" => &["kind", "service", "details", "done"],
+        "/portal/requests" => &["kind", "service", "category", "details", "done"],
         "/portal/proxies/invite" => &[
             "label",
             "manage_consents",
@@ -92,6 +93,7 @@ fn reads(path: &str) -> &'static [&'static str] {
         "/console/sign-in/demo" => &["identity"],
         "/console/services/{id}/approve" => &["ack"],
         "/console/requests/{id}/answer" => &["status", "response"],
+        "/console/requests/{id}/extend" => &["due_at", "reason"],
         "/console/categories" => &["id", "name_ja", "name_en", "special_care"],
         "/console/providers" => &[
             "id",
@@ -121,7 +123,7 @@ fn reads(path: &str) -> &'static [&'static str] {
 }
 
 /// Every field any form or page reads, and one none does.
-const FIELDS: [&str; 55] = [
+const FIELDS: [&str; 57] = [
     "csrf",
     "resident",
     "next",
@@ -176,6 +178,8 @@ const FIELDS: [&str; 55] = [
     "region",
     "locality",
     "street_address",
+    "due_at",
+    "reason",
     "unread",
 ];
 
@@ -210,6 +214,8 @@ fn good_values(field: &str, town: &Known) -> Vec<String> {
         "since" | "until" => &["2026-01-01", "2026-01-01T00:00"],
         "before" | "after" => &["1", "0", "18446744073709551615"],
         "label" => &["娘"],
+        "due_at" => &["2099-01-01T09:00", "2020-01-01T09:00"],
+        "reason" => &["記録の確認に時間がかかるため"],
         "next" => &["/portal/history", "/portal"],
         _ => &[],
     };

@@ -7,7 +7,7 @@ mod oauth;
 mod operators;
 mod passkeys;
 mod proxies;
-mod requests;
+pub(super) mod requests;
 mod signing_keys;
 
 use chrono::{DateTime, Utc};

@@ -3,15 +3,23 @@
 use chrono::{DateTime, Utc};
 use renkei_domain::{ResidentId, ResidentRequest, ResidentRequestId, ResidentRequestStatus};
 
+use super::super::Conn;
 use super::{Backend, all, optional};
 use crate::codec;
 use crate::rows::identity::{RawResidentRequest, resident_request_columns};
 use crate::{StoreError, StoreResult};
 
 pub(super) async fn file_request(store: &Backend, r: &ResidentRequest) -> StoreResult<()> {
+    let mut conn = store.write.acquire().await?;
+    insert_request(&mut conn, r).await
+}
+
+/// Inserts a request on `conn` (inside the caller's transaction, when routed).
+pub(crate) async fn insert_request(conn: &mut Conn, r: &ResidentRequest) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO resident_requests (id, resident_id, kind, service_id, details, status, filed_by,
-         filed_at, updated_at, response) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         filed_at, updated_at, response, category_id, due_at, extension_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(r.id.to_string())
     .bind(r.resident.to_string())
@@ -23,7 +31,10 @@ pub(super) async fn file_request(store: &Backend, r: &ResidentRequest) -> StoreR
     .bind(r.filed_at.timestamp_millis())
     .bind(r.updated_at.timestamp_millis())
     .bind(r.response.as_deref())
-    .execute(&store.write)
+    .bind(r.category.as_ref().map(|c| c.as_str().to_owned()))
+    .bind(r.due_at.timestamp_millis())
+    .bind(r.extension_reason.as_deref())
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
