@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod consents;
 mod decisions;
+mod disclosures;
 mod emergency;
 pub mod faults;
 mod identity;
@@ -37,6 +38,7 @@ mod providers;
 
 pub use consents::*;
 pub use decisions::*;
+pub use disclosures::*;
 pub use emergency::*;
 pub use identity::*;
 pub use locators::*;
@@ -118,6 +120,8 @@ macro_rules! store_conformance_suite {
             an_early_end_makes_the_notices_due_before_the_end_time,
             a_residents_notice_channels_are_added_once_and_removed,
             an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
+            a_disclosure_is_an_access_record_of_the_data_subject_in_their_log,
+            an_operators_search_naming_a_resident_is_in_their_log_with_its_reason,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

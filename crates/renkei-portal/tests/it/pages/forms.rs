@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use super::*;
 
 /// Every form of the portal and the console (`{id}` is filled in per case).
-const FORMS: [&str; 26] = [
+const FORMS: [&str; 27] = [
     "/portal/sign-in/demo",
     "/portal/sign-in/passkey/start",
     "/portal/sign-in/passkey/finish",
@@ -26,6 +26,7 @@ const FORMS: [&str; 26] = [
     "/portal/sign-out",
     "/portal/services/switch",
     "/portal/requests",
+    "/portal/disclosure",
     "/portal/proxies/invite",
     "/portal/proxies/{id}/end",
     "/portal/acting/accept",
@@ -62,6 +63,7 @@ fn reads(path: &str) -> &'static [&'static str] {
         "/portal/sign-in/demo" => &["resident", "next"],
         "/portal/enrol" => &["challenge_id", "certificate_chain", "signature", "next"],
         "/portal/passkeys/remove" => &["id"],
+        "/portal/disclosure" => &["recipient_key"],
         "/oauth/authorize" => &[
             "response_type",
             "client_id",
@@ -111,6 +113,7 @@ fn reads(path: &str) -> &'static [&'static str] {
         ],
         "/console/audit" => &[
             "resident", "service", "purpose", "outcome", "basis", "since", "until", "before",
+            "reason",
         ],
         "/portal/history" => &["service", "before", "after"],
         "/portal/sign-in" => &["error", "next"],
@@ -121,7 +124,7 @@ fn reads(path: &str) -> &'static [&'static str] {
 }
 
 /// Every field any form or page reads, and one none does.
-const FIELDS: [&str; 55] = [
+const FIELDS: [&str; 57] = [
     "csrf",
     "resident",
     "next",
@@ -177,6 +180,8 @@ const FIELDS: [&str; 55] = [
     "locality",
     "street_address",
     "unread",
+    "reason",
+    "recipient_key",
 ];
 
 /// What the town's pages would put in `field`: ids of the town, and the words the forms use.
@@ -210,6 +215,8 @@ fn good_values(field: &str, town: &Known) -> Vec<String> {
         "since" | "until" => &["2026-01-01", "2026-01-01T00:00"],
         "before" | "after" => &["1", "0", "18446744073709551615"],
         "label" => &["娘"],
+        "recipient_key" => &["9x0Oug4mfvjYP1aV9zN7qPNAG4R6F3t1MEc3CXkQpk0"],
+        "reason" => &["complaint 2026-114"],
         "next" => &["/portal/history", "/portal"],
         _ => &[],
     };
