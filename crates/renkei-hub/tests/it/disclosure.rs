@@ -277,7 +277,7 @@ async fn an_audit_search_naming_alice_shows_in_her_history_with_its_reason() {
     let looked = page(&alice).await;
     assert_eq!(looked.len(), 1, "{looked:?}");
     let LogEntry::Operator(entry) = &looked[0] else {
-        unreachable!()
+        panic!("an operator's entry: {looked:?}")
     };
     assert_eq!(
         entry.action,

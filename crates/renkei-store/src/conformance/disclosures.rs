@@ -96,7 +96,7 @@ pub async fn an_operators_search_naming_a_resident_is_in_their_log_with_its_reas
     assert_eq!(leaf.kind, "operator");
     assert_eq!(leaf.leaf_hash, leaf_of(shown, &leaf.salt));
     let LogEntry::Operator(entry) = shown else {
-        unreachable!()
+        panic!("an operator's entry: {shown:?}")
     };
     assert!(
         matches!(&entry.action, OperatorAction::SearchAccessLog { reason: Some(r), .. } if r == "complaint 2026-114")
