@@ -25,6 +25,8 @@ use tower::ServiceExt;
 
 // Arbitrary form bodies and queries on every form and page.
 mod forms;
+// The disclosure page, and operators' look-ups in a resident's history.
+mod disclosure;
 
 struct Town {
     app: Router,
