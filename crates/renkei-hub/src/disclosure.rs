@@ -55,8 +55,9 @@ const PAGE: u32 = 500;
 pub struct DisclosureBody {
     /// The resident's X25519 public key (base64url without padding, 32 bytes): the
     /// providers seal their answers to it. Make it in the browser or with `renkei`, and keep
-    /// its private half: the hub never sees it and cannot open the answers.
-    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
+    /// its private half: the hub never sees it and cannot open the answers. (A low-order
+    /// point, with which no seal can be made, is refused with 400.)
+    #[schema(pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
     pub recipient_key: String,
 }
 
