@@ -3,13 +3,14 @@
 // the browser makes their key (saved as a file) and the package downloads; the page's own
 // check says it verifies, and refuses it once edited; `renkei verify-package` opens the
 // providers' sealed answers with the key the browser saved; the history shows the
-// disclosure.
+// disclosure. An operator's search naming the resident, with its reason, shows in the
+// resident's history and checks against the signed log too.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { axe, launch, newPage, renkei, screenshot, startDemo } from './helpers.mjs';
+import { DEMO_OPERATOR, axe, launch, newPage, renkei, screenshot, startDemo } from './helpers.mjs';
 
 let demo;
 let browser;
@@ -97,3 +98,35 @@ for (const lang of ['ja', 'en']) {
     assert.deepEqual(page.problems, []);
   });
 }
+
+test('an operator\'s search naming the resident shows in their history with its reason', async () => {
+  const operator = await newPage(browser);
+  await operator.goto(`${demo.url}/console/sign-in`);
+  await operator.fill('#identity', DEMO_OPERATOR);
+  await operator.click('form[action="/console/sign-in/demo"] button[type=submit]');
+  await operator.waitForURL(`${demo.url}/console`);
+  await operator.goto(`${demo.url}/console/audit`);
+  await operator.fill('#a-resident', demo.resident);
+  // Without a reason, the search is refused.
+  await operator.click('form[action="/console/audit"] button[type=submit]');
+  await operator.waitForSelector('.notice.error');
+  assert.equal(await operator.locator('table.audit').count(), 0);
+  await operator.fill('#a-reason', '苦情 2026-114 の調査');
+  await operator.click('form[action="/console/audit"] button[type=submit]');
+  await operator.waitForSelector('#results-h');
+  assert.deepEqual(await axe(operator), []);
+
+  const resident = await newPage(browser);
+  await signIn(resident, demo.resident);
+  await resident.goto(`${demo.url}/portal/history`);
+  const looked = resident.locator('li.entry[data-outcome=looked]').first();
+  assert.match(await looked.textContent(), /苦情 2026-114 の調査/);
+  await resident.waitForSelector('#log[data-verified]', { timeout: 30_000 });
+  assert.equal(await resident.getAttribute('#log', 'data-verified'), 'all');
+  assert.equal(await looked.locator('.verify').getAttribute('data-state'), 'verified');
+  await screenshot(resident, 'portal-history-looked-ja-desktop');
+  assert.deepEqual(resident.problems, []);
+  assert.deepEqual(operator.problems.filter((p) => !p.includes('status of 4')), []);
+  await resident.context().close();
+  await operator.context().close();
+});
