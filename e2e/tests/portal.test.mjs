@@ -193,6 +193,7 @@ const RESIDENT_PAGES = [
   ['portal-authorize', AUTHORIZE, true],
   ['portal-requests', '/portal/requests', true],
   ['portal-proxies', '/portal/proxies', true],
+  ['portal-disclosure', '/portal/disclosure', true],
 ];
 const CONSOLE_PAGES = [
   ['console-sign-in', '/console/sign-in', false],
@@ -201,7 +202,7 @@ const CONSOLE_PAGES = [
   ['console-categories', '/console/categories', true],
   ['console-providers', '/console/providers', true],
   ['console-audit', '/console/audit', true],
-  ['console-audit-results', '/console/audit?outcome=granted', true],
+  ['console-audit-results', '/console/audit?outcome=granted&reason=monthly%20review', true],
   ['console-audit-operators', '/console/audit?outcome=operator', true],
   ['console-requests', '/console/requests', true],
 ];

@@ -26,15 +26,23 @@ pub enum AccessBasis {
     Emergency { declaration: DeclarationId },
     /// Nothing allowed it: the request was denied.
     None,
+    /// The data subject's own access (開示請求): what providers hold about the resident,
+    /// sealed to a key only the resident holds. `proxy` is set when a proxy asked for them.
+    DataSubjectAccess {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proxy: Option<ResidentId>,
+    },
 }
 
 impl std::fmt::Display for AccessBasis {
-    /// `consent:<id>`, `emergency:<declaration id>` or `none`: what grants and pages show.
+    /// `consent:<id>`, `emergency:<declaration id>`, `data-subject-access` or `none`: what
+    /// grants and pages show.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Consent { consent, .. } => write!(f, "consent:{consent}"),
             Self::Emergency { declaration } => write!(f, "emergency:{declaration}"),
             Self::None => f.write_str("none"),
+            Self::DataSubjectAccess { .. } => f.write_str(crate::ids::DATA_SUBJECT_ACCESS),
         }
     }
 }
@@ -164,10 +172,14 @@ pub enum OperatorAction {
     RetireSigningKey {
         kid: String,
     },
-    /// A search of the access log (whose entries were looked at is itself audited).
+    /// A search of the access log (whose entries were looked at is itself audited). A search
+    /// naming a resident is an entry of that resident's history too, with the operator's
+    /// reason (required since it is shown to them; absent from searches made before).
     SearchAccessLog {
         resident: Option<ResidentId>,
         service: Option<ServiceId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A purpose of a registered service published: a new version when anything the
     /// resident is asked changed (consents to the old version no longer serve).
@@ -241,6 +253,16 @@ pub struct OperatorLogEntry {
     pub action: OperatorAction,
 }
 
+impl OperatorAction {
+    /// The resident the act names, whose history shows it: an audit search naming them.
+    pub fn resident(&self) -> Option<ResidentId> {
+        match self {
+            Self::SearchAccessLog { resident, .. } => *resident,
+            _ => None,
+        }
+    }
+}
+
 /// One batch of a provider's locator changes as the log records it: who, which batch and
 /// how many of each outcome, never which residents or references.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,7 +317,7 @@ impl LogEntry {
         match self {
             Self::Access(r) => r.resident,
             Self::Consent(c) => Some(c.resident),
-            Self::Operator(_) => None,
+            Self::Operator(o) => o.action.resident(),
             Self::Fulfilment(f) => Some(f.resident),
             Self::LocatorSync(_) => None,
             Self::Rights(r) => Some(r.resident),

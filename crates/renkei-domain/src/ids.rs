@@ -136,6 +136,33 @@ slug_id!(
     /// A data provider (data holder), e.g. `city-registry`.
     ProviderId, "provider id");
 
+impl ServiceId {
+    /// The recipient a disclosure's access record names: the data subject (本人) itself,
+    /// never a registered service (registration refuses this id).
+    pub fn data_subject() -> Self {
+        Self(DATA_SUBJECT.to_owned())
+    }
+
+    /// Whether this is [`ServiceId::data_subject`], which no service may register as.
+    pub fn is_data_subject(&self) -> bool {
+        self.0 == DATA_SUBJECT
+    }
+}
+
+impl PurposeId {
+    /// The purpose a disclosure's access record and grants name: the data subject's access
+    /// (開示請求) to what is held about them.
+    pub fn data_subject_access() -> Self {
+        Self(DATA_SUBJECT_ACCESS.to_owned())
+    }
+}
+
+/// The reserved service id of [`ServiceId::data_subject`].
+pub const DATA_SUBJECT: &str = "data-subject";
+/// The purpose id of [`PurposeId::data_subject_access`], and the basis grants of a
+/// disclosure state.
+pub const DATA_SUBJECT_ACCESS: &str = "data-subject-access";
+
 uuid_id!(
     /// A resident (data subject) inside the hub. Never shown to services: they see a
     /// [`ServiceSubject`] instead.

@@ -281,6 +281,12 @@ fn declared() -> Routes<Hub> {
             history::my_log,
             history::__path_my_log,
         )
+        // --- disclosure (開示): one block ---
+        .api(
+            Resident(Entrusted(FileRequests)),
+            crate::disclosure::my_disclosure,
+            crate::disclosure::__path_my_disclosure,
+        )
         .api(
             Resident(Entrusted(ViewHistory)),
             notices::my_notices,

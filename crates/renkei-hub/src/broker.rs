@@ -519,7 +519,7 @@ impl Hub {
     }
 
     /// Asks one provider, reading at most `limit` bytes of its answer.
-    async fn fetch(&self, endpoint: &str, grant: &str, limit: u64) -> FetchOutcome {
+    pub(crate) async fn fetch(&self, endpoint: &str, grant: &str, limit: u64) -> FetchOutcome {
         let url = format!("{}/renkei/v1/fetch", endpoint.trim_end_matches('/'));
         let unreachable = || {
             (

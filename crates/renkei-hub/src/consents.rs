@@ -391,7 +391,7 @@ impl Hub {
         Ok(service)
     }
 
-    async fn sign_receipt(
+    pub(crate) async fn sign_receipt(
         &self,
         consent: &Consent,
         service: &Service,

@@ -111,11 +111,12 @@ pub struct AccessPage {
 
 /// One of my log entries, with what a client needs to check it is in the signed log:
 /// leaf hash = SHA-256(0x00 ‖ salt ‖ entry), and the inclusion proof against `checkpoint`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogEntryView {
     pub seq: u64,
-    /// `access`, `consent`, or `fulfilment` (what a granted request came to, provider by
-    /// provider, when any provider did not deliver).
+    /// `access`, `consent`, `fulfilment` (what a granted request came to, provider by
+    /// provider, when any provider did not deliver), or `operator` (an operator's search of
+    /// the log that named me, with its reason).
     pub kind: String,
     /// The entry's canonical JSON, exactly the bytes the leaf commits to.
     pub entry: String,
@@ -214,20 +215,11 @@ impl Hub {
         let mut entries = Vec::with_capacity(rows.len());
         for (entry, leaf) in rows {
             let proof = if leaf.seq < checkpoint.size {
-                proofs
-                    .next()
-                    .map(|p| p.iter().map(crate::log::b64).collect())
+                proofs.next()
             } else {
                 None
             };
-            entries.push(LogEntryView {
-                seq: leaf.seq,
-                kind: leaf.kind,
-                entry: String::from_utf8(entry.canonical()).unwrap_or_default(),
-                salt: STANDARD.encode(&leaf.salt),
-                leaf_hash: STANDARD.encode(&leaf.leaf_hash),
-                proof,
-            });
+            entries.push(entry_view(&entry, leaf, proof.as_ref()));
         }
         Ok(LogPage {
             checkpoint: checkpoint.note,
@@ -236,6 +228,22 @@ impl Hub {
             next_after,
             next_before,
         })
+    }
+}
+
+/// A log entry as the resident reads it, with its inclusion proof when it has one.
+pub(crate) fn entry_view(
+    entry: &renkei_domain::LogEntry,
+    leaf: renkei_store::StoredLeaf,
+    proof: Option<&Vec<renkei_log::Hash>>,
+) -> LogEntryView {
+    LogEntryView {
+        seq: leaf.seq,
+        kind: leaf.kind,
+        entry: String::from_utf8(entry.canonical()).unwrap_or_default(),
+        salt: STANDARD.encode(&leaf.salt),
+        leaf_hash: STANDARD.encode(&leaf.leaf_hash),
+        proof: proof.map(|p| p.iter().map(crate::log::b64).collect()),
     }
 }
 
@@ -252,7 +260,9 @@ pub(crate) async fn my_access_records(
 }
 
 /// My history in the tamper-evident log: every access record naming me, what each granted
-/// request came to where a provider did not deliver, and every change to my consents, each
+/// request came to where a provider did not deliver, every change to my consents, and every
+/// operator's search of the log that named me (who, when, why: not on a page of one
+/// service's entries), each
 /// with its inclusion proof, filterable by service and time, paged from the oldest entry
 /// forward (`after`) or from the newest back (`order=newest`, then `before`).
 /// A proxy entrusted with the history sees the entries of the services their scope covers.

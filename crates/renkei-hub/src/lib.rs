@@ -25,6 +25,7 @@ pub mod broker;
 pub mod catalogue;
 pub mod consents;
 pub mod counter_consents;
+pub mod disclosure;
 pub mod egress;
 pub mod emergency;
 pub mod enrolment;

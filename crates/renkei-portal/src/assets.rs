@@ -16,6 +16,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../static/history.js"),
     ),
     (
+        "logcheck.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/logcheck.js"),
+    ),
+    (
+        "disclosure.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/disclosure.js"),
+    ),
+    (
         "passkey.js",
         "text/javascript; charset=utf-8",
         include_str!("../static/passkey.js"),

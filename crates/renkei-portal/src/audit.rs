@@ -43,6 +43,8 @@ struct AuditPage {
     older: Option<String>,
     newest: Option<String>,
     error: bool,
+    /// A search of the log was asked for without a reason: refused.
+    no_reason: bool,
 }
 
 /// The search form, as sent (empty fields are "any").
@@ -64,6 +66,10 @@ pub struct AuditForm {
     pub until: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<u64>,
+    /// Why the operator looks: required for a search of the log, which records it (and
+    /// shows it to a resident the search names).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// The most entries one audit page lists.
@@ -169,6 +175,7 @@ fn audit_row(
                     t.arg("audit-basis-emergency", "id", declaration)
                 }
                 AccessBasis::None => t.get("audit-basis-none"),
+                AccessBasis::DataSubjectAccess { .. } => t.get("audit-basis-data-subject-access"),
             };
             AuditRow {
                 seq: r.seq,
@@ -365,7 +372,9 @@ pub async fn audit(
     let searched = form.searched();
     let (mut rows, mut error) = (Vec::new(), false);
     let mut older = None;
-    if searched {
+    // Listing operators' own acts names no resident; a search of the log says why.
+    let no_reason = searched && form.outcome != "operator" && form.reason.trim().is_empty();
+    if searched && !no_reason {
         let entries = match form.query() {
             // Operators' own acts are a search of their own.
             Some(_) if form.outcome == "operator" => Some(
@@ -377,7 +386,12 @@ pub async fn audit(
                     .map(renkei_domain::LogEntry::Operator)
                     .collect::<Vec<_>>(),
             ),
-            Some(query) => Some(state.hub.audit_search(&op.id, &query).await?),
+            Some(query) => match state.hub.audit_search(&op.id, &query, &form.reason).await {
+                Ok(found) => Some(found),
+                // Too long a reason: the page says the search could not be read.
+                Err(renkei_hub::HubError::Malformed(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         match entries {
@@ -394,7 +408,7 @@ pub async fn audit(
         }
     }
     let newest = form.before.map(|_| form.href(None));
-    let status = if error {
+    let status = if error || no_reason {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -409,6 +423,7 @@ pub async fn audit(
         older,
         newest,
         error,
+        no_reason,
     };
     Ok((status, Html(page.render()?)).into_response())
 }

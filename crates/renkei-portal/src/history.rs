@@ -62,7 +62,8 @@ pub struct HistoryRow {
     pub purpose: String,
     /// What happened, in words (granted / denied: reason / consent given …).
     pub what: String,
-    /// `granted`, `denied` or `consent`.
+    /// `granted`, `denied`, `consent`, `released-none`, `released-part`, or `looked` (an
+    /// operator's search that named the resident).
     pub outcome: String,
     pub basis: String,
     pub emergency: bool,
@@ -197,16 +198,45 @@ pub fn history_row(
             let (what, outcome) = fulfilment_what(&f, t);
             (what, outcome.to_owned(), String::new(), Vec::new())
         }
+        "operator" => {
+            let o: renkei_domain::OperatorLogEntry = serde_json::from_value(v.clone()).ok()?;
+            (
+                looked_what(&o, t)?,
+                "looked".to_owned(),
+                String::new(),
+                Vec::new(),
+            )
+        }
         _ => return None,
+    };
+    // A disclosure's recipient is the resident: the page says so rather than a service id.
+    let disclosure = basis_kind == "data_subject_access";
+    let (service, purpose) = if disclosure {
+        (
+            t.get("history-disclosure-recipient"),
+            t.get("history-disclosure-purpose"),
+        )
+    } else if e.kind == "operator" {
+        (t.get("history-city"), String::new())
+    } else {
+        (
+            service_name(catalogue, &service_id, lang),
+            purpose_title(catalogue, &text_of(&v, "service"), &purpose_id, lang),
+        )
+    };
+    let what = if disclosure {
+        t.get("history-disclosure-what")
+    } else {
+        what
     };
     Some(HistoryRow {
         seq: e.seq,
         kind: e.kind.clone(),
         when: tokyo(at, lang),
         when_iso: tokyo_iso(at),
-        service: service_name(catalogue, &service_id, lang),
+        service,
         service_id,
-        purpose: purpose_title(catalogue, &text_of(&v, "service"), &purpose_id, lang),
+        purpose,
         what,
         outcome,
         basis,
@@ -220,6 +250,23 @@ pub fn history_row(
         proof: e.proof.clone().unwrap_or_default().join(","),
         has_proof: e.proof.is_some(),
     })
+}
+
+/// What an operator's search naming the resident says: who looked, and why. `None` for an
+/// act of another kind (none names a resident today).
+fn looked_what(o: &renkei_domain::OperatorLogEntry, t: &Tr) -> Option<String> {
+    use renkei_domain::{OperatorAction, OperatorActor};
+    let OperatorAction::SearchAccessLog { reason, .. } = &o.action else {
+        return None;
+    };
+    let who = match &o.actor {
+        OperatorActor::Operator { id } => t.arg("history-looked-operator", "id", id),
+        OperatorActor::CommandLine => t.get("audit-actor-command-line"),
+    };
+    let why = reason
+        .clone()
+        .unwrap_or_else(|| t.get("history-looked-no-reason"));
+    Some(t.arg2("history-looked", ("who", &who), ("why", &why)))
 }
 
 /// What a fulfilment entry says, provider by provider, and its outcome class: `released-none`

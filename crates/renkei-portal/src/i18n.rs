@@ -50,6 +50,7 @@ const JA: &[&str] = &[
     include_str!("../locales/ja/rights.ftl"),
     include_str!("../locales/ja/emergency.ftl"),
     include_str!("../locales/ja/routing.ftl"),
+    include_str!("../locales/ja/disclosure.ftl"),
 ];
 const EN: &[&str] = &[
     include_str!("../locales/en/common.ftl"),
@@ -59,6 +60,7 @@ const EN: &[&str] = &[
     include_str!("../locales/en/rights.ftl"),
     include_str!("../locales/en/emergency.ftl"),
     include_str!("../locales/en/routing.ftl"),
+    include_str!("../locales/en/disclosure.ftl"),
 ];
 
 struct Bundles {

@@ -23,6 +23,7 @@ mod console_location;
 mod console_providers;
 mod ctx;
 mod declarations;
+mod disclosure;
 mod error;
 mod extract;
 mod guard;
@@ -157,6 +158,17 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
             "/portal/requests",
             Resident(Entrusted(FileRequests)),
             requests::file,
+        )
+        // --- disclosure (開示): one block ---
+        .get(
+            "/portal/disclosure",
+            Resident(Entrusted(FileRequests)),
+            disclosure::disclosure,
+        )
+        .post(
+            "/portal/disclosure",
+            Resident(Entrusted(FileRequests)),
+            disclosure::download,
         )
         .get(
             "/portal/provider-codes",

@@ -9,6 +9,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use renkei_domain::ids::DATA_SUBJECT_ACCESS;
 use renkei_domain::{
     CategoryId, ConsentId, DeclarationId, LocationPrecision, ProviderId, PurposeId, RequestId,
     ServiceId,
@@ -67,8 +68,10 @@ pub struct GrantClaims {
     /// (a purpose that applies only during one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency: Option<DeclarationId>,
-    /// What the release rests on, as the hub's access record says: `consent:<consent id>`
-    /// or `emergency:<declaration id>` (see [`GrantClaims::basis_of`]).
+    /// What the release rests on, as the hub's access record says: `consent:<consent id>`,
+    /// `emergency:<declaration id>` (see [`GrantClaims::basis_of`]), or `data-subject-access`
+    /// for a disclosure to the resident (its `service` then [`ServiceId::data_subject`], its
+    /// `service_hpke_key` the resident's own).
     pub basis: String,
     /// The precision each location category of the grant is released at (the purpose's):
     /// the provider coarsens those values to it before sealing
@@ -78,6 +81,12 @@ pub struct GrantClaims {
 }
 
 impl GrantClaims {
+    /// Whether the grant is the data subject's own access (開示): the provider answers it
+    /// with every category it holds of those the grant names, sealed to the resident's key.
+    pub fn is_data_subject_access(&self) -> bool {
+        self.basis == DATA_SUBJECT_ACCESS
+    }
+
     /// The `basis` claim of a grant with these `consent` and `emergency` claims: the consent
     /// when there is one, else the declaration; `None` when there is neither.
     pub fn basis_of(
@@ -190,11 +199,20 @@ impl From<JwsError> for GrantError {
 }
 
 /// Checks that a grant rests on something, and that its `basis` says what (when it has one).
+/// A data subject's access ([`DATA_SUBJECT_ACCESS`]) rests on nothing else and goes to the
+/// data subject alone: its `service` is [`ServiceId::data_subject`], its key theirs.
 fn check_basis(
+    service: &ServiceId,
     consent: Option<ConsentId>,
     emergency: Option<DeclarationId>,
     basis: Option<&str>,
 ) -> Result<String, &'static str> {
+    if basis == Some(DATA_SUBJECT_ACCESS) || service.is_data_subject() {
+        return match (consent, emergency, basis, service.is_data_subject()) {
+            (None, None, Some(DATA_SUBJECT_ACCESS), true) => Ok(DATA_SUBJECT_ACCESS.to_owned()),
+            _ => Err("a data subject's access goes to the data subject and rests on nothing else"),
+        };
+    }
     let expected = GrantClaims::basis_of(consent, emergency)
         .ok_or("neither a consent nor a declared emergency")?;
     match basis {
@@ -253,8 +271,13 @@ pub fn sign_grant(key: &SigningKey, claims: &GrantClaims) -> Result<String, Sign
         &claims.service_hpke_key,
     )
     .map_err(SignError::InvalidClaims)?;
-    check_basis(claims.consent, claims.emergency, Some(&claims.basis))
-        .map_err(SignError::InvalidClaims)?;
+    check_basis(
+        &claims.service,
+        claims.consent,
+        claims.emergency,
+        Some(&claims.basis),
+    )
+    .map_err(SignError::InvalidClaims)?;
     check_location(&claims.categories, &claims.location).map_err(SignError::InvalidClaims)?;
     if claims.exp.saturating_sub(claims.iat) > MAX_GRANT_LIFETIME_SECS {
         return Err(SignError::InvalidClaims(
@@ -356,8 +379,13 @@ impl GrantVerifier {
             &wire.service_hpke_key,
         )
         .map_err(GrantError::Malformed)?;
-        let basis = check_basis(wire.consent, wire.emergency, wire.basis.as_deref())
-            .map_err(GrantError::Malformed)?;
+        let basis = check_basis(
+            &wire.service,
+            wire.consent,
+            wire.emergency,
+            wire.basis.as_deref(),
+        )
+        .map_err(GrantError::Malformed)?;
         check_location(&wire.categories, &wire.location).map_err(GrantError::Malformed)?;
         if wire.exp.saturating_sub(wire.iat) > MAX_GRANT_LIFETIME_SECS {
             return Err(GrantError::LifetimeTooLong);

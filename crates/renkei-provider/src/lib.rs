@@ -8,6 +8,10 @@
 //! town's providers run on it; tests and benchmarks also use [`MemoryRecords`]. The crate
 //! owns the provider protocol's server half; it must not know the hub's storage or
 //! consents — the grant is all a provider trusts.
+//!
+//! A grant with the basis `data-subject-access` is the resident's own disclosure (開示): the
+//! provider answers it with every category it holds of those the grant names, sealed to the
+//! key the grant carries, which is the resident's (the hub cannot read it either).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -271,7 +275,21 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
         }
     };
     // INVARIANT: only what the grant covers is read, and only categories this provider holds.
-    if let Some(other) = claims.categories.iter().find(|c| !p.records.serves(c)) {
+    // The data subject's own access asks for everything the provider may hold of them: it is
+    // answered with the categories of those it serves, never refused for the others.
+    let categories: Vec<CategoryId> = if claims.is_data_subject_access() {
+        claims
+            .categories
+            .iter()
+            .filter(|c| p.records.serves(c))
+            .cloned()
+            .collect()
+    } else {
+        claims.categories.clone()
+    };
+    if let Some(other) = claims.categories.iter().find(|c| !p.records.serves(c))
+        && !claims.is_data_subject_access()
+    {
         p.stats.refused.fetch_add(1, Ordering::Relaxed);
         p.record("category-not-served", Some(&claims)).await?;
         return Err(refuse(
@@ -283,7 +301,7 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
     if !p.delay.is_zero() {
         tokio::time::sleep(p.delay).await;
     }
-    let record = match p.records.lookup(&claims.sub, &claims.categories).await {
+    let record = match p.records.lookup(&claims.sub, &categories).await {
         Ok(Some(record)) => record,
         Ok(None) => {
             p.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +333,7 @@ async fn answer(p: &Provider, grant: Option<&str>) -> Result<Response, Response>
         &claims.service_hpke_key,
         &context,
         &claims.service,
-        &claims.categories,
+        &categories,
         record,
         chrono::Utc::now(),
     );

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 mod consents;
 mod decisions;
+mod disclosures;
 mod emergency;
 pub mod faults;
 mod identity;
@@ -38,6 +39,7 @@ mod rights;
 
 pub use consents::*;
 pub use decisions::*;
+pub use disclosures::*;
 pub use emergency::*;
 pub use identity::*;
 pub use locators::*;
@@ -123,6 +125,8 @@ macro_rules! store_conformance_suite {
             a_routed_request_is_filed_with_its_recipients_messages_and_log_entry,
             a_providers_deletion_removes_its_locators_and_the_answers_complete_the_request,
             an_extension_moves_the_due_date_with_its_reason_and_an_operator_entry,
+            a_disclosure_is_an_access_record_of_the_data_subject_in_their_log,
+            an_operators_search_naming_a_resident_is_in_their_log_with_its_reason,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

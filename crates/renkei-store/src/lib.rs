@@ -358,6 +358,21 @@ pub struct Fulfilment {
         std::collections::BTreeMap<renkei_domain::ProviderId, renkei_domain::ProviderDelivery>,
 }
 
+/// A resident's disclosure (開示), to append as an access record whose recipient is the
+/// data subject itself ([`ServiceId::data_subject`]) and whose basis is
+/// [`renkei_domain::AccessBasis::DataSubjectAccess`]: the providers asked and the categories
+/// each was asked for, united.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disclosure {
+    /// The disclosure's id: its grants and sealed answers are bound to it.
+    pub request: renkei_domain::RequestId,
+    pub resident: ResidentId,
+    /// The proxy who asked for the resident, if one did.
+    pub proxy: Option<ResidentId>,
+    pub categories: std::collections::BTreeSet<renkei_domain::CategoryId>,
+    pub providers: std::collections::BTreeSet<renkei_domain::ProviderId>,
+}
+
 /// The Merkle leaf of one log entry, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLeaf {
@@ -533,14 +548,22 @@ pub trait Store:
         fulfilment: &Fulfilment,
         at: DateTime<Utc>,
     ) -> StoreResult<renkei_domain::FulfilmentLogEntry>;
+    /// Appends a disclosure's access record and its leaf (its own transaction, durable on
+    /// return): in the log before any provider is asked.
+    async fn record_disclosure(
+        &self,
+        disclosure: &Disclosure,
+        at: DateTime<Utc>,
+    ) -> StoreResult<AccessRecord>;
     /// Operators' acts, newest first, before log position `before` if given.
     async fn operator_log(
         &self,
         before: Option<u64>,
         limit: u32,
     ) -> StoreResult<Vec<renkei_domain::OperatorLogEntry>>;
-    /// A resident's log entries (access records naming them and their consent changes)
-    /// with their leaves, filtered like [`Store::access_records`], in the query's order.
+    /// A resident's log entries (access records naming them, their consent changes, what
+    /// their requests came to, and operators' searches naming them, those only when no
+    /// service is asked for) with their leaves, filtered like [`Store::access_records`], in the query's order.
     async fn resident_log(
         &self,
         resident: ResidentId,

@@ -1,4 +1,5 @@
-//! `renkei`: run the hub, the demo town, or open a data response with a service's key.
+//! `renkei`: run the hub, the demo town, open a data response with a service's key, or
+//! check a disclosure package.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use renkei_hub::HubConfig;
 mod decrypt;
 mod dev_ca;
 mod provider;
+mod verify_package;
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees across threads all the
 /// time (requests, buffers, decision batches), where glibc's arenas cost about 15% of a
@@ -147,6 +149,29 @@ enum Command {
         /// hub's list. Repeatable.
         #[arg(long)]
         provider_keys: Vec<String>,
+    },
+    /// Check a disclosure package offline: the checkpoint's signature, every history entry's
+    /// inclusion proof, the receipts; with --key, open what each provider sealed to you.
+    VerifyPackage {
+        /// The package file.
+        file: PathBuf,
+        /// The hub's JWK Set (a file, or its URL: `<hub>/.well-known/jwks.json`): the
+        /// receipts must verify with it too.
+        #[arg(long)]
+        jwks: Option<String>,
+        /// The log's verifier key (the text, a file, or its URL: `<hub>/log/key`): the
+        /// package's must be it.
+        #[arg(long)]
+        log_key: Option<String>,
+        /// Your private key (the file the portal saved, or `renkei disclosure-key` made).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Make a key for a disclosure package: the private half to OUT, the public half
+    /// printed (send it as `recipient_key` to `POST /v1/me/disclosures`).
+    DisclosureKey {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -447,6 +472,15 @@ async fn main() -> anyhow::Result<()> {
             hub,
             provider_keys,
         } => decrypt::run(&service, &key, hub.as_deref(), &provider_keys).await?,
+        Command::VerifyPackage {
+            file,
+            jwks,
+            log_key,
+            key,
+        } => {
+            verify_package::run(&file, jwks.as_deref(), log_key.as_deref(), key.as_deref()).await?;
+        }
+        Command::DisclosureKey { out } => verify_package::new_key(&out)?,
     }
     Ok(())
 }

@@ -140,6 +140,12 @@ impl Hub {
         registration: ServiceRegistration,
     ) -> Result<RegisteredService, HubError> {
         let id = ServiceId::new(registration.id).map_err(malformed)?;
+        // The data subject is the recipient of their own disclosures: no service is it.
+        if id.is_data_subject() {
+            return Err(HubError::Malformed(format!(
+                "service id `{id}` is reserved for the data subject's own disclosures"
+            )));
+        }
         if self.store().service(&id).await?.is_some() {
             return Err(HubError::Malformed(format!(
                 "service `{id}` is already registered"

@@ -17,6 +17,7 @@ mod api_contract;
 mod area_lists;
 mod consent_flow;
 mod counter_consents;
+mod disclosure;
 mod emergency;
 mod identity;
 mod location_precision;

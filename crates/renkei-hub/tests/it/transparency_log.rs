@@ -590,7 +590,11 @@ async fn an_operators_suspension_and_audit_search_are_entries_of_the_signed_log(
         limit: 10,
         ..Default::default()
     };
-    let found = town.hub.audit_search(&operator, &query).await.unwrap();
+    let found = town
+        .hub
+        .audit_search(&operator, &query, "complaint 2026-114")
+        .await
+        .unwrap();
     assert!(!found.is_empty(), "alice has entries to find");
 
     let acts = town.hub.operator_log(None, 10).await.unwrap();
@@ -613,7 +617,8 @@ async fn an_operators_suspension_and_audit_search_are_entries_of_the_signed_log(
         acts[0].action,
         OperatorAction::SearchAccessLog {
             resident: Some(town.alice),
-            service: None
+            service: None,
+            reason: Some("complaint 2026-114".into()),
         },
         "looking at a resident's entries is itself recorded"
     );

@@ -107,4 +107,4 @@ audit-pages = Pages of results
 audit-older = Older entries
 audit-newest = Newest entries
 audit-error = A field could not be read: the resident ID must be a UUID, times as shown.
-audit-recorded = Each search is recorded in the access log as an action of yours (which resident or service you looked at).
+audit-recorded = Each search is recorded in the access log as an action of yours (which resident or service you looked at, and why); a resident your search names sees it in their history.

@@ -27,6 +27,8 @@ use tower::ServiceExt;
 mod forms;
 // Requests' due dates: the overdue ones flagged in the console, extensions with a reason.
 mod deadlines;
+// The disclosure page, and operators' look-ups in a resident's history.
+mod disclosure;
 
 struct Town {
     app: Router,
@@ -715,7 +717,10 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
             .count()
     };
     let all = operator
-        .get(&town.app, "/console/audit?service=health-advice")
+        .get(
+            &town.app,
+            "/console/audit?service=health-advice&reason=review",
+        )
         .await;
     assert_eq!(all.status, StatusCode::OK);
     assert_eq!(
@@ -727,7 +732,7 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
         (1, 1, 1)
     );
     let denied = operator
-        .get(&town.app, "/console/audit?outcome=denied")
+        .get(&town.app, "/console/audit?outcome=denied&reason=review")
         .await;
     assert_eq!(
         (
@@ -738,7 +743,7 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
         (0, 1, 0)
     );
     let by_consent = operator
-        .get(&town.app, "/console/audit?basis=consent")
+        .get(&town.app, "/console/audit?basis=consent&reason=review")
         .await;
     assert_eq!(
         (rows(&by_consent, "granted"), rows(&by_consent, "denied")),
@@ -747,7 +752,7 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
     let mine = operator
         .get(
             &town.app,
-            &format!("/console/audit?resident={}", town.resident),
+            &format!("/console/audit?resident={}&reason=review", town.resident),
         )
         .await;
     assert_eq!(
@@ -756,23 +761,36 @@ async fn the_audit_search_returns_only_entries_that_match_its_filters() {
     );
     let stranger = ResidentId::from_uuid(uuid::Uuid::new_v4());
     let nobody = operator
-        .get(&town.app, &format!("/console/audit?resident={stranger}"))
+        .get(
+            &town.app,
+            &format!("/console/audit?resident={stranger}&reason=review"),
+        )
         .await;
     assert_eq!(
         rows(&nobody, "granted") + rows(&nobody, "denied") + rows(&nobody, "consent"),
         0
     );
     let later = operator
-        .get(&town.app, "/console/audit?since=2099-01-01T00%3A00")
+        .get(
+            &town.app,
+            "/console/audit?since=2099-01-01T00%3A00&reason=review",
+        )
         .await;
     assert_eq!(
         rows(&later, "granted") + rows(&later, "denied") + rows(&later, "consent"),
         0
     );
     let bad = operator
-        .get(&town.app, "/console/audit?resident=not-an-id")
+        .get(&town.app, "/console/audit?resident=not-an-id&reason=review")
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A search of the log says why, or it is refused (and nothing is found).
+    let unexplained = operator
+        .get(&town.app, "/console/audit?service=health-advice")
+        .await;
+    assert_eq!(unexplained.status, StatusCode::BAD_REQUEST);
+    assert_eq!(rows(&unexplained, "granted"), 0);
+    assert!(unexplained.body.contains("role=\"alert\""));
 }
 
 /// The `href` of the link marked `rel`, if the page has one.

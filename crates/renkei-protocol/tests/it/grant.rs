@@ -428,3 +428,52 @@ fn a_grant_from_a_hub_before_emergencies_verifies_with_its_consent_as_the_basis(
     let token = sign_raw(&hub.key, GRANT_TYP, &payload);
     assert_eq!(verifier.verify(&token, now()).unwrap(), claims);
 }
+
+/// A disclosure's grant: to the data subject, on the basis `data-subject-access` alone.
+fn disclosure_claims(resident_key: &ServiceKeyPair) -> renkei_protocol::GrantClaims {
+    renkei_protocol::GrantClaims {
+        service: renkei_domain::ServiceId::data_subject(),
+        purpose: renkei_domain::PurposeId::data_subject_access(),
+        consent: None,
+        emergency: None,
+        basis: "data-subject-access".into(),
+        ..grant_claims(resident_key)
+    }
+}
+
+#[test]
+fn a_data_subject_access_grant_goes_to_the_data_subject_and_rests_on_nothing_else() {
+    let (hub, verifier, resident_key) = setup();
+    let claims = disclosure_claims(&resident_key);
+    let token = sign_grant(&hub.key, &claims).unwrap();
+    let accepted = verifier.verify(&token, now()).unwrap();
+    assert!(accepted.is_data_subject_access());
+    assert_eq!(accepted, claims);
+    assert!(!grant_claims(&resident_key).is_data_subject_access());
+
+    // Such a grant to a service, with a consent beside it, or a data subject's grant on
+    // another basis: each is refused, signing and verifying.
+    let to_a_service = renkei_protocol::GrantClaims {
+        service: service(),
+        ..disclosure_claims(&resident_key)
+    };
+    let with_consent = renkei_protocol::GrantClaims {
+        consent: grant_claims(&resident_key).consent,
+        ..disclosure_claims(&resident_key)
+    };
+    let on_consent = renkei_protocol::GrantClaims {
+        service: renkei_domain::ServiceId::data_subject(),
+        ..grant_claims(&resident_key)
+    };
+    for claims in [to_a_service, with_consent, on_consent] {
+        assert!(matches!(
+            sign_grant(&hub.key, &claims),
+            Err(SignError::InvalidClaims(_))
+        ));
+        let forged = sign_raw(&hub.key, GRANT_TYP, &serde_json::to_value(&claims).unwrap());
+        assert!(matches!(
+            verifier.verify(&forged, now()),
+            Err(GrantError::Malformed(_))
+        ));
+    }
+}

@@ -219,6 +219,38 @@ async fn a_grant_for_a_category_the_kit_does_not_serve_is_refused_and_logged() {
 }
 
 #[tokio::test]
+async fn a_data_subjects_access_is_answered_with_every_category_served_sealed_to_them() {
+    let w = world().await;
+    // The resident's own key (here the test's), named by the grant in the service's place.
+    let claims = GrantClaims {
+        service: ServiceId::data_subject(),
+        purpose: PurposeId::data_subject_access(),
+        consent: None,
+        basis: "data-subject-access".into(),
+        ..grant(
+            &w,
+            "P-1",
+            &["health.checkup", "payment.history", "registry.basic4"],
+        )
+    };
+    let response = fetch(&w, &claims).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "not refused for a category not served"
+    );
+    let answer = opened(&w, &claims, &response.json().await.unwrap());
+    let data = answer["data"].as_object().unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["health.checkup", "payment.history"]
+    );
+    let log = access_log(&w);
+    assert_eq!(log.last().unwrap()["outcome"], "served");
+    assert_eq!(log.last().unwrap()["grant"]["basis"], "data-subject-access");
+}
+
+#[tokio::test]
 async fn a_grant_is_answered_once_and_every_answer_and_refusal_is_in_the_access_log() {
     let w = world().await;
     let claims = grant(&w, "P-2", &["health.checkup"]);

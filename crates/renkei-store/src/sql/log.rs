@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    AccessRecord, FulfilmentLogEntry, LogEntry, OperatorAction, OperatorActor, OperatorLogEntry,
-    ResidentId,
+    AccessBasis, AccessOutcome, AccessRecord, FulfilmentLogEntry, LogEntry, OperatorAction,
+    OperatorActor, OperatorLogEntry, PurposeId, ResidentId, ServiceId,
 };
 use sqlx::query::QueryAs;
 
@@ -18,8 +18,8 @@ use crate::rows::{
     consent_log_select, fulfilment_select,
 };
 use crate::{
-    AccessQuery, AuditOutcome, AuditQuery, Fulfilment, LogOrder, StoreError, StoreResult,
-    StoredLeaf,
+    AccessQuery, AuditOutcome, AuditQuery, Disclosure, Fulfilment, LogOrder, StoreError,
+    StoreResult, StoredLeaf,
 };
 
 pub(super) async fn access_records(
@@ -197,13 +197,16 @@ pub(super) async fn append_operator_action(
     at: DateTime<Utc>,
 ) -> StoreResult<OperatorLogEntry> {
     let seq = reserve_log_seqs(&mut *conn, 1).await?;
+    // The resident an act names (an audit search of them) finds it in their history.
     sqlx::query(
-        "INSERT INTO operator_actions (log_seq, at, actor, action) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO operator_actions (log_seq, at, actor, action, resident_id)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(seq)
     .bind(codec::millis(at))
     .bind(codec::to_json(actor)?)
     .bind(codec::to_json(action)?)
+    .bind(action.resident().map(|r| r.to_string()))
     .execute(&mut *conn)
     .await?;
     let entry = OperatorLogEntry {
@@ -243,6 +246,34 @@ pub(super) async fn record_fulfilment(
     insert_leaf(&mut tx, seq, &LogEntry::Fulfilment(entry.clone())).await?;
     tx.commit().await?;
     Ok(entry)
+}
+
+pub(super) async fn record_disclosure(
+    store: &Backend,
+    disclosure: &Disclosure,
+    at: DateTime<Utc>,
+) -> StoreResult<AccessRecord> {
+    let mut tx = store.write.begin().await?;
+    let seq = reserve_log_seqs(&mut tx, 1).await?;
+    let record = AccessRecord {
+        seq: codec::seq_u64(seq)?,
+        request: disclosure.request,
+        at: codec::time(codec::millis(at))?,
+        service: ServiceId::data_subject(),
+        resident: Some(disclosure.resident),
+        purpose: PurposeId::data_subject_access(),
+        purpose_version: None,
+        categories: disclosure.categories.clone(),
+        basis: AccessBasis::DataSubjectAccess {
+            proxy: disclosure.proxy,
+        },
+        outcome: AccessOutcome::Granted,
+        providers: disclosure.providers.clone(),
+    };
+    let leaf = codec::new_leaf(&LogEntry::Access(record.clone()));
+    super::decisions::append_records(&mut tx, &[&record], &[leaf]).await?;
+    tx.commit().await?;
+    Ok(record)
 }
 
 pub(super) async fn operator_log(
@@ -319,11 +350,36 @@ pub(super) async fn resident_log(
         &store.read,
     )
     .await?;
+    // Operators' searches naming the resident concern no one service: a page of one
+    // service's entries leaves them out.
+    let operators = if q.service.is_some() {
+        Vec::new()
+    } else {
+        all(
+            sqlx::query_as::<_, RawOperatorLogEntry>(sqlx::AssertSqlSafe(format!(
+                "SELECT log_seq, at, actor, action FROM operator_actions
+                 WHERE resident_id = $1 AND log_seq > $2 AND log_seq < $6
+                 AND ($3 IS NULL OR at >= $3)
+                 AND ($4 IS NULL OR at < $4)
+                 ORDER BY log_seq {} LIMIT $5",
+                q.order.sql()
+            )))
+            .bind(resident.to_string())
+            .bind(after)
+            .bind(q.since.map(codec::millis))
+            .bind(q.until.map(codec::millis))
+            .bind(i64::from(q.limit))
+            .bind(before),
+            &store.read,
+        )
+        .await?
+    };
     let mut entries: Vec<LogEntry> = access
         .into_iter()
         .map(LogEntry::Access)
         .chain(consents.into_iter().map(LogEntry::Consent))
         .chain(fulfilments.into_iter().map(LogEntry::Fulfilment))
+        .chain(operators.into_iter().map(LogEntry::Operator))
         .collect();
     // Both lists run from the same end; merged, the page is the first `limit`.
     entries.sort_by_key(|e| e.seq());

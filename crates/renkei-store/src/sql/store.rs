@@ -11,9 +11,9 @@ use renkei_domain::{
 
 use super::{Backend, catalogue, consents, decisions, log, log_tree, outbox, residents, secrets};
 use crate::{
-    AccessQuery, AuditQuery, DecisionInput, DeliveryOutcome, DueMessage, Fulfilment, OutboxMessage,
-    PurposeDraft, SecretReplacement, StagedDecisions, Store, StoreResult, StoredCheckpoint,
-    StoredEntry, StoredLeaf, StoredSecret,
+    AccessQuery, AuditQuery, DecisionInput, DeliveryOutcome, Disclosure, DueMessage, Fulfilment,
+    OutboxMessage, PurposeDraft, SecretReplacement, StagedDecisions, Store, StoreResult,
+    StoredCheckpoint, StoredEntry, StoredLeaf, StoredSecret,
 };
 
 #[async_trait::async_trait]
@@ -185,6 +185,14 @@ impl Store for Backend {
         at: DateTime<Utc>,
     ) -> StoreResult<FulfilmentLogEntry> {
         log::record_fulfilment(self, fulfilment, at).await
+    }
+
+    async fn record_disclosure(
+        &self,
+        disclosure: &Disclosure,
+        at: DateTime<Utc>,
+    ) -> StoreResult<AccessRecord> {
+        log::record_disclosure(self, disclosure, at).await
     }
 
     async fn operator_log(

@@ -12,6 +12,7 @@
 
 mod demo_binary;
 mod dev_ca_binary;
+mod disclosure_binary;
 mod keys_binary;
 mod log_tamper;
 mod onboard_binary;

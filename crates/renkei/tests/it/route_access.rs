@@ -267,6 +267,13 @@ fn single_permission_scopes() -> Vec<(String, ProxyScope)> {
         .collect()
 }
 
+/// A fresh X25519 public key, as a resident sends for a disclosure package.
+fn disclosure_key() -> String {
+    renkei_protocol::envelope::ServiceKeyPair::generate()
+        .unwrap()
+        .public_b64()
+}
+
 /// Whether `scope` entrusts `permission` (the table's words, read against the scope's fields).
 fn entrusts(scope: &ProxyScope, permission: ProxyPermission) -> bool {
     match permission {
@@ -1285,6 +1292,16 @@ impl World {
                     ("signature", &signature),
                 ])
             }
+            // --- disclosure (開示): one block ---
+            // A disclosure concerns every service: the proxy scoped to another is refused,
+            // as about a service its scope does not cover.
+            ("POST", "/v1/me/disclosures") => Call::to(&row.path)
+                .json(json!({ "recipient_key": disclosure_key() }))
+                .about(HEALTH),
+            ("GET", "/portal/disclosure") => Call::to(&row.path),
+            ("POST", "/portal/disclosure") => Call::to(&row.path)
+                .form(&[("recipient_key", &disclosure_key())])
+                .about(HEALTH),
             // --- the portal: a resident's pages ---
             ("GET", "/portal" | "/portal/services" | "/portal/history" | "/portal/requests") => {
                 Call::to(&row.path)
@@ -1434,7 +1451,7 @@ impl World {
                 Call::to(format!("/console/providers/{}/{action}", self.pending_provider().await))
                     .form(&[])
             }
-            ("GET", "/console/audit") => Call::to(format!("/console/audit?resident={alice}")),
+            ("GET", "/console/audit") => Call::to(format!("/console/audit?resident={alice}&reason=matrix")),
             ("GET", "/console/declarations") => Call::to(&row.path),
             ("POST", "/console/declarations") => {
                 let ends = tokyo_local(Utc::now() + chrono::TimeDelta::hours(2));

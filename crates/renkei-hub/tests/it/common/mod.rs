@@ -435,9 +435,9 @@ fn record(pairs: &[(&str, Value)]) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-/// What the clinic holds on Alice.
+/// What the clinic holds on Alice (with a marker a test can look for where it must not be).
 pub fn alice_checkup() -> Value {
-    json!({ "date": "2025-04-01", "blood_pressure": "118/76", "hba1c": 5.4 })
+    json!({ "date": "2025-04-01", "blood_pressure": "118/76", "hba1c": 5.4, "note": "MARKER-clinic-alice-7f3a" })
 }
 
 /// What the payment provider holds on Alice.

@@ -26,6 +26,7 @@ const FORMS: [&str; 27] = [
     "/portal/sign-out",
     "/portal/services/switch",
     "/portal/requests",
+    "/portal/disclosure",
     "/portal/proxies/invite",
     "/portal/proxies/{id}/end",
     "/portal/acting/accept",
@@ -63,6 +64,7 @@ fn reads(path: &str) -> &'static [&'static str] {
         "/portal/sign-in/demo" => &["resident", "next"],
         "/portal/enrol" => &["challenge_id", "certificate_chain", "signature", "next"],
         "/portal/passkeys/remove" => &["id"],
+        "/portal/disclosure" => &["recipient_key"],
         "/oauth/authorize" => &[
             "response_type",
             "client_id",
@@ -113,6 +115,7 @@ fn reads(path: &str) -> &'static [&'static str] {
         ],
         "/console/audit" => &[
             "resident", "service", "purpose", "outcome", "basis", "since", "until", "before",
+            "reason",
         ],
         "/portal/history" => &["service", "before", "after"],
         "/portal/sign-in" => &["error", "next"],
@@ -123,7 +126,7 @@ fn reads(path: &str) -> &'static [&'static str] {
 }
 
 /// Every field any form or page reads, and one none does.
-const FIELDS: [&str; 57] = [
+const FIELDS: [&str; 58] = [
     "csrf",
     "resident",
     "next",
@@ -181,6 +184,7 @@ const FIELDS: [&str; 57] = [
     "due_at",
     "reason",
     "unread",
+    "recipient_key",
 ];
 
 /// What the town's pages would put in `field`: ids of the town, and the words the forms use.
@@ -215,7 +219,8 @@ fn good_values(field: &str, town: &Known) -> Vec<String> {
         "before" | "after" => &["1", "0", "18446744073709551615"],
         "label" => &["娘"],
         "due_at" => &["2099-01-01T09:00", "2020-01-01T09:00"],
-        "reason" => &["記録の確認に時間がかかるため"],
+        "recipient_key" => &["9x0Oug4mfvjYP1aV9zN7qPNAG4R6F3t1MEc3CXkQpk0"],
+        "reason" => &["記録の確認に時間がかかるため", "complaint 2026-114"],
         "next" => &["/portal/history", "/portal"],
         _ => &[],
     };
