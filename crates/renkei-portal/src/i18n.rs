@@ -49,6 +49,7 @@ const JA: &[&str] = &[
     include_str!("../locales/ja/identity.ftl"),
     include_str!("../locales/ja/rights.ftl"),
     include_str!("../locales/ja/emergency.ftl"),
+    include_str!("../locales/ja/counter.ftl"),
 ];
 const EN: &[&str] = &[
     include_str!("../locales/en/common.ftl"),
@@ -57,6 +58,7 @@ const EN: &[&str] = &[
     include_str!("../locales/en/identity.ftl"),
     include_str!("../locales/en/rights.ftl"),
     include_str!("../locales/en/emergency.ftl"),
+    include_str!("../locales/en/counter.ftl"),
 ];
 
 struct Bundles {

@@ -24,6 +24,7 @@ use renkei_domain::{
 use uuid::Uuid;
 
 mod consents;
+mod counter;
 mod decisions;
 mod emergency;
 pub mod faults;
@@ -36,6 +37,7 @@ mod outbox_and_secrets;
 mod providers;
 
 pub use consents::*;
+pub use counter::*;
 pub use decisions::*;
 pub use emergency::*;
 pub use identity::*;
@@ -118,6 +120,9 @@ macro_rules! store_conformance_suite {
             an_early_end_makes_the_notices_due_before_the_end_time,
             a_residents_notice_channels_are_added_once_and_removed,
             an_area_list_records_one_entry_per_resident_its_provider_names_and_nothing_else,
+            a_counter_session_is_kept_with_its_log_entry_and_staff_keep_their_role,
+            residents_are_found_by_the_exact_name_they_enrolled_with,
+            a_representative_is_registered_and_ended_by_operators_with_log_entries,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

@@ -154,6 +154,7 @@ impl Hub {
             scope: pending.scope,
             appointed_at: now_ms(),
             ended_at: None,
+            representation: None,
         };
         self.store().appoint_proxy(&appointment).await?;
         Ok(appointment)
@@ -181,7 +182,9 @@ impl Hub {
     ) -> Result<String, HubError> {
         proxy.require(ProxyPermission::ManageAccount, None)?;
         match self.store().proxy_appointment(appointment).await? {
-            Some(a) if a.is_active() && a.proxy == proxy.resident => {
+            Some(a)
+                if a.proxy == proxy.resident && self.appointment_holds(&a, Utc::now()).await? =>
+            {
                 self.keys().issue_proxy_token(&a, Utc::now())
             }
             _ => Err(HubError::NotFound(format!(

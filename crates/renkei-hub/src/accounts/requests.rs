@@ -2,7 +2,7 @@
 //! residents (or their proxies) file, and the operators' queue that answers them.
 
 use renkei_domain::{
-    OperatorAction, OperatorId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
+    Actor, OperatorAction, OperatorId, ResidentRequest, ResidentRequestId, ResidentRequestKind,
     ResidentRequestStatus, ServiceId,
 };
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,17 @@ impl Hub {
         session: &ResidentSession,
         body: ResidentRequestBody,
     ) -> Result<ResidentRequest, HubError> {
+        self.file_request_by(session, body, session.actor()).await
+    }
+
+    /// [`Hub::file_request`], filed `by` someone the session does not name: counter staff,
+    /// with the resident before them.
+    pub(crate) async fn file_request_by(
+        &self,
+        session: &ResidentSession,
+        body: ResidentRequestBody,
+        by: Actor,
+    ) -> Result<ResidentRequest, HubError> {
         let kind = ResidentRequestKind::parse(&body.kind).ok_or_else(|| {
             HubError::Malformed(format!(
                 "`kind` must be disclosure, correction, deletion or suspension, not `{}`",
@@ -74,7 +85,7 @@ impl Hub {
             service,
             details,
             status: ResidentRequestStatus::Received,
-            filed_by: session.actor(),
+            filed_by: by,
             filed_at: now,
             updated_at: now,
             response: None,
