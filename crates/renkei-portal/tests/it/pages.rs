@@ -25,6 +25,8 @@ use tower::ServiceExt;
 
 // Arbitrary form bodies and queries on every form and page.
 mod forms;
+// The city's counter and the public receipt check.
+mod counter;
 
 struct Town {
     app: Router,
