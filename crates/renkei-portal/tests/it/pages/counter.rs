@@ -35,8 +35,8 @@ async fn staff(town: &Town) -> Browser {
     browser
 }
 
-/// The town's resident as their card certified them.
-async fn enrolled(town: &Town) {
+/// A resident enrolled with a card certifying their name and birth date.
+async fn enrolled(town: &Town) -> ResidentId {
     let now = Utc::now();
     town.hub
         .store()
@@ -44,11 +44,13 @@ async fn enrolled(town: &Town) {
             "pages-counter-card",
             &serde_json::json!({"name": "山田 花子", "date_of_birth": "1950-04-01"}),
             now + chrono::TimeDelta::days(365),
-            town.resident,
+            ResidentId::from_uuid(uuid::Uuid::new_v4()),
             now,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .enrolment
+        .resident
 }
 
 fn tamper(jws: &str) -> String {
@@ -63,7 +65,7 @@ fn tamper(jws: &str) -> String {
 #[tokio::test]
 async fn counter_staff_give_a_consent_whose_receipt_the_public_page_checks() {
     let town = town().await;
-    enrolled(&town).await;
+    let hanako = enrolled(&town).await;
     let mut sato = staff(&town).await;
     let start = sato.get(&town.app, "/console/counter").await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.body);
@@ -133,7 +135,17 @@ async fn counter_staff_give_a_consent_whose_receipt_the_public_page_checks() {
 
     // The resident's history says who took it, at the counter.
     let mut resident = Browser::new();
-    resident.sign_in(&town).await;
+    let page = resident.get(&town.app, "/portal/sign-in").await;
+    let csrf = Browser::csrf(&page);
+    let hanako = hanako.to_string();
+    let signed_in = resident
+        .post(
+            &town.app,
+            "/portal/sign-in/demo",
+            &[("csrf", &csrf), ("resident", &hanako)],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
     let history = resident.get(&town.app, "/portal/history?lang=en").await;
     assert!(
         history.body.contains("at the counter, by sato"),
