@@ -4,8 +4,10 @@
 //!
 //! Written by hand with `pdf-writer`, uncompressed: the page names a font every PDF reader
 //! in Japan has, Adobe-Japan1's 小塚明朝 (`KozMinPr6N-Regular`, not embedded) through the
-//! `UniJIS-UCS2-H` CMap, so Japanese text needs no font file and the hub ships none; text
-//! is written as UCS-2, the receipt in Courier. The QR code is drawn as filled squares, one
+//! `UniJIS-UCS2-HW-H` CMap (Latin letters and digits half-width), so Japanese text needs no
+//! font file and the hub ships none; text is written as UCS-2, wrapped to the page by a
+//! width of one em for a full-width character and half an em for a half-width one, and the
+//! receipt in Courier. The QR code is drawn as filled squares, one
 //! per dark module, so nothing but the PDF operators is needed to show it.
 
 use pdf_writer::types::{CidFontType, FontFlags};
@@ -22,6 +24,10 @@ const QR_SIDE: f32 = 220.0;
 /// Characters of the receipt per line of Courier at [`JWS_SIZE`].
 const JWS_LINE: usize = 100;
 const JWS_SIZE: f32 = 7.0;
+/// The size of a line's value, in points.
+const VALUE_SIZE: f32 = 12.0;
+/// Adobe-Japan1's half-width CIDs (where `UniJIS-UCS2-HW-H` maps ASCII), half an em wide.
+const HALF_WIDTH_CIDS: (u16, u16) = (231, 632);
 
 /// Why the page could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +147,30 @@ pub fn receipt_lines(r: &CounterReceipt, staff_name: &str) -> Vec<(String, Strin
     lines
 }
 
-/// UCS-2 big-endian, what `UniJIS-UCS2-H` reads; a character outside the Basic
+/// Whether `UniJIS-UCS2-HW-H` shows `c` half-width: ASCII and half-width katakana.
+fn half_width(c: char) -> bool {
+    c.is_ascii() || ('\u{ff61}'..='\u{ff9f}').contains(&c)
+}
+
+/// `text` in lines at most `ems` wide (a full-width character one em, a half-width one half).
+fn wrap(text: &str, ems: f32) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    let mut width = 0.0;
+    for c in text.chars() {
+        let w = if half_width(c) { 0.5 } else { 1.0 };
+        if width + w > ems {
+            lines.push(String::new());
+            width = 0.0;
+        }
+        if let Some(line) = lines.last_mut() {
+            line.push(c);
+        }
+        width += w;
+    }
+    lines
+}
+
+/// UCS-2 big-endian, what `UniJIS-UCS2-HW-H` reads; a character outside the Basic
 /// Multilingual Plane becomes 〓 (the geta mark, JIS's sign for a missing character).
 fn ucs2(text: &str) -> Vec<u8> {
     text.chars()
@@ -184,19 +213,23 @@ pub fn render(sheet: &ReceiptSheet) -> Result<Vec<u8>, PdfError> {
     page.finish();
 
     pdf.type0_font(japanese_id)
-        .base_font(Name(b"KozMinPr6N-Regular-UniJIS-UCS2-H"))
-        .encoding_predefined(Name(b"UniJIS-UCS2-H"))
+        .base_font(Name(b"KozMinPr6N-Regular-UniJIS-UCS2-HW-H"))
+        .encoding_predefined(Name(b"UniJIS-UCS2-HW-H"))
         .descendant_font(cid_id);
-    pdf.cid_font(cid_id)
-        .subtype(CidFontType::Type0)
-        .base_font(Name(b"KozMinPr6N-Regular"))
-        .system_info(pdf_writer::types::SystemInfo {
-            registry: Str(b"Adobe"),
-            ordering: Str(b"Japan1"),
-            supplement: 6,
-        })
-        .font_descriptor(descriptor_id)
-        .default_width(1000.0);
+    {
+        let mut cid = pdf.cid_font(cid_id);
+        cid.subtype(CidFontType::Type0)
+            .base_font(Name(b"KozMinPr6N-Regular"))
+            .system_info(pdf_writer::types::SystemInfo {
+                registry: Str(b"Adobe"),
+                ordering: Str(b"Japan1"),
+                supplement: 6,
+            })
+            .font_descriptor(descriptor_id)
+            .default_width(1000.0);
+        cid.widths()
+            .same(HALF_WIDTH_CIDS.0, HALF_WIDTH_CIDS.1, 500.0);
+    }
     pdf.font_descriptor(descriptor_id)
         .name(Name(b"KozMinPr6N-Regular"))
         .flags(FontFlags::SERIF | FontFlags::SYMBOLIC)
@@ -226,13 +259,17 @@ pub fn render(sheet: &ReceiptSheet) -> Result<Vec<u8>, PdfError> {
         content.next_line(MARGIN, y);
         content.show(Str(&ucs2(label)));
         content.end_text();
-        y -= 14.0;
-        content.begin_text();
-        content.set_font(japanese, 12.0);
-        content.next_line(MARGIN + 12.0, y);
-        content.show(Str(&ucs2(value)));
-        content.end_text();
-        y -= 22.0;
+        y -= 15.0;
+        let ems = (PAGE.0 - 2.0 * MARGIN - 12.0) / VALUE_SIZE;
+        for line in wrap(value, ems) {
+            content.begin_text();
+            content.set_font(japanese, VALUE_SIZE);
+            content.next_line(MARGIN + 12.0, y);
+            content.show(Str(&ucs2(&line)));
+            content.end_text();
+            y -= VALUE_SIZE + 4.0;
+        }
+        y -= 6.0;
     }
 
     // The QR code, with its quiet zone of four modules (ISO/IEC 18004), black on white.
@@ -294,10 +331,17 @@ mod tests {
         assert!(pdf.starts_with(b"%PDF-"));
         let text = String::from_utf8_lossy(&pdf);
         assert!(text.contains("/KozMinPr6N-Regular"));
-        assert!(text.contains("/UniJIS-UCS2-H"));
+        assert!(text.contains("/UniJIS-UCS2-HW-H"));
         assert!(text.contains(&jws), "the receipt is the document's subject");
         assert!(text.contains(" re"), "the QR code's modules are drawn");
         assert!(text.trim_end().ends_with("%%EOF"));
+    }
+
+    #[test]
+    fn long_values_wrap_by_their_width_in_ems() {
+        assert_eq!(wrap("abcd", 1.0), vec!["ab", "cd"]);
+        assert_eq!(wrap("窓口a", 2.0), vec!["窓口", "a"]);
+        assert_eq!(wrap("", 3.0), vec![""]);
     }
 
     #[test]
