@@ -200,6 +200,15 @@ impl Hub {
         id: ProxyId,
     ) -> Result<ProxyAppointment, HubError> {
         session.require(ProxyPermission::ManageAccount, None)?;
+        // A statutory representative is the law's, not the resident's: an operator ends it.
+        if let Some(a) = self.store().proxy_appointment(id).await?
+            && a.resident == session.resident
+            && a.representation.is_some()
+        {
+            return Err(HubError::Forbidden(
+                "a statutory representative is ended by the city, not by the resident".into(),
+            ));
+        }
         Ok(self
             .store()
             .end_proxy(session.resident, id, now_ms())

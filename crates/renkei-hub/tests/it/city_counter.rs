@@ -358,6 +358,16 @@ async fn a_parents_authority_holds_the_day_before_the_18th_birthday_and_ends_on_
         .await
         .unwrap();
     assert_eq!(consents.status(), 200, "the day before the 18th birthday");
+    // The child cannot end it: the law appointed the parent, and the city ends it.
+    let appointment = town.store.proxies_of(child).await.unwrap()[0].id;
+    let own = town.sign_in(child).await;
+    let ended = town
+        .post(&format!("/v1/me/proxies/{appointment}/end"))
+        .bearer_auth(&own)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(ended, 403, "/problems/forbidden").await;
 
     // The same child as their card now says: born a day earlier, so 18 today. The parent's
     // session, issued while it held, stops at its next use; nothing had to run.
