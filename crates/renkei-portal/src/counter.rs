@@ -541,3 +541,79 @@ pub async fn check_pasted(
 ) -> Result<Response, PortalError> {
     check_page(ctx, form.receipt, &state)
 }
+
+// ---------------------------------------------------------------- representatives
+
+#[derive(Template)]
+#[template(path = "console/representatives.html")]
+struct RepresentativesPage {
+    ctx: Ctx,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RepresentativesQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// The form by which an operator registers a statutory representative (operators only).
+pub async fn representatives(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<RepresentativesQuery>,
+) -> Result<Response, PortalError> {
+    crate::console::signed_in(&state, &headers).await?;
+    let ctx = ctx.console("representatives-title", "/console/representatives", true);
+    let message = q
+        .done
+        .filter(|id| id.parse::<uuid::Uuid>().is_ok())
+        .map(|id| ctx.t.arg("representatives-done", "id", &id));
+    render(&RepresentativesPage {
+        ctx,
+        message,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RepresentativeForm {
+    resident: String,
+    representative: String,
+    kind: String,
+    evidence: String,
+}
+
+/// Registers a statutory representative; a refusal is said on the form's page.
+pub async fn register_representative(
+    State(state): State<PortalState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(form): Form<RepresentativeForm>,
+) -> Result<Response, PortalError> {
+    let op = crate::console::signed_in(&state, &headers).await?;
+    let body = renkei_hub::representatives::RepresentativeBody {
+        resident: form.resident.trim().to_owned(),
+        representative: form.representative.trim().to_owned(),
+        kind: form.kind,
+        evidence: form.evidence.trim().to_owned(),
+    };
+    match state.hub.register_representative(&op.id, body).await {
+        Ok(view) => {
+            Ok(Redirect::to(&format!("/console/representatives?done={}", view.id)).into_response())
+        }
+        Err(
+            e @ (HubError::Forbidden(_) | HubError::NotFound(_) | HubError::InvalidField { .. }),
+        ) => {
+            let ctx = ctx.console("representatives-title", "/console/representatives", true);
+            render(&RepresentativesPage {
+                ctx,
+                message: None,
+                error: Some(e.to_string()),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -100,6 +100,7 @@ impl Ctx {
                 ),
                 ("/console/audit", "nav-console-audit"),
                 ("/console/counter", "nav-console-counter"),
+                ("/console/representatives", "nav-console-representatives"),
             ]
             .into_iter()
             .map(|(href, id)| NavItem {

@@ -272,6 +272,16 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         )
         .get("/portal/receipts/check", Public, counter::check)
         .post("/portal/receipts/check", Public, counter::check_pasted)
+        .get(
+            "/console/representatives",
+            Operator,
+            counter::representatives,
+        )
+        .post(
+            "/console/representatives",
+            Operator,
+            counter::register_representative,
+        )
         .get("/static/{file}", Public, assets::serve)
         .finish(guard::PortalGuard(state.clone()));
     let router = router

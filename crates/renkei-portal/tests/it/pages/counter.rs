@@ -177,3 +177,41 @@ async fn counter_staff_reach_no_other_page_of_the_console() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn an_operator_registers_a_guardian_and_a_parent_of_an_adult_is_refused_in_words() {
+    let town = town().await;
+    let mut operator = Browser::new();
+    operator.operator(&town).await;
+    let page = operator.get(&town.app, "/console/representatives").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = Browser::csrf(&page);
+    let ward = another_resident(&town).await.to_string();
+    let guardian = another_resident(&town).await.to_string();
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("resident", ward.as_str()),
+        ("representative", guardian.as_str()),
+        ("kind", "guardian"),
+        ("evidence", "令和8年(家)第7号"),
+    ];
+    let done = operator
+        .post(&town.app, "/console/representatives", &form)
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let shown = operator
+        .get(&town.app, done.headers[header::LOCATION].to_str().unwrap())
+        .await;
+    assert!(shown.body.contains("id=\"representative-done\""));
+    // A parent needs a verified birth date showing a minor: this ward has none.
+    form[3] = ("kind", "parent");
+    let refused = operator
+        .post(&town.app, "/console/representatives", &form)
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(
+        refused.body.contains("id=\"representative-error\""),
+        "{}",
+        refused.body
+    );
+}

@@ -204,6 +204,17 @@ impl World {
                 let receipt = self.counter_receipt().await;
                 Call::to(&row.path).form(&[("receipt", &receipt)])
             }
+            ("GET", "/console/representatives") => Call::to(&row.path),
+            ("POST", "/console/representatives") => {
+                let ward = new_resident(self.store.as_ref()).await.to_string();
+                let guardian = new_resident(self.store.as_ref()).await.to_string();
+                Call::to(&row.path).form(&[
+                    ("resident", &ward),
+                    ("representative", &guardian),
+                    ("kind", "guardian"),
+                    ("evidence", "令和8年(家)第3号"),
+                ])
+            }
             _ => return None,
         };
         Some(call)
