@@ -270,15 +270,17 @@ impl Hub {
                 },
             )
             .await?;
-        let consent =
-            self.store()
-                .consent(
-                    granted.consent.id.parse().map_err(|_| {
-                        HubError::internal("a consent id the hub made does not parse")
-                    })?,
-                )
-                .await?
-                .ok_or_else(|| HubError::internal("a consent just given is not stored"))?;
+        // The receipt names the consent as stored (typed ids, the categories given).
+        let given: ConsentId = granted
+            .consent
+            .id
+            .parse()
+            .map_err(|_| HubError::internal("a consent id the hub made does not parse"))?;
+        let consent = self
+            .store()
+            .consent(given)
+            .await?
+            .ok_or_else(|| HubError::internal("a consent just given is not stored"))?;
         let act = CounterAct::ConsentGiven {
             consent: consent.id,
             service: consent.purpose.service.clone(),
