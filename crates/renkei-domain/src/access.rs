@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::counter::session::CounterVerification;
 use crate::emergency::{Area, EmergencyLegalBasis};
 use crate::ids::{
-    CategoryId, ConsentId, DeclarationId, LocatorBatchId, OperatorId, ProviderId, PurposeId,
-    RequestId, ResidentId, ResidentRequestId, ServiceId,
+    CategoryId, ConsentId, CounterSessionId, DeclarationId, LocatorBatchId, OperatorId, ProviderId,
+    ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId, ServiceId,
 };
+use crate::representative::{EvidenceReference, RepresentativeKind};
 
 /// On what ground data was (or would have been) released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,6 +242,27 @@ pub enum OperatorAction {
         service: ServiceId,
         purpose: PurposeId,
         version: u32,
+    },
+    // The counter (窓口) and statutory representatives (issue 25, items 5 and 6).
+    /// Counter staff verified a resident in person and opened a session to act for them:
+    /// how (the card, or the kind of document seen; never its number).
+    OpenCounterSession {
+        session: CounterSessionId,
+        resident: ResidentId,
+        verification: CounterVerification,
+    },
+    /// A statutory representative registered, with the evidence the operator saw (a
+    /// reference to it).
+    RegisterRepresentative {
+        appointment: ProxyId,
+        resident: ResidentId,
+        representative: ResidentId,
+        kind: RepresentativeKind,
+        evidence: EvidenceReference,
+    },
+    /// A statutory representation ended (the court's decision, a change of custody).
+    EndRepresentative {
+        appointment: ProxyId,
     },
 }
 

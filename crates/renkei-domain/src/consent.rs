@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{LegalBasis, PurposeRef};
 use crate::counter::{FormReference, StaffId};
-use crate::ids::{CategoryId, ConsentId, ProviderId, ResidentId};
+use crate::ids::{CategoryId, ConsentId, OperatorId, ProviderId, ResidentId};
 
 /// How the answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,8 +57,10 @@ pub enum Actor {
     Proxy {
         proxy: ResidentId,
     },
+    /// The city's counter staff (an operator account), with the resident present at the
+    /// city's counter (see [`crate::counter::session`]).
     Staff {
-        staff_id: String,
+        staff_id: OperatorId,
     },
     /// A data provider's staff member, at the provider's counter (see [`crate::counter`]).
     ProviderStaff {

@@ -16,6 +16,11 @@
 //!   27(1)): that consent is taken by the one that holds the data and answers for handing
 //!   it over, not by a counter that never held it. A category missing from the vocabulary
 //!   counts as special care: the rule fails closed.
+//!
+//! The city's own counter, where staff verify a resident in person and act for them, is
+//! [`session`].
+
+pub mod session;
 
 use std::collections::BTreeSet;
 use std::fmt;

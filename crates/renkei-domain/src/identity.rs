@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::consent::Actor;
 use crate::ids::{CategoryId, OperatorId, ProxyId, ResidentId, ResidentRequestId, ServiceId};
+use crate::representative::Representation;
 
 /// A proven identity: what the hub keeps of the certificate a resident enrolled with.
 /// Never the certificate itself.
@@ -75,11 +76,28 @@ pub struct ProxyAppointment {
     pub scope: ProxyScope,
     pub appointed_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Set for a statutory representative (親権者, 成年後見人) an operator registered; `None`
+    /// for a proxy the resident appointed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representation: Option<Representation>,
 }
 
 impl ProxyAppointment {
+    /// Whether the appointment was not ended. A representative's authority may also have
+    /// ended with time: see [`Self::holds_at`].
     pub fn is_active(&self) -> bool {
         self.ended_at.is_none()
+    }
+
+    /// Whether whoever holds the appointment may act under it at `now`: not ended, and for a
+    /// statutory representative while their authority holds over a ward born on
+    /// `ward_birth` ([`Representation::holds_at`]).
+    pub fn holds_at(&self, ward_birth: Option<NaiveDate>, now: DateTime<Utc>) -> bool {
+        self.is_active()
+            && self
+                .representation
+                .as_ref()
+                .is_none_or(|r| r.holds_at(ward_birth, now))
     }
 }
 
@@ -91,6 +109,35 @@ pub struct Operator {
     /// The enrolled identity the operator signs in with.
     pub identity: ResidentId,
     pub added_at: DateTime<Utc>,
+    /// What the account may do; accounts from before roles are operators.
+    #[serde(default)]
+    pub role: OperatorRole,
+}
+
+/// What an operator account may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorRole {
+    /// Everything operators do, counter work included.
+    #[default]
+    Operator,
+    /// Counter work (窓口) and nothing else: verifying residents in person and acting for
+    /// them in a counter session.
+    CounterStaff,
+}
+
+impl OperatorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::CounterStaff => "counter_staff",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Operator, Self::CounterStaff]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 /// The rights a resident exercises under the APPI (開示・訂正・削除・利用停止).

@@ -190,6 +190,11 @@ slug_id!(
     DistrictId, "district id");
 
 uuid_id!(
+    /// One counter session (窓口): a staff member serving one resident they verified in
+    /// person.
+    CounterSessionId, "counter session id");
+
+uuid_id!(
     /// One batch of a provider's locator changes, named by the provider: sending the same
     /// batch again (a retry) changes nothing.
     LocatorBatchId, "locator batch id");

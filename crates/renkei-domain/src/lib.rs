@@ -18,6 +18,7 @@ pub mod ids;
 pub mod location;
 pub mod locator_sync;
 pub mod provider;
+pub mod representative;
 pub mod review;
 pub mod rights;
 
@@ -32,6 +33,10 @@ pub use catalog::{
 pub use consent::{
     ActiveConsent, Actor, Consent, ConsentChannel, ConsentEvent, ConsentEventKind, ConsentState,
 };
+pub use counter::session::{
+    COUNTER_SESSION_MINUTES, CounterSession, CounterSessionError, CounterVerification,
+    IdentityDocument,
+};
 pub use counter::{
     CounterConsentError, CounterFieldError, FormReference, StaffId, may_take_consent, records_form,
 };
@@ -42,14 +47,14 @@ pub use emergency::{
     NoticeRelease, decide_area_list,
 };
 pub use identity::{
-    ContactError, ControllerContact, Enrolment, Operator, PostalAddress, ProxyAppointment,
-    ProxyScope, ResidentRequest, ResidentRequestKind, ResidentRequestStatus, ServiceClient,
-    SigningAlg,
+    ContactError, ControllerContact, Enrolment, Operator, OperatorRole, PostalAddress,
+    ProxyAppointment, ProxyScope, ResidentRequest, ResidentRequestKind, ResidentRequestStatus,
+    ServiceClient, SigningAlg,
 };
 pub use ids::{
-    CategoryId, ConsentId, DeclarationId, DistrictId, IdError, LocatorBatchId, OperatorId,
-    ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId, ResidentRequestId,
-    ServiceId, ServiceSubject,
+    CategoryId, ConsentId, CounterSessionId, DeclarationId, DistrictId, IdError, LocatorBatchId,
+    OperatorId, ProviderId, ProviderSubject, ProxyId, PurposeId, RequestId, ResidentId,
+    ResidentRequestId, ServiceId, ServiceSubject,
 };
 pub use location::{LocationDeletion, LocationPrecision, LocationUse};
 pub use locator_sync::{
@@ -58,6 +63,9 @@ pub use locator_sync::{
 };
 pub use provider::{
     KeySetError, Provider, ProviderConnection, ProviderKey, ProviderKeys, ProviderStatus,
+};
+pub use representative::{
+    CapacityError, ConsentGiver, EvidenceReference, Representation, RepresentativeKind, may_consent,
 };
 pub use review::RiskFlag;
 pub use rights::{

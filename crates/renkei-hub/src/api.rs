@@ -13,6 +13,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::api_accounts as accounts;
 use crate::api_consents as consents;
+use crate::api_counter as counter;
 use crate::api_emergency as emergency;
 use crate::api_identity as id;
 use crate::api_log::ProofView;
@@ -386,6 +387,31 @@ fn declared() -> Routes<Hub> {
             rights::extend_request,
             rights::__path_extend_request,
         )
+        // The city's counter and statutory representatives (issue 25, items 5 and 6).
+        .api(Counter, counter::open_session, counter::__path_open_session)
+        .api(Counter, counter::session, counter::__path_session)
+        .api(
+            Counter,
+            counter::grant_consent,
+            counter::__path_grant_consent,
+        )
+        .api(
+            Counter,
+            counter::revoke_consent,
+            counter::__path_revoke_consent,
+        )
+        .api(Counter, counter::file_request, counter::__path_file_request)
+        .api(Counter, counter::receipt_pdf, counter::__path_receipt_pdf)
+        .api(
+            Operator,
+            counter::register_representative,
+            counter::__path_register_representative,
+        )
+        .api(
+            Operator,
+            counter::end_representative,
+            counter::__path_end_representative,
+        )
 }
 
 /// The document's parts besides its operations (those come from `declared`): its
@@ -443,6 +469,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api_emergency::EmergencyApiDoc::openapi());
     doc.merge(crate::api_providers::ProvidersApiDoc::openapi());
     doc.merge(crate::api_rights::RightsApiDoc::openapi());
+    doc.merge(crate::api_counter::CounterApiDoc::openapi());
     declared().describe(&mut doc);
     doc
 }

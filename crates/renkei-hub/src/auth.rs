@@ -548,10 +548,13 @@ impl Hub {
         };
         let id = act.parse().map_err(|_| HubError::Unauthorized)?;
         match self.store().proxy_appointment(id).await? {
-            Some(a) if a.is_active() && a.resident == resident => Ok(ResidentSession {
-                resident,
-                proxy: Some(a),
-            }),
+            // A parent's authority ends with the child's minority: judged now, at each use.
+            Some(a) if a.resident == resident && self.appointment_holds(&a, Utc::now()).await? => {
+                Ok(ResidentSession {
+                    resident,
+                    proxy: Some(a),
+                })
+            }
             _ => Err(HubError::TokenInactive),
         }
     }
@@ -572,13 +575,28 @@ impl Hub {
     /// The operator an operator token stands for, if their account still exists: a valid
     /// signature shows only that the token key signed it, so every operator request also
     /// reads the operators table (an account removed there stops its tokens at once).
+    ///
+    /// Counter staff's accounts are refused here as if they were not operators: they reach
+    /// only the counter's routes ([`Hub::staff_session`]).
     pub async fn operator_session(&self, token: &str) -> Result<OperatorId, HubError> {
+        let operator = self.operator_account(token).await?;
+        match operator.role {
+            renkei_domain::OperatorRole::Operator => Ok(operator.id),
+            renkei_domain::OperatorRole::CounterStaff => Err(HubError::Unauthorized),
+        }
+    }
+
+    /// The account an operator token stands for, whatever its role, if it still exists.
+    pub(crate) async fn operator_account(
+        &self,
+        token: &str,
+    ) -> Result<renkei_domain::Operator, HubError> {
         let claims = self.keys().check(token, OPERATOR_AUDIENCE)?;
         let id = OperatorId::new(claims.sub).map_err(|_| HubError::Unauthorized)?;
-        match self.store().operator(&id).await? {
-            Some(operator) => Ok(operator.id),
-            None => Err(HubError::Unauthorized),
-        }
+        self.store()
+            .operator(&id)
+            .await?
+            .ok_or(HubError::Unauthorized)
     }
 }
 

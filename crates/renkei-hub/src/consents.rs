@@ -212,6 +212,7 @@ impl Hub {
         let days = consent_days(body.valid_days)?;
         let service = self.approved_service(&service_id).await?;
         let purpose = self.current_purpose(&service_id, &purpose_id).await?;
+        self.check_capacity(resident, &purpose, &by).await?;
         let consent = ConsentTerms {
             resident,
             days,
@@ -268,11 +269,22 @@ impl Hub {
         session: &ResidentSession,
         id: ConsentId,
     ) -> Result<ConsentView, HubError> {
+        self.revoke_consent_by(session, id, session.actor()).await
+    }
+
+    /// [`Hub::revoke_consent`], recorded as done `by` someone the session does not name:
+    /// counter staff, with the resident before them.
+    pub(crate) async fn revoke_consent_by(
+        &self,
+        session: &ResidentSession,
+        id: ConsentId,
+        by: Actor,
+    ) -> Result<ConsentView, HubError> {
         let consent = self
             .consent_in_session(session, id, ProxyPermission::ManageConsents)
             .await?;
         let now = now_ms();
-        let revoked = self.revoke_now(&consent, &session.actor(), now).await?;
+        let revoked = self.revoke_now(&consent, &by, now).await?;
         Ok(ConsentView::of(&revoked, now))
     }
 

@@ -104,14 +104,16 @@ impl Hub {
             .provider_subject_resident(provider, &subject)
             .await?
             .ok_or_else(|| HubError::NotFound("a resident with this code".into()))?;
+        let by = Actor::ProviderStaff {
+            provider: provider.clone(),
+            staff_id: staff,
+        };
+        self.check_capacity(resident, &purpose, &by).await?;
         let consent = ConsentTerms {
             resident,
             days,
             via: ConsentChannel::Counter,
-            by: Actor::ProviderStaff {
-                provider: provider.clone(),
-                staff_id: staff,
-            },
+            by,
             form_reference: Some(form.clone()),
         }
         .consent(&purpose);

@@ -544,9 +544,14 @@ impl Hub {
             (None, Some(_)) => return Err(HubError::TokenInactive),
         };
         match self.store().proxy_appointment(id).await? {
-            Some(a) if a.is_active() && a.resident == record.resident => Ok(Some(ActingParty {
-                sub: self.keys().subject(&service.sector, a.proxy).to_string(),
-            })),
+            Some(a)
+                if a.resident == record.resident
+                    && self.appointment_holds(&a, chrono::Utc::now()).await? =>
+            {
+                Ok(Some(ActingParty {
+                    sub: self.keys().subject(&service.sector, a.proxy).to_string(),
+                }))
+            }
             _ => Err(HubError::TokenInactive),
         }
     }

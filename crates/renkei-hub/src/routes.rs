@@ -63,8 +63,11 @@ pub enum Access {
     /// A resident's own session (never a proxy's) whose identity holds an operator account:
     /// trading it for an operator session.
     OperatorIdentity,
-    /// A city operator's session, for an operator account that exists.
+    /// A city operator's session, for an operator account that exists and is not counter
+    /// staff's.
     Operator,
+    /// The city's counter: a counter staff member's session, or any operator's.
+    Counter,
     /// A data provider's token (from its client assertion), for a provider that is still
     /// registered and approved.
     Provider,
@@ -355,6 +358,10 @@ impl Hub {
             Access::Operator => {
                 let operator = self.operator_session(bearer(headers)?).await?;
                 Ok(Caller::Operator(OperatorCaller(operator)))
+            }
+            Access::Counter => {
+                let staff = self.staff_session(bearer(headers)?).await?;
+                Ok(Caller::Operator(OperatorCaller(staff)))
             }
             Access::Provider => Ok(Caller::Provider(
                 crate::provider_sync::ProviderCaller::authenticate(self, headers).await?,

@@ -327,6 +327,10 @@ fn audit_row(
                 OperatorAction::ConfirmLocationDeletion { service, .. } => {
                     ("confirm-location-deletion", Some(service))
                 }
+                // The city's counter and statutory representatives.
+                OperatorAction::OpenCounterSession { .. } => ("open-counter-session", None),
+                OperatorAction::RegisterRepresentative { .. } => ("register-representative", None),
+                OperatorAction::EndRepresentative { .. } => ("end-representative", None),
             };
             let service = service.map_or_else(|| "—".to_owned(), |s| names(s, "").0);
             let actor = match &o.actor {

@@ -81,7 +81,12 @@ async fn operator_cookie(
         Ok(token) => token,
         Err(_) => return Ok(Redirect::to("/console/sign-in?error=1").into_response()),
     };
-    let mut response = Redirect::to("/console").into_response();
+    // Counter staff have the counter and nothing else of the console.
+    let home = match state.hub.operator_of(session.resident).await? {
+        Some(o) if o.role == renkei_domain::OperatorRole::CounterStaff => "/console/counter",
+        _ => "/console",
+    };
+    let mut response = Redirect::to(home).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(OPERATOR_COOKIE, &token, Some(OPERATOR_SESSION_SECONDS)),

@@ -99,6 +99,8 @@ impl Ctx {
                     "nav-console-location-deletions",
                 ),
                 ("/console/audit", "nav-console-audit"),
+                ("/console/counter", "nav-console-counter"),
+                ("/console/representatives", "nav-console-representatives"),
             ]
             .into_iter()
             .map(|(href, id)| NavItem {
@@ -108,6 +110,21 @@ impl Ctx {
             })
             .collect();
         }
+        self
+    }
+}
+
+impl Ctx {
+    /// Sets the title and the navigation of counter staff, who have the counter alone.
+    pub fn counter_desk(mut self, title_id: &str) -> Self {
+        self.title = self.t.get(title_id);
+        self.area = "console";
+        self.sign_out = Some("/console/sign-out");
+        self.nav = vec![NavItem {
+            href: "/console/counter",
+            label: self.t.get("nav-console-counter"),
+            current: true,
+        }];
         self
     }
 }

@@ -78,6 +78,10 @@ impl PortalGuard {
                 .await
                 .map(|_| ())
                 .map_err(page),
+            Access::Counter => crate::counter::staff_signed_in(state, headers)
+                .await
+                .map(|_| ())
+                .map_err(page),
             // Services and providers call the API, never a page: a page declaring so admits
             // nobody.
             Access::Client

@@ -190,7 +190,13 @@ pub fn history_row(
                 .and_then(|k| k.as_str())
                 .unwrap_or("resident");
             let what = t.get_or(&format!("consent-change-{change}"), "consent-change-other");
-            let basis = t.get_or(&format!("actor-{}", actor.replace('_', "-")), "actor-other");
+            let basis = match v.get("actor").and_then(|a| a.get("staff_id")) {
+                // The city's counter: which staff member, as the resident's history says.
+                Some(staff) if actor == "staff" => {
+                    t.arg("actor-staff", "staff", &staff.as_str().unwrap_or_default())
+                }
+                _ => t.get_or(&format!("actor-{}", actor.replace('_', "-")), "actor-other"),
+            };
             (what, "consent".to_owned(), basis, Vec::new())
         }
         "fulfilment" => {

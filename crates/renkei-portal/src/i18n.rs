@@ -51,6 +51,7 @@ const JA: &[&str] = &[
     include_str!("../locales/ja/emergency.ftl"),
     include_str!("../locales/ja/routing.ftl"),
     include_str!("../locales/ja/disclosure.ftl"),
+    include_str!("../locales/ja/counter.ftl"),
 ];
 const EN: &[&str] = &[
     include_str!("../locales/en/common.ftl"),
@@ -61,6 +62,7 @@ const EN: &[&str] = &[
     include_str!("../locales/en/emergency.ftl"),
     include_str!("../locales/en/routing.ftl"),
     include_str!("../locales/en/disclosure.ftl"),
+    include_str!("../locales/en/counter.ftl"),
 ];
 
 struct Bundles {

@@ -21,6 +21,7 @@ mod console;
 mod console_emergency;
 mod console_location;
 mod console_providers;
+mod counter;
 mod ctx;
 mod declarations;
 mod disclosure;
@@ -257,6 +258,43 @@ pub fn routed(hub: Hub) -> (Router, Vec<RouteAccess>) {
         .get("/console/requests", Operator, requests::queue)
         .post("/console/requests/{id}/answer", Operator, requests::answer)
         .post("/console/requests/{id}/extend", Operator, requests::extend)
+        // The city's counter, and the public check of its receipts (issue 25, item 5).
+        .get("/console/counter", Counter, counter::start)
+        .post("/console/counter/sessions", Counter, counter::open)
+        .get("/console/counter/sessions/{id}", Counter, counter::session)
+        .post(
+            "/console/counter/sessions/{id}/consents",
+            Counter,
+            counter::grant,
+        )
+        .post(
+            "/console/counter/sessions/{id}/consents/{consent}/revoke",
+            Counter,
+            counter::revoke,
+        )
+        .post(
+            "/console/counter/sessions/{id}/requests",
+            Counter,
+            counter::file_request,
+        )
+        .get("/console/counter/receipt", Counter, counter::receipt)
+        .get(
+            "/console/counter/receipt.pdf",
+            Counter,
+            counter::receipt_pdf,
+        )
+        .get("/portal/receipts/check", Public, counter::check)
+        .post("/portal/receipts/check", Public, counter::check_pasted)
+        .get(
+            "/console/representatives",
+            Operator,
+            counter::representatives,
+        )
+        .post(
+            "/console/representatives",
+            Operator,
+            counter::register_representative,
+        )
         .get("/static/{file}", Public, assets::serve)
         .finish(guard::PortalGuard(state.clone()));
     let router = router

@@ -128,7 +128,7 @@ fn actor_text(t: &Tr, actor: &Actor) -> String {
     match actor {
         Actor::Resident => t.get("request-by-resident"),
         Actor::Proxy { .. } => t.get("request-by-proxy"),
-        Actor::Staff { .. } => t.get("actor-staff"),
+        Actor::Staff { staff_id } => t.arg("actor-staff", "staff", staff_id),
         Actor::ProviderStaff { .. } => t.get("actor-provider-staff"),
         Actor::Hub => t.get("actor-hub"),
     }

@@ -327,8 +327,11 @@ fn counter_text(t: &Tr, c: &ConsentView, providers: &[ProviderView], lang: Lang)
     if c.given_via != "counter" {
         return None;
     }
-    let provider = c.given_by.get("provider")?.as_str()?;
     let staff = c.given_by.get("staff_id")?.as_str()?;
+    let Some(provider) = c.given_by.get("provider").and_then(|p| p.as_str()) else {
+        // The city's own counter.
+        return Some(t.arg("actor-staff", "staff", &staff));
+    };
     let name = providers
         .iter()
         .find(|p| p.id == provider)

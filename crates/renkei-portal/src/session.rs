@@ -85,3 +85,10 @@ pub async fn operator(hub: &Hub, headers: &HeaderMap) -> Option<OperatorSession>
     let id = hub.operator_session(token).await.ok()?;
     Some(OperatorSession { id })
 }
+
+/// The staff member the request's console cookie names, counter staff or operator alike (the
+/// counter's pages admit both), if its token still holds.
+pub async fn staff(hub: &Hub, headers: &HeaderMap) -> Option<OperatorId> {
+    let token = cookie(headers, OPERATOR_COOKIE)?;
+    hub.staff_session(token).await.ok()
+}

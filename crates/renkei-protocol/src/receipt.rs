@@ -15,6 +15,8 @@ use renkei_domain::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod counter;
+
 use crate::jws::{self, JwsError, SignError};
 use crate::keys::{Jwks, SigningKey};
 

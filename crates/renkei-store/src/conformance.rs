@@ -24,6 +24,7 @@ use renkei_domain::{
 use uuid::Uuid;
 
 mod consents;
+mod counter;
 mod decisions;
 mod disclosures;
 mod emergency;
@@ -38,6 +39,7 @@ mod providers;
 mod rights;
 
 pub use consents::*;
+pub use counter::*;
 pub use decisions::*;
 pub use disclosures::*;
 pub use emergency::*;
@@ -127,6 +129,9 @@ macro_rules! store_conformance_suite {
             an_extension_moves_the_due_date_with_its_reason_and_an_operator_entry,
             a_disclosure_is_an_access_record_of_the_data_subject_in_their_log,
             an_operators_search_naming_a_resident_is_in_their_log_with_its_reason,
+            a_counter_session_is_kept_with_its_log_entry_and_staff_keep_their_role,
+            residents_are_found_by_the_exact_name_they_enrolled_with,
+            a_representative_is_registered_and_ended_by_operators_with_log_entries,
         );
     };
     (@tests $factory:path; $($check:ident),* $(,)?) => {

@@ -13,6 +13,7 @@ mod batch;
 mod cause;
 mod codec;
 pub mod conformance;
+pub mod counter;
 mod decision_cache;
 pub mod emergency;
 mod hash_cache;
@@ -37,6 +38,7 @@ use renkei_domain::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use counter::{CounterStore, MAX_NAMED_ENROLMENTS};
 pub use emergency::{AreaListOutcome, AreaRelease, EmergencyStore, ReleasedEntry};
 pub use identity::{
     AuthorizationCodeRecord, Ceremony, CodeMismatch, CodePresentation, CodeRedemption, Enrolled,
@@ -406,6 +408,7 @@ pub trait Readiness {
 #[async_trait]
 pub trait Store:
     IdentityStore
+    + CounterStore
     + EmergencyStore
     + NoticeStore
     + LocatorStore

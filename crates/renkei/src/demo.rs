@@ -288,6 +288,10 @@ pub const DEMO_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0de";
 /// different operator confirms it, so the demo has two.
 pub const DEMO_SECOND_OPERATOR_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0df";
 
+/// The demo counter staff member's identity (窓口職員): they sign in to the console, which
+/// opens on the counter, and do counter work and nothing else.
+pub const DEMO_COUNTER_IDENTITY: &str = "00000000-0000-4000-8000-00000000c0e0";
+
 /// Starts the hub, with the demo operator's account (made once; later runs find it).
 pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Result<DemoTown> {
     let people = town::people(options.residents, SEED);
@@ -321,6 +325,17 @@ pub async fn build(options: &DemoOptions, store: Arc<dyn Store>) -> anyhow::Resu
             hub.add_operator(renkei_domain::OperatorId::new(id)?, name.into(), identity)
                 .await?;
         }
+    }
+    let counter: renkei_domain::ResidentId = DEMO_COUNTER_IDENTITY.parse()?;
+    if hub.operator_of(counter).await?.is_none() {
+        store.add_resident(counter, Utc::now()).await?;
+        hub.add_operator_as(
+            renkei_domain::OperatorId::new("demo-counter")?,
+            "窓口職員 / Counter staff".into(),
+            counter,
+            renkei_domain::OperatorRole::CounterStaff,
+        )
+        .await?;
     }
     Ok(DemoTown {
         hub,
@@ -549,6 +564,11 @@ pub fn guide(options: &DemoOptions, town: &DemoTown) -> String {
        -H 'content-type: application/json' -d '{{\"answer\":\"done\"}}' | jq .\n\
   (the portal's requests page shows each answer; the console's queue flags overdue requests)\n",
         keys = keys.display()
+    ));
+    out.push_str(&format!(
+        "\nThe city's counter (窓口): sign in to {hub}/console/sign-in as counter staff \
+(identity {DEMO_COUNTER_IDENTITY}); a resident enrolled with a card is found by name and \
+birth date, and each receipt's QR code opens {hub}/portal/receipts/check.\n"
     ));
     out
 }

@@ -204,7 +204,15 @@ enum OperatorCommand {
         /// The certificate (PEM) they enrolled with.
         #[arg(long)]
         certificate: PathBuf,
+        /// `operator` (everything operators do) or `counter_staff` (the city's counter only).
+        #[arg(long, default_value = "operator", value_parser = parse_role)]
+        role: renkei_domain::OperatorRole,
     },
+}
+
+fn parse_role(s: &str) -> Result<renkei_domain::OperatorRole, String> {
+    renkei_domain::OperatorRole::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a role: `operator` or `counter_staff`"))
 }
 
 #[derive(Subcommand)]
@@ -457,10 +465,12 @@ async fn main() -> anyhow::Result<()> {
                     id,
                     name,
                     certificate,
+                    role,
                 },
         } => {
             let store = run::open_store(&database).await?;
-            let operator = run::add_operator(store.as_ref(), &id, &name, &certificate).await?;
+            let operator =
+                run::add_operator(store.as_ref(), &id, &name, &certificate, role).await?;
             println!(
                 "operator `{}` added: they sign in to the console as themselves",
                 operator.id

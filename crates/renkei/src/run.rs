@@ -383,6 +383,7 @@ pub async fn add_operator(
     id: &str,
     name: &str,
     certificate: &Path,
+    role: renkei_domain::OperatorRole,
 ) -> anyhow::Result<renkei_domain::Operator> {
     let text = std::fs::read_to_string(certificate)
         .with_context(|| format!("reading {}", certificate.display()))?;
@@ -398,6 +399,7 @@ pub async fn add_operator(
         name: name.to_owned(),
         identity: enrolment.resident,
         added_at: chrono::Utc::now(),
+        role,
     };
     renkei_hub::accounts::put_operator(store, &operator).await?;
     Ok(operator)

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use renkei_domain::{
-    Operator, OperatorAction, OperatorActor, OperatorId, OperatorLogEntry, ResidentId,
+    Operator, OperatorAction, OperatorActor, OperatorId, OperatorLogEntry, OperatorRole, ResidentId,
 };
 use renkei_store::Store;
 
@@ -60,6 +60,18 @@ impl Hub {
         name: String,
         identity: ResidentId,
     ) -> Result<Operator, HubError> {
+        self.add_operator_as(id, name, identity, OperatorRole::Operator)
+            .await
+    }
+
+    /// Adds an account of `role` for an enrolled identity: an operator, or counter staff.
+    pub async fn add_operator_as(
+        &self,
+        id: OperatorId,
+        name: String,
+        identity: ResidentId,
+        role: OperatorRole,
+    ) -> Result<Operator, HubError> {
         if !self.store().resident_exists(identity).await? {
             return Err(HubError::NotFound(format!("identity `{identity}`")));
         }
@@ -68,6 +80,7 @@ impl Hub {
             name,
             identity,
             added_at: now_ms(),
+            role,
         };
         put_operator(self.store().as_ref(), &operator).await?;
         Ok(operator)

@@ -154,6 +154,7 @@ impl Hub {
             scope: pending.scope,
             appointed_at: now_ms(),
             ended_at: None,
+            representation: None,
         };
         self.store().appoint_proxy(&appointment).await?;
         Ok(appointment)
@@ -181,7 +182,9 @@ impl Hub {
     ) -> Result<String, HubError> {
         proxy.require(ProxyPermission::ManageAccount, None)?;
         match self.store().proxy_appointment(appointment).await? {
-            Some(a) if a.is_active() && a.proxy == proxy.resident => {
+            Some(a)
+                if a.proxy == proxy.resident && self.appointment_holds(&a, Utc::now()).await? =>
+            {
                 self.keys().issue_proxy_token(&a, Utc::now())
             }
             _ => Err(HubError::NotFound(format!(
@@ -197,6 +200,15 @@ impl Hub {
         id: ProxyId,
     ) -> Result<ProxyAppointment, HubError> {
         session.require(ProxyPermission::ManageAccount, None)?;
+        // A statutory representative is the law's, not the resident's: an operator ends it.
+        if let Some(a) = self.store().proxy_appointment(id).await?
+            && a.resident == session.resident
+            && a.representation.is_some()
+        {
+            return Err(HubError::Forbidden(
+                "a statutory representative is ended by the city, not by the resident".into(),
+            ));
+        }
         Ok(self
             .store()
             .end_proxy(session.resident, id, now_ms())

@@ -4,7 +4,7 @@
 //! holds the data as it is filed (`crate::rights`).
 
 use renkei_domain::{
-    CategoryId, OperatorAction, OperatorId, ResidentRequest, ResidentRequestId,
+    Actor, CategoryId, OperatorAction, OperatorId, ResidentRequest, ResidentRequestId,
     ResidentRequestKind, ResidentRequestStatus, ServiceId,
 };
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,17 @@ impl Hub {
         session: &ResidentSession,
         body: ResidentRequestBody,
     ) -> Result<ResidentRequest, HubError> {
+        self.file_request_by(session, body, session.actor()).await
+    }
+
+    /// [`Hub::file_request`], filed `by` someone the session does not name: counter staff,
+    /// with the resident before them.
+    pub(crate) async fn file_request_by(
+        &self,
+        session: &ResidentSession,
+        body: ResidentRequestBody,
+        by: Actor,
+    ) -> Result<ResidentRequest, HubError> {
         let kind = ResidentRequestKind::parse(&body.kind).ok_or_else(|| {
             HubError::Malformed(format!(
                 "`kind` must be disclosure, correction, deletion or suspension, not `{}`",
@@ -92,7 +103,7 @@ impl Hub {
             service,
             details,
             status: ResidentRequestStatus::Received,
-            filed_by: session.actor(),
+            filed_by: by,
             filed_at: now,
             updated_at: now,
             response: None,

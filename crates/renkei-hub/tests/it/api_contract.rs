@@ -463,7 +463,7 @@ fn security_scheme(access: Access) -> Option<&'static str> {
         Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
             Some("resident")
         }
-        Access::Operator => Some("operator"),
+        Access::Operator | Access::Counter => Some("operator"),
         Access::Provider => Some("provider"),
         Access::Scraper => Some("scraper"),
     }
@@ -532,6 +532,7 @@ async fn openapi_describes_every_route() {
             | Access::ServiceToken
             | Access::UserToken
             | Access::Operator
+            | Access::Counter
             | Access::Provider => &["401"],
             Access::Resident(Proxies::Any) | Access::ResidentOrSignIn(Proxies::Any) => &["401"],
             Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {

@@ -15,6 +15,7 @@ mod common;
 
 mod api_contract;
 mod area_lists;
+mod city_counter;
 mod consent_flow;
 mod counter_consents;
 mod disclosure;

@@ -29,6 +29,8 @@ mod forms;
 mod deadlines;
 // The disclosure page, and operators' look-ups in a resident's history.
 mod disclosure;
+// The city's counter and the public receipt check.
+mod counter;
 
 struct Town {
     app: Router,

@@ -457,6 +457,7 @@ pub async fn only_the_appointing_resident_ends_a_proxy_appointment(store: Arc<dy
         },
         appointed_at: now,
         ended_at: None,
+        representation: None,
     };
     store.appoint_proxy(&appointment).await.unwrap();
     assert_eq!(
@@ -489,6 +490,7 @@ pub async fn an_operator_is_found_by_id_and_by_the_identity_they_sign_in_with(
         name: "田中".into(),
         identity: people[0].0,
         added_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+        role: renkei_domain::OperatorRole::Operator,
     };
     store.put_operator(&operator).await.unwrap();
     assert_eq!(

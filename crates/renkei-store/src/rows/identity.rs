@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
-    Enrolment, Operator, ProxyAppointment, ResidentRequest, ResidentRequestKind,
+    Enrolment, Operator, OperatorRole, ProxyAppointment, ResidentRequest, ResidentRequestKind,
     ResidentRequestStatus, ServiceClient, SigningAlg,
 };
 
@@ -149,6 +149,7 @@ pub struct RawProxy {
     pub scope: String,
     pub appointed_at: i64,
     pub ended_at: Option<i64>,
+    pub representation: Option<String>,
 }
 
 impl IntoDomain for RawProxy {
@@ -163,6 +164,11 @@ impl IntoDomain for RawProxy {
             scope: from_json(&self.scope, "proxy scope")?,
             appointed_at: time(self.appointed_at)?,
             ended_at: opt_time(self.ended_at)?,
+            representation: self
+                .representation
+                .as_deref()
+                .map(|r| from_json(r, "representation"))
+                .transpose()?,
         })
     }
 }
@@ -173,6 +179,7 @@ pub struct RawOperator {
     pub name: String,
     pub identity_id: String,
     pub added_at: i64,
+    pub role: String,
 }
 
 impl IntoDomain for RawOperator {
@@ -184,6 +191,7 @@ impl IntoDomain for RawOperator {
             name: self.name,
             identity: parse(&self.identity_id, "resident id")?,
             added_at: time(self.added_at)?,
+            role: enum_field(OperatorRole::parse(&self.role), &self.role, "operator role")?,
         })
     }
 }
@@ -319,7 +327,7 @@ macro_rules! passkey_columns {
 /// The columns of `proxies` that [`RawProxy`] reads, in its field order.
 macro_rules! proxy_columns {
     () => {
-        "id, resident_id, proxy_id, label, scope, appointed_at, ended_at"
+        "id, resident_id, proxy_id, label, scope, appointed_at, ended_at, representation"
     };
 }
 
@@ -348,7 +356,7 @@ macro_rules! service_client_columns {
 /// The columns of `operators` that [`RawOperator`] reads, in its field order.
 macro_rules! operator_columns {
     () => {
-        "id, name, identity_id, added_at"
+        "id, name, identity_id, added_at, role"
     };
 }
 

@@ -18,6 +18,7 @@
 mod area_lists;
 mod catalogue;
 mod consents;
+mod counter;
 mod decisions;
 mod emergency;
 mod identity;

@@ -12,6 +12,8 @@
 //! "not found" the hub answers for another resident's things, or, on pages, a way to the
 //! sign-in page). Portal forms carry a valid CSRF token, so that CSRF is not what refuses
 //! them.
+mod counter;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -87,6 +89,9 @@ enum Kind {
     /// An operator token for an operator id that does not exist: what anyone holding the
     /// hub's token key could make (it is issued here with the hub's own key).
     GhostOperator,
+    /// Counter staff (an operator account of role `counter_staff`): the counter and nothing
+    /// else of what operators do.
+    CounterStaff,
     /// A session of Alice's that she signed out of (at the portal).
     SignedOut(String),
     /// A code-flow access token health-advice holds for Alice.
@@ -129,6 +134,8 @@ struct World {
     dave: ResidentId,
     operator: OperatorId,
     operator_identity: ResidentId,
+    staff: OperatorId,
+    staff_identity: ResidentId,
     /// Alice's consent to health-advice's `advice`, which the code-flow tokens are bound to.
     advice: ConsentId,
     /// Alice's request about health-advice.
@@ -226,6 +233,7 @@ async fn appoint(
         scope,
         appointed_at: Utc::now(),
         ended_at: None,
+        representation: None,
     };
     store.appoint_proxy(&appointment).await.unwrap();
     appointment
@@ -417,6 +425,16 @@ impl World {
         hub.add_operator(operator.clone(), "Olga".into(), operator_identity)
             .await
             .unwrap();
+        let staff_identity = new_resident(store.as_ref()).await;
+        let staff = OperatorId::new("sato").unwrap();
+        hub.add_operator_as(
+            staff.clone(),
+            "佐藤".into(),
+            staff_identity,
+            renkei_domain::OperatorRole::CounterStaff,
+        )
+        .await
+        .unwrap();
 
         let advice = hub
             .grant_consent(
@@ -544,6 +562,10 @@ impl World {
                 kind: Kind::GhostOperator,
             },
             Principal {
+                name: "counter staff".into(),
+                kind: Kind::CounterStaff,
+            },
+            Principal {
                 name: "a code-flow user token".into(),
                 kind: Kind::UserToken(user_token),
             },
@@ -608,6 +630,8 @@ impl World {
             dave,
             operator,
             operator_identity,
+            staff,
+            staff_identity,
             advice,
             request,
             pending,
@@ -658,14 +682,18 @@ impl World {
                 session(resident(self.operator_identity))
             }
             Kind::Scraper => bearer(SCRAPER_TOKEN),
+            Kind::CounterStaff if access == Access::OperatorIdentity => {
+                session(resident(self.staff_identity))
+            }
             Kind::Provider => bearer(
                 &keys
                     .issue_provider_token(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), now)
                     .unwrap(),
             ),
-            Kind::Operator | Kind::GhostOperator => {
+            Kind::Operator | Kind::GhostOperator | Kind::CounterStaff => {
                 let id = match principal.kind {
                     Kind::Operator => self.operator.clone(),
+                    Kind::CounterStaff => self.staff.clone(),
                     _ => OperatorId::new("ghost").unwrap(),
                 };
                 let token = keys.issue_operator_token(&id, now).unwrap();
@@ -705,8 +733,10 @@ impl World {
             }
             Access::UserToken => matches!(principal.kind, Kind::UserToken(_)),
             Access::Resident(p) | Access::ResidentOrSignIn(p) => resident(p),
-            Access::OperatorIdentity | Access::Operator => {
-                matches!(principal.kind, Kind::Operator)
+            Access::Operator => matches!(principal.kind, Kind::Operator),
+            // Counter staff trade their identity for their session as operators do.
+            Access::OperatorIdentity | Access::Counter => {
+                matches!(principal.kind, Kind::Operator | Kind::CounterStaff)
             }
             Access::Provider => matches!(principal.kind, Kind::Provider),
             Access::Scraper => matches!(principal.kind, Kind::Scraper),
@@ -1005,7 +1035,7 @@ impl World {
     }
 
     /// What to send `row`'s route; `None` for a route the matrix does not know yet.
-    async fn call(&self, row: &RouteAccess) -> Option<Call> {
+    async fn call(&self, row: &RouteAccess, principal: &Principal) -> Option<Call> {
         let alice = self.alice.to_string();
         let size = self.store.latest_checkpoint().await.unwrap().unwrap().size;
         let advice = self.advice.to_string();
@@ -1536,6 +1566,7 @@ impl World {
                 "due_at": Utc::now() + chrono::TimeDelta::days(30), "reason": "archive off-site"
             })),
             _ => return None,
+            _ => return self.counter_call(row, principal).await,
         };
         Some(call)
     }
@@ -1706,7 +1737,7 @@ async fn every_route_admits_exactly_the_callers_its_table_row_names() {
             "pages"
         };
         for principal in &world.principals {
-            let Some(call) = world.call(row).await else {
+            let Some(call) = world.call(row, principal).await else {
                 missing.push(format!("{} {}", row.method, row.path));
                 break;
             };

@@ -8,13 +8,15 @@ use crate::rows::identity::{RawOperator, operator_columns};
 
 pub(super) async fn put_operator(store: &Backend, o: &Operator) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO operators (id, name, identity_id, added_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, identity_id = excluded.identity_id",
+        "INSERT INTO operators (id, name, identity_id, added_at, role) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, identity_id = excluded.identity_id,
+         role = excluded.role",
     )
     .bind(o.id.as_str())
     .bind(&o.name)
     .bind(o.identity.to_string())
     .bind(o.added_at.timestamp_millis())
+    .bind(o.role.as_str())
     .execute(&store.write)
     .await?;
     Ok(())

@@ -10,8 +10,8 @@ use crate::{StoreError, StoreResult};
 
 pub(super) async fn appoint_proxy(store: &Backend, a: &ProxyAppointment) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO proxies (id, resident_id, proxy_id, label, scope, appointed_at, ended_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO proxies (id, resident_id, proxy_id, label, scope, appointed_at, ended_at,
+         representation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(a.id.to_string())
     .bind(a.resident.to_string())
@@ -20,6 +20,7 @@ pub(super) async fn appoint_proxy(store: &Backend, a: &ProxyAppointment) -> Stor
     .bind(codec::to_json(&a.scope)?)
     .bind(a.appointed_at.timestamp_millis())
     .bind(a.ended_at.map(|t| t.timestamp_millis()))
+    .bind(a.representation.as_ref().map(codec::to_json).transpose()?)
     .execute(&store.write)
     .await?;
     Ok(())
