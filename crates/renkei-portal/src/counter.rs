@@ -348,6 +348,7 @@ pub async fn file_request(
     let body = ResidentRequestBody {
         kind: form.kind,
         service: Some(form.service).filter(|s| !s.is_empty()),
+        category: None,
         details: form.details,
     };
     match state.hub.counter_file_request(&staff, &id, body).await {

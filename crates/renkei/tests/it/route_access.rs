@@ -997,7 +997,6 @@ impl World {
         id.to_string()
     }
 
-    /// A provider just registered, pending review: what approving or suspending acts on.
     /// A fresh open request of Alice's, so that each call extending one has one to extend.
     async fn fresh_request(&self) -> String {
         self.hub
@@ -1016,6 +1015,7 @@ impl World {
             .to_string()
     }
 
+    /// A provider just registered, pending review: what approving or suspending acts on.
     async fn pending_provider(&self) -> String {
         let id = format!("prov-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         self.store
@@ -1565,7 +1565,6 @@ impl World {
             .json(json!({
                 "due_at": Utc::now() + chrono::TimeDelta::days(30), "reason": "archive off-site"
             })),
-            _ => return None,
             _ => return self.counter_call(row, principal).await,
         };
         Some(call)

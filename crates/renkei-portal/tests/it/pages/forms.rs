@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use super::*;
 
 /// Every form of the portal and the console (`{id}` is filled in per case).
-const FORMS: [&str; 27] = [
+const FORMS: [&str; 28] = [
     "/portal/sign-in/demo",
     "/portal/sign-in/passkey/start",
     "/portal/sign-in/passkey/finish",

@@ -70,6 +70,7 @@ impl World {
                 ResidentRequestBody {
                     kind: "disclosure".into(),
                     service: None,
+                    category: None,
                     details: String::new(),
                 },
             )
