@@ -17,6 +17,7 @@ mod api_identity;
 mod api_log;
 mod api_outbound;
 mod api_providers;
+pub mod api_soc;
 pub mod area_lists;
 pub mod audit;
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod provider_sync;
 pub mod routes;
 mod schemas;
 pub mod signing_keys;
+pub mod soc;
 mod state;
 pub mod webhooks;
 

@@ -22,6 +22,7 @@ pub mod locators;
 pub mod notices;
 mod postgres;
 mod rows;
+pub mod security_events;
 mod sqlite;
 mod wal_sync;
 
@@ -45,6 +46,9 @@ pub use location::LocationStore;
 pub use locators::{LocatorCursor, LocatorStore};
 pub use notices::NoticeStore;
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
+pub use security_events::{
+    DueSecurityEvent, SecurityEventAck, SecurityEventStore, StoredSecurityEvent,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a storage call failed.
@@ -391,6 +395,7 @@ pub trait Store:
     IdentityStore
     + EmergencyStore
     + NoticeStore
+    + SecurityEventStore
     + LocatorStore
     + LocationStore
     + Readiness

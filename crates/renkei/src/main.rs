@@ -12,6 +12,7 @@ use renkei_hub::HubConfig;
 
 mod decrypt;
 mod dev_ca;
+mod incident;
 mod provider;
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees across threads all the
@@ -80,6 +81,9 @@ enum Command {
         /// 22 characters; owner-only, like the KEK file). Without one, `/metrics` is off.
         #[arg(long, env = "RENKEI_METRICS_TOKEN_FILE")]
         metrics_token_file: Option<PathBuf>,
+        /// The city's SOC: where it hears of security events.
+        #[command(flatten)]
+        soc: run::SocArgs,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -120,6 +124,11 @@ enum Command {
     Provider {
         #[command(subcommand)]
         command: provider::ProviderCommand,
+    },
+    /// What a service's requests reached, for an incident's reports and notices.
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCommand,
     },
     /// The hub's data-category vocabulary.
     Category {
@@ -310,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
             crl,
             allow_local_network,
             metrics_token_file,
+            soc,
             kek,
             pkcs11,
             limits,
@@ -321,6 +331,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(run::read_metrics_token)
                 .transpose()?;
             config.pkcs11 = pkcs11.read()?;
+            soc.apply(&mut config)?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
@@ -391,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Kek { command } => kek(command).await?,
         Command::Provider { command } => provider::run(command).await?,
         Command::Category { command } => provider::category(command).await?,
+        Command::Incident { command } => incident::run(command).await?,
         Command::Operator {
             command:
                 OperatorCommand::SignIn {

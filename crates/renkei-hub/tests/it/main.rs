@@ -28,5 +28,6 @@ mod outbound;
 mod provider_safety;
 mod provider_sync;
 mod revocation;
+mod soc;
 mod storage_faults;
 mod transparency_log;

@@ -212,7 +212,10 @@ impl ReceivedSecurityEvent {
 
 /// Checks a security event token against the hub's published keys, and that it carries
 /// exactly one event.
-pub fn verify_security_event(token: &str, jwks: &Jwks) -> Result<ReceivedSecurityEvent, EventError> {
+pub fn verify_security_event(
+    token: &str,
+    jwks: &Jwks,
+) -> Result<ReceivedSecurityEvent, EventError> {
     let received: ReceivedSecurityEvent = jws::verify(token, jwks, EVENT_TYP)?;
     if received.event().is_none() {
         return Err(EventError::Malformed("not exactly one event"));

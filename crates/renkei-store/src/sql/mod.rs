@@ -29,6 +29,7 @@ mod notices;
 mod outbox;
 mod residents;
 mod secrets;
+mod security_events;
 mod store;
 
 use sqlx::query::QueryAs;
