@@ -170,10 +170,11 @@ mod tests {
         let watch = SurgeWatch::new(SurgeRule {
             hour,
             factor: 10,
-            floor: 1,
+            floor: 5,
         });
         let t = Instant::now();
-        // Five hours of 20 requests each: the baseline becomes 20 an hour.
+        // Five hours of 20 requests each (under ten times the floor while nothing is learned):
+        // the baseline becomes 20 an hour.
         for h in 0..5 {
             for _ in 0..20 {
                 assert_eq!(watch.count("clinic", t + hour * h), None);
