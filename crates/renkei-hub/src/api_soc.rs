@@ -47,12 +47,13 @@ pub struct PollRequest {
     /// Answer at once even with no event; otherwise wait a while for one.
     #[serde(default)]
     pub return_immediately: bool,
-    /// The `jti`s of events received and processed.
+    /// The `jti`s of events received and processed (any other string is no event's and is
+    /// ignored).
     #[serde(default)]
-    pub ack: Vec<uuid::Uuid>,
+    pub ack: Vec<String>,
     /// The `jti`s of events received but not processed, with why.
     #[serde(default)]
-    pub set_errs: BTreeMap<uuid::Uuid, SetError>,
+    pub set_errs: BTreeMap<String, SetError>,
 }
 
 /// Why the SOC could not process an event (RFC 8935 §2.3 error codes).
@@ -95,15 +96,14 @@ impl Hub {
                 "`maxEvents` must be at most {MAX_SECURITY_EVENTS_READ}, not `{max}`"
             )));
         }
+        let jti = |s: &str| uuid::Uuid::parse_str(s).ok();
         let mut acks: Vec<SecurityEventAck> = poll
             .ack
             .iter()
-            .map(|jti| SecurityEventAck {
-                jti: *jti,
-                error: None,
-            })
+            .filter_map(|s| jti(s))
+            .map(|jti| SecurityEventAck { jti, error: None })
             .collect();
-        for (jti, e) in &poll.set_errs {
+        for (jti, e) in poll.set_errs.iter().filter_map(|(s, e)| Some((jti(s)?, e))) {
             // Only the code is kept (a short token); the description is the SOC's text.
             let err: String = e
                 .err
@@ -113,7 +113,7 @@ impl Hub {
                 .collect();
             tracing::warn!(%jti, err = %err, "the SOC could not process a security event");
             acks.push(SecurityEventAck {
-                jti: *jti,
+                jti,
                 error: Some(err),
             });
         }
@@ -193,7 +193,7 @@ pub struct AffectedResident {
 /// `to`. The report is an entry of the log (a search of the access log for that service).
 #[utoipa::path(get, path = "/v1/operator/incidents/report", params(IncidentQuery), security(("operator" = [])),
     responses((status = 200, body = IncidentReport),
-        (status = 400, body = Problem, content_type = PROBLEM),
+        (status = 400, description = "A malformed query", body = Problem, content_type = PROBLEM),
         (status = 401, body = Problem, content_type = PROBLEM),
         (status = 403, body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such service", body = Problem, content_type = PROBLEM),
@@ -203,10 +203,10 @@ pub(crate) async fn incident_report(
     OperatorCaller(operator): OperatorCaller,
     ApiQuery(query): ApiQuery<IncidentQuery>,
 ) -> Result<Json<IncidentReport>, HubError> {
-    let service = ServiceId::new(query.service).map_err(|e| HubError::Malformed(e.to_string()))?;
-    if query.to <= query.from {
-        return Err(HubError::Malformed("`to` must be after `from`".into()));
-    }
+    // A malformed id names no service, as an unknown one does; an empty window (`to` not
+    // after `from`) reaches nobody.
+    let service = ServiceId::new(query.service.as_str())
+        .map_err(|_| HubError::UnknownService(query.service.clone()))?;
     hub.store()
         .service(&service)
         .await?

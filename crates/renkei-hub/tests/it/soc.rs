@@ -79,7 +79,10 @@ async fn verified(town: &Town, token: &str) -> Value {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{claims}: {errors:?}");
-    assert_eq!(claims["aud"], format!("{}/v1/soc/events", town.config.issuer));
+    assert_eq!(
+        claims["aud"],
+        format!("{}/v1/soc/events", town.config.issuer)
+    );
     claims
 }
 
