@@ -83,7 +83,7 @@ enum Command {
         metrics_token_file: Option<PathBuf>,
         /// The city's SOC: where it hears of security events.
         #[command(flatten)]
-        soc: run::SocArgs,
+        soc: Box<run::SocArgs>,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]

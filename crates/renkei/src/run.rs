@@ -324,7 +324,7 @@ pub struct SocArgs {
     pub soc_token_file: Option<PathBuf>,
     /// The SOC's receiver, to which each security event is pushed (RFC 8935).
     #[arg(long, env = "RENKEI_SOC_PUSH_URL")]
-    pub soc_push_url: Option<reqwest::Url>,
+    pub soc_push_url: Option<String>,
 }
 
 impl SocArgs {
@@ -341,7 +341,13 @@ impl SocArgs {
                     .with_context(|| format!("the SOC token in {}", path.display()))?,
             );
         }
-        config.soc.push_url = self.soc_push_url.clone();
+        config.soc.push_url = self
+            .soc_push_url
+            .as_deref()
+            .map(|url| {
+                reqwest::Url::parse(url).with_context(|| format!("the SOC push URL `{url}`"))
+            })
+            .transpose()?;
         Ok(())
     }
 }

@@ -205,6 +205,10 @@ async fn a_rate_limit_trip_raises_one_event_per_caller_and_window() {
 }
 
 /// A provider that refuses every grant with `problem` (as the provider kit answers).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a refusing provider is another party's server, not the hub's"
+)]
 async fn refusing_provider(problem: &'static str) -> Server {
     let router = Router::new().route(
         "/renkei/v1/fetch",
