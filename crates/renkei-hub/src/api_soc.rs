@@ -133,6 +133,8 @@ impl Hub {
         loop {
             // Registered before reading, so an event raised in between wakes this poll.
             let notified = raised.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let mut waiting = self
                 .store()
                 .unacknowledged_security_events(max.saturating_add(1))

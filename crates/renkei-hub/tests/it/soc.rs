@@ -1,8 +1,9 @@
 //! Security events for the city's SOC: each trigger raises its event, every event is a
 //! Security Event Token that verifies against the hub's JWKS with a JOSE library nobody here
-//! wrote and whose claims validate against the JSON Schema in `docs/soc/`, polls (RFC 8936)
-//! acknowledge, pushes (RFC 8935) are retried after a refusal, and the incident report lists
-//! exactly what a service's granted requests reached.
+//! wrote (`jsonwebtoken`) and whose claims validate against the JSON Schema kept in
+//! `renkei-protocol/schemas/renkei-secevent/`, polls (RFC 8936) acknowledge, pushes (RFC 8935)
+//! are retried after a refusal, and the incident report lists exactly what a service's
+//! granted requests reached.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,8 @@ use crate::common::{
 };
 use crate::emergency::{declare, step, two_operators};
 
-const SCHEMA: &str = include_str!("../../../../docs/soc/secevent.schema.json");
+const SCHEMA: &str =
+    include_str!("../../../renkei-protocol/schemas/renkei-secevent/security-event-schema.json");
 
 /// The town, its SOC configured as `configure` says (polling with the town's token).
 async fn town_with(configure: impl FnOnce(&mut SocConfig)) -> Town {
