@@ -36,9 +36,10 @@ pub struct SocApiDoc;
 const POLL_WAIT: Duration = Duration::from_secs(20);
 
 /// A poll (RFC 8936 §2.4): acknowledge what was received, report what could not be
-/// processed, and ask for more.
+/// processed, and ask for more. Members the hub does not know are ignored, as the RFC's
+/// extensions may add some.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PollRequest {
     /// At most this many events in the answer (0 to 1000; 0 only acknowledges). Left out,
     /// up to 100.
@@ -58,7 +59,6 @@ pub struct PollRequest {
 
 /// Why the SOC could not process an event (RFC 8935 §2.3 error codes).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SetError {
     pub err: String,
     pub description: String,

@@ -30,6 +30,9 @@ use crate::{Hub, HubError};
 pub const SOC_EVENTS_PATH: &str = "/v1/soc/events";
 /// How long one replica holds an event it is pushing before another may try.
 const LEASE: TimeDelta = TimeDelta::seconds(30);
+/// How long an acknowledged event is kept (the SOC keeps its own copy; this is for an
+/// operator asking what the SOC was told).
+pub const ACKNOWLEDGED_KEPT: TimeDelta = TimeDelta::days(90);
 /// How long a push may take.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -372,6 +372,14 @@ fn start_purger(hub: &Hub) {
                 Ok(purged) => tracing::debug!(purged, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
             }
+            let before = Utc::now() - crate::soc::ACKNOWLEDGED_KEPT;
+            if let Err(e) = hub
+                .store()
+                .forget_acknowledged_security_events(before)
+                .await
+            {
+                tracing::error!(error = %e, "forgetting acknowledged security events failed");
+            }
             hub.limiters().forget_idle();
         }
     });

@@ -75,4 +75,8 @@ pub trait SecurityEventStore {
         acks: &[SecurityEventAck],
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Deletes the events acknowledged before `before` (the SOC keeps its own copy); returns
+    /// how many. Unacknowledged events are kept however old.
+    async fn forget_acknowledged_security_events(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 }

@@ -103,4 +103,39 @@ pub async fn security_events_wait_until_acknowledged_and_pushes_are_leased_and_r
             .unwrap()
             .is_empty()
     );
+
+    let (old, fresh, waiting) = (raised(3), raised(4), raised(5));
+    for e in [&old, &fresh, &waiting] {
+        store.raise_security_event(e).await.unwrap();
+    }
+    let ack = |e: &StoredSecurityEvent| SecurityEventAck {
+        jti: e.jti,
+        error: None,
+    };
+    store
+        .acknowledge_security_events(&[ack(&old)], now - TimeDelta::days(100))
+        .await
+        .unwrap();
+    store
+        .acknowledge_security_events(&[ack(&fresh)], now)
+        .await
+        .unwrap();
+    let forgotten = store
+        .forget_acknowledged_security_events(now - TimeDelta::days(90))
+        .await
+        .unwrap();
+    // `first` and `second` were acknowledged at `now` too: only `old` is old enough.
+    assert_eq!(forgotten, 1);
+    assert_eq!(
+        store.unacknowledged_security_events(10).await.unwrap(),
+        vec![waiting],
+        "an unacknowledged event is kept however old"
+    );
+    assert_eq!(
+        store
+            .forget_acknowledged_security_events(now + TimeDelta::seconds(1))
+            .await
+            .unwrap(),
+        3
+    );
 }

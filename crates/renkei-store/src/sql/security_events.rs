@@ -128,4 +128,12 @@ impl SecurityEventStore for Backend {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn forget_acknowledged_security_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM security_events WHERE acknowledged_at < $1")
+            .bind(millis(before))
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
