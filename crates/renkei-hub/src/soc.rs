@@ -97,6 +97,9 @@ pub struct Soc {
     failures_by_address: Tally<String>,
     failures_by_client: Tally<String>,
     rate_limited: Tally<(&'static str, Offender)>,
+    /// Checkpoint and tree sizes found inconsistent: the integrator tries again every
+    /// second, and the SOC hears of each pair once per window.
+    inconsistencies: Tally<(u64, u64)>,
     surges: SurgeWatch,
     raised: Arc<Notify>,
 }
@@ -107,6 +110,7 @@ impl Soc {
             failures_by_address: Tally::new(config.failures, config.window),
             failures_by_client: Tally::new(config.failures, config.window),
             rate_limited: Tally::new(1, config.window),
+            inconsistencies: Tally::new(1, config.window),
             surges: SurgeWatch::new(config.surge),
             raised: Arc::new(Notify::new()),
         }
@@ -137,11 +141,9 @@ impl Hub {
             .keys()
             .sign_with(move |key| sign_security_event(key, &token))
             .await
+            .and_then(|signed| signed.map_err(|e| HubError::internal(e.to_string())))
         {
-            Ok(Ok(signed)) => signed,
-            Ok(Err(e)) => {
-                return tracing::error!(error = %e, event = uri, "signing a security event failed");
-            }
+            Ok(signed) => signed,
             Err(e) => {
                 return tracing::error!(error = %e, event = uri, "signing a security event failed");
             }
@@ -375,16 +377,13 @@ fn address(from: PeerAddr) -> Offender {
 
 impl Hub {
     /// The integrator refused to sign a tree that does not extend the last checkpoint: the
-    /// SOC hears of it once per replica for each pair of sizes (the integrator retries every
+    /// SOC hears of it once per replica, pair of sizes and window (the integrator retries every
     /// second and would otherwise raise an event each time).
     pub(crate) async fn log_inconsistent(&self, found: &crate::log::Inconsistent) {
-        let key = (
-            "log",
-            Offender::Client(format!("{}-{}", found.checkpoint, found.tree)),
-        );
+        let key = (found.checkpoint, found.tree);
         if self
             .soc()
-            .rate_limited
+            .inconsistencies
             .count(&key, Instant::now())
             .is_some()
         {

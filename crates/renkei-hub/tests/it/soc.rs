@@ -178,6 +178,40 @@ async fn repeated_client_authentication_failures_raise_one_event_per_address_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_refused_provider_assertions_raise_an_event_naming_the_provider_claimed() {
+    let town = town_with(|soc| soc.failures = 2).await;
+    let clinic = town.clinic.id.as_str();
+    let stranger = renkei_protocol::keys::SigningKey::generate().unwrap();
+    let now = Utc::now().timestamp();
+    for n in 0..2 {
+        // Signed with a key the clinic never registered.
+        let forged = renkei_protocol::sign_jwt(
+            renkei_protocol::keys::AnySigningKey::EdDsa(&stranger),
+            &json!({ "iss": clinic, "sub": clinic, "aud": format!("{}/oauth/token", town.config.issuer),
+                     "iat": now, "exp": now + 60, "jti": format!("forged-{n}") }),
+        )
+        .unwrap();
+        let refused = town
+            .post("/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={forged}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = waiting(&town).await;
+    let failures = of_type(&events, "urn:renkei:secevent:authentication-failures");
+    assert!(
+        failures.contains(&&json!({ "client": clinic, "failures": 2, "window_seconds": 300 })),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_trip_raises_one_event_per_caller_and_window() {
     let town = Town::with(TownOptions {
         limits: RateLimits {
