@@ -351,6 +351,13 @@ fn declared() -> Routes<Hub> {
             crate::metrics::scrape,
             crate::metrics::__path_scrape,
         )
+        // The city's SOC: security events, and the incident report.
+        .api(Soc, crate::api_soc::poll, crate::api_soc::__path_poll)
+        .api(
+            Operator,
+            crate::api_soc::incident_report,
+            crate::api_soc::__path_incident_report,
+        )
         .api(
             Provider,
             counter_consents::record_counter_consent,
@@ -447,6 +454,10 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme("user", bearer.clone());
         components.add_security_scheme("provider", bearer);
         components.add_security_scheme(
+            "soc",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
             "scraper",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
@@ -467,6 +478,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api_identity::IdentityApiDoc::openapi());
     doc.merge(crate::api_accounts::AccountsApiDoc::openapi());
     doc.merge(crate::api_emergency::EmergencyApiDoc::openapi());
+    doc.merge(crate::api_soc::SocApiDoc::openapi());
     doc.merge(crate::api_providers::ProvidersApiDoc::openapi());
     doc.merge(crate::api_rights::RightsApiDoc::openapi());
     doc.merge(crate::api_counter::CounterApiDoc::openapi());

@@ -132,22 +132,35 @@ async fn authenticate_client(
             }
         }
     };
-    hub.limiters().oauth(from, &id)?;
-    let id = ServiceId::new(id).map_err(|_| refused())?;
-    let stored = hub
-        .store()
-        .client_secret_hash(&id)
-        .await?
-        .ok_or_else(refused)?;
-    // Compared in constant time, so how long a refusal takes says nothing of how much of
-    // the stored hash a guess matched.
-    aws_lc_rs::constant_time::verify_slices_are_equal(
-        stored.as_bytes(),
-        hash_client_secret(&secret).as_bytes(),
-    )
-    .map_err(|_| refused())?;
-    hub.approved_service(&id).await.map_err(|_| refused())?;
-    Ok(id)
+    hub.limit_oauth(from, &id)?;
+    let checked = async {
+        let id = ServiceId::new(id.as_str()).map_err(|_| refused())?;
+        let stored = hub
+            .store()
+            .client_secret_hash(&id)
+            .await?
+            .ok_or_else(refused)?;
+        // Compared in constant time, so how long a refusal takes says nothing of how much of
+        // the stored hash a guess matched.
+        aws_lc_rs::constant_time::verify_slices_are_equal(
+            stored.as_bytes(),
+            hash_client_secret(&secret).as_bytes(),
+        )
+        .map_err(|_| refused())?;
+        hub.approved_service(&id).await.map_err(|_| refused())?;
+        Ok(id)
+    }
+    .await;
+    // Refused credentials count towards a security event (storage failures do not).
+    if matches!(
+        checked,
+        Err(HubError::InvalidClient | HubError::OAuth { .. })
+    ) {
+        // Only a well-formed id goes into an event: the rest is the caller's text.
+        let client = ServiceId::new(id.as_str()).map_or("-".to_owned(), |id| id.to_string());
+        hub.authentication_failed(from.0, &client);
+    }
+    checked
 }
 
 /// OAuth 2.0 token endpoint: `client_credentials` (a service's own token) or

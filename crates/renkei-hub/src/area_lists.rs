@@ -104,7 +104,7 @@ impl Hub {
         token_id: Option<String>,
         body: AreaListBody,
     ) -> Result<AreaListResponse, HubError> {
-        self.limiters().data_request(service)?;
+        self.limit_data_request(service)?;
         let request = parse(service, body)?;
         let id = request.id;
         let mut release = AreaRelease {

@@ -262,8 +262,9 @@ impl Hub {
     ) -> Result<DataResponse, HubError> {
         // Counted before anything is decided: a refused request is an access record too
         // (`unknown-subject` ones included), so this bounds what a service can append.
-        self.limiters().data_request(service)?;
+        self.limit_data_request(service)?;
         let (request, subject) = parse_request(service, body)?;
+        self.resident_requested(service);
         let id = request.id;
         let (recorded, record) = self
             .decisions()
@@ -374,8 +375,9 @@ impl Hub {
             self.record_fulfilment(request, resident, &outcomes).await;
         }
         for (provider, _, outcome) in &outcomes {
-            if let Err((status, _)) = outcome {
+            if let Err((status, detail)) = outcome {
                 self.metrics().provider_failure(provider.as_str(), status);
+                self.grant_refused(provider, &service.id, detail);
             }
         }
         let mut results = results(outcomes);

@@ -6,6 +6,7 @@
 //! writes it over the revision it was taken from, with its operator entry of the log, in one
 //! transaction, and moves the decision clock, so the next decision on any replica sees it.
 
+use renkei_protocol::event::security::SecurityEvent;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -219,6 +220,27 @@ impl Hub {
         self.store()
             .record_declaration_step(declaration, &actor, &action, at)
             .await?;
+        // The SOC hears of every step that gives or takes away emergency access.
+        let event = match action {
+            OperatorAction::DeclareEmergency {
+                declaration,
+                legal_basis,
+                ..
+            } => Some(SecurityEvent::EmergencyDeclared {
+                declaration,
+                legal_basis: legal_basis.as_str().to_owned(),
+            }),
+            OperatorAction::ConfirmEmergency { declaration } => {
+                Some(SecurityEvent::EmergencyConfirmed { declaration })
+            }
+            OperatorAction::EndEmergency { declaration } => {
+                Some(SecurityEvent::EmergencyEnded { declaration })
+            }
+            _ => None,
+        };
+        if let Some(event) = event {
+            self.raise_security_event(event).await;
+        }
         Ok(())
     }
 }

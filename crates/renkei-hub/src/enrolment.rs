@@ -107,7 +107,7 @@ impl Hub {
     ) -> Result<EnrolmentChallenge, HubError> {
         self.trust_anchors()?;
         // Each challenge is a stored row until it expires (and the purger takes it).
-        self.limiters().ceremony(from)?;
+        self.limit_ceremony(from)?;
         let bytes = crate::auth::random_bytes();
         let id = uuid::Uuid::new_v4();
         let now = Utc::now();

@@ -19,6 +19,7 @@ mod api_log;
 mod api_outbound;
 mod api_providers;
 mod api_rights;
+pub mod api_soc;
 pub mod area_lists;
 pub mod audit;
 pub mod auth;
@@ -52,6 +53,7 @@ pub mod rights;
 pub mod routes;
 mod schemas;
 pub mod signing_keys;
+pub mod soc;
 mod state;
 pub mod webhooks;
 

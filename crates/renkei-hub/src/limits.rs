@@ -168,6 +168,12 @@ impl Default for RateLimits {
 pub struct PeerAddr(pub IpAddr);
 
 impl PeerAddr {
+    /// The address as the limits count it (an IPv6 one as its /64): what a security event
+    /// names.
+    pub(crate) fn subscriber(self) -> IpAddr {
+        self.key()
+    }
+
     fn key(self) -> IpAddr {
         match self.0 {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -227,11 +233,15 @@ impl Limiters {
         check(&self.ceremonies, &from.key())
     }
 
-    /// Counts a client authentication attempt from `from` as `client` (the id claimed, before
-    /// its secret is checked: guessing one client's secret from many addresses is counted
-    /// too).
-    pub(crate) fn oauth(&self, from: PeerAddr, client: &str) -> Result<(), HubError> {
-        check(&self.oauth_by_address, &from.key())?;
+    /// Counts a client authentication attempt from `from` (with [`Self::oauth_by_client`],
+    /// which counts the id claimed before its secret is checked: guessing one client's secret
+    /// from many addresses is counted too).
+    pub(crate) fn oauth_by_address(&self, from: PeerAddr) -> Result<(), HubError> {
+        check(&self.oauth_by_address, &from.key())
+    }
+
+    /// Counts a client authentication attempt as `client`.
+    pub(crate) fn oauth_by_client(&self, client: &str) -> Result<(), HubError> {
         check(&self.oauth_by_client, &client.to_owned())
     }
 

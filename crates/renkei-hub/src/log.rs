@@ -133,8 +133,19 @@ async fn integrate(
         fetch_missing(store, &mut known, &indexes).await?;
         let proof =
             merkle::consistency_proof(previous.size, new_size, &known).map_err(merkle_error)?;
-        merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root).map_err(|e| {
-                HubError::internal(format!("refusing to sign checkpoint {new_size}: not consistent with checkpoint {}: {e}", previous.size))
+        merkle::verify_consistency(previous.size, new_size, &proof, &previous.root, &root)
+            .map_err(|e| {
+                HubError::internal_from(
+                    format!(
+                        "refusing to sign checkpoint {new_size}: not consistent with checkpoint {}",
+                        previous.size
+                    ),
+                    e.to_string(),
+                    Inconsistent {
+                        checkpoint: previous.size,
+                        tree: new_size,
+                    },
+                )
             })?;
     }
     let note = Checkpoint::new(&identity.origin, new_size, root)
@@ -157,12 +168,36 @@ async fn integrate(
     }))
 }
 
+/// The tree in storage does not extend the last signed checkpoint: the log was rewritten
+/// or truncated beneath the hub (the source of the integrator's error, for the SOC's event).
+#[derive(Debug, thiserror::Error)]
+#[error("the tree of {tree} leaves does not extend checkpoint {checkpoint}")]
+pub struct Inconsistent {
+    pub checkpoint: u64,
+    pub tree: u64,
+}
+
+impl Inconsistent {
+    /// The inconsistency behind `e`, if that is what it is.
+    pub fn of(e: &HubError) -> Option<&Self> {
+        match e {
+            HubError::Internal(internal) => std::error::Error::source(internal)?.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn start_integrator(hub: &Hub) {
     let weak = hub.downgrade();
     tokio::spawn(async move {
         loop {
             let Some(hub) = weak.upgrade() else { return };
             let result = integrate(hub.store().as_ref(), &hub.keys().log).await;
+            if let Err(e) = &result
+                && let Some(found) = Inconsistent::of(e)
+            {
+                hub.log_inconsistent(found).await;
+            }
             drop(hub);
             match result {
                 // A backlog: go on at once.

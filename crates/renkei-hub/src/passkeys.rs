@@ -172,7 +172,7 @@ impl Hub {
     ) -> Result<CeremonyStart<RequestChallengeResponse>, HubError> {
         let webauthn = self.webauthn()?;
         // Each ceremony is a stored row until it expires (and the purger takes it).
-        self.limiters().ceremony(from)?;
+        self.limit_ceremony(from)?;
         let (mut options, state) = webauthn
             .start_discoverable_authentication()
             .map_err(|e| HubError::internal(format!("webauthn: {e}")))?;

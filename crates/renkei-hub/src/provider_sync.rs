@@ -87,6 +87,24 @@ impl Hub {
         assertion: &str,
         now: DateTime<Utc>,
     ) -> Result<ProviderId, HubError> {
+        let checked = self.check_provider_assertion(from, assertion, now).await;
+        // A refused assertion counts towards a security event (storage failures and rate
+        // limits do not), under the provider it claims if that is a provider id.
+        if matches!(checked, Err(HubError::OAuth { .. })) {
+            let claimed = claimed_issuer(assertion)
+                .and_then(|iss| ProviderId::new(iss).ok())
+                .map_or("-".to_owned(), |id| id.to_string());
+            self.authentication_failed(from.0, &claimed);
+        }
+        checked
+    }
+
+    async fn check_provider_assertion(
+        &self,
+        from: PeerAddr,
+        assertion: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ProviderId, HubError> {
         let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused("malformed"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(refused("only EdDSA assertions are taken"));
@@ -95,7 +113,7 @@ impl Hub {
         let id = claimed_issuer(assertion)
             .and_then(|iss| ProviderId::new(iss).ok())
             .ok_or_else(|| refused("no provider `iss`"))?;
-        self.limiters().oauth(from, id.as_str())?;
+        self.limit_oauth(from, id.as_str())?;
         let provider = self
             .store()
             .provider(&id)

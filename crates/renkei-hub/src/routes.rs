@@ -74,6 +74,9 @@ pub enum Access {
     /// A metrics scraper presenting the token the city configured
     /// ([`crate::HubConfig::metrics_token`]); with none configured, nobody (404).
     Scraper,
+    /// The city's SOC presenting the token it was given ([`crate::soc::SocConfig::token`]);
+    /// with none configured, nobody (404).
+    Soc,
 }
 
 /// Which proxies a resident route admits, besides the resident themselves.
@@ -369,6 +372,13 @@ impl Hub {
             Access::Scraper => match &self.config().metrics_token {
                 None => Err(HubError::NotFound(
                     "metrics (no metrics token is configured)".into(),
+                )),
+                Some(token) if token.admits(bearer(headers)?) => Ok(Caller::Nobody),
+                Some(_) => Err(HubError::Unauthorized),
+            },
+            Access::Soc => match &self.config().soc.token {
+                None => Err(HubError::NotFound(
+                    "security events (no SOC token is configured)".into(),
                 )),
                 Some(token) if token.admits(bearer(headers)?) => Ok(Caller::Nobody),
                 Some(_) => Err(HubError::Unauthorized),

@@ -58,6 +58,8 @@ pub struct HubConfig {
     /// In how many days a resident's request is due a first answer (a city setting;
     /// `renkei serve --request-answer-days`).
     pub request_answer_days: u32,
+    /// Where the city's SOC hears of security events, and what raises one.
+    pub soc: crate::soc::SocConfig,
 }
 
 impl HubConfig {
@@ -81,6 +83,7 @@ impl HubConfig {
             notice_interval: Duration::from_secs(5),
             metrics_token: None,
             request_answer_days: renkei_domain::rights::DEFAULT_ANSWER_DAYS,
+            soc: crate::soc::SocConfig::default(),
         }
     }
 }
@@ -108,6 +111,8 @@ struct HubInner {
     outbound: OutboundRelay,
     /// What `GET /metrics` reports.
     metrics: Arc<Metrics>,
+    /// What raises security events, and who waits for them.
+    soc: crate::soc::Soc,
 }
 
 impl Hub {
@@ -163,6 +168,11 @@ impl Hub {
     /// The operational metrics (`GET /metrics`).
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The watch on what raises security events.
+    pub(crate) fn soc(&self) -> &crate::soc::Soc {
+        &self.0.soc
     }
 
     /// A handle for a background task, which must not keep the hub alive.
@@ -223,6 +233,7 @@ impl Hub {
         let vocabulary = RwLock::new(BTreeSet::new());
         let webauthn = crate::passkeys::relying_party(&config.issuer);
         let limiters = Limiters::new(&config.limits);
+        let soc = crate::soc::Soc::new(&config.soc);
         let hub = Self(Arc::new(HubInner {
             config,
             store,
@@ -235,6 +246,7 @@ impl Hub {
             limiters,
             outbound: OutboundRelay::default(),
             metrics,
+            soc,
         }));
         crate::log::integrate_once(hub.store().as_ref(), &hub.keys().log).await?;
         crate::log::start_integrator(&hub);
@@ -243,6 +255,7 @@ impl Hub {
         start_key_reloader(&hub);
         start_purger(&hub);
         crate::notices::start_notifier(&hub);
+        crate::soc::start_pusher(&hub)?;
         Ok(hub)
     }
 }
@@ -311,11 +324,34 @@ fn start_key_reloader(hub: &Hub) {
         loop {
             tokio::time::sleep(crate::signing_keys::KEY_RELOAD_INTERVAL).await;
             let Some(hub) = weak.upgrade() else { return };
-            if let Err(e) = hub.keys().signing.reload(hub.store().as_ref()).await {
-                tracing::error!(error = %e, "re-reading the signing keys failed");
-            }
+            hub.reload_signing_keys().await;
         }
     });
+}
+
+impl Hub {
+    /// Re-reads the signing keys; a key published now that was not before is a rotation,
+    /// which the SOC hears of.
+    pub async fn reload_signing_keys(&self) {
+        let published = |hub: &Hub| -> std::collections::BTreeSet<String> {
+            hub.keys()
+                .jwks()
+                .keys
+                .iter()
+                .filter_map(|k| k.common.key_id.clone())
+                .collect()
+        };
+        let before = published(self);
+        if let Err(e) = self.keys().signing.reload(self.store().as_ref()).await {
+            return tracing::error!(error = %e, "re-reading the signing keys failed");
+        }
+        for kid in published(self).difference(&before) {
+            self.raise_security_event(
+                renkei_protocol::event::security::SecurityEvent::KeyRotated { kid: kid.clone() },
+            )
+            .await;
+        }
+    }
 }
 
 /// How long past its expiry a revoked token id (or anything else) is kept before the purger
@@ -339,6 +375,14 @@ fn start_purger(hub: &Hub) {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired rows"),
                 Err(e) => tracing::error!(error = %e, "purging expired rows failed"),
+            }
+            let before = Utc::now() - crate::soc::ACKNOWLEDGED_KEPT;
+            if let Err(e) = hub
+                .store()
+                .forget_acknowledged_security_events(before)
+                .await
+            {
+                tracing::error!(error = %e, "forgetting acknowledged security events failed");
             }
             hub.limiters().forget_idle();
         }

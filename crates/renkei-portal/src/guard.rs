@@ -88,7 +88,8 @@ impl PortalGuard {
             | Access::ServiceToken
             | Access::UserToken
             | Access::Provider
-            | Access::Scraper => Err(page(PortalError::Internal(
+            | Access::Scraper
+            | Access::Soc => Err(page(PortalError::Internal(
                 "a page cannot admit a service or a provider".into(),
             ))),
         }

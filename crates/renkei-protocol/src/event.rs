@@ -20,6 +20,7 @@ use crate::keys::{Jwks, SigningKey};
 
 pub mod notice;
 pub mod rights;
+pub mod security;
 
 /// The JWS `typ` of a Security Event Token (RFC 8417 §2.3).
 pub const EVENT_TYP: &str = "secevent+jwt";

@@ -37,6 +37,7 @@ mod notices;
 mod outbox_and_secrets;
 mod providers;
 mod rights;
+mod security_events;
 
 pub use consents::*;
 pub use counter::*;
@@ -51,6 +52,7 @@ pub use notices::*;
 pub use outbox_and_secrets::*;
 pub use providers::*;
 pub use rights::*;
+pub use security_events::*;
 
 use crate::{DecisionInput, PurposeDraft, Store};
 
@@ -82,6 +84,7 @@ macro_rules! store_conformance_suite {
             a_request_with_a_revoked_token_is_denied_and_recorded,
             access_records_filter_by_resident_service_and_cursor,
             webhook_messages_are_leased_once_and_retried_until_delivered,
+            security_events_wait_until_acknowledged_and_pushes_are_leased_and_retried,
             ensure_secret_keeps_the_first_value,
             secrets_are_listed_and_replaced_all_together_or_not_at_all,
             log_positions_are_shared_and_gap_free_across_access_records_and_consent_events,

@@ -24,6 +24,7 @@ pub mod notices;
 mod postgres;
 pub mod rights;
 mod rows;
+pub mod security_events;
 mod sqlite;
 mod wal_sync;
 
@@ -49,6 +50,9 @@ pub use locators::{LocatorCursor, LocatorStore};
 pub use notices::NoticeStore;
 pub use postgres::{DEFAULT_STORAGE_TIMEOUT, PostgresStore};
 pub use rights::{AnswerOutcome, RecipientAnswerDraft, RightsStore};
+pub use security_events::{
+    DueSecurityEvent, SecurityEventAck, SecurityEventStore, StoredSecurityEvent,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a storage call failed.
@@ -411,6 +415,7 @@ pub trait Store:
     + CounterStore
     + EmergencyStore
     + NoticeStore
+    + SecurityEventStore
     + LocatorStore
     + LocationStore
     + RightsStore

@@ -266,4 +266,32 @@ impl OperatorClient {
         )
         .await
     }
+
+    /// The residents and categories `service`'s granted requests reached between `from`
+    /// and `to` (`GET /v1/operator/incidents/report`).
+    pub async fn incident_report(
+        &self,
+        service: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<renkei_hub::api_soc::IncidentReport> {
+        let what = format!("reporting on service `{service}`");
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/v1/operator/incidents/report", self.hub),
+            [
+                ("service", service.to_owned()),
+                ("from", from.to_rfc3339()),
+                ("to", to.to_rfc3339()),
+            ],
+        )
+        .with_context(|| format!("{what}: the hub's URL"))?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.as_str())
+            .send()
+            .await
+            .with_context(|| format!("{what}: reaching {}", self.hub))?;
+        answer(&what, response).await
+    }
 }

@@ -13,6 +13,7 @@ use renkei_hub::HubConfig;
 
 mod decrypt;
 mod dev_ca;
+mod incident;
 mod provider;
 mod verify_package;
 
@@ -86,6 +87,9 @@ enum Command {
         /// answer: shown to the resident and operators, flagged in the console once past.
         #[arg(long, env = "RENKEI_REQUEST_ANSWER_DAYS", default_value_t = renkei_domain::rights::DEFAULT_ANSWER_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
         request_answer_days: u32,
+        /// The city's SOC: where it hears of security events.
+        #[command(flatten)]
+        soc: Box<run::SocArgs>,
         #[command(flatten)]
         kek: KekArgs,
         #[command(flatten)]
@@ -126,6 +130,11 @@ enum Command {
     Provider {
         #[command(subcommand)]
         command: provider::ProviderCommand,
+    },
+    /// What a service's requests reached, for an incident's reports and notices.
+    Incident {
+        #[command(subcommand)]
+        command: incident::IncidentCommand,
     },
     /// The hub's data-category vocabulary.
     Category {
@@ -348,6 +357,7 @@ async fn main() -> anyhow::Result<()> {
             allow_local_network,
             metrics_token_file,
             request_answer_days,
+            soc,
             kek,
             pkcs11,
             limits,
@@ -360,6 +370,7 @@ async fn main() -> anyhow::Result<()> {
                 .transpose()?;
             config.request_answer_days = request_answer_days;
             config.pkcs11 = pkcs11.read()?;
+            soc.apply(&mut config)?;
             limits.apply(&mut config);
             config.provider_timeout = Duration::from_millis(provider_timeout_ms);
             config.trust_anchors =
@@ -430,6 +441,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Kek { command } => kek(command).await?,
         Command::Provider { command } => provider::run(command).await?,
         Command::Category { command } => provider::category(command).await?,
+        Command::Incident { command } => incident::run(command).await?,
         Command::Operator {
             command:
                 OperatorCommand::SignIn {

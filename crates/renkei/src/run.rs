@@ -315,6 +315,43 @@ pub fn read_metrics_token(path: &Path) -> anyhow::Result<renkei_hub::metrics::Me
         .with_context(|| format!("the metrics token in {}", path.display()))
 }
 
+/// Where the city's SOC hears of security events (`renkei serve`).
+#[derive(clap::Args, Debug)]
+pub struct SocArgs {
+    /// A file holding the token the SOC presents when it polls `POST /v1/soc/events`
+    /// (RFC 8936; at least 22 characters; owner-only). Without one, polling is off.
+    #[arg(long, env = "RENKEI_SOC_TOKEN_FILE")]
+    pub soc_token_file: Option<PathBuf>,
+    /// The SOC's receiver, to which each security event is pushed (RFC 8935).
+    #[arg(long, env = "RENKEI_SOC_PUSH_URL")]
+    pub soc_push_url: Option<String>,
+}
+
+impl SocArgs {
+    /// Sets the hub's SOC from these flags.
+    pub fn apply(&self, config: &mut HubConfig) -> anyhow::Result<()> {
+        if let Some(path) = &self.soc_token_file {
+            refuse_open_to_others(path, "the SOC token")?;
+            let text = Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            );
+            config.soc.token = Some(
+                renkei_hub::soc::SocToken::new(&text)
+                    .with_context(|| format!("the SOC token in {}", path.display()))?,
+            );
+        }
+        config.soc.push_url = self
+            .soc_push_url
+            .as_deref()
+            .map(|url| {
+                reqwest::Url::parse(url).with_context(|| format!("the SOC push URL `{url}`"))
+            })
+            .transpose()?;
+        Ok(())
+    }
+}
+
 /// Everything a hub serves: the API and, beside it, the resident portal and operator console.
 pub fn app(hub: Hub) -> axum::Router {
     routed_app(hub).0

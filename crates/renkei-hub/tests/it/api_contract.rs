@@ -422,6 +422,8 @@ async fn a_suspended_service_is_shut_out_even_with_a_token_it_already_holds() {
 const KNOWN_ROUTES: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
     ("/metrics", &["get"]),
+    ("/v1/soc/events", &["post"]),
+    ("/v1/operator/incidents/report", &["get"]),
     ("/openapi.json", &["get"]),
     ("/.well-known/jwks.json", &["get"]),
     ("/problems/{code}", &["get"]),
@@ -466,6 +468,7 @@ fn security_scheme(access: Access) -> Option<&'static str> {
         Access::Operator | Access::Counter => Some("operator"),
         Access::Provider => Some("provider"),
         Access::Scraper => Some("scraper"),
+        Access::Soc => Some("soc"),
     }
 }
 
@@ -538,7 +541,7 @@ async fn openapi_describes_every_route() {
             Access::Resident(_) | Access::ResidentOrSignIn(_) | Access::OperatorIdentity => {
                 &["401", "403"]
             }
-            Access::Scraper => &["401", "404"],
+            Access::Scraper | Access::Soc => &["401", "404"],
         };
         for status in refusals {
             assert!(

@@ -31,5 +31,6 @@ mod provider_safety;
 mod provider_sync;
 mod revocation;
 mod rights_routing;
+mod soc;
 mod storage_faults;
 mod transparency_log;

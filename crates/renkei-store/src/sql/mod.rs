@@ -31,6 +31,7 @@ mod outbox;
 mod residents;
 mod rights;
 mod secrets;
+mod security_events;
 mod store;
 
 use sqlx::query::QueryAs;

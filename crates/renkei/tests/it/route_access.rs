@@ -55,6 +55,8 @@ const REDIRECT_URI: &str = "https://health-advice.example/callback";
 const PROVIDER: &str = "town-clinic";
 /// The token the matrix's metrics scraper presents.
 const SCRAPER_TOKEN: &str = "matrix-metrics-scraper-token";
+/// The token the matrix's SOC presents.
+const SOC_TOKEN: &str = "matrix-security-operations-token";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 // ------------------------------------------------------------------ the callers
@@ -104,6 +106,8 @@ enum Kind {
     Provider,
     /// A metrics scraper with the configured metrics token.
     Scraper,
+    /// The city's SOC with the configured SOC token.
+    Soc,
 }
 
 #[derive(Clone)]
@@ -415,6 +419,7 @@ impl World {
         // Every principal calls every route from one address: the matrix is not about limits.
         config.limits = renkei_hub::limits::RateLimits::GENEROUS;
         config.metrics_token = Some(renkei_hub::metrics::MetricsToken::new(SCRAPER_TOKEN).unwrap());
+        config.soc.token = Some(renkei_hub::soc::SocToken::new(SOC_TOKEN).unwrap());
         let hub = Hub::start(config, store.clone()).await.unwrap();
 
         let alice = new_resident(store.as_ref()).await;
@@ -503,6 +508,10 @@ impl World {
             Principal {
                 name: "the metrics scraper".into(),
                 kind: Kind::Scraper,
+            },
+            Principal {
+                name: "the SOC".into(),
+                kind: Kind::Soc,
             },
             Principal {
                 name: "the resident".into(),
@@ -685,6 +694,7 @@ impl World {
             Kind::CounterStaff if access == Access::OperatorIdentity => {
                 session(resident(self.staff_identity))
             }
+            Kind::Soc => bearer(SOC_TOKEN),
             Kind::Provider => bearer(
                 &keys
                     .issue_provider_token(&renkei_domain::ProviderId::new(PROVIDER).unwrap(), now)
@@ -740,6 +750,7 @@ impl World {
             }
             Access::Provider => matches!(principal.kind, Kind::Provider),
             Access::Scraper => matches!(principal.kind, Kind::Scraper),
+            Access::Soc => matches!(principal.kind, Kind::Soc),
         }
     }
 }
@@ -1189,6 +1200,12 @@ impl World {
             ("POST", "/v1/me/requests") => Call::to(&row.path)
                 .json(json!({ "kind": "disclosure", "service": HEALTH, "details": "what do you hold" }))
                 .about(HEALTH),
+            // --- the SOC, and the incident report ---
+            ("POST", "/v1/soc/events") => Call::to(&row.path)
+                .json(json!({ "maxEvents": 1, "returnImmediately": true })),
+            ("GET", "/v1/operator/incidents/report") => Call::to(format!(
+                "/v1/operator/incidents/report?service={HEALTH}&from=2026-01-01T00:00:00Z&to=2099-01-01T00:00:00Z"
+            )),
             // --- operators ---
             ("POST", "/v1/operator/session") => Call::to(&row.path),
             ("POST", "/v1/operator/services") => {

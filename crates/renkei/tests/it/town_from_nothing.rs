@@ -91,6 +91,21 @@ fn a_city_connects_a_provider_a_service_and_a_resident_with_the_commands_alone(o
             ],
         ));
     }
+    // The SOC's token, owner-only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            dir.join("soc-token"),
+            "the-city-soc-polls-with-this-token\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            dir.join("soc-token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let started = chrono::Utc::now();
     // The hub, on an empty database.
     let port = free_port();
     let hub = format!("http://127.0.0.1:{port}");
@@ -99,7 +114,8 @@ fn a_city_connects_a_provider_a_service_and_a_resident_with_the_commands_alone(o
         .args(["serve", "--database", "hub.db", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["--issuer", &hub])
-        .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"]);
+        .args(["--trust-anchor", "ca/root.pem", "--crl", "ca/crl.pem"])
+        .args(["--soc-token-file", "soc-token"]);
     if !outbound {
         // The kit listens on 127.0.0.1; an outbound-only one needs no such allowance.
         serve.arg("--allow-local-network");
@@ -389,6 +405,41 @@ fn a_city_connects_a_provider_a_service_and_a_resident_with_the_commands_alone(o
         !opened.contains("21.5") && !opened.contains("1200"),
         "nobody else's: {opened}"
     );
+
+    // The incident report names her, with what the service was given.
+    let to = chrono::Utc::now().to_rfc3339();
+    let report: Value = serde_json::from_str(&ok(&renkei(
+        dir,
+        &[
+            "incident",
+            "report",
+            "--hub",
+            &hub,
+            "--operator-token-file",
+            "operator-token",
+            "--service",
+            "health-advice",
+            "--from",
+            &started.to_rfc3339(),
+            "--to",
+            &to,
+        ],
+    )))
+    .unwrap();
+    let residents = report["residents"].as_array().unwrap();
+    assert_eq!(residents.len(), 1, "{report}");
+    assert_eq!(
+        residents[0]["categories"],
+        json!(["health.checkup", "payment.history"])
+    );
+    // The SOC polls with its token (the declaration-free town raised nothing yet).
+    let polled = http
+        .post(format!("{hub}/v1/soc/events"))
+        .bearer_auth("the-city-soc-polls-with-this-token")
+        .json(&json!({ "returnImmediately": true }))
+        .send()
+        .unwrap();
+    assert_eq!(polled.status(), 200);
 
     // She revokes; the next request is denied.
     let revoked = http

@@ -220,7 +220,7 @@ async fn receive_webhook(
 }
 
 impl Webhook {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let state = WebhookState {
             deliveries: Arc::default(),
             fail_next: Arc::default(),
@@ -277,7 +277,12 @@ pub struct TownOptions {
     pub notice_interval: Duration,
     /// The token `GET /metrics` takes; `None` turns metrics off.
     pub metrics_token: Option<&'static str>,
+    /// Where the SOC hears of security events: by default polling with [`SOC_TOKEN`].
+    pub soc: renkei_hub::soc::SocConfig,
 }
+
+/// The town SOC's token.
+pub const SOC_TOKEN: &str = "the-town-security-operations-token";
 
 /// The town's metrics token.
 pub const METRICS_TOKEN: &str = "the-town-prometheus-token";
@@ -297,6 +302,10 @@ impl Default for TownOptions {
             notice_grace: Duration::from_millis(200),
             notice_interval: Duration::from_millis(100),
             metrics_token: Some(METRICS_TOKEN),
+            soc: renkei_hub::soc::SocConfig {
+                token: Some(renkei_hub::soc::SocToken::new(SOC_TOKEN).unwrap()),
+                ..renkei_hub::soc::SocConfig::default()
+            },
         }
     }
 }
@@ -663,6 +672,7 @@ impl Town {
         config.pkcs11 = options.pkcs11.clone();
         config.notice_grace = options.notice_grace;
         config.notice_interval = options.notice_interval;
+        config.soc = options.soc.clone();
         config.metrics_token = options
             .metrics_token
             .map(|t| renkei_hub::metrics::MetricsToken::new(t).unwrap());
