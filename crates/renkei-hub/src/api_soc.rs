@@ -267,6 +267,7 @@ pub(crate) async fn incident_report(
         OperatorAction::SearchAccessLog {
             resident: None,
             service: Some(service.clone()),
+            reason: Some("incident report (APPI 漏えい等報告)".to_owned()),
         },
     )
     .await?;
