@@ -9,7 +9,7 @@
 //! enrolled resident exactly. Either opens a [`CounterSession`] (an operator entry of the
 //! log, in the same transaction), in which staff enter consents, revocations and requests
 //! for that resident: ordinary ones, with channel `counter` and the staff member as actor
-//! (`Actor::Staff`), so the resident's history says "at the counter, by <staff>".
+//! (`Actor::Staff`), so the resident's history says "at the counter, by" and the staff member.
 //!
 //! Each act is answered with a counter receipt ([`renkei_protocol::receipt::counter`]),
 //! printed as a PDF (`counter_pdf.rs`) whose QR code opens the public check page with the

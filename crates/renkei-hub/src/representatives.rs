@@ -3,11 +3,11 @@
 //! they saw, each an operator entry of the log written with the appointment. A
 //! representative then acts through the proxy machinery (`accounts/proxies.rs`, the acting
 //! session of `auth.rs`) with a scope over everything; whether their authority still holds
-//! is judged at each use against the hub's clock ([`Hub::appointment_holds`]), so a parent's
+//! is judged at each use against the hub's clock (`Hub::appointment_holds`), so a parent's
 //! ends on the child's 18th birthday without anything having to run.
 //!
 //! A minor's consent to a purpose drawing on special-care data needs the representative:
-//! [`Hub::check_capacity`], called wherever a consent is given.
+//! `Hub::check_capacity`, called wherever a consent is given.
 
 use chrono::{DateTime, Utc};
 use renkei_domain::{
