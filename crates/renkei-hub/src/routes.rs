@@ -369,19 +369,21 @@ impl Hub {
             Access::Provider => Ok(Caller::Provider(
                 crate::provider_sync::ProviderCaller::authenticate(self, headers).await?,
             )),
-            Access::Scraper => match &self.config().metrics_token {
-                None => Err(HubError::NotFound(
+            // A caller without a token is challenged (401) whether or not the route is on:
+            // only one that presents a token learns that it is off.
+            Access::Scraper => match (&self.config().metrics_token, bearer(headers)?) {
+                (None, _) => Err(HubError::NotFound(
                     "metrics (no metrics token is configured)".into(),
                 )),
-                Some(token) if token.admits(bearer(headers)?) => Ok(Caller::Nobody),
-                Some(_) => Err(HubError::Unauthorized),
+                (Some(token), presented) if token.admits(presented) => Ok(Caller::Nobody),
+                (Some(_), _) => Err(HubError::Unauthorized),
             },
-            Access::Soc => match &self.config().soc.token {
-                None => Err(HubError::NotFound(
+            Access::Soc => match (&self.config().soc.token, bearer(headers)?) {
+                (None, _) => Err(HubError::NotFound(
                     "security events (no SOC token is configured)".into(),
                 )),
-                Some(token) if token.admits(bearer(headers)?) => Ok(Caller::Nobody),
-                Some(_) => Err(HubError::Unauthorized),
+                (Some(token), presented) if token.admits(presented) => Ok(Caller::Nobody),
+                (Some(_), _) => Err(HubError::Unauthorized),
             },
         }
     }

@@ -26,7 +26,7 @@ pub struct ResidentRequestBody {
     /// The data category it concerns, at every service that received it and every
     /// provider that keeps it (with `service`: at that service only).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schemas::Slug>)]
     pub category: Option<String>,
     #[schema(max_length = 2000)]
     pub details: String,

@@ -145,4 +145,7 @@ async fn metrics_need_the_token_and_are_off_without_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+    // Without a token the caller is challenged, as when metrics are on.
+    let anonymous = off.get("/metrics").send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
 }
