@@ -90,6 +90,12 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 /// of an append-only log) holds at least what the manifest says.
 pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let postgres = is_postgres(&args.database);
+    // Opening a missing SQLite path would create an empty database, and back that up.
+    anyhow::ensure!(
+        postgres || Path::new(&args.database).is_file(),
+        "`{}` is not a SQLite database file",
+        args.database
+    );
     let store = run::open_store(&args.database).await?;
     let log_size = store.log_size().await?;
     let checkpoint = store
@@ -153,11 +159,6 @@ fn create_private_empty(path: &Path) -> anyhow::Result<()> {
 /// An online, consistent copy: SQLite writes one read transaction's snapshot of the database
 /// (WAL included) to `out`, while the hub goes on writing.
 async fn vacuum_into(database: &Path, out: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        database.is_file(),
-        "`{}` is not a SQLite database file",
-        database.display()
-    );
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(database)
         .read_only(true)

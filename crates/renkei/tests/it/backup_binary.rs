@@ -322,6 +322,17 @@ async fn a_postgres_backup_restores_into_an_empty_database_and_passes_the_drill(
     let manifest = manifest(&backup);
     assert_eq!(manifest["checkpoint"]["size"].as_u64(), Some(log.size));
 
+    // Without PostgreSQL's own tools there is no backup, and the operator is told why.
+    let missing = Command::new(env!("CARGO_BIN_EXE_renkei"))
+        .args(["backup", "--database", &log.database, "--out"])
+        .arg(dir.path().join("never.dump"))
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let missing = failed(&missing);
+    assert!(missing.contains("`pg_dump` was not found"), "{missing}");
+    assert!(!dir.path().join("never.dump").exists());
+
     let name = format!("renkei_restore_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
