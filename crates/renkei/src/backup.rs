@@ -384,7 +384,8 @@ async fn drill(args: &RestoreArgs, manifest: &Manifest) -> anyhow::Result<()> {
         None => "the backup's manifest names no checkpoint (a new log)".to_owned(),
     };
     println!(
-        "restore drill OK: {} entries verified against {} signed checkpoints; {checkpoint}",
+        "restore drill OK: {} entries verified against {} signed checkpoints (the manifest's \
+         among them); {checkpoint}",
         report.entries, report.checkpoints
     );
     Ok(())
