@@ -11,6 +11,7 @@ use renkei::demo::{self, DemoOptions};
 use renkei::run::{self, KekArgs, LimitArgs, Pkcs11Args};
 use renkei_hub::HubConfig;
 
+mod backup;
 mod decrypt;
 mod dev_ca;
 mod incident;
@@ -97,6 +98,14 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Copy the hub's database while it runs (SQLite: `VACUUM INTO`; PostgreSQL: `pg_dump`),
+    /// with a manifest naming the log's latest signed checkpoint. The KEK is not in it: keep
+    /// the KEK apart.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new database, then run the restore drill: verify the restored
+    /// log as `renkei log verify` does, holding it to the manifest's checkpoint. Exits 1 if it
+    /// does not verify.
+    Restore(backup::RestoreArgs),
     /// The key-encryption key (KEK) under which the hub's secrets (token keys, the log's
     /// signing seed, the private signing keys) are wrapped in the database.
     Kek {
@@ -436,6 +445,8 @@ async fn main() -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Backup(args) => backup::backup(args).await?,
+        Command::Restore(args) => backup::restore(args).await?,
         Command::DevCa { command } => dev_ca::run(command)?,
         Command::Keys { command } => keys(command).await?,
         Command::Kek { command } => kek(command).await?,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn free_port_block(n: u16) -> u16 {
+pub(crate) fn free_port_block(n: u16) -> u16 {
     // Find `n` consecutive free ports (the demo puts its providers after the hub's).
     for _ in 0..100 {
         let base = TcpListener::bind("127.0.0.1:0")
@@ -26,15 +26,15 @@ fn free_port_block(n: u16) -> u16 {
     panic!("no free port block");
 }
 
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    hub: String,
+    pub(crate) hub: String,
     /// What the demo printed so far.
     printed: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Demo {
-    fn start(data_dir: &Path, port: u16) -> Demo {
+    pub(crate) fn start(data_dir: &Path, port: u16) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_renkei"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
@@ -114,7 +114,7 @@ impl Drop for Demo {
     }
 }
 
-fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+pub(crate) fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     let client = reqwest::blocking::Client::new();
     let mut req = client.post(url).json(&body);
     if let Some(t) = token {
@@ -143,7 +143,7 @@ fn client_secret(data_dir: &Path, service: &str) -> String {
         .to_owned()
 }
 
-fn service_token(hub: &str, data_dir: &Path) -> String {
+pub(crate) fn service_token(hub: &str, data_dir: &Path) -> String {
     let r: Value = reqwest::blocking::Client::new()
         .post(format!("{hub}/oauth/token"))
         .basic_auth(
@@ -159,7 +159,7 @@ fn service_token(hub: &str, data_dir: &Path) -> String {
 }
 
 /// The walk-through resident: the first with records at every provider (see `demo::guide_resident`).
-fn guide_resident() -> String {
+pub(crate) fn guide_resident() -> String {
     let people = renkei::town::people(200, renkei::demo::SEED);
     renkei::demo::guide_resident(&people)
         .unwrap()

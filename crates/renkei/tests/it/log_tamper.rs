@@ -28,7 +28,7 @@ const PURPOSE: &str = "advice";
 const RESIDENTS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -40,16 +40,16 @@ enum Raw {
 }
 
 /// One freshly written, fully integrated log in a database of its own.
-struct Log {
+pub(crate) struct Log {
     backend: Backend,
     /// What `renkei log verify --database` takes: a file path or a PostgreSQL URL.
-    database: String,
+    pub(crate) database: String,
     /// The log's verifier key, as `GET /log/key` publishes it.
-    key: String,
+    pub(crate) key: String,
     /// The key-encryption key the hub wrapped its secrets under (for `RENKEI_KEK`).
     kek: String,
     store: Arc<dyn Store>,
-    size: u64,
+    pub(crate) size: u64,
     /// A consent its resident revoked.
     revoked: ConsentId,
     /// The inclusion promise in the answer to the request of the newest entry.
@@ -57,7 +57,7 @@ struct Log {
     /// The kind (`access` / `consent`) of every position.
     kinds: Vec<String>,
     /// Sizes of every checkpoint the hub signed.
-    checkpoints: Vec<u64>,
+    pub(crate) checkpoints: Vec<u64>,
     /// Where `PostgreSQL` keeps it: (admin URL, database name).
     postgres: Option<(String, String)>,
     _dir: Option<TempDir>,
@@ -113,7 +113,7 @@ fn draft(categories: &[&str]) -> PurposeDraft {
 }
 
 /// A database name of our own on the server `url` points at, and a URL for it.
-fn database_url(url: &str, name: &str) -> String {
+pub(crate) fn database_url(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -174,7 +174,7 @@ async fn grant(hub: &Hub, resident: ResidentId) -> (ConsentId, String) {
 impl Log {
     /// Writes about three hundred entries through a running hub, signing checkpoints along
     /// the way, and integrates all of them. `None` when the backend is not configured.
-    async fn build(backend: Backend) -> Option<Self> {
+    pub(crate) async fn build(backend: Backend) -> Option<Self> {
         let (database, postgres, dir) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -336,7 +336,7 @@ impl Log {
     }
 
     /// The first position at or after `from` holding an entry of `kind`.
-    fn position(&self, kind: &str, from: u64) -> u64 {
+    pub(crate) fn position(&self, kind: &str, from: u64) -> u64 {
         (from..self.size)
             .find(|&s| self.kinds[usize::try_from(s).unwrap()] == kind)
             .unwrap_or_else(|| panic!("no {kind} entry at or after {from}"))
@@ -502,7 +502,7 @@ impl Log {
     }
 
     /// Drops a PostgreSQL test database (a SQLite one goes with its directory).
-    async fn remove(self) {
+    pub(crate) async fn remove(self) {
         let Some((admin_url, name)) = &self.postgres else {
             return;
         };

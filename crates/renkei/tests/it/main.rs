@@ -10,6 +10,7 @@
     reason = "a test fails loudly"
 )]
 
+mod backup_binary;
 mod demo_binary;
 mod dev_ca_binary;
 mod disclosure_binary;
