@@ -78,10 +78,11 @@ impl Hub {
         {
             return Err(HubError::UnknownService(s.to_string()));
         }
+        // As written: an empty or padded name is refused, not read as "none" (the portal's
+        // form leaves the field out when nothing was chosen).
         let category = body
             .category
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| CategoryId::new(c.trim()))
+            .map(CategoryId::new)
             .transpose()
             .map_err(malformed)?;
         if let Some(c) = &category

@@ -354,3 +354,20 @@ async fn after_a_suspension_request_the_next_data_request_is_denied() {
         "{consents:?}"
     );
 }
+
+#[tokio::test]
+async fn a_request_naming_an_empty_or_padded_category_is_refused_not_read_as_none() {
+    let town = Town::new().await;
+    let alice = town.sign_in(town.alice).await;
+    for category in ["", " health.checkup"] {
+        let response = town
+            .post("/v1/me/requests")
+            .bearer_auth(&alice)
+            .json(&json!({ "kind": "deletion", "category": category, "details": "" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{category:?}");
+    }
+    assert!(my_requests(&town, &alice).await.is_empty());
+}
