@@ -307,12 +307,17 @@ impl LimitArgs {
 
 /// The metrics token in `path`, which only its owner may read.
 pub fn read_metrics_token(path: &Path) -> anyhow::Result<renkei_hub::metrics::MetricsToken> {
-    refuse_open_to_others(path, "the metrics token")?;
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-    );
+    let text = read_token_file(path, "the metrics token")?;
     renkei_hub::metrics::MetricsToken::new(&text)
         .with_context(|| format!("the metrics token in {}", path.display()))
+}
+
+/// The text of a token file (`what`), which only its owner may read.
+fn read_token_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    refuse_open_to_others(path, what)?;
+    Ok(Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    ))
 }
 
 /// Where the city's SOC hears of security events (`renkei serve`).
@@ -331,11 +336,7 @@ impl SocArgs {
     /// Sets the hub's SOC from these flags.
     pub fn apply(&self, config: &mut HubConfig) -> anyhow::Result<()> {
         if let Some(path) = &self.soc_token_file {
-            refuse_open_to_others(path, "the SOC token")?;
-            let text = Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-            );
+            let text = read_token_file(path, "the SOC token")?;
             config.soc.token = Some(
                 renkei_hub::soc::SocToken::new(&text)
                     .with_context(|| format!("the SOC token in {}", path.display()))?,
